@@ -1,0 +1,306 @@
+"""``lsfix compare``: files × scores side by side, paired bootstrap, and a CI gate."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lsfix.cli.app import app, handle_errors, note
+from lsfix.cli.common import (
+    AllowIncompleteOpt,
+    ConventionOpt,
+    FormatOpt,
+    OutputOpt,
+    check_convention,
+    load,
+    parse_floats,
+    report_format,
+)
+from lsfix.cli.curve_cmd import (
+    BootOpt,
+    CoverageOpt,
+    LevelOpt,
+    PercentOpt,
+    RiskOpt,
+    ScoreOpt,
+    SeedOpt,
+    check_boot,
+    curve_lines,
+    render_table,
+    result_json,
+    result_rows,
+    warn_undefined,
+)
+from lsfix.errors import GateFailed, InputError, UsageError
+
+HELP = """Compare files × scores: one row each, the first file's rows being the baseline.
+Paired bootstrap of each row's AURC difference to the baseline when the files hold the same
+samples (same labels, same sample ids). --fail-if turns it into a CI gate (exit 4).
+
+Gate rules: METRIC OP VALUE, OP one of > >= < <=.
+  'aurc>+0.002'  fails when a row's AURC exceeds its baseline's by more than 0.002
+  'auroc<-1%'    fails when a row's AUROC falls more than 1 % (relative) below its baseline
+  'aurc>0.08'    fails when any row's AURC is above 0.08 (absolute)
+Metrics: aurc, oracle_aurc, eaurc, naurc, augrc, auroc, fpr_at_95tpr, accuracy,
+risk@C and coverage@R (C/R given by --coverage/--risk).
+
+Examples:
+
+  lsfix compare base.h5 candidate.h5 --score msp --fail-if 'aurc>+0.002'
+
+  lsfix compare ce.h5 ls.h5 -s msp -s pnorm --bootstrap 1000 --plot rc.png --report pr.md
+"""
+
+_RULE = re.compile(r"^\s*([a-z0-9_@.]+)\s*(>=|<=|>|<)\s*([+-]?)\s*([0-9.eE+-]+)\s*(%?)\s*$")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A gate rule: ``metric op value``; ``relative_to_baseline`` when signed, ``percent``."""
+
+    text: str
+    metric: str
+    op: str
+    value: float
+    delta: bool
+    percent: bool
+
+    def breached(self, value: float | None, baseline: float | None) -> tuple[bool, str]:
+        if value is None:
+            return False, "undefined"
+        if self.delta:
+            if baseline is None:
+                return False, "baseline undefined"
+            diff = value - baseline
+            if self.percent:
+                if baseline == 0:
+                    return False, "baseline is 0 (relative change undefined)"
+                diff = 100.0 * diff / abs(baseline)
+            subject = diff
+            unit = "%" if self.percent else ""
+            shown = f"{value:.6g} vs baseline {baseline:.6g} (change {diff:+.6g}{unit})"
+        else:
+            subject = value
+            shown = f"{value:.6g}"
+        ok = {">": subject > self.value, ">=": subject >= self.value,
+              "<": subject < self.value, "<=": subject <= self.value}[self.op]
+        return ok, shown
+
+
+def parse_rule(text: str) -> Rule:
+    m = _RULE.match(text)
+    if not m:
+        raise UsageError(f"--fail-if {text!r}: expected METRIC OP VALUE, e.g. 'aurc>+0.002'")
+    metric, op, sign, num, pct = m.groups()
+    try:
+        val = float(num)
+    except ValueError:
+        raise UsageError(f"--fail-if {text!r}: {num!r} is not a number") from None
+    if not math.isfinite(val):
+        raise UsageError(f"--fail-if {text!r}: value must be finite")
+    if pct and not sign:
+        raise UsageError(f"--fail-if {text!r}: a % threshold is relative to the baseline; "
+                         "give a sign, e.g. 'auroc<-1%'")
+    val = -val if sign == "-" else val
+    return Rule(text=text.strip(), metric=metric, op=op, value=val, delta=bool(sign),
+                percent=bool(pct))
+
+
+_GATE_METRICS = ("aurc", "oracle_aurc", "eaurc", "naurc", "augrc", "auroc", "fpr_at_95tpr",
+                 "accuracy")
+
+
+def _check_rule_metric(rule: Rule, rows: list[dict[str, Any]]) -> None:
+    known = set(_GATE_METRICS) | {k for k in rows[0] if k.startswith(("risk@", "coverage@"))}
+    if rule.metric not in known:
+        raise UsageError(f"--fail-if {rule.text!r}: unknown metric {rule.metric!r}; "
+                         f"choose from {', '.join(sorted(known))}")
+
+
+def same_samples(a: Any, b: Any) -> str | None:
+    """Why two files do not hold the same samples, or None when they do."""
+    import numpy as np
+
+    if a.n != b.n:
+        return f"{a.name} has {a.n} rows, {b.name} has {b.n}"
+    if a.sample_ids is not None and b.sample_ids is not None:
+        if not np.array_equal(a.sample_ids.astype(str), b.sample_ids.astype(str)):
+            i = int(np.argmax(a.sample_ids.astype(str) != b.sample_ids.astype(str)))
+            return f"sample ids differ (first at row {i})"
+    if a.labels is None or b.labels is None:
+        return "labels are missing"
+    if not np.array_equal(a.labels, b.labels):
+        i = int(np.argmax(a.labels != b.labels))
+        return f"labels differ (first at row {i})"
+    ma = a.fit_mask if a.fit_mask is not None else np.zeros(a.n, bool)
+    mb = b.fit_mask if b.fit_mask is not None else np.zeros(b.n, bool)
+    if not np.array_equal(ma, mb):
+        return "their fit splits (/fit_mask) differ"
+    return None
+
+
+@app.command("compare", help=HELP)
+def compare(
+    inputs: Annotated[list[str], typer.Argument(help="Files to compare; the first is the "
+                                                     "baseline.")],
+    score: ScoreOpt = None,
+    convention: ConventionOpt = "lsfix",
+    coverage: CoverageOpt = None,
+    risk: RiskOpt = None,
+    bootstrap: BootOpt = 0,
+    seed: SeedOpt = 0,
+    level: LevelOpt = 0.95,
+    fail_if: Annotated[list[str] | None, typer.Option(
+        "--fail-if", help="Gate rule (repeatable); exit 4 when one is breached.")] = None,
+    plot: Annotated[str | None, typer.Option("--plot", help="Overlay RC plot (.png/.svg/.pdf).")
+                    ] = None,
+    report: Annotated[str | None, typer.Option(
+        "--report", help="Write a Markdown summary (with the plot) for a pull request.")] = None,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Also plot the label-smoothing mechanism (needs --plot or --report)."
+    )] = False,
+    fmt: FormatOpt = None,
+    percent: PercentOpt = False,
+    output: OutputOpt = "-",
+    allow_incomplete: AllowIncompleteOpt = False,
+) -> None:
+    with handle_errors("compare"):
+        from lsfix.core import paired_bootstrap
+        from lsfix.io import write_text_atomic
+        from lsfix.pipeline import evaluate_file
+        from lsfix.report import document, dumps, paired_dict, tsv
+
+        check_convention(convention)
+        check_boot(bootstrap, level)
+        out_fmt = report_format(fmt)
+        covs = parse_floats(coverage, "--coverage", lo=0.0, hi=1.0)
+        risks = parse_floats(risk, "--risk", lo=0.0, hi=1.0, lo_open=False)
+        rules = [parse_rule(t) for t in (fail_if or [])]
+        if plot is not None:
+            from lsfix.plot import plot_format
+
+            plot_format(plot)
+        if report is not None and Path(report).suffix.lower() not in (".md", ".markdown"):
+            raise UsageError(f"--report {report!r} must end in .md")
+        if sum(1 for i in inputs if i == "-") > 1:
+            raise UsageError("stdin (-) can be given only once")
+        preds = [load(p, allow_incomplete=allow_incomplete) for p in inputs]
+        results = []
+        for pred in preds:
+            results += evaluate_file(pred, score, convention=convention, coverages=covs,
+                                     risks=risks)
+        warn_undefined("compare", results)
+        base_name = preds[0].name
+        rows = result_rows(results, percent=percent)
+        for rule in rules:
+            _check_rule_metric(rule, rows)
+        baseline = {r["score"]: r for r in rows if r["file"] == base_name}
+
+        paired: list[dict[str, Any]] = []
+        if bootstrap:
+            for pred in preds[1:]:
+                why = same_samples(preds[0], pred)
+                if why is not None:
+                    raise InputError(f"cannot pair {preds[0].name} and {pred.name} for the "
+                                     f"bootstrap: {why}")
+            base_res = {r.score: r for r in results if r.file == base_name}
+            for r in results:
+                if r.file == base_name:
+                    continue
+                b = base_res.get(r.score)
+                if b is None:
+                    continue
+                d = paired_bootstrap(b.confidence, b.correct, r.confidence, r.correct,
+                                     n_boot=bootstrap, seed=seed, level=level,
+                                     convention=convention)
+                paired.append({"file": r.file, "score": r.score, "baseline": b.file,
+                               **paired_dict(d, percent=percent)})
+
+        breaches: list[str] = []
+        for rule in rules:
+            for r in rows:
+                if rule.delta and r["file"] == base_name:
+                    continue
+                base_row = baseline.get(r["score"])
+                ok, shown = rule.breached(r.get(rule.metric),
+                                          None if base_row is None else base_row.get(rule.metric))
+                if ok:
+                    breaches.append(f"rule '{rule.text}' failed for {r['file']} "
+                                    f"{r['score']}: {rule.metric} {shown}")
+
+        if out_fmt == "json":
+            text = dumps(document("compare", {
+                "baseline": base_name, "convention": convention, "percent": percent,
+                "results": result_json(results, percent=percent), "paired": paired,
+                "gate": {"rules": [r.text for r in rules], "failed": breaches,
+                         "passed": not breaches},
+            }))
+        elif out_fmt == "tsv":
+            text = tsv(rows, list(rows[0].keys()))
+            if paired:
+                text += "\n" + tsv(paired, list(paired[0].keys()))
+        else:
+            text = render_table(rows, f"compare — baseline {base_name}, convention {convention}",
+                                show_file=True)
+            if paired:
+                text += _paired_text(paired)
+        plot_path = plot
+        if report is not None and plot_path is None:
+            plot_path = str(Path(report).with_suffix(".png"))
+        if plot_path is not None:
+            from lsfix.plot import rc_plot
+
+            rc_plot(curve_lines(results, show_file=True), plot_path,
+                    title="Risk-coverage comparison")
+        explain_path = None
+        if explain:
+            if plot_path is None:
+                raise UsageError("--explain draws plots: give --plot or --report too")
+            from lsfix.explain import explain_plots
+
+            explain_path = explain_plots(preds, plot_path)
+        if report is not None:
+            from lsfix.report import markdown_table
+
+            cols = ["file", "score", "n", "accuracy", "aurc", "eaurc", "naurc", "augrc",
+                    "auroc", "fpr_at_95tpr"]
+            md = [f"## lsfix compare (convention `{convention}`)\n",
+                  f"Baseline: `{base_name}`\n", markdown_table(rows, cols)]
+            if paired:
+                md.append("\nPaired bootstrap (row − baseline):\n")
+                md.append(markdown_table(paired, ["file", "score", "metric", "difference", "low",
+                                                  "high", "p_value"]))
+            if rules:
+                md.append("\n**Gate: " + ("FAILED**\n\n" + "\n".join(f"- {b}" for b in breaches)
+                                          if breaches else "passed**") + "\n")
+            rel = Path(plot_path).name if plot_path else None
+            if rel:
+                md.append(f"\n![risk-coverage]({rel})\n")
+            for extra in explain_path or []:
+                md.append(f"\n![mechanism]({Path(extra).name})\n")
+            write_text_atomic(report, "".join(md))
+        write_text_atomic(output, text)
+        for pred in preds:
+            pred.close()
+        if breaches:
+            for b in breaches:
+                note(f"lsfix compare: gate: {b}")
+            raise GateFailed(f"{len(breaches)} gate rule breach(es); first: {breaches[0]}")
+        if rules:
+            note(f"lsfix compare: gate passed ({len(rules)} rule(s))")
+
+
+def _paired_text(paired: list[dict[str, Any]]) -> str:
+    from lsfix.report import fmt
+
+    lines = ["", "paired bootstrap (row − baseline):"]
+    for p in paired:
+        lines.append(f"  {p['file']} {p['score']}: Δ{p['metric']} = {fmt(p['difference'])} "
+                     f"[{fmt(p['low'], 4)}, {fmt(p['high'], 4)}] ({p['level']:.0%}), "
+                     f"p = {fmt(p['p_value'], 3)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,196 @@
+"""``lsfix curve``: every selective-classification metric of one file's scores."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from lsfix.cli.app import app, handle_errors, warn
+from lsfix.cli.common import (
+    AllowIncompleteOpt,
+    ConventionOpt,
+    FormatOpt,
+    InputArg,
+    OutputOpt,
+    check_convention,
+    load,
+    parse_floats,
+    report_format,
+)
+from lsfix.errors import UsageError
+
+HELP = """Risk-coverage metrics of each score in a file: AURC (in the named convention),
+oracle AURC, E-AURC, NAURC, AUGRC, AUROC, FPR@95TPR, risk@coverage, coverage@risk, with
+optional bootstrap intervals and an RC plot. Ties are averaged over their orderings.
+
+Input: an lsfix file (every stored score, or msp when none is stored), or a table with
+'confidence' and 'correct' columns. Rows used to fit p are excluded.
+
+Examples:
+
+  lsfix curve model.h5 --score msp --score pnorm --coverage 0.8 --plot rc.png
+
+  lsfix score model.h5 | lsfix normalise - | lsfix curve - --format json
+"""
+
+BootOpt = Annotated[int, typer.Option("--bootstrap", "-b",
+                                      help="Bootstrap replicates for intervals (0 = none).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Bootstrap seed.")]
+LevelOpt = Annotated[float, typer.Option("--level", help="Interval confidence level.")]
+PercentOpt = Annotated[bool, typer.Option("--percent", help="Print rates ×100 (like %AURC).")]
+ScoreOpt = Annotated[list[str] | None, typer.Option(
+    "--score", "-s", help="Score to evaluate (repeatable; stored name or a score spec).")]
+CoverageOpt = Annotated[list[str] | None, typer.Option(
+    "--coverage", help="Coverage(s) in (0, 1] for risk@coverage (repeatable or a,b).")]
+RiskOpt = Annotated[list[str] | None, typer.Option(
+    "--risk", help="Risk(s) in [0, 1] for coverage@risk (repeatable or a,b).")]
+
+
+def check_boot(n_boot: int, level: float) -> None:
+    if n_boot < 0:
+        raise UsageError(f"--bootstrap must be >= 0, got {n_boot}")
+    if not 0 < level < 1:
+        raise UsageError(f"--level must be in (0, 1), got {level}")
+
+
+def result_rows(results: list[Any], *, percent: bool) -> list[dict[str, Any]]:
+    from lsfix.report import ci_dict, flat_row, metrics_dict
+
+    rows = []
+    for r in results:
+        md = metrics_dict(r.metrics, percent=percent)
+        rows.append(flat_row({"file": r.file, "score": r.score}, md,
+                             ci_dict(r.ci, percent=percent)))
+    return rows
+
+
+def result_json(results: list[Any], *, percent: bool) -> list[dict[str, Any]]:
+    from lsfix.report import ci_dict, metrics_dict
+
+    out = []
+    for r in results:
+        d = {"file": r.file, "score": r.score, **metrics_dict(r.metrics, percent=percent)}
+        d["ci"] = ci_dict(r.ci, percent=percent)
+        out.append(d)
+    return out
+
+
+def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool) -> str:
+    """A rich table rendered to text (stdout)."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from lsfix.report import COLUMNS, fmt
+
+    table = Table(title=title, title_justify="left")
+    if show_file:
+        table.add_column("file")
+    table.add_column("score")
+    extra = [k for k in rows[0] if k.startswith(("risk@", "coverage@"))] if rows else []
+    for _, head, _ in COLUMNS:
+        table.add_column(head, justify="right")
+    for k in extra:
+        table.add_column(k, justify="right")
+    for r in rows:
+        cells = [r["file"]] if show_file else []
+        cells.append(r["score"])
+        for key, _, _ in COLUMNS:
+            cell = fmt(r[key])
+            if f"{key}_low" in r and r[f"{key}_low"] is not None:
+                cell += f" [{fmt(r[f'{key}_low'], 4)}, {fmt(r[f'{key}_high'], 4)}]"
+            cells.append(cell)
+        cells += [fmt(r[k]) for k in extra]
+        table.add_row(*cells)
+    buf = io.StringIO()
+    Console(file=buf, width=max(100, 16 * (len(COLUMNS) + len(extra))), no_color=True,
+            force_terminal=False).print(table)
+    return buf.getvalue()
+
+
+def warn_undefined(cmd: str, results: list[Any]) -> None:
+    for r in results:
+        for metric, why in r.metrics.undefined:
+            warn(cmd, f"{r.file} {r.score}: {metric} undefined ({why})")
+
+
+def curve_lines(results: list[Any], *, show_file: bool) -> list[Any]:
+    from lsfix.core import rc_curve
+    from lsfix.plot import Line
+
+    lines = []
+    for r in results:
+        c = rc_curve(r.confidence, r.correct)
+        who = f"{r.file} · {r.score}" if show_file else r.score
+        label = f"{who} (AURC {r.metrics.aurc:.4g}, {r.metrics.convention})"
+        lines.append(Line(label, c.coverage, c.risk))
+    return lines
+
+
+def oracle_curve(correct: Any) -> tuple[Any, Any]:
+    from lsfix.core import rc_curve
+
+    c = rc_curve(correct.astype(float), correct)
+    return c.coverage, c.risk
+
+
+@app.command("curve", help=HELP)
+def curve(
+    input: InputArg = "-",
+    score: ScoreOpt = None,
+    convention: ConventionOpt = "lsfix",
+    coverage: CoverageOpt = None,
+    risk: RiskOpt = None,
+    bootstrap: BootOpt = 0,
+    seed: SeedOpt = 0,
+    level: LevelOpt = 0.95,
+    plot: Annotated[str | None, typer.Option("--plot", help="Write the RC plot (.png/.svg/.pdf).")
+                    ] = None,
+    fmt: FormatOpt = None,
+    percent: PercentOpt = False,
+    output: OutputOpt = "-",
+    allow_incomplete: AllowIncompleteOpt = False,
+) -> None:
+    with handle_errors("curve"):
+        from lsfix.io import write_text_atomic
+        from lsfix.pipeline import evaluate_file
+        from lsfix.report import document, dumps, tsv
+
+        check_convention(convention)
+        check_boot(bootstrap, level)
+        out_fmt = report_format(fmt)
+        covs = parse_floats(coverage, "--coverage", lo=0.0, hi=1.0)
+        risks = parse_floats(risk, "--risk", lo=0.0, hi=1.0, lo_open=False)
+        if plot is not None:
+            from lsfix.plot import plot_format
+
+            plot_format(plot)
+        pred = load(input, allow_incomplete=allow_incomplete)
+        results = evaluate_file(pred, score, convention=convention, coverages=covs, risks=risks,
+                                n_boot=bootstrap, seed=seed, level=level)
+        warn_undefined("curve", results)
+        if out_fmt == "json":
+            text = dumps(document("curve", {
+                "file": pred.name, "convention": convention, "percent": percent,
+                "n_fit_excluded": int(pred.fit_mask.sum()) if pred.fit_mask is not None else 0,
+                "results": result_json(results, percent=percent),
+            }))
+        else:
+            rows = result_rows(results, percent=percent)
+            if out_fmt == "tsv":
+                cols = list(rows[0].keys())
+                text = tsv(rows, cols)
+            else:
+                unit = " (×100)" if percent else ""
+                text = render_table(rows, f"{pred.name} — convention {convention}{unit}",
+                                    show_file=False)
+        if plot is not None:
+            from lsfix.plot import rc_plot
+
+            rc_plot(curve_lines(results, show_file=False), plot,
+                    title=f"Risk-coverage: {pred.name}",
+                    oracle=oracle_curve(results[0].correct))
+        write_text_atomic(output, text)
+        pred.close()

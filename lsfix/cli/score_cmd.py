@@ -1,0 +1,103 @@
+"""``lsfix score``: add confidence scores to a logit file (or print them as TSV)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lsfix.cli.app import app, handle_errors, note
+from lsfix.cli.common import AllowIncompleteOpt, InputArg, OutputOpt, QuietOpt, load
+from lsfix.errors import UsageError
+
+HELP = """Add confidence scores (higher = more confident) to an lsfix file.
+
+Scores: msp (stored as log-MSP: same ranking, no saturation), max_logit, logit_margin,
+softmax_margin, neg_entropy, gini, energy[:T], msp_ts[:T] (T fitted on --fit VAL when not
+given), pnorm:P (MaxLogit-pNorm with a fixed p; 'lsfix normalise' tunes p).
+
+Examples:
+
+  lsfix score model.h5 -m msp -m energy -o scored.h5
+
+  lsfix score model.h5 -m msp --format tsv | lsfix curve -
+"""
+
+
+@app.command("score", help=HELP)
+def score(
+    input: InputArg = "-",
+    method: Annotated[list[str] | None, typer.Option(
+        "-m", "--method", help="Score to add (repeatable). Default: msp.")] = None,
+    output: OutputOpt = "-",
+    fmt: Annotated[str, typer.Option(
+        "--format", "-f", help="h5 (the file plus /scores/<name>) or tsv "
+                               "(confidence<TAB>correct rows, one score).")] = "h5",
+    fit: Annotated[str | None, typer.Option(
+        "--fit", help="Labelled held-out file to fit msp_ts's temperature on.")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace scores that already exist.")] = False,
+    allow_incomplete: AllowIncompleteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    with handle_errors("score"):
+        import numpy as np
+
+        from lsfix.core import ScoreSpec, compute_scores, fit_temperature, parse_score
+        from lsfix.io import refuse_binary_to_tty
+        from lsfix.schema import write_predictions
+
+        if fmt not in ("h5", "tsv"):
+            raise UsageError(f"--format must be h5 or tsv, got {fmt!r}")
+        specs = [parse_score(m) for m in (method or ["msp"])]
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise UsageError(f"score given twice: {', '.join(names)}")
+        if fmt == "tsv" and len(specs) != 1:
+            raise UsageError("--format tsv writes one score; give exactly one -m")
+        if fmt == "h5":
+            refuse_binary_to_tty(output)
+        pred = load(input, allow_incomplete=allow_incomplete, need_logits=True)
+        if fmt == "h5" and not overwrite:
+            clash = [n for n in names if n in pred.scores]
+            if clash:
+                raise UsageError(f"{pred.name}: /scores/{clash[0]} already exists; "
+                                 "pass --overwrite to replace it")
+        params_extra: dict[str, dict[str, object]] = {}
+        resolved = []
+        for spec in specs:
+            if spec.family == "msp_ts" and spec.param is None:
+                if fit is None:
+                    raise UsageError("msp_ts needs a temperature: give msp_ts:T or --fit VAL.h5")
+                val = load(fit, need_labels=True, need_logits=True)
+                if val.k != pred.k:
+                    raise UsageError(f"{val.name} has K={val.k} classes, {pred.name} has "
+                                     f"K={pred.k}")
+                t = fit_temperature(val.logits, val.labels)
+                if not quiet:
+                    note(f"lsfix score: fitted temperature T={t:.6g} on {val.name} "
+                         f"({val.n} samples)")
+                spec = ScoreSpec("msp_ts", t)
+                params_extra[spec.name] = {"fit_file": val.name, "fit_n": val.n}
+                val.close()
+            resolved.append(spec)
+        labels = pred.labels if fmt == "tsv" else None
+        if fmt == "tsv" and labels is None:
+            raise UsageError(f"{pred.name}: --format tsv needs /labels to print 'correct'")
+        assert pred.logits is not None
+        out = compute_scores(pred.logits, resolved, labels=labels)
+        if fmt == "tsv":
+            from lsfix.io import write_text_atomic
+
+            conf = out[resolved[0].name]
+            corr = out["_correct"].astype(np.int8)
+            lines = ["confidence\tcorrect"]
+            lines += [f"{c!r}\t{k}" for c, k in zip(conf.tolist(), corr.tolist(), strict=True)]
+            write_text_atomic(output, "\n".join(lines) + "\n")
+            return
+        new = {}
+        for spec in resolved:
+            params = {**spec.params(), **params_extra.get(spec.name, {})}
+            new[spec.name] = (out[spec.name], spec.family, params)
+        write_predictions(output, pred, new_scores=new, overwrite=overwrite)
+        pred.close()

@@ -1,0 +1,616 @@
+"""Confidence scores from logits (higher = more confident), computed in float64, in chunks.
+
+Every function takes logits of shape ``(n, K)`` (float16/32/64; a row source, an ndarray or an
+``h5py.Dataset``; single-logit binary ``(n,)``/``(n, 1)`` is read as ``(0, z)``) and returns an
+``(n,)`` float64 array. With ``z_(1) ≥ z_(2)`` the two largest logits, ``π = softmax(z)`` and
+``S = Σ_{k ≠ argmax} exp(z_k − z_(1))`` (the sum that excludes the first maximum exactly):
+
+``msp``
+    ``log π_(1) = −log1p(S)`` — the **log** of the max softmax probability. Same ranking as MSP
+    but without saturation: two rows whose MSP both round to 1.0 in float64 still rank apart.
+    ``exp`` of the stored value is the MSP.
+``max_logit``
+    ``z_(1)``.
+``logit_margin``
+    ``z_(1) − z_(2)``.
+``softmax_margin``
+    ``π_(1) − π_(2) = −expm1(z_(2) − z_(1)) / (1 + S)``.
+``neg_entropy``
+    ``Σ_k π_k log π_k`` with ``log π_k = z_k − z_(1) − log1p(S)`` (finite), so an underflowed
+    ``π_k = 0`` contributes exactly 0 (xlogy convention); ``≤ 0``, higher = more confident.
+``gini``
+    ``Σ_k π_k²`` (DOCTOR's confidence).
+``energy``
+    ``T · logsumexp(z / T)`` (the negative free energy), ``T = 1`` unless given.
+``msp_ts``
+    ``msp`` of ``z / T`` with ``T`` fitted by NLL on labelled held-out data
+    (:func:`fit_temperature`).
+``pnorm`` (MaxLogit-pNorm, Cattelan & Silva 2024)
+    ``max_k (z_k − μ) / ‖z − μ‖_p`` with ``μ = mean_k z_k``; ``p = 0`` means no division
+    (centred max logit). The norm is computed scaled, ``m · ‖x/m‖_p`` with ``m = max|x|``, so
+    float16 or huge logits never overflow at large ``p``; constant logits (``x = 0``) score 0.
+
+The predicted class is ``argmax z`` with the first index on exact ties.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lsfix.core.metrics import CONVENTIONS, aurc
+from lsfix.core.source import RowSource, as_rows, iter_chunks
+from lsfix.errors import InputError, UsageError
+
+#: Score names that need no parameter.
+PLAIN_SCORES: tuple[str, ...] = (
+    "msp", "max_logit", "logit_margin", "softmax_margin", "neg_entropy", "gini", "energy",
+)
+#: Every score family (``pnorm`` and ``msp_ts`` take a parameter).
+SCORE_FAMILIES: tuple[str, ...] = (*PLAIN_SCORES, "msp_ts", "pnorm")
+#: The default p grid for tuning MaxLogit-pNorm.
+P_GRID: tuple[int, ...] = tuple(range(10))
+
+
+class _Chunk:
+    """Shared intermediate values of one float64 chunk of logits (computed lazily)."""
+
+    def __init__(self, z: np.ndarray) -> None:
+        self.z = z
+        self._top: np.ndarray | None = None
+        self._rest: np.ndarray | None = None
+        self._ex: np.ndarray | None = None
+
+    @property
+    def top(self) -> np.ndarray:
+        if self._top is None:
+            self._top = self.z.max(axis=1)
+        return self._top
+
+    def _softmax_parts(self) -> None:
+        z = self.z
+        ex = np.exp(z - self.top[:, None])
+        rows = np.arange(z.shape[0])
+        first = np.argmax(z, axis=1)
+        ex[rows, first] = 0.0
+        self._rest = ex.sum(axis=1)
+        ex[rows, first] = 1.0
+        self._ex = ex
+
+    @property
+    def rest(self) -> np.ndarray:
+        """``S``: sum of exp(z_k − z_max) over every k but the first argmax."""
+        if self._rest is None:
+            self._softmax_parts()
+        assert self._rest is not None
+        return self._rest
+
+    @property
+    def ex(self) -> np.ndarray:
+        """exp(z − z_max), shape (r, K)."""
+        if self._ex is None:
+            self._softmax_parts()
+        assert self._ex is not None
+        return self._ex
+
+
+def _msp(ch: _Chunk) -> np.ndarray:
+    return -np.log1p(ch.rest)
+
+
+def _max_logit(ch: _Chunk) -> np.ndarray:
+    return ch.top.copy()
+
+
+def _second(z: np.ndarray) -> np.ndarray:
+    k = z.shape[1]
+    return np.partition(z, k - 2, axis=1)[:, k - 2]
+
+
+def _logit_margin(ch: _Chunk) -> np.ndarray:
+    return ch.top - _second(ch.z)
+
+
+def _softmax_margin(ch: _Chunk) -> np.ndarray:
+    return -np.expm1(_second(ch.z) - ch.top) / (1.0 + ch.rest)
+
+
+def _neg_entropy(ch: _Chunk) -> np.ndarray:
+    denom = 1.0 + ch.rest
+    logp = (ch.z - ch.top[:, None]) - np.log1p(ch.rest)[:, None]
+    p = ch.ex / denom[:, None]
+    return np.sum(p * logp, axis=1)
+
+
+def _gini(ch: _Chunk) -> np.ndarray:
+    denom = 1.0 + ch.rest
+    return np.sum(ch.ex * ch.ex, axis=1) / (denom * denom)
+
+
+def _lse(z: np.ndarray) -> np.ndarray:
+    top = z.max(axis=1)
+    ex = np.exp(z - top[:, None])
+    return top + np.log(ex.sum(axis=1))
+
+
+def _energy(ch: _Chunk, temperature: float = 1.0) -> np.ndarray:
+    if temperature == 1.0:
+        return ch.top + np.log1p(ch.rest)
+    return temperature * _lse(ch.z / temperature)
+
+
+def _msp_ts(ch: _Chunk, temperature: float) -> np.ndarray:
+    return _msp(_Chunk(ch.z / temperature))
+
+
+def _pnorm_many(z: np.ndarray, ps: Sequence[float]) -> np.ndarray:
+    """MaxLogit-pNorm for several p at once; returns shape (r, len(ps))."""
+    x = z - z.mean(axis=1, keepdims=True)
+    top = x.max(axis=1)
+    m = np.abs(x).max(axis=1)
+    flat = m == 0
+    safe_m = np.where(flat, 1.0, m)
+    a = np.abs(x) / safe_m[:, None]
+    rel_top = top / safe_m  # max(x)/m, in (0, 1]
+    out = np.empty((z.shape[0], len(ps)))
+    int_ps = sorted({int(p) for p in ps if float(p).is_integer() and p >= 1})
+    sums: dict[float, np.ndarray] = {}
+    if int_ps:
+        cur = a.copy()
+        for p in range(1, int_ps[-1] + 1):
+            if p > 1:
+                cur *= a
+            if p in int_ps:
+                sums[float(p)] = cur.sum(axis=1)
+    for i, p in enumerate(ps):
+        pf = float(p)
+        if pf == 0:
+            out[:, i] = top
+            continue
+        s = sums.get(pf)
+        if s is None:
+            s = np.power(a, pf).sum(axis=1)
+        out[:, i] = rel_top / np.power(s, 1.0 / pf)
+    out[flat] = 0.0
+    return out
+
+
+def _check_p(p: float) -> float:
+    pf = float(p)
+    if not math.isfinite(pf) or pf < 0:
+        raise UsageError(f"p must be a finite number >= 0, got {p!r}")
+    return pf
+
+
+def _check_temperature(t: float) -> float:
+    tf = float(t)
+    if not math.isfinite(tf) or tf <= 0:
+        raise UsageError(f"temperature must be a finite number > 0, got {t!r}")
+    return tf
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """A named score with its parameter: ``family`` in :data:`SCORE_FAMILIES`."""
+
+    family: str
+    param: float | None = None
+
+    @property
+    def name(self) -> str:
+        """Dataset name: ``msp``, ``pnorm_p2``, ``energy_t2``, ``msp_ts``."""
+        if self.family == "pnorm":
+            return f"pnorm_p{_fmt(self.param)}"
+        if self.family == "energy" and self.param not in (None, 1.0):
+            return f"energy_t{_fmt(self.param)}"
+        return self.family
+
+    def params(self) -> dict[str, Any]:
+        if self.family == "pnorm":
+            return {"p": self.param}
+        if self.family in ("energy", "msp_ts"):
+            return {"temperature": 1.0 if self.param is None else self.param}
+        return {}
+
+    def fn(self) -> Callable[[_Chunk], np.ndarray]:
+        f = self.family
+        if f == "pnorm":
+            p = float(self.param)  # type: ignore[arg-type]
+            return lambda ch: _pnorm_many(ch.z, [p])[:, 0]
+        if f == "energy":
+            t = 1.0 if self.param is None else float(self.param)
+            return lambda ch: _energy(ch, t)
+        if f == "msp_ts":
+            t = float(self.param)  # type: ignore[arg-type]
+            return lambda ch: _msp_ts(ch, t)
+        return _PLAIN[f]
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return ""
+    return str(int(v)) if float(v).is_integer() else repr(float(v)).replace(".", "_")
+
+
+_PLAIN: dict[str, Callable[[_Chunk], np.ndarray]] = {
+    "msp": _msp,
+    "max_logit": _max_logit,
+    "logit_margin": _logit_margin,
+    "softmax_margin": _softmax_margin,
+    "neg_entropy": _neg_entropy,
+    "gini": _gini,
+    "energy": _energy,
+}
+
+
+def parse_score(text: str) -> ScoreSpec:
+    """Parse ``msp``, ``pnorm:P``, ``energy:T``, ``msp_ts:T`` (``msp_ts`` alone = to be fitted).
+
+    Raises
+    ------
+    UsageError
+        For an unknown name or a bad parameter.
+    """
+    name, _, arg = text.strip().partition(":")
+    name = name.replace("-", "_")
+    if name not in SCORE_FAMILIES:
+        raise UsageError(f"unknown score {text!r}; choose from {', '.join(SCORE_FAMILIES)}")
+    if name in PLAIN_SCORES and name != "energy":
+        if arg:
+            raise UsageError(f"score {name!r} takes no parameter (got {text!r})")
+        return ScoreSpec(name)
+    if not arg:
+        if name == "pnorm":
+            raise UsageError(
+                "pnorm needs p: use pnorm:P (e.g. pnorm:2), or 'lsfix normalise' to tune p"
+            )
+        return ScoreSpec(name)
+    try:
+        val = float(arg)
+    except ValueError:
+        raise UsageError(f"bad parameter in {text!r}: {arg!r} is not a number") from None
+    if name == "pnorm":
+        return ScoreSpec(name, _check_p(val))
+    return ScoreSpec(name, _check_temperature(val))
+
+
+def _single(spec: ScoreSpec, logits: Any) -> np.ndarray:
+    return compute_scores(logits, [spec])[spec.name]
+
+
+def msp(logits: Any) -> np.ndarray:
+    """log max-softmax-probability per row (see module docstring)."""
+    return _single(ScoreSpec("msp"), logits)
+
+
+def max_logit(logits: Any) -> np.ndarray:
+    """Largest logit per row."""
+    return _single(ScoreSpec("max_logit"), logits)
+
+
+def logit_margin(logits: Any) -> np.ndarray:
+    """Largest minus second-largest logit."""
+    return _single(ScoreSpec("logit_margin"), logits)
+
+
+def softmax_margin(logits: Any) -> np.ndarray:
+    """Largest minus second-largest softmax probability."""
+    return _single(ScoreSpec("softmax_margin"), logits)
+
+
+def neg_entropy(logits: Any) -> np.ndarray:
+    """Negative Shannon entropy of the softmax (nats)."""
+    return _single(ScoreSpec("neg_entropy"), logits)
+
+
+def gini(logits: Any) -> np.ndarray:
+    """Sum of squared softmax probabilities."""
+    return _single(ScoreSpec("gini"), logits)
+
+
+def energy(logits: Any, temperature: float = 1.0) -> np.ndarray:
+    """``T · logsumexp(z / T)``."""
+    return _single(ScoreSpec("energy", _check_temperature(temperature)), logits)
+
+
+def msp_ts(logits: Any, temperature: float) -> np.ndarray:
+    """log-MSP of ``z / T``."""
+    return _single(ScoreSpec("msp_ts", _check_temperature(temperature)), logits)
+
+
+def pnorm(logits: Any, p: float) -> np.ndarray:
+    """MaxLogit-pNorm with a fixed ``p`` (``p = 0``: centred max logit)."""
+    return _single(ScoreSpec("pnorm", _check_p(p)), logits)
+
+
+def compute_scores(
+    logits: Any,
+    specs: Iterable[ScoreSpec],
+    *,
+    labels: np.ndarray | None = None,
+    chunk_rows: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Compute several scores in one chunked pass over the logits.
+
+    Parameters
+    ----------
+    logits : row source or array-like, shape (n, K)
+    specs : iterable of ScoreSpec
+        Fully parameterised (``msp_ts`` needs its temperature).
+    labels : ndarray of int, shape (n,), optional
+        When given, the result also holds ``"_correct"``: ``argmax z == label``.
+    chunk_rows : int, optional
+        Rows per chunk (default: about 8 M values per chunk).
+
+    Returns
+    -------
+    dict
+        Score name -> float64 array of shape (n,).
+    """
+    src = as_rows(logits)
+    n, _ = src.shape
+    specs = list(specs)
+    for s in specs:
+        if s.family == "msp_ts" and s.param is None:
+            raise UsageError("msp_ts needs a temperature: fit one on labelled data (--fit)")
+        if s.family == "pnorm" and s.param is None:
+            raise UsageError("pnorm needs p (pnorm:P) or tuning on labelled data")
+    fns = [(s.name, s.fn()) for s in specs]
+    out = {name: np.empty(n) for name, _ in fns}
+    correct = None
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise InputError(f"labels shape {labels.shape} does not match logits rows ({n},)")
+        correct = np.empty(n, dtype=bool)
+    for start, z in iter_chunks(src, chunk_rows):
+        ch = _Chunk(z)
+        stop = start + z.shape[0]
+        for name, fn in fns:
+            out[name][start:stop] = fn(ch)
+        if correct is not None:
+            assert labels is not None
+            correct[start:stop] = np.argmax(z, axis=1) == labels[start:stop]
+    if correct is not None:
+        out["_correct"] = correct
+    return out
+
+
+def predictions(logits: Any, *, chunk_rows: int | None = None) -> np.ndarray:
+    """Predicted class per row: ``argmax z`` (first index on exact ties), int64."""
+    src = as_rows(logits)
+    out = np.empty(src.shape[0], dtype=np.int64)
+    for start, z in iter_chunks(src, chunk_rows):
+        out[start : start + z.shape[0]] = np.argmax(z, axis=1)
+    return out
+
+
+def correctness(logits: Any, labels: Any, *, chunk_rows: int | None = None) -> np.ndarray:
+    """``argmax z == label`` per row (bool)."""
+    pred = predictions(logits, chunk_rows=chunk_rows)
+    lab = np.asarray(labels)
+    if lab.shape != pred.shape:
+        raise InputError(f"labels shape {lab.shape} does not match logits rows {pred.shape}")
+    return pred == lab
+
+
+# --------------------------------------------------------------------------------------------
+# temperature scaling
+
+
+def _nll_derivs(src: RowSource, labels: np.ndarray, beta: float,
+                chunk_rows: int | None) -> tuple[float, float, float]:
+    """Mean NLL of softmax(beta z) and its first two derivatives in beta."""
+    n = src.shape[0]
+    nll = g = h = 0.0
+    for start, z in iter_chunks(src, chunk_rows):
+        y = labels[start : start + z.shape[0]]
+        bz = beta * z
+        top = bz.max(axis=1, keepdims=True)
+        ex = np.exp(bz - top)
+        s = ex.sum(axis=1, keepdims=True)
+        p = ex / s
+        zy = z[np.arange(z.shape[0]), y]
+        ez = np.sum(p * z, axis=1)
+        ez2 = np.sum(p * z * z, axis=1)
+        nll += float(np.sum(top[:, 0] + np.log(s[:, 0]) - beta * zy))
+        g += float(np.sum(ez - zy))
+        h += float(np.sum(np.maximum(ez2 - ez * ez, 0.0)))
+    return nll / n, g / n, h / n
+
+
+#: Temperatures are fitted within these bounds (a separable fit set would send T to 0).
+T_BOUNDS = (1e-2, 1e2)
+
+
+def fit_temperature(logits: Any, labels: Any, *, chunk_rows: int | None = None,
+                    tol: float = 1e-10, max_iter: int = 100) -> float:
+    """Temperature ``T`` minimising the mean NLL of ``softmax(z / T)`` on labelled data.
+
+    The NLL is convex in ``β = 1/T``; safeguarded Newton steps inside a bracket
+    ``[1/T_max, 1/T_min]`` (:data:`T_BOUNDS`) converge to ``|Δβ| ≤ tol·β``. When the optimum
+    lies outside the bounds the bound is returned.
+    """
+    src = as_rows(logits)
+    y = np.asarray(labels, dtype=np.int64)
+    if y.shape != (src.shape[0],):
+        raise InputError(f"labels shape {y.shape} does not match logits rows ({src.shape[0]},)")
+    lo, hi = 1.0 / T_BOUNDS[1], 1.0 / T_BOUNDS[0]
+    _, g_lo, _ = _nll_derivs(src, y, lo, chunk_rows)
+    if g_lo >= 0:
+        return T_BOUNDS[1]
+    _, g_hi, _ = _nll_derivs(src, y, hi, chunk_rows)
+    if g_hi <= 0:
+        return T_BOUNDS[0]
+    beta = 1.0
+    for _ in range(max_iter):
+        _, g, h = _nll_derivs(src, y, beta, chunk_rows)
+        if g == 0:
+            break
+        if g > 0:
+            hi = beta
+        else:
+            lo = beta
+        step = beta - g / h if h > 0 else math.nan
+        new = step if (math.isfinite(step) and lo < step < hi) else 0.5 * (lo + hi)
+        if abs(new - beta) <= tol * beta or hi - lo <= tol * beta:
+            beta = new
+            break
+        beta = new
+    return 1.0 / beta
+
+
+# --------------------------------------------------------------------------------------------
+# MaxLogit-pNorm tuning
+
+
+@dataclass(frozen=True)
+class PNormFit:
+    """A fitted MaxLogit-pNorm choice, storable as JSON (:meth:`to_dict`).
+
+    Attributes
+    ----------
+    p : float or None
+        The chosen ``p``; ``None`` when MSP is the fallback.
+    fallback_msp : bool
+        True when MSP's held-out AURC was no worse than the best ``p``.
+    grid : tuple of (p, aurc)
+        Held-out AURC of every ``p`` tried.
+    msp_aurc : float
+        Held-out AURC of MSP.
+    convention : str
+        AURC convention of the objective.
+    n_fit : int
+        Samples the choice was made on.
+    split : dict
+        How the fit samples were chosen (e.g. ``{"kind": "file", "file": "val.h5"}``).
+    """
+
+    p: float | None
+    fallback_msp: bool
+    grid: tuple[tuple[float, float], ...]
+    msp_aurc: float
+    convention: str = "lsfix"
+    n_fit: int = 0
+    split: dict[str, Any] = field(default_factory=dict)
+
+    FORMAT = "lsfix.pnorm_fit"
+    VERSION = 1
+
+    @property
+    def spec(self) -> ScoreSpec:
+        """The score this fit selects (``pnorm:p``, or ``msp`` on fallback)."""
+        return ScoreSpec("msp") if self.p is None else ScoreSpec("pnorm", self.p)
+
+    def score(self, logits: Any) -> np.ndarray:
+        """Apply the fitted choice to new logits."""
+        return compute_scores(logits, [self.spec])[self.spec.name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.FORMAT,
+            "version": self.VERSION,
+            "method": "maxlogit_pnorm",
+            "p": _plain(self.p),
+            "fallback_msp": self.fallback_msp,
+            "objective": f"aurc ({self.convention})",
+            "convention": self.convention,
+            "grid": [{"p": _plain(p), "aurc": a} for p, a in self.grid],
+            "msp_aurc": self.msp_aurc,
+            "n_fit": self.n_fit,
+            "split": self.split,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PNormFit:
+        """Inverse of :meth:`to_dict`; raises :class:`InputError` on a malformed dict."""
+        try:
+            if d.get("format") != cls.FORMAT:
+                raise InputError(f"not an lsfix p-norm fit (format {d.get('format')!r})")
+            if int(d.get("version", 0)) > cls.VERSION:
+                raise InputError(f"fit version {d.get('version')} is newer than this lsfix reads")
+            p = d["p"]
+            fallback = bool(d["fallback_msp"])
+            if (p is None) != fallback:
+                raise InputError("inconsistent fit: p must be null exactly when fallback_msp")
+            conv = str(d.get("convention", "lsfix"))
+            if conv not in CONVENTIONS:
+                raise InputError(f"unknown convention {conv!r} in fit")
+            return cls(
+                p=None if p is None else _check_p(p),
+                fallback_msp=fallback,
+                grid=tuple((float(g["p"]), float(g["aurc"])) for g in d.get("grid", [])),
+                msp_aurc=float(d.get("msp_aurc", math.nan)),
+                convention=conv,
+                n_fit=int(d.get("n_fit", 0)),
+                split=dict(d.get("split", {})),
+            )
+        except (KeyError, TypeError, ValueError, UsageError) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(f"malformed p-norm fit: {exc}") from None
+
+
+def _plain(p: float | None) -> float | int | None:
+    if p is None:
+        return None
+    return int(p) if float(p).is_integer() else float(p)
+
+
+def tune_pnorm(
+    logits: Any,
+    labels: Any,
+    *,
+    grid: Sequence[float] = P_GRID,
+    convention: str = "lsfix",
+    split: dict[str, Any] | None = None,
+    chunk_rows: int | None = None,
+) -> PNormFit:
+    """Choose ``p`` for MaxLogit-pNorm by held-out AURC, falling back to MSP.
+
+    Every ``p`` in ``grid`` is scored in one chunked pass; the ``p`` with the lowest AURC wins
+    (ties: the smallest ``p``). MSP is chosen instead when its AURC is ``≤`` that best AURC.
+
+    Parameters
+    ----------
+    logits : array-like, shape (n, K)
+        Held-out logits (not the data the result will be reported on).
+    labels : array-like of int, shape (n,)
+    grid : sequence of float
+        Candidate ``p`` values (default ``0..9``).
+    convention : str
+        AURC convention of the objective.
+    """
+    ps = [_check_p(p) for p in grid]
+    if not ps:
+        raise UsageError("the p grid is empty")
+    src = as_rows(logits)
+    n = src.shape[0]
+    y = np.asarray(labels)
+    if y.shape != (n,):
+        raise InputError(f"labels shape {y.shape} does not match logits rows ({n},)")
+    conf = np.empty((n, len(ps)))
+    msp_conf = np.empty(n)
+    correct = np.empty(n, dtype=bool)
+    for start, z in iter_chunks(src, chunk_rows):
+        stop = start + z.shape[0]
+        conf[start:stop] = _pnorm_many(z, ps)
+        msp_conf[start:stop] = _msp(_Chunk(z))
+        correct[start:stop] = np.argmax(z, axis=1) == y[start:stop]
+    results = tuple((p, aurc(conf[:, i], correct, convention)) for i, p in enumerate(ps))
+    best_p, best = min(results, key=lambda t: (t[1], t[0]))
+    msp_a = aurc(msp_conf, correct, convention)
+    fallback = msp_a <= best
+    return PNormFit(
+        p=None if fallback else best_p,
+        fallback_msp=fallback,
+        grid=results,
+        msp_aurc=msp_a,
+        convention=convention,
+        n_fit=n,
+        split=split or {},
+    )

@@ -1,0 +1,131 @@
+"""Row sources: logits read in bounded chunks of rows, as float64, checked finite.
+
+A *row source* is anything with ``shape == (n, k)`` and ``rows(start, stop) -> ndarray`` of
+shape ``(stop - start, k)`` and dtype float64. :class:`ArrayRows` wraps an in-memory array or
+any object that slices like one (an ``h5py.Dataset``), so the numeric core never needs to know
+where the logits live. Binary classifiers with one logit ``z`` are read as the two logits
+``(0, z)``; dense outputs ``(N, K, *spatial)`` are read pixel-major as ``(N * prod(spatial), K)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import numpy as np
+
+from lsfix.errors import InputError
+
+#: Elements of float64 per working chunk (8 MiB * 8 = 64 MiB per temporary array).
+CHUNK_ELEMENTS = 1 << 23
+
+
+class RowSource(Protocol):
+    """Protocol for chunked float64 access to an ``(n, k)`` logit matrix."""
+
+    @property
+    def shape(self) -> tuple[int, int]: ...
+
+    def rows(self, start: int, stop: int) -> np.ndarray: ...
+
+
+def chunk_rows_for(k: int, chunk_elements: int = CHUNK_ELEMENTS) -> int:
+    """Rows per chunk so that one float64 chunk holds about ``chunk_elements`` values."""
+    return max(1, chunk_elements // max(1, k))
+
+
+class ArrayRows:
+    """Row source over an array-like of shape ``(N,)``, ``(N, K)`` or ``(N, K, *spatial)``.
+
+    Parameters
+    ----------
+    data : array-like
+        ``numpy.ndarray`` or an object with ``shape``, ``dtype`` and numpy-style slicing
+        (``h5py.Dataset``). Never copied as a whole.
+    name : str
+        ``file:/dataset`` used in error messages.
+    check_finite : bool
+        Raise :class:`InputError` naming the count and first row of non-finite logits when a
+        chunk holds NaN or +-inf (the rest of the data is scanned to count them).
+    """
+
+    def __init__(self, data: Any, name: str = "logits", *, check_finite: bool = True) -> None:
+        shape = tuple(int(s) for s in data.shape)
+        if len(shape) == 0:
+            raise InputError(f"logits must have shape (N, K); got a scalar {shape}", file=name)
+        self._data = data
+        self._name = name
+        self._check = check_finite
+        self.binary = len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)
+        self.spatial: tuple[int, ...] = tuple(shape[2:])
+        self.n_items = shape[0]
+        self._pixels = int(np.prod(self.spatial)) if self.spatial else 1
+        k = 2 if self.binary else shape[1]
+        self._shape = (self.n_items * self._pixels, k)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._shape
+
+    def _raw(self, start: int, stop: int) -> np.ndarray:
+        return np.asarray(self._data[start:stop], dtype=np.float64)
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of the ``(n, k)`` view, float64."""
+        if self._pixels == 1:
+            raw = self._raw(start, stop)
+            self._finite(raw, start)
+            if self.binary:
+                z = raw.reshape(-1)
+                out = np.zeros((z.shape[0], 2), dtype=np.float64)
+                out[:, 1] = z
+                return out
+            return raw
+        # dense: rows are pixels; read the items that cover [start, stop)
+        i0, i1 = start // self._pixels, -(-stop // self._pixels)
+        raw = self._raw(i0, i1)
+        self._finite(raw, i0)
+        k = raw.shape[1]
+        flat = np.moveaxis(raw.reshape(raw.shape[0], k, -1), 1, 2).reshape(-1, k)
+        off = start - i0 * self._pixels
+        return flat[off : off + (stop - start)]
+
+    def _finite(self, raw: np.ndarray, first_item: int) -> None:
+        if not self._check:
+            return
+        bad = ~np.isfinite(raw)
+        if not bad.any():
+            return
+        per_row = bad.reshape(bad.shape[0], -1).any(axis=1)
+        first = first_item + int(np.argmax(per_row))
+        count = int(bad.sum())
+        step = max(1, chunk_rows_for(int(np.prod(raw.shape[1:])) or 1))
+        pos = first_item + raw.shape[0]
+        while pos < self.n_items:
+            nxt = min(self.n_items, pos + step)
+            count += int((~np.isfinite(self._raw(pos, nxt))).sum())
+            pos = nxt
+        raise InputError(
+            f"{count} non-finite logit value(s) (NaN or inf); first in row {first}", file=self._name
+        )
+
+    def chunks(self, chunk_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start, rows)`` over the whole source in bounded chunks."""
+        yield from iter_chunks(self, chunk_rows)
+
+
+def iter_chunks(src: RowSource, chunk_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start, float64 rows)`` chunks covering ``src``."""
+    n, k = src.shape
+    step = chunk_rows or chunk_rows_for(k)
+    for start in range(0, n, step):
+        yield start, src.rows(start, min(n, start + step))
+
+
+def as_rows(logits: Any, name: str = "logits") -> RowSource:
+    """Return ``logits`` as a row source (already one, or wrap an array-like)."""
+    if hasattr(logits, "rows") and hasattr(logits, "shape"):
+        return logits  # type: ignore[no-any-return]
+    if not hasattr(logits, "shape"):
+        logits = np.asarray(logits)
+    return ArrayRows(logits, name)

@@ -1,0 +1,129 @@
+"""Streams and files: ``-`` handling, stdin buffering, atomic writes, TTY checks.
+
+Every output lsfix writes goes through :func:`atomic_output`: the data is written to a temporary
+file in the target folder, flushed and fsynced, then moved over the target with ``os.replace``.
+A killed or failed run leaves the previous file (or nothing) at the target, never a truncated one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from lsfix.errors import InputError, RuntimeFailure, UsageError
+
+STDIO = "-"
+
+
+def display_name(path: str | os.PathLike[str]) -> str:
+    """Name used in messages: ``<stdin>``/``<stdout>`` for ``-``, else the path as given."""
+    return "<stdin>" if str(path) == STDIO else str(path)
+
+
+def read_stdin_bytes() -> io.BytesIO:
+    """Read all of stdin into memory (HDF5 needs seek); refuse a terminal."""
+    stream = sys.stdin
+    if stream is None:
+        raise UsageError("no input: stdin is closed; give a file path")
+    if stream.isatty():
+        raise UsageError("no input: stdin is a terminal; give a file path or pipe data in")
+    data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode()
+    if not data:
+        raise InputError("empty input (0 bytes)", file="<stdin>")
+    return io.BytesIO(data)
+
+
+def refuse_binary_to_tty(path: str) -> None:
+    """Refuse to write binary (HDF5) output to a terminal."""
+    if path == STDIO and sys.stdout is not None and sys.stdout.isatty():
+        raise UsageError(
+            "refusing to write binary HDF5 to a terminal; use -o FILE or pipe into another command"
+        )
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _describe_oserror(exc: OSError, target: str) -> str:
+    if exc.errno == errno.ENOSPC:
+        return f"{target}: no space left on device; nothing was written"
+    if exc.errno == errno.EDQUOT:
+        return f"{target}: disk quota exceeded; nothing was written"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"{target}: permission denied; nothing was written"
+    return f"{target}: cannot write ({exc.strerror or exc}); nothing was written"
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path; on success it replaces ``path`` (or is streamed to stdout).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Target file, or ``-`` for stdout (the finished bytes are copied to stdout at the end).
+
+    Notes
+    -----
+    On any exception (including ``KeyboardInterrupt``) the temporary file is removed and the
+    target is untouched. Disk-full and permission errors become :class:`RuntimeFailure`.
+    """
+    target = str(path)
+    to_stdout = target == STDIO
+    folder = Path(tempfile.gettempdir()) if to_stdout else (Path(target).parent or Path("."))
+    if not to_stdout and not folder.is_dir():
+        raise RuntimeFailure(f"{target}: folder {str(folder)!r} does not exist; nothing was written")
+    if not to_stdout and Path(target).is_dir():
+        raise RuntimeFailure(f"{target}: is a folder, not a file; nothing was written")
+    base = "lsfix-stdout" if to_stdout else Path(target).name
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{base}.", suffix=suffix, dir=folder)
+    except OSError as exc:
+        raise RuntimeFailure(_describe_oserror(exc, display_name(target))) from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        if to_stdout:
+            with open(tmp, "rb") as src:
+                shutil.copyfileobj(src, sys.stdout.buffer, 1 << 20)
+            sys.stdout.buffer.flush()
+        else:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+            _fsync_dir(folder)
+    except OSError as exc:
+        raise RuntimeFailure(_describe_oserror(exc, display_name(target))) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` (or stdout for ``-``) atomically."""
+    if str(path) == STDIO:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` (or stdout for ``-``) atomically."""
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)

@@ -1,0 +1,196 @@
+"""Operations on a read :class:`~lsfix.schema.Predictions` shared by the commands.
+
+Kept apart from the CLI so notebooks and ``audit`` get the same numbers as ``curve``/``compare``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lsfix.core import (
+    Metrics,
+    PNormFit,
+    ScoreSpec,
+    bootstrap_ci,
+    compute_scores,
+    evaluate,
+    parse_score,
+    tune_pnorm,
+)
+from lsfix.core.bootstrap import Interval
+from lsfix.errors import InputError, UsageError
+from lsfix.schema import FIT_MASK, Predictions
+
+SCORE_TABLE = "score-table"
+
+
+def is_score_table(pred: Predictions) -> bool:
+    """A ``confidence``/``correct`` table (no logits): ``labels`` hold correctness."""
+    return pred.foreign_format == SCORE_TABLE
+
+
+def correct_of(pred: Predictions) -> np.ndarray:
+    """Per-row correctness: ``argmax logits == label`` (or the table's ``correct`` column)."""
+    cached = getattr(pred, "_correct_cache", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    if is_score_table(pred):
+        out = np.asarray(pred.require_labels("evaluation"), dtype=bool)
+    else:
+        labels = pred.require_labels("evaluation (correctness)")
+        if pred.logits is None:
+            raise InputError("has labels but no /logits; cannot tell which predictions are right",
+                             file=pred.name)
+        out = compute_scores(pred.logits, [], labels=labels)["_correct"]
+    object.__setattr__(pred, "_correct_cache", out)
+    return out
+
+
+def available_scores(pred: Predictions) -> list[str]:
+    """Scores stored in the file, in file order."""
+    return list(pred.scores)
+
+
+def resolve_scores(pred: Predictions, names: list[str] | None) -> dict[str, np.ndarray]:
+    """Confidences to evaluate: the named ones (stored, or computed from logits on the fly);
+    with no names, every stored score, or ``msp`` when the file has none."""
+    if not names:
+        if pred.scores:
+            return dict(pred.scores)
+        names = ["msp"]
+    out: dict[str, np.ndarray] = {}
+    missing: list[ScoreSpec] = []
+    for name in names:
+        if name in pred.scores:
+            out[name] = pred.scores[name]
+            continue
+        if pred.logits is None:
+            have = ", ".join(pred.scores) or "none"
+            raise UsageError(f"{pred.name}: no score {name!r} (stored scores: {have})")
+        try:
+            spec = parse_score(name)
+        except UsageError:
+            have = ", ".join(pred.scores) or "none"
+            raise UsageError(
+                f"{pred.name}: no stored score {name!r} and it is not a score lsfix can compute "
+                f"(stored: {have})"
+            ) from None
+        missing.append(spec)
+    if missing:
+        computed = compute_scores(pred.logits, missing)
+        for spec, name in zip(missing, [n for n in names if n not in pred.scores], strict=True):
+            out[name] = computed[spec.name]
+    return {n: out[n] for n in names}
+
+
+def eval_mask(pred: Predictions) -> np.ndarray | None:
+    """Rows to evaluate: all but rows used to fit parameters (``/fit_mask``) and ignored
+    pixels of dense tasks (``ignore_index``); ``None`` when every row counts."""
+    mask = pred.keep
+    if pred.fit_mask is not None and pred.fit_mask.any():
+        mask = ~pred.fit_mask if mask is None else (mask & ~pred.fit_mask)
+        if not mask.any():
+            raise InputError("every row is marked as fit data; nothing left to evaluate",
+                             file=pred.name, dataset=FIT_MASK)
+    return mask
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """One evaluated score of one file."""
+
+    file: str
+    score: str
+    metrics: Metrics
+    ci: dict[str, Interval] | None
+    confidence: np.ndarray
+    correct: np.ndarray
+
+
+def evaluate_file(
+    pred: Predictions,
+    names: list[str] | None,
+    *,
+    convention: str = "lsfix",
+    coverages: tuple[float, ...] = (),
+    risks: tuple[float, ...] = (),
+    n_boot: int = 0,
+    seed: int = 0,
+    level: float = 0.95,
+) -> list[ScoreResult]:
+    """Evaluate each resolved score of ``pred`` on its evaluation rows."""
+    scores = resolve_scores(pred, names)
+    correct = correct_of(pred)
+    mask = eval_mask(pred)
+    if mask is not None:
+        correct = correct[mask]
+    out = []
+    for name, conf in scores.items():
+        c = conf if mask is None else conf[mask]
+        m = evaluate(c, correct, convention=convention, coverages=coverages, risks=risks)
+        ci = None
+        if n_boot:
+            ci = bootstrap_ci(c, correct, n_boot=n_boot, seed=seed, level=level,
+                              convention=convention)
+        out.append(ScoreResult(pred.name, name, m, ci, c, correct))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# fitting p
+
+
+def split_fit_rows(n: int, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of a random ``fraction`` of ``n`` rows (at least 1, at most n - 1)."""
+    if not 0 < fraction < 1:
+        raise UsageError(f"--fit-fraction must be in (0, 1), got {fraction}")
+    if n < 2:
+        raise UsageError(f"cannot split {n} row(s) into fit and evaluation parts")
+    k = min(n - 1, max(1, math.ceil(fraction * n)))
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(n, dtype=bool)
+    mask[rng.choice(n, size=k, replace=False)] = True
+    return mask
+
+
+def fit_on_rows(pred: Predictions, rows: np.ndarray, *, grid: tuple[float, ...],
+                convention: str, split: dict[str, Any]) -> PNormFit:
+    """Tune p on the selected rows of ``pred`` (read in order, chunk by chunk)."""
+    labels = pred.require_labels("fitting p")
+    assert pred.logits is not None
+    if pred.keep is not None:
+        rows = rows & pred.keep
+    idx = np.flatnonzero(rows)
+    sub = _RowSubset(pred.logits, idx)
+    return tune_pnorm(sub, labels[idx], grid=grid, convention=convention, split=split)
+
+
+class _RowSubset:
+    """Row source over selected rows of another row source (ascending indices)."""
+
+    def __init__(self, src: Any, idx: np.ndarray) -> None:
+        self._src = src
+        self._idx = idx
+        self.shape = (int(idx.shape[0]), int(src.shape[1]))
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        sel = self._idx[start:stop]
+        if sel.shape[0] == 0:
+            return np.empty((0, self.shape[1]))
+        lo, hi = int(sel[0]), int(sel[-1]) + 1
+        block = self._src.rows(lo, hi)
+        return block[sel - lo]
+
+
+def describe_fit(fit: PNormFit) -> str:
+    """One line: the choice and the held-out AURC that made it."""
+    best = min(fit.grid, key=lambda t: (t[1], t[0]))
+    if fit.fallback_msp:
+        return (f"MSP kept (fallback): held-out AURC {fit.msp_aurc:.6g} <= best pnorm "
+                f"p={best[0]:g} {best[1]:.6g} on {fit.n_fit} samples")
+    return (f"chose p={fit.p:g}: held-out AURC {best[1]:.6g} vs MSP {fit.msp_aurc:.6g} "
+            f"on {fit.n_fit} samples")

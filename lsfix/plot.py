@@ -1,0 +1,118 @@
+"""Plots (the only module importing matplotlib; imported lazily by the commands that plot).
+
+Risk-coverage curves: coverage on x, selective risk on y, one line per file × score, legend
+naming file, score and AURC. Lines differ in dash pattern and marker as well as colour, so a
+grey-scale print stays readable. Large curves are thinned for drawing (at most ~2,000 points,
+always keeping both ends); the numbers are never computed from the thinned curve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lsfix.errors import UsageError
+from lsfix.io import atomic_output
+
+FORMATS = ("png", "svg", "pdf")
+# Okabe-Ito colour-blind-safe palette, paired with dash patterns and markers for grey-scale.
+_COLORS = ("#000000", "#E69F00", "#0072B2", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442")
+_DASHES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)), (0, (3, 1)))
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One curve to draw."""
+
+    label: str
+    x: np.ndarray
+    y: np.ndarray
+
+
+def plot_format(path: str) -> str:
+    """The format implied by ``path``'s extension (png, svg or pdf)."""
+    ext = Path(path).suffix.lower().lstrip(".")
+    if ext not in FORMATS:
+        raise UsageError(f"plot file {path!r} must end in .png, .svg or .pdf")
+    return ext
+
+
+def thin(x: np.ndarray, y: np.ndarray, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Evenly spaced subset of at most ``max_points`` points, keeping both ends."""
+    n = x.shape[0]
+    if n <= max_points:
+        return x, y
+    idx = np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
+    return x[idx], y[idx]
+
+
+def _figure():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path: str) -> None:  # type: ignore[no-untyped-def]
+    """Save a figure atomically; the format follows the extension."""
+    fmt = plot_format(path)
+    with atomic_output(path, suffix=f".{fmt}") as tmp:
+        fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight",
+                    metadata={"Software": None} if fmt == "png" else
+                    ({"Date": None} if fmt == "svg" else {"CreationDate": None}))
+
+
+def draw_lines(
+    lines: Sequence[Line],
+    path: str,
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    percent_x: bool = False,
+    percent_y: bool = False,
+    xlim: tuple[float, float] | None = None,
+    extra: Sequence[tuple[str, np.ndarray, np.ndarray]] = (),
+) -> None:
+    """Draw styled lines (grey-scale-safe) and save to ``path``."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for i, line in enumerate(lines):
+        x, y = thin(np.asarray(line.x), np.asarray(line.y))
+        ax.plot(x, y, color=_COLORS[i % len(_COLORS)], linestyle=_DASHES[i % len(_DASHES)],
+                linewidth=1.8, marker=_MARKERS[i % len(_MARKERS)],
+                markevery=max(1, x.shape[0] // 8), markersize=5, label=line.label)
+    for label, ex, ey in extra:
+        tx, ty = thin(np.asarray(ex), np.asarray(ey))
+        ax.plot(tx, ty, color="#777777", linestyle=(0, (2, 2)), linewidth=1.0, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, color="#dddddd", linewidth=0.6)
+    from matplotlib.ticker import PercentFormatter
+
+    if percent_x:
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    if percent_y:
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    ax.legend(fontsize=8, frameon=True)
+    save(fig, path)
+    plt.close(fig)
+
+
+def rc_plot(lines: Sequence[Line], path: str, *, title: str = "Risk-coverage curve",
+            oracle: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """Risk-coverage curves: coverage (x, %) vs selective risk (y, %), optional oracle."""
+    extra = [("oracle (ideal ranking)", oracle[0], oracle[1])] if oracle is not None else []
+    draw_lines(lines, path, title=title,
+               xlabel="coverage (share of samples accepted)",
+               ylabel="selective risk (error rate among accepted)",
+               percent_x=True, percent_y=True, xlim=(0.0, 1.0), extra=extra)

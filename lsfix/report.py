@@ -1,0 +1,167 @@
+"""Turning results into JSON, TSV, terminal tables and Markdown (no numerics here).
+
+JSON documents carry ``format`` and ``version``; keys are stable snake_case. Undefined metrics
+are ``null`` in JSON, empty in TSV and ``—`` in tables, with the reason in ``undefined``.
+``percent=True`` scales rate-like metrics (accuracy, AURC family, AUGRC, AUROC, FPR, risks and
+coverages) by 100, like the paper's "%AURC"; NAURC (a ratio) is never scaled.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from lsfix import __version__
+from lsfix.core import Metrics
+from lsfix.core.bootstrap import Interval, PairedDifference
+
+#: Columns of the summary row, in order: (key, header, scaled by --percent).
+COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("n", "n", False),
+    ("accuracy", "acc", True),
+    ("aurc", "AURC", True),
+    ("oracle_aurc", "oracle", True),
+    ("eaurc", "E-AURC", True),
+    ("naurc", "NAURC", False),
+    ("augrc", "AUGRC", True),
+    ("auroc", "AUROC", True),
+    ("fpr_at_95tpr", "FPR@95TPR", True),
+    ("n_tied", "tied", False),
+)
+SCALED = {k for k, _, s in COLUMNS if s}
+
+
+def _num(x: float | int | None) -> float | int | None:
+    if x is None:
+        return None
+    if isinstance(x, int):
+        return x
+    return None if math.isnan(x) else float(x)
+
+
+def metrics_dict(m: Metrics, *, percent: bool = False) -> dict[str, Any]:
+    """A :class:`Metrics` as a JSON-ready dict (stable keys)."""
+    f = 100.0 if percent else 1.0
+
+    def sc(x: float) -> float | None:
+        v = _num(x)
+        return None if v is None else float(v) * f
+
+    d: dict[str, Any] = {
+        "convention": m.convention,
+        "n": m.n,
+        "n_errors": m.n_errors,
+        "n_tied": m.n_tied,
+        "accuracy": sc(m.accuracy),
+        "aurc": sc(m.aurc),
+        "oracle_aurc": sc(m.oracle_aurc),
+        "eaurc": sc(m.eaurc),
+        "naurc": _num(m.naurc),
+        "augrc": sc(m.augrc),
+        "auroc": sc(m.auroc),
+        "fpr_at_95tpr": sc(m.fpr_at_95tpr),
+        "risk_at_coverage": [
+            {"target": p.target, "k": p.k, "coverage": sc(p.coverage), "risk": sc(p.risk)}
+            for p in m.risk_at_coverage
+        ],
+        "coverage_at_risk": [
+            {"target": p.target, "k": p.k, "coverage": sc(p.coverage), "risk": sc(p.risk)}
+            for p in m.coverage_at_risk
+        ],
+        "undefined": dict(m.undefined),
+    }
+    return d
+
+
+def interval_dict(iv: Interval, *, scale: float = 1.0) -> dict[str, Any]:
+    def s(x: float) -> float | None:
+        v = _num(x)
+        return None if v is None else float(v) * scale
+
+    return {"estimate": s(iv.estimate), "low": s(iv.low), "high": s(iv.high), "level": iv.level,
+            "n_boot": iv.n_boot, "n_valid": iv.n_valid}
+
+
+def ci_dict(ci: dict[str, Interval] | None, *, percent: bool = False) -> dict[str, Any] | None:
+    if not ci:
+        return None
+    return {k: interval_dict(v, scale=100.0 if (percent and k in SCALED) else 1.0)
+            for k, v in ci.items()}
+
+
+def paired_dict(p: PairedDifference, *, percent: bool = False) -> dict[str, Any]:
+    f = 100.0 if (percent and p.metric in SCALED) else 1.0
+    return {"metric": p.metric, "difference": _num(p.estimate * f), "low": _num(p.low * f),
+            "high": _num(p.high * f), "p_value": _num(p.p_value), "level": p.level,
+            "n_boot": p.n_boot, "n_valid": p.n_valid}
+
+
+def document(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Wrap a JSON body with format name, version and lsfix version."""
+    return {"format": f"lsfix.{kind}", "version": 1, "lsfix_version": __version__, **body}
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
+def fmt(x: Any, digits: int = 6) -> str:
+    """Human number: ``—`` for undefined, ints as ints, floats to ``digits`` significant."""
+    if x is None:
+        return "—"
+    if isinstance(x, bool):
+        return str(x).lower()
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float) and math.isnan(x):
+        return "—"
+    return f"{x:.{digits}g}"
+
+
+def tsv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """Tab-separated table with a header; undefined = empty cell; floats at full precision."""
+    buf = io.StringIO()
+    buf.write("\t".join(columns) + "\n")
+    for r in rows:
+        cells = []
+        for c in columns:
+            v = r.get(c)
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                cells.append("")
+            elif isinstance(v, float):
+                cells.append(repr(v))
+            else:
+                cells.append(str(v))
+        buf.write("\t".join(cells) + "\n")
+    return buf.getvalue()
+
+
+def flat_row(base: dict[str, Any], md: dict[str, Any], ci: dict[str, Any] | None
+             ) -> dict[str, Any]:
+    """Flatten metrics (+ risk/coverage points and CI bounds) into one table row."""
+    row = dict(base)
+    for key, _, _ in COLUMNS:
+        row[key] = md[key]
+    row["convention"] = md["convention"]
+    for p in md["risk_at_coverage"]:
+        row[f"risk@{p['target']:g}"] = p["risk"]
+    for p in md["coverage_at_risk"]:
+        row[f"coverage@{p['target']:g}"] = p["coverage"]
+    if ci:
+        for key, iv in ci.items():
+            row[f"{key}_low"] = iv["low"]
+            row[f"{key}_high"] = iv["high"]
+    return row
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str],
+                   headers: Sequence[str] | None = None) -> str:
+    heads = list(headers or columns)
+    out = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(fmt(r.get(c)) if not isinstance(r.get(c), str)
+                                     else str(r.get(c)) for c in columns) + " |")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,696 @@
+"""The lsfix HDF5 file: every path and attribute name, reading, validation and writing.
+
+Schema ``lsfix.predictions`` version 1::
+
+    /               attrs: lsfix_schema="lsfix.predictions", lsfix_schema_version=1,
+                           lsfix_version, lsfix_complete (bool), provenance (JSON object),
+                           history (JSON list of command strings)
+    /logits         (N, K) or (N, K, *spatial) float16/32/64; (N,) or (N, 1) = binary (0, z)
+    /labels         (N,) or (N, *spatial) integer, optional; attr ignore_index (dense)
+    /sample_ids     (N,) utf-8 strings, optional, unique
+    /class_names    (K,) utf-8 strings, optional
+    /scores/<name>  (N,) float64 confidences (higher = more confident); attrs method, params (JSON)
+
+Files are read once and validated once (:func:`read_predictions`); every error names
+``file:/dataset`` and the shapes. Files are written atomically (:func:`write_predictions`).
+Foreign inputs (``.npy``, ``.npz``, ``.pt``, ``.csv``/``.tsv``) are converted by
+:mod:`lsfix.foreign` into the same in-memory :class:`Predictions`.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from lsfix import __version__
+from lsfix.core.source import ArrayRows, chunk_rows_for
+from lsfix.errors import InputError, RuntimeFailure
+from lsfix.io import STDIO, atomic_output, display_name, read_stdin_bytes
+
+SCHEMA_NAME = "lsfix.predictions"
+SCHEMA_VERSION = 1
+
+ATTR_SCHEMA = "lsfix_schema"
+ATTR_VERSION = "lsfix_schema_version"
+ATTR_LSFIX_VERSION = "lsfix_version"
+ATTR_COMPLETE = "lsfix_complete"
+ATTR_PROVENANCE = "provenance"
+ATTR_HISTORY = "history"
+ATTR_TRANSFORMS = "transforms"
+ATTR_IGNORE_INDEX = "ignore_index"
+ATTR_METHOD = "method"
+ATTR_PARAMS = "params"
+
+LOGITS = "/logits"
+LABELS = "/labels"
+SAMPLE_IDS = "/sample_ids"
+CLASS_NAMES = "/class_names"
+SCORES = "/scores"
+#: Boolean mask (N,) of samples used to fit parameters (e.g. p); excluded from evaluation.
+FIT_MASK = "/fit_mask"
+
+LOGIT_DTYPES = (np.float16, np.float32, np.float64)
+STR_DTYPE = h5py.string_dtype("utf-8")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def score_path(name: str) -> str:
+    """HDF5 path of the score dataset ``name``."""
+    return f"{SCORES}/{name}"
+
+
+@dataclass
+class Predictions:
+    """A validated lsfix prediction file, in memory or backed by an open HDF5 file.
+
+    Attributes
+    ----------
+    name : str
+        Display name of the source (path, or ``<stdin>``).
+    logits : ArrayRows or None
+        Row source over ``/logits`` (``n`` rows of ``k`` classes after binary/dense expansion);
+        ``None`` for a score-only table (``curve scores.tsv``).
+    labels : ndarray of int64, shape (n,) or None
+        Labels flattened like the logits rows; ignored pixels of dense tasks are excluded
+        from evaluation by ``keep``.
+    """
+
+    name: str
+    logits: ArrayRows | None
+    labels: np.ndarray | None = None
+    sample_ids: np.ndarray | None = None
+    class_names: list[str] | None = None
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    score_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    history: list[str] = field(default_factory=list)
+    fit_mask: np.ndarray | None = None
+    keep: np.ndarray | None = None  #: rows kept (dense ignore_index), None = all
+    raw_logits: Any = None  #: the array-like behind ``logits`` (h5py.Dataset or ndarray)
+    logits_attrs: dict[str, Any] = field(default_factory=dict)
+    labels_attrs: dict[str, Any] = field(default_factory=dict)
+    h5: h5py.File | None = None  #: open file backing the datasets, if any
+    foreign_format: str | None = None
+
+    @property
+    def n(self) -> int:
+        """Number of evaluated rows (samples, or pixels for dense outputs)."""
+        if self.logits is not None:
+            return self.logits.shape[0]
+        return next(iter(self.scores.values())).shape[0]
+
+    @property
+    def k(self) -> int | None:
+        """Number of classes (2 for a single-logit binary classifier)."""
+        return None if self.logits is None else self.logits.shape[1]
+
+    def require_labels(self, what: str) -> np.ndarray:
+        """Labels, or an :class:`InputError` saying ``what`` needs them."""
+        if self.labels is None:
+            raise InputError(f"no {LABELS} dataset; {what} needs labels", file=self.name)
+        return self.labels
+
+    def close(self) -> None:
+        """Close the backing HDF5 file, if any."""
+        if self.h5 is not None:
+            self.h5.close()
+            self.h5 = None
+
+    def __enter__(self) -> Predictions:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+def _is_hdf5(head: bytes) -> bool:
+    return head.startswith(HDF5_SIGNATURE)
+
+
+def _open_source(path: str) -> tuple[Any, str, bytes]:
+    """Return (path-or-BytesIO, display name, first bytes)."""
+    name = display_name(path)
+    if path == STDIO:
+        buf = read_stdin_bytes()
+        return buf, name, buf.getvalue()[:8]
+    p = Path(path)
+    if not p.exists():
+        raise InputError("no such file", file=name)
+    if p.is_dir():
+        raise InputError("is a folder, not a file", file=name)
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", file=name) from None
+    if not head:
+        raise InputError("empty file (0 bytes)", file=name)
+    return path, name, head
+
+
+def read_predictions(
+    path: str,
+    *,
+    allow_incomplete: bool = False,
+    need_labels: bool = False,
+    need_logits: bool = False,
+) -> Predictions:
+    """Open, read and validate an lsfix file or a foreign input (``-`` = stdin).
+
+    Parameters
+    ----------
+    path : str
+        File path, or ``-`` for stdin (read into memory).
+    allow_incomplete : bool
+        Accept an ``extract`` output not yet marked complete.
+    need_labels, need_logits : bool
+        Raise :class:`InputError` when ``/labels`` (or ``/logits``) is missing.
+
+    Returns
+    -------
+    Predictions
+
+    Raises
+    ------
+    InputError
+        For anything wrong with the data; the message names ``file:/dataset`` and shapes.
+    """
+    src, name, head = _open_source(path)
+    if _is_hdf5(head):
+        pred = _read_hdf5(src, name, allow_incomplete=allow_incomplete)
+    else:
+        from lsfix import foreign
+
+        pred = foreign.read_foreign(src, name, head)
+    if need_labels:
+        pred.require_labels("this command")
+    if need_logits and pred.logits is None:
+        raise InputError(f"no {LOGITS} dataset; this command needs logits", file=name)
+    return pred
+
+
+def _json_attr(attrs: Any, key: str, default: Any, name: str) -> Any:
+    if key not in attrs:
+        return default
+    raw = attrs[key]
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    try:
+        return json.loads(str(raw))
+    except json.JSONDecodeError:
+        raise InputError(f"attribute {key!r} is not valid JSON", file=name, dataset="/") from None
+
+
+def _check_local(f: h5py.File, path: str, name: str) -> None:
+    """Refuse external links and virtual/external-storage datasets (they read outside the file)."""
+    link = f.get(path, getlink=True)
+    if isinstance(link, h5py.ExternalLink):
+        raise InputError(
+            f"is an external link to {link.filename}:{link.path}; refusing to read outside the file",
+            file=name,
+            dataset=path,
+        )
+    if isinstance(link, h5py.SoftLink):
+        raise InputError("is a soft link; lsfix datasets must be stored directly", file=name,
+                         dataset=path)
+    obj = f[path]
+    if isinstance(obj, h5py.Dataset):
+        if obj.is_virtual:
+            raise InputError("is a virtual dataset; refusing to read data outside the file",
+                             file=name, dataset=path)
+        if obj.external:
+            raise InputError("uses external storage; refusing to read data outside the file",
+                             file=name, dataset=path)
+
+
+def _dataset(f: h5py.File, path: str, name: str) -> h5py.Dataset | None:
+    if path not in f:
+        return None
+    _check_local(f, path, name)
+    obj = f[path]
+    if not isinstance(obj, h5py.Dataset):
+        raise InputError("is a group, expected a dataset", file=name, dataset=path)
+    return obj
+
+
+def _strings(ds: h5py.Dataset, name: str, path: str, n: int) -> np.ndarray:
+    if ds.shape != (n,):
+        raise InputError(f"shape {ds.shape} does not match ({n},)", file=name, dataset=path)
+    if ds.dtype.kind not in ("S", "O", "U"):
+        raise InputError(f"must hold strings, got {ds.dtype}", file=name, dataset=path)
+    try:
+        vals = ds.asstr()[()] if ds.dtype.kind in ("S", "O") else ds[()]
+    except (UnicodeDecodeError, TypeError, ValueError):
+        raise InputError("strings are not valid utf-8", file=name, dataset=path) from None
+    return np.asarray(vals, dtype=object)
+
+
+def _read_hdf5(src: Any, name: str, *, allow_incomplete: bool) -> Predictions:
+    try:
+        f = h5py.File(src, "r")
+    except (OSError, ValueError) as exc:
+        reason = str(exc).split("(")[0].strip() or "unreadable"
+        raise InputError(f"not a readable HDF5 file ({reason}); truncated or corrupt?",
+                         file=name) from None
+    try:
+        return _validate_hdf5(f, name, allow_incomplete=allow_incomplete)
+    except InputError:
+        f.close()
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+        f.close()
+        raise InputError(f"unreadable HDF5 content ({type(exc).__name__}: {exc})"
+                         .split("\n")[0], file=name) from None
+
+
+def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predictions:
+    attrs = f.attrs
+    if ATTR_SCHEMA not in attrs:
+        raise InputError(f"is not an lsfix file (no {ATTR_SCHEMA} attribute)", file=name)
+    schema = attrs[ATTR_SCHEMA]
+    schema = schema.decode() if isinstance(schema, bytes) else str(schema)
+    if schema != SCHEMA_NAME:
+        raise InputError(f"schema {schema!r} is not {SCHEMA_NAME!r}", file=name)
+    try:
+        version = int(attrs.get(ATTR_VERSION, -1))
+    except (TypeError, ValueError):
+        version = -1
+    if version < 1:
+        raise InputError(f"missing or invalid {ATTR_VERSION} attribute", file=name)
+    if version > SCHEMA_VERSION:
+        raise InputError(
+            f"schema version {version} is newer than this lsfix reads ({SCHEMA_VERSION}); "
+            "upgrade lsfix (pip install -U lsfix)",
+            file=name,
+        )
+    if not allow_incomplete and ATTR_COMPLETE in attrs and not bool(attrs[ATTR_COMPLETE]):
+        raise InputError(
+            "is incomplete (an interrupted extract); finish it with 'lsfix extract --resume' "
+            "or read it anyway with --allow-incomplete",
+            file=name,
+        )
+    provenance = _json_attr(attrs, ATTR_PROVENANCE, {}, name)
+    history = _json_attr(attrs, ATTR_HISTORY, [], name)
+    if not isinstance(history, list):
+        history = [str(history)]
+
+    logits_ds = _dataset(f, LOGITS, name)
+    labels_ds = _dataset(f, LABELS, name)
+    scores: dict[str, np.ndarray] = {}
+    score_attrs: dict[str, dict[str, Any]] = {}
+    rows: ArrayRows | None = None
+    n_items: int | None = None
+    spatial: tuple[int, ...] = ()
+    if logits_ds is not None:
+        if logits_ds.dtype not in LOGIT_DTYPES:
+            raise InputError(
+                f"dtype {logits_ds.dtype} is not float16/float32/float64",
+                file=name,
+                dataset=LOGITS,
+            )
+        shape = logits_ds.shape
+        if shape is None or len(shape) == 0:
+            raise InputError("is a scalar; expected (N, K)", file=name, dataset=LOGITS)
+        if shape[0] == 0:
+            raise InputError(f"has zero rows, shape {shape}", file=name, dataset=LOGITS)
+        if len(shape) >= 2 and shape[1] == 0:
+            raise InputError(f"has zero classes, shape {shape}", file=name, dataset=LOGITS)
+        if len(shape) >= 3 and any(s == 0 for s in shape[2:]):
+            raise InputError(f"has an empty spatial axis, shape {shape}", file=name,
+                             dataset=LOGITS)
+        rows = ArrayRows(logits_ds, f"{name}:{LOGITS}")
+        n_items = shape[0]
+        spatial = tuple(shape[2:])
+
+    # scores
+    if SCORES in f:
+        _check_local(f, SCORES, name)
+        grp = f[SCORES]
+        if not isinstance(grp, h5py.Group):
+            raise InputError("must be a group", file=name, dataset=SCORES)
+        for key in grp:
+            path = score_path(key)
+            ds = _dataset(f, path, name)
+            assert ds is not None
+            if ds.ndim != 1 or ds.dtype.kind != "f":
+                raise InputError(f"must be a 1-D float array, got {ds.dtype} {ds.shape}",
+                                 file=name, dataset=path)
+            expected = None if rows is None else rows.shape[0]
+            if expected is not None and ds.shape[0] != expected:
+                raise InputError(f"has {ds.shape[0]} rows; {LOGITS} has {expected}", file=name,
+                                 dataset=path)
+            vals = np.asarray(ds[()], dtype=np.float64)
+            bad = np.isnan(vals)
+            if bad.any():
+                raise InputError(f"{int(bad.sum())} NaN confidence(s); first at row "
+                                 f"{int(np.argmax(bad))}", file=name, dataset=path)
+            scores[key] = vals
+            score_attrs[key] = {
+                ATTR_METHOD: str(ds.attrs.get(ATTR_METHOD, key)),
+                ATTR_PARAMS: _json_attr(ds.attrs, ATTR_PARAMS, {}, f"{name}:{path}"),
+            }
+    if rows is None and not scores:
+        raise InputError(f"has no {LOGITS} dataset (and no {SCORES})", file=name)
+    n_rows = rows.shape[0] if rows is not None else next(iter(scores.values())).shape[0]
+    if rows is None:
+        n_items = n_rows
+    assert n_items is not None
+    if n_rows == 0:
+        raise InputError("has zero rows", file=name, dataset=SCORES)
+    lengths = {v.shape[0] for v in scores.values()}
+    if len(lengths) > 1:
+        raise InputError(f"score datasets have different lengths {sorted(lengths)}", file=name,
+                         dataset=SCORES)
+
+    labels = None
+    keep = None
+    labels_attrs: dict[str, Any] = {}
+    k = rows.shape[1] if rows is not None else None
+    if labels_ds is not None:
+        labels_attrs = dict(labels_ds.attrs)
+        expected_shape = (n_items, *spatial)
+        if labels_ds.shape != expected_shape:
+            raise InputError(
+                f"shape {labels_ds.shape} does not match {LOGITS} (expected {expected_shape})",
+                file=name,
+                dataset=LABELS,
+            )
+        raw_labels = labels_ds[()]
+        ignore = labels_attrs.get(ATTR_IGNORE_INDEX)
+        labels, keep = validate_labels(
+            raw_labels, k, name, ignore_index=None if ignore is None else int(ignore),
+            binary=rows is not None and rows.binary,
+        )
+    sample_ids = None
+    sid = _dataset(f, SAMPLE_IDS, name)
+    if sid is not None:
+        sample_ids = _strings(sid, name, SAMPLE_IDS, n_items)
+        _check_unique(sample_ids, name)
+    class_names = None
+    cn = _dataset(f, CLASS_NAMES, name)
+    if cn is not None:
+        if k is None:
+            raise InputError(f"present without {LOGITS}", file=name, dataset=CLASS_NAMES)
+        class_names = [str(x) for x in _strings(cn, name, CLASS_NAMES, k)]
+    fit_mask = None
+    fm = _dataset(f, FIT_MASK, name)
+    if fm is not None:
+        if fm.shape != (n_rows,) or fm.dtype.kind not in ("b", "u", "i"):
+            raise InputError(f"must be a ({n_rows},) boolean mask, got {fm.dtype} {fm.shape}",
+                             file=name, dataset=FIT_MASK)
+        fit_mask = np.asarray(fm[()], dtype=bool)
+    return Predictions(
+        name=name,
+        logits=rows,
+        labels=labels,
+        sample_ids=sample_ids,
+        class_names=class_names,
+        scores=scores,
+        score_attrs=score_attrs,
+        provenance=provenance if isinstance(provenance, dict) else {"value": provenance},
+        history=[str(h) for h in history],
+        fit_mask=fit_mask,
+        keep=keep,
+        raw_logits=logits_ds,
+        logits_attrs=dict(logits_ds.attrs) if logits_ds is not None else {},
+        labels_attrs=labels_attrs,
+        h5=f,
+    )
+
+
+def _check_unique(ids: np.ndarray, name: str) -> None:
+    uniq, counts = np.unique(ids.astype(str), return_counts=True)
+    if uniq.shape[0] != ids.shape[0]:
+        dup = uniq[np.argmax(counts > 1)]
+        raise InputError(
+            f"{ids.shape[0] - uniq.shape[0]} duplicated sample id(s), e.g. {dup!r}",
+            file=name,
+            dataset=SAMPLE_IDS,
+        )
+
+
+def validate_labels(
+    raw: Any,
+    k: int | None,
+    name: str,
+    *,
+    ignore_index: int | None = None,
+    binary: bool = False,
+    dataset: str = LABELS,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Check labels are integers in ``[0, k)`` (0/1 for binary); flatten dense labels.
+
+    Returns
+    -------
+    labels : ndarray of int64, shape (n_rows,)
+        Ignored rows (``ignore_index``) hold 0 and are excluded from evaluation via ``keep``.
+    keep : ndarray of bool or None
+        Mask of rows to evaluate when ``ignore_index`` removes pixels, else ``None``.
+    """
+    arr = np.asarray(raw)
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in ("i", "u"):
+        raise InputError(f"labels must be integers, got {arr.dtype}", file=name, dataset=dataset)
+    flat = arr.reshape(-1).astype(np.int64)
+    keep = None
+    check = flat
+    if ignore_index is not None:
+        mask = flat != ignore_index
+        if not mask.all():
+            keep = mask
+            check = flat[mask]
+            if check.shape[0] == 0:
+                raise InputError(f"every label equals ignore_index={ignore_index}", file=name,
+                                 dataset=dataset)
+    if k is not None and check.shape[0]:
+        lo, hi = int(check.min()), int(check.max())
+        if lo < 0 or hi >= k:
+            bad = ((flat < 0) | (flat >= k)) if keep is None else (
+                keep & ((flat < 0) | (flat >= k)))
+            what = "0 or 1 (single-logit binary classifier)" if binary else f"in [0, {k})"
+            raise InputError(
+                f"{int(bad.sum())} label(s) not {what}; first at row {int(np.argmax(bad))} "
+                f"= {int(flat[np.argmax(bad)])}",
+                file=name,
+                dataset=dataset,
+            )
+    if keep is not None:
+        flat = np.where(keep, flat, 0)  # ignored rows: any valid class; never evaluated
+    return flat, keep
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+def command_line() -> str:
+    """The current command line, for ``history`` (program name normalised to ``lsfix``)."""
+    args = sys.argv[1:]
+    return shlex.join(["lsfix", *args])
+
+
+def root_attrs(provenance: dict[str, Any], history: list[str], *, complete: bool = True
+               ) -> dict[str, Any]:
+    """Root attributes of an lsfix file (no timestamps: same inputs give the same bytes)."""
+    return {
+        ATTR_SCHEMA: SCHEMA_NAME,
+        ATTR_VERSION: np.int64(SCHEMA_VERSION),
+        ATTR_LSFIX_VERSION: __version__,
+        ATTR_COMPLETE: np.bool_(complete),
+        ATTR_PROVENANCE: json.dumps(provenance, sort_keys=True),
+        ATTR_HISTORY: json.dumps(history),
+    }
+
+
+def set_root_attrs(f: h5py.File, provenance: dict[str, Any], history: list[str], *,
+                   complete: bool = True) -> None:
+    """Write the schema, version, provenance and history attributes on ``f``."""
+    for key, val in root_attrs(provenance, history, complete=complete).items():
+        f.attrs[key] = val
+
+
+def _write_strings(f: h5py.File, path: str, values: Any) -> None:
+    f.create_dataset(path, data=np.asarray([str(v) for v in values], dtype=object),
+                     dtype=STR_DTYPE, track_times=False)
+
+
+def write_predictions(
+    path: str,
+    pred: Predictions,
+    *,
+    new_scores: dict[str, tuple[np.ndarray, str, dict[str, Any]]] | None = None,
+    overwrite: bool = False,
+    history_entry: str | None = None,
+    fit_mask: np.ndarray | None = None,
+) -> None:
+    """Write ``pred`` plus ``new_scores`` to ``path`` (``-`` = stdout), atomically.
+
+    The logits, labels, ids and class names are copied as read (HDF5 sources are copied
+    dataset-to-dataset without decoding); existing scores are kept. ``new_scores`` maps a name
+    to ``(values, method, params)``; replacing an existing name needs ``overwrite=True``.
+    """
+    new_scores = new_scores or {}
+    clash = sorted(set(new_scores) & set(pred.scores))
+    if clash and not overwrite:
+        from lsfix.errors import UsageError
+
+        raise UsageError(
+            f"{pred.name}: {score_path(clash[0])} already exists; pass --overwrite to replace it"
+        )
+    history = [*pred.history, history_entry or command_line()]
+    with atomic_output(path, suffix=".h5") as tmp:
+        with h5py.File(tmp, "w", track_order=True) as out:
+            set_root_attrs(out, pred.provenance, history)
+            _copy_core(pred, out)
+            if fit_mask is not None or pred.fit_mask is not None:
+                mask = fit_mask if fit_mask is not None else pred.fit_mask
+                out.create_dataset(FIT_MASK, data=np.asarray(mask, dtype=bool), track_times=False)
+            grp = out.create_group(SCORES, track_order=True)
+            merged = {k: (v, pred.score_attrs.get(k, {}).get(ATTR_METHOD, k),
+                          pred.score_attrs.get(k, {}).get(ATTR_PARAMS, {}))
+                      for k, v in pred.scores.items()}
+            merged.update(new_scores)
+            for key, (vals, method, params) in merged.items():
+                ds = grp.create_dataset(key, data=np.asarray(vals, dtype=np.float64),
+                                        track_times=False)
+                ds.attrs[ATTR_METHOD] = method
+                ds.attrs[ATTR_PARAMS] = json.dumps(params, sort_keys=True)
+
+
+def _copy_core(pred: Predictions, out: h5py.File) -> None:
+    if pred.h5 is not None:
+        for path in (LOGITS, LABELS, SAMPLE_IDS, CLASS_NAMES):
+            if path in pred.h5:
+                pred.h5.copy(pred.h5[path], out, name=path.lstrip("/"))
+        return
+    if pred.raw_logits is not None:
+        write_array_chunked(out, LOGITS, pred.raw_logits)
+        for key, val in pred.logits_attrs.items():
+            out[LOGITS].attrs[key] = val
+    if pred.labels is not None:
+        out.create_dataset(LABELS, data=pred.labels, track_times=False)
+    if pred.sample_ids is not None:
+        _write_strings(out, SAMPLE_IDS, pred.sample_ids)
+    if pred.class_names is not None:
+        _write_strings(out, CLASS_NAMES, pred.class_names)
+
+
+def write_array_chunked(out: h5py.File, path: str, data: Any) -> None:
+    """Copy an array-like into a new dataset in bounded row chunks."""
+    shape = tuple(data.shape)
+    ds = out.create_dataset(path, shape=shape, dtype=data.dtype, track_times=False)
+    k = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    step = chunk_rows_for(k)
+    for start in range(0, shape[0], step):
+        ds[start : start + step] = np.asarray(data[start : start + step])
+
+
+def new_file(
+    path: str,
+    logits: np.ndarray,
+    *,
+    labels: np.ndarray | None = None,
+    sample_ids: Any = None,
+    class_names: Any = None,
+    provenance: dict[str, Any] | None = None,
+    history: list[str] | None = None,
+) -> None:
+    """Write a fresh lsfix file from in-memory arrays (validated like a read)."""
+    logits = np.asarray(logits)
+    pred = predictions_from_arrays(
+        str(path), logits, labels=labels, sample_ids=sample_ids, class_names=class_names,
+        provenance=provenance or {}, history=history or [],
+    )
+    with atomic_output(path, suffix=".h5") as tmp:
+        with h5py.File(tmp, "w", track_order=True) as out:
+            set_root_attrs(out, pred.provenance, pred.history)
+            _copy_core(pred, out)
+
+
+def predictions_from_arrays(
+    name: str,
+    logits: np.ndarray,
+    *,
+    labels: Any = None,
+    sample_ids: Any = None,
+    class_names: Any = None,
+    provenance: dict[str, Any] | None = None,
+    history: list[str] | None = None,
+    dataset_names: tuple[str, str] = (LOGITS, LABELS),
+) -> Predictions:
+    """Validate in-memory arrays exactly as :func:`read_predictions` validates a file."""
+    lpath, ypath = dataset_names
+    if logits.dtype.kind != "f":
+        raise InputError(f"logits must be floating point, got {logits.dtype}", file=name,
+                         dataset=lpath)
+    if logits.dtype not in LOGIT_DTYPES:
+        logits = logits.astype(np.float64)
+    if logits.ndim == 0 or logits.shape[0] == 0:
+        raise InputError(f"has zero rows, shape {logits.shape}", file=name, dataset=lpath)
+    if logits.ndim >= 2 and logits.shape[1] == 0:
+        raise InputError(f"has zero classes, shape {logits.shape}", file=name, dataset=lpath)
+    rows = ArrayRows(logits, f"{name}:{lpath}")
+    # validate finiteness now: the array is in memory
+    bad = ~np.isfinite(logits)
+    if bad.any():
+        per_row = bad.reshape(bad.shape[0], -1).any(axis=1)
+        raise InputError(
+            f"{int(bad.sum())} non-finite logit value(s) (NaN or inf); first in row "
+            f"{int(np.argmax(per_row))}",
+            file=name,
+            dataset=lpath,
+        )
+    lab = None
+    keep = None
+    if labels is not None:
+        labels_arr = np.asarray(labels)
+        expected = (logits.shape[0], *logits.shape[2:])
+        if labels_arr.shape != expected:
+            raise InputError(f"shape {labels_arr.shape} does not match logits {logits.shape} "
+                             f"(expected {expected})", file=name, dataset=ypath)
+        lab, keep = validate_labels(labels_arr, rows.shape[1], name, binary=rows.binary,
+                                    dataset=ypath)
+    ids = None
+    if sample_ids is not None:
+        ids = np.asarray([str(s) for s in sample_ids], dtype=object)
+        if ids.shape != (logits.shape[0],):
+            raise InputError(f"{ids.shape[0]} sample ids for {logits.shape[0]} rows", file=name,
+                             dataset=SAMPLE_IDS)
+        _check_unique(ids, name)
+    names = None
+    if class_names is not None:
+        names = [str(c) for c in class_names]
+        if len(names) != rows.shape[1]:
+            raise InputError(f"{len(names)} class names for K={rows.shape[1]}", file=name,
+                             dataset=CLASS_NAMES)
+    return Predictions(
+        name=name, logits=rows, labels=lab, sample_ids=ids, class_names=names,
+        provenance=provenance or {}, history=history or [], keep=keep, raw_logits=logits,
+    )
+
+
+def read_bytes_of(path: str) -> bytes:
+    """Bytes of a file (for tests and byte-identity checks)."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise RuntimeFailure(f"{path}: cannot read ({exc.strerror})") from None
+
+
+__all__ = [
+    "SCHEMA_NAME", "SCHEMA_VERSION", "Predictions", "read_predictions", "write_predictions",
+    "new_file", "predictions_from_arrays", "validate_labels", "set_root_attrs", "root_attrs",
+    "score_path",
+]
