@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lsfix.cli import (  # noqa: F401
+    audit_cmd,
     compare_cmd,
     curve_cmd,
     normalise_cmd,

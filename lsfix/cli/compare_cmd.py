@@ -36,7 +36,7 @@ from lsfix.cli.curve_cmd import (
     result_rows,
     warn_undefined,
 )
-from lsfix.errors import GateFailed, InputError, UsageError
+from lsfix.errors import GateFailed, InputError, RuntimeFailure, UsageError
 
 HELP = """Compare files × scores: one row each, the first file's rows being the baseline.
 Paired bootstrap of each row's AURC difference to the baseline when the files hold the same
@@ -250,6 +250,12 @@ def compare(
             if paired:
                 text += _paired_text(paired)
         plot_path = plot
+        if report is not None:
+            try:
+                Path(report).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RuntimeFailure(f"{report}: cannot create its folder ({exc.strerror})"
+                                     ) from None
         if report is not None and plot_path is None:
             plot_path = str(Path(report).with_suffix(".png"))
         if plot_path is not None:
@@ -269,10 +275,10 @@ def compare(
 
             cols = ["file", "score", "n", "accuracy", "aurc", "eaurc", "naurc", "augrc",
                     "auroc", "fpr_at_95tpr"]
-            md = [f"## lsfix compare (convention `{convention}`)\n",
-                  f"Baseline: `{base_name}`\n", markdown_table(rows, cols)]
+            md = [f"## lsfix compare (convention `{convention}`)\n\n",
+                  f"Baseline: `{base_name}`\n\n", markdown_table(rows, cols)]
             if paired:
-                md.append("\nPaired bootstrap (row − baseline):\n")
+                md.append("\nPaired bootstrap (row − baseline):\n\n")
                 md.append(markdown_table(paired, ["file", "score", "metric", "difference", "low",
                                                   "high", "p_value"]))
             if rules:
@@ -282,7 +288,7 @@ def compare(
             if rel:
                 md.append(f"\n![risk-coverage]({rel})\n")
             for extra in explain_path or []:
-                md.append(f"\n![mechanism]({Path(extra).name})\n")
+                md.append(f"\n![{Path(extra).stem}]({Path(extra).name})\n")
             write_text_atomic(report, "".join(md))
         write_text_atomic(output, text)
         for pred in preds:

@@ -9,7 +9,9 @@ that was (e.g. AUROC is undefined in a replicate holding only correct samples).
 
 Paired: two scores on the **same** samples (two models, or two scores of one model) are
 resampled with the same indices; the statistic is the difference ``B − A``. The two-sided
-bootstrap p-value is ``min(1, 2·min(P*(d ≤ 0), P*(d ≥ 0)))`` over valid replicates.
+bootstrap p-value is ``min(1, 2·(min(#(d ≤ 0), #(d ≥ 0)) + 1) / (n_valid + 1))`` over the
+valid replicates ``d`` (the +1 keeps it above 0: the smallest reportable value is
+``2 / (n_valid + 1)``).
 """
 
 from __future__ import annotations
@@ -172,7 +174,8 @@ def paired_bootstrap(
     lo, hi, valid = _percentiles(diffs, level)
     ok = diffs[~np.isnan(diffs)]
     if ok.shape[0]:
-        p = min(1.0, 2 * min(float(np.mean(ok <= 0)), float(np.mean(ok >= 0))))
+        tail = min(int(np.sum(ok <= 0)), int(np.sum(ok >= 0)))
+        p = min(1.0, 2.0 * (tail + 1) / (ok.shape[0] + 1))
     else:
         p = math.nan
     return PairedDifference(metric, float(est), lo, hi, p, level, n_boot, valid)

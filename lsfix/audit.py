@@ -1,0 +1,143 @@
+"""One-command audit of a classifier's logits: every score, tuned MaxLogit-pNorm, a verdict.
+
+Procedure (:func:`audit`):
+
+1. Fit data: the labelled validation file ``val`` if given, else a random ``fit_fraction`` of
+   the input (seeded), which is then excluded from every reported number.
+2. On the fit data: tune ``p`` (:func:`lsfix.core.tune_pnorm`, AURC objective, MSP fallback)
+   and the temperature of ``msp_ts``.
+3. On the evaluation rows: every plain score, ``msp_ts`` and ``pnorm`` (the fitted choice).
+4. Paired bootstrap of ``AURC(pnorm) − AURC(msp)`` on the evaluation rows.
+5. Verdict. The share of MSP's excess AURC that normalisation removes is
+   ``(AURC_msp − AURC_pnorm) / (AURC_msp − AURC_oracle)``. The ranking is called **broken**
+   when the fit did not fall back to MSP and the whole paired interval lies below 0 (pNorm
+   is better beyond bootstrap noise); otherwise MSP is **fine**, with the reason (fallback,
+   pNorm worse, or a change within noise).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from lsfix.core import (
+    PLAIN_SCORES,
+    PairedDifference,
+    PNormFit,
+    ScoreSpec,
+    compute_scores,
+    evaluate,
+    fit_temperature,
+    paired_bootstrap,
+)
+from lsfix.errors import UsageError
+from lsfix.pipeline import ScoreResult, _RowSubset, correct_of, eval_mask, split_fit_rows
+from lsfix.schema import Predictions
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Everything ``lsfix audit`` reports."""
+
+    file: str
+    n_eval: int
+    k: int
+    convention: str
+    fit: PNormFit
+    temperature: float
+    fit_source: str
+    results: tuple[ScoreResult, ...]
+    paired: PairedDifference
+    excess_removed: float
+    broken: bool
+    verdict: str
+
+
+def audit(
+    pred: Predictions,
+    *,
+    val: Predictions | None = None,
+    fit_fraction: float = 0.2,
+    seed: int = 0,
+    convention: str = "lsfix",
+    n_boot: int = 1000,
+    level: float = 0.95,
+) -> AuditResult:
+    """Audit ``pred`` (see module docstring). ``pred`` needs logits and labels."""
+    from lsfix.core import tune_pnorm
+
+    pred.require_labels("audit")
+    if pred.logits is None:
+        raise UsageError(f"{pred.name}: audit needs /logits")
+    if pred.fit_mask is not None and pred.fit_mask.any():
+        raise UsageError(f"{pred.name} already holds a fit split (/fit_mask); audit the file "
+                         "before 'normalise --fit-fraction', or pass --val")
+    labels = pred.labels
+    assert labels is not None
+    if val is not None:
+        val.require_labels("fitting (--val)")
+        if val.logits is None:
+            raise UsageError(f"{val.name}: --val needs /logits")
+        if val.k != pred.k:
+            raise UsageError(f"{val.name} has K={val.k} classes, {pred.name} has K={pred.k}")
+        fit_logits, fit_labels = val.logits, val.labels
+        keep = val.keep
+        if keep is not None:
+            idx = np.flatnonzero(keep)
+            fit_logits, fit_labels = _RowSubset(val.logits, idx), val.labels[idx]
+        source = f"{val.name} ({fit_labels.shape[0]} samples)"
+        split = {"kind": "file", "file": val.name, "n": int(fit_labels.shape[0])}
+        mask = eval_mask(pred)
+    else:
+        fit_rows = split_fit_rows(pred.n, fit_fraction, seed)
+        if pred.keep is not None:
+            fit_rows &= pred.keep
+        idx = np.flatnonzero(fit_rows)
+        fit_logits, fit_labels = _RowSubset(pred.logits, idx), labels[idx]
+        source = (f"{idx.shape[0]} random rows of {pred.name} "
+                  f"(fraction {fit_fraction:g}, seed {seed})")
+        split = {"kind": "fraction", "fraction": fit_fraction, "seed": seed,
+                 "n": int(idx.shape[0])}
+        mask = ~fit_rows if pred.keep is None else (pred.keep & ~fit_rows)
+    fit = tune_pnorm(fit_logits, fit_labels, convention=convention, split=split)
+    temperature = fit_temperature(fit_logits, fit_labels)
+
+    specs = [ScoreSpec(s) for s in PLAIN_SCORES] + [ScoreSpec("msp_ts", temperature)]
+    scores = compute_scores(pred.logits, specs)
+    scores["pnorm"] = fit.score(pred.logits)
+    correct = correct_of(pred)
+    if mask is not None:
+        correct = correct[mask]
+        scores = {k: v[mask] for k, v in scores.items()}
+    results = tuple(
+        ScoreResult(pred.name, name, evaluate(conf, correct, convention=convention), None,
+                    conf, correct)
+        for name, conf in scores.items()
+    )
+    by = {r.score: r for r in results}
+    msp_m, pn_m = by["msp"].metrics, by["pnorm"].metrics
+    paired = paired_bootstrap(scores["msp"], correct, scores["pnorm"], correct, n_boot=n_boot,
+                              seed=seed, level=level, convention=convention)
+    excess = msp_m.aurc - msp_m.oracle_aurc
+    removed = (msp_m.aurc - pn_m.aurc) / excess if excess > 0 else math.nan
+    broken, verdict = _verdict(fit, paired, removed)
+    return AuditResult(
+        file=pred.name, n_eval=int(correct.shape[0]), k=int(pred.k or 0), convention=convention,
+        fit=fit, temperature=temperature, fit_source=source, results=results, paired=paired,
+        excess_removed=removed, broken=broken, verdict=verdict,
+    )
+
+
+def _verdict(fit: PNormFit, d: PairedDifference, removed: float) -> tuple[bool, str]:
+    iv = f"ΔAURC = {d.estimate:+.4g}, {d.level:.0%} interval [{d.low:+.4g}, {d.high:+.4g}]"
+    if fit.fallback_msp:
+        return False, ("MSP is fine: keep it (on the fit data no p beat MSP, so normalisation "
+                       "falls back to MSP)")
+    if d.high < 0:
+        return True, (f"MSP ranking is broken: normalisation (p={fit.p:g}) removes "
+                      f"{100 * removed:.1f}% of excess AURC ({iv})")
+    if d.low > 0:
+        return False, f"MSP is fine: keep it (normalisation makes AURC worse: {iv})"
+    return False, f"MSP is fine: keep it (normalisation's change is within noise: {iv})"

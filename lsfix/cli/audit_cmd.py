@@ -1,0 +1,179 @@
+"""``lsfix audit``: one command that tells whether a classifier's MSP ranking is broken."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lsfix.cli.app import app, handle_errors
+from lsfix.cli.common import (
+    AllowIncompleteOpt,
+    ConventionOpt,
+    FormatOpt,
+    InputArg,
+    OutputOpt,
+    check_convention,
+    load,
+    report_format,
+)
+from lsfix.cli.curve_cmd import LevelOpt, SeedOpt, check_boot, render_table, result_rows
+from lsfix.errors import RuntimeFailure
+
+HELP = """Audit any classifier's logits: every confidence score, MaxLogit-pNorm with p fitted
+on --val (or on a held-out --fit-fraction of the input, excluded from the numbers), the paired
+bootstrap difference pNorm − MSP, and a plain-language verdict. --report DIR writes
+report.md, report.html and the plots (RC curves, the label-smoothing mechanism).
+
+Examples:
+
+  lsfix audit test.h5 --val val.h5 --report audit/
+
+  lsfix audit logits.npz --format json | jq .verdict
+"""
+
+
+def audit_json(res: Any) -> dict[str, Any]:
+    from lsfix.report import metrics_dict, paired_dict
+
+    return {
+        "file": res.file,
+        "convention": res.convention,
+        "n_eval": res.n_eval,
+        "k": res.k,
+        "fit_source": res.fit_source,
+        "fit": res.fit.to_dict(),
+        "temperature": res.temperature,
+        "scores": [{"score": r.score, **metrics_dict(r.metrics)} for r in res.results],
+        "paired_pnorm_minus_msp": paired_dict(res.paired),
+        "excess_aurc_removed": None if res.excess_removed != res.excess_removed
+        else res.excess_removed,
+        "broken": res.broken,
+        "verdict": res.verdict,
+    }
+
+
+def audit_text(res: Any) -> str:
+    rows = result_rows(list(res.results), percent=False)
+    table = render_table(rows, f"{res.file} — {res.n_eval} samples, convention {res.convention}",
+                         show_file=False)
+    fit = res.fit
+    choice = "MSP (fallback)" if fit.fallback_msp else f"p = {fit.p:g}"
+    grid = ", ".join(f"p={p:g}: {a:.5g}" for p, a in fit.grid)
+    return (f"{table}\nfit on {res.fit_source}: {choice}; temperature T = {res.temperature:.4g}\n"
+            f"held-out AURC by p: {grid}; MSP: {fit.msp_aurc:.5g}\n\nverdict: {res.verdict}\n")
+
+
+def write_report(res: Any, pred: Any, folder: str) -> list[str]:
+    """report.md, report.html, rc.png, mechanism/gradient plots in ``folder``."""
+    from lsfix.cli.curve_cmd import curve_lines, oracle_curve
+    from lsfix.explain import explain_plots
+    from lsfix.io import write_text_atomic
+    from lsfix.plot import rc_plot
+    from lsfix.report import fmt, markdown_table
+
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise RuntimeFailure(f"{folder}: cannot create report folder ({exc.strerror})") from None
+    by = {r.score: r for r in res.results}
+    rc = os.path.join(folder, "rc.png")
+    rc_plot(curve_lines([by["msp"], by["pnorm"], by["msp_ts"]], show_file=False), rc,
+            title=f"Risk-coverage: {res.file}", oracle=oracle_curve(by["msp"].correct))
+    extra = explain_plots([pred], rc)
+    rows = result_rows(list(res.results), percent=False)
+    cols = ["score", "n", "accuracy", "aurc", "eaurc", "naurc", "augrc", "auroc",
+            "fpr_at_95tpr"]
+    d = res.paired
+    md = (
+        f"# lsfix audit: `{res.file}`\n\n**Verdict:** {res.verdict}\n\n"
+        f"Evaluated on {res.n_eval} samples (convention `{res.convention}`); "
+        f"p and T fitted on {res.fit_source}.\n\n"
+        f"## Scores\n\n{markdown_table(rows, cols)}\n"
+        f"## pNorm vs MSP (paired bootstrap, {d.n_boot} replicates)\n\n"
+        f"AURC(pnorm) − AURC(msp) = {fmt(d.estimate)} "
+        f"[{fmt(d.low)}, {fmt(d.high)}] at {d.level:.0%}; p = {fmt(d.p_value, 3)}\n\n"
+        f"## Plots\n\n![risk-coverage](rc.png)\n\n"
+        + "".join(f"![{Path(p).stem}]({Path(p).name})\n\n" for p in extra)
+    )
+    md_path = os.path.join(folder, "report.md")
+    write_text_atomic(md_path, md)
+    html_rows = "".join(
+        "<tr>" + "".join(f"<td>{_esc(fmt(r[c]) if not isinstance(r[c], str) else r[c])}</td>"
+                         for c in cols) + "</tr>" for r in rows)
+    html = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>lsfix audit</title>"
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+        "td,th{padding:2px 8px;text-align:right;border-bottom:1px solid #ddd}"
+        "img{max-width:100%}</style></head><body>"
+        f"<h1>lsfix audit: {_esc(res.file)}</h1><p><b>Verdict:</b> {_esc(res.verdict)}</p>"
+        f"<p>Evaluated on {res.n_eval} samples (convention {_esc(res.convention)}); p and T "
+        f"fitted on {_esc(res.fit_source)}.</p><table><tr>"
+        + "".join(f"<th>{c}</th>" for c in cols) + f"</tr>{html_rows}</table>"
+        "<h2>Plots</h2><img src='rc.png' alt='risk-coverage'>"
+        + "".join(f"<img src='{Path(p).name}' alt='{Path(p).stem}'>" for p in extra)
+        + "</body></html>\n"
+    )
+    html_path = os.path.join(folder, "report.html")
+    write_text_atomic(html_path, html)
+    return [md_path, html_path, rc, *extra]
+
+
+def _esc(s: str) -> str:
+    import html
+
+    return html.escape(str(s))
+
+
+@app.command("audit", help=HELP)
+def audit_cmd(
+    input: InputArg = "-",
+    val: Annotated[str | None, typer.Option("--val", help="Labelled validation file to fit p "
+                                                          "and T on.")] = None,
+    fit_fraction: Annotated[float, typer.Option(
+        "--fit-fraction", help="Without --val: fraction of the input held out for fitting.")
+    ] = 0.2,
+    seed: SeedOpt = 0,
+    convention: ConventionOpt = "lsfix",
+    bootstrap: Annotated[int, typer.Option("--bootstrap", "-b",
+                                           help="Replicates of the paired bootstrap.")] = 1000,
+    level: LevelOpt = 0.95,
+    report: Annotated[str | None, typer.Option("--report", help="Folder for report.md, "
+                                                                "report.html and plots.")] = None,
+    fmt: FormatOpt = None,
+    output: OutputOpt = "-",
+    allow_incomplete: AllowIncompleteOpt = False,
+) -> None:
+    with handle_errors("audit"):
+        from lsfix.audit import audit
+        from lsfix.errors import UsageError
+        from lsfix.io import write_text_atomic
+        from lsfix.report import document, dumps
+
+        check_convention(convention)
+        check_boot(bootstrap, level)
+        if bootstrap < 1:
+            raise UsageError("--bootstrap must be >= 1 for audit (the verdict needs it)")
+        out_fmt = report_format(fmt)
+        pred = load(input, allow_incomplete=allow_incomplete, need_labels=True,
+                    need_logits=True)
+        val_pred = load(val, need_labels=True, need_logits=True) if val else None
+        res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
+                    convention=convention, n_boot=bootstrap, level=level)
+        if out_fmt == "json":
+            text = dumps(document("audit", audit_json(res)))
+        elif out_fmt == "tsv":
+            from lsfix.report import tsv
+
+            rows = result_rows(list(res.results), percent=False)
+            text = tsv(rows, list(rows[0].keys())) + f"# verdict: {res.verdict}\n"
+        else:
+            text = audit_text(res)
+        if report is not None:
+            write_report(res, pred, report)
+        write_text_atomic(output, text)
+        pred.close()
+        if val_pred is not None:
+            val_pred.close()

@@ -1,0 +1,145 @@
+"""The label-smoothing mechanism made visible from logits (Xia et al., ICLR 2025).
+
+Two views:
+
+1. **Max logit conditioned on MSP.** Samples are sorted by MSP; a sliding window of ``w``
+   consecutive samples (separately for correct and for wrong predictions) gives the mean MSP
+   (x) and the mean max logit (y). Overlaying a cross-entropy model and a label-smoothing model
+   shows where LS pulls the max logit down: most where predictions are likely right (high MSP),
+   least where they are likely wrong — which scrambles the confidence ranking.
+2. **The gradient term LS adds to the max logit**, ``α·(1 − 1/K − P_err)``, plotted against
+   ``P_err`` (the probability that the prediction is wrong) for the file's ``K``: positive
+   (suppressing) when ``P_err < 1 − 1/K`` and largest for confident, likely-right predictions.
+
+:func:`mechanism_curves` and :func:`ls_gradient_term` are numeric (numpy only);
+:func:`explain_plots` draws them via :mod:`lsfix.plot`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lsfix.core import compute_scores, parse_score
+
+#: α values drawn when a file's provenance does not record its label smoothing.
+DEFAULT_ALPHAS = (0.1, 0.2)
+
+
+def ls_gradient_term(p_err: np.ndarray, k: int, alpha: float) -> np.ndarray:
+    """Extra gradient on the max logit from label smoothing: ``α·(1 − 1/K − P_err)``.
+
+    Parameters
+    ----------
+    p_err : ndarray
+        Probability that the prediction is wrong (``1 − π_max`` for a calibrated model).
+    k : int
+        Number of classes.
+    alpha : float
+        Label-smoothing strength.
+
+    Examples
+    --------
+    >>> ls_gradient_term(np.array([0.0, 0.9]), 10, 0.1).round(3).tolist()
+    [0.09, 0.0]
+    """
+    return alpha * (1.0 - 1.0 / k - np.asarray(p_err, dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class MechanismCurve:
+    """Sliding-window means for one file and one group (correct or wrong predictions)."""
+
+    label: str
+    msp: np.ndarray
+    max_logit: np.ndarray
+    n: int
+
+
+def _window_means(x: np.ndarray, y: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(x, kind="stable")
+    xs, ys = x[order], y[order]
+    w = min(window, xs.shape[0])
+    cx = np.concatenate(([0.0], np.cumsum(xs)))
+    cy = np.concatenate(([0.0], np.cumsum(ys)))
+    return (cx[w:] - cx[:-w]) / w, (cy[w:] - cy[:-w]) / w
+
+
+def mechanism_curves(logits: Any, labels: np.ndarray, name: str, *, window: int | None = None,
+                     mask: np.ndarray | None = None) -> list[MechanismCurve]:
+    """Mean max logit vs mean MSP over sliding windows, for correct and wrong predictions.
+
+    The window is ``max(25, n_group // 40)`` samples unless given.
+    """
+    out = compute_scores(logits, [parse_score("msp"), parse_score("max_logit")], labels=labels)
+    msp_val = np.exp(out["msp"])
+    ml = out["max_logit"]
+    correct = out["_correct"]
+    if mask is not None:
+        msp_val, ml, correct = msp_val[mask], ml[mask], correct[mask]
+    curves = []
+    for group, sel in (("correct", correct), ("wrong", ~correct)):
+        m = int(sel.sum())
+        if m < 2:
+            continue
+        w = window or max(25, m // 40)
+        x, y = _window_means(msp_val[sel], ml[sel], min(w, m))
+        curves.append(MechanismCurve(f"{name} · {group} (n={m})", x, y, m))
+    return curves
+
+
+def alpha_of(pred: Any) -> float | None:
+    """Label smoothing recorded in a file's provenance (``training.label_smoothing``)."""
+    prov = getattr(pred, "provenance", {}) or {}
+    for key in ("training", "model"):
+        sub = prov.get(key)
+        if isinstance(sub, dict) and "label_smoothing" in sub:
+            try:
+                return float(sub["label_smoothing"])
+            except (TypeError, ValueError):
+                return None
+    if "label_smoothing" in prov:
+        try:
+            return float(prov["label_smoothing"])
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def explain_plots(preds: Sequence[Any], plot_path: str) -> list[str]:
+    """Draw the two mechanism plots next to ``plot_path``; return their paths.
+
+    Files without logits or labels are skipped (the mechanism needs both).
+    """
+    from lsfix.errors import UsageError
+    from lsfix.pipeline import eval_mask
+    from lsfix.plot import Line, draw_lines, plot_format
+
+    ext = plot_format(plot_path)
+    base = Path(plot_path)
+    usable = [p for p in preds if p.logits is not None and p.labels is not None]
+    if not usable:
+        raise UsageError("--explain needs files with /logits and /labels")
+    lines: list[Line] = []
+    for p in usable:
+        alpha = alpha_of(p)
+        tag = p.name if alpha is None else f"{p.name} (α={alpha:g})"
+        for c in mechanism_curves(p.logits, p.labels, tag, mask=eval_mask(p)):
+            lines.append(Line(c.label, c.msp, c.max_logit))
+    mech = str(base.with_name(f"{base.stem}.mechanism.{ext}"))
+    draw_lines(lines, mech, title="Max logit vs MSP (sliding-window means)",
+               xlabel="MSP (max softmax probability)", ylabel="mean max logit")
+    k = int(usable[0].k)
+    alphas = sorted({a for a in (alpha_of(p) for p in usable) if a} or set(DEFAULT_ALPHAS))
+    p_err = np.linspace(0.0, 1.0, 201)
+    glines = [Line(f"α={a:g}, K={k}", p_err, ls_gradient_term(p_err, k, a)) for a in alphas]
+    grad = str(base.with_name(f"{base.stem}.gradient.{ext}"))
+    draw_lines(glines, grad, title="Gradient LS adds to the max logit: α(1 − 1/K − P_err)",
+               xlabel="P_err (probability the prediction is wrong)",
+               ylabel="added gradient on max logit (> 0 pushes it down)",
+               extra=[("zero", np.array([0.0, 1.0]), np.array([0.0, 0.0]))])
+    return [mech, grad]
