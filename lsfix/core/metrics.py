@@ -524,9 +524,9 @@ def metrics_from_blocks(
     value = _aurc_from(b, risk, convention)
     oracle = _oracle_aurc(n, n_err, convention)
     if math.isnan(value):
-        undefined.append(("aurc", f"the {convention} convention needs n >= 2"))
+        why = f"the {convention} convention needs n >= 2"
         eaurc = naurc = math.nan
-        undefined += [("eaurc", "aurc undefined"), ("naurc", "aurc undefined")]
+        undefined += [("aurc", why), ("oracle_aurc", why), ("eaurc", why), ("naurc", why)]
     else:
         eaurc = max(0.0, value - oracle)
         if n_err in (0, n):

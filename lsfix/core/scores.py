@@ -148,21 +148,30 @@ def _msp_ts(ch: _Chunk, temperature: float) -> np.ndarray:
 
 
 def _pnorm_many(z: np.ndarray, ps: Sequence[float]) -> np.ndarray:
-    """MaxLogit-pNorm for several p at once; returns shape (r, len(ps))."""
+    """MaxLogit-pNorm for several p at once; returns shape (r, len(ps)).
+
+    Rows whose logits are all equal score exactly 0 (tested as ``max z == min z``, so a float
+    mean that is off by one ulp cannot turn them into ±noise). For ``p = 1`` the norm of the
+    centred vector is computed as ``2·Σ_k max(x_k, 0)`` (equal to ``Σ|x_k|`` because the
+    centred values sum to 0), so a row with a single positive centred logit scores exactly ½
+    and such rows tie exactly instead of by rounding noise.
+    """
     x = z - z.mean(axis=1, keepdims=True)
+    flat = z.max(axis=1) == z.min(axis=1)
+    if flat.any():
+        x[flat] = 1.0  # placeholder: overwritten with 0 below, avoids 0/0
     top = x.max(axis=1)
-    m = np.abs(x).max(axis=1)
-    flat = m == 0
-    safe_m = np.where(flat, 1.0, m)
-    a = np.abs(x) / safe_m[:, None]
-    rel_top = top / safe_m  # max(x)/m, in (0, 1]
+    ax = np.abs(x)
+    m = ax.max(axis=1)
+    a = ax / m[:, None]
+    rel_top = top / m  # max(x)/m, in (0, 1]
     out = np.empty((z.shape[0], len(ps)))
-    int_ps = sorted({int(p) for p in ps if float(p).is_integer() and p >= 1})
+    int_ps = sorted({int(p) for p in ps if float(p).is_integer() and p >= 2})
     sums: dict[float, np.ndarray] = {}
     if int_ps:
-        cur = a.copy()
-        for p in range(1, int_ps[-1] + 1):
-            if p > 1:
+        cur = a * a
+        for p in range(2, int_ps[-1] + 1):
+            if p > 2:
                 cur *= a
             if p in int_ps:
                 sums[float(p)] = cur.sum(axis=1)
@@ -170,11 +179,13 @@ def _pnorm_many(z: np.ndarray, ps: Sequence[float]) -> np.ndarray:
         pf = float(p)
         if pf == 0:
             out[:, i] = top
-            continue
-        s = sums.get(pf)
-        if s is None:
-            s = np.power(a, pf).sum(axis=1)
-        out[:, i] = rel_top / np.power(s, 1.0 / pf)
+        elif pf == 1:
+            out[:, i] = top / (2.0 * np.maximum(x, 0.0).sum(axis=1))
+        else:
+            s_p = sums.get(pf)
+            if s_p is None:
+                s_p = np.power(a, pf).sum(axis=1)
+            out[:, i] = rel_top / np.power(s_p, 1.0 / pf)
     out[flat] = 0.0
     return out
 
