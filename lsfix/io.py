@@ -11,11 +11,12 @@ import contextlib
 import errno
 import io
 import os
-import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from lsfix.errors import InputError, RuntimeFailure, UsageError
 
@@ -83,12 +84,18 @@ def atomic_output(path: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iter
     """
     target = str(path)
     to_stdout = target == STDIO
-    folder = Path(tempfile.gettempdir()) if to_stdout else (Path(target).parent or Path("."))
-    if not to_stdout and not folder.is_dir():
-        raise RuntimeFailure(f"{target}: folder {str(folder)!r} does not exist; nothing was written")
-    if not to_stdout and Path(target).is_dir():
+    # an existing device or FIFO (-o /dev/null, -o /dev/stdout, a named pipe) is written
+    # into, never replaced by a regular file
+    special = not to_stdout and _is_special(target)
+    streamed = to_stdout or special
+    folder = Path(tempfile.gettempdir()) if streamed else (Path(target).parent or Path("."))
+    if not streamed and not folder.is_dir():
+        raise RuntimeFailure(
+            f"{target}: folder {str(folder)!r} does not exist; nothing was written"
+        )
+    if not streamed and Path(target).is_dir():
         raise RuntimeFailure(f"{target}: is a folder, not a file; nothing was written")
-    base = "lsfix-stdout" if to_stdout else Path(target).name
+    base = "lsfix-stdout" if streamed else Path(target).name
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{base}.", suffix=suffix, dir=folder)
     except OSError as exc:
@@ -98,19 +105,43 @@ def atomic_output(path: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iter
     try:
         yield tmp
         if to_stdout:
-            with open(tmp, "rb") as src:
-                shutil.copyfileobj(src, sys.stdout.buffer, 1 << 20)
-            sys.stdout.buffer.flush()
+            _copy_to(tmp, sys.stdout.buffer)
+        elif special:
+            with open(target, "wb") as dst:
+                _copy_to(tmp, dst)
         else:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
             _fsync_dir(folder)
+    except BrokenPipeError:
+        raise  # the reader went away: the CLI exits quietly, as with text output
     except OSError as exc:
-        raise RuntimeFailure(_describe_oserror(exc, display_name(target))) from None
+        shown = "<stdout>" if to_stdout else display_name(target)
+        raise RuntimeFailure(_describe_oserror(exc, shown)) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _is_special(target: str) -> bool:
+    """True for an existing target that is not a regular file or folder (device, FIFO)."""
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _copy_to(path: Path, out: Any) -> None:
+    """Copy a finished file to a stream, looping over short writes of a raw stream."""
+    with open(path, "rb") as src:
+        while chunk := src.read(1 << 20):
+            view = memoryview(chunk)
+            while view:
+                written = out.write(view)
+                view = view[len(view) if written is None else written:]
+    out.flush()
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:

@@ -25,11 +25,12 @@ from lsfix.core.bootstrap import Interval
 from lsfix.errors import InputError, UsageError
 from lsfix.schema import FIT_MASK, Predictions
 
-SCORE_TABLE = "score-table"
 
 
 def is_score_table(pred: Predictions) -> bool:
     """A ``confidence``/``correct`` table (no logits): ``labels`` hold correctness."""
+    from lsfix.foreign import SCORE_TABLE
+
     return pred.foreign_format == SCORE_TABLE
 
 

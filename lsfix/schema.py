@@ -19,8 +19,10 @@ Foreign inputs (``.npy``, ``.npz``, ``.pt``, ``.csv``/``.tsv``) are converted by
 
 from __future__ import annotations
 
+import io
 import json
 import shlex
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,29 +136,50 @@ class Predictions:
 # reading
 
 
-def _is_hdf5(head: bytes) -> bool:
-    return head.startswith(HDF5_SIGNATURE)
+def _hdf5_signature_at(fh: Any, size: int) -> bool:
+    """HDF5 files start with the signature at 0, or after a user block at 512·2^i."""
+    offset = 0
+    while offset + 8 <= size:
+        fh.seek(offset)
+        if fh.read(8) == HDF5_SIGNATURE:
+            return True
+        offset = 512 if offset == 0 else offset * 2
+    return False
 
 
-def _open_source(path: str) -> tuple[Any, str, bytes]:
-    """Return (path-or-BytesIO, display name, first bytes)."""
+def _open_source(path: str) -> tuple[Any, str, bytes, bool]:
+    """Return (path-or-BytesIO, display name, first bytes, is_hdf5).
+
+    Pipes and other non-regular files (``<(cmd)``, FIFOs) are read into memory once, since
+    they cannot be read twice.
+    """
     name = display_name(path)
     if path == STDIO:
         buf = read_stdin_bytes()
-        return buf, name, buf.getvalue()[:8]
+        return buf, name, buf.getvalue()[:8], _hdf5_signature_at(buf, len(buf.getvalue()))
     p = Path(path)
-    if not p.exists():
-        raise InputError("no such file", file=name)
-    if p.is_dir():
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise InputError("no such file", file=name) from None
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", file=name) from None
+    if stat.S_ISDIR(st.st_mode):
         raise InputError("is a folder, not a file", file=name)
     try:
         with open(p, "rb") as fh:
+            if not stat.S_ISREG(st.st_mode):
+                data = fh.read()
+                if not data:
+                    raise InputError("empty input (0 bytes)", file=name)
+                buf = io.BytesIO(data)
+                return buf, name, data[:8], _hdf5_signature_at(buf, len(data))
             head = fh.read(8)
+            if not head:
+                raise InputError("empty file (0 bytes)", file=name)
+            return path, name, head, _hdf5_signature_at(fh, st.st_size)
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", file=name) from None
-    if not head:
-        raise InputError("empty file (0 bytes)", file=name)
-    return path, name, head
 
 
 def read_predictions(
@@ -186,8 +209,8 @@ def read_predictions(
     InputError
         For anything wrong with the data; the message names ``file:/dataset`` and shapes.
     """
-    src, name, head = _open_source(path)
-    if _is_hdf5(head):
+    src, name, head, is_hdf5 = _open_source(path)
+    if is_hdf5:
         pred = _read_hdf5(src, name, allow_incomplete=allow_incomplete)
     else:
         from lsfix import foreign
@@ -432,7 +455,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
 def _check_unique(ids: np.ndarray, name: str) -> None:
     uniq, counts = np.unique(ids.astype(str), return_counts=True)
     if uniq.shape[0] != ids.shape[0]:
-        dup = uniq[np.argmax(counts > 1)]
+        dup = str(uniq[np.argmax(counts > 1)])
         raise InputError(
             f"{ids.shape[0] - uniq.shape[0]} duplicated sample id(s), e.g. {dup!r}",
             file=name,
@@ -541,6 +564,9 @@ def write_predictions(
     dataset-to-dataset without decoding); existing scores are kept. ``new_scores`` maps a name
     to ``(values, method, params)``; replacing an existing name needs ``overwrite=True``.
     """
+    if pred.foreign_format == "score-table":
+        raise InputError("a confidence/correct table has no logits or labels to store; "
+                         "use it with 'curve' or 'compare'", file=pred.name)
     new_scores = new_scores or {}
     clash = sorted(set(new_scores) & set(pred.scores))
     if clash and not overwrite:
@@ -637,7 +663,9 @@ def predictions_from_arrays(
                          dataset=lpath)
     if logits.dtype not in LOGIT_DTYPES:
         logits = logits.astype(np.float64)
-    if logits.ndim == 0 or logits.shape[0] == 0:
+    if logits.ndim == 0:
+        raise InputError("is a scalar; expected (N, K)", file=name, dataset=lpath)
+    if logits.shape[0] == 0:
         raise InputError(f"has zero rows, shape {logits.shape}", file=name, dataset=lpath)
     if logits.ndim >= 2 and logits.shape[1] == 0:
         raise InputError(f"has zero classes, shape {logits.shape}", file=name, dataset=lpath)
@@ -664,6 +692,9 @@ def predictions_from_arrays(
                                     dataset=ypath)
     ids = None
     if sample_ids is not None:
+        if np.ndim(sample_ids) != 1:
+            raise InputError(f"must be 1-D, shape {np.shape(sample_ids)}", file=name,
+                             dataset=SAMPLE_IDS)
         ids = np.asarray([str(s) for s in sample_ids], dtype=object)
         if ids.shape != (logits.shape[0],):
             raise InputError(f"{ids.shape[0]} sample ids for {logits.shape[0]} rows", file=name,
@@ -671,6 +702,9 @@ def predictions_from_arrays(
         _check_unique(ids, name)
     names = None
     if class_names is not None:
+        if np.ndim(class_names) != 1:
+            raise InputError(f"must be 1-D, shape {np.shape(class_names)}", file=name,
+                             dataset=CLASS_NAMES)
         names = [str(c) for c in class_names]
         if len(names) != rows.shape[1]:
             raise InputError(f"{len(names)} class names for K={rows.shape[1]}", file=name,

@@ -6,13 +6,56 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from lsfix.errors import ExitCode, LsfixError
 
+
+class LsfixGroup(TyperGroup):
+    """Command group whose command-line errors read like every other lsfix error.
+
+    ``lsfix curve --seed -1`` prints ``lsfix curve: error: Invalid value for '--seed': ...
+    (see 'lsfix curve --help')`` on one line and exits 2, instead of click's multi-line usage
+    block. ``--help`` and a bare ``lsfix`` still print help.
+    """
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "lsfix",
+                              complete_var=complete_var, standalone_mode=False, **extra)
+        except Exception as exc:  # click's exceptions, duck-typed (typer vendors click)
+            if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+                if type(exc).__name__ == "Abort":
+                    err("", "interrupted")
+                    return _finish(int(ExitCode.INTERRUPTED), standalone_mode)
+                raise
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                exc.show()  # type: ignore[attr-defined]
+                return _finish(int(exc.exit_code), standalone_mode)
+            ctx = getattr(exc, "ctx", None)
+            path = ctx.command_path if ctx is not None else "lsfix"
+            msg = " ".join(str(exc.format_message()).split())
+            sys.stderr.write(f"{path}: error: {msg} (see '{path} --help')\n")
+            sys.stderr.flush()
+            return _finish(int(exc.exit_code), standalone_mode)
+        code = rv if isinstance(rv, int) else 0
+        return _finish(code, standalone_mode)
+
+
+def _finish(code: int, standalone_mode: bool) -> int:
+    if standalone_mode:
+        sys.exit(code)
+    return code
+
+
 app = typer.Typer(
     name="lsfix",
+    cls=LsfixGroup,
     help=(
         "How well does a classifier know when it is wrong? Selective-classification metrics "
         "from saved logits, and the MaxLogit-pNorm fix for label smoothing.\n\n"
@@ -29,7 +72,8 @@ app = typer.Typer(
 def err(cmd: str, message: str) -> None:
     """Print ``lsfix <cmd>: error: <message>`` on stderr (one line)."""
     line = " ".join(str(message).split())
-    sys.stderr.write(f"lsfix {cmd}: error: {line}\n")
+    prefix = f"lsfix {cmd}" if cmd else "lsfix"
+    sys.stderr.write(f"{prefix}: error: {line}\n")
     sys.stderr.flush()
 
 

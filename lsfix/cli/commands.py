@@ -1,16 +1,14 @@
-"""Import every command module so each registers on :data:`lsfix.cli.app.app`."""
+"""Import every command module so each registers on :data:`lsfix.cli.app.app`.
+
+The order here is the order ``lsfix --help`` lists the commands: the pipeline's order.
+"""
 
 from __future__ import annotations
 
-from lsfix.cli import (  # noqa: F401
-    audit_cmd,
-    compare_cmd,
-    curve_cmd,
-    normalise_cmd,
-    score_cmd,
-)
+import importlib
 
-try:  # written in parallel; present once the extract command lands
-    from lsfix.cli import extract_cmd  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
+COMMAND_MODULES = ("extract_cmd", "score_cmd", "normalise_cmd", "curve_cmd", "compare_cmd",
+                   "audit_cmd")
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"lsfix.cli.{_name}")

@@ -36,7 +36,7 @@ Examples:
 
 BootOpt = Annotated[int, typer.Option("--bootstrap", "-b",
                                       help="Bootstrap replicates for intervals (0 = none).")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Bootstrap seed.")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Random seed (>= 0).")]
 LevelOpt = Annotated[float, typer.Option("--level", help="Interval confidence level.")]
 PercentOpt = Annotated[bool, typer.Option("--percent", help="Print rates ×100 (like %AURC).")]
 ScoreOpt = Annotated[list[str] | None, typer.Option(

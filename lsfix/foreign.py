@@ -1,0 +1,783 @@
+"""Foreign inputs: arrays and tables users already have, converted to :class:`Predictions`.
+
+:func:`lsfix.schema.read_predictions` hands every input that is not HDF5 to :func:`read_foreign`.
+The format is chosen by the first bytes, then by the file extension; stdin and paths without an
+extension are sniffed (text is read as a table). Everything is read into memory and validated by
+:func:`lsfix.schema.predictions_from_arrays`, so messages match those of an HDF5 read, with the
+array's name in place of the dataset path (``preds.npz:/labels: 2 label(s) not in [0, 10); ...``).
+Every problem is an :class:`~lsfix.errors.InputError` (exit 3) naming the file; no other
+exception escapes, whatever the bytes.
+
+Formats
+-------
+``.npy`` (magic ``\\x93NUMPY``)
+    One floating array: the logits, ``(N, K)``, ``(N,)``/``(N, 1)`` for a single-logit binary
+    classifier, or ``(N, K, *spatial)``. No labels.
+``.npz`` (a zip of ``*.npy`` members, as written by ``numpy.savez[_compressed]``)
+    ``logits`` (or, when no array has that name, the only floating array with two or more
+    axes), labels under ``labels``, ``targets`` or ``y`` (at most one of them), and optional
+    ``sample_ids`` (strings or integers) and ``class_names``. Other arrays are ignored. Object
+    arrays are refused: pickles are never loaded (``allow_pickle`` stays off).
+``.pt`` / ``.pth`` (``torch.save``: a zip holding ``data.pkl``, or the legacy pickle format)
+    Loaded with ``torch.load(..., map_location="cpu", weights_only=True)``, so a file that
+    holds anything but tensors and plain containers is refused, never executed. The content is
+    a tensor of logits, a dict with the keys of an ``.npz``, or a ``(logits,)`` /
+    ``(logits, labels)`` list or tuple. Needs torch (``pip install 'lsfix[extract]'``). Any
+    other pickle is refused without being opened.
+``.csv`` / ``.tsv`` (UTF-8 text, comma or tab separated; stdin: tab if the header has one)
+    A header line is required; blank lines are skipped; cells may be quoted. Two layouts:
+
+    *logits table*: columns ``logit_0`` .. ``logit_{K-1}`` (any order, none missing), optional
+    ``label`` (integer class) and ``sample_id`` (unique, non-empty). One logit column is a
+    single-logit binary classifier.
+
+    *score table*: columns ``confidence`` (a number, higher = more confident) and ``correct``
+    (``0``/``1`` or ``true``/``false``, any case), optional ``sample_id``. This is what
+    ``lsfix curve scores.tsv`` audits when the model is not at hand. It becomes a
+    :class:`Predictions` with ``logits=None``, ``scores={"confidence": ...}`` (method
+    ``"table"``) and ``foreign_format == "score-table"``, and **its** ``labels`` **hold the
+    correctness** (1 = the prediction was right), not classes. Use :func:`table_correct`
+    rather than reading ``labels`` when the input may be a score table.
+
+    Cells are parsed strictly: an unknown, duplicated or missing column, a ragged row, an empty
+    cell, text in a number column, NaN or inf, a label outside ``[0, K)``, a repeated sample id,
+    or a header with no data rows is refused with the line and the column
+    (``scores.csv: line 7, column 'confidence': 'abc' is not a number``). Column names are
+    stripped of surrounding spaces; sample ids are taken verbatim. Tables cost about a
+    microsecond per cell (a 10**6-row score table reads in a few seconds): keep large logit
+    matrices in ``.npy``/``.npz``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import operator
+import re
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from lsfix.errors import InputError, LsfixError, MissingDependency, RuntimeFailure
+from lsfix.schema import Predictions, predictions_from_arrays
+
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # local file header; empty archive
+#: First 8 bytes of a legacy (non-zip) ``torch.save`` file: pickle protocol 2, then the
+#: LONG1 opcode starting torch's magic number 0x1950a86a20f9469cfc6c.
+TORCH_LEGACY_HEAD = b"\x80\x02\x8a\x0al\xfc\x9cF"
+PICKLE_HEADS = tuple(bytes([0x80, proto]) for proto in range(2, 6))
+
+#: ``Predictions.foreign_format`` values set by this module.
+FORMATS = ("npy", "npz", "torch", "logits-table", "score-table")
+SCORE_TABLE = "score-table"
+LOGITS_TABLE = "logits-table"
+
+LOGITS_KEYS = ("logits",)
+LABELS_KEYS = ("labels", "targets", "y")
+SAMPLE_IDS_KEYS = ("sample_ids",)
+CLASS_NAMES_KEYS = ("class_names",)
+
+TABLE_SCORE_NAME = "confidence"
+TABLE_SCORE_METHOD = "table"
+
+_UNRECOGNISED = "unrecognised input format (not HDF5, .npy, .npz, .pt, .csv or .tsv)"
+_EXTRACT_HINT = "pip install 'lsfix[extract]'"
+_NPY_MAX_HEADER = 10_000  # numpy's own default limit against hostile headers
+_NPY_KINDS = "biufcUS"  # dtypes read; object, void/structured and datetimes are refused
+_READ_CHUNK = 1 << 24
+_SNIFF_BYTES = 1 << 16
+_LOGIT_COLUMN = re.compile(r"logit_(0|[1-9][0-9]*)")
+_TRUE_FALSE = {"0": 0, "1": 1, "true": 1, "false": 0, "True": 1, "False": 0, "TRUE": 1,
+               "FALSE": 0}
+
+_EXTENSIONS = {
+    ".npy": "npy", ".npz": "zip", ".pt": "torch", ".pth": "torch",
+    ".csv": "csv", ".tsv": "tsv", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5",
+}
+_WRONG_MAGIC = {
+    "npy": "does not start with the .npy magic bytes; not a .npy file, or corrupt",
+    "zip": "is not a zip archive; not an .npz file, or corrupt",
+    "torch": "is neither a zip archive nor a legacy torch pickle; not a torch.save file, "
+             "or corrupt",
+    "hdf5": "does not start with the HDF5 signature; not an HDF5 file, or corrupt",
+}
+_WHAT = {"npy": ".npy file", "zip": "zip archive (.npz or torch.save)",
+         "torch": "torch.save file", "csv": "CSV table", "tsv": "TSV table"}
+
+
+def table_correct(pred: Predictions) -> np.ndarray | None:
+    """Correctness (bool, shape ``(n,)``) of a score table; ``None`` for any other input.
+
+    A score table carries no logits, so its ``correct`` column stands in for
+    ``argmax(logits) == labels``; it is stored in ``pred.labels`` as 0/1.
+
+    >>> import io
+    >>> pred = read_foreign(io.BytesIO(b"confidence,correct\\n0.9,1\\n0.4,false\\n"), "t", b"")
+    >>> table_correct(pred)
+    array([ True, False])
+    """
+    if pred.foreign_format != SCORE_TABLE or pred.labels is None:
+        return None
+    return pred.labels.astype(bool)
+
+
+def read_foreign(src: str | io.BytesIO, name: str, head: bytes) -> Predictions:
+    """Read a non-HDF5 input (``.npy``, ``.npz``, ``.pt``, ``.csv``/``.tsv``) into memory.
+
+    Parameters
+    ----------
+    src : str or io.BytesIO
+        A file path, or the bytes of stdin.
+    name : str
+        Display name used in messages (the path, or ``<stdin>``).
+    head : bytes
+        The first bytes of a file (8 suffice); they choose the format before the extension.
+        For an ``io.BytesIO`` they are taken from the buffer itself.
+
+    Returns
+    -------
+    Predictions
+        Validated like an HDF5 read; ``foreign_format`` says which format it came from.
+
+    Raises
+    ------
+    InputError
+        The input is unrecognised, refused or invalid (exit 3); the message names the file and,
+        where there is one, the array (``file:/labels``) or the line and column.
+    MissingDependency
+        A ``torch.save`` file was given and torch is not installed (exit 1).
+    """
+    if isinstance(src, io.BytesIO):
+        suffix = ""
+        head = src.getvalue()[:8]
+    else:
+        suffix = Path(src).suffix.lower()
+    kind = _detect(src, name, head, suffix)
+    try:
+        if kind == "npy":
+            return _read_npy(src, name)
+        if kind == "zip":
+            return _read_zip(src, name)
+        if kind == "torch":
+            return _read_torch(src, name)
+        return _read_table(_all_bytes(src, name), name, "\t" if kind == "tsv" else ",",
+                           hint_other=not isinstance(src, io.BytesIO) and suffix != "")
+    except LsfixError:
+        raise
+    except MemoryError:
+        raise RuntimeFailure(f"{name}: not enough memory to load it") from None
+    except Exception as exc:  # third-party parsers raise a zoo of types on corrupt bytes
+        raise InputError(f"unreadable {_WHAT[kind]} ({_describe(exc)}); truncated or corrupt?",
+                         file=name) from None
+
+
+# --------------------------------------------------------------------------------------------
+# dispatch
+
+
+def _detect(src: str | io.BytesIO, name: str, head: bytes, suffix: str) -> str:
+    """Format key: ``npy``, ``zip``, ``torch``, ``csv`` or ``tsv``; refusals raise."""
+    if head.startswith(NPY_MAGIC):
+        return "npy"
+    if head.startswith(ZIP_MAGICS):
+        return "zip"
+    if head.startswith(TORCH_LEGACY_HEAD):
+        return "torch"
+    if head.startswith(PICKLE_HEADS):
+        raise InputError(
+            "is a plain pickle, not a torch.save file; lsfix never unpickles arbitrary objects "
+            "(save tensors with torch.save or arrays with numpy.savez)",
+            file=name,
+        )
+    by_ext = _EXTENSIONS.get(suffix)
+    if by_ext in ("csv", "tsv"):
+        return by_ext
+    if by_ext is not None:
+        raise InputError(_WRONG_MAGIC[by_ext], file=name)
+    if suffix == "":
+        sniffed = _sniff_text(_head_bytes(src, name, _SNIFF_BYTES))
+        if sniffed is not None:
+            return sniffed
+    raise InputError(_UNRECOGNISED, file=name)
+
+
+def _sniff_text(data: bytes) -> str | None:
+    """``tsv``/``csv`` when ``data`` looks like UTF-8 text, else ``None``."""
+    if b"\x00" in data:
+        return None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if len(data) < _SNIFF_BYTES or exc.start < len(data) - 3:
+            return None  # a real decoding error, not a character cut at the sniff boundary
+        text = data[: exc.start].decode("utf-8-sig")
+    header = text.split("\n", 1)[0]
+    return "tsv" if "\t" in header else "csv"
+
+
+def _head_bytes(src: str | io.BytesIO, name: str, size: int) -> bytes:
+    if isinstance(src, io.BytesIO):
+        return src.getvalue()[:size]
+    with _open(src, name) as fh:
+        return fh.read(size)
+
+
+def _all_bytes(src: str | io.BytesIO, name: str) -> bytes:
+    if isinstance(src, io.BytesIO):
+        return src.getvalue()
+    with _open(src, name) as fh:
+        return fh.read()
+
+
+@contextmanager
+def _open(src: str | io.BytesIO, name: str) -> Iterator[IO[bytes]]:
+    """A binary file object at offset 0 (stdin's buffer is rewound, not closed)."""
+    if isinstance(src, io.BytesIO):
+        src.seek(0)
+        yield src
+        return
+    try:
+        fh = open(src, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror or exc})", file=name) from None
+    with fh:
+        yield fh
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().split("\n", 1)[0]
+    text = text if len(text) <= 160 else text[:157] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------------------------
+# .npy and .npz: headers parsed with numpy.lib.format, data read only after a size check
+
+
+class _NpyHeader:
+    __slots__ = ("shape", "fortran", "dtype")
+
+    def __init__(self, shape: tuple[int, ...], fortran: bool, dtype: np.dtype[Any]) -> None:
+        self.shape = shape
+        self.fortran = fortran
+        self.dtype = dtype
+
+
+def _npy_header(fp: IO[bytes]) -> _NpyHeader:
+    fmt = np.lib.format
+    version = fmt.read_magic(fp)
+    with warnings.catch_warnings():
+        # numpy warns when it needs its Python-2 header fallback; the data is still fine
+        warnings.simplefilter("ignore")
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(fp, max_header_size=_NPY_MAX_HEADER)
+        elif version == (2, 0):
+            shape, fortran, dtype = fmt.read_array_header_2_0(fp, max_header_size=_NPY_MAX_HEADER)
+        else:
+            raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+    return _NpyHeader(tuple(int(s) for s in shape), bool(fortran), np.dtype(dtype))
+
+
+def _npy_data(fp: IO[bytes], hdr: _NpyHeader, avail: int, name: str, where: str) -> np.ndarray:
+    """Read the data after a parsed header; refuse objects and sizes the file cannot hold."""
+    dtype = hdr.dtype
+    if dtype.hasobject:
+        raise InputError("object arrays are refused (allow_pickle stays off)", file=name,
+                         dataset=where)
+    if dtype.kind not in _NPY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise InputError(f"unsupported dtype {dtype}", file=name, dataset=where)
+    if any(s < 0 for s in hdr.shape):
+        raise InputError(f"invalid shape {hdr.shape}", file=name, dataset=where)
+    count = math.prod(hdr.shape)
+    nbytes = count * dtype.itemsize
+    if nbytes > avail:
+        raise InputError(
+            f"truncated: shape {hdr.shape} {dtype} needs {nbytes} bytes of data, "
+            f"{max(avail, 0)} present",
+            file=name,
+            dataset=where,
+        )
+    if nbytes == 0:
+        arr = np.zeros(hdr.shape, dtype=dtype)
+    else:
+        buf = bytearray(nbytes)
+        view = memoryview(buf)
+        got = 0
+        while got < nbytes:
+            n = fp.readinto(view[got : got + _READ_CHUNK])  # type: ignore[attr-defined]
+            if not n:
+                raise InputError(f"truncated: {got} of {nbytes} bytes of data", file=name,
+                                 dataset=where)
+            got += n
+        arr = np.frombuffer(buf, dtype=dtype, count=count).reshape(
+            hdr.shape, order="F" if hdr.fortran else "C")
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def _read_npy(src: str | io.BytesIO, name: str) -> Predictions:
+    with _open(src, name) as fp:
+        size = fp.seek(0, io.SEEK_END)
+        fp.seek(0)
+        try:
+            hdr = _npy_header(fp)
+        except (ValueError, TypeError, SyntaxError, EOFError) as exc:
+            raise InputError(f"not a valid .npy header ({_describe(exc)})", file=name) from None
+        logits = _npy_data(fp, hdr, size - fp.tell(), name, "")
+    pred = predictions_from_arrays(name, logits, dataset_names=("", ""))
+    pred.foreign_format = "npy"
+    return pred
+
+
+def _read_zip(src: str | io.BytesIO, name: str) -> Predictions:
+    with _open(src, name) as fp:
+        try:
+            zf = zipfile.ZipFile(fp)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise InputError(f"not a readable zip archive ({_describe(exc)}); truncated or "
+                             "corrupt?", file=name) from None
+        with zf:
+            members = zf.namelist()
+            if any(m == "data.pkl" or m.endswith("/data.pkl") for m in members):
+                return _read_torch(src, name)
+            return _read_npz(zf, members, name)
+
+
+def _read_npz(zf: zipfile.ZipFile, members: list[str], name: str) -> Predictions:
+    odd = [m for m in members if not m.endswith(".npy")]
+    if odd:
+        raise InputError(
+            f"is a zip archive but neither an .npz (member {odd[0]!r} is not *.npy) nor a "
+            "torch.save file (no data.pkl)",
+            file=name,
+        )
+    if not members:
+        raise InputError("is an .npz with no arrays", file=name)
+    headers: dict[str, _NpyHeader] = {}
+    for member in members:
+        key = member[: -len(".npy")]
+        try:
+            with zf.open(member) as fp:
+                headers[key] = _npy_header(fp)
+        except LsfixError:
+            raise
+        except Exception as exc:  # zlib/zipfile/numpy errors on a corrupt member
+            raise InputError(f"unreadable array ({_describe(exc)})", file=name,
+                             dataset=f"/{key}") from None
+
+    def load(key: str) -> np.ndarray:
+        member = f"{key}.npy"
+        try:
+            with zf.open(member) as fp:
+                hdr = _npy_header(fp)
+                avail = zf.getinfo(member).file_size - fp.tell()
+                return _npy_data(fp, hdr, avail, name, f"/{key}")
+        except LsfixError:
+            raise
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise InputError(f"unreadable array ({_describe(exc)})", file=name,
+                             dataset=f"/{key}") from None
+
+    meta: dict[str, tuple[str, int]] = {
+        k: (h.dtype.kind, len(h.shape)) for k, h in headers.items()}
+    return _from_named_arrays(name, "npz", meta, load, what="array")
+
+
+# --------------------------------------------------------------------------------------------
+# shared: choose logits/labels/ids/names among named arrays (npz members, torch dict keys)
+
+
+def _only(keys: Sequence[str], present: dict[str, Any], name: str, what: str) -> str | None:
+    found = [k for k in keys if k in present]
+    if len(found) > 1:
+        listed = ", ".join(repr(k) for k in keys)
+        raise InputError(
+            f"has both {found[0]!r} and {found[1]!r}; keep one ({what}s read from {listed})",
+            file=name,
+        )
+    return found[0] if found else None
+
+
+def _from_named_arrays(
+    name: str,
+    fmt: str,
+    meta: dict[str, tuple[str, int]],
+    load: Callable[[str], np.ndarray],
+    *,
+    what: str,
+) -> Predictions:
+    """Pick the logits, labels, ids and class names by name and validate them like HDF5."""
+    logits_key = _only(LOGITS_KEYS, meta, name, f"logits {what}")
+    if logits_key is None:
+        floats = [k for k, (kind, ndim) in meta.items() if kind == "f" and ndim >= 2]
+        if len(floats) != 1:
+            listed = ", ".join(repr(k) for k in meta) or "none"
+            why = "no floating " if not floats else f"{len(floats)} floating "
+            raise InputError(
+                f"no 'logits' {what}, and {why}{what}s with 2+ axes to take instead "
+                f"({what}s: {listed}); name the logits 'logits'",
+                file=name,
+            )
+        logits_key = floats[0]
+    labels_key = _only(LABELS_KEYS, meta, name, f"label {what}")
+    ids_key = _only(SAMPLE_IDS_KEYS, meta, name, f"sample id {what}")
+    names_key = _only(CLASS_NAMES_KEYS, meta, name, f"class name {what}")
+    logits = load(logits_key)
+    labels = None if labels_key is None else load(labels_key)
+    ids = None if ids_key is None else _strings(load(ids_key), name, f"/{ids_key}")
+    names = None if names_key is None else _strings(load(names_key), name, f"/{names_key}")
+    pred = predictions_from_arrays(
+        name, logits, labels=labels, sample_ids=ids, class_names=names,
+        dataset_names=(f"/{logits_key}", f"/{labels_key or LABELS_KEYS[0]}"),
+    )
+    pred.foreign_format = fmt
+    return pred
+
+
+def _strings(arr: np.ndarray, name: str, where: str) -> list[str]:
+    """1-D strings (or integer ids) as ``str``; bytes must be UTF-8."""
+    if arr.ndim != 1:
+        raise InputError(f"must be 1-D, got shape {arr.shape}", file=name, dataset=where)
+    if arr.dtype.kind == "U":
+        return [str(s) for s in arr]
+    if arr.dtype.kind == "S":
+        try:
+            return [bytes(s).decode("utf-8") for s in arr]
+        except UnicodeDecodeError:
+            raise InputError("strings are not valid utf-8", file=name, dataset=where) from None
+    if arr.dtype.kind in ("i", "u"):
+        return [str(int(s)) for s in arr]
+    raise InputError(f"must hold strings (or integer ids), got {arr.dtype}", file=name,
+                     dataset=where)
+
+
+# --------------------------------------------------------------------------------------------
+# torch.save files
+
+
+def _read_torch(src: str | io.BytesIO, name: str) -> Predictions:
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependency(
+            f"{name}: reading a torch.save file needs torch; {_EXTRACT_HINT}"
+        ) from None
+    if isinstance(src, io.BytesIO):
+        src.seek(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(src, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as exc:  # UnpicklingError, RuntimeError (miniz), EOFError, ...
+        text = str(exc)
+        if "Weights only load failed" in text:
+            raise InputError(
+                f"refused by torch.load(weights_only=True): {_weights_only_reason(text)}; "
+                "lsfix never unpickles arbitrary objects (save plain tensors, e.g. "
+                "torch.save({'logits': logits, 'labels': labels}, path))",
+                file=name,
+            ) from None
+        raise InputError(f"unreadable torch.save file ({_describe(exc)}); truncated or corrupt?",
+                         file=name) from None
+
+    if isinstance(obj, torch.Tensor):
+        pred = predictions_from_arrays(name, _to_numpy(obj, name, ""), dataset_names=("", ""))
+        pred.foreign_format = "torch"
+        return pred
+    if isinstance(obj, dict):
+        values = {k: v for k, v in obj.items() if isinstance(k, str)}
+        meta = {k: _torch_meta(v) for k, v in values.items()}
+        return _from_named_arrays(name, "torch", meta,
+                                  lambda k: _to_numpy(values[k], name, f"/{k}"), what="entry")
+    if isinstance(obj, (list, tuple)) and len(obj) in (1, 2):
+        logits = _to_numpy(obj[0], name, "[0]")
+        labels = _to_numpy(obj[1], name, "[1]") if len(obj) == 2 else None
+        pred = predictions_from_arrays(name, logits, labels=labels, dataset_names=("[0]", "[1]"))
+        pred.foreign_format = "torch"
+        return pred
+    shape = f" of {len(obj)} items" if isinstance(obj, (list, tuple)) else ""
+    raise InputError(
+        f"holds a {type(obj).__name__}{shape}; expected a tensor of logits, a dict with "
+        "'logits' (and 'labels'), or a (logits, labels) pair",
+        file=name,
+    )
+
+
+def _weights_only_reason(text: str) -> str:
+    """The one informative sentence of torch's multi-paragraph weights-only error."""
+    for para in (p.strip() for p in text.split("\n\n")):
+        if not para or para.startswith(("Weights only load failed", "Check the documentation")):
+            continue
+        marker = "WeightsUnpickler error:"
+        if marker in para:
+            para = para.split(marker, 1)[1].strip()
+        line = para.split("\n", 1)[0].strip().rstrip(".")
+        return line if len(line) <= 200 else line[:197] + "..."
+    return "unsupported content"
+
+
+def _torch_meta(value: Any) -> tuple[str, int]:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return ("f" if value.is_floating_point() else "other", value.dim())
+    if isinstance(value, np.ndarray):
+        return (value.dtype.kind, value.ndim)
+    return ("other", 0)
+
+
+def _to_numpy(value: Any, name: str, where: str) -> np.ndarray:
+    """A tensor, numpy array or list of numbers/strings as a numpy array."""
+    import torch
+
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, torch.Tensor):
+        try:
+            t = value.detach()
+            if t.layout != torch.strided:
+                t = t.to_dense()
+            if t.is_quantized:
+                t = t.dequantize()
+            if t.is_floating_point() and t.dtype not in (torch.float16, torch.float32,
+                                                         torch.float64):
+                t = t.to(torch.float32)  # bfloat16, float8: numpy has no such dtype
+            return t.resolve_conj().resolve_neg().cpu().numpy()
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise InputError(f"tensor cannot be read as an array ({_describe(exc)})",
+                             file=name, dataset=where) from None
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float, bool))
+                                                for v in value):
+        arr = np.asarray(value)
+        if arr.dtype.kind in "biufU":
+            return arr
+    raise InputError(f"holds a {type(value).__name__}, expected a tensor", file=name,
+                     dataset=where)
+
+
+# --------------------------------------------------------------------------------------------
+# CSV / TSV tables
+
+
+class _CellError(Exception):
+    """A bad cell at data row ``index`` (``other``: an earlier row it clashes with)."""
+
+    def __init__(self, index: int, message: str, other: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+        self.message = message
+        self.other = other
+
+
+def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> Predictions:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                         file=name) from None
+    rows, lines = _csv_rows(text, name, delimiter)
+    if not rows:
+        raise InputError("empty table (no header line)", file=name)
+
+    header, header_line = [c.strip() for c in rows[0]], lines[0]
+    seen: set[str] = set()
+    for col in header:
+        if col in seen:
+            raise InputError(f"line {header_line}: duplicate column {col!r}", file=name)
+        seen.add(col)
+    data_rows, data_lines = rows[1:], lines[1:]
+
+    if TABLE_SCORE_NAME in seen or "correct" in seen:
+        layout, required = SCORE_TABLE, [TABLE_SCORE_NAME, "correct"]
+        allowed = {TABLE_SCORE_NAME, "correct", "sample_id"}
+        expected = "a score table has confidence, correct and optionally sample_id"
+    elif any(_LOGIT_COLUMN.fullmatch(c) for c in header):
+        idx = sorted(int(c[len("logit_"):]) for c in header if _LOGIT_COLUMN.fullmatch(c))
+        k = idx[-1] + 1
+        layout, required = LOGITS_TABLE, [f"logit_{i}" for i in range(k)]
+        allowed = {*required, "label", "sample_id"}
+        expected = (f"a logits table has logit_0..logit_{k - 1} and optionally label and "
+                    "sample_id")
+    else:
+        other = "," if delimiter == "\t" else "\t"
+        hint = ""
+        if hint_other and other in rows[0][0]:
+            hint = (" (the file looks tab-separated: name it .tsv)" if other == "\t"
+                    else " (the file looks comma-separated: name it .csv)")
+        cols = ", ".join(repr(c) for c in header)
+        raise InputError(
+            f"line {header_line}: neither a logits table (logit_0..logit_<K-1>, label, "
+            f"sample_id) nor a score table (confidence, correct, sample_id); columns: "
+            f"{cols}{hint}",
+            file=name,
+        )
+    for col in header:
+        if col not in allowed:
+            raise InputError(f"line {header_line}: unknown column {col!r} ({expected})",
+                             file=name)
+    for col in required:
+        if col not in seen:
+            raise InputError(f"line {header_line}: missing column {col!r} ({expected})",
+                             file=name)
+    if not data_rows:
+        raise InputError(f"no data rows (only the header, line {header_line})", file=name)
+    width = len(header)
+    if set(map(len, data_rows)) != {width}:
+        i = next(i for i, r in enumerate(data_rows) if len(r) != width)
+        raise InputError(
+            f"line {data_lines[i]}: {len(data_rows[i])} field(s), the header has {width}",
+            file=name,
+        )
+
+    columns = {col: list(map(operator.itemgetter(j), data_rows)) for j, col in enumerate(header)}
+    n_logits = len(required) if layout == LOGITS_TABLE else 0
+    parsers: dict[str, Callable[[list[str]], np.ndarray]] = {
+        "sample_id": _unique_strings,
+        "label": lambda cells: _int_labels(cells, n_logits),
+        "correct": _zero_one,
+    }
+    parsed: dict[str, np.ndarray] = {}
+    errors: list[tuple[int, int, str, str]] = []
+    for pos, col in enumerate(header):
+        try:
+            parsed[col] = parsers.get(col, _finite_floats)(columns[col])
+        except _CellError as exc:
+            message = exc.message
+            if exc.other is not None:
+                message += f" (first on line {data_lines[exc.other]})"
+            errors.append((exc.index, pos, col, message))
+    if errors:  # report the earliest line, then the leftmost column
+        index, _, col, message = min(errors)
+        raise InputError(f"line {data_lines[index]}, column {col!r}: {message}", file=name)
+
+    ids = parsed.get("sample_id")
+    if layout == SCORE_TABLE:
+        conf = parsed[TABLE_SCORE_NAME]
+        return Predictions(
+            name=name,
+            logits=None,
+            labels=parsed["correct"],
+            sample_ids=None if ids is None else ids.astype(object),
+            scores={TABLE_SCORE_NAME: conf},
+            score_attrs={TABLE_SCORE_NAME: {"method": TABLE_SCORE_METHOD, "params": {}}},
+            foreign_format=SCORE_TABLE,
+        )
+    logits = np.column_stack([parsed[c] for c in required])
+    pred = predictions_from_arrays(
+        name, logits, labels=parsed.get("label"),
+        sample_ids=None if ids is None else list(ids), dataset_names=("", ""),
+    )
+    pred.foreign_format = LOGITS_TABLE
+    return pred
+
+
+def _csv_rows(text: str, name: str, delimiter: str) -> tuple[list[list[str]], Sequence[int]]:
+    """Non-blank rows and the physical line each starts on."""
+
+    def reader() -> Any:
+        return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+
+    rd = reader()
+    try:
+        rows = list(rd)
+    except csv.Error as exc:
+        raise InputError(f"line {rd.line_num}: {exc}", file=name) from None
+    if rd.line_num == len(rows) and [] not in rows:  # the common case: one row per line
+        return rows, range(1, len(rows) + 1)
+    kept: list[list[str]] = []
+    lines: list[int] = []
+    prev = 0
+    rd = reader()
+    for row in rd:  # rows spanning lines (quoted newlines) or blank lines: track each start
+        if row:
+            kept.append(row)
+            lines.append(prev + 1)
+        prev = rd.line_num
+    return kept, lines
+
+
+def _bad_cell(cell: str, what: str) -> str:
+    return "empty cell" if not cell.strip() else f"{cell.strip()!r} is not {what}"
+
+
+def _finite_floats(cells: list[str]) -> np.ndarray:
+    try:
+        arr = np.fromiter(map(float, cells), dtype=np.float64, count=len(cells))
+    except ValueError:
+        for i, cell in enumerate(cells):
+            try:
+                float(cell)
+            except ValueError:
+                raise _CellError(i, _bad_cell(cell, "a number")) from None
+        raise
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise _CellError(i, f"{cells[i].strip()!r} is not finite")
+    return arr
+
+
+def _int_labels(cells: list[str], n_logits: int) -> np.ndarray:
+    """Labels in ``[0, K)``; 0/1 for one logit column (as :func:`schema.validate_labels`)."""
+    k = 2 if n_logits == 1 else n_logits
+    try:
+        values = list(map(int, cells))
+    except ValueError:
+        for i, cell in enumerate(cells):
+            try:
+                int(cell)
+            except ValueError:
+                raise _CellError(i, _bad_cell(cell, "an integer label")) from None
+        raise
+    lo, hi = min(values), max(values)
+    if lo < 0 or hi >= k:
+        i = next(i for i, v in enumerate(values) if v < 0 or v >= k)
+        what = "0 or 1 (single-logit binary classifier)" if n_logits == 1 else f"in [0, {k})"
+        raise _CellError(i, f"label {values[i]} is not {what}")
+    return np.asarray(values, dtype=np.int64)
+
+
+def _zero_one(cells: list[str]) -> np.ndarray:
+    try:
+        return np.fromiter(map(_TRUE_FALSE.__getitem__, cells), dtype=np.int64,
+                           count=len(cells))
+    except KeyError:
+        out = np.empty(len(cells), dtype=np.int64)
+        for i, cell in enumerate(cells):
+            val = _TRUE_FALSE.get(cell.strip().lower())
+            if val is None:
+                raise _CellError(i, _bad_cell(cell, "0/1 or true/false")) from None
+            out[i] = val
+        return out
+
+
+def _unique_strings(cells: list[str]) -> np.ndarray:
+    """Sample ids, verbatim (cells are not stripped); non-empty and unique."""
+    ids = cells
+    if len(set(ids)) != len(ids) or not all(ids):
+        first: dict[str, int] = {}
+        for i, sid in enumerate(ids):
+            if not sid:
+                raise _CellError(i, "empty cell")
+            if sid in first:
+                raise _CellError(i, f"sample id {sid!r} is repeated", other=first[sid])
+            first[sid] = i
+    return np.asarray(ids, dtype=object)
+
+
+__all__ = [
+    "FORMATS", "LOGITS_TABLE", "SCORE_TABLE", "read_foreign", "table_correct",
+]
