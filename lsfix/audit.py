@@ -71,7 +71,7 @@ def audit(
     pred.require_labels("audit")
     if pred.logits is None:
         raise UsageError(f"{pred.name}: audit needs /logits")
-    if pred.fit_mask is not None and pred.fit_mask.any():
+    if val is None and pred.fit_mask is not None and pred.fit_mask.any():
         raise UsageError(f"{pred.name} already holds a fit split (/fit_mask); audit the file "
                          "before 'normalise --fit-fraction', or pass --val")
     labels = pred.labels

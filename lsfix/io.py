@@ -112,6 +112,7 @@ def atomic_output(path: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iter
         else:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
+            os.chmod(tmp, _target_mode(target))
             os.replace(tmp, target)
             _fsync_dir(folder)
     except BrokenPipeError:
@@ -122,6 +123,17 @@ def atomic_output(path: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iter
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _target_mode(target: str) -> int:
+    """Permissions for the output: the replaced file's, else 0o666 less the umask
+    (``mkstemp`` creates 0o600, which would surprise a user whose umask allows more)."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def _is_special(target: str) -> bool:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lsfix.cli.app import app, handle_errors
+from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
     AllowIncompleteOpt,
     ConventionOpt,
@@ -46,7 +46,8 @@ def audit_json(res: Any) -> dict[str, Any]:
         "fit_source": res.fit_source,
         "fit": res.fit.to_dict(),
         "temperature": res.temperature,
-        "scores": [{"score": r.score, **metrics_dict(r.metrics)} for r in res.results],
+        "scores": [{"file": r.file, "score": r.score, **metrics_dict(r.metrics), "ci": None}
+                   for r in res.results],
         "paired_pnorm_minus_msp": paired_dict(res.paired),
         "excess_aurc_removed": None if res.excess_removed != res.excess_removed
         else res.excess_removed,
@@ -168,7 +169,8 @@ def audit_cmd(
             from lsfix.report import tsv
 
             rows = result_rows(list(res.results), percent=False)
-            text = tsv(rows, list(rows[0].keys())) + f"# verdict: {res.verdict}\n"
+            text = tsv(rows, list(rows[0].keys()))
+            note(f"lsfix audit: verdict: {res.verdict}")
         else:
             text = audit_text(res)
         if report is not None:

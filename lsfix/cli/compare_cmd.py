@@ -196,10 +196,11 @@ def compare(
                                      risks=risks)
         warn_undefined("compare", results)
         base_name = preds[0].name
-        rows = result_rows(results, percent=percent)
+        rows = result_rows(results, percent=percent)  # display
+        gate_rows = result_rows(results, percent=False)  # rules are always on fractions
         for rule in rules:
-            _check_rule_metric(rule, rows)
-        baseline = {r["score"]: r for r in rows if r["file"] == base_name}
+            _check_rule_metric(rule, gate_rows)
+        baseline = {r["score"]: r for r in gate_rows if r["file"] == base_name}
 
         paired: list[dict[str, Any]] = []
         if bootstrap:
@@ -223,7 +224,7 @@ def compare(
 
         breaches: list[str] = []
         for rule in rules:
-            for r in rows:
+            for r in gate_rows:
                 if rule.delta and r["file"] == base_name:
                     continue
                 base_row = baseline.get(r["score"])
@@ -241,9 +242,19 @@ def compare(
                          "passed": not breaches},
             }))
         elif out_fmt == "tsv":
-            text = tsv(rows, list(rows[0].keys()))
+            # one table: the paired difference to the baseline as extra columns
+            by_row = {(p["file"], p["score"]): p for p in paired}
+            cols = list(rows[0].keys())
             if paired:
-                text += "\n" + tsv(paired, list(paired[0].keys()))
+                metric = paired[0]["metric"]
+                extra = [f"d_{metric}", f"d_{metric}_low", f"d_{metric}_high", f"d_{metric}_p"]
+                for r in rows:
+                    p = by_row.get((r["file"], r["score"]))
+                    vals = ([p["difference"], p["low"], p["high"], p["p_value"]] if p
+                            else [None] * 4)
+                    r.update(zip(extra, vals, strict=True))
+                cols += extra
+            text = tsv(rows, cols)
         else:
             text = render_table(rows, f"compare — baseline {base_name}, convention {convention}",
                                 show_file=True)
