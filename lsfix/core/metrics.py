@@ -426,9 +426,17 @@ def _risk_points(b: Blocks, risk: np.ndarray, targets: tuple[float, ...]
             raise UsageError(f"risk must be >= 0, got {t!r}")
         tf = float(t)
         tol = 1e-9 * max(1.0, tf)
-        sure = np.flatnonzero(risk < tf - tol)
-        near = np.flatnonzero(np.abs(risk - tf) <= tol)
-        best = int(sure[-1]) + 1 if sure.shape[0] else 0
+        # candidates: every k with r_k <= t + tol; the last one that is surely below t - tol
+        # needs no exact check, the borderline ones above it do
+        cand = risk <= tf + tol
+        last = n - int(np.argmax(cand[::-1])) if cand.any() else 0
+        best = 0
+        near: np.ndarray = np.empty(0, dtype=np.int64)
+        if last:
+            tail = risk[:last]
+            sure_mask = tail < tf - tol
+            best = last - int(np.argmax(sure_mask[::-1])) if sure_mask.any() else 0
+            near = best + np.flatnonzero(np.abs(tail[best:] - tf) <= tol)
         # exact check of the borderline ones, largest first
         for idx in near[::-1]:
             kk = int(idx) + 1
@@ -461,11 +469,11 @@ def _auroc_fpr(b: Blocks) -> tuple[float, float]:
     w_below = np.cumsum(w_asc) - w_asc
     num2 = 2 * int(np.dot(c_asc, w_below)) + int(np.dot(c_asc, w_asc))  # exact in int64
     auroc = num2 / (2 * n_c * n_w)
-    # FPR@95TPR: descending thresholds; first block end with 100*TP >= 95*n_c
+    # FPR@95TPR: descending thresholds; the first block end with TP >= ceil(0.95 n_c)
     tp = np.cumsum(right)
-    fp = np.cumsum(wrong)
-    idx = int(np.argmax(100 * tp >= 95 * n_c))
-    return float(auroc), float(fp[idx]) / n_w
+    idx = int(np.searchsorted(tp, -(-95 * n_c // 100), side="left"))
+    fp_at = int(wrong[: idx + 1].sum())
+    return float(auroc), fp_at / n_w
 
 
 def evaluate(
@@ -506,6 +514,41 @@ def evaluate(
     )
 
 
+def evaluate_conventions(
+    confidence: Any,
+    correct: Any,
+    *,
+    conventions: tuple[str, ...] | list[str] = CONVENTIONS,
+    coverages: tuple[float, ...] | list[float] = (),
+    risks: tuple[float, ...] | list[float] = (),
+) -> dict[str, Metrics]:
+    """:func:`evaluate` in several conventions at once, sorting and building the curve once.
+
+    Returns
+    -------
+    dict
+        Convention name -> :class:`Metrics` (identical to separate :func:`evaluate` calls).
+    """
+    for cv in conventions:
+        _check_convention(cv)
+    c, y = _as_inputs(confidence, correct)
+    b = _blocks(c, y)
+    del c, y
+    e, risk = _risk(b)
+    shared = _Shared(b, e, risk)
+    return {cv: _metrics(shared, cv, coverages, risks) for cv in conventions}
+
+
+@dataclass
+class _Shared:
+    """Convention-independent intermediate values of one score."""
+
+    b: Blocks
+    e: np.ndarray
+    risk: np.ndarray
+    auroc_fpr: tuple[float, float] | None = None
+
+
 def metrics_from_blocks(
     b: Blocks,
     *,
@@ -515,10 +558,20 @@ def metrics_from_blocks(
 ) -> Metrics:
     """:func:`evaluate` on precomputed tie blocks (used by the bootstrap)."""
     _check_convention(convention)
+    e, risk = _risk(b)
+    return _metrics(_Shared(b, e, risk), convention, coverages, risks)
+
+
+def _metrics(
+    sh: _Shared,
+    convention: str,
+    coverages: tuple[float, ...] | list[float],
+    risks: tuple[float, ...] | list[float],
+) -> Metrics:
+    b, e, risk = sh.b, sh.e, sh.risk
     n = b.n
     n_err = b.n_errors
     q = n_err / n
-    e, risk = _risk(b)
     undefined: list[tuple[str, str]] = []
 
     value = _aurc_from(b, risk, convention)
@@ -536,7 +589,9 @@ def metrics_from_blocks(
         else:
             naurc = eaurc / (_constant_aurc(n, n_err, convention) - oracle)
     augrc = float(np.sum(e)) / (n * n) - q / (2 * n)
-    auroc, fpr = _auroc_fpr(b)
+    if sh.auroc_fpr is None:
+        sh.auroc_fpr = _auroc_fpr(b)
+    auroc, fpr = sh.auroc_fpr
     if math.isnan(auroc):
         why = "all predictions correct" if n_err == 0 else "all predictions wrong"
         undefined += [("auroc", why), ("fpr_at_95tpr", why)]

@@ -16,8 +16,9 @@ Every function takes logits of shape ``(n, K)`` (float16/32/64; a row source, an
 ``softmax_margin``
     ``π_(1) − π_(2) = −expm1(z_(2) − z_(1)) / (1 + S)``.
 ``neg_entropy``
-    ``Σ_k π_k log π_k`` with ``log π_k = z_k − z_(1) − log1p(S)`` (finite), so an underflowed
-    ``π_k = 0`` contributes exactly 0 (xlogy convention); ``≤ 0``, higher = more confident.
+    ``Σ_k π_k log π_k = Σ_k e_k s_k / (1 + S) − log1p(S)`` with ``s_k = z_k − z_(1)`` and
+    ``e_k = exp(s_k)``: every log is finite, so an underflowed ``π_k = 0`` contributes exactly 0
+    (the xlogy convention, never ``0·log 0``); ``≤ 0``, higher = more confident.
 ``gini``
     ``Σ_k π_k²`` (DOCTOR's confidence).
 ``energy``
@@ -57,13 +58,15 @@ P_GRID: tuple[int, ...] = tuple(range(10))
 
 
 class _Chunk:
-    """Shared intermediate values of one float64 chunk of logits (computed lazily)."""
+    """Shared intermediate values of one float64 chunk of logits (computed lazily, once)."""
 
     def __init__(self, z: np.ndarray) -> None:
         self.z = z
         self._top: np.ndarray | None = None
         self._rest: np.ndarray | None = None
         self._ex: np.ndarray | None = None
+        self._shifted: np.ndarray | None = None
+        self._second: np.ndarray | None = None
 
     @property
     def top(self) -> np.ndarray:
@@ -71,9 +74,24 @@ class _Chunk:
             self._top = self.z.max(axis=1)
         return self._top
 
+    @property
+    def shifted(self) -> np.ndarray:
+        """``z − z_max`` (≤ 0), shape (r, K)."""
+        if self._shifted is None:
+            self._shifted = self.z - self.top[:, None]
+        return self._shifted
+
+    @property
+    def second(self) -> np.ndarray:
+        """The second-largest logit per row (the largest again on an exact tie)."""
+        if self._second is None:
+            k = self.z.shape[1]
+            self._second = np.partition(self.z, k - 2, axis=1)[:, k - 2]
+        return self._second
+
     def _softmax_parts(self) -> None:
         z = self.z
-        ex = np.exp(z - self.top[:, None])
+        ex = np.exp(self.shifted)
         rows = np.arange(z.shape[0])
         first = np.argmax(z, axis=1)
         ex[rows, first] = 0.0
@@ -106,24 +124,18 @@ def _max_logit(ch: _Chunk) -> np.ndarray:
     return ch.top.copy()
 
 
-def _second(z: np.ndarray) -> np.ndarray:
-    k = z.shape[1]
-    return np.partition(z, k - 2, axis=1)[:, k - 2]
-
-
 def _logit_margin(ch: _Chunk) -> np.ndarray:
-    return ch.top - _second(ch.z)
+    return ch.top - ch.second
 
 
 def _softmax_margin(ch: _Chunk) -> np.ndarray:
-    return -np.expm1(_second(ch.z) - ch.top) / (1.0 + ch.rest)
+    return -np.expm1(ch.second - ch.top) / (1.0 + ch.rest)
 
 
 def _neg_entropy(ch: _Chunk) -> np.ndarray:
-    denom = 1.0 + ch.rest
-    logp = (ch.z - ch.top[:, None]) - np.log1p(ch.rest)[:, None]
-    p = ch.ex / denom[:, None]
-    return np.sum(p * logp, axis=1)
+    # Σ π_k log π_k with π_k = e_k/(1+S), log π_k = s_k − log1p(S), s = z − z_max:
+    # = Σ e_k s_k / (1+S) − log1p(S)   (Σ e_k = 1+S); e_k = 0 terms contribute exactly 0
+    return np.einsum("ij,ij->i", ch.ex, ch.shifted) / (1.0 + ch.rest) - np.log1p(ch.rest)
 
 
 def _gini(ch: _Chunk) -> np.ndarray:

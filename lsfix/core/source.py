@@ -16,8 +16,10 @@ import numpy as np
 
 from lsfix.errors import InputError
 
-#: Elements of float64 per working chunk (8 MiB * 8 = 64 MiB per temporary array).
-CHUNK_ELEMENTS = 1 << 23
+#: Elements of float64 per working chunk (2 MiB per temporary array). Small enough that
+#: temporaries are recycled by the allocator instead of being mapped fresh from the kernel
+#: (glibc's mmap threshold is 32 MiB), and that a chunk's passes stay in cache.
+CHUNK_ELEMENTS = 1 << 18
 
 
 class RowSource(Protocol):
@@ -62,6 +64,10 @@ class ArrayRows:
         self._pixels = int(np.prod(self.spatial)) if self.spatial else 1
         k = 2 if self.binary else shape[1]
         self._shape = (self.n_items * self._pixels, k)
+        chunks = getattr(data, "chunks", None)  # h5py storage layout
+        self.storage_rows: int | None = (
+            int(chunks[0]) * self._pixels if chunks and self._pixels == 1 else None
+        )
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -115,9 +121,17 @@ class ArrayRows:
 
 
 def iter_chunks(src: RowSource, chunk_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(start, float64 rows)`` chunks covering ``src``."""
+    """Yield ``(start, float64 rows)`` chunks covering ``src``.
+
+    Without ``chunk_rows``, a chunk holds about :data:`CHUNK_ELEMENTS` values, rounded to a
+    multiple of the storage chunk rows when the source says it has them (``storage_rows``).
+    """
     n, k = src.shape
     step = chunk_rows or chunk_rows_for(k)
+    if not chunk_rows:
+        storage = getattr(src, "storage_rows", None)
+        if storage:
+            step = max(storage, (step // storage) * storage)
     for start in range(0, n, step):
         yield start, src.rows(start, min(n, start + step))
 
