@@ -5,7 +5,7 @@ torch is imported inside the command bodies only, so ``lsfix --help`` stays fast
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -35,6 +35,32 @@ Examples:
       --root /usr/share/datasets/fashion-mnist -o fmnist.h5
   torchrun --nproc-per-node 8 -m lsfix extract ... -o val.h5
 """
+
+
+def parse_meta(items: list[str]) -> dict[str, Any]:
+    """``a.b=1`` items into a nested dict (values parsed as JSON when they parse)."""
+    import json
+
+    from lsfix.errors import UsageError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(p.strip() for p in parts):
+            raise UsageError(f"--meta {item!r}: expected KEY=VALUE (KEY may be dotted: a.b)")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = out
+        for part in parts[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise UsageError(f"--meta {item!r}: {part!r} already holds a value")
+            node = nxt
+        node[parts[-1]] = value
+    return out
 
 
 def _interrupted_message(output: str) -> str:
@@ -143,6 +169,10 @@ def extract(
     sync_every: Annotated[float, Opt(
         "--sync-every", metavar="SECONDS",
         help="commit appended rows at most this often")] = 1.0,
+    meta: Annotated[list[str] | None, Opt(
+        "--meta", metavar="KEY=VALUE",
+        help="extra provenance (repeatable); dotted keys nest, values are JSON when they "
+             "parse (e.g. --meta training.label_smoothing=0.2)")] = None,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="no progress bar or summary")] = False,
 ) -> None:
     """Run a model over a dataset and save its logits."""
@@ -164,6 +194,7 @@ def extract(
             batch_size=batch_size, workers=workers, device=device, amp=amp, dtype=dtype,
             channels_last=channels_last, resume=resume, overwrite=overwrite, merge=merge,
             keep_shards=keep_shards, sync_every=sync_every, quiet=quiet,
+            meta=parse_meta(meta or []),
             warn=lambda m: warn("extract", m), note=note,
         )
         try:

@@ -91,6 +91,7 @@ class ExtractOptions:
     quiet: bool = False
     progress: bool | None = None
     history_entry: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
     warn: Callable[[str], None] = field(default=lambda m: None, repr=False)
     note: Callable[[str], None] = field(default=lambda m: None, repr=False)
 
@@ -571,6 +572,8 @@ def _run(opts: ExtractOptions, dist: DistInfo, device: Any, t0: float) -> Extrac
         "python_version": platform.python_version(),
         "shard": shard,
     }
+    for key, value in opts.meta.items():
+        prov_base.setdefault(key, value)
 
     if opts.output == "-":
         from lsfix.io import atomic_output, refuse_binary_to_tty

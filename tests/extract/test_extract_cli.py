@@ -327,3 +327,15 @@ def test_job_attribute_names_what_resume_compares(tmp_path: Path, small_npz: Pat
         job = json.loads(f.attrs[ATTR_JOB])
     assert set(job) >= {"model_sha256", "dataset_root", "dataset_size", "transforms", "amp",
                         "dtype"}
+
+
+def test_meta_parsing_nests_and_parses_json() -> None:
+    from lsfix.cli.extract_cmd import parse_meta
+    from lsfix.errors import UsageError
+
+    assert parse_meta(["training.label_smoothing=0.2", "training.seed=3", "note=hello"]) == {
+        "training": {"label_smoothing": 0.2, "seed": 3}, "note": "hello"}
+    with pytest.raises(UsageError, match="expected KEY=VALUE"):
+        parse_meta(["novalue"])
+    with pytest.raises(UsageError, match="already holds a value"):
+        parse_meta(["a=1", "a.b=2"])
