@@ -272,7 +272,7 @@ def compare(
         if plot_path is not None:
             from lsfix.plot import rc_plot
 
-            rc_plot(curve_lines(results, show_file=True), plot_path,
+            rc_plot(curve_lines(results, show_file=True, percent=percent), plot_path,
                     title="Risk-coverage comparison")
         explain_path = None
         if explain:

@@ -116,7 +116,7 @@ def warn_undefined(cmd: str, results: list[Any]) -> None:
             warn(cmd, f"{r.file} {r.score}: {metric} undefined ({why})")
 
 
-def curve_lines(results: list[Any], *, show_file: bool) -> list[Any]:
+def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False) -> list[Any]:
     from lsfix.core import rc_curve
     from lsfix.plot import Line
 
@@ -124,7 +124,8 @@ def curve_lines(results: list[Any], *, show_file: bool) -> list[Any]:
     for r in results:
         c = rc_curve(r.confidence, r.correct)
         who = f"{r.file} · {r.score}" if show_file else r.score
-        label = f"{who} (AURC {r.metrics.aurc:.4g}, {r.metrics.convention})"
+        value, unit = (100 * r.metrics.aurc, "%AURC") if percent else (r.metrics.aurc, "AURC")
+        label = f"{who} ({unit} {value:.4g}, {r.metrics.convention})"
         lines.append(Line(label, c.coverage, c.risk))
     return lines
 
@@ -189,7 +190,7 @@ def curve(
         if plot is not None:
             from lsfix.plot import rc_plot
 
-            rc_plot(curve_lines(results, show_file=False), plot,
+            rc_plot(curve_lines(results, show_file=False, percent=percent), plot,
                     title=f"Risk-coverage: {pred.name}",
                     oracle=oracle_curve(results[0].correct))
         write_text_atomic(output, text)

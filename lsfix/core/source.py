@@ -115,6 +115,11 @@ class ArrayRows:
             f"{count} non-finite logit value(s) (NaN or inf); first in row {first}", file=self._name
         )
 
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """The whole ``(n, k)`` float64 view in memory (``np.asarray(rows)``)."""
+        out = self.rows(0, self._shape[0])
+        return out if dtype is None else out.astype(dtype, copy=False)
+
     def chunks(self, chunk_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(start, rows)`` over the whole source in bounded chunks."""
         yield from iter_chunks(self, chunk_rows)

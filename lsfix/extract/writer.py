@@ -291,7 +291,9 @@ class ChunkedWriter:
             return
         dtype = np.dtype(dtype)
         row_bytes = int(np.prod(item_shape)) * dtype.itemsize
-        chunk_rows = _rows_per_chunk(row_bytes)
+        # never larger than the file will be: a chunk is allocated whole on disk
+        cap = max(1, self.rows_total)
+        chunk_rows = min(cap, _rows_per_chunk(row_bytes))
         ds = f.create_dataset(LOGITS, shape=(0, *item_shape), maxshape=(None, *item_shape),
                               dtype=dtype, chunks=(chunk_rows, *item_shape), track_times=False)
         ds.attrs[ATTR_TRANSFORMS] = json.dumps(transforms, sort_keys=True)
@@ -299,12 +301,12 @@ class ChunkedWriter:
             lrow = int(np.prod(label_shape)) * 8
             lab = f.create_dataset(LABELS, shape=(0, *label_shape),
                                    maxshape=(None, *label_shape), dtype=np.int64,
-                                   chunks=(_rows_per_chunk(lrow), *label_shape),
+                                   chunks=(min(cap, _rows_per_chunk(lrow)), *label_shape),
                                    track_times=False)
             if ignore_index is not None:
                 lab.attrs[ATTR_IGNORE_INDEX] = np.int64(ignore_index)
         f.create_dataset(SAMPLE_IDS, shape=(0,), maxshape=(None,), dtype=STR_DTYPE,
-                         chunks=(4096,), track_times=False)
+                         chunks=(min(cap, 4096),), track_times=False)
         if class_names is not None:
             f.create_dataset(CLASS_NAMES, data=np.asarray([str(c) for c in class_names],
                                                           dtype=object),

@@ -1,0 +1,1 @@
+"""Fashion-MNIST: cross-entropy vs label smoothing, then MaxLogit-pNorm (see README.md here)."""
