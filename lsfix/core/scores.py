@@ -159,47 +159,79 @@ def _msp_ts(ch: _Chunk, temperature: float) -> np.ndarray:
     return _msp(_Chunk(ch.z / temperature))
 
 
-def _pnorm_many(z: np.ndarray, ps: Sequence[float]) -> np.ndarray:
+class _PNormWork:
+    """Scratch buffers reused across chunks (fresh multi-MB temporaries per chunk cost more
+    in page faults than the arithmetic)."""
+
+    def __init__(self) -> None:
+        self._bufs: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, int]) -> np.ndarray:
+        buf = self._bufs.get(name)
+        if buf is None or buf.shape[1] != shape[1] or buf.shape[0] < shape[0]:
+            buf = np.empty(shape)
+            self._bufs[name] = buf
+        return buf[: shape[0]]
+
+
+def _pnorm_many(z: np.ndarray, ps: Sequence[float], work: _PNormWork | None = None
+                ) -> np.ndarray:
     """MaxLogit-pNorm for several p at once; returns shape (r, len(ps)).
 
-    Rows whose logits are all equal score exactly 0 (tested as ``max z == min z``, so a float
-    mean that is off by one ulp cannot turn them into ±noise). For ``p = 1`` the norm of the
-    centred vector is computed as ``2·Σ_k max(x_k, 0)`` (equal to ``Σ|x_k|`` because the
-    centred values sum to 0), so a row with a single positive centred logit scores exactly ½
-    and such rows tie exactly instead of by rounding noise.
+    Rows whose logits are all equal score exactly 0 (tested on the centred values,
+    ``max x == min x``, so a float mean that is off by one ulp cannot turn them into ±noise).
+    For ``p = 1`` the norm of the centred vector is computed as ``2·Σ_k max(x_k, 0)`` (equal to
+    ``Σ|x_k|`` because the centred values sum to 0), so a row with a single positive centred
+    logit scores exactly ½ and such rows tie exactly instead of by rounding noise.
     """
-    x = z - z.mean(axis=1, keepdims=True)
-    flat = z.max(axis=1) == z.min(axis=1)
-    if flat.any():
-        x[flat] = 1.0  # placeholder: overwritten with 0 below, avoids 0/0
+    work = work or _PNormWork()
+    shape = (z.shape[0], z.shape[1])
+    x = work.get("x", shape)
+    np.subtract(z, z.mean(axis=1, keepdims=True), out=x)
     top = x.max(axis=1)
-    ax = np.abs(x)
-    m = ax.max(axis=1)
-    a = ax / m[:, None]
+    low = x.min(axis=1)
+    flat = top == low  # every logit equal (x is z shifted by one value)
+    if flat.any():  # placeholder values (no 0/0); those rows are set to 0 below
+        x[flat] = 1.0
+        top[flat] = low[flat] = 1.0
+    m = np.maximum(top, -low)  # max |x|
+    a = work.get("a", shape)
+    np.abs(x, out=a)
+    a *= (1.0 / m)[:, None]  # |x| / max|x|, in [0, 1]: no overflow at any p
     rel_top = top / m  # max(x)/m, in (0, 1]
     out = np.empty((z.shape[0], len(ps)))
-    int_ps = sorted({int(p) for p in ps if float(p).is_integer() and p >= 2})
-    sums: dict[float, np.ndarray] = {}
-    if int_ps:
-        cur = a * a
-        for p in range(2, int_ps[-1] + 1):
-            if p > 2:
-                cur *= a
-            if p in int_ps:
-                sums[float(p)] = cur.sum(axis=1)
+    if any(float(p) == 1 for p in ps):
+        pos = work.get("t", shape)
+        np.maximum(x, 0.0, out=pos)
+        pos_sum = pos.sum(axis=1)
+    sums = _power_sums(a, {int(p) for p in ps if float(p).is_integer() and 2 <= p <= 9}, work)
     for i, p in enumerate(ps):
         pf = float(p)
         if pf == 0:
             out[:, i] = top
         elif pf == 1:
-            out[:, i] = top / (2.0 * np.maximum(x, 0.0).sum(axis=1))
+            out[:, i] = top / (2.0 * pos_sum)
         else:
-            s_p = sums.get(pf)
+            s_p = sums.get(int(pf)) if pf.is_integer() else None
             if s_p is None:
                 s_p = np.power(a, pf).sum(axis=1)
             out[:, i] = rel_top / np.power(s_p, 1.0 / pf)
     out[flat] = 0.0
     return out
+
+
+def _power_sums(a: np.ndarray, wanted: set[int], work: _PNormWork) -> dict[int, np.ndarray]:
+    """``Σ_k a_k^p`` per row for integer ``p`` in 2..9: powers up to ``⌈max p / 2⌉`` are
+    stored, and each sum is one fused multiply-reduce (``einsum``) of two of them."""
+    if not wanted:
+        return {}
+    need = max(wanted)
+    pw: dict[int, np.ndarray] = {1: a}
+    for q in range(2, -(-need // 2) + 1):
+        buf = work.get(f"p{q}", a.shape)
+        np.multiply(pw[q // 2], pw[q - q // 2], out=buf)
+        pw[q] = buf
+    return {p: np.einsum("ij,ij->i", pw[p // 2], pw[p - p // 2]) for p in sorted(wanted)}
 
 
 def _check_p(p: float) -> float:
@@ -243,7 +275,8 @@ class ScoreSpec:
         f = self.family
         if f == "pnorm":
             p = float(self.param)  # type: ignore[arg-type]
-            return lambda ch: _pnorm_many(ch.z, [p])[:, 0]
+            work = _PNormWork()
+            return lambda ch: _pnorm_many(ch.z, [p], work)[:, 0]
         if f == "energy":
             t = 1.0 if self.param is None else float(self.param)
             return lambda ch: _energy(ch, t)
@@ -619,9 +652,10 @@ def tune_pnorm(
     conf = np.empty((n, len(ps)))
     msp_conf = np.empty(n)
     correct = np.empty(n, dtype=bool)
+    work = _PNormWork()
     for start, z in iter_chunks(src, chunk_rows):
         stop = start + z.shape[0]
-        conf[start:stop] = _pnorm_many(z, ps)
+        conf[start:stop] = _pnorm_many(z, ps, work)
         msp_conf[start:stop] = _msp(_Chunk(z))
         correct[start:stop] = np.argmax(z, axis=1) == y[start:stop]
     results = tuple((p, aurc(conf[:, i], correct, convention)) for i, p in enumerate(ps))
