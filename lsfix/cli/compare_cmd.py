@@ -16,10 +16,7 @@ from lsfix.cli.common import (
     ConventionOpt,
     FormatOpt,
     OutputOpt,
-    check_convention,
     load,
-    parse_floats,
-    report_format,
 )
 from lsfix.cli.curve_cmd import (
     BootOpt,
@@ -29,7 +26,7 @@ from lsfix.cli.curve_cmd import (
     RiskOpt,
     ScoreOpt,
     SeedOpt,
-    check_boot,
+    check_report_options,
     curve_lines,
     render_table,
     result_json,
@@ -175,16 +172,9 @@ def compare(
         from lsfix.pipeline import evaluate_file
         from lsfix.report import document, dumps, paired_dict, tsv
 
-        check_convention(convention)
-        check_boot(bootstrap, level)
-        out_fmt = report_format(fmt)
-        covs = parse_floats(coverage, "--coverage", lo=0.0, hi=1.0)
-        risks = parse_floats(risk, "--risk", lo=0.0, hi=1.0, lo_open=False)
+        out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
+                                                    risk, plot)
         rules = [parse_rule(t) for t in (fail_if or [])]
-        if plot is not None:
-            from lsfix.plot import plot_format
-
-            plot_format(plot)
         if report is not None and Path(report).suffix.lower() not in (".md", ".markdown"):
             raise UsageError(f"--report {report!r} must end in .md")
         if sum(1 for i in inputs if i == "-") > 1:

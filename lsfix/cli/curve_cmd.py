@@ -54,6 +54,22 @@ def check_boot(n_boot: int, level: float) -> None:
         raise UsageError(f"--level must be in (0, 1), got {level}")
 
 
+def check_report_options(convention: str, bootstrap: int, level: float, fmt: str | None,
+                         coverage: list[str] | None, risk: list[str] | None,
+                         plot: str | None) -> tuple[str, tuple[float, ...], tuple[float, ...]]:
+    """Validate the options curve and compare share; return (format, coverages, risks)."""
+    check_convention(convention)
+    check_boot(bootstrap, level)
+    out_fmt = report_format(fmt)
+    covs = parse_floats(coverage, "--coverage", lo=0.0, hi=1.0)
+    risks = parse_floats(risk, "--risk", lo=0.0, hi=1.0, lo_open=False)
+    if plot is not None:
+        from lsfix.plot import plot_format
+
+        plot_format(plot)
+    return out_fmt, covs, risks
+
+
 def result_rows(results: list[Any], *, percent: bool) -> list[dict[str, Any]]:
     from lsfix.report import ci_dict, flat_row, metrics_dict
 
@@ -159,15 +175,8 @@ def curve(
         from lsfix.pipeline import evaluate_file
         from lsfix.report import document, dumps, tsv
 
-        check_convention(convention)
-        check_boot(bootstrap, level)
-        out_fmt = report_format(fmt)
-        covs = parse_floats(coverage, "--coverage", lo=0.0, hi=1.0)
-        risks = parse_floats(risk, "--risk", lo=0.0, hi=1.0, lo_open=False)
-        if plot is not None:
-            from lsfix.plot import plot_format
-
-            plot_format(plot)
+        out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
+                                                    risk, plot)
         pred = load(input, allow_incomplete=allow_incomplete)
         results = evaluate_file(pred, score, convention=convention, coverages=covs, risks=risks,
                                 n_boot=bootstrap, seed=seed, level=level)

@@ -47,7 +47,8 @@ def normalise(
                    ] = None,
     fit_fraction: Annotated[float | None, typer.Option(
         "--fit-fraction", help="Tune on this random fraction of the input's rows.")] = None,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the --fit-fraction split (>= 0).")] = 0,
+    seed: Annotated[int, typer.Option(
+        "--seed", min=0, help="Seed of the --fit-fraction split (>= 0).")] = 0,
     params: Annotated[str | None, typer.Option(
         "--params", help="Reuse a fit saved with --save-params.")] = None,
     save_params: Annotated[str | None, typer.Option(
