@@ -91,7 +91,7 @@ def audit(
         split = {"kind": "file", "file": val.name, "n": int(fit_labels.shape[0])}
         mask = eval_mask(pred)
     else:
-        fit_rows = split_fit_rows(pred.n, fit_fraction, seed)
+        fit_rows = split_fit_rows(pred.n, fit_fraction, seed, pred.name)
         if pred.keep is not None:
             fit_rows &= pred.keep
         idx = np.flatnonzero(fit_rows)

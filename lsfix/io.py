@@ -11,6 +11,8 @@ import contextlib
 import errno
 import io
 import os
+import re
+import signal
 import stat
 import sys
 import tempfile
@@ -63,9 +65,86 @@ def _describe_oserror(exc: OSError, target: str) -> str:
         return f"{target}: no space left on device; nothing was written"
     if exc.errno == errno.EDQUOT:
         return f"{target}: disk quota exceeded; nothing was written"
+    if exc.errno == errno.EFBIG:
+        return (f"{target}: file too large (a file-size limit, 'ulimit -f', or the "
+                "file system's maximum); nothing was written")
     if exc.errno in (errno.EACCES, errno.EPERM):
         return f"{target}: permission denied; nothing was written"
     return f"{target}: cannot write ({exc.strerror or exc}); nothing was written"
+
+
+_HDF5_ERRNO = re.compile(r"errno = (\d+)")
+
+
+def _as_oserror(exc: BaseException) -> OSError | None:
+    """The ``OSError`` inside an h5py/HDF5 write failure, if there is one.
+
+    HDF5 reports a failed ``write()`` (disk full, file-size limit) as ``RuntimeError`` or an
+    ``OSError`` without ``errno``, with ``errno = 28, error message = '...'`` in the text.
+    """
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc
+    found = _HDF5_ERRNO.search(str(exc))
+    if found is None:
+        return exc if isinstance(exc, OSError) else None
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code))
+
+
+#: Targets :func:`atomic_output` has replaced since :func:`reset_committed`; the CLI says so
+#: when a Ctrl-C lands after a commit ("interrupted; out.h5 had already been written ...").
+committed: list[str] = []
+
+
+def reset_committed() -> None:
+    """Forget the committed targets (each command starts with an empty list)."""
+    committed.clear()
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back for a few instructions, so that ``os.replace`` and the record
+    of it happen together; a signal that arrives meanwhile is delivered right after."""
+    mask = {signal.SIGINT, signal.SIGTERM}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, mask)
+    except (AttributeError, ValueError, OSError):  # no pthread_sigmask (Windows)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+#: Set by the CLI: while :func:`atomic_output` holds a temporary file, SIGTERM (a cancelled CI
+#: job, a scheduler's time limit) raises ``KeyboardInterrupt`` like Ctrl-C, so the temporary
+#: file is removed and lsfix exits 130. Outside that window SIGTERM keeps its default action
+#: (exit at once): nothing is half written then, and a read stuck inside the HDF5 C library on
+#: a corrupt file, where no Python handler can run, must still be stoppable with SIGTERM.
+sigterm_interrupts_writes = False
+
+
+def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_cleans_up() -> Iterator[None]:
+    """Route SIGTERM to ``KeyboardInterrupt`` for the duration (CLI only, main thread only,
+    and only where SIGTERM has its default action)."""
+    import threading
+
+    if (not sigterm_interrupts_writes
+            or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
@@ -96,6 +175,12 @@ def atomic_output(path: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iter
     if not streamed and Path(target).is_dir():
         raise RuntimeFailure(f"{target}: is a folder, not a file; nothing was written")
     base = "lsfix-stdout" if streamed else Path(target).name
+    with _sigterm_cleans_up():
+        yield from _write_through_temp(target, folder, base, suffix, to_stdout, special)
+
+
+def _write_through_temp(target: str, folder: Path, base: str, suffix: str, to_stdout: bool,
+                        special: bool) -> Iterator[Path]:
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{base}.", suffix=suffix, dir=folder)
     except OSError as exc:
@@ -113,13 +198,18 @@ def atomic_output(path: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iter
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.chmod(tmp, _target_mode(target))
-            os.replace(tmp, target)
+            with _signals_deferred():
+                os.replace(tmp, target)
+                committed.append(display_name(target))
             _fsync_dir(folder)
     except BrokenPipeError:
         raise  # the reader went away: the CLI exits quietly, as with text output
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
+        oserr = _as_oserror(exc)
+        if oserr is None:
+            raise
         shown = "<stdout>" if to_stdout else display_name(target)
-        raise RuntimeFailure(_describe_oserror(exc, shown)) from None
+        raise RuntimeFailure(_describe_oserror(oserr, shown)) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

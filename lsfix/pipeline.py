@@ -145,12 +145,13 @@ def evaluate_file(
 # fitting p
 
 
-def split_fit_rows(n: int, fraction: float, seed: int) -> np.ndarray:
+def split_fit_rows(n: int, fraction: float, seed: int, name: str = "input") -> np.ndarray:
     """Boolean mask of a random ``fraction`` of ``n`` rows (at least 1, at most n - 1)."""
     if not 0 < fraction < 1:
         raise UsageError(f"--fit-fraction must be in (0, 1), got {fraction}")
     if n < 2:
-        raise UsageError(f"cannot split {n} row(s) into fit and evaluation parts")
+        raise UsageError(f"{name}: cannot split {n} row(s) into fit and evaluation parts; "
+                         "fit on another labelled file (--fit/--val) or fix p (--p)")
     k = min(n - 1, max(1, math.ceil(fraction * n)))
     rng = np.random.default_rng(seed)
     mask = np.zeros(n, dtype=bool)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shlex
 import stat
 import sys
@@ -257,6 +258,53 @@ def _check_local(f: h5py.File, path: str, name: str) -> None:
                              file=name, dataset=path)
 
 
+def _h5_reason(exc: BaseException) -> str:
+    """First line of an h5py/HDF5 error, e.g. ``Can't synchronously read data (...)``."""
+    text = str(exc).strip().split("\n", 1)[0]
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _read_all(ds: h5py.Dataset, name: str, path: str) -> Any:
+    """``ds[()]``; an HDF5 read failure (corrupt chunk, missing filter plugin, truncated
+    data) becomes an :class:`InputError` naming ``file:/dataset``."""
+    try:
+        return ds[()]
+    except (OSError, RuntimeError) as exc:
+        raise InputError(f"unreadable data ({_h5_reason(exc)}); corrupt or truncated file?",
+                         file=name, dataset=path) from None
+
+
+class CheckedDataset:
+    """Slices of an ``h5py.Dataset`` for :class:`ArrayRows`; a failed read (a corrupt
+    compressed chunk is found only when the rows are read, long after validation) raises
+    :class:`InputError` naming ``file:/dataset`` instead of a bare ``OSError``."""
+
+    def __init__(self, ds: h5py.Dataset, name: str, path: str) -> None:
+        self._ds = ds
+        self._name = name
+        self._path = path
+        self.shape = ds.shape
+        self.dtype = ds.dtype
+        self.ndim = ds.ndim
+
+    def __getitem__(self, key: Any) -> Any:
+        try:
+            return self._ds[key]
+        except (OSError, RuntimeError) as exc:
+            raise InputError(
+                f"unreadable data ({_h5_reason(exc)}); corrupt or truncated file?",
+                file=self._name, dataset=self._path) from None
+
+    def __len__(self) -> int:
+        return int(self.shape[0])
+
+
+def is_logit_dtype(dtype: Any) -> bool:
+    """float16/32/64 in either byte order (a big-endian file from another machine is fine)."""
+    dt = np.dtype(dtype)
+    return dt.kind == "f" and dt.itemsize in (2, 4, 8) and dt.fields is None
+
+
 def _dataset(f: h5py.File, path: str, name: str) -> h5py.Dataset | None:
     if path not in f:
         return None
@@ -276,6 +324,9 @@ def _strings(ds: h5py.Dataset, name: str, path: str, n: int) -> np.ndarray:
         vals = ds.asstr()[()] if ds.dtype.kind in ("S", "O") else ds[()]
     except (UnicodeDecodeError, TypeError, ValueError):
         raise InputError("strings are not valid utf-8", file=name, dataset=path) from None
+    except (OSError, RuntimeError) as exc:
+        raise InputError(f"unreadable data ({_h5_reason(exc)}); corrupt or truncated file?",
+                         file=name, dataset=path) from None
     return np.asarray(vals, dtype=object)
 
 
@@ -283,7 +334,10 @@ def _read_hdf5(src: Any, name: str, *, allow_incomplete: bool) -> Predictions:
     try:
         f = h5py.File(src, "r")
     except (OSError, ValueError) as exc:
+        cut = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", str(exc))
         reason = str(exc).split("(")[0].strip() or "unreadable"
+        if cut:  # say how much is missing: an interrupted copy or download
+            reason = f"only {cut.group(1)} of its {cut.group(2)} bytes are there"
         raise InputError(f"not a readable HDF5 file ({reason}); truncated or corrupt?",
                          file=name) from None
     try:
@@ -336,7 +390,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
     n_items: int | None = None
     spatial: tuple[int, ...] = ()
     if logits_ds is not None:
-        if logits_ds.dtype not in LOGIT_DTYPES:
+        if not is_logit_dtype(logits_ds.dtype):
             raise InputError(
                 f"dtype {logits_ds.dtype} is not float16/float32/float64",
                 file=name,
@@ -352,7 +406,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
         if len(shape) >= 3 and any(s == 0 for s in shape[2:]):
             raise InputError(f"has an empty spatial axis, shape {shape}", file=name,
                              dataset=LOGITS)
-        rows = ArrayRows(logits_ds, f"{name}:{LOGITS}")
+        rows = ArrayRows(CheckedDataset(logits_ds, name, LOGITS), f"{name}:{LOGITS}")
         n_items = shape[0]
         spatial = tuple(shape[2:])
 
@@ -373,7 +427,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
             if expected is not None and ds.shape[0] != expected:
                 raise InputError(f"has {ds.shape[0]} rows; {LOGITS} has {expected}", file=name,
                                  dataset=path)
-            vals = np.asarray(ds[()], dtype=np.float64)
+            vals = np.asarray(_read_all(ds, name, path), dtype=np.float64)
             bad = np.isnan(vals)
             if bad.any():
                 raise InputError(f"{int(bad.sum())} NaN confidence(s); first at row "
@@ -409,7 +463,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
                 file=name,
                 dataset=LABELS,
             )
-        raw_labels = labels_ds[()]
+        raw_labels = _read_all(labels_ds, name, LABELS)
         ignore = labels_attrs.get(ATTR_IGNORE_INDEX)
         labels, keep = validate_labels(
             raw_labels, k, name, ignore_index=None if ignore is None else int(ignore),
@@ -432,7 +486,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
         if fm.shape != (n_rows,) or fm.dtype.kind not in ("b", "u", "i"):
             raise InputError(f"must be a ({n_rows},) boolean mask, got {fm.dtype} {fm.shape}",
                              file=name, dataset=FIT_MASK)
-        fit_mask = np.asarray(fm[()], dtype=bool)
+        fit_mask = np.asarray(_read_all(fm, name, FIT_MASK), dtype=bool)
     return Predictions(
         name=name,
         logits=rows,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +26,8 @@ class LsfixGroup(TyperGroup):
     def main(self, args: Any = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
              **extra: Any) -> Any:
+        global _reported
+        _reported = False
         try:
             rv = super().main(args=args, prog_name=prog_name or "lsfix",
                               complete_var=complete_var, standalone_mode=False, **extra)
@@ -44,6 +47,9 @@ class LsfixGroup(TyperGroup):
             sys.stderr.flush()
             return _finish(int(exc.exit_code), standalone_mode)
         code = rv if isinstance(rv, int) else 0
+        if code == ExitCode.INTERRUPTED and not _reported:
+            # Ctrl-C while click parsed the command line: typer turns it into a silent Exit(130)
+            err("", "interrupted")
         return _finish(code, standalone_mode)
 
 
@@ -69,8 +75,13 @@ app = typer.Typer(
 )
 
 
+_reported = False  #: an error line was printed (so an exit code 130 is not silent)
+
+
 def err(cmd: str, message: str) -> None:
     """Print ``lsfix <cmd>: error: <message>`` on stderr (one line)."""
+    global _reported
+    _reported = True
     line = " ".join(str(message).split())
     prefix = f"lsfix {cmd}" if cmd else "lsfix"
     sys.stderr.write(f"{prefix}: error: {line}\n")
@@ -92,13 +103,20 @@ def note(message: str) -> None:
 @contextlib.contextmanager
 def handle_errors(cmd: str) -> Iterator[None]:
     """Map lsfix errors, OS errors and Ctrl-C to one-line messages and exit codes."""
+    from lsfix import io
+
+    io.reset_committed()
     try:
         yield
     except LsfixError as exc:
         err(cmd, str(exc))
         raise typer.Exit(int(exc.exit_code)) from None
     except KeyboardInterrupt:
-        err(cmd, "interrupted; no output was written")
+        if io.committed:  # the signal came after an output was moved into place
+            done = ", ".join(io.committed)
+            err(cmd, f"interrupted; {done} had already been written completely")
+        else:
+            err(cmd, "interrupted; no output was written")
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     except BrokenPipeError:
         # the reader went away (e.g. `| head`); not an error of ours
@@ -115,8 +133,33 @@ def handle_errors(cmd: str) -> Iterator[None]:
         raise typer.Exit(int(ExitCode.RUNTIME)) from None
 
 
+_default_unraisablehook = sys.unraisablehook
+
+
+def _unraisable(info: Any) -> None:
+    """A Ctrl-C (or SIGTERM) that lands inside a finaliser (a garbage-collector callback, a
+    ``__del__``) is printed by Python as "Exception ignored in ..." with a traceback, and
+    dropped: lsfix would go on running. Deliver it again, to the main program, a moment later."""
+    if isinstance(info.exc_type, type) and issubclass(info.exc_type, KeyboardInterrupt):
+        import threading
+
+        # a real SIGINT to the main thread (not _thread.interrupt_main): it also wakes a
+        # blocking call such as time.sleep or a read
+        main_id = threading.main_thread().ident
+        timer = threading.Timer(0.01, signal.pthread_kill, (main_id, signal.SIGINT))
+        timer.daemon = True
+        timer.start()
+        return
+    _default_unraisablehook(info)
+
+
 def main() -> None:
     """Console-script entry point."""
+    from lsfix import io
+
+    # SIGTERM while an output is being written: clean up and exit 130, like Ctrl-C
+    io.sigterm_interrupts_writes = True
+    sys.unraisablehook = _unraisable
     try:
         app()
     except KeyboardInterrupt:

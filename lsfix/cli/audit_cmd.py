@@ -51,6 +51,9 @@ def audit_json(res: Any) -> dict[str, Any]:
         "paired_pnorm_minus_msp": paired_dict(res.paired),
         "excess_aurc_removed": None if res.excess_removed != res.excess_removed
         else res.excess_removed,
+        "undefined": ({} if res.excess_removed == res.excess_removed else {
+            "excess_aurc_removed": "MSP's AURC equals the oracle's: there is no excess to remove"
+        }),
         "broken": res.broken,
         "verdict": res.verdict,
     }

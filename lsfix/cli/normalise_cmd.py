@@ -121,10 +121,14 @@ def normalise(
             if pred.fit_mask is not None and pred.fit_mask.any():
                 raise UsageError(f"{pred.name} already has a fit split (/fit_mask); tune with "
                                  "--fit VAL.h5 or reuse --params")
-            fit_mask = split_fit_rows(pred.n, fit_fraction, seed)
+            fit_mask = split_fit_rows(pred.n, fit_fraction, seed, pred.name)
             fitted = fit_on_rows(pred, fit_mask, grid=p_grid, convention=convention,
                                  split={"kind": "fraction", "fraction": fit_fraction,
                                         "seed": seed, "n": int(fit_mask.sum())})
+        if save_params is not None:
+            write_text_atomic(save_params, json.dumps(fitted.to_dict(), indent=2) + "\n")
+        assert pred.logits is not None
+        values = fitted.score(pred.logits)  # reads every row: bad rows fail before any note
         if not quiet:
             if fitted.grid:
                 note(f"lsfix normalise: {describe_fit(fitted)}")
@@ -135,10 +139,6 @@ def normalise(
                 note(f"lsfix normalise: tuned on {int(fit_mask.sum())} of {pred.n} rows "
                      f"(seed {seed}); curve/compare evaluate the other "
                      f"{pred.n - int(fit_mask.sum())}")
-        if save_params is not None:
-            write_text_atomic(save_params, json.dumps(fitted.to_dict(), indent=2) + "\n")
-        assert pred.logits is not None
-        values = fitted.score(pred.logits)
         method = "msp" if fitted.fallback_msp else "maxlogit_pnorm"
         write_predictions(output, pred, new_scores={name: (values, method, fitted.to_dict())},
                           overwrite=overwrite, fit_mask=fit_mask)

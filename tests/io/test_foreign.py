@@ -267,7 +267,6 @@ def test_npz_duplicate_ids_message_matches_hdf5() -> None:
     assert refusal("x.npz").replace("x.npz", "x.h5") == refusal("x.h5")
 
 
-@pytest.mark.xfail(strict=True, reason="schema._check_unique prints np.str_('a') under numpy 2")
 def test_npz_duplicate_ids_exact_message() -> None:
     write("x.npz", npz_bytes(logits=LOGITS, sample_ids=["a"] * 6))
     assert refusal("x.npz") == "x.npz:/sample_ids: 5 duplicated sample id(s), e.g. 'a'"

@@ -1,0 +1,1 @@
+"""Hardening tests: bad-input corpus, fuzzing, kills and interrupts, safe loading, scale."""
