@@ -81,16 +81,21 @@ def fashion_cnn(tmp_path_factory: pytest.TempPathFactory) -> Path:
     x = read_idx(FASHION / "train-images-idx3-ubyte.gz")[:40000]
     y = read_idx(FASHION / "train-labels-idx1-ubyte.gz")[:40000]
     torch.manual_seed(0)
+    # speeds training up, but it is process-wide CPU state (FTZ/DAZ): restore it, or later
+    # tests in this worker (hypothesis, float16 numerics) see subnormals flushed to zero
     torch.set_flush_denormal(True)
-    net = lsfix_test_nets.FashionCNN()
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-    xt = torch.from_numpy(x).float().div(255).unsqueeze(1)
-    yt = torch.from_numpy(y.astype(np.int64))
-    for i in range(0, xt.shape[0], 128):
-        loss = torch.nn.functional.cross_entropy(net(xt[i:i + 128]), yt[i:i + 128])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    try:
+        net = lsfix_test_nets.FashionCNN()
+        opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+        xt = torch.from_numpy(x).float().div(255).unsqueeze(1)
+        yt = torch.from_numpy(y.astype(np.int64))
+        for i in range(0, xt.shape[0], 128):
+            loss = torch.nn.functional.cross_entropy(net(xt[i:i + 128]), yt[i:i + 128])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    finally:
+        torch.set_flush_denormal(False)
     path = tmp_path_factory.mktemp("fashion") / "fashion_cnn.pt"
     torch.save(net.state_dict(), path)
     return path
