@@ -224,7 +224,10 @@ def read_predictions(
     return pred
 
 
-def _json_attr(attrs: Any, key: str, default: Any, name: str) -> Any:
+def json_attr(attrs: Any, key: str, default: Any = None, name: str | None = None
+              ) -> Any:
+    """A JSON-valued attribute; ``default`` when absent. Invalid JSON raises
+    :class:`InputError` naming ``name`` (the file), or gives ``default`` when ``name`` is None."""
     if key not in attrs:
         return default
     raw = attrs[key]
@@ -233,7 +236,12 @@ def _json_attr(attrs: Any, key: str, default: Any, name: str) -> Any:
     try:
         return json.loads(str(raw))
     except json.JSONDecodeError:
+        if name is None:
+            return default
         raise InputError(f"attribute {key!r} is not valid JSON", file=name, dataset="/") from None
+
+
+_json_attr = json_attr
 
 
 def _check_local(f: h5py.File, path: str, name: str) -> None:

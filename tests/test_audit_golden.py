@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from lsfix.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = ROOT / "tests" / "data" / "golden"
+GOLDEN = ROOT / "tests" / "data" / "golden_audit"
 ARGS = ["audit", "sample_data/fmnist_ls02_test.h5", "--val", "sample_data/fmnist_ls02_val.h5",
         "--bootstrap", "200", "--seed", "0"]
 

@@ -58,6 +58,7 @@ from lsfix.schema import (
     SAMPLE_IDS,
     SCHEMA_NAME,
     STR_DTYPE,
+    json_attr,
     set_root_attrs,
 )
 
@@ -76,18 +77,6 @@ def shard_path(output: str | os.PathLike[str], rank: int, world: int) -> Path:
     out = Path(output)
     suffix = out.suffix or ".h5"
     return out.with_name(f"{out.stem}.rank{rank}-of-{world}{suffix}")
-
-
-def _json(attrs: Any, key: str, default: Any = None) -> Any:
-    if key not in attrs:
-        return default
-    raw = attrs[key]
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
-    try:
-        return json.loads(str(raw))
-    except json.JSONDecodeError:
-        return default
 
 
 def _fsync(path: str | os.PathLike[str]) -> None:
@@ -142,8 +131,8 @@ def inspect_output(path: str | os.PathLike[str]) -> FileState | None:
                 complete,
                 done,
                 None if total is None else int(total),
-                _json(attrs, ATTR_JOB),
-                _json(attrs, ATTR_SHARD),
+                json_attr(attrs, ATTR_JOB),
+                json_attr(attrs, ATTR_SHARD),
             )
     except (OSError, ValueError, KeyError):
         return FileState(str(path), False, False, 0, None, None, None)
@@ -226,7 +215,7 @@ class ChunkedWriter:
                 file=name,
             ) from None
         try:
-            old_job = _json(f.attrs, ATTR_JOB)
+            old_job = json_attr(f.attrs, ATTR_JOB)
             if old_job is None:
                 raise UsageError(f"{name}: was not written by lsfix extract (no {ATTR_JOB} "
                                  "attribute); cannot resume it")
@@ -357,7 +346,7 @@ class ChunkedWriter:
         self._segment = dict(segment)
         self._segment["rows"] = [self._offset + self.rows_done, self._offset + self.rows_done]
         self._segment_t0 = time.perf_counter() if t0 is None else t0
-        segs = _json(self.f.attrs, ATTR_SEGMENTS, []) or []
+        segs = json_attr(self.f.attrs, ATTR_SEGMENTS, []) or []
         segs.append(self._segment)
         self.f.attrs[ATTR_SEGMENTS] = json.dumps(segs, sort_keys=True)
 
@@ -368,7 +357,7 @@ class ChunkedWriter:
         return self._write_segment()
 
     def _write_segment(self) -> list[dict[str, Any]]:
-        segs = _json(self.f.attrs, ATTR_SEGMENTS, []) or []
+        segs = json_attr(self.f.attrs, ATTR_SEGMENTS, []) or []
         if self._segment is None:
             return segs
         self._segment["rows"] = [self._segment["rows"][0], self._offset + self.rows_written]
@@ -381,10 +370,10 @@ class ChunkedWriter:
         return segs
 
     def segments(self) -> list[dict[str, Any]]:
-        return list(_json(self.f.attrs, ATTR_SEGMENTS, []) or [])
+        return list(json_attr(self.f.attrs, ATTR_SEGMENTS, []) or [])
 
     def history(self) -> list[str]:
-        hist = _json(self.f.attrs, ATTR_HISTORY, []) or []
+        hist = json_attr(self.f.attrs, ATTR_HISTORY, []) or []
         return [str(h) for h in hist] if isinstance(hist, list) else [str(hist)]
 
     def finish(self, provenance: dict[str, Any], history: list[str]) -> None:
@@ -482,11 +471,11 @@ def merge_shards(shards: Sequence[str | os.PathLike[str]], output: str,
     files = [h5py.File(m["path"], "r") for m in metas]
     try:
         f0 = files[0]
-        prov = _json(f0.attrs, ATTR_PROVENANCE, {}) or {}
-        hist = _json(f0.attrs, ATTR_HISTORY, []) or []
+        prov = json_attr(f0.attrs, ATTR_PROVENANCE, {}) or {}
+        hist = json_attr(f0.attrs, ATTR_HISTORY, []) or []
         ranks = []
         for m, f in zip(metas, files, strict=True):
-            p = _json(f.attrs, ATTR_PROVENANCE, {}) or {}
+            p = json_attr(f.attrs, ATTR_PROVENANCE, {}) or {}
             ranks.append({
                 "rank": int(m["shard"]["rank"]), "rows": [int(m["shard"]["start"]),
                                                           int(m["shard"]["stop"])],
