@@ -12,34 +12,18 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import gc
 import io
 import pstats
-import statistics
 import sys
-import time
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 import lsfix
 
+sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parent))
+from bench_core import compare  # noqa: E402  (one timing helper for both benchmarks)
+
 TARGET = 3.0
-
-
-def compare(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[float, float]]:
-    """Warm each up once, run them interleaved ``repeats`` times; name -> (best, median) s."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            gc.collect()
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: (min(ts), statistics.median(ts)) for name, ts in times.items()}
 
 
 def make_logits(n: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

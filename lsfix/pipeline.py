@@ -26,7 +26,6 @@ from lsfix.errors import InputError, UsageError
 from lsfix.schema import FIT_MASK, Predictions
 
 
-
 def is_score_table(pred: Predictions) -> bool:
     """A ``confidence``/``correct`` table (no logits): ``labels`` hold correctness."""
     from lsfix.foreign import SCORE_TABLE
@@ -36,9 +35,8 @@ def is_score_table(pred: Predictions) -> bool:
 
 def correct_of(pred: Predictions) -> np.ndarray:
     """Per-row correctness: ``argmax logits == label`` (or the table's ``correct`` column)."""
-    cached = getattr(pred, "_correct_cache", None)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
+    if pred.correct_cache is not None:
+        return pred.correct_cache
     if is_score_table(pred):
         out = np.asarray(pred.require_labels("evaluation"), dtype=bool)
     else:
@@ -47,7 +45,7 @@ def correct_of(pred: Predictions) -> np.ndarray:
             raise InputError("has labels but no /logits; cannot tell which predictions are right",
                              file=pred.name)
         out = compute_scores(pred.logits, [], labels=labels)["_correct"]
-    object.__setattr__(pred, "_correct_cache", out)
+    pred.correct_cache = out
     return out
 
 

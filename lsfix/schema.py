@@ -101,6 +101,8 @@ class Predictions:
     labels_attrs: dict[str, Any] = field(default_factory=dict)
     h5: h5py.File | None = None  #: open file backing the datasets, if any
     foreign_format: str | None = None
+    #: per-row correctness, computed once on first use (:func:`lsfix.pipeline.correct_of`)
+    correct_cache: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -240,8 +242,6 @@ def json_attr(attrs: Any, key: str, default: Any = None, name: str | None = None
             return default
         raise InputError(f"attribute {key!r} is not valid JSON", file=name, dataset="/") from None
 
-
-_json_attr = json_attr
 
 
 def _check_local(f: h5py.File, path: str, name: str) -> None:
@@ -385,8 +385,8 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
             "or read it anyway with --allow-incomplete",
             file=name,
         )
-    provenance = _json_attr(attrs, ATTR_PROVENANCE, {}, name)
-    history = _json_attr(attrs, ATTR_HISTORY, [], name)
+    provenance = json_attr(attrs, ATTR_PROVENANCE, {}, name)
+    history = json_attr(attrs, ATTR_HISTORY, [], name)
     if not isinstance(history, list):
         history = [str(history)]
 
@@ -443,7 +443,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
             scores[key] = vals
             score_attrs[key] = {
                 ATTR_METHOD: str(ds.attrs.get(ATTR_METHOD, key)),
-                ATTR_PARAMS: _json_attr(ds.attrs, ATTR_PARAMS, {}, f"{name}:{path}"),
+                ATTR_PARAMS: json_attr(ds.attrs, ATTR_PARAMS, {}, f"{name}:{path}"),
             }
     if rows is None and not scores:
         raise InputError(f"has no {LOGITS} dataset (and no {SCORES})", file=name)
