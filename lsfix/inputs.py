@@ -1,15 +1,19 @@
 """Reading any input: picks the reader for a path and returns a :class:`Predictions`.
 
-HDF5 inputs go to :mod:`lsfix.schema` (lsfix logits files); anything else goes to
+HDF5 inputs go to :mod:`lsfix.schema` (lsfix logits files) or :mod:`lsfix.scorefile`
+(scores files, by their ``lsfix_schema`` attribute); anything else goes to
 :mod:`lsfix.foreign` (``.npy``, ``.npz``, ``.pt``, ``.csv``/``.tsv``). This is the only module
 that knows every reader, so the readers never import one another.
 """
 
 from __future__ import annotations
 
-from lsfix import foreign, schema
+from lsfix import foreign, schema, scorefile
 from lsfix.errors import InputError
 from lsfix.predictions import LOGITS, Predictions
+
+#: Readers of the lsfix HDF5 kinds other than the logits file.
+HDF5_KINDS = {scorefile.SCHEMA_NAME: scorefile.read_scores_file}
 
 
 def read_predictions(
@@ -41,14 +45,18 @@ def read_predictions(
     """
     src, name, head, is_hdf5 = schema.open_source(path)
     if is_hdf5:
-        pred = schema.read_hdf5(src, name, allow_incomplete=allow_incomplete)
+        pred = schema.read_hdf5(src, name, allow_incomplete=allow_incomplete, kinds=HDF5_KINDS)
     else:
         pred = foreign.read_foreign(src, name, head)
     if need_labels:
         pred.require_labels("this command")
     if need_logits and pred.logits is None:
+        if pred.kind == scorefile.SCHEMA_NAME:
+            raise InputError("is a scores file (no /logits); this command needs the logits "
+                             "file it was computed from (pass that, and this with --with)",
+                             file=name)
         raise InputError(f"no {LOGITS} dataset; this command needs logits", file=name)
     return pred
 
 
-__all__ = ["read_predictions"]
+__all__ = ["HDF5_KINDS", "read_predictions"]

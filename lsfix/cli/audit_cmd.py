@@ -15,8 +15,10 @@ from lsfix.cli.common import (
     FormatOpt,
     InputArg,
     OutputOpt,
+    WithOpt,
     check_convention,
     load,
+    load_joined,
     report_format,
 )
 from lsfix.cli.curve_cmd import LevelOpt, SeedOpt, check_boot, render_table, result_rows
@@ -148,6 +150,7 @@ def audit_cmd(
                                                                 "report.html and plots.")] = None,
     fmt: FormatOpt = None,
     output: OutputOpt = "-",
+    with_files: WithOpt = None,
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("audit"):
@@ -161,8 +164,8 @@ def audit_cmd(
         if bootstrap < 1:
             raise UsageError("--bootstrap must be >= 1 for audit (the verdict needs it)")
         out_fmt = report_format(fmt)
-        pred = load(input, allow_incomplete=allow_incomplete, need_labels=True,
-                    need_logits=True)
+        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
+                           need_labels=True, need_logits=True)
         val_pred = load(val, need_labels=True, need_logits=True) if val else None
         res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
                     convention=convention, n_boot=bootstrap, level=level)

@@ -45,6 +45,30 @@ def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False
                             need_logits=need_logits)
 
 
+WithOpt = Annotated[
+    list[str] | None,
+    typer.Option("--with", help="Scores file(s) computed from this input's logits to join "
+                                "(their scores, fit mask, correctness); checked by fingerprint."),
+]
+
+
+def load_joined(path: str, with_files: list[str] | None, *, overwrite: bool = False,
+                allow_incomplete: bool = False, need_labels: bool = False,
+                need_logits: bool = False) -> Predictions:
+    """Read ``path`` and join each scores file of ``with_files`` to it (``--with``)."""
+    from lsfix.pipeline import join_scores
+
+    pred = load(path, allow_incomplete=allow_incomplete, need_labels=need_labels,
+                need_logits=need_logits or bool(with_files))
+    for extra_path in with_files or []:
+        extra = load(extra_path)
+        try:
+            join_scores(pred, extra, overwrite=overwrite)
+        finally:
+            extra.close()
+    return pred
+
+
 def report_format(fmt: str | None) -> str:
     """Resolve ``--format``: table on a terminal stdout, tsv otherwise."""
     if fmt is None:

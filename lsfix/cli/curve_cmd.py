@@ -13,8 +13,9 @@ from lsfix.cli.common import (
     FormatOpt,
     InputArg,
     OutputOpt,
+    WithOpt,
     check_convention,
-    load,
+    load_joined,
     parse_floats,
     report_format,
 )
@@ -24,14 +25,15 @@ HELP = """Risk-coverage metrics of each score in a file: AURC (in the named conv
 oracle AURC, E-AURC, NAURC, AUGRC, AUROC, FPR@95TPR, risk@coverage, coverage@risk, with
 optional bootstrap intervals and an RC plot. Ties are averaged over their orderings.
 
-Input: an lsfix file (every stored score, or msp when none is stored), or a table with
-'confidence' and 'correct' columns. Rows used to fit p are excluded.
+Input: an lsfix logits file (every stored score, or msp when none is stored), a scores file
+(from score/normalise), or a table with 'confidence' and 'correct' columns. --with joins
+scores files to the logits they came from. Rows used to fit p and ignored pixels are excluded.
 
 Examples:
 
   lsfix curve model.h5 --score msp --score pnorm --coverage 0.8 --plot rc.png
 
-  lsfix score model.h5 | lsfix normalise - | lsfix curve - --format json
+  lsfix score model.h5 | lsfix normalise model.h5 --with - | lsfix curve - -f json
 """
 
 BootOpt = Annotated[int, typer.Option("--bootstrap", "-b",
@@ -168,6 +170,7 @@ def curve(
     fmt: FormatOpt = None,
     percent: PercentOpt = False,
     output: OutputOpt = "-",
+    with_files: WithOpt = None,
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("curve"):
@@ -177,7 +180,7 @@ def curve(
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
-        pred = load(input, allow_incomplete=allow_incomplete)
+        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete)
         results = evaluate_file(pred, score, convention=convention, coverages=covs, risks=risks,
                                 n_boot=bootstrap, seed=seed, level=level)
         warn_undefined("curve", results)

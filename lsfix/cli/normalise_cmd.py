@@ -14,14 +14,18 @@ from lsfix.cli.common import (
     InputArg,
     OutputOpt,
     QuietOpt,
+    WithOpt,
     check_convention,
     load,
+    load_joined,
     parse_grid,
 )
 from lsfix.errors import InputError, UsageError
 
-HELP = """Add the MaxLogit-pNorm score (/scores/pnorm): centre the logits, divide by their
-p-norm, take the max. The fix for label smoothing's broken confidence ranking.
+HELP = """Compute the MaxLogit-pNorm score (/scores/pnorm): centre the logits, divide by their
+p-norm, take the max. The fix for label smoothing's broken confidence ranking. Writes a scores
+file (no copy of the logits unless --copy-logits); --with adds the scores of an earlier
+scores file of the same logits, so stages chain.
 
 p is fixed (--p), tuned on another labelled file (--fit VAL.h5), tuned on a random labelled
 split of the input (--fit-fraction F --seed S; those rows are then excluded from what 'curve'
@@ -33,7 +37,7 @@ Examples:
 
   lsfix normalise test.h5 --fit val.h5 --save-params p.json -o test.pnorm.h5
 
-  lsfix score a.h5 | lsfix normalise - | lsfix curve -
+  lsfix score a.h5 | lsfix normalise a.h5 --with - | lsfix curve -
 """
 
 
@@ -59,14 +63,19 @@ def normalise(
     name: Annotated[str, typer.Option("--name", help="Score dataset name.")] = "pnorm",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing score.")
                          ] = False,
+    with_files: WithOpt = None,
+    copy_logits: Annotated[bool, typer.Option(
+        "--copy-logits", help="Write a full logits file (a copy of /logits plus the scores) "
+                              "instead of a scores file.")] = False,
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     with handle_errors("normalise"):
-        from lsfix.core import PNormFit, tune_pnorm
+        from lsfix.core import PNormFit, compute_scores, tune_pnorm
         from lsfix.io import refuse_binary_to_tty, write_text_atomic
         from lsfix.pipeline import describe_fit, fit_on_rows, split_fit_rows
         from lsfix.schema import write_predictions
+        from lsfix.scorefile import write_scores_file
 
         check_convention(convention)
         chosen = [x for x, v in (("--p", p), ("--fit", fit), ("--fit-fraction", fit_fraction),
@@ -78,7 +87,8 @@ def normalise(
             raise UsageError(f"--name must be letters, digits and _, got {name!r}")
         refuse_binary_to_tty(output)
         p_grid = parse_grid(grid)
-        pred = load(input, allow_incomplete=allow_incomplete, need_logits=True)
+        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
+                           need_logits=True, overwrite=overwrite)
         if name in pred.scores and not overwrite:
             raise UsageError(f"{pred.name}: /scores/{name} already exists; pass --overwrite "
                              "to replace it")
@@ -128,7 +138,10 @@ def normalise(
         if save_params is not None:
             write_text_atomic(save_params, json.dumps(fitted.to_dict(), indent=2) + "\n")
         assert pred.logits is not None
-        values = fitted.score(pred.logits)  # reads every row: bad rows fail before any note
+        # one pass: the score and correctness (reads every row: bad rows fail before any note)
+        spec = fitted.spec
+        computed = compute_scores(pred.logits, [spec], labels=pred.labels)
+        values = computed[spec.name]
         if not quiet:
             if fitted.grid:
                 note(f"lsfix normalise: {describe_fit(fitted)}")
@@ -140,6 +153,11 @@ def normalise(
                      f"(seed {seed}); curve/compare evaluate the other "
                      f"{pred.n - int(fit_mask.sum())}")
         method = "msp" if fitted.fallback_msp else "maxlogit_pnorm"
-        write_predictions(output, pred, new_scores={name: (values, method, fitted.to_dict())},
-                          overwrite=overwrite, fit_mask=fit_mask)
+        new = {name: (values, method, fitted.to_dict())}
+        if copy_logits:
+            write_predictions(output, pred, new_scores=new, overwrite=overwrite,
+                              fit_mask=fit_mask)
+        else:
+            write_scores_file(output, pred, new_scores=new, correct=computed.get("_correct"),
+                              fit_mask=fit_mask)
         pred.close()

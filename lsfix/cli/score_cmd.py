@@ -7,10 +7,20 @@ from typing import Annotated
 import typer
 
 from lsfix.cli.app import app, handle_errors, note
-from lsfix.cli.common import AllowIncompleteOpt, InputArg, OutputOpt, QuietOpt, load
+from lsfix.cli.common import (
+    AllowIncompleteOpt,
+    InputArg,
+    OutputOpt,
+    QuietOpt,
+    WithOpt,
+    load,
+    load_joined,
+)
 from lsfix.errors import UsageError
 
-HELP = """Add confidence scores (higher = more confident) to an lsfix file.
+HELP = """Compute confidence scores (higher = more confident) from logits and write a scores
+file: the scores, per-row correctness, labels, ids and the fingerprint of the logits - never a
+copy of the logits (unless --copy-logits). curve, compare and audit read scores files.
 
 Scores: msp (stored as log-MSP: same ranking, no saturation), max_logit, logit_margin,
 softmax_margin, neg_entropy, gini, energy[:T], msp_ts[:T] (T fitted on --fit VAL when not
@@ -31,8 +41,12 @@ def score(
         "-m", "--method", help="Score to add (repeatable). Default: msp.")] = None,
     output: OutputOpt = "-",
     fmt: Annotated[str, typer.Option(
-        "--format", "-f", help="h5 (the file plus /scores/<name>) or tsv "
-                               "(confidence<TAB>correct rows, one score).")] = "h5",
+        "--format", "-f", help="h5 (a scores file) or tsv (confidence<TAB>correct rows of "
+                               "the evaluated rows, one score).")] = "h5",
+    with_files: WithOpt = None,
+    copy_logits: Annotated[bool, typer.Option(
+        "--copy-logits", help="Write a full logits file (a copy of /logits plus the scores) "
+                              "instead of a scores file.")] = False,
     fit: Annotated[str | None, typer.Option(
         "--fit", help="Labelled held-out file to fit msp_ts's temperature on.")] = None,
     overwrite: Annotated[bool, typer.Option(
@@ -45,7 +59,9 @@ def score(
 
         from lsfix.core import ScoreSpec, compute_scores, fit_temperature, parse_score
         from lsfix.io import refuse_binary_to_tty
+        from lsfix.pipeline import evaluation_rows
         from lsfix.schema import write_predictions
+        from lsfix.scorefile import write_scores_file
 
         if fmt not in ("h5", "tsv"):
             raise UsageError(f"--format must be h5 or tsv, got {fmt!r}")
@@ -57,7 +73,10 @@ def score(
             raise UsageError("--format tsv writes one score; give exactly one -m")
         if fmt == "h5":
             refuse_binary_to_tty(output)
-        pred = load(input, allow_incomplete=allow_incomplete, need_logits=True)
+        if copy_logits and fmt != "h5":
+            raise UsageError("--copy-logits writes an HDF5 file; it does not go with --format tsv")
+        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
+                           need_logits=True)
         if fmt == "h5" and not overwrite:
             clash = [n for n in names if n in pred.scores]
             if clash:
@@ -81,7 +100,7 @@ def score(
                 params_extra[spec.name] = {"fit_file": val.name, "fit_n": val.n}
                 val.close()
             resolved.append(spec)
-        labels = pred.labels if fmt == "tsv" else None
+        labels = pred.labels
         if fmt == "tsv" and labels is None:
             raise UsageError(f"{pred.name}: --format tsv needs /labels to print 'correct'")
         assert pred.logits is not None
@@ -89,8 +108,15 @@ def score(
         if fmt == "tsv":
             from lsfix.io import write_text_atomic
 
+            mask, ignored, fitted = evaluation_rows(pred)
             conf = out[resolved[0].name]
             corr = out["_correct"].astype(np.int8)
+            if mask is not None:  # ignored pixels and fit rows are never evaluated
+                conf, corr = conf[mask], corr[mask]
+                if not quiet:
+                    left = [f"{n} {what}" for n, what in ((ignored, "ignored pixel(s)"),
+                                                         (fitted, "fit row(s)")) if n]
+                    note(f"lsfix score: {' and '.join(left)} left out of the table")
             lines = ["confidence\tcorrect"]
             lines += [f"{c!r}\t{k}" for c, k in zip(conf.tolist(), corr.tolist(), strict=True)]
             write_text_atomic(output, "\n".join(lines) + "\n")
@@ -99,5 +125,8 @@ def score(
         for spec in resolved:
             params = {**spec.params(), **params_extra.get(spec.name, {})}
             new[spec.name] = (out[spec.name], spec.family, params)
-        write_predictions(output, pred, new_scores=new, overwrite=overwrite)
+        if copy_logits:
+            write_predictions(output, pred, new_scores=new, overwrite=overwrite)
+        else:
+            write_scores_file(output, pred, new_scores=new, correct=out.get("_correct"))
         pred.close()
