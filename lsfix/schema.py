@@ -45,6 +45,7 @@ from lsfix.predictions import (
     SCORES,
     Predictions,
     check_unique,
+    ignore_index_in_effect,
     predictions_from_arrays,
     score_path,
     validate_labels,
@@ -368,6 +369,13 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
             )
         raw_labels = read_all(labels_ds, name, LABELS)
         ignore = labels_attrs.get(ATTR_IGNORE_INDEX)
+        given = ignore_index_in_effect()
+        if given is not None:
+            if ignore is not None and int(ignore) != given:
+                raise InputError(f"attribute ignore_index={int(ignore)} disagrees with "
+                                 f"--ignore-index {given}", file=name, dataset=LABELS)
+            ignore = given
+            labels_attrs[ATTR_IGNORE_INDEX] = np.int64(given)
         labels, keep = validate_labels(
             raw_labels, k, name, ignore_index=None if ignore is None else int(ignore),
             binary=rows is not None and rows.binary,

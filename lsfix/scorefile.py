@@ -42,6 +42,7 @@ from lsfix.predictions import (
     SCORES,
     Predictions,
     check_unique,
+    ignore_index_in_effect,
     validate_labels,
 )
 from lsfix.schema import (
@@ -261,6 +262,11 @@ def read_scores_file(f: h5py.File, name: str, allow_incomplete: bool) -> Predict
             raise InputError(f"shape {lds.shape} does not match the source (expected "
                              f"{expected})", file=name, dataset=LABELS)
         ignore = labels_attrs.get(ATTR_IGNORE_INDEX)
+        given = ignore_index_in_effect()
+        if given is not None and ignore is not None and int(ignore) != given:
+            raise InputError(f"attribute ignore_index={int(ignore)} disagrees with "
+                             f"--ignore-index {given}", file=name, dataset=LABELS)
+        ignore = given if ignore is None else ignore
         labels, keep = validate_labels(read_all(lds, name, LABELS), k, name,
                                        ignore_index=None if ignore is None else int(ignore),
                                        binary=binary)
@@ -377,11 +383,13 @@ def _write_labels(pred: Predictions, out: h5py.File) -> None:
     if pred.labels is None:
         return
     src = pred.h5
+    ignore = pred.labels_attrs.get(ATTR_IGNORE_INDEX)  # the file's, or --ignore-index
     if src is not None and LABELS in src:
         src.copy(src[LABELS], out, name=LABELS.lstrip("/"))
+        if ignore is not None:
+            out[LABELS].attrs[ATTR_IGNORE_INDEX] = np.int64(int(ignore))
         return
     labels = pred.labels
-    ignore = pred.labels_attrs.get(ATTR_IGNORE_INDEX)
     if pred.keep is not None:
         fill = -1 if ignore is None else int(ignore)
         labels = np.where(pred.keep, labels, fill)

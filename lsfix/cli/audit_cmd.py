@@ -13,6 +13,7 @@ from lsfix.cli.common import (
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
+    IgnoreIndexOpt,
     InputArg,
     OutputOpt,
     WithOpt,
@@ -151,6 +152,7 @@ def audit_cmd(
     fmt: FormatOpt = None,
     output: OutputOpt = "-",
     with_files: WithOpt = None,
+    ignore_index: IgnoreIndexOpt = None,
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("audit"):
@@ -165,8 +167,9 @@ def audit_cmd(
             raise UsageError("--bootstrap must be >= 1 for audit (the verdict needs it)")
         out_fmt = report_format(fmt)
         pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
-                           need_labels=True, need_logits=True)
-        val_pred = load(val, need_labels=True, need_logits=True) if val else None
+                           need_labels=True, need_logits=True, ignore_index=ignore_index)
+        val_pred = (load(val, need_labels=True, need_logits=True, ignore_index=ignore_index)
+                    if val else None)
         res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
                     convention=convention, n_boot=bootstrap, level=level)
         if out_fmt == "json":

@@ -36,13 +36,21 @@ AllowIncompleteOpt = Annotated[
 ]
 
 
+IgnoreIndexOpt = Annotated[
+    int | None,
+    typer.Option("--ignore-index", help="Label value of pixels/rows never evaluated (e.g. 255 "
+                                        "or -100), for inputs that do not record one."),
+]
+
+
 def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False,
-         need_logits: bool = False) -> Predictions:
+         need_logits: bool = False, ignore_index: int | None = None) -> Predictions:
     """Read and validate an input (``-`` = stdin)."""
     from lsfix import inputs
 
-    return inputs.read_predictions(path, allow_incomplete=allow_incomplete, need_labels=need_labels,
-                            need_logits=need_logits)
+    return inputs.read_predictions(path, allow_incomplete=allow_incomplete,
+                                   need_labels=need_labels, need_logits=need_logits,
+                                   ignore_index=ignore_index)
 
 
 WithOpt = Annotated[
@@ -54,14 +62,14 @@ WithOpt = Annotated[
 
 def load_joined(path: str, with_files: list[str] | None, *, overwrite: bool = False,
                 allow_incomplete: bool = False, need_labels: bool = False,
-                need_logits: bool = False) -> Predictions:
+                need_logits: bool = False, ignore_index: int | None = None) -> Predictions:
     """Read ``path`` and join each scores file of ``with_files`` to it (``--with``)."""
     from lsfix.pipeline import join_scores
 
     pred = load(path, allow_incomplete=allow_incomplete, need_labels=need_labels,
-                need_logits=need_logits or bool(with_files))
+                need_logits=need_logits or bool(with_files), ignore_index=ignore_index)
     for extra_path in with_files or []:
-        extra = load(extra_path)
+        extra = load(extra_path, ignore_index=ignore_index)
         try:
             join_scores(pred, extra, overwrite=overwrite)
         finally:

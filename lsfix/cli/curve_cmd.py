@@ -11,6 +11,7 @@ from lsfix.cli.common import (
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
+    IgnoreIndexOpt,
     InputArg,
     OutputOpt,
     WithOpt,
@@ -171,6 +172,7 @@ def curve(
     percent: PercentOpt = False,
     output: OutputOpt = "-",
     with_files: WithOpt = None,
+    ignore_index: IgnoreIndexOpt = None,
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("curve"):
@@ -180,7 +182,8 @@ def curve(
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
-        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete)
+        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
+                           ignore_index=ignore_index)
         results = evaluate_file(pred, score, convention=convention, coverages=covs, risks=risks,
                                 n_boot=bootstrap, seed=seed, level=level)
         warn_undefined("curve", results)

@@ -11,6 +11,7 @@ from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
     AllowIncompleteOpt,
     ConventionOpt,
+    IgnoreIndexOpt,
     InputArg,
     OutputOpt,
     QuietOpt,
@@ -67,6 +68,7 @@ def normalise(
     copy_logits: Annotated[bool, typer.Option(
         "--copy-logits", help="Write a full logits file (a copy of /logits plus the scores) "
                               "instead of a scores file.")] = False,
+    ignore_index: IgnoreIndexOpt = None,
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -88,7 +90,7 @@ def normalise(
         refuse_binary_to_tty(output)
         p_grid = parse_grid(grid)
         pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
-                           need_logits=True, overwrite=overwrite)
+                           need_logits=True, overwrite=overwrite, ignore_index=ignore_index)
         if name in pred.scores and not overwrite:
             raise UsageError(f"{pred.name}: /scores/{name} already exists; pass --overwrite "
                              "to replace it")
@@ -104,7 +106,7 @@ def normalise(
             fitted = PNormFit(p=_check_p(p), fallback_msp=False, grid=(), msp_aurc=float("nan"),
                               convention=convention, split={"kind": "fixed"})
         elif fit is not None:
-            val = load(fit, need_labels=True, need_logits=True)
+            val = load(fit, need_labels=True, need_logits=True, ignore_index=ignore_index)
             if val.k != pred.k:
                 raise UsageError(f"{val.name} has K={val.k} classes, {pred.name} has K={pred.k}")
             fitted = tune_pnorm(val.logits, val.labels, grid=p_grid, convention=convention,

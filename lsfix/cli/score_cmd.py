@@ -9,6 +9,7 @@ import typer
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
     AllowIncompleteOpt,
+    IgnoreIndexOpt,
     InputArg,
     OutputOpt,
     QuietOpt,
@@ -51,6 +52,7 @@ def score(
         "--fit", help="Labelled held-out file to fit msp_ts's temperature on.")] = None,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace scores that already exist.")] = False,
+    ignore_index: IgnoreIndexOpt = None,
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -76,7 +78,7 @@ def score(
         if copy_logits and fmt != "h5":
             raise UsageError("--copy-logits writes an HDF5 file; it does not go with --format tsv")
         pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
-                           need_logits=True)
+                           need_logits=True, ignore_index=ignore_index)
         if fmt == "h5" and not overwrite:
             clash = [n for n in names if n in pred.scores]
             if clash:
