@@ -199,6 +199,16 @@ class CheckedDataset:
     def __len__(self) -> int:
         return int(self.shape[0])
 
+    def read_direct(self, dest: np.ndarray, source_sel: Any = None, dest_sel: Any = None
+                    ) -> None:
+        """``h5py.Dataset.read_direct`` into a caller's buffer, errors as in :meth:`__getitem__`."""
+        try:
+            self._ds.read_direct(dest, source_sel, dest_sel)
+        except (OSError, RuntimeError) as exc:
+            raise InputError(
+                f"unreadable data ({_h5_reason(exc)}); corrupt or truncated file?",
+                file=self._name, dataset=self._path) from None
+
 
 def is_logit_dtype(dtype: Any) -> bool:
     """float16/32/64 in either byte order (a big-endian file from another machine is fine)."""
