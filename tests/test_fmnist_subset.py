@@ -39,6 +39,11 @@ def test_readme_sums_match_the_files() -> None:
     assert (SUBSET / "LICENSE").read_text(encoding="utf-8").startswith("The MIT License")
 
 
+def test_subset_is_small() -> None:
+    total = sum(p.stat().st_size for p in SUBSET.iterdir())
+    assert total < 2_500_000, f"tests/data/fmnist_subset holds {total / 1e6:.2f} MB"
+
+
 def test_subset_shapes_and_classes() -> None:
     x, y = _idx(SUBSET / "train-images-idx3-ubyte.gz"), _idx(SUBSET / "train-labels-idx1-ubyte.gz")
     assert x.shape == (4000, 28, 28) and y.shape == (4000,)
