@@ -284,9 +284,9 @@ def test_stop_hook_is_inert_without_the_variable(big: Big) -> None:
 _FINALISER = """
 import os, signal, sys, time
 import lsfix.io as io
-import lsfix.schema as schema
+import lsfix.inputs as inputs
 
-TARGET = {"read": (schema, "read_predictions"), "write": (io, "_target_mode")}[WHERE]
+TARGET = {"read": (inputs, "read_predictions"), "write": (io, "_target_mode")}[WHERE]
 real = getattr(*TARGET)
 
 
