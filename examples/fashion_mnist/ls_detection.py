@@ -32,8 +32,8 @@ import numpy as np
 
 from lsfix.core.ceiling import (
     SPREAD_THRESHOLD,
-    alpha_of,
-    ceiling_of,
+    alpha_from_ceiling,
+    ceiling_from_alpha,
     estimate_label_smoothing,
     logit_gaps,
 )
@@ -75,11 +75,11 @@ def candidate_row(z: np.ndarray, y: np.ndarray) -> dict[str, float]:
                                    - ((z.sum(1) - z.max(1)) / (k - 1)) ** 2, 0))
     med = float(np.median(g))
     return {
-        "median": alpha_of(med, k),
+        "median": alpha_from_ceiling(med, k),
         "mode": estimate_label_smoothing(z, statistic="mode", n_boot=0).alpha,
-        "median_correct": alpha_of(float(np.median(g[correct])), k),
-        "median_next": alpha_of(float(np.median(gn)), k),
-        "median_each": alpha_of(float(np.median(each)), k),
+        "median_correct": alpha_from_ceiling(float(np.median(g[correct])), k),
+        "median_next": alpha_from_ceiling(float(np.median(gn)), k),
+        "median_each": alpha_from_ceiling(float(np.median(each)), k),
         "spread": float(np.quantile(g, 0.9) / med - 1),
         "share15": float(np.mean(np.abs(g / med - 1) < 0.15)),
         "flatness": float(np.median(others_sd[g > 0] / g[g > 0])),
@@ -136,7 +136,7 @@ def synthetic(k: int, alpha: float, n: int, reach: float, seed: int,
     ``α = 0`` mimics cross-entropy: log-normal gaps (median 10, log-sd 0.35)."""
     rng = np.random.default_rng(seed)
     if alpha > 0:
-        c = ceiling_of(alpha, k)
+        c = ceiling_from_alpha(alpha, k)
         at = rng.random(n) < reach
         g = np.where(at, c * (1 + 0.05 * rng.standard_normal(n)), c * rng.uniform(0.1, 0.9, n))
     else:
@@ -169,7 +169,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             a_hat = np.array([e.alpha for e in es])
             cover = sum(e.alpha_low <= alpha <= e.alpha_high for e in es)
             ceil = sum(e.has_ceiling for e in es)
-            c = ceiling_of(alpha, 10)
+            c = ceiling_from_alpha(alpha, 10)
             bias = a_hat.mean() - alpha
             print(f"| {arch} | {alpha:g} | {len(es)} | {c:.2f} | "
                   f"{np.mean([e.ceiling for e in es]):.2f} | {a_hat.mean():.4f} | "

@@ -55,13 +55,13 @@ MIN_ROWS = 100
 N_BINS = 4096
 
 
-def ceiling_of(alpha: float, k: int) -> float:
+def ceiling_from_alpha(alpha: float, k: int) -> float:
     """Optimal logit gap ``log(1 + K (1 − α) / α)`` under label smoothing ``α``, ``K`` classes.
 
     ``inf`` for ``α = 0`` (cross-entropy has no ceiling); ``0`` for ``α = 1`` (uniform
     targets; PyTorch's ``label_smoothing`` convention, ``q = (1 − α)·onehot + α/K``). ``K = 2`` is also the binary single-logit (BCE) case.
 
-    >>> round(ceiling_of(0.1, 10), 4), round(ceiling_of(0.6, 2), 4)
+    >>> round(ceiling_from_alpha(0.1, 10), 4), round(ceiling_from_alpha(0.6, 2), 4)
     (4.5109, 0.8473)
     """
     a, k = _check_alpha(alpha, k)
@@ -70,12 +70,12 @@ def ceiling_of(alpha: float, k: int) -> float:
     return math.log1p(k * (1.0 - a) / a)
 
 
-def alpha_of(ceiling: float, k: int) -> float:
-    """Inverse of :func:`ceiling_of`: ``α = K / (expm1(c) + K)``; ``0`` for ``c = inf``.
+def alpha_from_ceiling(ceiling: float, k: int) -> float:
+    """Inverse of :func:`ceiling_from_alpha`: ``α = K / (expm1(c) + K)``; ``0`` for ``c = inf``.
 
     Gaps ``c ≤ 0`` map to ``α = 1`` (uniform targets).
 
-    >>> round(alpha_of(ceiling_of(0.2, 10), 10), 12)
+    >>> round(alpha_from_ceiling(ceiling_from_alpha(0.2, 10), 10), 12)
     0.2
     """
     k = _check_k(k)
@@ -158,7 +158,7 @@ class LabelSmoothingEstimate:
     ceiling, ceiling_low, ceiling_high : float
         ``ĉ`` (the median gap, or the statistic named) and its bootstrap interval.
     alpha, alpha_low, alpha_high : float
-        ``α̂ = alpha_of(ĉ, K)`` and the interval mapped through the same (decreasing) function.
+        ``α̂ = alpha_from_ceiling(ĉ, K)`` and the interval mapped through the same (decreasing) function.
     spread, spread_low, spread_high : float
         ``(q90 − q50) / q50`` of the gaps, and its bootstrap interval.
     spread_threshold : float
@@ -366,8 +366,8 @@ def estimate_label_smoothing(
     verdict = "ceiling" if spread < spread_threshold else "no_ceiling"
     return LabelSmoothingEstimate(
         verdict=verdict, **base, ceiling=c_hat, ceiling_low=c_lo, ceiling_high=c_hi,
-        alpha=alpha_of(c_hat, k),
-        alpha_low=alpha_of(c_hi, k) if not math.isnan(c_hi) else nan,
-        alpha_high=alpha_of(c_lo, k) if not math.isnan(c_lo) else nan,
+        alpha=alpha_from_ceiling(c_hat, k),
+        alpha_low=alpha_from_ceiling(c_hi, k) if not math.isnan(c_hi) else nan,
+        alpha_high=alpha_from_ceiling(c_lo, k) if not math.isnan(c_lo) else nan,
         spread=spread, spread_low=s_lo, spread_high=s_hi, bin_width=width,
         quantiles=quantiles)

@@ -16,8 +16,8 @@ from lsfix.core.ceiling import (
     MIN_ROWS,
     N_BINS,
     SPREAD_THRESHOLD,
-    alpha_of,
-    ceiling_of,
+    alpha_from_ceiling,
+    ceiling_from_alpha,
     estimate_label_smoothing,
     logit_gaps,
 )
@@ -33,42 +33,42 @@ def test_ceiling_known_values():
     # log((1 - α + α/K) / (α/K)), written out independently of log1p(K(1-α)/α)
     for a, k in ((0.1, 10), (0.2, 10), (0.05, 10), (0.4, 10), (0.1, 1000), (0.6, 2)):
         want = math.log((1 - a + a / k) / (a / k))
-        assert ceiling_of(a, k) == pytest.approx(want, rel=1e-13)
-    assert round(ceiling_of(0.1, 10), 2) == 4.51
-    assert round(ceiling_of(0.2, 10), 2) == 3.71
+        assert ceiling_from_alpha(a, k) == pytest.approx(want, rel=1e-13)
+    assert round(ceiling_from_alpha(0.1, 10), 2) == 4.51
+    assert round(ceiling_from_alpha(0.2, 10), 2) == 3.71
 
 
 def test_binary_bce_form_is_k2():
     # BCE targets y(1-α) + α/2: optimum |z| = log((1 - α/2) / (α/2))
     for a in (0.05, 0.1, 0.4, 0.6, 0.9):
-        assert ceiling_of(a, 2) == pytest.approx(math.log((1 - a / 2) / (a / 2)), rel=1e-13)
+        assert ceiling_from_alpha(a, 2) == pytest.approx(math.log((1 - a / 2) / (a / 2)), rel=1e-13)
 
 
 def test_ceiling_edges():
-    assert ceiling_of(0.0, 10) == math.inf
-    assert ceiling_of(1.0, 10) == 0.0
-    assert alpha_of(math.inf, 10) == 0.0
-    assert alpha_of(0.0, 10) == 1.0
-    assert alpha_of(-1.0, 10) == 1.0
-    assert alpha_of(800.0, 10) == 0.0
-    assert math.isnan(alpha_of(math.nan, 10))
+    assert ceiling_from_alpha(0.0, 10) == math.inf
+    assert ceiling_from_alpha(1.0, 10) == 0.0
+    assert alpha_from_ceiling(math.inf, 10) == 0.0
+    assert alpha_from_ceiling(0.0, 10) == 1.0
+    assert alpha_from_ceiling(-1.0, 10) == 1.0
+    assert alpha_from_ceiling(800.0, 10) == 0.0
+    assert math.isnan(alpha_from_ceiling(math.nan, 10))
 
 
 @pytest.mark.parametrize("bad", [(-0.1, 10), (1.05, 10), (0.1, 1), (0.1, 2.5), (0.1, True)])
 def test_ceiling_refuses(bad):
     with pytest.raises(UsageError):
-        ceiling_of(*bad)
+        ceiling_from_alpha(*bad)
 
 
 @given(st.floats(1e-6, 1.0), st.integers(2, 100_000))
 def test_alpha_roundtrip(a, k):
-    assert alpha_of(ceiling_of(a, k), k) == pytest.approx(a, rel=1e-9, abs=1e-15)
+    assert alpha_from_ceiling(ceiling_from_alpha(a, k), k) == pytest.approx(a, rel=1e-9, abs=1e-15)
 
 
 @given(st.floats(0.001, 0.5), st.floats(0.001, 0.5), st.integers(2, 5000))
 def test_ceiling_decreasing_in_alpha(a, b, k):
     if a < b:
-        assert ceiling_of(a, k) > ceiling_of(b, k)
+        assert ceiling_from_alpha(a, k) > ceiling_from_alpha(b, k)
 
 
 # ---------------------------------------------------------------------------- gaps
@@ -124,7 +124,7 @@ def _at_ceiling(alpha: float, k: int, n: int, jitter: float, seed: int) -> np.nd
     """Rows whose gap to the mean of the others is c(α, K)·(1 + jitter·N(0,1)); others
     spread a little around their mean (the gap to the mean is set exactly)."""
     rng = np.random.default_rng(seed)
-    c = ceiling_of(alpha, k)
+    c = ceiling_from_alpha(alpha, k)
     g = c * (1 + jitter * rng.standard_normal(n))
     z = 0.05 * c * rng.standard_normal((n, k))
     y = rng.integers(0, k, n)
@@ -160,7 +160,7 @@ def test_jittered_ceiling_interval_coverage(alpha):
 
 def test_binary_single_logit_ls():
     rng = np.random.default_rng(2)
-    c = ceiling_of(0.6, 2)
+    c = ceiling_from_alpha(0.6, 2)
     z = np.where(rng.random(3000) < 0.5, -1, 1) * c * (1 + 0.03 * rng.standard_normal(3000))
     e = estimate_label_smoothing(z, n_boot=300)
     assert e.binary and e.k == 2 and e.verdict == "ceiling"
@@ -237,7 +237,7 @@ def test_no_boot_gives_nan_bounds():
 
 def test_mode_statistic_finds_the_peak():
     rng = np.random.default_rng(5)
-    c = ceiling_of(0.1, 10)
+    c = ceiling_from_alpha(0.1, 10)
     # 60 % at the ceiling, 40 % spread below it: the median falls short, the mode does not
     g = np.concatenate([c * (1 + 0.02 * rng.standard_normal(3000)), rng.uniform(0, c, 2000)])
     z = np.zeros((g.size, 2))
