@@ -15,8 +15,8 @@ logits and ``training.json``) and prints markdown:
 
 Usage, from the repository root::
 
-    python -m examples.fashion_mnist.ls_detection candidates --out /work/sweep
-    python -m examples.fashion_mnist.ls_detection validate --out /work/sweep \\
+    python -m examples.fashion_mnist.ls_detection candidates
+    python -m examples.fashion_mnist.ls_detection validate \\
         --plot docs/img/ls_detection.png
 """
 
@@ -244,11 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("candidates")
-    c.add_argument("--out", default="/work/sweep")
+    c.add_argument("--out", default="build/fmnist_sweep")
     c.add_argument("--split", default="test", choices=("test", "val"))
     c.set_defaults(func=cmd_candidates)
     v = sub.add_parser("validate")
-    v.add_argument("--out", default="/work/sweep")
+    v.add_argument("--out", default="build/fmnist_sweep")
     v.add_argument("--boot", type=int, default=1000)
     v.add_argument("--plot", default="")
     v.set_defaults(func=cmd_validate)

@@ -22,15 +22,14 @@ mean over seeds with a 95 % t-interval over seeds; a figure with those intervals
 Optional extra models for the label-smoothing detector's failure analysis (``--variants``):
 cross-entropy CNNs with heavy (coupled, Adam) weight decay.
 
-Everything goes to ``--out`` (default ``/work/sweep``, outside git); the run is resumable:
-a model whose ``val.h5`` and ``test.h5`` exist is skipped, a model whose ``model.pt`` exists
-is not retrained.
+Everything goes to ``--out`` (default ``build/fmnist_sweep``, git-ignored); the run is
+resumable: a model whose ``val.h5`` and ``test.h5`` exist is skipped, a model whose
+``model.pt`` exists is not retrained.
 
 Usage, from the repository root::
 
-    python -m examples.fashion_mnist.sweep run --out /work/sweep          # train + extract
-    python -m examples.fashion_mnist.sweep report --out /work/sweep \\
-        --markdown docs/sweep_table.md --plot docs/img/fmnist_alpha_sweep.png
+    python -m examples.fashion_mnist.sweep run --variants          # train + extract
+    python -m examples.fashion_mnist.sweep report --plot docs/img/fmnist_alpha_sweep.png
 """
 
 from __future__ import annotations
@@ -266,7 +265,7 @@ def plot(results: list[Result], path: Path) -> None:
     main = [r for r in results if not r.tag]
     archs = [a for a in ARCHS if any(r.arch == a for r in main)]
     fig, axes = plt.subplots(1, len(archs), figsize=(5.2 * len(archs), 3.8), squeeze=False)
-    for ax, arch in zip(axes[0], archs):
+    for ax, arch in zip(axes[0], archs, strict=True):
         alphas = sorted({r.alpha for r in main if r.arch == arch})
         for attr, label, color, marker in (("aurc_msp", "MSP", "C3", "o"),
                                            ("aurc_pnorm", "MaxLogit-pNorm (p tuned on val)",
@@ -328,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train and extract (resumable)")
-    r.add_argument("--out", default="/work/sweep")
+    r.add_argument("--out", default="build/fmnist_sweep")
     r.add_argument("--alphas", type=_floats, default=list(ALPHAS))
     r.add_argument("--archs", type=lambda s: s.split(","), default=list(ARCHS))
     r.add_argument("--seeds", type=_ints, default=[0, 1, 2])
@@ -339,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="train on the first N images only (smoke tests)")
     r.set_defaults(func=cmd_run)
     p = sub.add_parser("report", help="tables and figure from finished models")
-    p.add_argument("--out", default="/work/sweep")
+    p.add_argument("--out", default="build/fmnist_sweep")
     p.add_argument("--markdown", default="", help="write the tables here too")
     p.add_argument("--plot", default="", help="write the figure here (PNG)")
     p.set_defaults(func=cmd_report)

@@ -59,7 +59,8 @@ def ceiling_from_alpha(alpha: float, k: int) -> float:
     """Optimal logit gap ``log(1 + K (1 − α) / α)`` under label smoothing ``α``, ``K`` classes.
 
     ``inf`` for ``α = 0`` (cross-entropy has no ceiling); ``0`` for ``α = 1`` (uniform
-    targets; PyTorch's ``label_smoothing`` convention, ``q = (1 − α)·onehot + α/K``). ``K = 2`` is also the binary single-logit (BCE) case.
+    targets; PyTorch's ``label_smoothing`` convention, ``q = (1 − α)·onehot + α/K``).
+    ``K = 2`` is also the binary single-logit (BCE) case.
 
     >>> round(ceiling_from_alpha(0.1, 10), 4), round(ceiling_from_alpha(0.6, 2), 4)
     (4.5109, 0.8473)
@@ -158,7 +159,8 @@ class LabelSmoothingEstimate:
     ceiling, ceiling_low, ceiling_high : float
         ``ĉ`` (the median gap, or the statistic named) and its bootstrap interval.
     alpha, alpha_low, alpha_high : float
-        ``α̂ = alpha_from_ceiling(ĉ, K)`` and the interval mapped through the same (decreasing) function.
+        ``α̂ = alpha_from_ceiling(ĉ, K)`` and the interval mapped through the same
+        (decreasing) function.
     spread, spread_low, spread_high : float
         ``(q90 − q50) / q50`` of the gaps, and its bootstrap interval.
     spread_threshold : float
