@@ -327,7 +327,7 @@ def test_bin_grid_constant():
     ("ls02", "ceiling", 0.2255, 0.2227, 0.2283),
 ])
 def test_golden_sample_data(tag, verdict, alpha, lo, hi):
-    from lsfix.schema import read_predictions
+    from lsfix.inputs import read_predictions
 
     with read_predictions(str(ROOT / "sample_data" / f"fmnist_{tag}_test.h5")) as pred:
         z = np.asarray(pred.logits)
