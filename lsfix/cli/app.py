@@ -107,7 +107,8 @@ def handle_errors(cmd: str) -> Iterator[None]:
 
     io.reset_committed()
     try:
-        yield
+        with io.command_outputs():  # every output is committed only if the command succeeds
+            yield
     except LsfixError as exc:
         err(cmd, str(exc))
         raise typer.Exit(int(exc.exit_code)) from None
@@ -159,6 +160,7 @@ def main() -> None:
 
     # SIGTERM while an output is being written: clean up and exit 130, like Ctrl-C
     io.sigterm_interrupts_writes = True
+    io.guard_closed_stdout()  # started with stdout closed (>&-): one error line, exit 1
     sys.unraisablehook = _unraisable
     try:
         app()
