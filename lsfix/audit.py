@@ -34,7 +34,7 @@ from lsfix.core import (
 )
 from lsfix.errors import UsageError
 from lsfix.pipeline import ScoreResult, _RowSubset, correct_of, eval_mask, split_fit_rows
-from lsfix.schema import Predictions
+from lsfix.predictions import Predictions
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ A run killed at any point leaves a file whose first ``lsfix_rows_done`` rows are
 past that may be half written and are cut off by ``--resume`` before it continues. The root
 attr ``lsfix_complete`` stays ``False`` until every row is committed, the final provenance is
 written and flushed; only then is it set to ``True`` and flushed again, so a reader never
-takes a partly written file for a complete one (:func:`lsfix.schema.read_predictions` refuses
+takes a partly written file for a complete one (:func:`lsfix.inputs.read_predictions` refuses
 an incomplete file unless asked).
 
 Attributes this module adds (all on ``/``):

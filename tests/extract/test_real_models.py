@@ -23,7 +23,7 @@ import torch  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from lsfix.cli import app  # noqa: E402
-from lsfix.schema import read_predictions  # noqa: E402
+from lsfix.inputs import read_predictions  # noqa: E402
 
 from .conftest import DARKNET, FASHION  # noqa: E402
 

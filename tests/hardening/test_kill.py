@@ -274,9 +274,9 @@ def test_interrupt_exits_130_and_removes_the_partial_file(big: Big, cmd: str, si
 _FINALISER = """
 import os, signal, sys, time
 import lsfix.io as io
-import lsfix.schema as schema
+import lsfix.inputs as inputs
 
-TARGET = {"read": (schema, "read_predictions"), "write": (io, "_target_mode")}[WHERE]
+TARGET = {"read": (inputs, "read_predictions"), "write": (io, "_target_mode")}[WHERE]
 real = getattr(*TARGET)
 
 
