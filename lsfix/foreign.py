@@ -621,8 +621,8 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
         if idx[-1] >= len(idx):  # a gap: checked against the real columns before any K-sized
             gap = next(i for i, v in enumerate(idx) if v != i)  # work (logit_9999999 alone)
             raise InputError(f"line {header_line}: missing column 'logit_{gap}' (a logits "
-                             f"table has logit_0..logit_<K-1> with no gap; the header names "
-                             f"logit_{idx[-1]} but has {len(idx)} logit column(s))", file=name)
+                             f"table has logit_0..logit_{idx[-1]} and optionally label and "
+                             "sample_id)", file=name)
         k = idx[-1] + 1
         layout, required = LOGITS_TABLE, [f"logit_{i}" for i in range(k)]
         allowed = {*required, "label", "sample_id"}
