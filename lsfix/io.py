@@ -313,6 +313,23 @@ def _check_not_input(target: str, where: Target) -> None:
                          "it (write to another path; lsfix has no in-place mode)")
 
 
+def check_planned(inputs: list[str], outputs: list[str]) -> None:
+    """Refuse, before any work, an output path that is the same file as an input path
+    (device and inode: symlinks and hard links included). The same check runs again when
+    each output is written, against every input actually opened."""
+    for path in inputs:
+        note_input(path)
+    for out in outputs:
+        if out == STDIO:
+            continue
+        try:
+            where = resolve_target(out)
+        except RuntimeFailure:
+            continue  # reported when the output is written
+        if where.kind != "stdout":
+            _check_not_input(out, where)
+
+
 # --------------------------------------------------------------------------------------------
 # one command, one transaction: every output is committed only when the command succeeds
 

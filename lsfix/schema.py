@@ -248,7 +248,8 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
     if schema != SCHEMA_NAME:
         raise InputError(f"schema {schema!r} is not {SCHEMA_NAME!r}", file=name)
     try:
-        version = untrusted.integer(attrs.get(ATTR_VERSION, -1), file=name, key=ATTR_VERSION)
+        version = untrusted.integer(attrs.get(ATTR_VERSION, -1), file=name, key=ATTR_VERSION,
+                                    lo=-1, hi=2**31)
     except InputError:
         version = -1
     if version < 1:
@@ -270,8 +271,8 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
         )
     provenance = json_attr(attrs, ATTR_PROVENANCE, {}, name)
     history = json_attr(attrs, ATTR_HISTORY, [], name)
-    if not isinstance(history, list):
-        history = [str(history)]
+    untrusted.expect(provenance, dict, file=name, key=f"attribute {ATTR_PROVENANCE!r}")
+    untrusted.expect(history, list, file=name, key=f"attribute {ATTR_HISTORY!r}")
 
     logits_ds = _dataset(f, LOGITS, name)
     labels_ds = _dataset(f, LABELS, name)
