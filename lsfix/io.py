@@ -288,8 +288,11 @@ _inputs: dict[tuple[int, int], str] = {}
 
 
 def note_input(path: Any, name: str | None = None) -> None:
-    """Remember an input of the running command, by device and inode (links followed)."""
-    if not isinstance(path, str | os.PathLike) or str(path) == STDIO:
+    """Remember an input of the running command, by device and inode (links followed).
+
+    Only inside :func:`command_outputs` (one CLI command): a long-running program that uses
+    the library may read a file and later rewrite it."""
+    if not _scope_depth or not isinstance(path, str | os.PathLike) or str(path) == STDIO:
         return
     try:
         st = os.stat(path)

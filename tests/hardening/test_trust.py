@@ -964,7 +964,7 @@ def _artefacts(args: list[str], frags: tuple[str, ...] = ("does not exist",), *,
 case("curve_plot_then_failure", "artefact")(_artefacts(
     ["curve", "{a}", "--plot", "p.png", "-o", "nodir/x"]))
 case("normalise_save_params_then_failure", "artefact")(_artefacts(
-    ["normalise", "{a}", "--p", "2", "--save-params", "p.json", "-o", "nodir/x"]))
+    ["normalise", "{a}", "--p", "2", "-q", "--save-params", "p.json", "-o", "nodir/x"]))
 case("normalise_save_params_then_output_is_input", "artefact")(_artefacts(
     ["normalise", "{a}", "--fit", "{b}", "--save-params", "p.json", "--grid", "0-3", "-o",
      "{b}"], ("is an input",), exit=2, name="b.h5"))
@@ -973,7 +973,7 @@ case("compare_plot_explain_then_failure", "artefact")(_artefacts(
 case("compare_report_folder_then_failure", "artefact")(_artefacts(
     ["compare", "{a}", "{b}", "--report", "rep/sub/r.md", "-o", "nodir/x"]))
 case("audit_report_folder_then_failure", "artefact")(_artefacts(
-    ["audit", "{a}", "-b", "10", "--report", "rep", "-o", "nodir/x"]))
+    ["audit", "{a}", "-b", "10", "-f", "json", "--report", "rep", "-o", "nodir/x"]))
 case("audit_report_folder_then_input_clash", "artefact")(_artefacts(
     ["audit", "{a}", "-b", "10", "--report", "rep", "-o", "{a}"], ("is an input",), exit=2,
     name="a.h5"))
@@ -1035,7 +1035,7 @@ def test_interrupt_after_artefacts_leaves_nothing(tmp_path: Path, monkeypatch: p
         "curve": ["curve", a, "--plot", "p.png", "-o", "final.tsv"],
         "compare": ["compare", a, b, "--plot", "p.png", "--explain", "--report", "r/r.md",
                     "-o", "final.tsv"],
-        "audit": ["audit", a, "-b", "10", "--report", "rep", "-o", "final.tsv"],
+        "audit": ["audit", a, "-b", "10", "-f", "json", "--report", "rep", "-o", "final.tsv"],
         "normalise": ["normalise", a, "--p", "2", "--save-params", "p.json", "-o", "o.h5",
                       "--quiet"],
     }[cmd]
@@ -1171,3 +1171,22 @@ def test_chunked_logits_are_read_in_storage_chunk_steps(tmp_path: Path,
         assert reads, "no reads seen"
         bad = [(a, b) for a, b in reads if a % rows or (b % rows and b != n)]
         assert bad == [], bad[:5]
+
+
+def test_readme_promises_name_tests_that_exist() -> None:
+    """Every ``test_x.py::test_name[...]`` the README's "What lsfix promises" section cites is
+    a test function of ``tests/hardening/``, and every case id it cites exists."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "README.md").read_text(encoding="utf-8")
+    section = text.split("## What lsfix promises", 1)[1].split("\n## ", 1)[0]
+    refs = re.findall(r"`(test_\w+\.py)::(test_\w+)(?:\[([^\]]*)\])?`", section)
+    assert len(refs) >= 20, refs
+    ids = {f"{c.cls}-{c.name}" for c in CASES}
+    for module, func, param in refs:
+        source = (Path(__file__).parent / module).read_text(encoding="utf-8")
+        assert re.search(rf"^def {func}\(", source, re.M), f"{module}::{func} is not a test"
+        if module == "test_trust.py" and func == "test_case" and param:
+            pattern = re.escape(param).replace(r"\*", ".*")
+            assert any(re.fullmatch(pattern, i) for i in ids), f"no case matches {param}"
