@@ -8,6 +8,10 @@ Procedure (:func:`audit`):
    and the temperature of ``msp_ts``.
 3. On the evaluation rows: every plain score, ``msp_ts`` and ``pnorm`` (the fitted choice).
 4. Paired bootstrap of ``AURC(pnorm) − AURC(msp)`` on the evaluation rows.
+A single-logit (binary) model is read as the logits ``(0, z)``: MSP ranks by ``|z|`` and
+centred pNorm has nothing to normalise (``|z|/2`` at p = 0, a constant at p >= 1), so step 2
+tunes nothing, ``pnorm`` is MSP, and the verdict is the binary answer with that reason.
+
 5. Verdict. The share of MSP's excess AURC that normalisation removes is
    ``(AURC_msp − AURC_pnorm) / (AURC_msp − AURC_oracle)``. The ranking is called **broken**
    when the fit did not fall back to MSP and the whole paired interval lies below 0 (pNorm
@@ -27,11 +31,13 @@ from lsfix.core import (
     PairedDifference,
     PNormFit,
     ScoreSpec,
+    aurc,
     compute_scores,
     evaluate,
     fit_temperature,
     paired_bootstrap,
 )
+from lsfix.core.scores import is_single_logit
 from lsfix.errors import UsageError
 from lsfix.pipeline import ScoreResult, _RowSubset, correct_of, eval_mask, split_fit_rows
 from lsfix.schema import Predictions
@@ -53,6 +59,8 @@ class AuditResult:
     excess_removed: float
     broken: bool
     verdict: str
+    #: one logit per sample (a binary sigmoid model): nothing was tuned
+    binary: bool = False
 
 
 def audit(
@@ -101,7 +109,16 @@ def audit(
         split = {"kind": "fraction", "fraction": fit_fraction, "seed": seed,
                  "n": int(idx.shape[0])}
         mask = ~fit_rows if pred.keep is None else (pred.keep & ~fit_rows)
-    fit = tune_pnorm(fit_logits, fit_labels, convention=convention, split=split)
+    binary = is_single_logit(pred.logits)
+    if binary:
+        fit_msp = compute_scores(fit_logits, [ScoreSpec("msp")], labels=fit_labels)
+        fit = PNormFit(p=None, fallback_msp=True, grid=(),
+                       msp_aurc=aurc(fit_msp["msp"], fit_msp["_correct"], convention),
+                       convention=convention, split={**split, "kind": "none", "reason": (
+                           "single-logit (binary) model: centred pNorm has nothing to "
+                           "normalise")})
+    else:
+        fit = tune_pnorm(fit_logits, fit_labels, convention=convention, split=split)
     temperature = fit_temperature(fit_logits, fit_labels)
 
     specs = [ScoreSpec(s) for s in PLAIN_SCORES] + [ScoreSpec("msp_ts", temperature)]
@@ -122,12 +139,21 @@ def audit(
                               seed=seed, level=level, convention=convention)
     excess = msp_m.aurc - msp_m.oracle_aurc
     removed = (msp_m.aurc - pn_m.aurc) / excess if excess > 0 else math.nan
-    broken, verdict = _verdict(fit, paired, removed)
+    broken, verdict = (False, BINARY_VERDICT) if binary else _verdict(fit, paired, removed)
     return AuditResult(
         file=pred.name, n_eval=int(correct.shape[0]), k=int(pred.k or 0), convention=convention,
         fit=fit, temperature=temperature, fit_source=source, results=results, paired=paired,
-        excess_removed=removed, broken=broken, verdict=verdict,
+        excess_removed=removed, broken=broken, verdict=verdict, binary=binary,
     )
+
+
+#: The verdict for a single-logit model (the reason is in docs/metrics.md, "Binary models").
+BINARY_VERDICT = (
+    "binary (single-logit) model: keep MSP, the |z| ranking. With one logit there is nothing "
+    "to normalise: centred pNorm is |z|/2 at p = 0 (the same ranking) and a constant at "
+    "p >= 1, so no p can beat MSP; if label smoothing hurt this model, the damage is in |z| "
+    "itself, which no post-hoc normalisation of one logit undoes"
+)
 
 
 def _verdict(fit: PNormFit, d: PairedDifference, removed: float) -> tuple[bool, str]:

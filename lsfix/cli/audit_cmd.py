@@ -55,6 +55,7 @@ def audit_json(res: Any) -> dict[str, Any]:
             "excess_aurc_removed": "MSP's AURC equals the oracle's: there is no excess to remove"
         }),
         "broken": res.broken,
+        "binary": bool(getattr(res, "binary", False)),
         "verdict": res.verdict,
     }
 
@@ -64,6 +65,12 @@ def audit_text(res: Any) -> str:
     table = render_table(rows, f"{res.file} — {res.n_eval} samples, convention {res.convention}",
                          show_file=False)
     fit = res.fit
+    if getattr(res, "binary", False):
+        from lsfix.core.scores import BINARY_NOTE
+
+        return (f"{table}\n{BINARY_NOTE}\nT fitted on {res.fit_source}: "
+                f"T = {res.temperature:.4g}; p: not tuned (pnorm = msp)\n\n"
+                f"verdict: {res.verdict}\n")
     choice = "MSP (fallback)" if fit.fallback_msp else f"p = {fit.p:g}"
     grid = ", ".join(f"p={p:g}: {a:.5g}" for p, a in fit.grid)
     return (f"{table}\nfit on {res.fit_source}: {choice}; temperature T = {res.temperature:.4g}\n"

@@ -58,6 +58,10 @@ def score(
         if fmt == "h5":
             refuse_binary_to_tty(output)
         pred = load(input, allow_incomplete=allow_incomplete, need_logits=True)
+        from lsfix.core.scores import BINARY_NOTE, is_single_logit
+
+        if is_single_logit(pred.logits) and not quiet:
+            note(f"lsfix score: {pred.name}: {BINARY_NOTE}")
         if fmt == "h5" and not overwrite:
             clash = [n for n in names if n in pred.scores]
             if clash:
