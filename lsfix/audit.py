@@ -17,6 +17,13 @@ tunes nothing, ``pnorm`` is MSP, and the verdict is the binary answer with that 
    when the fit did not fall back to MSP and the whole paired interval lies below 0 (pNorm
    is better beyond bootstrap noise); otherwise MSP is **fine**, with the reason (fallback,
    pNorm worse, or a change within noise).
+6. Label smoothing read from the logits alone (:mod:`lsfix.core.ceiling`, on every row that
+   is not an ignored pixel, labels unused): do the logit gaps pile up at a ceiling, and what
+   α does it imply? Shown next to the α recorded in the provenance
+   (``training.label_smoothing``) when there is one. The verdict cites it: a broken ranking
+   with an LS-like ceiling is the known label-smoothing failure; a fine ranking with no
+   ceiling is plain cross-entropy behaviour. :func:`label_smoothing_summary` and
+   :func:`label_smoothing_notes` are the sentences every output format prints.
 """
 
 from __future__ import annotations
@@ -37,10 +44,15 @@ from lsfix.core import (
     fit_temperature,
     paired_bootstrap,
 )
+from lsfix.core.ceiling import (
+    LabelSmoothingEstimate,
+    ceiling_from_alpha,
+    estimate_label_smoothing,
+)
 from lsfix.core.scores import is_single_logit
 from lsfix.errors import UsageError
 from lsfix.pipeline import ScoreResult, _RowSubset, correct_of, eval_mask, split_fit_rows
-from lsfix.schema import Predictions
+from lsfix.predictions import Predictions
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,8 @@ class AuditResult:
     excess_removed: float
     broken: bool
     verdict: str
+    label_smoothing: LabelSmoothingEstimate | None = None
+    recorded_alpha: float | None = None
     #: one logit per sample (a binary sigmoid model): nothing was tuned
     binary: bool = False
 
@@ -139,11 +153,20 @@ def audit(
                               seed=seed, level=level, convention=convention)
     excess = msp_m.aurc - msp_m.oracle_aurc
     removed = (msp_m.aurc - pn_m.aurc) / excess if excess > 0 else math.nan
-    broken, verdict = (False, BINARY_VERDICT) if binary else _verdict(fit, paired, removed)
+    from lsfix.explain import alpha_of
+
+    ls = estimate_label_smoothing(pred.logits, rows=pred.keep, n_boot=n_boot, level=level,
+                                  seed=seed)
+    if binary:
+        broken, verdict = False, BINARY_VERDICT
+    else:
+        broken, verdict = _verdict(fit, paired, removed)
+        verdict += _ls_clause(broken, ls)
     return AuditResult(
         file=pred.name, n_eval=int(correct.shape[0]), k=int(pred.k or 0), convention=convention,
         fit=fit, temperature=temperature, fit_source=source, results=results, paired=paired,
-        excess_removed=removed, broken=broken, verdict=verdict, binary=binary,
+        excess_removed=removed, broken=broken, verdict=verdict, label_smoothing=ls,
+        recorded_alpha=alpha_of(pred), binary=binary,
     )
 
 
@@ -167,3 +190,78 @@ def _verdict(fit: PNormFit, d: PairedDifference, removed: float) -> tuple[bool, 
     if d.low > 0:
         return False, f"MSP is fine: keep it (normalisation makes AURC worse: {iv})"
     return False, f"MSP is fine: keep it (normalisation's change is within noise: {iv})"
+
+
+# --------------------------------------------------------------------------------------------
+# label smoothing read from the logits (lsfix.core.ceiling): the sentences every format prints
+
+
+def _a(x: float) -> str:
+    return f"{x:.3f}" if x >= 0.0095 else f"{x:.2g}"
+
+
+def _ls_clause(broken: bool, ls: LabelSmoothingEstimate) -> str:
+    """What the logit-gap ceiling adds to the verdict."""
+    if ls.verdict == "undetermined":
+        return ""
+    if ls.has_ceiling:
+        if broken:
+            return (f"; the logit gaps pile up at a ceiling like label smoothing α ≈ "
+                    f"{_a(ls.alpha)}, the known cause of this failure")
+        return (f"; the logit gaps pile up at a ceiling like label smoothing α ≈ "
+                f"{_a(ls.alpha)}, yet normalisation brings no clear gain here")
+    if broken:
+        return ("; the logit gaps show no label-smoothing ceiling, so the cause is likely "
+                "something else")
+    return "; no sign of label smoothing in the logit gaps"
+
+
+def label_smoothing_summary(ls: LabelSmoothingEstimate, recorded: float | None = None) -> str:
+    """One line: what the logit gaps say about label smoothing (and the recorded α)."""
+    rec = "" if recorded is None else f"; the provenance records α = {recorded:g}"
+    if ls.verdict == "undetermined":
+        return f"label smoothing cannot be read from the logit gaps: {ls.reason}{rec}"
+    iv = ("" if math.isnan(ls.alpha_low) else
+          f" [{_a(ls.alpha_low)}, {_a(ls.alpha_high)}]")
+    if ls.has_ceiling:
+        return (f"logit gaps pile up at a ceiling of {ls.ceiling:.2f} (spread "
+                f"{ls.spread:.2f} < {ls.spread_threshold:g}): consistent with label smoothing "
+                f"α ≈ {_a(ls.alpha)}{iv}{rec}")
+    return (f"no ceiling: the logit gaps spread out (median {ls.ceiling:.2f}, spread "
+            f"{ls.spread:.2f} ≥ {ls.spread_threshold:g}): no sign of label smoothing{rec}")
+
+
+def label_smoothing_notes(ls: LabelSmoothingEstimate, recorded: float | None = None
+                          ) -> list[str]:
+    """Caveats: what else makes a ceiling, where α̂ is known to fail, recorded-α mismatches."""
+    notes: list[str] = []
+    if ls.verdict == "undetermined":
+        return notes
+    if ls.binary:
+        notes.append("single logit: read as BCE label smoothing (targets y(1−α) + α/2, "
+                     "ceiling |z| = log((1 − α/2)/(α/2)))")
+    if ls.has_ceiling:
+        notes.append("a ceiling can also come from heavy weight decay or a logit penalty, and "
+                     "logits saved after temperature scaling move it by 1/T (α̂ then describes "
+                     "the scaled logits, not the training)")
+        if ls.k >= 100:
+            notes.append(f"with K = {ls.k} classes α̂ assumes most rows reach the ceiling; "
+                         "when few do (hard data sets), the median gap falls short of it and "
+                         "α̂ overestimates α")
+    if recorded is not None:
+        if recorded == 0 and ls.has_ceiling:
+            notes.append("the provenance records cross-entropy (α = 0): the ceiling comes "
+                         "from something else (weight decay, a logit penalty, rescaled "
+                         "logits)")
+        elif recorded > 0 and not ls.has_ceiling:
+            notes.append(f"the provenance records α = {recorded:g} but the gaps show no "
+                         "ceiling: the logits may have been rescaled per sample, or the "
+                         "recorded α is wrong")
+        elif recorded > 0 and ls.has_ceiling:
+            c_rec = ceiling_from_alpha(recorded, ls.k)
+            ratio = c_rec / ls.ceiling
+            if not 0.8 <= ratio <= 1.25:
+                notes.append(f"the recorded α = {recorded:g} implies a ceiling of {c_rec:.2f}, "
+                             f"not {ls.ceiling:.2f}: logits divided by a temperature "
+                             f"T ≈ {ratio:.2f} would explain it")
+    return notes

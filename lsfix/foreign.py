@@ -1,9 +1,9 @@
 """Foreign inputs: arrays and tables users already have, converted to :class:`Predictions`.
 
-:func:`lsfix.schema.read_predictions` hands every input that is not HDF5 to :func:`read_foreign`.
+:func:`lsfix.inputs.read_predictions` hands every input that is not HDF5 to :func:`read_foreign`.
 The format is chosen by the first bytes, then by the file extension; stdin and paths without an
 extension are sniffed (text is read as a table). Everything is read into memory and validated by
-:func:`lsfix.schema.predictions_from_arrays`, so messages match those of an HDF5 read, with the
+:func:`lsfix.predictions.predictions_from_arrays`, so messages match those of an HDF5 read, with the
 array's name in place of the dataset path (``preds.npz:/labels: 2 label(s) not in [0, 10); ...``).
 Every problem is an :class:`~lsfix.errors.InputError` (exit 3) naming the file; no other
 exception escapes, whatever the bytes.
@@ -65,7 +65,7 @@ from typing import IO, Any
 import numpy as np
 
 from lsfix.errors import InputError, LsfixError, MissingDependency, RuntimeFailure
-from lsfix.schema import Predictions, predictions_from_arrays
+from lsfix.predictions import Predictions, predictions_from_arrays
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # local file header; empty archive
@@ -670,6 +670,7 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
             name=name,
             logits=None,
             labels=parsed["correct"],
+            correct=np.asarray(parsed["correct"], dtype=bool),
             sample_ids=None if ids is None else ids.astype(object),
             scores={TABLE_SCORE_NAME: conf},
             score_attrs={TABLE_SCORE_NAME: {"method": TABLE_SCORE_METHOD, "params": {}}},
@@ -731,7 +732,8 @@ def _finite_floats(cells: list[str]) -> np.ndarray:
 
 
 def _int_labels(cells: list[str], n_logits: int) -> np.ndarray:
-    """Labels in ``[0, K)``; 0/1 for one logit column (as :func:`schema.validate_labels`)."""
+    """Labels in ``[0, K)``; 0/1 for one logit column (as in
+    :func:`lsfix.predictions.validate_labels`)."""
     k = 2 if n_logits == 1 else n_logits
     try:
         values = list(map(int, cells))

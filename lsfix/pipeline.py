@@ -1,4 +1,4 @@
-"""Operations on a read :class:`~lsfix.schema.Predictions` shared by the commands.
+"""Operations on a read :class:`~lsfix.predictions.Predictions` shared by the commands.
 
 Kept apart from the CLI so notebooks and ``audit`` get the same numbers as ``curve``/``compare``.
 """
@@ -23,7 +23,7 @@ from lsfix.core import (
 )
 from lsfix.core.bootstrap import Interval
 from lsfix.errors import InputError, UsageError
-from lsfix.schema import FIT_MASK, Predictions
+from lsfix.predictions import FIT_MASK, Predictions
 
 
 def is_score_table(pred: Predictions) -> bool:
@@ -34,9 +34,10 @@ def is_score_table(pred: Predictions) -> bool:
 
 
 def correct_of(pred: Predictions) -> np.ndarray:
-    """Per-row correctness: ``argmax logits == label`` (or the table's ``correct`` column)."""
-    if pred.correct_cache is not None:
-        return pred.correct_cache
+    """Per-row correctness: ``pred.correct`` when the input gives it (scores file, score
+    table), else ``argmax logits == label``, computed once and kept in ``pred.correct``."""
+    if pred.correct is not None:
+        return pred.correct
     if is_score_table(pred):
         out = np.asarray(pred.require_labels("evaluation"), dtype=bool)
     else:
@@ -45,7 +46,7 @@ def correct_of(pred: Predictions) -> np.ndarray:
             raise InputError("has labels but no /logits; cannot tell which predictions are right",
                              file=pred.name)
         out = compute_scores(pred.logits, [], labels=labels)["_correct"]
-    pred.correct_cache = out
+    pred.correct = out
     return out
 
 

@@ -11,10 +11,10 @@ Schema ``lsfix.predictions`` version 1::
     /class_names    (K,) utf-8 strings, optional
     /scores/<name>  (N,) float64 confidences (higher = more confident); attrs method, params (JSON)
 
-Files are read once and validated once (:func:`read_predictions`); every error names
+Files are read once and validated once (:func:`read_hdf5`); every error names
 ``file:/dataset`` and the shapes. Files are written atomically (:func:`write_predictions`).
-Foreign inputs (``.npy``, ``.npz``, ``.pt``, ``.csv``/``.tsv``) are converted by
-:mod:`lsfix.foreign` into the same in-memory :class:`Predictions`.
+The in-memory view is :class:`lsfix.predictions.Predictions`; :func:`lsfix.inputs.read_input`
+picks the reader for any input (this module, :mod:`lsfix.scorefile`, :mod:`lsfix.foreign`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import re
 import shlex
 import stat
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,19 @@ from lsfix import __version__
 from lsfix.core.source import ArrayRows, chunk_rows_for
 from lsfix.errors import InputError, RuntimeFailure
 from lsfix.io import STDIO, atomic_output, display_name, read_stdin_bytes
+from lsfix.predictions import (
+    CLASS_NAMES,
+    FIT_MASK,
+    LABELS,
+    LOGITS,
+    SAMPLE_IDS,
+    SCORES,
+    Predictions,
+    check_unique,
+    predictions_from_arrays,
+    score_path,
+    validate_labels,
+)
 
 SCHEMA_NAME = "lsfix.predictions"
 SCHEMA_VERSION = 1
@@ -51,88 +63,8 @@ ATTR_IGNORE_INDEX = "ignore_index"
 ATTR_METHOD = "method"
 ATTR_PARAMS = "params"
 
-LOGITS = "/logits"
-LABELS = "/labels"
-SAMPLE_IDS = "/sample_ids"
-CLASS_NAMES = "/class_names"
-SCORES = "/scores"
-#: Boolean mask (N,) of samples used to fit parameters (e.g. p); excluded from evaluation.
-FIT_MASK = "/fit_mask"
-
-LOGIT_DTYPES = (np.float16, np.float32, np.float64)
 STR_DTYPE = h5py.string_dtype("utf-8")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
-def score_path(name: str) -> str:
-    """HDF5 path of the score dataset ``name``."""
-    return f"{SCORES}/{name}"
-
-
-@dataclass
-class Predictions:
-    """A validated lsfix prediction file, in memory or backed by an open HDF5 file.
-
-    Attributes
-    ----------
-    name : str
-        Display name of the source (path, or ``<stdin>``).
-    logits : ArrayRows or None
-        Row source over ``/logits`` (``n`` rows of ``k`` classes after binary/dense expansion);
-        ``None`` for a score-only table (``curve scores.tsv``).
-    labels : ndarray of int64, shape (n,) or None
-        Labels flattened like the logits rows; ignored pixels of dense tasks are excluded
-        from evaluation by ``keep``.
-    """
-
-    name: str
-    logits: ArrayRows | None
-    labels: np.ndarray | None = None
-    sample_ids: np.ndarray | None = None
-    class_names: list[str] | None = None
-    scores: dict[str, np.ndarray] = field(default_factory=dict)
-    score_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    provenance: dict[str, Any] = field(default_factory=dict)
-    history: list[str] = field(default_factory=list)
-    fit_mask: np.ndarray | None = None
-    keep: np.ndarray | None = None  #: rows kept (dense ignore_index), None = all
-    raw_logits: Any = None  #: the array-like behind ``logits`` (h5py.Dataset or ndarray)
-    logits_attrs: dict[str, Any] = field(default_factory=dict)
-    labels_attrs: dict[str, Any] = field(default_factory=dict)
-    h5: h5py.File | None = None  #: open file backing the datasets, if any
-    foreign_format: str | None = None
-    #: per-row correctness, computed once on first use (:func:`lsfix.pipeline.correct_of`)
-    correct_cache: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def n(self) -> int:
-        """Number of evaluated rows (samples, or pixels for dense outputs)."""
-        if self.logits is not None:
-            return self.logits.shape[0]
-        return next(iter(self.scores.values())).shape[0]
-
-    @property
-    def k(self) -> int | None:
-        """Number of classes (2 for a single-logit binary classifier)."""
-        return None if self.logits is None else self.logits.shape[1]
-
-    def require_labels(self, what: str) -> np.ndarray:
-        """Labels, or an :class:`InputError` saying ``what`` needs them."""
-        if self.labels is None:
-            raise InputError(f"no {LABELS} dataset; {what} needs labels", file=self.name)
-        return self.labels
-
-    def close(self) -> None:
-        """Close the backing HDF5 file, if any."""
-        if self.h5 is not None:
-            self.h5.close()
-            self.h5 = None
-
-    def __enter__(self) -> Predictions:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,7 +82,7 @@ def _hdf5_signature_at(fh: Any, size: int) -> bool:
     return False
 
 
-def _open_source(path: str) -> tuple[Any, str, bytes, bool]:
+def open_source(path: str) -> tuple[Any, str, bytes, bool]:
     """Return (path-or-BytesIO, display name, first bytes, is_hdf5).
 
     Pipes and other non-regular files (``<(cmd)``, FIFOs) are read into memory once, since
@@ -183,47 +115,6 @@ def _open_source(path: str) -> tuple[Any, str, bytes, bool]:
             return path, name, head, _hdf5_signature_at(fh, st.st_size)
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", file=name) from None
-
-
-def read_predictions(
-    path: str,
-    *,
-    allow_incomplete: bool = False,
-    need_labels: bool = False,
-    need_logits: bool = False,
-) -> Predictions:
-    """Open, read and validate an lsfix file or a foreign input (``-`` = stdin).
-
-    Parameters
-    ----------
-    path : str
-        File path, or ``-`` for stdin (read into memory).
-    allow_incomplete : bool
-        Accept an ``extract`` output not yet marked complete.
-    need_labels, need_logits : bool
-        Raise :class:`InputError` when ``/labels`` (or ``/logits``) is missing.
-
-    Returns
-    -------
-    Predictions
-
-    Raises
-    ------
-    InputError
-        For anything wrong with the data; the message names ``file:/dataset`` and shapes.
-    """
-    src, name, head, is_hdf5 = _open_source(path)
-    if is_hdf5:
-        pred = _read_hdf5(src, name, allow_incomplete=allow_incomplete)
-    else:
-        from lsfix import foreign
-
-        pred = foreign.read_foreign(src, name, head)
-    if need_labels:
-        pred.require_labels("this command")
-    if need_logits and pred.logits is None:
-        raise InputError(f"no {LOGITS} dataset; this command needs logits", file=name)
-    return pred
 
 
 def json_attr(attrs: Any, key: str, default: Any = None, name: str | None = None
@@ -338,7 +229,7 @@ def _strings(ds: h5py.Dataset, name: str, path: str, n: int) -> np.ndarray:
     return np.asarray(vals, dtype=object)
 
 
-def _read_hdf5(src: Any, name: str, *, allow_incomplete: bool) -> Predictions:
+def read_hdf5(src: Any, name: str, *, allow_incomplete: bool) -> Predictions:
     try:
         f = h5py.File(src, "r")
     except (OSError, ValueError) as exc:
@@ -481,7 +372,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
     sid = _dataset(f, SAMPLE_IDS, name)
     if sid is not None:
         sample_ids = _strings(sid, name, SAMPLE_IDS, n_items)
-        _check_unique(sample_ids, name)
+        check_unique(sample_ids, name)
     class_names = None
     cn = _dataset(f, CLASS_NAMES, name)
     if cn is not None:
@@ -512,68 +403,6 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
         labels_attrs=labels_attrs,
         h5=f,
     )
-
-
-def _check_unique(ids: np.ndarray, name: str) -> None:
-    uniq, counts = np.unique(ids.astype(str), return_counts=True)
-    if uniq.shape[0] != ids.shape[0]:
-        dup = str(uniq[np.argmax(counts > 1)])
-        raise InputError(
-            f"{ids.shape[0] - uniq.shape[0]} duplicated sample id(s), e.g. {dup!r}",
-            file=name,
-            dataset=SAMPLE_IDS,
-        )
-
-
-def validate_labels(
-    raw: Any,
-    k: int | None,
-    name: str,
-    *,
-    ignore_index: int | None = None,
-    binary: bool = False,
-    dataset: str = LABELS,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Check labels are integers in ``[0, k)`` (0/1 for binary); flatten dense labels.
-
-    Returns
-    -------
-    labels : ndarray of int64, shape (n_rows,)
-        Ignored rows (``ignore_index``) hold 0 and are excluded from evaluation via ``keep``.
-    keep : ndarray of bool or None
-        Mask of rows to evaluate when ``ignore_index`` removes pixels, else ``None``.
-    """
-    arr = np.asarray(raw)
-    if arr.dtype.kind == "b":
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind not in ("i", "u"):
-        raise InputError(f"labels must be integers, got {arr.dtype}", file=name, dataset=dataset)
-    flat = arr.reshape(-1).astype(np.int64)
-    keep = None
-    check = flat
-    if ignore_index is not None:
-        mask = flat != ignore_index
-        if not mask.all():
-            keep = mask
-            check = flat[mask]
-            if check.shape[0] == 0:
-                raise InputError(f"every label equals ignore_index={ignore_index}", file=name,
-                                 dataset=dataset)
-    if k is not None and check.shape[0]:
-        lo, hi = int(check.min()), int(check.max())
-        if lo < 0 or hi >= k:
-            bad = ((flat < 0) | (flat >= k)) if keep is None else (
-                keep & ((flat < 0) | (flat >= k)))
-            what = "0 or 1 (single-logit binary classifier)" if binary else f"in [0, {k})"
-            raise InputError(
-                f"{int(bad.sum())} label(s) not {what}; first at row {int(np.argmax(bad))} "
-                f"= {int(flat[np.argmax(bad)])}",
-                file=name,
-                dataset=dataset,
-            )
-    if keep is not None:
-        flat = np.where(keep, flat, 0)  # ignored rows: any valid class; never evaluated
-    return flat, keep
 
 
 # --------------------------------------------------------------------------------------------
@@ -707,76 +536,6 @@ def new_file(
             _copy_core(pred, out)
 
 
-def predictions_from_arrays(
-    name: str,
-    logits: np.ndarray,
-    *,
-    labels: Any = None,
-    sample_ids: Any = None,
-    class_names: Any = None,
-    provenance: dict[str, Any] | None = None,
-    history: list[str] | None = None,
-    dataset_names: tuple[str, str] = (LOGITS, LABELS),
-) -> Predictions:
-    """Validate in-memory arrays exactly as :func:`read_predictions` validates a file."""
-    lpath, ypath = dataset_names
-    if logits.dtype.kind != "f":
-        raise InputError(f"logits must be floating point, got {logits.dtype}", file=name,
-                         dataset=lpath)
-    if logits.dtype not in LOGIT_DTYPES:
-        logits = logits.astype(np.float64)
-    if logits.ndim == 0:
-        raise InputError("is a scalar; expected (N, K)", file=name, dataset=lpath)
-    if logits.shape[0] == 0:
-        raise InputError(f"has zero rows, shape {logits.shape}", file=name, dataset=lpath)
-    if logits.ndim >= 2 and logits.shape[1] == 0:
-        raise InputError(f"has zero classes, shape {logits.shape}", file=name, dataset=lpath)
-    rows = ArrayRows(logits, f"{name}:{lpath}")
-    # validate finiteness now: the array is in memory
-    bad = ~np.isfinite(logits)
-    if bad.any():
-        per_row = bad.reshape(bad.shape[0], -1).any(axis=1)
-        raise InputError(
-            f"{int(bad.sum())} non-finite logit value(s) (NaN or inf); first in row "
-            f"{int(np.argmax(per_row))}",
-            file=name,
-            dataset=lpath,
-        )
-    lab = None
-    keep = None
-    if labels is not None:
-        labels_arr = np.asarray(labels)
-        expected = (logits.shape[0], *logits.shape[2:])
-        if labels_arr.shape != expected:
-            raise InputError(f"shape {labels_arr.shape} does not match logits {logits.shape} "
-                             f"(expected {expected})", file=name, dataset=ypath)
-        lab, keep = validate_labels(labels_arr, rows.shape[1], name, binary=rows.binary,
-                                    dataset=ypath)
-    ids = None
-    if sample_ids is not None:
-        if np.ndim(sample_ids) != 1:
-            raise InputError(f"must be 1-D, shape {np.shape(sample_ids)}", file=name,
-                             dataset=SAMPLE_IDS)
-        ids = np.asarray([str(s) for s in sample_ids], dtype=object)
-        if ids.shape != (logits.shape[0],):
-            raise InputError(f"{ids.shape[0]} sample ids for {logits.shape[0]} rows", file=name,
-                             dataset=SAMPLE_IDS)
-        _check_unique(ids, name)
-    names = None
-    if class_names is not None:
-        if np.ndim(class_names) != 1:
-            raise InputError(f"must be 1-D, shape {np.shape(class_names)}", file=name,
-                             dataset=CLASS_NAMES)
-        names = [str(c) for c in class_names]
-        if len(names) != rows.shape[1]:
-            raise InputError(f"{len(names)} class names for K={rows.shape[1]}", file=name,
-                             dataset=CLASS_NAMES)
-    return Predictions(
-        name=name, logits=rows, labels=lab, sample_ids=ids, class_names=names,
-        provenance=provenance or {}, history=history or [], keep=keep, raw_logits=logits,
-    )
-
-
 def read_bytes_of(path: str) -> bytes:
     """Bytes of a file (for tests and byte-identity checks)."""
     try:
@@ -786,7 +545,7 @@ def read_bytes_of(path: str) -> bytes:
 
 
 __all__ = [
-    "SCHEMA_NAME", "SCHEMA_VERSION", "Predictions", "read_predictions", "write_predictions",
-    "new_file", "predictions_from_arrays", "validate_labels", "set_root_attrs", "root_attrs",
-    "score_path",
+    "SCHEMA_NAME", "SCHEMA_VERSION", "Predictions", "open_source", "read_hdf5",
+    "write_predictions", "new_file", "predictions_from_arrays", "validate_labels",
+    "set_root_attrs", "root_attrs", "score_path",
 ]

@@ -10,7 +10,7 @@ import typer
 from lsfix.errors import UsageError
 
 if TYPE_CHECKING:
-    from lsfix.schema import Predictions
+    from lsfix.predictions import Predictions
 
 
 InputArg = Annotated[
@@ -39,9 +39,9 @@ AllowIncompleteOpt = Annotated[
 def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False,
          need_logits: bool = False) -> Predictions:
     """Read and validate an input (``-`` = stdin)."""
-    from lsfix.schema import read_predictions
+    from lsfix import inputs
 
-    return read_predictions(path, allow_incomplete=allow_incomplete, need_labels=need_labels,
+    return inputs.read_predictions(path, allow_incomplete=allow_incomplete, need_labels=need_labels,
                             need_logits=need_logits)
 
 

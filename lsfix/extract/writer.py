@@ -15,7 +15,7 @@ A run killed at any point leaves a file whose first ``lsfix_rows_done`` rows are
 past that may be half written and are cut off by ``--resume`` before it continues. The root
 attr ``lsfix_complete`` stays ``False`` until every row is committed, the final provenance is
 written and flushed; only then is it set to ``True`` and flushed again, so a reader never
-takes a partly written file for a complete one (:func:`lsfix.schema.read_predictions` refuses
+takes a partly written file for a complete one (:func:`lsfix.inputs.read_predictions` refuses
 an incomplete file unless asked).
 
 Attributes this module adds (all on ``/``):
@@ -43,7 +43,7 @@ import h5py
 import numpy as np
 
 from lsfix.errors import InputError, RuntimeFailure, UsageError
-from lsfix.io import atomic_output
+from lsfix.io import atomic_output, checkpoint
 from lsfix.schema import (
     ATTR_COMPLETE,
     ATTR_HISTORY,
@@ -335,6 +335,7 @@ class ChunkedWriter:
         self.f.flush()
         self.rows_done = self.rows_written
         self._last_commit = time.monotonic()
+        checkpoint("extract-commit")  # a test hook: see lsfix.io.checkpoint
 
     def begin_segment(self, segment: dict[str, Any], *, offset: int = 0,
                       t0: float | None = None) -> None:

@@ -27,7 +27,9 @@ from hypothesis import strategies as st
 
 from lsfix import foreign
 from lsfix.errors import ExitCode, InputError, LsfixError, MissingDependency
-from lsfix.schema import Predictions, new_file, read_predictions, set_root_attrs
+from lsfix.inputs import read_predictions
+from lsfix.predictions import Predictions
+from lsfix.schema import new_file, set_root_attrs
 
 RNG = np.random.default_rng(20240601)
 LOGITS = RNG.standard_normal((6, 3)).astype(np.float32)

@@ -1,0 +1,54 @@
+"""Reading any input: picks the reader for a path and returns a :class:`Predictions`.
+
+HDF5 inputs go to :mod:`lsfix.schema` (lsfix logits files); anything else goes to
+:mod:`lsfix.foreign` (``.npy``, ``.npz``, ``.pt``, ``.csv``/``.tsv``). This is the only module
+that knows every reader, so the readers never import one another.
+"""
+
+from __future__ import annotations
+
+from lsfix import foreign, schema
+from lsfix.errors import InputError
+from lsfix.predictions import LOGITS, Predictions
+
+
+def read_predictions(
+    path: str,
+    *,
+    allow_incomplete: bool = False,
+    need_labels: bool = False,
+    need_logits: bool = False,
+) -> Predictions:
+    """Open, read and validate an lsfix file or a foreign input (``-`` = stdin).
+
+    Parameters
+    ----------
+    path : str
+        File path, or ``-`` for stdin (read into memory).
+    allow_incomplete : bool
+        Accept an ``extract`` output not yet marked complete.
+    need_labels, need_logits : bool
+        Raise :class:`InputError` when ``/labels`` (or ``/logits``) is missing.
+
+    Returns
+    -------
+    Predictions
+
+    Raises
+    ------
+    InputError
+        For anything wrong with the data; the message names ``file:/dataset`` and shapes.
+    """
+    src, name, head, is_hdf5 = schema.open_source(path)
+    if is_hdf5:
+        pred = schema.read_hdf5(src, name, allow_incomplete=allow_incomplete)
+    else:
+        pred = foreign.read_foreign(src, name, head)
+    if need_labels:
+        pred.require_labels("this command")
+    if need_logits and pred.logits is None:
+        raise InputError(f"no {LOGITS} dataset; this command needs logits", file=name)
+    return pred
+
+
+__all__ = ["read_predictions"]
