@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +76,9 @@ class AuditResult:
     recorded_alpha: float | None = None
     #: one logit per sample (a binary sigmoid model): nothing was tuned
     binary: bool = False
+    #: ``--by``: msp and pnorm per group (``all`` first), on the evaluation rows
+    by: str | None = None
+    groups: tuple[Any, ...] = ()
 
 
 def audit(
@@ -86,8 +90,11 @@ def audit(
     convention: str = "lsfix",
     n_boot: int = 1000,
     level: float = 0.95,
+    by: str | None = None,
 ) -> AuditResult:
-    """Audit ``pred`` (see module docstring). ``pred`` needs logits and labels."""
+    """Audit ``pred`` (see module docstring). ``pred`` needs logits and labels.
+
+    ``by`` (:mod:`lsfix.groups`) adds msp and pnorm per group, with bootstrap intervals."""
     from lsfix.core import tune_pnorm
 
     pred.require_labels("audit")
@@ -139,16 +146,28 @@ def audit(
     scores = compute_scores(pred.logits, specs)
     scores["pnorm"] = fit.score(pred.logits)
     correct = correct_of(pred)
+    group_index = None
+    if by is not None:
+        from lsfix.groups import grouping
+
+        grp = grouping(pred, by)
+        group_index = grp.index
     if mask is not None:
         correct = correct[mask]
         scores = {k: v[mask] for k, v in scores.items()}
+        group_index = None if group_index is None else group_index[mask]
+    per_group: tuple[Any, ...] = ()
+    if by is not None:
+        per_group = _by_group(pred.name, {k: scores[k] for k in ("msp", "pnorm")}, correct,
+                              group_index, grp.names, convention=convention, n_boot=n_boot,
+                              seed=seed, level=level)
     results = tuple(
         ScoreResult(pred.name, name, evaluate(conf, correct, convention=convention), None,
                     conf, correct)
         for name, conf in scores.items()
     )
-    by = {r.score: r for r in results}
-    msp_m, pn_m = by["msp"].metrics, by["pnorm"].metrics
+    by_score = {r.score: r for r in results}
+    msp_m, pn_m = by_score["msp"].metrics, by_score["pnorm"].metrics
     paired = paired_bootstrap(scores["msp"], correct, scores["pnorm"], correct, n_boot=n_boot,
                               seed=seed, level=level, convention=convention)
     excess = msp_m.aurc - msp_m.oracle_aurc
@@ -166,8 +185,29 @@ def audit(
         file=pred.name, n_eval=int(correct.shape[0]), k=int(pred.k or 0), convention=convention,
         fit=fit, temperature=temperature, fit_source=source, results=results, paired=paired,
         excess_removed=removed, broken=broken, verdict=verdict, label_smoothing=ls,
-        recorded_alpha=alpha_of(pred), binary=binary,
+        recorded_alpha=alpha_of(pred), binary=binary, by=by, groups=per_group,
     )
+
+
+def _by_group(file: str, scores: dict[str, np.ndarray], correct: np.ndarray,
+              index: Any, names: list[str], *, convention: str, n_boot: int, seed: int,
+              level: float) -> tuple[Any, ...]:
+    from lsfix.core import bootstrap_ci
+    from lsfix.groups import ALL, GroupResult
+
+    out = []
+    for name, conf in scores.items():
+        parts = [(ALL, np.ones(conf.shape[0], dtype=bool))]
+        parts += [(g, index == i) for i, g in enumerate(names)]
+        for g, sel in parts:
+            if not sel.any():
+                continue
+            c, y = conf[sel], correct[sel]
+            ci = bootstrap_ci(c, y, n_boot=n_boot, seed=seed, level=level,
+                              convention=convention) if n_boot else None
+            out.append(GroupResult(file, name, g, evaluate(c, y, convention=convention), ci,
+                                   c, y))
+    return tuple(out)
 
 
 #: The verdict for a single-logit model (the reason is in docs/metrics.md, "Binary models").
