@@ -19,7 +19,14 @@ from lsfix.cli.common import (
     load,
     report_format,
 )
-from lsfix.cli.curve_cmd import LevelOpt, SeedOpt, check_boot, render_table, result_rows
+from lsfix.cli.curve_cmd import (
+    ByOpt,
+    LevelOpt,
+    SeedOpt,
+    check_boot,
+    render_table,
+    result_rows,
+)
 from lsfix.errors import RuntimeFailure
 
 HELP = """Audit any classifier's logits: every confidence score, MaxLogit-pNorm with p fitted
@@ -55,6 +62,8 @@ def audit_json(res: Any) -> dict[str, Any]:
             "excess_aurc_removed": "MSP's AURC equals the oracle's: there is no excess to remove"
         }),
         "broken": res.broken,
+        "binary": bool(getattr(res, "binary", False)),
+        **({"by": res.by, "groups": _group_json(res)} if getattr(res, "by", None) else {}),
         "verdict": res.verdict,
         "label_smoothing": label_smoothing_json(res),
     }
@@ -86,11 +95,28 @@ def label_smoothing_lines(res: Any) -> list[str]:
             + [f"  note: {n}" for n in label_smoothing_notes(ls, rec)])
 
 
+def _group_json(res: Any) -> list[dict[str, Any]]:
+    from lsfix.groups import group_json
+
+    return group_json(list(res.groups), percent=False)
+
+
 def audit_text(res: Any) -> str:
     rows = result_rows(list(res.results), percent=False)
     table = render_table(rows, f"{res.file} — {res.n_eval} samples, convention {res.convention}",
                          show_file=False)
+    if getattr(res, "by", None):
+        from lsfix.groups import group_rows
+
+        table += "\n" + render_table(group_rows(list(res.groups), percent=False),
+                                     f"msp and pnorm by {res.by}", show_file=False)
     fit = res.fit
+    if getattr(res, "binary", False):
+        from lsfix.core.scores import BINARY_NOTE
+
+        return (f"{table}\n{BINARY_NOTE}\nT fitted on {res.fit_source}: "
+                f"T = {res.temperature:.4g}; p: not tuned (pnorm = msp)\n\n"
+                f"verdict: {res.verdict}\n")
     choice = "MSP (fallback)" if fit.fallback_msp else f"p = {fit.p:g}"
     grid = ", ".join(f"p={p:g}: {a:.5g}" for p, a in fit.grid)
     ls = "".join(f"{line}\n" for line in label_smoothing_lines(res))
@@ -196,6 +222,7 @@ def audit_cmd(
     report: Annotated[str | None, typer.Option("--report", help="Folder for report.md, "
                                                                 "report.html and plots.")] = None,
     fmt: FormatOpt = None,
+    by: ByOpt = None,
     output: OutputOpt = "-",
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
@@ -214,13 +241,18 @@ def audit_cmd(
                     need_logits=True)
         val_pred = load(val, need_labels=True, need_logits=True) if val else None
         res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
-                    convention=convention, n_boot=bootstrap, level=level)
+                    convention=convention, n_boot=bootstrap, level=level, by=by)
         if out_fmt == "json":
             text = dumps(document("audit", audit_json(res)))
         elif out_fmt == "tsv":
             from lsfix.report import tsv
 
-            rows = result_rows(list(res.results), percent=False)
+            if by is not None:
+                from lsfix.groups import group_rows
+
+                rows = group_rows(list(res.groups), percent=False)
+            else:
+                rows = result_rows(list(res.results), percent=False)
             text = tsv(rows, list(rows[0].keys()))
             note(f"lsfix audit: verdict: {res.verdict}")
             for line in label_smoothing_lines(res):
