@@ -11,7 +11,7 @@ Schema ``lsfix.scores`` version 1 (``docs/data-model.md``)::
     /sample_ids     (N,) utf-8, when the source has them
     /class_names    (K,) utf-8, when the source has them
     /fit_mask       (n,) bool, rows used to fit parameters
-    /groups/<NAME>  (n,) per-row group values
+    /groups/<NAME>  (N,) one value per sample (``--by NAME``), as in the logits file
 
 A scores file is never paired with logits or labels of another source: the **fingerprint**
 (:func:`fingerprint`) of the logits it was computed from is stored in ``source`` and checked
@@ -24,19 +24,17 @@ datasets) and never imports :mod:`lsfix.foreign`.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 import h5py
 import numpy as np
 
 from lsfix.errors import InputError
-from lsfix.io import atomic_output
+from lsfix.io import atomic_output, dumps_json
 from lsfix.predictions import (
     CLASS_NAMES,
     CORRECT,
     FIT_MASK,
-    GROUPS,
     LABELS,
     SAMPLE_IDS,
     SCORES,
@@ -49,17 +47,17 @@ from lsfix.schema import (
     ATTR_IGNORE_INDEX,
     ATTR_METHOD,
     ATTR_PARAMS,
-    STR_DTYPE,
-    check_local,
     check_root,
     command_line,
     json_attr,
     local_dataset,
     read_all,
     read_fit_mask,
+    read_groups,
     read_score_group,
     read_strings,
     set_root_attrs,
+    write_groups,
     write_strings,
 )
 
@@ -281,21 +279,7 @@ def read_scores_file(f: h5py.File, name: str, allow_incomplete: bool) -> Predict
     cn = local_dataset(f, CLASS_NAMES, name)
     if cn is not None:
         class_names = [str(x) for x in read_strings(cn, name, CLASS_NAMES, k)]
-    groups: dict[str, np.ndarray] = {}
-    if GROUPS in f:
-        check_local(f, GROUPS, name)
-        grp = f[GROUPS]
-        if not isinstance(grp, h5py.Group):
-            raise InputError("must be a group", file=name, dataset=GROUPS)
-        for key in grp:
-            path = f"{GROUPS}/{key}"
-            ds = local_dataset(f, path, name)
-            assert ds is not None
-            if ds.shape != (n,) or ds.dtype.kind not in ("b", "u", "i", "S", "O"):
-                raise InputError(f"must be ({n},) integers or strings, got {ds.dtype} "
-                                 f"{ds.shape}", file=name, dataset=path)
-            groups[key] = (read_strings(ds, name, path, n) if ds.dtype.kind in ("S", "O")
-                           else np.asarray(read_all(ds, name, path)))
+    groups = read_groups(f, name, n_items)
     return Predictions(
         name=name,
         logits=None,
@@ -348,13 +332,13 @@ def write_scores_file(
     with atomic_output(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w", track_order=True) as out:
             set_root_attrs(out, pred.provenance, history, schema=(SCHEMA_NAME, SCHEMA_VERSION))
-            out.attrs[ATTR_SOURCE] = json.dumps(source, sort_keys=True)
+            out.attrs[ATTR_SOURCE] = dumps_json(source, sort_keys=True)
             grp = out.create_group(SCORES, track_order=True)
             for key, (vals, method, params) in merged.items():
                 ds = grp.create_dataset(key, data=np.asarray(vals, dtype=np.float64),
                                         track_times=False)
                 ds.attrs[ATTR_METHOD] = method
-                ds.attrs[ATTR_PARAMS] = json.dumps(params, sort_keys=True)
+                ds.attrs[ATTR_PARAMS] = dumps_json(params, sort_keys=True)
             if correct is not None:
                 out.create_dataset(CORRECT, data=np.asarray(correct, dtype=bool),
                                    track_times=False)
@@ -366,15 +350,7 @@ def write_scores_file(
             if mask is not None:
                 out.create_dataset(FIT_MASK, data=np.asarray(mask, dtype=bool),
                                    track_times=False)
-            if pred.groups:
-                g = out.create_group(GROUPS, track_order=True)
-                for key, vals in pred.groups.items():
-                    arr = np.asarray(vals)
-                    if arr.dtype.kind in ("U", "O"):
-                        g.create_dataset(key, data=arr.astype(object), dtype=STR_DTYPE,
-                                         track_times=False)
-                    else:
-                        g.create_dataset(key, data=arr, track_times=False)
+            write_groups(pred, out)
 
 
 def _write_labels(pred: Predictions, out: h5py.File) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from lsfix import __version__
 from lsfix.errors import ExitCode, LsfixError
 
 
@@ -28,6 +29,9 @@ class LsfixGroup(TyperGroup):
              **extra: Any) -> Any:
         global _reported
         _reported = False
+        from lsfix.cli.helptext import polish
+
+        polish(self)
         try:
             rv = super().main(args=args, prog_name=prog_name or "lsfix",
                               complete_var=complete_var, standalone_mode=False, **extra)
@@ -64,7 +68,8 @@ app = typer.Typer(
     cls=LsfixGroup,
     help=(
         "How well does a classifier know when it is wrong? Selective-classification metrics "
-        "from saved logits, and the MaxLogit-pNorm fix for label smoothing.\n\n"
+        "from saved logits, and the MaxLogit-pNorm fix for label smoothing. "
+        f"(lsfix {__version__})\n\n"
         "Example: lsfix score model.h5 -m msp | lsfix normalise - | lsfix curve -"
     ),
     no_args_is_help=True,
@@ -73,6 +78,20 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"lsfix {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", "-V", is_eager=True,
+                                 callback=_print_version, help="Print the version and exit."),
+) -> None:
+    """How well does a classifier know when it is wrong?"""
 
 
 _reported = False  #: an error line was printed (so an exit code 130 is not silent)
@@ -107,7 +126,9 @@ def handle_errors(cmd: str) -> Iterator[None]:
 
     io.reset_committed()
     try:
-        yield
+        with io.command_outputs():  # every output is committed only if the command succeeds
+            io.check_planned(*_planned_paths())  # an output may not be an input: refuse now
+            yield
     except LsfixError as exc:
         err(cmd, str(exc))
         raise typer.Exit(int(exc.exit_code)) from None
@@ -131,6 +152,33 @@ def handle_errors(cmd: str) -> Iterator[None]:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         err(cmd, f"{where}{exc.strerror or exc}")
         raise typer.Exit(int(ExitCode.RUNTIME)) from None
+
+
+#: Command parameters that name files lsfix reads, and files it writes.
+INPUT_PARAMS = ("input", "inputs", "fit", "val", "params", "shards")
+OUTPUT_PARAMS = ("output", "save_params", "plot", "report")
+
+
+def _planned_paths() -> tuple[list[str], list[str]]:
+    """(input paths, output paths) of the running command, from its parsed parameters."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - typer's layout changed: the write-time check stays
+        return [], []
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return [], []
+
+    def paths(names: tuple[str, ...]) -> list[str]:
+        out: list[str] = []
+        for name in names:
+            value = ctx.params.get(name)
+            for v in value if isinstance(value, list | tuple) else [value]:
+                if isinstance(v, str) and v:
+                    out.append(v)
+        return out
+
+    return paths(INPUT_PARAMS), [p for p in paths(OUTPUT_PARAMS) if not os.path.isdir(p)]
 
 
 _default_unraisablehook = sys.unraisablehook
@@ -159,6 +207,7 @@ def main() -> None:
 
     # SIGTERM while an output is being written: clean up and exit 130, like Ctrl-C
     io.sigterm_interrupts_writes = True
+    io.guard_closed_stdout()  # started with stdout closed (>&-): one error line, exit 1
     sys.unraisablehook = _unraisable
     try:
         app()

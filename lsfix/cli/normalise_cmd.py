@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -17,11 +16,15 @@ from lsfix.cli.common import (
     QuietOpt,
     WithOpt,
     check_convention,
+    check_p,
+    fit_from_json,
     load,
     load_joined,
     parse_grid,
+    read_json_file,
+    require_finite_scores,
 )
-from lsfix.errors import InputError, UsageError
+from lsfix.errors import UsageError
 
 HELP = """Compute the MaxLogit-pNorm score (/scores/pnorm): centre the logits, divide by their
 p-norm, take the max. The fix for label smoothing's broken confidence ranking. Writes a scores
@@ -48,7 +51,8 @@ def normalise(
     output: OutputOpt = "-",
     p: Annotated[float | None, typer.Option("--p", help="Fixed p (0 = centred max logit).")
                  ] = None,
-    fit: Annotated[str | None, typer.Option("--fit", help="Labelled held-out file to tune p on.")
+    fit: Annotated[str | None, typer.Option(
+        "--fit", "--val", help="Labelled held-out file to tune p on (--val: the same).")
                    ] = None,
     fit_fraction: Annotated[float | None, typer.Option(
         "--fit-fraction", help="Tune on this random fraction of the input's rows.")] = None,
@@ -74,7 +78,7 @@ def normalise(
 ) -> None:
     with handle_errors("normalise"):
         from lsfix.core import PNormFit, compute_scores, tune_pnorm
-        from lsfix.io import refuse_binary_to_tty, write_text_atomic
+        from lsfix.io import dumps_json, refuse_binary_to_tty, write_text_atomic
         from lsfix.pipeline import describe_fit, fit_on_rows, split_fit_rows
         from lsfix.schema import write_predictions
         from lsfix.scorefile import write_scores_file
@@ -95,15 +99,21 @@ def normalise(
             raise UsageError(f"{pred.name}: /scores/{name} already exists; pass --overwrite "
                              "to replace it")
         fit_mask = None
+        from lsfix.core.scores import BINARY_NOTE, is_single_logit
+
+        binary = is_single_logit(pred.logits)
+        if binary and not quiet:
+            note(f"lsfix normalise: {pred.name}: {BINARY_NOTE}")
+        if binary and p is None and params is None:
+            # nothing to tune: p = 0 is MSP's ranking, every p >= 1 a constant
+            chosen, fit, fit_fraction = ["binary"], None, None
         if not chosen:
             if pred.labels is None:
                 raise UsageError(f"{pred.name} has no /labels to tune p on: give --p, --fit "
                                  "VAL.h5 or --params P.json")
             fit_fraction = 0.2
         if p is not None:
-            from lsfix.core.scores import _check_p
-
-            fitted = PNormFit(p=_check_p(p), fallback_msp=False, grid=(), msp_aurc=float("nan"),
+            fitted = PNormFit(p=check_p(p), fallback_msp=False, grid=(), msp_aurc=float("nan"),
                               convention=convention, split={"kind": "fixed"})
         elif fit is not None:
             val = load(fit, need_labels=True, need_logits=True, ignore_index=ignore_index)
@@ -112,21 +122,14 @@ def normalise(
             fitted = tune_pnorm(val.logits, val.labels, grid=p_grid, convention=convention,
                                 split={"kind": "file", "file": val.name, "n": val.n})
             val.close()
+        elif binary and params is None:
+            fitted = PNormFit(p=None, fallback_msp=True, grid=(), msp_aurc=float("nan"),
+                              convention=convention,
+                              split={"kind": "none", "reason": "single-logit (binary) model: "
+                                     "centred pNorm has nothing to normalise"})
         elif params is not None:
-            try:
-                with open(params, encoding="utf-8") as fh:
-                    doc = json.load(fh)
-            except FileNotFoundError:
-                raise InputError("no such file", file=params) from None
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise InputError(f"not a JSON fit file ({type(exc).__name__})",
-                                 file=params) from None
-            if not isinstance(doc, dict):
-                raise InputError("not a JSON fit object", file=params)
-            try:
-                fitted = PNormFit.from_dict(doc)
-            except InputError as exc:
-                raise InputError(str(exc), file=params) from None
+            doc = read_json_file(params)  # size, depth, NaN/Infinity checked
+            fitted = fit_from_json(doc, params)
         else:
             assert fit_fraction is not None
             pred.require_labels("--fit-fraction")
@@ -138,14 +141,22 @@ def normalise(
                                  split={"kind": "fraction", "fraction": fit_fraction,
                                         "seed": seed, "n": int(fit_mask.sum())})
         if save_params is not None:
-            write_text_atomic(save_params, json.dumps(fitted.to_dict(), indent=2) + "\n")
+            write_text_atomic(save_params, dumps_json(fitted.to_dict(), indent=2) + "\n")
         assert pred.logits is not None
+        import numpy as np
+
         # one pass: the score and correctness (reads every row: bad rows fail before any note)
         spec = fitted.spec
-        computed = compute_scores(pred.logits, [spec], labels=pred.labels)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            computed = compute_scores(pred.logits, [spec], labels=pred.labels)
         values = computed[spec.name]
+        require_finite_scores(values, f"p={fitted.p:g}" if fitted.p is not None else "msp",
+                              pred.name)
         if not quiet:
-            if fitted.grid:
+            if binary and fitted.fallback_msp and not fitted.grid:
+                note(f"lsfix normalise: nothing to tune; /scores/{name} holds MSP (the |z| "
+                     "ranking)")
+            elif fitted.grid:
                 note(f"lsfix normalise: {describe_fit(fitted)}")
             else:
                 note(f"lsfix normalise: fixed p={fitted.p:g}" if fitted.p is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,6 +16,7 @@ from lsfix.cli.common import (
     WithOpt,
     load,
     load_joined,
+    require_finite_scores,
 )
 from lsfix.errors import UsageError
 
@@ -79,6 +80,10 @@ def score(
             raise UsageError("--copy-logits writes an HDF5 file; it does not go with --format tsv")
         pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
                            need_logits=True, ignore_index=ignore_index)
+        from lsfix.core.scores import BINARY_NOTE, is_single_logit
+
+        if is_single_logit(pred.logits) and not quiet:
+            note(f"lsfix score: {pred.name}: {BINARY_NOTE}")
         if fmt == "h5" and not overwrite:
             clash = [n for n in names if n in pred.scores]
             if clash:
@@ -106,22 +111,20 @@ def score(
         if fmt == "tsv" and labels is None:
             raise UsageError(f"{pred.name}: --format tsv needs /labels to print 'correct'")
         assert pred.logits is not None
-        out = compute_scores(pred.logits, resolved, labels=labels)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = compute_scores(pred.logits, resolved, labels=labels)  # checked just below
+        for spec in resolved:  # an option that overflows float64: exit 2, nothing written
+            require_finite_scores(out[spec.name], f"-m {spec.name}", pred.name)
         if fmt == "tsv":
             from lsfix.io import write_text_atomic
 
             mask, ignored, fitted = evaluation_rows(pred)
-            conf = out[resolved[0].name]
-            corr = out["_correct"].astype(np.int8)
-            if mask is not None:  # ignored pixels and fit rows are never evaluated
-                conf, corr = conf[mask], corr[mask]
-                if not quiet:
-                    left = [f"{n} {what}" for n, what in ((ignored, "ignored pixel(s)"),
-                                                         (fitted, "fit row(s)")) if n]
-                    note(f"lsfix score: {' and '.join(left)} left out of the table")
-            lines = ["confidence\tcorrect"]
-            lines += [f"{c!r}\t{k}" for c, k in zip(conf.tolist(), corr.tolist(), strict=True)]
-            write_text_atomic(output, "\n".join(lines) + "\n")
+            if mask is not None and not quiet:  # ignored pixels and fit rows: never evaluated
+                left = [f"{n} {what}" for n, what in ((ignored, "ignored pixel(s)"),
+                                                     (fitted, "fit row(s)")) if n]
+                note(f"lsfix score: {' and '.join(left)} left out of the table")
+            write_text_atomic(output, _score_table(pred, out[resolved[0].name],
+                                                   out["_correct"].astype(np.int8), mask))
             return
         new = {}
         for spec in resolved:
@@ -132,3 +135,32 @@ def score(
         else:
             write_scores_file(output, pred, new_scores=new, correct=out.get("_correct"))
         pred.close()
+
+
+def _score_table(pred: Any, conf: Any, corr: Any, mask: Any = None) -> str:
+    """``sample_id`` (when one per row), ``confidence``, ``correct`` and one column per group
+    (``/groups/NAME``), tab-separated and quoted where a cell needs it, so that
+    ``lsfix curve - --by NAME`` reads the groups back. Only the rows of ``mask`` (the
+    evaluated rows) when given: ignored pixels and fit rows never reach the table."""
+    import csv
+    import io
+
+    import numpy as np
+
+    from lsfix.groups import _per_row
+
+    def rows(a: Any) -> Any:
+        return a if mask is None else np.asarray(a)[mask]
+
+    cols: list[tuple[str, list[str]]] = []
+    if pred.sample_ids is not None and len(pred.sample_ids) == pred.n:
+        cols.append(("sample_id", [str(s) for s in rows(pred.sample_ids)]))
+    cols.append(("confidence", [repr(c) for c in rows(conf).tolist()]))
+    cols.append(("correct", [str(k) for k in rows(corr).tolist()]))
+    for key, values in sorted(pred.groups.items()):
+        cols.append((key, [str(v) for v in rows(_per_row(pred, np.asarray(values))).tolist()]))
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    w.writerow([c for c, _ in cols])
+    w.writerows(zip(*(v for _, v in cols), strict=True))
+    return buf.getvalue()
