@@ -54,10 +54,6 @@ def score(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace scores that already exist.")] = False,
     ignore_index: IgnoreIndexOpt = None,
-    scheduler: Annotated[str, typer.Option(
-        "--scheduler", help="sync (default), threads, processes, or a dask.distributed "
-                            "address (tcp://host:8786): score the rows in parallel with Dask "
-                            "(pip install 'lsfix[dask]'); the numbers are the same.")] = "sync",
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -115,19 +111,8 @@ def score(
         if fmt == "tsv" and labels is None:
             raise UsageError(f"{pred.name}: --format tsv needs /labels to print 'correct'")
         assert pred.logits is not None
-        if scheduler != "sync":
-            from lsfix.dask_backend import check_scheduler, compute_scores_dask
-
-            check_scheduler(scheduler)
-            if input == "-" or pred.h5 is None:
-                raise UsageError("--scheduler needs an HDF5 logits file given by its path (the "
-                                 "workers open it themselves)")
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if scheduler != "sync":
-                out = compute_scores_dask(input, pred, resolved, labels=labels is not None,
-                                          scheduler=scheduler)
-            else:
-                out = compute_scores(pred.logits, resolved, labels=labels)  # checked below
+            out = compute_scores(pred.logits, resolved, labels=labels)  # checked just below
         for spec in resolved:  # an option that overflows float64: exit 2, nothing written
             require_finite_scores(out[spec.name], f"-m {spec.name}", pred.name)
         if fmt == "tsv":

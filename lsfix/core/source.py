@@ -76,16 +76,6 @@ class ArrayRows:
         return self._shape
 
     @property
-    def data(self) -> Any:
-        """The array-like behind the rows (``h5py.Dataset`` or ndarray), never copied."""
-        return self._data
-
-    @property
-    def name(self) -> str:
-        """``file:/dataset`` used in messages."""
-        return self._name
-
-    @property
     def raw_dtype(self) -> np.dtype[Any]:
         """The stored dtype of the logits (native byte order)."""
         dt = np.dtype(self._data.dtype)
