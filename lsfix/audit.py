@@ -223,6 +223,10 @@ def label_smoothing_notes(ls: LabelSmoothingEstimate, recorded: float | None = N
             notes.append(f"with K = {ls.k} classes α̂ assumes most rows reach the ceiling; "
                          "when few do (hard data sets), the median gap falls short of it and "
                          "α̂ overestimates α")
+    elif ls.k >= 100:
+        notes.append(f"with K = {ls.k} classes an LS model may leave most rows short of its "
+                     "ceiling (hard data sets), which also reads as no ceiling: weaker "
+                     "evidence than for small K")
     if recorded is not None:
         if recorded == 0 and ls.has_ceiling:
             notes.append("the provenance records cross-entropy (α = 0): the ceiling comes "

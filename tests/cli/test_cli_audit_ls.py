@@ -103,11 +103,30 @@ def test_large_k_note(run, tmp_path):
     assert any("K = 1000" in n and "overestimates" in n for n in d["notes"])
 
 
+def test_large_k_no_ceiling_note(run, tmp_path):
+    d = _ls(run, _file(tmp_path, "k.h5", _ce_like(k=1000, n=400)))
+    assert d["verdict"] == "no_ceiling"
+    assert any("K = 1000" in n and "weaker evidence" in n for n in d["notes"])
+
+
 def test_binary_single_logit(run, files):
-    d = _ls(run, files.binary)
-    assert d["binary"] is True and d["k"] == 2
-    if d["verdict"] != "undetermined":
-        assert any("single logit" in n for n in d["notes"])
+    d = _ls(run, files.binary)  # normal logits: no ceiling
+    assert d["binary"] is True and d["k"] == 2 and d["verdict"] == "no_ceiling"
+    assert any("single logit" in n for n in d["notes"])
+
+
+def test_binary_single_logit_with_bce_ls(run, tmp_path):
+    rng = np.random.default_rng(3)
+    c = ceiling_from_alpha(0.6, 2)  # BCE LS α = 0.6 (the paper's IMDB model): |z| -> 0.85
+    y = rng.integers(0, 2, 500)
+    z = np.where(y == 1, 1, -1) * c * (1 + 0.05 * rng.standard_normal(500))
+    path = str(tmp_path / "bin.h5")
+    new_file(path, z.astype(np.float32), labels=y, provenance={"training":
+                                                                {"label_smoothing": 0.6}})
+    d = _ls(run, path)
+    assert d["binary"] is True and d["verdict"] == "ceiling"
+    assert abs(d["alpha"] - 0.6) < 0.02 and d["recorded_alpha"] == 0.6
+    assert any("single logit" in n for n in d["notes"])
 
 
 def test_too_few_rows_undetermined(run, tmp_path):
