@@ -117,6 +117,34 @@ def test_gaps_shift_invariant_scale_equivariant(z, shift, scale):
     np.testing.assert_allclose(logit_gaps(z * scale), g * scale, rtol=1e-9, atol=1e-9)
 
 
+def _pct(sorted_vals: list[float], q: float) -> float:
+    """Linear-interpolation percentile, by hand (numpy's default method)."""
+    pos = q / 100 * (len(sorted_vals) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_vals) - 1)
+    return sorted_vals[lo] + (pos - lo) * (sorted_vals[hi] - sorted_vals[lo])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_point_estimates_match_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    z = np.round(rng.normal(size=(257, 7)) * 2, 2)
+    y = np.where(rng.random(257) < 0.8, z.argmax(1), rng.integers(0, 7, 257))
+    correct = z.argmax(1) == y
+    e = estimate_label_smoothing(z, correct=correct, n_boot=0)
+    gaps = sorted(g for g, ok in zip(_gaps_brute(z, "mean"), correct.tolist(), strict=True)
+                  if ok)
+    import statistics
+
+    med = statistics.median(gaps)
+    assert e.n == len(gaps)
+    assert e.ceiling == pytest.approx(med, abs=1e-12)
+    assert e.spread == pytest.approx((_pct(gaps, 90) - med) / med, rel=1e-12)
+    want_alpha = 7 / (math.exp(med) - 1 + 7)
+    assert e.alpha == pytest.approx(want_alpha, rel=1e-12)
+    assert e.verdict == ("ceiling" if e.spread < SPREAD_THRESHOLD else "no_ceiling")
+
+
 # ---------------------------------------------------------------------------- synthetic
 
 
