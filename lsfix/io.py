@@ -25,6 +25,30 @@ from lsfix.errors import InputError, RuntimeFailure, UsageError
 STDIO = "-"
 
 
+#: Test hook (tests/hardening/test_kill.py): ``LSFIX_TEST_STOP_AT=NAME[:N][,NAME[:N]...]``
+#: makes lsfix stop itself with SIGSTOP the N-th time (default: the first) it passes the
+#: checkpoint NAME. A test waits for the stop (``waitpid(WUNTRACED)``), then kills or
+#: interrupts the process at that exact point instead of racing a timer. Checkpoints:
+#: ``temp-created`` (the temporary output exists, empty), ``temp-written`` (written and
+#: closed, not yet fsynced or renamed), ``replaced`` (moved over the target, the folder not yet
+#: fsynced), ``extract-commit`` (an extract committed a batch of rows). Unset, it costs one
+#: dictionary lookup per checkpoint.
+_STOP_ENV = "LSFIX_TEST_STOP_AT"
+_stop_seen: dict[str, int] = {}
+
+
+def checkpoint(name: str) -> None:
+    """Stop this process (SIGSTOP) here when ``$LSFIX_TEST_STOP_AT`` asks for ``name``."""
+    spec = os.environ.get(_STOP_ENV)
+    if not spec or not hasattr(signal, "SIGSTOP"):
+        return
+    _stop_seen[name] = seen = _stop_seen.get(name, 0) + 1
+    for item in spec.split(","):
+        want, _, nth = item.strip().partition(":")
+        if want == name and seen == (int(nth) if nth.isdigit() else 1):
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+
 def display_name(path: str | os.PathLike[str]) -> str:
     """Name used in messages: ``<stdin>``/``<stdout>`` for ``-``, else the path as given."""
     return "<stdin>" if str(path) == STDIO else str(path)
@@ -188,7 +212,9 @@ def _write_through_temp(target: str, folder: Path, base: str, suffix: str, to_st
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        checkpoint("temp-created")
         yield tmp
+        checkpoint("temp-written")
         if to_stdout:
             _copy_to(tmp, sys.stdout.buffer)
         elif special:
@@ -201,6 +227,7 @@ def _write_through_temp(target: str, folder: Path, base: str, suffix: str, to_st
             with _signals_deferred():
                 os.replace(tmp, target)
                 committed.append(display_name(target))
+            checkpoint("replaced")
             _fsync_dir(folder)
     except BrokenPipeError:
         raise  # the reader went away: the CLI exits quietly, as with text output

@@ -43,7 +43,8 @@ def normalise(
     output: OutputOpt = "-",
     p: Annotated[float | None, typer.Option("--p", help="Fixed p (0 = centred max logit).")
                  ] = None,
-    fit: Annotated[str | None, typer.Option("--fit", help="Labelled held-out file to tune p on.")
+    fit: Annotated[str | None, typer.Option(
+        "--fit", "--val", help="Labelled held-out file to tune p on (--val: the same).")
                    ] = None,
     fit_fraction: Annotated[float | None, typer.Option(
         "--fit-fraction", help="Tune on this random fraction of the input's rows.")] = None,

@@ -43,7 +43,7 @@ import h5py
 import numpy as np
 
 from lsfix.errors import InputError, RuntimeFailure, UsageError
-from lsfix.io import atomic_output
+from lsfix.io import atomic_output, checkpoint
 from lsfix.schema import (
     ATTR_COMPLETE,
     ATTR_HISTORY,
@@ -335,6 +335,7 @@ class ChunkedWriter:
         self.f.flush()
         self.rows_done = self.rows_written
         self._last_commit = time.monotonic()
+        checkpoint("extract-commit")  # a test hook: see lsfix.io.checkpoint
 
     def begin_segment(self, segment: dict[str, Any], *, offset: int = 0,
                       t0: float | None = None) -> None:
