@@ -31,8 +31,10 @@ from lsfix.errors import RuntimeFailure
 
 HELP = """Audit any classifier's logits: every confidence score, MaxLogit-pNorm with p fitted
 on --val (or on a held-out --fit-fraction of the input, excluded from the numbers), the paired
-bootstrap difference pNorm − MSP, and a plain-language verdict. --report DIR writes
-report.md, report.html and the plots (RC curves, the label-smoothing mechanism).
+bootstrap difference pNorm − MSP, a plain-language verdict, and the label smoothing the logit
+gaps reveal (a ceiling at log(1 + K(1−α)/α) means LS with α; none means plain CE). --report
+DIR writes report.md, report.html and the plots (RC curves, the label-smoothing mechanism,
+the histogram of logit gaps).
 
 Examples:
 
