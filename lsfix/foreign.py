@@ -561,6 +561,16 @@ def _to_numpy(value: Any, name: str, where: str) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         try:
             t = value.detach()
+            if t.layout == torch.strided:
+                # a view may claim far more elements than its storage holds (stride 0, or
+                # overlapping strides): a 1 KB file could expand to terabytes in numpy
+                stored = t.untyped_storage().nbytes()
+                claimed = t.numel() * t.element_size()
+                if claimed > stored:
+                    raise InputError(
+                        f"tensor of shape {tuple(t.shape)} ({claimed} bytes) is a view over "
+                        f"only {stored} stored bytes (zero or overlapping strides); lsfix "
+                        "reads only data stored in the file", file=name, dataset=where)
             if t.layout != torch.strided:
                 t = t.to_dense()
             if t.is_quantized:
@@ -569,6 +579,8 @@ def _to_numpy(value: Any, name: str, where: str) -> np.ndarray:
                                                          torch.float64):
                 t = t.to(torch.float32)  # bfloat16, float8: numpy has no such dtype
             return t.resolve_conj().resolve_neg().cpu().numpy()
+        except InputError:
+            raise
         except (RuntimeError, TypeError, ValueError) as exc:
             raise InputError(f"tensor cannot be read as an array ({_describe(exc)})",
                              file=name, dataset=where) from None
@@ -620,6 +632,11 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
         expected = "a score table has confidence, correct and optionally sample_id"
     elif any(_LOGIT_COLUMN.fullmatch(c) for c in header):
         idx = sorted(int(c[len("logit_"):]) for c in header if _LOGIT_COLUMN.fullmatch(c))
+        if idx[-1] >= len(idx):  # a gap: checked against the real columns before any K-sized
+            gap = next(i for i, v in enumerate(idx) if v != i)  # work (logit_9999999 alone)
+            raise InputError(f"line {header_line}: missing column 'logit_{gap}' (a logits "
+                             f"table has logit_0..logit_{idx[-1]} and optionally label and "
+                             "sample_id)", file=name)
         k = idx[-1] + 1
         layout, required = LOGITS_TABLE, [f"logit_{i}" for i in range(k)]
         allowed = {*required, "label", "sample_id"}

@@ -132,10 +132,9 @@ def write_report(res: Any, pred: Any, folder: str) -> list[str]:
     from lsfix.plot import rc_plot
     from lsfix.report import fmt, markdown_table
 
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise RuntimeFailure(f"{folder}: cannot create report folder ({exc.strerror})") from None
+    from lsfix.io import make_folders
+
+    make_folders(folder)  # removed again if the command fails
     by = {r.score: r for r in res.results}
     rc = os.path.join(folder, "rc.png")
     rc_plot(curve_lines([by["msp"], by["pnorm"], by["msp_ts"]], show_file=False), rc,

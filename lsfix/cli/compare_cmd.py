@@ -55,6 +55,8 @@ Examples:
 """
 
 _RULE = re.compile(r"^\s*([a-z0-9_@.]+)\s*(>=|<=|>|<)\s*([+-]?)\s*([0-9.eE+-]+)\s*(%?)\s*$")
+#: The VALUE of a rule: a plain unsigned decimal (``-1``, ``1e``, ``.`` and ``1.2.3`` are not)
+_NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ def parse_rule(text: str) -> Rule:
         raise UsageError(f"--fail-if {text!r}: expected METRIC OP VALUE, e.g. 'aurc>+0.002'")
     metric, op, sign, num, pct = m.groups()
     try:
+        if not _NUMBER.fullmatch(num):  # float() would take '-1' after a sign: 'aurc>--1'
+            raise ValueError
         val = float(num)
     except ValueError:
         raise UsageError(f"--fail-if {text!r}: {num!r} is not a number") from None
@@ -269,11 +273,9 @@ def compare(
                                           for p in grouped[2]])
         plot_path = plot
         if report is not None:
-            try:
-                Path(report).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise RuntimeFailure(f"{report}: cannot create its folder ({exc.strerror})"
-                                     ) from None
+            from lsfix.io import make_folders
+
+            make_folders(Path(report).parent)  # removed again if the command fails
         if report is not None and plot_path is None:
             plot_path = str(Path(report).with_suffix(".png"))
         if plot_path is not None:

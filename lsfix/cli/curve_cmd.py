@@ -52,8 +52,13 @@ ByOpt = Annotated[str | None, typer.Option(
 
 
 def check_boot(n_boot: int, level: float) -> None:
+    from lsfix.cli.common import MAX_BOOTSTRAP
+
     if n_boot < 0:
         raise UsageError(f"--bootstrap must be >= 0, got {n_boot}")
+    if n_boot > MAX_BOOTSTRAP:
+        raise UsageError(f"--bootstrap {n_boot} is above the limit of {MAX_BOOTSTRAP} "
+                         "replicates")
     if not 0 < level < 1:
         raise UsageError(f"--level must be in (0, 1), got {level}")
 

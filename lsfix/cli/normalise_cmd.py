@@ -9,6 +9,10 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
+    check_p,
+    fit_from_json,
+    read_json_file,
+    require_finite_scores,
     AllowIncompleteOpt,
     ConventionOpt,
     InputArg,
@@ -65,7 +69,7 @@ def normalise(
 ) -> None:
     with handle_errors("normalise"):
         from lsfix.core import PNormFit, tune_pnorm
-        from lsfix.io import refuse_binary_to_tty, write_text_atomic
+        from lsfix.io import dumps_json, refuse_binary_to_tty, write_text_atomic
         from lsfix.pipeline import describe_fit, fit_on_rows, split_fit_rows
         from lsfix.schema import write_predictions
 
@@ -98,9 +102,7 @@ def normalise(
                                  "VAL.h5 or --params P.json")
             fit_fraction = 0.2
         if p is not None:
-            from lsfix.core.scores import _check_p
-
-            fitted = PNormFit(p=_check_p(p), fallback_msp=False, grid=(), msp_aurc=float("nan"),
+            fitted = PNormFit(p=check_p(p), fallback_msp=False, grid=(), msp_aurc=float("nan"),
                               convention=convention, split={"kind": "fixed"})
         elif fit is not None:
             val = load(fit, need_labels=True, need_logits=True)
@@ -115,20 +117,8 @@ def normalise(
                               split={"kind": "none", "reason": "single-logit (binary) model: "
                                      "centred pNorm has nothing to normalise"})
         elif params is not None:
-            try:
-                with open(params, encoding="utf-8") as fh:
-                    doc = json.load(fh)
-            except FileNotFoundError:
-                raise InputError("no such file", file=params) from None
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise InputError(f"not a JSON fit file ({type(exc).__name__})",
-                                 file=params) from None
-            if not isinstance(doc, dict):
-                raise InputError("not a JSON fit object", file=params)
-            try:
-                fitted = PNormFit.from_dict(doc)
-            except InputError as exc:
-                raise InputError(str(exc), file=params) from None
+            doc = read_json_file(params)  # size, depth, NaN/Infinity checked
+            fitted = fit_from_json(doc, params)
         else:
             assert fit_fraction is not None
             pred.require_labels("--fit-fraction")
@@ -140,9 +130,14 @@ def normalise(
                                  split={"kind": "fraction", "fraction": fit_fraction,
                                         "seed": seed, "n": int(fit_mask.sum())})
         if save_params is not None:
-            write_text_atomic(save_params, json.dumps(fitted.to_dict(), indent=2) + "\n")
+            write_text_atomic(save_params, dumps_json(fitted.to_dict(), indent=2) + "\n")
         assert pred.logits is not None
-        values = fitted.score(pred.logits)  # reads every row: bad rows fail before any note
+        import numpy as np
+
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            values = fitted.score(pred.logits)  # reads every row: bad rows fail before any note
+        require_finite_scores(values, f"p={fitted.p:g}" if fitted.p is not None else "msp",
+                              pred.name)
         if not quiet:
             if binary and fitted.fallback_msp and not fitted.grid:
                 note(f"lsfix normalise: nothing to tune; /scores/{name} holds MSP (the |z| "

@@ -7,7 +7,14 @@ from typing import Annotated, Any
 import typer
 
 from lsfix.cli.app import app, handle_errors, note
-from lsfix.cli.common import AllowIncompleteOpt, InputArg, OutputOpt, QuietOpt, load
+from lsfix.cli.common import (
+    AllowIncompleteOpt,
+    InputArg,
+    OutputOpt,
+    QuietOpt,
+    load,
+    require_finite_scores,
+)
 from lsfix.errors import UsageError
 
 HELP = """Add confidence scores (higher = more confident) to an lsfix file.
@@ -89,7 +96,10 @@ def score(
         if fmt == "tsv" and labels is None:
             raise UsageError(f"{pred.name}: --format tsv needs /labels to print 'correct'")
         assert pred.logits is not None
-        out = compute_scores(pred.logits, resolved, labels=labels)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = compute_scores(pred.logits, resolved, labels=labels)  # checked just below
+        for spec in resolved:  # an option that overflows float64: exit 2, nothing written
+            require_finite_scores(out[spec.name], f"-m {spec.name}", pred.name)
         if fmt == "tsv":
             from lsfix.io import write_text_atomic
 

@@ -494,9 +494,9 @@ class H5Opener:
         self.path, self.key = path, key
 
     def __call__(self) -> Any:
-        import h5py
+        from lsfix import h5safe
 
-        return h5py.File(self.path, "r")[self.key]
+        return h5safe.open_local(self.path, self.path)[self.key]
 
 
 def open_dataset(spec: str, *, root: str | None = None, split: str | None = None,
@@ -569,8 +569,10 @@ def open_dataset(spec: str, *, root: str | None = None, split: str | None = None
     if suffix in (".h5", ".hdf5", ".he5"):
         import h5py
 
+        from lsfix import h5safe
+
         try:
-            with h5py.File(p, "r") as f:
+            with h5safe.open_local(str(p), spec) as f:
                 keys = [k for k in f if isinstance(f[k], h5py.Dataset)]
                 ik = _pick_key(keys, IMAGE_KEYS, images_key, "images", spec, True)
                 lk = _pick_key([k for k in keys if k != ik], LABEL_KEYS, labels_key, "labels",

@@ -18,7 +18,7 @@ def plan_output(opts: ExtractOptions, dist: DistInfo) -> tuple[str, str, FileSta
         return out, "new", None
     if not Path(out).parent.is_dir() and str(Path(out).parent) not in ("", "."):
         raise RuntimeFailure(f"{out}: folder {str(Path(out).parent)!r} does not exist")
-    final = inspect_output(out)
+    final = inspect_output(out, strict=opts.resume)  # --resume: local-only, sound attrs
     if final is not None:
         extract_file = final.is_lsfix and final.job is not None
         if opts.resume and final.is_lsfix and final.complete:
@@ -38,7 +38,7 @@ def plan_output(opts: ExtractOptions, dist: DistInfo) -> tuple[str, str, FileSta
             return out, "resume", final
         return out, "new", final
     target = str(shard_path(out, dist.rank, dist.world))
-    st = inspect_output(target)
+    st = inspect_output(target, strict=opts.resume)
     if st is None:
         return target, "new", final
     if not opts.resume and not opts.overwrite:

@@ -192,8 +192,9 @@ def test_bad_params_file(run, files, tmp_path, monkeypatch, error_of):
     r = run(["normalise", files.a, "--params", "missing.json"])
     assert (r.code, error_of(r, "normalise")) == (3, "missing.json: no such file")
     r = run(["normalise", files.a, "--params", "junk.json"])
-    assert (r.code, error_of(r, "normalise")) == (3, "junk.json: not a JSON fit file "
-                                                     "(JSONDecodeError)")
+    assert (r.code, error_of(r, "normalise")) == (
+        3, "junk.json: JSON document is not valid JSON (Expecting property name enclosed in "
+           "double quotes: line 1 column 2 (char 1))")
     r = run(["normalise", files.a, "--params", "other.json"])
     assert (r.code, error_of(r, "normalise")) == (
         3, "other.json: not an lsfix p-norm fit (format 'something.else')")
