@@ -2,11 +2,12 @@
 
 Synthetic sentiment data (nothing is downloaded): reviews of 40 token ids from a vocabulary
 of 500, where 100 "sentiment words" count +1 or -1 and the label is the sign of their sum plus
-Gaussian noise (sd 1.5, so some labels are hard). Two :class:`examples.imdb_like.net.TokenLSTM` models are
-trained on 10,000 reviews with BCE, one with label smoothing α = 0.6 (targets
-``y(1 − α) + α/2``, the paper's IMDB setting) and one without, and saved the way a Lightning
-routine saves them (``{"state_dict": {"model.<key>": ...}}``). Then, for a 25,000-review test
-split, each model goes through::
+Gaussian noise (sd 1.5, so some labels are hard). Two
+:class:`examples.imdb_like.net.TokenLSTM` models are trained on 10,000 reviews with BCE, one
+with label smoothing α = 0.6 (targets ``y(1 − α) + α/2``, the paper's IMDB setting) and one
+without, and saved the way a Lightning routine saves them
+(``{"state_dict": {"model.<key>": ...}}``). Then, for a 25,000-review test split, each model
+goes through::
 
     lsfix extract examples.imdb_like.net:TokenLSTM --weights M.ckpt test.npz -o M.h5 \\
         --meta training.label_smoothing=A

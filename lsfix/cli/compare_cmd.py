@@ -34,7 +34,7 @@ from lsfix.cli.curve_cmd import (
     result_rows,
     warn_undefined,
 )
-from lsfix.errors import GateFailed, InputError, RuntimeFailure, UsageError
+from lsfix.errors import GateFailed, InputError, UsageError
 
 HELP = """Compare files × scores: one row each, the first file's rows being the baseline.
 Paired bootstrap of each row's AURC difference to the baseline when the files hold the same
@@ -246,7 +246,18 @@ def compare(
                 body.update({"by": by, "groups": grouped[0], "paired_groups": grouped[2]})
             text = dumps(document("compare", body))
         elif out_fmt == "tsv" and grouped is not None:
-            text = tsv(grouped[1], list(grouped[1][0].keys()))
+            g_rows, g_paired = grouped[1], grouped[2]
+            g_cols = list(g_rows[0].keys())
+            if g_paired:  # the paired difference inside each group as extra columns
+                metric = g_paired[0]["metric"]
+                extra = [f"d_{metric}", f"d_{metric}_low", f"d_{metric}_high", f"d_{metric}_p"]
+                by_key = {(p["file"], p["score"], p["group"]): p for p in g_paired}
+                for r in g_rows:
+                    p = by_key.get((r["file"], r["score"], r["group"]))
+                    r.update(zip(extra, [p["difference"], p["low"], p["high"], p["p_value"]]
+                                 if p else [None] * 4, strict=True))
+                g_cols += extra
+            text = tsv(g_rows, g_cols)
         elif out_fmt == "tsv":
             # one table: the paired difference to the baseline as extra columns
             by_row = {(p["file"], p["score"]): p for p in paired}
