@@ -13,10 +13,13 @@ from lsfix.cli.common import (
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
+    IgnoreIndexOpt,
     InputArg,
     OutputOpt,
+    WithOpt,
     check_convention,
     load,
+    load_joined,
     report_format,
 )
 from lsfix.cli.curve_cmd import (
@@ -226,6 +229,8 @@ def audit_cmd(
     fmt: FormatOpt = None,
     by: ByOpt = None,
     output: OutputOpt = "-",
+    with_files: WithOpt = None,
+    ignore_index: IgnoreIndexOpt = None,
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("audit"):
@@ -239,9 +244,10 @@ def audit_cmd(
         if bootstrap < 1:
             raise UsageError("--bootstrap must be >= 1 for audit (the verdict needs it)")
         out_fmt = report_format(fmt)
-        pred = load(input, allow_incomplete=allow_incomplete, need_labels=True,
-                    need_logits=True)
-        val_pred = load(val, need_labels=True, need_logits=True) if val else None
+        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
+                           need_labels=True, need_logits=True, ignore_index=ignore_index)
+        val_pred = (load(val, need_labels=True, need_logits=True, ignore_index=ignore_index)
+                    if val else None)
         res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
                     convention=convention, n_boot=bootstrap, level=level, by=by)
         if out_fmt == "json":

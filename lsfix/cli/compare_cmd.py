@@ -15,6 +15,7 @@ from lsfix.cli.common import (
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
+    IgnoreIndexOpt,
     OutputOpt,
     load,
 )
@@ -170,6 +171,7 @@ def compare(
     percent: PercentOpt = False,
     by: ByOpt = None,
     output: OutputOpt = "-",
+    ignore_index: IgnoreIndexOpt = None,
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("compare"):
@@ -185,7 +187,8 @@ def compare(
             raise UsageError(f"--report {report!r} must end in .md")
         if sum(1 for i in inputs if i == "-") > 1:
             raise UsageError("stdin (-) can be given only once")
-        preds = [load(p, allow_incomplete=allow_incomplete) for p in inputs]
+        preds = [load(p, allow_incomplete=allow_incomplete, ignore_index=ignore_index)
+                 for p in inputs]
         results = []
         for pred in preds:
             results += evaluate_file(pred, score, convention=convention, coverages=covs,
