@@ -40,9 +40,28 @@ def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False
          need_logits: bool = False) -> Predictions:
     """Read and validate an input (``-`` = stdin)."""
     from lsfix import inputs
+    from lsfix.cli import inputopts
 
-    return inputs.read_predictions(path, allow_incomplete=allow_incomplete, need_labels=need_labels,
-                            need_logits=need_logits)
+    pred = inputs.read_predictions(path, allow_incomplete=allow_incomplete)
+    opts = inputopts.current.get()
+    cmd = opts.command if opts is not None else ""
+    for line in pred.provenance.get("read_notes", []) if pred.foreign_format else []:
+        note(f"lsfix {cmd}: note: {pred.name}: {line}")
+    inputopts.adapt(pred, path, lambda msg: note(f"lsfix {cmd}: warning: {msg}"))
+    if need_labels:
+        pred.require_labels("this command")
+    if need_logits and pred.logits is None:
+        from lsfix.errors import InputError
+
+        raise InputError(f"no logits in {pred.name}; this command needs logits (a score "
+                         "table or scores file only gives confidences)")
+    return pred
+
+
+def note(message: str) -> None:
+    """One line on stderr (a note or warning about how an input was read)."""
+    sys.stderr.write(" ".join(message.split()) + "\n")
+    sys.stderr.flush()
 
 
 def report_format(fmt: str | None) -> str:

@@ -86,8 +86,9 @@ def normalise(
         fit_mask = None
         if not chosen:
             if pred.labels is None:
-                raise UsageError(f"{pred.name} has no /labels to tune p on: give --p, --fit "
-                                 "VAL.h5 or --params P.json")
+                none = "no labels" if pred.foreign_format else "no /labels"
+                raise UsageError(f"{pred.name} has {none} to tune p on: give --p, --fit "
+                                 "VAL.h5, --params P.json or --labels FILE")
             fit_fraction = 0.2
         if p is not None:
             from lsfix.core.scores import _check_p

@@ -38,6 +38,11 @@ IDS = ["a", "b", "c", "d", "e", "f"]
 NAMES = ["cat", "dog", "eel"]
 
 
+NEITHER = ("neither a logits table (logit_0..logit_<K-1> or one numeric column per "
+           "class, and label) nor a score table (confidence and correct, or confidence, "
+           "y_true and y_pred); ")
+
+
 @pytest.fixture(autouse=True)
 def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run in a fresh folder so messages name short relative paths (``x.npz: ...``)."""
@@ -506,11 +511,11 @@ CSV_ERRORS = [
      "has logit_0..logit_1 and optionally label and sample_id)"),
     ("logit_0,logit_01\n1,2\n", "t.csv: line 1: unknown column 'logit_01' (a logits table "
      "has logit_0..logit_0 and optionally label and sample_id)"),
-    ("a,b\n1,2\n", "t.csv: line 1: neither a logits table (logit_0..logit_<K-1>, label, "
-     "sample_id) nor a score table (confidence, correct, sample_id); columns: 'a', 'b'"),
-    ("confidence\tcorrect\n0.5\t1\n", "t.csv: line 1: neither a logits table "
-     "(logit_0..logit_<K-1>, label, sample_id) nor a score table (confidence, correct, "
-     "sample_id); columns: 'confidence\\tcorrect' (the file looks tab-separated: name it .tsv)"),
+    ("a,b\nx,2\n", "t.csv: line 1: " + NEITHER + "columns: 'a', 'b'. Rename the columns to "
+     "those names"),
+    ("confidence\tcorrect\n0.5\t1\n", "t.csv: line 1: " + NEITHER + "columns: "
+     "'confidence\\tcorrect' (the file looks tab-separated: name it .tsv). Rename the columns "
+     "to those names"),
     ('sample_id,confidence,correct\n"a,1,1\nb,1,1\n', "t.csv: line 3: unexpected end of data"),
     ('sample_id,confidence,correct\n"a"x,1,1\n',
      "t.csv: line 2: ',' expected after '\"'"),
@@ -591,11 +596,12 @@ def test_extensionless_path_is_sniffed() -> None:
     ("path", "data", "message"),
     [
         ("x.txt", b"confidence,correct\n0.5,1\n",
-         "x.txt: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv or .tsv)"),
-        ("x.json", b"{}", "x.json: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv "
-         "or .tsv)"),
+         "x.txt: line 1: " + NEITHER + "columns: 'confidence,correct' (the file looks "
+         "comma-separated: name it .csv). Rename the columns to those names"),
+        ("x.json", b"{}", "x.json: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv, "
+         ".tsv or .txt)"),
         ("noext", b"\x00\x01\x02binary",
-         "noext: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv or .tsv)"),
+         "noext: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv, .tsv or .txt)"),
         ("x.npy", b"hello world", "x.npy: does not start with the .npy magic bytes; not a .npy "
          "file, or corrupt"),
         ("x.npz", b"hello world", "x.npz: is not a zip archive; not an .npz file, or corrupt"),
@@ -618,7 +624,7 @@ def test_stdin_binary_junk() -> None:
     with pytest.raises(InputError) as info:
         foreign.read_foreign(io.BytesIO(b"\x00\xff junk"), "<stdin>", b"\x00\xff junk")
     assert str(info.value) == (
-        "<stdin>: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv or .tsv)")
+        "<stdin>: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv, .tsv or .txt)")
 
 
 def test_magic_wins_over_extension() -> None:
