@@ -54,6 +54,7 @@ import csv
 import io
 import math
 import operator
+import pickle
 import re
 import warnings
 import zipfile
@@ -362,6 +363,9 @@ def _read_zip(src: str | io.BytesIO, name: str) -> Predictions:
         with zf:
             members = zf.namelist()
             if any(m == "data.pkl" or m.endswith("/data.pkl") for m in members):
+                obj = _torch_zip_without_torch(zf, name)
+                if obj is not _NEEDS_TORCH:
+                    return _from_torch_object(obj, name)
                 return _read_torch(src, name)
             return _read_npz(zf, members, name)
 
@@ -507,7 +511,37 @@ def _read_torch(src: str | io.BytesIO, name: str) -> Predictions:
         raise InputError(f"unreadable torch.save file ({_describe(exc)}); truncated or corrupt?",
                          file=name) from None
 
-    if isinstance(obj, torch.Tensor):
+    return _from_torch_object(obj, name)
+
+
+_NEEDS_TORCH = object()
+
+
+def _torch_zip_without_torch(zf: zipfile.ZipFile, name: str) -> Any:
+    """The object of a torch.save zip read by :mod:`lsfix.torchzip` (no torch import), or
+    ``_NEEDS_TORCH`` for a feature only torch.load reads (then only if torch is installed)."""
+    from lsfix import torchzip
+
+    try:
+        return torchzip.load(zf)
+    except torchzip.Refused as exc:
+        raise InputError(
+            f"refused: the pickle in this torch.save file names {exc}, not only tensors and "
+            "plain containers; lsfix never unpickles arbitrary objects (save plain tensors, "
+            "e.g. torch.save({'logits': logits, 'labels': labels}, path))",
+            file=name,
+        ) from None
+    except torchzip.Unsupported:
+        return _NEEDS_TORCH
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, KeyError,
+            TypeError, AttributeError, IndexError, OSError) as exc:
+        raise InputError(f"unreadable torch.save file ({_describe(exc)}); truncated or corrupt?",
+                         file=name) from None
+
+
+def _from_torch_object(obj: Any, name: str) -> Predictions:
+    """Predictions from what a torch.save file held (tensors as torch or numpy arrays)."""
+    if _is_array(obj):
         pred = predictions_from_arrays(name, _to_numpy(obj, name, ""), dataset_names=("", ""))
         pred.foreign_format = "torch"
         return pred
@@ -543,23 +577,29 @@ def _weights_only_reason(text: str) -> str:
     return "unsupported content"
 
 
-def _torch_meta(value: Any) -> tuple[str, int]:
-    import torch
+def _is_array(value: Any) -> bool:
+    """A numpy array, or a torch tensor (checked without importing torch)."""
+    if isinstance(value, np.ndarray):
+        return True
+    return type(value).__module__.startswith("torch") and type(value).__name__ in (
+        "Tensor", "Parameter")
 
-    if isinstance(value, torch.Tensor):
-        return ("f" if value.is_floating_point() else "other", value.dim())
+
+def _torch_meta(value: Any) -> tuple[str, int]:
     if isinstance(value, np.ndarray):
         return (value.dtype.kind, value.ndim)
+    if _is_array(value):
+        return ("f" if value.is_floating_point() else "other", value.dim())
     return ("other", 0)
 
 
 def _to_numpy(value: Any, name: str, where: str) -> np.ndarray:
     """A tensor, numpy array or list of numbers/strings as a numpy array."""
-    import torch
-
     if isinstance(value, np.ndarray):
         return value
-    if isinstance(value, torch.Tensor):
+    if _is_array(value):
+        import torch
+
         try:
             t = value.detach()
             if t.layout != torch.strided:
