@@ -166,6 +166,11 @@ def audit_cmd(
         val_pred = load(val, need_labels=True, need_logits=True) if val else None
         res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
                     convention=convention, n_boot=bootstrap, level=level)
+        from lsfix.pipeline import small_fit_warning
+
+        small = small_fit_warning(res.fit)
+        if small:
+            note(f"lsfix audit: warning: {small}")
         if out_fmt == "json":
             text = dumps(document("audit", audit_json(res)))
         elif out_fmt == "tsv":

@@ -131,9 +131,14 @@ def normalise(
             write_text_atomic(save_params, json.dumps(fitted.to_dict(), indent=2) + "\n")
         assert pred.logits is not None
         values = fitted.score(pred.logits)  # reads every row: bad rows fail before any note
+        from lsfix.pipeline import small_fit_warning
+
+        small = small_fit_warning(fitted) if fitted.grid and fitted.n_fit else None
         if not quiet:
             if fitted.grid:
                 note(f"lsfix normalise: {describe_fit(fitted)}")
+                if small:
+                    note(f"lsfix normalise: warning: {small}")
             else:
                 note(f"lsfix normalise: fixed p={fitted.p:g}" if fitted.p is not None
                      else "lsfix normalise: MSP (from saved fit)")

@@ -311,3 +311,27 @@ def test_option_values_complete(words: str, expected: list[str]) -> None:
                        '_lsfix_completion lsfix; printf "%s\\n" "${COMPREPLY[@]}"'],
         env=env, capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split() == expected
+
+
+# ------------------------------------------------------------------------------------ small fits
+
+
+def test_small_fit_set_warns_how_much_data_is_needed(data: Path, tmp_path: Path) -> None:
+    """400 rows: a 20 % split leaves 80 to fit p on (the run fixture hides this warning)."""
+    from typer.testing import CliRunner
+
+    from lsfix.cli import app
+
+    warning = ("too few to choose p reliably; a reliable choice needs at least 500 rows with "
+               "at least 20 wrong predictions")
+    for args in (["normalise", str(data / "zy.npz"), "-o", str(tmp_path / "o.h5")],
+                 ["audit", str(data / "zy.npz"), "-f", "json"]):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.stderr
+        lines = [ln for ln in res.stderr.splitlines() if warning in ln]
+        assert len(lines) == 1 and "the fit set has 80 rows and " in lines[0], res.stderr
+    big = np.tile(np.load(data / "z.npy"), (8, 1)), np.tile(np.load(data / "y.npy"), 8)
+    np.savez(tmp_path / "big.npz", logits=big[0], labels=big[1])  # 640 rows to fit on
+    res = CliRunner().invoke(app, ["normalise", str(tmp_path / "big.npz"), "-o",
+                                   str(tmp_path / "b.h5")])
+    assert res.exit_code == 0 and warning not in res.stderr, res.stderr
