@@ -135,7 +135,8 @@ def evaluate_file(
         ci = None
         if n_boot:
             ci = bootstrap_ci(c, correct, n_boot=n_boot, seed=seed, level=level,
-                              convention=convention)
+                              convention=convention, coverages=tuple(coverages),
+                              risks=tuple(risks))
         out.append(ScoreResult(pred.name, name, m, ci, c, correct))
     return out
 

@@ -88,7 +88,10 @@ def interval_dict(iv: Interval, *, scale: float = 1.0) -> dict[str, Any]:
 def ci_dict(ci: dict[str, Interval] | None, *, percent: bool = False) -> dict[str, Any] | None:
     if not ci:
         return None
-    return {k: interval_dict(v, scale=100.0 if (percent and k in SCALED) else 1.0)
+    def scaled(k: str) -> bool:
+        return k in SCALED or k.startswith(("risk@", "coverage@"))
+
+    return {k: interval_dict(v, scale=100.0 if (percent and scaled(k)) else 1.0)
             for k, v in ci.items()}
 
 
