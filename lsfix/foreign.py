@@ -16,7 +16,8 @@ Formats
 ``.npz`` (a zip of ``*.npy`` members, as written by ``numpy.savez[_compressed]``)
     ``logits`` (or, when no array has that name, the only floating array with two or more
     axes), labels under ``labels``, ``targets`` or ``y`` (at most one of them), and optional
-    ``sample_ids`` (strings or integers) and ``class_names``. Other arrays are ignored. Object
+    ``sample_ids`` (strings or integers) and ``class_names``. Other arrays are not used, and
+    the CLI says which in one line (:attr:`Predictions.notes`). Object
     arrays are refused: pickles are never loaded (``allow_pickle`` stays off).
 ``.pt`` / ``.pth`` (``torch.save``: a zip holding ``data.pkl``, or the legacy pickle format)
     Loaded with ``torch.load(..., map_location="cpu", weights_only=True)``, so a file that
@@ -38,6 +39,11 @@ Formats
     ``"table"``) and ``foreign_format == "score-table"``, and **its** ``labels`` **hold the
     correctness** (1 = the prediction was right), not classes. Use :func:`table_correct`
     rather than reading ``labels`` when the input may be a score table.
+
+    Any other column (a domain, a data source, ``true_class``...) is read as a **group**: its
+    cells as strings, for ``--by COLUMN`` in ``curve``/``compare``/``audit``; the CLI names the
+    columns it took that way in one line. A column that looks like the other layout's
+    (``label`` in a score table, ``logit_*`` beyond K) is still refused.
 
     Cells are parsed strictly: an unknown, duplicated or missing column, a ragged row, an empty
     cell, text in a number column, NaN or inf, a label outside ``[0, K)``, a repeated sample id,
@@ -460,6 +466,14 @@ def _from_named_arrays(
         dataset_names=(f"/{logits_key}", f"/{labels_key or LABELS_KEYS[0]}"),
     )
     pred.foreign_format = fmt
+    used = [k for k in (logits_key, labels_key, ids_key, names_key) if k is not None]
+    unused = [k for k in meta if k not in used]
+    if unused:
+        pred.notes.append(
+            f"{name}: {what}(s) {', '.join(map(repr, unused))} not used; read "
+            + ", ".join(f"{k!r} as {role}" for k, role in zip(
+                (logits_key, labels_key, ids_key, names_key),
+                ("logits", "labels", "sample ids", "class names"), strict=True) if k))
     return pred
 
 
@@ -602,6 +616,16 @@ def _to_numpy(value: Any, name: str, where: str) -> np.ndarray:
 
         try:
             t = value.detach()
+            if t.layout == torch.strided:
+                # a view may claim far more elements than its storage holds (stride 0, or
+                # overlapping strides): a 1 KB file could expand to terabytes in numpy
+                stored = t.untyped_storage().nbytes()
+                claimed = t.numel() * t.element_size()
+                if claimed > stored:
+                    raise InputError(
+                        f"tensor of shape {tuple(t.shape)} ({claimed} bytes) is a view over "
+                        f"only {stored} stored bytes (zero or overlapping strides); lsfix "
+                        "reads only data stored in the file", file=name, dataset=where)
             if t.layout != torch.strided:
                 t = t.to_dense()
             if t.is_quantized:
@@ -610,6 +634,8 @@ def _to_numpy(value: Any, name: str, where: str) -> np.ndarray:
                                                          torch.float64):
                 t = t.to(torch.float32)  # bfloat16, float8: numpy has no such dtype
             return t.resolve_conj().resolve_neg().cpu().numpy()
+        except InputError:
+            raise
         except (RuntimeError, TypeError, ValueError) as exc:
             raise InputError(f"tensor cannot be read as an array ({_describe(exc)})",
                              file=name, dataset=where) from None
@@ -663,6 +689,11 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
         expected = "a score table has confidence, correct and optionally sample_id"
     elif any(_LOGIT_COLUMN.fullmatch(c) for c in header):
         idx = sorted(int(c[len("logit_"):]) for c in header if _LOGIT_COLUMN.fullmatch(c))
+        if idx[-1] >= len(idx):  # a gap: checked against the real columns before any K-sized
+            gap = next(i for i, v in enumerate(idx) if v != i)  # work (logit_9999999 alone)
+            raise InputError(f"line {header_line}: missing column 'logit_{gap}' (a logits "
+                             f"table has logit_0..logit_{idx[-1]} and optionally label and "
+                             "sample_id)", file=name)
         k = idx[-1] + 1
         layout, required = LOGITS_TABLE, [f"logit_{i}" for i in range(k)]
         allowed = {*required, "label", "sample_id"}
@@ -687,10 +718,14 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
             f"or confidence, y_true and y_pred); columns: {cols}{hint}. {advice}",
             file=name,
         )
+    known = {TABLE_SCORE_NAME, "correct", "sample_id", "label"}
+    group_cols = []
     for col in header:
         if col not in allowed:
-            raise InputError(f"line {header_line}: unknown column {col!r} ({expected})",
-                             file=name)
+            if col in known or _LOGIT_COLUMN.fullmatch(col) or col.startswith("logit"):
+                raise InputError(f"line {header_line}: unknown column {col!r} ({expected})",
+                                 file=name)
+            group_cols.append(col)  # any other column: a group (--by COLUMN), said below
     for col in required:
         if col not in seen:
             raise InputError(f"line {header_line}: missing column {col!r} ({expected})",
@@ -708,6 +743,7 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
     columns = {col: list(map(operator.itemgetter(j), data_rows)) for j, col in enumerate(header)}
     n_logits = len(required) if layout == LOGITS_TABLE else 0
     parsers: dict[str, Callable[[list[str]], np.ndarray]] = {
+        **{col: _group_values for col in group_cols},
         "sample_id": _unique_strings,
         "label": lambda cells: _int_labels(cells, n_logits),
         "correct": _zero_one,
@@ -727,6 +763,12 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
         raise InputError(f"line {data_lines[index]}, column {col!r}: {message}", file=name)
 
     ids = parsed.get("sample_id")
+    groups = {col: parsed[col] for col in group_cols}
+    notes = [f"{name}: {line}" for line in notes]  # how the table was read (normalised)
+    if group_cols:
+        used = [c for c in header if c not in group_cols]
+        notes.append(f"{name}: column(s) {', '.join(map(repr, group_cols))} read as groups "
+                     f"(--by {group_cols[0]}); used: {', '.join(used)}")
     if layout == SCORE_TABLE:
         conf = parsed[TABLE_SCORE_NAME]
         return Predictions(
@@ -738,7 +780,8 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
             scores={TABLE_SCORE_NAME: conf},
             score_attrs={TABLE_SCORE_NAME: {"method": TABLE_SCORE_METHOD, "params": {}}},
             foreign_format=SCORE_TABLE,
-            provenance={"read_notes": notes} if notes else {},
+            groups=groups,
+            notes=notes,
         )
     logits = np.column_stack([parsed[c] for c in required])
     pred = predictions_from_arrays(
@@ -747,8 +790,13 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
         dataset_names=("", ""),
     )
     pred.foreign_format = LOGITS_TABLE
-    pred.provenance = {**pred.provenance, "read_notes": notes} if notes else pred.provenance
+    pred.groups, pred.notes = groups, notes
     return pred
+
+
+def _group_values(cells: list[str]) -> np.ndarray:
+    """A group column: its cells as stripped strings (an empty cell is its own group '')."""
+    return np.asarray([c.strip() for c in cells], dtype=object)
 
 
 #: column names people use, and the name lsfix reads them as (compared case-insensitively)
@@ -816,24 +864,27 @@ def _normalise_table(rows: list[list[str]], lines: list[int], name: str, notes: 
         notes.append("correct = (y_true == y_pred)")
         return out, lines, out[0], None
     special = {"label", "sample_id", "y_pred"}
-    classes = [j for j, c in enumerate(canon) if c not in special]
     data = rows[1:]
-    numeric = bool(data) and all(
-        len(r) == len(header) and all(_is_number(r[j]) for j in classes) for r in data[:50])
-    if len(classes) >= 2 and numeric:
+    cand = [j for j, c in enumerate(canon) if c not in special]
+    classes = [j for j in cand if data and all(
+        len(r) == len(header) and _is_number(r[j]) for r in data[:50])]
+    others = [j for j in cand if j not in classes]  # text columns: groups (--by NAME)
+    if len(classes) >= 2 and "label" in canon or len(classes) >= 2 and not others:
         names = [header[j] for j in classes]
         lab = canon.index("label") if "label" in canon else None
         index = {n: str(i) for i, n in enumerate(names)}
         out = [[f"logit_{i}" for i in range(len(classes))]
                + (["label"] if lab is not None else [])
-               + (["sample_id"] if "sample_id" in canon else [])]
+               + (["sample_id"] if "sample_id" in canon else [])
+               + [header[j] for j in others]]
         sid = canon.index("sample_id") if "sample_id" in canon else None
         for r in data:
             if len(r) != len(header):
                 out.append(r)
                 continue
             y = [] if lab is None else [index.get(r[lab].strip(), r[lab].strip())]
-            out.append([*(r[j] for j in classes), *y, *([r[sid]] if sid is not None else [])])
+            out.append([*(r[j] for j in classes), *y, *([r[sid]] if sid is not None else []),
+                        *(r[j] for j in others)])
         notes.append(f"one column per class ({', '.join(names[:3])}"
                      f"{', ...' if len(names) > 3 else ''})"
                      + (" and a label column" if lab is not None else ""))

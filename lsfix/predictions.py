@@ -87,6 +87,9 @@ class Predictions:
     correct: np.ndarray | None = field(default=None, repr=False)
     fingerprint: dict[str, Any] | None = None
     groups: dict[str, np.ndarray] = field(default_factory=dict)
+    #: one-line notes on how a foreign input was read (columns taken as groups, arrays not
+    #: used); the CLI prints them to stderr
+    notes: list[str] = field(default_factory=list)
     #: schema of an HDF5 input (``lsfix.predictions`` or ``lsfix.scores``), else None
     kind: str | None = None
 
@@ -158,11 +161,22 @@ def validate_labels(
         arr = arr.astype(np.int64)
     if arr.dtype.kind not in ("i", "u"):
         raise InputError(f"labels must be integers, got {arr.dtype}", file=name, dataset=dataset)
-    flat = arr.reshape(-1).astype(np.int64)
+    raw_flat = arr.reshape(-1)
+    if raw_flat.dtype.kind == "u" and raw_flat.dtype.itemsize >= 8 and raw_flat.size:
+        # uint64 above 2^63 - 1 is no class index; report its true value (a cast would wrap)
+        big = raw_flat > np.uint64(np.iinfo(np.int64).max)
+        if ignore_index is not None and ignore_index >= 0:
+            big &= raw_flat != np.uint64(ignore_index)
+        if big.any():
+            first = int(np.argmax(big))
+            raise InputError(f"{int(big.sum())} label(s) above 2^63 - 1 (not a class index); "
+                             f"first at row {first} = {int(raw_flat[first])}", file=name,
+                             dataset=dataset)
+    flat = raw_flat.astype(np.int64)
     keep = None
     check = flat
     if ignore_index is not None:
-        mask = flat != ignore_index
+        mask = raw_flat != ignore_index  # compared in the stored dtype: no wrap-around
         if not mask.all():
             keep = mask
             check = flat[mask]

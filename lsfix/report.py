@@ -108,7 +108,9 @@ def document(kind: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    from lsfix.io import dumps_json
+
+    return dumps_json(doc, indent=2) + "\n"  # strict: non-finite numbers are null
 
 
 def fmt(x: Any, digits: int = 6) -> str:
@@ -126,8 +128,10 @@ def fmt(x: Any, digits: int = 6) -> str:
 
 def tsv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     """Tab-separated table with a header; undefined = empty cell; floats at full precision."""
+    from lsfix.io import tsv_field
+
     buf = io.StringIO()
-    buf.write("\t".join(columns) + "\n")
+    buf.write("\t".join(tsv_field(str(c)) for c in columns) + "\n")
     for r in rows:
         cells = []
         for c in columns:
@@ -137,7 +141,7 @@ def tsv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
             elif isinstance(v, float):
                 cells.append(repr(v))
             else:
-                cells.append(str(v))
+                cells.append(tsv_field(str(v)))  # a tab or newline in a file name is escaped
         buf.write("\t".join(cells) + "\n")
     return buf.getvalue()
 

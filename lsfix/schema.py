@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import shlex
 import stat
 import sys
@@ -31,10 +30,17 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lsfix import __version__
+from lsfix import __version__, h5safe, untrusted
 from lsfix.core.source import ArrayRows, chunk_rows_for
 from lsfix.errors import InputError, RuntimeFailure
-from lsfix.io import STDIO, atomic_output, display_name, read_stdin_bytes
+from lsfix.io import (
+    STDIO,
+    atomic_output,
+    display_name,
+    dumps_json,
+    note_input,
+    read_stdin_bytes,
+)
 from lsfix.predictions import (
     CLASS_NAMES,
     FIT_MASK,
@@ -89,6 +95,7 @@ def open_source(path: str) -> tuple[Any, str, bytes, bool]:
     they cannot be read twice.
     """
     name = display_name(path)
+    note_input(path)  # an output of this command may never replace it (lsfix.io)
     if path == STDIO:
         buf = read_stdin_bytes()
         return buf, name, buf.getvalue()[:8], _hdf5_signature_at(buf, len(buf.getvalue()))
@@ -119,42 +126,31 @@ def open_source(path: str) -> tuple[Any, str, bytes, bool]:
 
 def json_attr(attrs: Any, key: str, default: Any = None, name: str | None = None
               ) -> Any:
-    """A JSON-valued attribute; ``default`` when absent. Invalid JSON raises
+    """A JSON-valued attribute; ``default`` when absent. Invalid JSON (or JSON nested too deep,
+    too large, holding NaN/Infinity: :func:`lsfix.untrusted.loads`) raises
     :class:`InputError` naming ``name`` (the file), or gives ``default`` when ``name`` is None."""
     if key not in attrs:
         return default
-    raw = attrs[key]
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
     try:
-        return json.loads(str(raw))
-    except json.JSONDecodeError:
+        return untrusted.loads(attrs[key], file=name or "?", key=key)
+    except InputError:
         if name is None:
             return default
-        raise InputError(f"attribute {key!r} is not valid JSON", file=name, dataset="/") from None
-
+        raise
+    except (OSError, TypeError, ValueError) as exc:  # an attribute libhdf5 cannot decode
+        if name is None:
+            return default
+        raise InputError(f"attribute {key!r} is unreadable ({exc})".split("\n")[0], file=name,
+                         dataset="/") from None
 
 
 def _check_local(f: h5py.File, path: str, name: str) -> None:
-    """Refuse external links and virtual/external-storage datasets (they read outside the file)."""
-    link = f.get(path, getlink=True)
-    if isinstance(link, h5py.ExternalLink):
-        raise InputError(
-            f"is an external link to {link.filename}:{link.path}; refusing to read outside the file",
-            file=name,
-            dataset=path,
-        )
-    if isinstance(link, h5py.SoftLink):
-        raise InputError("is a soft link; lsfix datasets must be stored directly", file=name,
-                         dataset=path)
+    """Refuse a dataset that reads outside the file or is not backed by stored data
+    (:mod:`lsfix.h5safe`; the whole file's links were checked when it was opened)."""
     obj = f[path]
     if isinstance(obj, h5py.Dataset):
-        if obj.is_virtual:
-            raise InputError("is a virtual dataset; refusing to read data outside the file",
-                             file=name, dataset=path)
-        if obj.external:
-            raise InputError("uses external storage; refusing to read data outside the file",
-                             file=name, dataset=path)
+        h5safe.check_dataset(obj, name, path)
+        h5safe.require_stored(obj, name, path)
 
 
 def _h5_reason(exc: BaseException) -> str:
@@ -185,6 +181,7 @@ class CheckedDataset:
         self.shape = ds.shape
         self.dtype = ds.dtype
         self.ndim = ds.ndim
+        self.chunks = ds.chunks  #: storage chunks: readers align their row blocks to them
 
     def __getitem__(self, key: Any) -> Any:
         try:
@@ -230,15 +227,7 @@ def _strings(ds: h5py.Dataset, name: str, path: str, n: int) -> np.ndarray:
 
 
 def read_hdf5(src: Any, name: str, *, allow_incomplete: bool) -> Predictions:
-    try:
-        f = h5py.File(src, "r")
-    except (OSError, ValueError) as exc:
-        cut = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", str(exc))
-        reason = str(exc).split("(")[0].strip() or "unreadable"
-        if cut:  # say how much is missing: an interrupted copy or download
-            reason = f"only {cut.group(1)} of its {cut.group(2)} bytes are there"
-        raise InputError(f"not a readable HDF5 file ({reason}); truncated or corrupt?",
-                         file=name) from None
+    f = h5safe.open_local(src, name)
     try:
         return _validate_hdf5(f, name, allow_incomplete=allow_incomplete)
     except InputError:
@@ -254,13 +243,14 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
     attrs = f.attrs
     if ATTR_SCHEMA not in attrs:
         raise InputError(f"is not an lsfix file (no {ATTR_SCHEMA} attribute)", file=name)
-    schema = attrs[ATTR_SCHEMA]
-    schema = schema.decode() if isinstance(schema, bytes) else str(schema)
+    schema = untrusted.text(attrs[ATTR_SCHEMA], file=name, key=f"attribute {ATTR_SCHEMA!r}",
+                            limit=200)
     if schema != SCHEMA_NAME:
         raise InputError(f"schema {schema!r} is not {SCHEMA_NAME!r}", file=name)
     try:
-        version = int(attrs.get(ATTR_VERSION, -1))
-    except (TypeError, ValueError):
+        version = untrusted.integer(attrs.get(ATTR_VERSION, -1), file=name, key=ATTR_VERSION,
+                                    lo=-1, hi=2**31)
+    except InputError:
         version = -1
     if version < 1:
         raise InputError(f"missing or invalid {ATTR_VERSION} attribute", file=name)
@@ -270,7 +260,10 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
             "upgrade lsfix (pip install -U lsfix)",
             file=name,
         )
-    if not allow_incomplete and ATTR_COMPLETE in attrs and not bool(attrs[ATTR_COMPLETE]):
+    complete = (untrusted.flag(attrs[ATTR_COMPLETE], file=name,
+                               key=f"attribute {ATTR_COMPLETE!r}")
+                if ATTR_COMPLETE in attrs else True)
+    if not allow_incomplete and not complete:
         raise InputError(
             "is incomplete (an interrupted extract); finish it with 'lsfix extract --resume' "
             "or read it anyway with --allow-incomplete",
@@ -278,8 +271,8 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
         )
     provenance = json_attr(attrs, ATTR_PROVENANCE, {}, name)
     history = json_attr(attrs, ATTR_HISTORY, [], name)
-    if not isinstance(history, list):
-        history = [str(history)]
+    untrusted.expect(provenance, dict, file=name, key=f"attribute {ATTR_PROVENANCE!r}")
+    untrusted.expect(history, list, file=name, key=f"attribute {ATTR_HISTORY!r}")
 
     logits_ds = _dataset(f, LOGITS, name)
     labels_ds = _dataset(f, LABELS, name)
@@ -333,7 +326,8 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
                                  f"{int(np.argmax(bad))}", file=name, dataset=path)
             scores[key] = vals
             score_attrs[key] = {
-                ATTR_METHOD: str(ds.attrs.get(ATTR_METHOD, key)),
+                ATTR_METHOD: untrusted.text(ds.attrs.get(ATTR_METHOD, key), file=name,
+                                            dataset=path, key=f"attribute {ATTR_METHOD!r}"),
                 ATTR_PARAMS: json_attr(ds.attrs, ATTR_PARAMS, {}, f"{name}:{path}"),
             }
     if rows is None and not scores:
@@ -365,7 +359,9 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
         raw_labels = _read_all(labels_ds, name, LABELS)
         ignore = labels_attrs.get(ATTR_IGNORE_INDEX)
         labels, keep = validate_labels(
-            raw_labels, k, name, ignore_index=None if ignore is None else int(ignore),
+            raw_labels, k, name, ignore_index=None if ignore is None else untrusted.integer(
+                ignore, file=name, dataset=LABELS, key=f"attribute {ATTR_IGNORE_INDEX!r}",
+                lo=-(2**63), hi=2**64 - 1),
             binary=rows is not None and rows.binary,
         )
     sample_ids = None
@@ -386,6 +382,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
             raise InputError(f"must be a ({n_rows},) boolean mask, got {fm.dtype} {fm.shape}",
                              file=name, dataset=FIT_MASK)
         fit_mask = np.asarray(_read_all(fm, name, FIT_MASK), dtype=bool)
+    groups = _read_groups(f, name, n_items)
     return Predictions(
         name=name,
         logits=rows,
@@ -402,7 +399,31 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
         logits_attrs=dict(logits_ds.attrs) if logits_ds is not None else {},
         labels_attrs=labels_attrs,
         h5=f,
+        groups=groups,
     )
+
+
+def _read_groups(f: h5py.File, name: str, n_items: int) -> dict[str, np.ndarray]:
+    """``/groups/<NAME>``: one value per sample, integers or utf-8 strings (``--by NAME``)."""
+    if "/groups" not in f:
+        return {}
+    _check_local(f, "/groups", name)
+    if not isinstance(f["/groups"], h5py.Group):
+        raise InputError("is a dataset, expected a group of per-sample datasets", file=name,
+                         dataset="/groups")
+    out: dict[str, np.ndarray] = {}
+    for key in sorted(f["/groups"].keys()):
+        path = f"/groups/{key}"
+        ds = _dataset(f, path, name)
+        assert ds is not None
+        if ds.dtype.kind in ("S", "O", "U"):
+            out[key] = _strings(ds, name, path, n_items)
+        elif ds.dtype.kind in ("i", "u", "b") and ds.shape == (n_items,):
+            out[key] = np.asarray(_read_all(ds, name, path))
+        else:
+            raise InputError(f"must hold ({n_items},) integers or strings, got {ds.dtype} "
+                             f"{ds.shape}", file=name, dataset=path)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,8 +444,8 @@ def root_attrs(provenance: dict[str, Any], history: list[str], *, complete: bool
         ATTR_VERSION: np.int64(SCHEMA_VERSION),
         ATTR_LSFIX_VERSION: __version__,
         ATTR_COMPLETE: np.bool_(complete),
-        ATTR_PROVENANCE: json.dumps(provenance, sort_keys=True),
-        ATTR_HISTORY: json.dumps(history),
+        ATTR_PROVENANCE: dumps_json(provenance, sort_keys=True),
+        ATTR_HISTORY: dumps_json(history),
     }
 
 
@@ -483,7 +504,7 @@ def write_predictions(
                 ds = grp.create_dataset(key, data=np.asarray(vals, dtype=np.float64),
                                         track_times=False)
                 ds.attrs[ATTR_METHOD] = method
-                ds.attrs[ATTR_PARAMS] = json.dumps(params, sort_keys=True)
+                ds.attrs[ATTR_PARAMS] = dumps_json(params, sort_keys=True)
 
 
 def _copy_core(pred: Predictions, out: h5py.File) -> None:
@@ -502,6 +523,11 @@ def _copy_core(pred: Predictions, out: h5py.File) -> None:
         _write_strings(out, SAMPLE_IDS, pred.sample_ids)
     if pred.class_names is not None:
         _write_strings(out, CLASS_NAMES, pred.class_names)
+    for key, values in sorted(pred.groups.items()):  # carried forward for --by NAME
+        if np.asarray(values).dtype.kind in ("i", "u", "b"):
+            out.create_dataset(f"/groups/{key}", data=np.asarray(values), track_times=False)
+        else:
+            _write_strings(out, f"/groups/{key}", [str(v) for v in values])
 
 
 def write_array_chunked(out: h5py.File, path: str, data: Any) -> None:

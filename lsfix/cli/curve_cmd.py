@@ -45,11 +45,20 @@ CoverageOpt = Annotated[list[str] | None, typer.Option(
     "--coverage", help="Coverage(s) in (0, 1] for risk@coverage (repeatable or a,b).")]
 RiskOpt = Annotated[list[str] | None, typer.Option(
     "--risk", help="Risk(s) in [0, 1] for coverage@risk (repeatable or a,b).")]
+ByOpt = Annotated[str | None, typer.Option(
+    "--by", metavar="class|predicted|image|NAME",
+    help="Also report every metric per group: true class, predicted class, image (dense "
+         "files), or a group NAME (/groups/NAME or a table column); 'all' is the whole file.")]
 
 
 def check_boot(n_boot: int, level: float) -> None:
+    from lsfix.cli.common import MAX_BOOTSTRAP
+
     if n_boot < 0:
         raise UsageError(f"--bootstrap must be >= 0, got {n_boot}")
+    if n_boot > MAX_BOOTSTRAP:
+        raise UsageError(f"--bootstrap {n_boot} is above the limit of {MAX_BOOTSTRAP} "
+                         "replicates")
     if not 0 < level < 1:
         raise UsageError(f"--level must be in (0, 1), got {level}")
 
@@ -94,7 +103,7 @@ def result_json(results: list[Any], *, percent: bool) -> list[dict[str, Any]]:
 
 #: table columns, most important first: the ones left out when a terminal is too narrow
 #: come from the end of this list (``-f tsv``/``-f json`` always have every column)
-KEEP_ORDER = ("score", "file", "aurc", "risk@", "coverage@", "eaurc", "auroc", "accuracy",
+KEEP_ORDER = ("score", "file", "group", "aurc", "risk@", "coverage@", "eaurc", "auroc", "accuracy",
               "naurc", "augrc", "oracle_aurc", "fpr_at_95tpr", "n", "n_tied")
 
 
@@ -124,10 +133,12 @@ def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool,
     heads = dict((k, h) for k, h, _ in COLUMNS)
     extra = [k for k in rows[0] if k.startswith(("risk@", "coverage@"))
              and not k.endswith(("_low", "_high"))] if rows else []
-    keys = (["file"] if show_file else []) + ["score"] + [k for k, _, _ in COLUMNS] + extra
+    grouped = bool(rows) and "group" in rows[0]
+    keys = ((["file"] if show_file else []) + ["score"] + (["group"] if grouped else [])
+            + [k for k, _, _ in COLUMNS] + extra)
 
     def cell(r: dict[str, Any], key: str) -> str:
-        if key in ("file", "score"):
+        if key in ("file", "score", "group"):
             return str(r[key])
         if r.get(f"{key}_low") is not None and r.get(f"{key}_high") is not None:
             return (f"{fmt(r[key], 4)} [{fmt(r[f'{key}_low'], 4)}, "
@@ -147,14 +158,15 @@ def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool,
     dropped: list[str] = []
     while sum(need[k] for k in shown) + 1 > width and len(shown) > 2:
         worst = max(shown, key=lambda k: (rank(k), shown.index(k)))
-        if worst in ("score", "file"):
+        if worst in ("score", "file", "group"):
             break
         shown.remove(worst)
         dropped.append(heads.get(worst, worst))
 
     table = Table(title=title, title_justify="left")
     for k in shown:
-        table.add_column(heads.get(k, k), justify="left" if k in ("file", "score") else "right",
+        table.add_column(heads.get(k, k),
+                         justify="left" if k in ("file", "score", "group") else "right",
                          no_wrap=k not in ("file",), overflow="fold")
     for i in range(len(rows)):
         table.add_row(*(cells[k][i] for k in shown))
@@ -208,6 +220,7 @@ def curve(
                     ] = None,
     fmt: FormatOpt = None,
     percent: PercentOpt = False,
+    by: ByOpt = None,
     output: OutputOpt = "-",
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
@@ -219,6 +232,11 @@ def curve(
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
         pred = load(input, allow_incomplete=allow_incomplete)
+        if by is not None:
+            write_text_atomic(output, curve_by(pred, score, by, out_fmt, convention, covs, risks,
+                                               bootstrap, seed, level, percent))
+            pred.close()
+            return
         results = evaluate_file(pred, score, convention=convention, coverages=covs, risks=risks,
                                 n_boot=bootstrap, seed=seed, level=level)
         warn_undefined("curve", results)
@@ -245,3 +263,34 @@ def curve(
                     oracle=oracle_curve(results[0].correct))
         write_text_atomic(output, text)
         pred.close()
+
+
+def curve_by(pred: Any, score: list[str] | None, by: str, out_fmt: str, convention: str,
+             covs: tuple[float, ...], risks: tuple[float, ...], bootstrap: int, seed: int,
+             level: float, percent: bool) -> str:
+    """``curve --by``: the whole file (group ``all``) and every group, in one report."""
+    from lsfix.groups import evaluate_by, group_json, group_rows
+    from lsfix.report import document, dumps, tsv
+
+    results = evaluate_by(pred, score, by, convention=convention, coverages=covs, risks=risks,
+                          n_boot=bootstrap, seed=seed, level=level)
+    warn_undefined("curve", [_Named(r) for r in results])
+    if out_fmt == "json":
+        return dumps(document("curve", {
+            "file": pred.name, "convention": convention, "percent": percent, "by": by,
+            "n_fit_excluded": int(pred.fit_mask.sum()) if pred.fit_mask is not None else 0,
+            "results": group_json(results, percent=percent),
+        }))
+    rows = group_rows(results, percent=percent)
+    if out_fmt == "tsv":
+        return tsv(rows, list(rows[0].keys()))
+    unit = " (×100)" if percent else ""
+    return render_table(rows, f"{pred.name} — by {by}, convention {convention}{unit}",
+                        show_file=False)
+
+
+class _Named:
+    """A group result seen as a score result named ``score [group]`` (for warnings)."""
+
+    def __init__(self, r: Any) -> None:
+        self.file, self.score, self.metrics = r.file, f"{r.score} [{r.group}]", r.metrics

@@ -9,6 +9,10 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
+    check_p,
+    fit_from_json,
+    read_json_file,
+    require_finite_scores,
     AllowIncompleteOpt,
     ConventionOpt,
     InputArg,
@@ -65,7 +69,7 @@ def normalise(
 ) -> None:
     with handle_errors("normalise"):
         from lsfix.core import PNormFit, tune_pnorm
-        from lsfix.io import refuse_binary_to_tty, write_text_atomic
+        from lsfix.io import dumps_json, refuse_binary_to_tty, write_text_atomic
         from lsfix.pipeline import describe_fit, fit_on_rows, split_fit_rows
         from lsfix.schema import write_predictions
 
@@ -84,6 +88,14 @@ def normalise(
             raise UsageError(f"{pred.name}: /scores/{name} already exists; pass --overwrite "
                              "to replace it")
         fit_mask = None
+        from lsfix.core.scores import BINARY_NOTE, is_single_logit
+
+        binary = is_single_logit(pred.logits)
+        if binary and not quiet:
+            note(f"lsfix normalise: {pred.name}: {BINARY_NOTE}")
+        if binary and p is None and params is None:
+            # nothing to tune: p = 0 is MSP's ranking, every p >= 1 a constant
+            chosen, fit, fit_fraction = ["binary"], None, None
         if not chosen:
             if pred.labels is None:
                 none = "no labels" if pred.foreign_format else "no /labels"
@@ -91,9 +103,7 @@ def normalise(
                                  "VAL.h5, --params P.json or --labels FILE")
             fit_fraction = 0.2
         if p is not None:
-            from lsfix.core.scores import _check_p
-
-            fitted = PNormFit(p=_check_p(p), fallback_msp=False, grid=(), msp_aurc=float("nan"),
+            fitted = PNormFit(p=check_p(p), fallback_msp=False, grid=(), msp_aurc=float("nan"),
                               convention=convention, split={"kind": "fixed"})
         elif fit is not None:
             val = load(fit, need_labels=True, need_logits=True)
@@ -102,21 +112,14 @@ def normalise(
             fitted = tune_pnorm(val.logits, val.labels, grid=p_grid, convention=convention,
                                 split={"kind": "file", "file": val.name, "n": val.n})
             val.close()
+        elif binary and params is None:
+            fitted = PNormFit(p=None, fallback_msp=True, grid=(), msp_aurc=float("nan"),
+                              convention=convention,
+                              split={"kind": "none", "reason": "single-logit (binary) model: "
+                                     "centred pNorm has nothing to normalise"})
         elif params is not None:
-            try:
-                with open(params, encoding="utf-8") as fh:
-                    doc = json.load(fh)
-            except FileNotFoundError:
-                raise InputError("no such file", file=params) from None
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise InputError(f"not a JSON fit file ({type(exc).__name__})",
-                                 file=params) from None
-            if not isinstance(doc, dict):
-                raise InputError("not a JSON fit object", file=params)
-            try:
-                fitted = PNormFit.from_dict(doc)
-            except InputError as exc:
-                raise InputError(str(exc), file=params) from None
+            doc = read_json_file(params)  # size, depth, NaN/Infinity checked
+            fitted = fit_from_json(doc, params)
         else:
             assert fit_fraction is not None
             pred.require_labels("--fit-fraction")
@@ -128,14 +131,22 @@ def normalise(
                                  split={"kind": "fraction", "fraction": fit_fraction,
                                         "seed": seed, "n": int(fit_mask.sum())})
         if save_params is not None:
-            write_text_atomic(save_params, json.dumps(fitted.to_dict(), indent=2) + "\n")
+            write_text_atomic(save_params, dumps_json(fitted.to_dict(), indent=2) + "\n")
         assert pred.logits is not None
-        values = fitted.score(pred.logits)  # reads every row: bad rows fail before any note
+        import numpy as np
+
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            values = fitted.score(pred.logits)  # reads every row: bad rows fail before any note
+        require_finite_scores(values, f"p={fitted.p:g}" if fitted.p is not None else "msp",
+                              pred.name)
         from lsfix.pipeline import small_fit_warning
 
         small = small_fit_warning(fitted) if fitted.grid and fitted.n_fit else None
         if not quiet:
-            if fitted.grid:
+            if binary and fitted.fallback_msp and not fitted.grid:
+                note(f"lsfix normalise: nothing to tune; /scores/{name} holds MSP (the |z| "
+                     "ranking)")
+            elif fitted.grid:
                 note(f"lsfix normalise: {describe_fit(fitted)}")
                 if small:
                     note(f"lsfix normalise: warning: {small}")

@@ -138,11 +138,13 @@ def test_fallback_to_msp_is_recorded(run, files, tmp_path, read_scores, score_at
 
 
 def test_binary_classifier_falls_back(run, files, score_attrs, tmp_path):
-    # with one logit every p > 0 ties all rows; p = 0 ranks like MSP: MSP is kept
+    # with one logit every p > 0 ties all rows; p = 0 ranks like MSP: MSP is kept, untuned,
+    # and the run says why in one line
     out = tmp_path / "bin.h5"
     r = run(["normalise", files.binary, "-o", out])
     assert r.code == 0, r
-    assert "MSP kept (fallback)" in r.stderr
+    assert "one logit per sample (binary, read as (0, z))" in r.stderr
+    assert "nothing to tune; /scores/pnorm holds MSP (the |z| ranking)" in r.stderr
     assert score_attrs(out, "pnorm")["method"] == "msp"
 
 
@@ -190,8 +192,9 @@ def test_bad_params_file(run, files, tmp_path, monkeypatch, error_of):
     r = run(["normalise", files.a, "--params", "missing.json"])
     assert (r.code, error_of(r, "normalise")) == (3, "missing.json: no such file")
     r = run(["normalise", files.a, "--params", "junk.json"])
-    assert (r.code, error_of(r, "normalise")) == (3, "junk.json: not a JSON fit file "
-                                                     "(JSONDecodeError)")
+    assert (r.code, error_of(r, "normalise")) == (
+        3, "junk.json: JSON document is not valid JSON (Expecting property name enclosed in "
+           "double quotes: line 1 column 2 (char 1))")
     r = run(["normalise", files.a, "--params", "other.json"])
     assert (r.code, error_of(r, "normalise")) == (
         3, "other.json: not an lsfix p-norm fit (format 'something.else')")
