@@ -77,6 +77,12 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *rest: An
     base = storage.array
     if 0 in size:
         return np.zeros(size, dtype=base.dtype)
+    numel = 1
+    for n in size:
+        numel *= n
+    if numel > base.shape[0]:  # zero or overlapping strides: a small file, a huge array
+        raise Refused(f"a tensor of shape {size} viewing a storage of only {base.shape[0]} "
+                      "elements (zero or overlapping strides)")
     last = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
     if last >= base.shape[0]:
         raise Refused(f"a tensor reaching element {last} of a storage of {base.shape[0]}")

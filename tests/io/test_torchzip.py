@@ -85,10 +85,10 @@ def _with_pickle(zf: zipfile.ZipFile, data: bytes) -> zipfile.ZipFile:
 def test_a_tensor_reaching_outside_its_storage_is_refused() -> None:
     zf = _saved(torch.zeros(4))
     data = zf.read("archive/data.pkl")
-    # the size tuple (4,) is pickled as BININT1 4 TUPLE1: claim 400 elements instead
-    bad = data.replace(b"K\x04\x85", b"M\x90\x01\x85", 1)
+    # storage offset 0 -> 3 (BININT1 after the persistent id), size (4,) kept: elements 3..6
+    bad = data.replace(b"QK\x00K\x04\x85", b"QK\x03K\x04\x85", 1)
     assert bad != data
-    with pytest.raises(torchzip.Refused, match="reaching element 399 of a storage of 4"):
+    with pytest.raises(torchzip.Refused, match="reaching element 6 of a storage of 4"):
         torchzip.load(_with_pickle(zf, bad))
 
 
@@ -98,4 +98,16 @@ def test_a_storage_larger_than_its_bytes_is_refused() -> None:
     bad = data.replace(b"K\x04t", b"M\x10'" + b"t", 1)  # numel 4 -> 10000
     assert bad != data
     with pytest.raises(torchzip.Refused, match="bytes for 10000 elements"):
+        torchzip.load(_with_pickle(zf, bad))
+
+
+def test_a_view_claiming_more_than_its_storage_is_refused() -> None:
+    """stride 0: a 4-element storage read as 10**9 elements would expand in memory."""
+    zf = _saved(torch.zeros(4))
+    data = zf.read("archive/data.pkl")
+    # size (4,) -> (1000000000,), stride (1,) -> (0,)
+    bad = data.replace(b"K\x04\x85", b"J\x00\xca\x9a;\x85", 1).replace(b"K\x01\x85",
+                                                                          b"K\x00\x85", 1)
+    assert bad != data
+    with pytest.raises(torchzip.Refused, match="zero or overlapping strides"):
         torchzip.load(_with_pickle(zf, bad))
