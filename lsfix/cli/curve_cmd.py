@@ -195,7 +195,11 @@ def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False) -
         who = f"{r.file} · {r.score}" if show_file else r.score
         value, unit = (100 * r.metrics.aurc, "%AURC") if percent else (r.metrics.aurc, "AURC")
         label = f"{who} ({unit} {value:.4g}, {r.metrics.convention})"
-        lines.append(Line(label, c.coverage, c.risk))
+        points = tuple((p.coverage, p.risk, f"risk@{p.target:g}")
+                       for p in r.metrics.risk_at_coverage if p.k > 0)
+        points += tuple((p.coverage, p.risk, f"coverage@{p.target:g}")
+                        for p in r.metrics.coverage_at_risk if p.k > 0)
+        lines.append(Line(label, c.coverage, c.risk, points))
     return lines
 
 
