@@ -283,9 +283,8 @@ def compare(
         if report is not None and plot_path is None:
             plot_path = str(Path(report).with_suffix(".png"))
         if plot_path is not None:
-            from lsfix.plot import rc_plot
-
             from lsfix.cli.curve_cmd import oracle_curve
+            from lsfix.plot import rc_plot
 
             rc_plot(curve_lines(results, show_file=True, percent=percent), plot_path,
                     title="Risk-coverage comparison", oracle=oracle_curve(results[0].correct),
