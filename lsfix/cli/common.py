@@ -36,29 +36,67 @@ AllowIncompleteOpt = Annotated[
 ]
 
 
+IgnoreIndexOpt = Annotated[
+    int | None,
+    typer.Option("--ignore-index", help="Label value of pixels/rows never evaluated (e.g. 255 "
+                                        "or -100), for inputs that do not record one."),
+]
+
+
 def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False,
-         need_logits: bool = False) -> Predictions:
+         need_logits: bool = False, ignore_index: int | None = None) -> Predictions:
     """Read and validate an input (``-`` = stdin)."""
     from lsfix import inputs
     from lsfix.cli import inputopts
     from lsfix.cli.app import note
 
-    pred = inputs.read_predictions(path, allow_incomplete=allow_incomplete)
+    pred = inputs.read_predictions(path, allow_incomplete=allow_incomplete,
+                                   ignore_index=ignore_index)
     opts = inputopts.current.get()
     cmd = f"lsfix {opts.command}" if opts is not None else "lsfix"
     for line in pred.notes:  # how a foreign input was read: groups taken, columns mapped
         note(f"lsfix: {line}")
-    inputopts.adapt(pred, path, lambda msg: note(f"{cmd}: warning: {msg}"))
+    inputopts.adapt(pred, path, lambda msg: note(f"{cmd}: warning: {msg}"),
+                    ignore_index=ignore_index)
     if need_labels:
         pred.require_labels("this command")
     if need_logits and pred.logits is None:
+        from lsfix import scorefile
         from lsfix.errors import InputError
         from lsfix.predictions import LOGITS
 
+        if pred.kind == scorefile.SCHEMA_NAME:
+            raise InputError("is a scores file (no /logits); this command needs the logits "
+                             "file it was computed from (pass that, and this with --with)",
+                             file=pred.name)
         if pred.foreign_format:  # a table of confidences: no "datasets" in its vocabulary
             raise InputError(f"no logits in {pred.name} (a table of confidences); this "
                              "command needs logits")
         raise InputError(f"no {LOGITS} dataset; this command needs logits", file=pred.name)
+    return pred
+
+
+WithOpt = Annotated[
+    list[str] | None,
+    typer.Option("--with", help="Scores file(s) computed from this input's logits to join "
+                                "(their scores, fit mask, correctness); checked by fingerprint."),
+]
+
+
+def load_joined(path: str, with_files: list[str] | None, *, overwrite: bool = False,
+                allow_incomplete: bool = False, need_labels: bool = False,
+                need_logits: bool = False, ignore_index: int | None = None) -> Predictions:
+    """Read ``path`` and join each scores file of ``with_files`` to it (``--with``)."""
+    from lsfix.pipeline import join_scores
+
+    pred = load(path, allow_incomplete=allow_incomplete, need_labels=need_labels,
+                need_logits=need_logits or bool(with_files), ignore_index=ignore_index)
+    for extra_path in with_files or []:
+        extra = load(extra_path, ignore_index=ignore_index)
+        try:
+            join_scores(pred, extra, overwrite=overwrite)
+        finally:
+            extra.close()
     return pred
 
 

@@ -92,7 +92,7 @@ def install(app: typer.Typer) -> None:
             info.callback._lsfix_inputopts = True  # type: ignore[union-attr]
 
 
-def adapt(pred: Any, path: str, note: Any) -> None:
+def adapt(pred: Any, path: str, note: Any, *, ignore_index: int | None = None) -> None:
     """Apply the current ``--labels``/``--input`` to ``pred`` (read from ``path``).
 
     ``note(message)`` prints a one-line warning (what lsfix assumed about the input).
@@ -107,10 +107,10 @@ def adapt(pred: Any, path: str, note: Any) -> None:
     if said:
         note(said)
     if opts.labels and path in opts.inputs:
-        attach_labels(pred, opts.labels)
+        attach_labels(pred, opts.labels, ignore_index=ignore_index)
 
 
-def attach_labels(pred: Any, spec: str) -> None:
+def attach_labels(pred: Any, spec: str, *, ignore_index: int | None = None) -> None:
     """Give ``pred`` the labels of ``spec`` (validated against its rows and classes)."""
     from lsfix.foreign import read_labels_file
     from lsfix.predictions import validate_labels
@@ -135,14 +135,17 @@ def attach_labels(pred: Any, spec: str) -> None:
     n = pred.logits.shape[0]
     if raw.shape[0] != n:
         raise InputError(f"{raw.shape[0]} labels for {n} rows of {pred.name}", file=name)
-    labels, _ = validate_labels(raw, pred.logits.shape[1], name,
-                                binary=bool(getattr(pred.logits, "binary", False)),
-                                dataset="labels")
+    labels, keep = validate_labels(raw, pred.logits.shape[1], name,
+                                   ignore_index=ignore_index,
+                                   binary=bool(getattr(pred.logits, "binary", False)),
+                                   dataset="labels")
     if pred.labels is not None and not np.array_equal(np.asarray(pred.labels), labels):
         row = int(np.argmax(np.asarray(pred.labels) != labels))
         raise InputError(f"differs from the labels {pred.name} already holds (first at row "
                          f"{row}); drop --labels or fix the file", file=name)
     pred.labels = labels
+    if keep is not None:
+        pred.keep = keep
     pred.correct = None  # recomputed from the new labels
 
 
