@@ -179,7 +179,8 @@ def evaluate_file(
         ci = None
         if n_boot:
             ci = bootstrap_ci(c, correct, n_boot=n_boot, seed=seed, level=level,
-                              convention=convention)
+                              convention=convention, coverages=tuple(coverages),
+                              risks=tuple(risks))
         out.append(ScoreResult(pred.name, name, m, ci, c, correct))
     return out
 
@@ -229,6 +230,25 @@ class _RowSubset:
         lo, hi = int(sel[0]), int(sel[-1]) + 1
         block = self._src.rows(lo, hi)
         return block[sel - lo]
+
+
+#: below these, the held-out AURCs of neighbouring p differ by less than their sampling noise
+MIN_FIT_ROWS = 500
+MIN_FIT_ERRORS = 20
+
+
+def small_fit_warning(fit: PNormFit) -> str | None:
+    """One line when the fit set is too small to choose p reliably (None otherwise).
+
+    AURC is driven by the errors: with e errors its sampling sd is roughly AURC / sqrt(e), and
+    the held-out AURCs of neighbouring p differ by a few percent, so fewer than about 20
+    errors (or 500 rows) make the choice of p mostly noise.
+    """
+    if fit.n_fit >= MIN_FIT_ROWS and fit.n_errors >= MIN_FIT_ERRORS:
+        return None
+    return (f"the fit set has {fit.n_fit} rows and {fit.n_errors} errors: too few to choose p "
+            f"reliably; a reliable choice needs at least {MIN_FIT_ROWS} rows with at least "
+            f"{MIN_FIT_ERRORS} wrong predictions (more errors, steadier choice)")
 
 
 def describe_fit(fit: PNormFit) -> str:

@@ -135,7 +135,10 @@ class Predictions:
     def require_labels(self, what: str) -> np.ndarray:
         """Labels, or an :class:`InputError` saying ``what`` needs them."""
         if self.labels is None:
-            raise InputError(f"no {LABELS} dataset; {what} needs labels", file=self.name)
+            if self.foreign_format is not None:  # .npy/.npz/.pt/table: no "datasets"
+                raise InputError(f"no labels in {self.name} (pass --labels FILE)")
+            raise InputError(f"no {LABELS} dataset; {what} needs labels (pass --labels FILE)",
+                             file=self.name)
         return self.labels
 
     def close(self) -> None:

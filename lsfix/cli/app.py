@@ -70,7 +70,8 @@ app = typer.Typer(
         "How well does a classifier know when it is wrong? Selective-classification metrics "
         "from saved logits, and the MaxLogit-pNorm fix for label smoothing. "
         f"(lsfix {__version__})\n\n"
-        "Example: lsfix score model.h5 -m msp | lsfix normalise - | lsfix curve -"
+        "Example:\n\n"
+        "  lsfix score model.h5 -m msp | lsfix normalise - | lsfix curve -"
     ),
     no_args_is_help=True,
     add_completion=True,

@@ -35,7 +35,7 @@ from lsfix.cli.curve_cmd import (
     result_rows,
     warn_undefined,
 )
-from lsfix.errors import GateFailed, InputError, RuntimeFailure, UsageError
+from lsfix.errors import GateFailed, InputError, UsageError
 
 HELP = """Compare files × scores: one row each, the first file's rows being the baseline.
 Paired bootstrap of each row's AURC difference to the baseline when the files hold the same
@@ -222,6 +222,7 @@ def compare(
                                **paired_dict(d, percent=percent)})
 
         breaches: list[str] = []
+        checks: list[dict[str, str]] = []  # every rule on every row, for the report
         for rule in rules:
             for r in gate_rows:
                 if rule.delta and r["file"] == base_name:
@@ -229,6 +230,9 @@ def compare(
                 base_row = baseline.get(r["score"])
                 ok, shown = rule.breached(r.get(rule.metric),
                                           None if base_row is None else base_row.get(rule.metric))
+                checks.append({"rule": f"`{rule.text}`", "row": f"{r['file']} · {r['score']}",
+                               "value": f"{rule.metric} {shown}",
+                               "verdict": "**FAIL**" if ok else "pass"})
                 if ok:
                     breaches.append(f"rule '{rule.text}' failed for {r['file']} "
                                     f"{r['score']}: {rule.metric} {shown}")
@@ -249,7 +253,18 @@ def compare(
                 body.update({"by": by, "groups": grouped[0], "paired_groups": grouped[2]})
             text = dumps(document("compare", body))
         elif out_fmt == "tsv" and grouped is not None:
-            text = tsv(grouped[1], list(grouped[1][0].keys()))
+            g_rows, g_paired = grouped[1], grouped[2]
+            g_cols = list(g_rows[0].keys())
+            if g_paired:  # the paired difference inside each group as extra columns
+                metric = g_paired[0]["metric"]
+                extra = [f"d_{metric}", f"d_{metric}_low", f"d_{metric}_high", f"d_{metric}_p"]
+                by_key = {(p["file"], p["score"], p["group"]): p for p in g_paired}
+                for r in g_rows:
+                    p = by_key.get((r["file"], r["score"], r["group"]))
+                    r.update(zip(extra, [p["difference"], p["low"], p["high"], p["p_value"]]
+                                 if p else [None] * 4, strict=True))
+                g_cols += extra
+            text = tsv(g_rows, g_cols)
         elif out_fmt == "tsv":
             # one table: the paired difference to the baseline as extra columns
             by_row = {(p["file"], p["score"]): p for p in paired}
@@ -282,10 +297,12 @@ def compare(
         if report is not None and plot_path is None:
             plot_path = str(Path(report).with_suffix(".png"))
         if plot_path is not None:
+            from lsfix.cli.curve_cmd import oracle_curve
             from lsfix.plot import rc_plot
 
             rc_plot(curve_lines(results, show_file=True, percent=percent), plot_path,
-                    title="Risk-coverage comparison")
+                    title="Risk-coverage comparison", oracle=oracle_curve(results[0].correct),
+                    oracle_label=f"oracle of {results[0].file} (ideal ranking)")
         explain_path = None
         if explain:
             if plot_path is None:
@@ -296,8 +313,8 @@ def compare(
         if report is not None:
             from lsfix.report import markdown_table
 
-            cols = ["file", "score", "n", "accuracy", "aurc", "eaurc", "naurc", "augrc",
-                    "auroc", "fpr_at_95tpr"]
+            cols = ["file", "score", "n", "accuracy", "aurc", "oracle_aurc", "eaurc", "naurc",
+                    "augrc", "auroc", "fpr_at_95tpr"]
             md = [f"## lsfix compare (convention `{convention}`)\n\n",
                   f"Baseline: `{base_name}`\n\n", markdown_table(rows, cols)]
             if paired:
@@ -305,13 +322,15 @@ def compare(
                 md.append(markdown_table(paired, ["file", "score", "metric", "difference", "low",
                                                   "high", "p_value"]))
             if rules:
-                md.append("\n**Gate: " + ("FAILED**\n\n" + "\n".join(f"- {b}" for b in breaches)
-                                          if breaches else "passed**") + "\n")
-            rel = Path(plot_path).name if plot_path else None
-            if rel:
-                md.append(f"\n![risk-coverage]({rel})\n")
+                md.append("\n**Gate: " + ("FAILED**" if breaches else "passed**")
+                          + f" ({len(breaches)} of {len(checks)} check(s) failed)\n\n")
+                md.append(markdown_table(checks, ["rule", "row", "value", "verdict"]))
+            from lsfix.report import markdown_figure
+
+            if plot_path:
+                md.append("\n" + markdown_figure(plot_path, "risk-coverage"))
             for extra in explain_path or []:
-                md.append(f"\n![{Path(extra).stem}]({Path(extra).name})\n")
+                md.append("\n" + markdown_figure(extra, Path(extra).stem))
             write_text_atomic(report, "".join(md))
         write_text_atomic(output, text)
         for pred in preds:
