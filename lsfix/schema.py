@@ -328,7 +328,9 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
             score_attrs[key] = {
                 ATTR_METHOD: untrusted.text(ds.attrs.get(ATTR_METHOD, key), file=name,
                                             dataset=path, key=f"attribute {ATTR_METHOD!r}"),
-                ATTR_PARAMS: json_attr(ds.attrs, ATTR_PARAMS, {}, f"{name}:{path}"),
+                ATTR_PARAMS: untrusted.expect(
+                    json_attr(ds.attrs, ATTR_PARAMS, {}, f"{name}:{path}"), dict, file=name,
+                    dataset=path, key=f"attribute {ATTR_PARAMS!r}"),
             }
     if rows is None and not scores:
         raise InputError(f"has no {LOGITS} dataset (and no {SCORES})", file=name)

@@ -598,6 +598,15 @@ def _out_cmp(d: Path, out: Path) -> Spec:
     return Spec(["compare", str(a), str(b), "-o", str(b)], 2, ("is an input",), name="b.h5")
 
 
+@case("extract_output_is_the_model", "output")
+def _out_model(d: Path, out: Path) -> Spec:
+    """Refused before torch is imported or the model read (extract writes in place)."""
+    (d / "net.pt").write_bytes(b"not really a model")
+    (d / "data.npy").write_bytes(b"x")
+    return Spec(["extract", str(d / "net.pt"), str(d / "data.npy"), "-o", str(d / "net.pt"),
+                 "--overwrite"], 2, ("is an input",), name="net.pt")
+
+
 @case("merge_output_is_a_shard", "output")
 def _out_merge(d: Path, out: Path) -> Spec:
     shards = two_shards(d)
@@ -731,6 +740,7 @@ def _score_attr(key: str, value: Any, frags: tuple[str, ...]) -> Callable[[Path,
 
 case("score_params_deep", "value")(_score_attr("params", DEEP, ("params", "nested")))
 case("score_params_invalid", "value")(_score_attr("params", "{", ("params", "not valid JSON")))
+case("score_params_list", "value")(_score_attr("params", "[1, 2]", ("params", "JSON object")))
 case("score_method_number", "value")(_score_attr("method", np.int64(3), ("method",)))
 
 
@@ -945,6 +955,50 @@ def _pt_overlap(d: Path, out: Path) -> Spec:
     t = torch.arange(2000, dtype=torch.float32).as_strided((1000, 1000), (1, 1))
     torch.save({"logits": t, "labels": torch.zeros(1000, dtype=torch.long)}, d / "ov.pt")
     return Spec(["curve", str(d / "ov.pt"), "-o", "o.tsv"], 3, ("ov.pt:/logits",))
+
+
+@case("hdf5_gzip_bomb", "cost")
+def _gz_bomb(d: Path, out: Path) -> Spec:
+    """80 MB of zeros in 95 KB of gzip chunks: refused before it is decompressed."""
+    def extra(f: h5py.File) -> None:
+        del f["logits"], f["labels"]
+        f.create_dataset("logits", data=np.zeros((5_000_000, 4), np.float32),
+                         chunks=(65536, 4), compression="gzip", compression_opts=9)
+    raw_h5(d / "f.h5", extra=extra)
+    return Spec(["curve", str(d / "f.h5"), "-o", "o.tsv"], 3,
+                ("f.h5:/logits", "compression bomb"), memory_bound=16 << 20)
+
+
+@case("hdf5_one_gigabyte_chunk", "cost")
+def _huge_chunk(d: Path, out: Path) -> Spec:
+    def extra(f: h5py.File) -> None:
+        del f["logits"], f["labels"]
+        ds = f.create_dataset("logits", shape=(2**26, 4), dtype=np.float32, chunks=(2**26, 4),
+                              compression="gzip")
+        ds[: 2**20] = 0.0  # one chunk written (decompressed whole by any read)
+    raw_h5(d / "f.h5", extra=extra)
+    return Spec(["curve", str(d / "f.h5"), "-o", "o.tsv"], 3,
+                ("f.h5:/logits", "storage chunks of 1073741824 bytes"), memory_bound=16 << 20)
+
+
+@case("npz_zip_bomb", "cost")
+def _npz_bomb(d: Path, out: Path) -> Spec:
+    np.savez_compressed(d / "b.npz", logits=np.zeros((5_000_000, 4), np.float32),
+                        labels=np.zeros(5_000_000, np.int64))
+    return Spec(["curve", str(d / "b.npz"), "-o", "o.tsv"], 3,
+                ("b.npz:/", "compression bomb"), memory_bound=16 << 20)
+
+
+@case("npy_header_declares_2_40_rows", "cost")
+def _npy_big(d: Path, out: Path) -> Spec:
+    import struct
+
+    hdr = b"{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 4), }"
+    hdr = hdr + b" " * (118 - len(hdr)) + b"\n"
+    (d / "big.npy").write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr
+                                + b"\0" * 16)
+    return Spec(["curve", str(d / "big.npy"), "-o", "o.tsv"], 3, ("big.npy", "16 present"),
+                memory_bound=16 << 20)
 
 
 # ============================================================================================
@@ -1190,3 +1244,24 @@ def test_readme_promises_name_tests_that_exist() -> None:
         if module == "test_trust.py" and func == "test_case" and param:
             pattern = re.escape(param).replace(r"\*", ".*")
             assert any(re.fullmatch(pattern, i) for i in ids), f"no case matches {param}"
+
+
+def test_missing_labels_found_before_any_pass_over_logits(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``curve`` on stored logits without /labels: refused without reading a logit row."""
+    from lsfix import schema
+
+    z, _ = arrays(5000, 10)
+    raw_h5(tmp_path / "f.h5", logits=z, labels=None)
+    reads: list[Any] = []
+    real = schema.CheckedDataset.__getitem__
+
+    def spy(self: Any, key: Any) -> Any:
+        reads.append(key)
+        return real(self, key)
+
+    monkeypatch.setattr(schema.CheckedDataset, "__getitem__", spy)
+    r = cli(["curve", tmp_path / "f.h5", "-o", tmp_path / "o.tsv"])
+    assert r.code == 3, r
+    assert "no /labels" in r.stderr
+    assert reads == []
