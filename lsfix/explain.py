@@ -11,6 +11,16 @@ Two views:
    ``P_err`` (the probability that the prediction is wrong) for the file's ``K``: positive
    (suppressing) when ``P_err < 1 − 1/K`` and largest for confident, likely-right predictions.
 
+3. **The logit-gap ceiling**: the histogram of each row's gap between its largest logit and
+   the mean of the others, with the ceiling that label smoothing α̂ implies
+   (:mod:`lsfix.core.ceiling`) and the ceiling of the α recorded in the provenance.
+
+A single-logit (binary) model trained with BCE label smoothing has targets
+``y(1 − α) + α/2``; its loss is ``(1 − α)·BCE(y) + α·BCE(½)``, and the smoothing part's
+gradient on the margin ``|z|`` is ``α(σ(|z|) − ½) = α(½ − P_err)`` — the K = 2 case of the same
+term. For such files view 1 plots the mean ``|z|`` (the binary confidence margin) instead of the
+max logit ``max(0, z)``, which is no confidence there (docs/metrics.md, "Binary models").
+
 :func:`mechanism_curves` and :func:`ls_gradient_term` are numeric (numpy only);
 :func:`explain_plots` draws them via :mod:`lsfix.plot`.
 """
@@ -75,9 +85,12 @@ def mechanism_curves(logits: Any, labels: np.ndarray, name: str, *, window: int 
 
     The window is ``max(25, n_group // 40)`` samples unless given.
     """
-    out = compute_scores(logits, [parse_score("msp"), parse_score("max_logit")], labels=labels)
+    from lsfix.core.scores import is_single_logit
+
+    y_score = "logit_margin" if is_single_logit(logits) else "max_logit"  # binary: |z|
+    out = compute_scores(logits, [parse_score("msp"), parse_score(y_score)], labels=labels)
     msp_val = np.exp(out["msp"])
-    ml = out["max_logit"]
+    ml = out[y_score]
     correct = out["_correct"]
     if mask is not None:
         msp_val, ml, correct = msp_val[mask], ml[mask], correct[mask]
@@ -93,25 +106,35 @@ def mechanism_curves(logits: Any, labels: np.ndarray, name: str, *, window: int 
 
 
 def alpha_of(pred: Any) -> float | None:
-    """Label smoothing recorded in a file's provenance (``training.label_smoothing``)."""
+    """Label smoothing recorded in a file's provenance (``training.label_smoothing``).
+
+    ``None`` unless the value is a number in ``[0, 1]`` (provenance is untrusted input).
+    """
     prov = getattr(pred, "provenance", {}) or {}
+    if not isinstance(prov, dict):
+        return None
     for key in ("training", "model"):
         sub = prov.get(key)
         if isinstance(sub, dict) and "label_smoothing" in sub:
-            try:
-                return float(sub["label_smoothing"])
-            except (TypeError, ValueError):
-                return None
+            return _alpha_value(sub["label_smoothing"])
     if "label_smoothing" in prov:
-        try:
-            return float(prov["label_smoothing"])
-        except (TypeError, ValueError):
-            return None
+        return _alpha_value(prov["label_smoothing"])
     return None
 
 
+def _alpha_value(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        return None
+    try:
+        a = float(v)
+    except ValueError:
+        return None
+    return a if 0.0 <= a <= 1.0 else None  # also refuses NaN
+
+
 def explain_plots(preds: Sequence[Any], plot_path: str) -> list[str]:
-    """Draw the two mechanism plots next to ``plot_path``; return their paths.
+    """Draw the mechanism, gradient and logit-gap plots next to ``plot_path``; return their
+    paths (``STEM.mechanism.EXT``, ``STEM.gradient.EXT``, ``STEM.gaps.EXT``).
 
     Files without logits or labels are skipped (the mechanism needs both).
     """
@@ -124,6 +147,9 @@ def explain_plots(preds: Sequence[Any], plot_path: str) -> list[str]:
     usable = [p for p in preds if p.logits is not None and p.labels is not None]
     if not usable:
         raise UsageError("--explain needs files with /logits and /labels")
+    from lsfix.core.scores import is_single_logit
+
+    binary = all(is_single_logit(p.logits) for p in usable)
     lines: list[Line] = []
     for p in usable:
         alpha = alpha_of(p)
@@ -131,15 +157,58 @@ def explain_plots(preds: Sequence[Any], plot_path: str) -> list[str]:
         for c in mechanism_curves(p.logits, p.labels, tag, mask=eval_mask(p)):
             lines.append(Line(c.label, c.msp, c.max_logit))
     mech = str(base.with_name(f"{base.stem}.mechanism.{ext}"))
-    draw_lines(lines, mech, title="Max logit vs MSP (sliding-window means)",
-               xlabel="MSP (max softmax probability)", ylabel="mean max logit")
+    if binary:
+        draw_lines(lines, mech, title="|z| vs MSP, one-logit model (sliding-window means)",
+                   xlabel="MSP = σ(|z|)", ylabel="mean |z| (the binary confidence margin)")
+    else:
+        draw_lines(lines, mech, title="Max logit vs MSP (sliding-window means)",
+                   xlabel="MSP (max softmax probability)", ylabel="mean max logit")
     k = int(usable[0].k)
     alphas = sorted({a for a in (alpha_of(p) for p in usable) if a} or set(DEFAULT_ALPHAS))
     p_err = np.linspace(0.0, 1.0, 201)
-    glines = [Line(f"α={a:g}, K={k}", p_err, ls_gradient_term(p_err, k, a)) for a in alphas]
     grad = str(base.with_name(f"{base.stem}.gradient.{ext}"))
-    draw_lines(glines, grad, title="Gradient LS adds to the max logit: α(1 − 1/K − P_err)",
-               xlabel="P_err (probability the prediction is wrong)",
-               ylabel="added gradient on max logit (> 0 pushes it down)",
-               extra=[("zero", np.array([0.0, 1.0]), np.array([0.0, 0.0]))])
-    return [mech, grad]
+    zero = [("zero", np.array([0.0, 1.0]), np.array([0.0, 0.0]))]
+    if binary:
+        glines = [Line(f"α={a:g}, BCE targets y(1−α)+α/2", p_err, ls_gradient_term(p_err, 2, a))
+                  for a in alphas]
+        draw_lines(glines, grad, title="Gradient BCE label smoothing adds to |z|: α(½ − P_err)",
+                   xlabel="P_err = 1 − σ(|z|)",
+                   ylabel="added gradient on |z| (> 0 pushes it down)", extra=zero)
+    else:
+        glines = [Line(f"α={a:g}, K={k}", p_err, ls_gradient_term(p_err, k, a)) for a in alphas]
+        draw_lines(glines, grad, title="Gradient LS adds to the max logit: α(1 − 1/K − P_err)",
+                   xlabel="P_err (probability the prediction is wrong)",
+                   ylabel="added gradient on max logit (> 0 pushes it down)", extra=zero)
+    gaps = str(base.with_name(f"{base.stem}.gaps.{ext}"))
+    gap_plot(usable, gaps)
+    return [mech, grad, gaps]
+
+
+def gap_plot(preds: Sequence[Any], path: str) -> None:
+    """Histogram of logit gaps per file with the implied and the recorded-α ceilings."""
+    from lsfix.core.ceiling import ceiling_from_alpha, estimate_label_smoothing, logit_gaps
+    from lsfix.plot import GapSeries, gap_histogram
+
+    series = []
+    for p in preds:
+        est = estimate_label_smoothing(p.logits, rows=p.keep, n_boot=0)
+        g = logit_gaps(p.logits)
+        if p.keep is not None:
+            g = g[p.keep]
+        rec = alpha_of(p)
+        rec_c = None if not rec else ceiling_from_alpha(rec, est.k)
+        if est.has_ceiling:
+            what = f"ceiling {est.ceiling:.2f} → α̂ ≈ {est.alpha:.3f}"
+        elif est.verdict == "no_ceiling":
+            what = f"no ceiling (spread {est.spread:.2f})"
+        else:
+            what = "undetermined"
+        series.append(GapSeries(
+            label=f"{p.name}: {what}", gaps=g,
+            ceiling=est.ceiling if est.has_ceiling else None,
+            ceiling_label=f"α̂ ceiling {est.ceiling:.2f}" if est.has_ceiling else "",
+            recorded_ceiling=rec_c,
+            recorded_label=f"recorded α={rec:g} ceiling {rec_c:.2f}" if rec_c else ""))
+    k = int(preds[0].k or 2) if preds else 2
+    gap_histogram(series, path, title=f"Logit gaps (largest − mean of the others), K = {k}",
+                  xlabel="logit gap (label smoothing α caps it at log(1 + K(1−α)/α))")

@@ -16,7 +16,8 @@ Formats
 ``.npz`` (a zip of ``*.npy`` members, as written by ``numpy.savez[_compressed]``)
     ``logits`` (or, when no array has that name, the only floating array with two or more
     axes), labels under ``labels``, ``targets`` or ``y`` (at most one of them), and optional
-    ``sample_ids`` (strings or integers) and ``class_names``. Other arrays are ignored. Object
+    ``sample_ids`` (strings or integers) and ``class_names``. Other arrays are not used, and
+    the CLI says which in one line (:attr:`Predictions.notes`). Object
     arrays are refused: pickles are never loaded (``allow_pickle`` stays off).
 ``.pt`` / ``.pth`` (``torch.save``: a zip holding ``data.pkl``, or the legacy pickle format)
     Loaded with ``torch.load(..., map_location="cpu", weights_only=True)``, so a file that
@@ -38,6 +39,11 @@ Formats
     ``"table"``) and ``foreign_format == "score-table"``, and **its** ``labels`` **hold the
     correctness** (1 = the prediction was right), not classes. Use :func:`table_correct`
     rather than reading ``labels`` when the input may be a score table.
+
+    Any other column (a domain, a data source, ``true_class``...) is read as a **group**: its
+    cells as strings, for ``--by COLUMN`` in ``curve``/``compare``/``audit``; the CLI names the
+    columns it took that way in one line. A column that looks like the other layout's
+    (``label`` in a score table, ``logit_*`` beyond K) is still refused.
 
     Cells are parsed strictly: an unknown, duplicated or missing column, a ragged row, an empty
     cell, text in a number column, NaN or inf, a label outside ``[0, K)``, a repeated sample id,
@@ -445,6 +451,14 @@ def _from_named_arrays(
         dataset_names=(f"/{logits_key}", f"/{labels_key or LABELS_KEYS[0]}"),
     )
     pred.foreign_format = fmt
+    used = [k for k in (logits_key, labels_key, ids_key, names_key) if k is not None]
+    unused = [k for k in meta if k not in used]
+    if unused:
+        pred.notes.append(
+            f"{name}: {what}(s) {', '.join(map(repr, unused))} not used; read "
+            + ", ".join(f"{k!r} as {role}" for k, role in zip(
+                (logits_key, labels_key, ids_key, names_key),
+                ("logits", "labels", "sample ids", "class names"), strict=True) if k))
     return pred
 
 
@@ -645,10 +659,14 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
             f"{cols}{hint}",
             file=name,
         )
+    known = {TABLE_SCORE_NAME, "correct", "sample_id", "label"}
+    group_cols = []
     for col in header:
         if col not in allowed:
-            raise InputError(f"line {header_line}: unknown column {col!r} ({expected})",
-                             file=name)
+            if col in known or _LOGIT_COLUMN.fullmatch(col) or col.startswith("logit"):
+                raise InputError(f"line {header_line}: unknown column {col!r} ({expected})",
+                                 file=name)
+            group_cols.append(col)  # any other column: a group (--by COLUMN), said below
     for col in required:
         if col not in seen:
             raise InputError(f"line {header_line}: missing column {col!r} ({expected})",
@@ -666,6 +684,7 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
     columns = {col: list(map(operator.itemgetter(j), data_rows)) for j, col in enumerate(header)}
     n_logits = len(required) if layout == LOGITS_TABLE else 0
     parsers: dict[str, Callable[[list[str]], np.ndarray]] = {
+        **{col: _group_values for col in group_cols},
         "sample_id": _unique_strings,
         "label": lambda cells: _int_labels(cells, n_logits),
         "correct": _zero_one,
@@ -685,6 +704,12 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
         raise InputError(f"line {data_lines[index]}, column {col!r}: {message}", file=name)
 
     ids = parsed.get("sample_id")
+    groups = {col: parsed[col] for col in group_cols}
+    notes = []
+    if group_cols:
+        used = [c for c in header if c not in group_cols]
+        notes.append(f"{name}: column(s) {', '.join(map(repr, group_cols))} read as groups "
+                     f"(--by {group_cols[0]}); used: {', '.join(used)}")
     if layout == SCORE_TABLE:
         conf = parsed[TABLE_SCORE_NAME]
         return Predictions(
@@ -696,6 +721,8 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
             scores={TABLE_SCORE_NAME: conf},
             score_attrs={TABLE_SCORE_NAME: {"method": TABLE_SCORE_METHOD, "params": {}}},
             foreign_format=SCORE_TABLE,
+            groups=groups,
+            notes=notes,
         )
     logits = np.column_stack([parsed[c] for c in required])
     pred = predictions_from_arrays(
@@ -703,7 +730,13 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
         sample_ids=None if ids is None else list(ids), dataset_names=("", ""),
     )
     pred.foreign_format = LOGITS_TABLE
+    pred.groups, pred.notes = groups, notes
     return pred
+
+
+def _group_values(cells: list[str]) -> np.ndarray:
+    """A group column: its cells as stripped strings (an empty cell is its own group '')."""
+    return np.asarray([c.strip() for c in cells], dtype=object)
 
 
 def _csv_rows(text: str, name: str, delimiter: str) -> tuple[list[list[str]], Sequence[int]]:

@@ -27,6 +27,30 @@ from lsfix.errors import InputError, RuntimeFailure, UsageError
 STDIO = "-"
 
 
+#: Test hook (tests/hardening/test_kill.py): ``LSFIX_TEST_STOP_AT=NAME[:N][,NAME[:N]...]``
+#: makes lsfix stop itself with SIGSTOP the N-th time (default: the first) it passes the
+#: checkpoint NAME. A test waits for the stop (``waitpid(WUNTRACED)``), then kills or
+#: interrupts the process at that exact point instead of racing a timer. Checkpoints:
+#: ``temp-created`` (the temporary output exists, empty), ``temp-written`` (written and
+#: closed, not yet fsynced or renamed), ``replaced`` (moved over the target, the folder not yet
+#: fsynced), ``extract-commit`` (an extract committed a batch of rows). Unset, it costs one
+#: dictionary lookup per checkpoint.
+_STOP_ENV = "LSFIX_TEST_STOP_AT"
+_stop_seen: dict[str, int] = {}
+
+
+def checkpoint(name: str) -> None:
+    """Stop this process (SIGSTOP) here when ``$LSFIX_TEST_STOP_AT`` asks for ``name``."""
+    spec = os.environ.get(_STOP_ENV)
+    if not spec or not hasattr(signal, "SIGSTOP"):
+        return
+    _stop_seen[name] = seen = _stop_seen.get(name, 0) + 1
+    for item in spec.split(","):
+        want, _, nth = item.strip().partition(":")
+        if want == name and seen == (int(nth) if nth.isdigit() else 1):
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+
 def display_name(path: str | os.PathLike[str]) -> str:
     """Name used in messages and reports: ``<stdin>``/``<stdout>`` for ``-``, else the path as
     given, with bytes that are not UTF-8 shown as ``\\xNN`` (a file name need not be text)."""
@@ -584,7 +608,9 @@ def _write_through_temp(target: str, where: Target, folder: Path, base: str,
     tmp = Path(tmp_name)
     keep = False
     try:
+        checkpoint("temp-created")
         yield tmp
+        checkpoint("temp-written")
         if where.kind == "file":
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
@@ -632,6 +658,7 @@ def _commit_one(item: _Pending) -> None:
             with _signals_deferred():
                 os.replace(tmp, where.path)
                 committed.append(display_name(target))
+            checkpoint("replaced")
             _fsync_dir(Path(where.path).parent)
     except BrokenPipeError:
         raise

@@ -116,3 +116,52 @@ def rc_plot(lines: Sequence[Line], path: str, *, title: str = "Risk-coverage cur
                xlabel="coverage (share of samples accepted)",
                ylabel="selective risk (error rate among accepted)",
                percent_x=True, percent_y=True, xlim=(0.0, 1.0), extra=extra)
+
+
+@dataclass(frozen=True)
+class GapSeries:
+    """One file's logit gaps for :func:`gap_histogram`, with the ceilings to mark."""
+
+    label: str
+    gaps: np.ndarray
+    ceiling: float | None = None  #: implied by the estimate (ĉ) when a ceiling was found
+    ceiling_label: str = ""
+    recorded_ceiling: float | None = None  #: c(α) of the α in the provenance
+    recorded_label: str = ""
+
+
+def gap_histogram(series: Sequence[GapSeries], path: str, *,
+                  title: str = "Logit gaps: largest logit − mean of the others",
+                  xlabel: str = "logit gap") -> None:
+    """Histograms (as step lines, shares per bin) of logit gaps, one per file, with the
+    ceiling the estimate implies (dashed) and the one the recorded α implies (dotted), each
+    in its file's colour. The x axis stops at the 99.5th percentile of all gaps (the rest are
+    counted in the last bin)."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    nonempty = [s for s in series if np.asarray(s.gaps).size]
+    marks = [v for s in nonempty for v in (s.ceiling, s.recorded_ceiling)
+             if v is not None and np.isfinite(v)]
+    top = max([float(np.percentile(np.asarray(s.gaps), 99.5)) for s in nonempty] + marks
+              + [1e-9]) * 1.05
+    edges = np.linspace(0.0, top, 81)
+    for i, s in enumerate(nonempty):
+        g = np.clip(np.asarray(s.gaps, dtype=np.float64), 0.0, top)
+        h, _ = np.histogram(g, bins=edges)
+        color = _COLORS[i % len(_COLORS)]
+        ax.stairs(h / max(1, g.size), edges, color=color, linewidth=1.6,
+                  linestyle=_DASHES[i % len(_DASHES)], label=s.label)
+        if s.ceiling is not None and np.isfinite(s.ceiling):
+            ax.axvline(s.ceiling, color=color, linestyle="--", linewidth=1.2,
+                       label=s.ceiling_label or f"ceiling {s.ceiling:.2f}")
+        if s.recorded_ceiling is not None and np.isfinite(s.recorded_ceiling):
+            ax.axvline(s.recorded_ceiling, color=color, linestyle=":", linewidth=1.6,
+                       label=s.recorded_label or f"recorded-α ceiling {s.recorded_ceiling:.2f}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of rows per bin")
+    ax.set_title(title)
+    ax.set_xlim(0.0, top)
+    ax.grid(True, color="#dddddd", linewidth=0.6)
+    ax.legend(fontsize=7, frameon=True)
+    save(fig, path)
+    plt.close(fig)

@@ -87,6 +87,9 @@ class Predictions:
     correct: np.ndarray | None = field(default=None, repr=False)
     fingerprint: dict[str, Any] | None = None
     groups: dict[str, np.ndarray] = field(default_factory=dict)
+    #: one-line notes on how a foreign input was read (columns taken as groups, arrays not
+    #: used); the CLI prints them to stderr
+    notes: list[str] = field(default_factory=list)
     #: schema of an HDF5 input (``lsfix.predictions`` or ``lsfix.scores``), else None
     kind: str | None = None
 

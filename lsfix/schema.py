@@ -384,6 +384,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
             raise InputError(f"must be a ({n_rows},) boolean mask, got {fm.dtype} {fm.shape}",
                              file=name, dataset=FIT_MASK)
         fit_mask = np.asarray(_read_all(fm, name, FIT_MASK), dtype=bool)
+    groups = _read_groups(f, name, n_items)
     return Predictions(
         name=name,
         logits=rows,
@@ -400,7 +401,31 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
         logits_attrs=dict(logits_ds.attrs) if logits_ds is not None else {},
         labels_attrs=labels_attrs,
         h5=f,
+        groups=groups,
     )
+
+
+def _read_groups(f: h5py.File, name: str, n_items: int) -> dict[str, np.ndarray]:
+    """``/groups/<NAME>``: one value per sample, integers or utf-8 strings (``--by NAME``)."""
+    if "/groups" not in f:
+        return {}
+    _check_local(f, "/groups", name)
+    if not isinstance(f["/groups"], h5py.Group):
+        raise InputError("is a dataset, expected a group of per-sample datasets", file=name,
+                         dataset="/groups")
+    out: dict[str, np.ndarray] = {}
+    for key in sorted(f["/groups"].keys()):
+        path = f"/groups/{key}"
+        ds = _dataset(f, path, name)
+        assert ds is not None
+        if ds.dtype.kind in ("S", "O", "U"):
+            out[key] = _strings(ds, name, path, n_items)
+        elif ds.dtype.kind in ("i", "u", "b") and ds.shape == (n_items,):
+            out[key] = np.asarray(_read_all(ds, name, path))
+        else:
+            raise InputError(f"must hold ({n_items},) integers or strings, got {ds.dtype} "
+                             f"{ds.shape}", file=name, dataset=path)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,6 +525,11 @@ def _copy_core(pred: Predictions, out: h5py.File) -> None:
         _write_strings(out, SAMPLE_IDS, pred.sample_ids)
     if pred.class_names is not None:
         _write_strings(out, CLASS_NAMES, pred.class_names)
+    for key, values in sorted(pred.groups.items()):  # carried forward for --by NAME
+        if np.asarray(values).dtype.kind in ("i", "u", "b"):
+            out.create_dataset(f"/groups/{key}", data=np.asarray(values), track_times=False)
+        else:
+            _write_strings(out, f"/groups/{key}", [str(v) for v in values])
 
 
 def write_array_chunked(out: h5py.File, path: str, data: Any) -> None:

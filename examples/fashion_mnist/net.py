@@ -38,3 +38,22 @@ def build(num_classes: int = 10) -> nn.Module:
         nn.Linear(16 * 7 * 7, 128), nn.ReLU(inplace=True),
         nn.Linear(128, num_classes),
     )
+
+
+def build_mlp(num_classes: int = 10) -> nn.Module:
+    """A two-hidden-layer MLP (``examples.fashion_mnist.net:build_mlp``), the second
+    architecture of the α sweep (``sweep.py``); same inputs and normalisation as :func:`build`::
+
+        flatten 784, linear 784→512, ReLU, linear 512→256, ReLU, linear 256→K
+    """
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(28 * 28, 512), nn.ReLU(inplace=True),
+        nn.Linear(512, 256), nn.ReLU(inplace=True),
+        nn.Linear(256, num_classes),
+    )
+
+
+#: Architectures by name: factory and the ``lsfix extract`` model spec.
+ARCHS = {"cnn": (build, "examples.fashion_mnist.net:build"),
+         "mlp": (build_mlp, "examples.fashion_mnist.net:build_mlp")}

@@ -72,12 +72,17 @@ def load_split(split: str, data_dir: str | Path = DATA_DIR) -> tuple[np.ndarray,
 def train(label_smoothing: float, seed: int, epochs: int, out: str | Path, *,
           limit: int | None = None, batch_size: int = DEFAULTS["batch_size"],
           lr: float = DEFAULTS["lr"], data_dir: str | Path = DATA_DIR,
-          threads: int = 1, quiet: bool = False) -> dict[str, Any]:
-    """Train one model; write ``out/model.pt`` and ``out/training.json``; return the record."""
+          threads: int = 1, quiet: bool = False, arch: str = "cnn",
+          weight_decay: float = 0.0) -> dict[str, Any]:
+    """Train one model; write ``out/model.pt`` and ``out/training.json``; return the record.
+
+    ``arch`` names a factory of ``net.ARCHS`` (``cnn``, the default, or ``mlp``);
+    ``weight_decay`` is Adam's (coupled, L2-in-the-gradient) weight decay, 0 by default.
+    """
     import torch
     from torch import nn
 
-    from examples.fashion_mnist.net import MEAN, STD, build
+    from examples.fashion_mnist.net import ARCHS, MEAN, STD
 
     t0 = time.perf_counter()
     torch.set_num_threads(threads)
@@ -91,8 +96,9 @@ def train(label_smoothing: float, seed: int, epochs: int, out: str | Path, *,
     y = torch.from_numpy(labels)
     n = x.shape[0]
 
+    build, spec = ARCHS[arch]
     model = build(10)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = (n + batch_size - 1) // batch_size
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
@@ -132,7 +138,7 @@ def train(label_smoothing: float, seed: int, epochs: int, out: str | Path, *,
         "label_smoothing": label_smoothing, "seed": seed, "epochs": epochs,
         "batch_size": batch_size, "optimizer": f"Adam(lr={lr:g}), cosine decay to 0 per step",
         "train_rows": f"train[0:{n}]", "normalisation": {"mean": MEAN, "std": STD},
-        "model": "examples.fashion_mnist.net:build", "threads": threads,
+        "model": spec, "arch": arch, "weight_decay": weight_decay, "threads": threads,
         "torch_version": str(torch.__version__),
         "final_train_loss": history[-1]["train_loss"] if history else None,
         "final_train_accuracy": history[-1]["train_accuracy"] if history else None,

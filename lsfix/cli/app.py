@@ -12,6 +12,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from lsfix import __version__
 from lsfix.errors import ExitCode, LsfixError
 
 
@@ -28,6 +29,9 @@ class LsfixGroup(TyperGroup):
              **extra: Any) -> Any:
         global _reported
         _reported = False
+        from lsfix.cli.helptext import polish
+
+        polish(self)
         try:
             rv = super().main(args=args, prog_name=prog_name or "lsfix",
                               complete_var=complete_var, standalone_mode=False, **extra)
@@ -64,7 +68,8 @@ app = typer.Typer(
     cls=LsfixGroup,
     help=(
         "How well does a classifier know when it is wrong? Selective-classification metrics "
-        "from saved logits, and the MaxLogit-pNorm fix for label smoothing.\n\n"
+        "from saved logits, and the MaxLogit-pNorm fix for label smoothing. "
+        f"(lsfix {__version__})\n\n"
         "Example: lsfix score model.h5 -m msp | lsfix normalise - | lsfix curve -"
     ),
     no_args_is_help=True,
@@ -73,6 +78,20 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"lsfix {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", "-V", is_eager=True,
+                                 callback=_print_version, help="Print the version and exit."),
+) -> None:
+    """How well does a classifier know when it is wrong?"""
 
 
 _reported = False  #: an error line was printed (so an exit code 130 is not silent)

@@ -19,7 +19,14 @@ from lsfix.cli.common import (
     load,
     report_format,
 )
-from lsfix.cli.curve_cmd import LevelOpt, SeedOpt, check_boot, render_table, result_rows
+from lsfix.cli.curve_cmd import (
+    ByOpt,
+    LevelOpt,
+    SeedOpt,
+    check_boot,
+    render_table,
+    result_rows,
+)
 from lsfix.errors import RuntimeFailure
 
 HELP = """Audit any classifier's logits: every confidence score, MaxLogit-pNorm with p fitted
@@ -55,19 +62,66 @@ def audit_json(res: Any) -> dict[str, Any]:
             "excess_aurc_removed": "MSP's AURC equals the oracle's: there is no excess to remove"
         }),
         "broken": res.broken,
+        "binary": bool(getattr(res, "binary", False)),
+        **({"by": res.by, "groups": _group_json(res)} if getattr(res, "by", None) else {}),
         "verdict": res.verdict,
+        "label_smoothing": label_smoothing_json(res),
     }
+
+
+def label_smoothing_json(res: Any) -> dict[str, Any] | None:
+    """The logit-gap ceiling (lsfix.core.ceiling) with its sentences and the recorded α."""
+    from lsfix.audit import label_smoothing_notes, label_smoothing_summary
+    from lsfix.core.ceiling import ceiling_from_alpha
+
+    ls = res.label_smoothing
+    if ls is None:
+        return None
+    rec = res.recorded_alpha
+    rec_c = None if rec is None or rec == 0 else ceiling_from_alpha(rec, ls.k)
+    return {**ls.to_dict(), "recorded_alpha": rec, "recorded_ceiling": rec_c,
+            "summary": label_smoothing_summary(ls, rec),
+            "notes": label_smoothing_notes(ls, rec)}
+
+
+def label_smoothing_lines(res: Any) -> list[str]:
+    """``label smoothing: …`` and its notes, for the table, TSV (stderr) and reports."""
+    from lsfix.audit import label_smoothing_notes, label_smoothing_summary
+
+    if res.label_smoothing is None:
+        return []
+    ls, rec = res.label_smoothing, res.recorded_alpha
+    return ([f"label smoothing: {label_smoothing_summary(ls, rec)}"]
+            + [f"  note: {n}" for n in label_smoothing_notes(ls, rec)])
+
+
+def _group_json(res: Any) -> list[dict[str, Any]]:
+    from lsfix.groups import group_json
+
+    return group_json(list(res.groups), percent=False)
 
 
 def audit_text(res: Any) -> str:
     rows = result_rows(list(res.results), percent=False)
     table = render_table(rows, f"{res.file} — {res.n_eval} samples, convention {res.convention}",
                          show_file=False)
+    if getattr(res, "by", None):
+        from lsfix.groups import group_rows
+
+        table += "\n" + render_table(group_rows(list(res.groups), percent=False),
+                                     f"msp and pnorm by {res.by}", show_file=False)
     fit = res.fit
+    if getattr(res, "binary", False):
+        from lsfix.core.scores import BINARY_NOTE
+
+        return (f"{table}\n{BINARY_NOTE}\nT fitted on {res.fit_source}: "
+                f"T = {res.temperature:.4g}; p: not tuned (pnorm = msp)\n\n"
+                f"verdict: {res.verdict}\n")
     choice = "MSP (fallback)" if fit.fallback_msp else f"p = {fit.p:g}"
     grid = ", ".join(f"p={p:g}: {a:.5g}" for p, a in fit.grid)
+    ls = "".join(f"{line}\n" for line in label_smoothing_lines(res))
     return (f"{table}\nfit on {res.fit_source}: {choice}; temperature T = {res.temperature:.4g}\n"
-            f"held-out AURC by p: {grid}; MSP: {fit.msp_aurc:.5g}\n\nverdict: {res.verdict}\n")
+            f"held-out AURC by p: {grid}; MSP: {fit.msp_aurc:.5g}\n{ls}\nverdict: {res.verdict}\n")
 
 
 def write_report(res: Any, pred: Any, folder: str) -> list[str]:
@@ -98,7 +152,8 @@ def write_report(res: Any, pred: Any, folder: str) -> list[str]:
         f"## pNorm vs MSP (paired bootstrap, {d.n_boot} replicates)\n\n"
         f"AURC(pnorm) − AURC(msp) = {fmt(d.estimate)} "
         f"[{fmt(d.low)}, {fmt(d.high)}] at {d.level:.0%}; p = {fmt(d.p_value, 3)}\n\n"
-        f"## Plots\n\n![risk-coverage](rc.png)\n\n"
+        + _ls_markdown(res)
+        + "## Plots\n\n![risk-coverage](rc.png)\n\n"
         + "".join(f"![{Path(p).stem}]({Path(p).name})\n\n" for p in extra)
     )
     md_path = os.path.join(folder, "report.md")
@@ -115,13 +170,34 @@ def write_report(res: Any, pred: Any, folder: str) -> list[str]:
         f"<p>Evaluated on {res.n_eval} samples (convention {_esc(res.convention)}); p and T "
         f"fitted on {_esc(res.fit_source)}.</p><table><tr>"
         + "".join(f"<th>{c}</th>" for c in cols) + f"</tr>{html_rows}</table>"
-        "<h2>Plots</h2><img src='rc.png' alt='risk-coverage'>"
+        + _ls_html(res)
+        + "<h2>Plots</h2><img src='rc.png' alt='risk-coverage'>"
         + "".join(f"<img src='{Path(p).name}' alt='{Path(p).stem}'>" for p in extra)
         + "</body></html>\n"
     )
     html_path = os.path.join(folder, "report.html")
     write_text_atomic(html_path, html)
     return [md_path, html_path, rc, *extra]
+
+
+def _ls_markdown(res: Any) -> str:
+    lines = label_smoothing_lines(res)
+    if not lines:
+        return ""
+    head, notes = lines[0].removeprefix("label smoothing: "), lines[1:]
+    return ("## Label smoothing read from the logits\n\n" + head + "\n\n"
+            + "".join(f"- {n.strip().removeprefix('note: ')}\n" for n in notes)
+            + ("\n" if notes else ""))
+
+
+def _ls_html(res: Any) -> str:
+    lines = label_smoothing_lines(res)
+    if not lines:
+        return ""
+    head, notes = lines[0].removeprefix("label smoothing: "), lines[1:]
+    items = "".join(f"<li>{_esc(n.strip().removeprefix('note: '))}</li>" for n in notes)
+    return (f"<h2>Label smoothing read from the logits</h2><p>{_esc(head)}</p>"
+            + (f"<ul>{items}</ul>" if items else ""))
 
 
 def _esc(s: str) -> str:
@@ -146,6 +222,7 @@ def audit_cmd(
     report: Annotated[str | None, typer.Option("--report", help="Folder for report.md, "
                                                                 "report.html and plots.")] = None,
     fmt: FormatOpt = None,
+    by: ByOpt = None,
     output: OutputOpt = "-",
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
@@ -164,15 +241,22 @@ def audit_cmd(
                     need_logits=True)
         val_pred = load(val, need_labels=True, need_logits=True) if val else None
         res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
-                    convention=convention, n_boot=bootstrap, level=level)
+                    convention=convention, n_boot=bootstrap, level=level, by=by)
         if out_fmt == "json":
             text = dumps(document("audit", audit_json(res)))
         elif out_fmt == "tsv":
             from lsfix.report import tsv
 
-            rows = result_rows(list(res.results), percent=False)
+            if by is not None:
+                from lsfix.groups import group_rows
+
+                rows = group_rows(list(res.groups), percent=False)
+            else:
+                rows = result_rows(list(res.results), percent=False)
             text = tsv(rows, list(rows[0].keys()))
             note(f"lsfix audit: verdict: {res.verdict}")
+            for line in label_smoothing_lines(res):
+                note(f"lsfix audit: {line.strip()}")
         else:
             text = audit_text(res)
         if report is not None:

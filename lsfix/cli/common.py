@@ -40,9 +40,13 @@ def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False
          need_logits: bool = False) -> Predictions:
     """Read and validate an input (``-`` = stdin)."""
     from lsfix import inputs
+    from lsfix.cli.app import note
 
-    return inputs.read_predictions(path, allow_incomplete=allow_incomplete, need_labels=need_labels,
-                            need_logits=need_logits)
+    pred = inputs.read_predictions(path, allow_incomplete=allow_incomplete,
+                                   need_labels=need_labels, need_logits=need_logits)
+    for line in pred.notes:  # how a foreign input was read: groups taken, arrays not used
+        note(f"lsfix: {line}")
+    return pred
 
 
 def report_format(fmt: str | None) -> str:

@@ -20,6 +20,7 @@ from lsfix.cli.common import (
 )
 from lsfix.cli.curve_cmd import (
     BootOpt,
+    ByOpt,
     CoverageOpt,
     LevelOpt,
     PercentOpt,
@@ -167,6 +168,7 @@ def compare(
     )] = False,
     fmt: FormatOpt = None,
     percent: PercentOpt = False,
+    by: ByOpt = None,
     output: OutputOpt = "-",
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
@@ -228,13 +230,23 @@ def compare(
                     breaches.append(f"rule '{rule.text}' failed for {r['file']} "
                                     f"{r['score']}: {rule.metric} {shown}")
 
+        grouped = None
+        if by is not None:
+            grouped = compare_by(preds, score, by, convention=convention, coverages=covs,
+                                 risks=risks, n_boot=bootstrap, seed=seed, level=level,
+                                 percent=percent)
         if out_fmt == "json":
-            text = dumps(document("compare", {
+            body = {
                 "baseline": base_name, "convention": convention, "percent": percent,
                 "results": result_json(results, percent=percent), "paired": paired,
                 "gate": {"rules": [r.text for r in rules], "failed": breaches,
                          "passed": not breaches},
-            }))
+            }
+            if grouped is not None:
+                body.update({"by": by, "groups": grouped[0], "paired_groups": grouped[2]})
+            text = dumps(document("compare", body))
+        elif out_fmt == "tsv" and grouped is not None:
+            text = tsv(grouped[1], list(grouped[1][0].keys()))
         elif out_fmt == "tsv":
             # one table: the paired difference to the baseline as extra columns
             by_row = {(p["file"], p["score"]): p for p in paired}
@@ -254,6 +266,11 @@ def compare(
                                 show_file=True)
             if paired:
                 text += _paired_text(paired)
+            if grouped is not None:
+                text += "\n" + render_table(grouped[1], f"by {by}", show_file=True)
+                if grouped[2]:
+                    text += _paired_text([{**p, "score": f"{p['score']} [{p['group']}]"}
+                                          for p in grouped[2]])
         plot_path = plot
         if report is not None:
             from lsfix.io import make_folders
@@ -313,3 +330,44 @@ def _paired_text(paired: list[dict[str, Any]]) -> str:
                      f"[{fmt(p['low'], 4)}, {fmt(p['high'], 4)}] ({p['level']:.0%}), "
                      f"p = {fmt(p['p_value'], 3)}")
     return "\n".join(lines) + "\n"
+
+
+def compare_by(preds: list[Any], score: list[str] | None, by: str, *, convention: str,
+               coverages: tuple[float, ...], risks: tuple[float, ...], n_boot: int, seed: int,
+               level: float, percent: bool
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """``compare --by``: every file's metrics per group (JSON, flat rows) and, with
+    ``--bootstrap``, the paired difference to the baseline inside each group — only where the
+    groups hold the same rows in both files (not for ``--by predicted``: each model predicts
+    its own classes)."""
+    import numpy as np
+
+    from lsfix.core import paired_bootstrap
+    from lsfix.groups import ALL, evaluate_by, group_json, group_rows, grouping
+    from lsfix.report import paired_dict
+
+    results = []
+    for pred in preds:
+        results += evaluate_by(pred, score, by, convention=convention, coverages=coverages,
+                               risks=risks, n_boot=n_boot, seed=seed, level=level)
+    paired: list[dict[str, Any]] = []
+    if n_boot and by != "predicted":
+        base = preds[0]
+        base_g = grouping(base, by)
+        base_res = {(r.score, r.group): r for r in results if r.file == base.name}
+        for pred in preds[1:]:
+            g = grouping(pred, by)
+            if g.names != base_g.names or not np.array_equal(g.index, base_g.index):
+                note(f"lsfix compare: {pred.name}: its {by} groups differ from the baseline's; "
+                     "no paired differences per group")
+                continue
+            for r in results:
+                b = base_res.get((r.score, r.group))
+                if r.file != pred.name or r.group == ALL or b is None:
+                    continue
+                d = paired_bootstrap(b.confidence, b.correct, r.confidence, r.correct,
+                                     n_boot=n_boot, seed=seed, level=level,
+                                     convention=convention)
+                paired.append({"file": r.file, "score": r.score, "group": r.group,
+                               "baseline": b.file, **paired_dict(d, percent=percent)})
+    return (group_json(results, percent=percent), group_rows(results, percent=percent), paired)

@@ -45,6 +45,10 @@ CoverageOpt = Annotated[list[str] | None, typer.Option(
     "--coverage", help="Coverage(s) in (0, 1] for risk@coverage (repeatable or a,b).")]
 RiskOpt = Annotated[list[str] | None, typer.Option(
     "--risk", help="Risk(s) in [0, 1] for coverage@risk (repeatable or a,b).")]
+ByOpt = Annotated[str | None, typer.Option(
+    "--by", metavar="class|predicted|image|NAME",
+    help="Also report every metric per group: true class, predicted class, image (dense "
+         "files), or a group NAME (/groups/NAME or a table column); 'all' is the whole file.")]
 
 
 def check_boot(n_boot: int, level: float) -> None:
@@ -110,6 +114,9 @@ def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool) -> 
     if show_file:
         table.add_column("file")
     table.add_column("score")
+    grouped = bool(rows) and "group" in rows[0]
+    if grouped:
+        table.add_column("group")
     extra = [k for k in rows[0] if k.startswith(("risk@", "coverage@"))] if rows else []
     for _, head, _ in COLUMNS:
         table.add_column(head, justify="right")
@@ -118,6 +125,8 @@ def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool) -> 
     for r in rows:
         cells = [r["file"]] if show_file else []
         cells.append(r["score"])
+        if grouped:
+            cells.append(str(r["group"]))
         for key, _, _ in COLUMNS:
             cell = fmt(r[key])
             if f"{key}_low" in r and r[f"{key}_low"] is not None:
@@ -172,6 +181,7 @@ def curve(
                     ] = None,
     fmt: FormatOpt = None,
     percent: PercentOpt = False,
+    by: ByOpt = None,
     output: OutputOpt = "-",
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
@@ -183,6 +193,11 @@ def curve(
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
         pred = load(input, allow_incomplete=allow_incomplete)
+        if by is not None:
+            write_text_atomic(output, curve_by(pred, score, by, out_fmt, convention, covs, risks,
+                                               bootstrap, seed, level, percent))
+            pred.close()
+            return
         results = evaluate_file(pred, score, convention=convention, coverages=covs, risks=risks,
                                 n_boot=bootstrap, seed=seed, level=level)
         warn_undefined("curve", results)
@@ -209,3 +224,34 @@ def curve(
                     oracle=oracle_curve(results[0].correct))
         write_text_atomic(output, text)
         pred.close()
+
+
+def curve_by(pred: Any, score: list[str] | None, by: str, out_fmt: str, convention: str,
+             covs: tuple[float, ...], risks: tuple[float, ...], bootstrap: int, seed: int,
+             level: float, percent: bool) -> str:
+    """``curve --by``: the whole file (group ``all``) and every group, in one report."""
+    from lsfix.groups import evaluate_by, group_json, group_rows
+    from lsfix.report import document, dumps, tsv
+
+    results = evaluate_by(pred, score, by, convention=convention, coverages=covs, risks=risks,
+                          n_boot=bootstrap, seed=seed, level=level)
+    warn_undefined("curve", [_Named(r) for r in results])
+    if out_fmt == "json":
+        return dumps(document("curve", {
+            "file": pred.name, "convention": convention, "percent": percent, "by": by,
+            "n_fit_excluded": int(pred.fit_mask.sum()) if pred.fit_mask is not None else 0,
+            "results": group_json(results, percent=percent),
+        }))
+    rows = group_rows(results, percent=percent)
+    if out_fmt == "tsv":
+        return tsv(rows, list(rows[0].keys()))
+    unit = " (×100)" if percent else ""
+    return render_table(rows, f"{pred.name} — by {by}, convention {convention}{unit}",
+                        show_file=False)
+
+
+class _Named:
+    """A group result seen as a score result named ``score [group]`` (for warnings)."""
+
+    def __init__(self, r: Any) -> None:
+        self.file, self.score, self.metrics = r.file, f"{r.score} [{r.group}]", r.metrics

@@ -47,7 +47,8 @@ def normalise(
     output: OutputOpt = "-",
     p: Annotated[float | None, typer.Option("--p", help="Fixed p (0 = centred max logit).")
                  ] = None,
-    fit: Annotated[str | None, typer.Option("--fit", help="Labelled held-out file to tune p on.")
+    fit: Annotated[str | None, typer.Option(
+        "--fit", "--val", help="Labelled held-out file to tune p on (--val: the same).")
                    ] = None,
     fit_fraction: Annotated[float | None, typer.Option(
         "--fit-fraction", help="Tune on this random fraction of the input's rows.")] = None,
@@ -87,6 +88,14 @@ def normalise(
             raise UsageError(f"{pred.name}: /scores/{name} already exists; pass --overwrite "
                              "to replace it")
         fit_mask = None
+        from lsfix.core.scores import BINARY_NOTE, is_single_logit
+
+        binary = is_single_logit(pred.logits)
+        if binary and not quiet:
+            note(f"lsfix normalise: {pred.name}: {BINARY_NOTE}")
+        if binary and p is None and params is None:
+            # nothing to tune: p = 0 is MSP's ranking, every p >= 1 a constant
+            chosen, fit, fit_fraction = ["binary"], None, None
         if not chosen:
             if pred.labels is None:
                 raise UsageError(f"{pred.name} has no /labels to tune p on: give --p, --fit "
@@ -102,6 +111,11 @@ def normalise(
             fitted = tune_pnorm(val.logits, val.labels, grid=p_grid, convention=convention,
                                 split={"kind": "file", "file": val.name, "n": val.n})
             val.close()
+        elif binary and params is None:
+            fitted = PNormFit(p=None, fallback_msp=True, grid=(), msp_aurc=float("nan"),
+                              convention=convention,
+                              split={"kind": "none", "reason": "single-logit (binary) model: "
+                                     "centred pNorm has nothing to normalise"})
         elif params is not None:
             doc = read_json_file(params)  # size, depth, NaN/Infinity checked
             fitted = fit_from_json(doc, params)
@@ -125,7 +139,10 @@ def normalise(
         require_finite_scores(values, f"p={fitted.p:g}" if fitted.p is not None else "msp",
                               pred.name)
         if not quiet:
-            if fitted.grid:
+            if binary and fitted.fallback_msp and not fitted.grid:
+                note(f"lsfix normalise: nothing to tune; /scores/{name} holds MSP (the |z| "
+                     "ranking)")
+            elif fitted.grid:
                 note(f"lsfix normalise: {describe_fit(fitted)}")
             else:
                 note(f"lsfix normalise: fixed p={fitted.p:g}" if fitted.p is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -65,6 +65,10 @@ def score(
         if fmt == "h5":
             refuse_binary_to_tty(output)
         pred = load(input, allow_incomplete=allow_incomplete, need_logits=True)
+        from lsfix.core.scores import BINARY_NOTE, is_single_logit
+
+        if is_single_logit(pred.logits) and not quiet:
+            note(f"lsfix score: {pred.name}: {BINARY_NOTE}")
         if fmt == "h5" and not overwrite:
             clash = [n for n in names if n in pred.scores]
             if clash:
@@ -99,11 +103,8 @@ def score(
         if fmt == "tsv":
             from lsfix.io import write_text_atomic
 
-            conf = out[resolved[0].name]
-            corr = out["_correct"].astype(np.int8)
-            lines = ["confidence\tcorrect"]
-            lines += [f"{c!r}\t{k}" for c, k in zip(conf.tolist(), corr.tolist(), strict=True)]
-            write_text_atomic(output, "\n".join(lines) + "\n")
+            write_text_atomic(output, _score_table(pred, out[resolved[0].name],
+                                                   out["_correct"].astype(np.int8)))
             return
         new = {}
         for spec in resolved:
@@ -111,3 +112,28 @@ def score(
             new[spec.name] = (out[spec.name], spec.family, params)
         write_predictions(output, pred, new_scores=new, overwrite=overwrite)
         pred.close()
+
+
+def _score_table(pred: Any, conf: Any, corr: Any) -> str:
+    """``sample_id`` (when one per row), ``confidence``, ``correct`` and one column per group
+    (``/groups/NAME``), tab-separated and quoted where a cell needs it, so that
+    ``lsfix curve - --by NAME`` reads the groups back."""
+    import csv
+    import io
+
+    import numpy as np
+
+    from lsfix.groups import _per_row
+
+    cols: list[tuple[str, list[str]]] = []
+    if pred.sample_ids is not None and len(pred.sample_ids) == pred.n:
+        cols.append(("sample_id", [str(s) for s in pred.sample_ids]))
+    cols.append(("confidence", [repr(c) for c in conf.tolist()]))
+    cols.append(("correct", [str(k) for k in corr.tolist()]))
+    for key, values in sorted(pred.groups.items()):
+        cols.append((key, [str(v) for v in _per_row(pred, np.asarray(values)).tolist()]))
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    w.writerow([c for c, _ in cols])
+    w.writerows(zip(*(v for _, v in cols), strict=True))
+    return buf.getvalue()

@@ -56,6 +56,20 @@ SCORE_FAMILIES: tuple[str, ...] = (*PLAIN_SCORES, "msp_ts", "pnorm")
 #: The default p grid for tuning MaxLogit-pNorm.
 P_GRID: tuple[int, ...] = tuple(range(10))
 
+#: What the scores mean for a single-logit (binary) model, in one line (docs/metrics.md,
+#: "Binary (single-logit) models"): the logits are ``(0, z)``, so every symmetric score ranks
+#: by ``|z|`` and centred pNorm has nothing to normalise.
+BINARY_NOTE = (
+    "one logit per sample (binary, read as (0, z)): msp ranks by |z|; centred pNorm is |z|/2 "
+    "at p = 0 (the same ranking) and 2^(-1/p) for every row at p >= 1 (all rows tie); "
+    "max_logit = max(0, z) and energy = log(1 + e^z) are not confidence scores here"
+)
+
+
+def is_single_logit(logits: Any) -> bool:
+    """Whether a row source holds one logit per sample (a binary sigmoid model)."""
+    return bool(getattr(logits, "binary", False))
+
 
 class _Chunk:
     """Shared intermediate values of one float64 chunk of logits (computed lazily, once)."""
@@ -182,7 +196,10 @@ def _pnorm_many(z: np.ndarray, ps: Sequence[float], work: _PNormWork | None = No
     ``max x == min x``, so a float mean that is off by one ulp cannot turn them into ±noise).
     For ``p = 1`` the norm of the centred vector is computed as ``2·Σ_k max(x_k, 0)`` (equal to
     ``Σ|x_k|`` because the centred values sum to 0), so a row with a single positive centred
-    logit scores exactly ½ and such rows tie exactly instead of by rounding noise.
+    logit scores exactly ½ and such rows tie exactly instead of by rounding noise. With two
+    classes (a single binary logit included) the centred logits are ``(−d/2, d/2)`` and every
+    ``p ≥ 1`` gives the constant ``2^(−1/p)``, written exactly (a computed norm would spread
+    it over two values by rounding).
     """
     work = work or _PNormWork()
     shape = (z.shape[0], z.shape[1])
@@ -216,6 +233,10 @@ def _pnorm_many(z: np.ndarray, ps: Sequence[float], work: _PNormWork | None = No
             if s_p is None:
                 s_p = np.power(a, pf).sum(axis=1)
             out[:, i] = rel_top / np.power(s_p, 1.0 / pf)
+    if z.shape[1] == 2:  # two classes (a single logit included): centred (-d/2, d/2), so
+        for i, p in enumerate(ps):  # every p >= 1 gives exactly 2^(-1/p): one tie, no noise
+            if float(p) != 0:
+                out[:, i] = 2.0 ** (-1.0 / float(p))
     out[flat] = 0.0
     return out
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from lsfix import h5safe, untrusted
 from lsfix.errors import InputError, RuntimeFailure, UsageError
-from lsfix.io import atomic_output, note_input
+from lsfix.io import atomic_output, checkpoint, note_input
 from lsfix.schema import (
     ATTR_COMPLETE,
     ATTR_HISTORY,
@@ -380,6 +380,7 @@ class ChunkedWriter:
         self.f.flush()
         self.rows_done = self.rows_written
         self._last_commit = time.monotonic()
+        checkpoint("extract-commit")  # a test hook: see lsfix.io.checkpoint
 
     def begin_segment(self, segment: dict[str, Any], *, offset: int = 0,
                       t0: float | None = None) -> None:

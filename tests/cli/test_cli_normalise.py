@@ -138,11 +138,13 @@ def test_fallback_to_msp_is_recorded(run, files, tmp_path, read_scores, score_at
 
 
 def test_binary_classifier_falls_back(run, files, score_attrs, tmp_path):
-    # with one logit every p > 0 ties all rows; p = 0 ranks like MSP: MSP is kept
+    # with one logit every p > 0 ties all rows; p = 0 ranks like MSP: MSP is kept, untuned,
+    # and the run says why in one line
     out = tmp_path / "bin.h5"
     r = run(["normalise", files.binary, "-o", out])
     assert r.code == 0, r
-    assert "MSP kept (fallback)" in r.stderr
+    assert "one logit per sample (binary, read as (0, z))" in r.stderr
+    assert "nothing to tune; /scores/pnorm holds MSP (the |z| ranking)" in r.stderr
     assert score_attrs(out, "pnorm")["method"] == "msp"
 
 

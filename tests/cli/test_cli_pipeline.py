@@ -113,7 +113,7 @@ def test_text_reader_going_away_is_not_an_error(work):
     p = sh("lsfix score A.h5 -f tsv | head -n 2", work)
     assert p.returncode == 0, p.stderr.decode()
     assert p.stderr == b""
-    assert p.stdout.decode().splitlines()[0] == "confidence\tcorrect"
+    assert p.stdout.decode().splitlines()[0] == "sample_id\tconfidence\tcorrect"
 
 
 def test_binary_reader_going_away_is_not_an_error(work):

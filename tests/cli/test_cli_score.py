@@ -63,10 +63,10 @@ def test_tsv(run, files):
     r = run(["score", files.a, "-m", "logit_margin", "--format", "tsv"])
     assert r.code == 0 and r.stderr == "", r
     lines = r.stdout.splitlines()
-    assert lines[0] == "confidence\tcorrect"
+    assert lines[0] == "sample_id\tconfidence\tcorrect"  # the file's sample ids are kept
     assert len(lines) == 301
-    conf = np.array([float(line.split("\t")[0]) for line in lines[1:]])
-    corr = np.array([int(line.split("\t")[1]) for line in lines[1:]])
+    conf = np.array([float(line.split("\t")[1]) for line in lines[1:]])
+    corr = np.array([int(line.split("\t")[2]) for line in lines[1:]])
     z, y = _logits_labels(files.a)
     np.testing.assert_array_equal(conf, compute_scores(z, [ScoreSpec("logit_margin")])
                                   ["logit_margin"])  # repr() round-trips exactly
@@ -161,7 +161,7 @@ def test_binary_output_to_terminal_refused(run, files, tmp_path, error_of):
     # a file target, or text output, is fine on a terminal
     assert run(["score", files.a, "-o", tmp_path / "ok.h5"], stdout_tty=True).code == 0
     t = run(["score", files.a, "-f", "tsv"], stdout_tty=True)
-    assert t.code == 0 and t.stdout.startswith("confidence\tcorrect\n")
+    assert t.code == 0 and t.stdout.startswith("sample_id\tconfidence\tcorrect\n")
 
 
 def test_stdin_terminal_refused(run, error_of):

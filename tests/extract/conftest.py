@@ -14,8 +14,15 @@ ROOT = HERE.parents[1]
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+#: the full release from Debian's ``dataset-fashion-mnist`` package (optional)
 FASHION = Path("/usr/share/datasets/fashion-mnist")
+#: 4,000 training + 1,000 test images of the same release, shipped (see its README)
+FASHION_SUBSET = ROOT / "tests" / "data" / "fmnist_subset"
+#: photos of Debian's ``darknet`` package (optional)
 DARKNET = Path("/usr/share/darknet/data")
+NEEDS_FASHION = ("needs Debian's dataset-fashion-mnist package (apt-get install "
+                 "dataset-fashion-mnist) for the full 70,000-image release")
+NEEDS_DARKNET = "needs the photos of Debian's darknet package (apt-get install darknet)"
 
 
 def subprocess_env() -> dict[str, str]:

@@ -21,7 +21,7 @@ from lsfix.extract.datasets import collate, open_dataset, read_idx  # noqa: E402
 from lsfix.extract.models import load_model, parse_call, state_dict_sha256  # noqa: E402
 from lsfix.extract.preprocess import Preprocess, merge_preprocess, parse_size  # noqa: E402
 
-from .conftest import DARKNET, FASHION  # noqa: E402
+from .conftest import DARKNET, FASHION, FASHION_SUBSET, NEEDS_DARKNET, NEEDS_FASHION  # noqa: E402
 
 
 class Payload:
@@ -234,15 +234,23 @@ def test_idx_reader(tmp_path: Path) -> None:
         read_idx(tmp_path / "cut-images-idx3-ubyte")
 
 
-def test_torchvision_fashion_mnist_from_debian_idx_files() -> None:
-    if not (FASHION / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip("Debian's dataset-fashion-mnist is not installed")
-    src = open_dataset("torchvision:FashionMNIST", root=str(FASHION))
-    assert src.size == 10000 and src.class_names is not None and len(src.class_names) == 10
+def test_torchvision_fashion_mnist_from_idx_files_in_root() -> None:
+    """IDX files lying directly in --root (the shipped subset, Debian's layout)."""
+    src = open_dataset("torchvision:FashionMNIST", root=str(FASHION_SUBSET))
+    assert src.size == 1000 and src.class_names is not None and len(src.class_names) == 10
+    train = open_dataset("torchvision:FashionMNIST", root=str(FASHION_SUBSET), split="train")
+    assert train.size == 4000
     with pytest.raises(UsageError, match="needs --root"):
         open_dataset("torchvision:FashionMNIST")
     with pytest.raises(UsageError, match="choose one of"):
-        open_dataset("torchvision:SVHN", root=str(FASHION))
+        open_dataset("torchvision:SVHN", root=str(FASHION_SUBSET))
+
+
+def test_torchvision_fashion_mnist_from_debian_idx_files() -> None:
+    if not (FASHION / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(NEEDS_FASHION)
+    src = open_dataset("torchvision:FashionMNIST", root=str(FASHION))
+    assert src.size == 10000 and src.class_names is not None and len(src.class_names) == 10
 
 
 def test_torchvision_cifar_missing_without_download(tmp_path: Path) -> None:
@@ -256,7 +264,7 @@ def test_torchvision_cifar_missing_without_download(tmp_path: Path) -> None:
 def test_pil_preprocessing_matches_torchvision_transforms() -> None:
     photo = DARKNET / "dog.jpg"
     if not photo.is_file():
-        pytest.skip("darknet photos not installed")
+        pytest.skip(NEEDS_DARKNET)
     import torchvision.transforms as T
     from PIL import Image
 

@@ -5,27 +5,35 @@
 target. So at every instant the target holds the previous complete file (or nothing), or the
 new complete one.
 
-* ``kill -9`` at random moments (uniformly over the run, and inside the write phase, which
-  lasts ~0.3-0.5 s here): the target is byte-identical to the previous file (or absent), or
-  to an uninterrupted run's output; the input is byte-identical. SIGKILL cannot be caught, so
-  the temporary file of a run killed mid-write stays behind: the test asserts that it is a
-  hidden dotfile named ``.<target>.*`` next to the target, and that the next run is not
-  disturbed by it (lsfix does not delete such files itself: another lsfix may be writing one).
-* SIGINT (Ctrl-C) and SIGTERM (a cancelled CI job): exit 130, one line
-  ``lsfix <cmd>: error: interrupted; no output was written``, the temporary file removed.
+No test here races a timer. lsfix has named checkpoints (:func:`lsfix.io.checkpoint`); with
+``LSFIX_TEST_STOP_AT=NAME[:N]`` in its environment it stops itself (SIGSTOP) the N-th time it
+passes NAME. The test waits for that stop with ``waitpid(WUNTRACED)`` (a kernel handshake, not
+a sleep) and then delivers its signal, so each case lands at a known point however loaded the
+machine is:
+
+* ``kill -9`` at ``temp-created`` (temporary file empty), ``temp-written`` (written, not yet
+  renamed) and ``replaced`` (renamed, folder not yet fsynced), with and without a previous
+  output: the target is byte-identical to the previous file (or absent) before the rename and
+  to an uninterrupted run's output after it; the input is byte-identical. SIGKILL cannot be
+  caught, so the temporary file of a run killed before the rename stays behind: it is a hidden
+  dotfile named ``.<target>.*`` next to the target, and the next run is not disturbed by it
+  (lsfix does not delete such files itself: another lsfix may be writing one).
+* SIGINT (Ctrl-C) and SIGTERM (a cancelled CI job) at the same points: exit 130, one line
+  ``lsfix <cmd>: error: interrupted; no output was written`` (or ``...; out.h5 had already
+  been written completely`` after the rename), the temporary file removed.
 * A full file system (a 2 MiB tmpfs when this process may mount one) and a file-size limit
   (``RLIMIT_FSIZE``, always): exit 1, one line ``<target>: no space left on device; nothing
   was written`` / ``file too large ...``, the previous file intact, no temporary file.
-* ``extract`` writes in place and marks the file complete at the end: after ``kill -9`` the
-  file is refused by ``curve`` (exit 3) unless ``--allow-incomplete``, and ``--resume``
-  completes it to the same logits as an uninterrupted run.
+* ``extract`` writes in place and marks the file complete at the end: killed right after its
+  N-th commit, the file holds exactly the committed rows, is refused by ``curve`` (exit 3)
+  unless ``--allow-incomplete``, and ``--resume`` completes it to the same logits as an
+  uninterrupted run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import random
 import re
 import resource
 import shutil
@@ -51,8 +59,11 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals, /proc, tmpfs"),
 ]
 
-N_BIG, K_BIG = 250_000, 100  # 100 MB of float32 logits: the write takes ~0.1-0.5 s
+N_BIG, K_BIG = 20_000, 100  # 8 MB of float32 logits: size does not matter, the stops do
 TEMP_RE = re.compile(r"^\.out\.h5\.[A-Za-z0-9_]+\.h5$")
+#: checkpoints of lsfix.io.atomic_output, in the order a run passes them
+BEFORE_RENAME = ("temp-created", "temp-written")
+POINTS = (*BEFORE_RENAME, "replaced")
 
 #: The interrupted run's arguments, relative to its folder: runs of one command in different
 #: folders of the same depth give the same bytes (no timestamps in lsfix files).
@@ -69,43 +80,48 @@ class Big:
     old_path: Path  # a previous complete output (a small lsfix file)
     old_digest: str
     new_digest: dict[str, str]  # command -> digest of an uninterrupted run's output
-    total_s: dict[str, float]  # command -> wall time of an uninterrupted run
-    write_s: dict[str, float]  # command -> how long the temporary file exists
 
 
-def _lsfix(args: list[str], cwd: Path, **kw: object) -> subprocess.Popen[bytes]:
+def _lsfix(args: list[str], cwd: Path, stop_at: str | None = None,
+           **kw: object) -> subprocess.Popen[bytes]:
     if not LSFIX_EXE.exists():
         pytest.skip(f"{LSFIX_EXE} not installed")
-    return subprocess.Popen([str(LSFIX_EXE), *args], cwd=cwd, env=subprocess_env(),
+    env = subprocess_env()
+    env.pop("LSFIX_TEST_STOP_AT", None)
+    if stop_at:
+        env["LSFIX_TEST_STOP_AT"] = stop_at
+    return subprocess.Popen([str(LSFIX_EXE), *args], cwd=cwd, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
 
 
-def _finish(args: list[str], cwd: Path) -> float:
-    t0 = time.monotonic()
+def _finish(args: list[str], cwd: Path) -> None:
     proc = _lsfix(args, cwd)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()
-    return time.monotonic() - t0
 
 
-def _timed(args: list[str], cwd: Path) -> tuple[float, float]:
-    """Run to the end; (total seconds, seconds the temporary file existed: the write)."""
-    t0 = time.monotonic()
-    proc = _lsfix(args, cwd)
-    seen = gone = None
-    while proc.poll() is None:
-        writing = _writing(cwd)
-        if seen is None and writing:
-            seen = time.monotonic()
-        elif seen is not None and gone is None and not writing:
-            gone = time.monotonic()
-        time.sleep(0.0005)
-    end = time.monotonic()
-    err = proc.stderr.read()  # type: ignore[union-attr]
-    proc.stderr.close()  # type: ignore[union-attr]
-    assert proc.returncode == 0, err.decode()
-    write = (gone or end) - (seen or end)
-    return end - t0, max(0.01, write)
+def _wait_stopped(proc: subprocess.Popen[bytes], point: str) -> None:
+    """Block until ``proc`` has stopped itself at its checkpoint (no polling, no timer)."""
+    pid, status = os.waitpid(proc.pid, os.WUNTRACED)
+    if os.WIFSTOPPED(status):
+        return
+    # it ended without reaching the checkpoint: it was reaped here, so Popen cannot wait
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = ""
+    if proc.stderr is not None:
+        err = proc.stderr.read().decode()
+        proc.stderr.close()
+    raise AssertionError(f"lsfix ended (exit {proc.returncode}) before checkpoint "
+                         f"{point!r}: {err}")
+
+
+def _signal_stopped(proc: subprocess.Popen[bytes], sig: int) -> tuple[int, str]:
+    """Deliver ``sig`` to the stopped process, let it continue, and collect it."""
+    proc.send_signal(sig)
+    if sig != signal.SIGKILL:
+        proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err.decode()
 
 
 @pytest.fixture(scope="module")
@@ -116,19 +132,16 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Big]:
     y = rng.integers(0, K_BIG, N_BIG)
     new_file(folder / "big.h5", z, labels=y)
     new: dict[str, str] = {}
-    total: dict[str, float] = {}
-    write: dict[str, float] = {}
     old = folder / "old.h5"
     new_file(old, z[:100], labels=y[:100])
     del z
     for cmd, args in RUNS.items():
         ref = folder / f"ref-{cmd}"
         ref.mkdir()
-        total[cmd], write[cmd] = _timed(args, ref)
+        _finish(args, ref)
         new[cmd] = file_digest(ref / "out.h5") or ""
         shutil.rmtree(ref)
-    yield Big(folder, file_digest(folder / "big.h5") or "", old, file_digest(old) or "", new,
-              total, write)
+    yield Big(folder, file_digest(folder / "big.h5") or "", old, file_digest(old) or "", new)
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -170,10 +183,10 @@ def _prepare(big: Big, cmd: str, tag: str, existing: bool) -> Path:
     return run
 
 
-def _assert_old_new_or_nothing(big: Big, cmd: str, run: Path, existing: bool) -> str:
+def _state(big: Big, cmd: str, run: Path, existing: bool) -> str:
+    """"old", "absent" or "new"; fails on anything else (a partial or foreign output)."""
     got = file_digest(run / "out.h5")
-    old = big.old_digest
-    allowed = {old: "old", big.new_digest[cmd]: "new"} if existing else {
+    allowed = {big.old_digest: "old", big.new_digest[cmd]: "new"} if existing else {
         None: "absent", big.new_digest[cmd]: "new"}
     assert got in allowed, "the output is neither the previous file, nor nothing, nor complete"
     assert file_digest(big.folder / "big.h5") == big.input_digest, "the input was modified"
@@ -184,44 +197,38 @@ def _assert_old_new_or_nothing(big: Big, cmd: str, run: Path, existing: bool) ->
 # kill -9
 
 
-def _writing(run: Path) -> bool:
-    return any(n.startswith(".out.h5.") for n in os.listdir(run))
-
-
+@pytest.mark.parametrize("existing", [True, False], ids=["previous-output", "no-output"])
+@pytest.mark.parametrize("point", POINTS)
 @pytest.mark.parametrize("cmd", list(RUNS))
-def test_kill9_leaves_old_file_new_file_or_nothing(big: Big, cmd: str) -> None:
-    """Six ``kill -9`` at random moments: reps 0-3 inside the write phase (after the
-    temporary file appears), 4-5 anywhere in the run; with and without a previous output."""
-    mid_write = 0
-    for rep in range(6):
-        rng = random.Random(f"kill9-{cmd}-{rep}")
-        existing = rep % 2 == 0
-        run = _prepare(big, cmd, f"kill9-{rep}", existing)
-        proc = _lsfix(RUNS[cmd], run)
-        try:
-            if rep < 4:
-                if _wait(lambda run=run: _writing(run), proc):
-                    time.sleep(rng.uniform(0.0, 0.8 * big.write_s[cmd]))
-            else:
-                time.sleep(rng.uniform(0.0, big.total_s[cmd] * 1.1))
-            was_writing = proc.poll() is None and _writing(run)
-            proc.send_signal(signal.SIGKILL)
-        finally:
-            proc.wait(timeout=60)
-            proc.stderr.close()  # type: ignore[union-attr]
-        if was_writing and proc.returncode == -signal.SIGKILL:
-            mid_write += 1
-        _assert_old_new_or_nothing(big, cmd, run, existing)
-        left = _temps(run)
-        # SIGKILL runs no clean-up: a temporary file may stay; it is hidden and named after the
+def test_kill9_leaves_old_file_new_file_or_nothing(big: Big, cmd: str, point: str,
+                                                   existing: bool) -> None:
+    """``kill -9`` at each checkpoint of the write: before the rename the target is the
+    previous file (or absent), after it the complete new one; never anything else."""
+    run = _prepare(big, cmd, f"kill9-{point}-{existing}", existing)
+    proc = _lsfix(RUNS[cmd], run, stop_at=point)
+    try:
+        _wait_stopped(proc, point)
+        code, _ = _signal_stopped(proc, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == -signal.SIGKILL
+    state = _state(big, cmd, run, existing)
+    left = _temps(run)
+    if point in BEFORE_RENAME:
+        assert state == ("old" if existing else "absent")
+        # SIGKILL runs no clean-up: the temporary file stays; it is hidden and named after the
         # target, so it is recognisable and never taken for the output
-        assert all(TEMP_RE.match(n) for n in left), left
-        if rep == 0:  # the next run is not disturbed by a stale temporary file
-            _finish(RUNS[cmd], run)
-            assert file_digest(run / "out.h5") == big.new_digest[cmd]
-            assert _temps(run) == left  # and it neither adds one nor deletes another run's
-        shutil.rmtree(run)
-    assert mid_write >= 2, f"only {mid_write} of 6 kills landed inside the write"
+        assert len(left) == 1 and TEMP_RE.match(left[0]), left
+    else:
+        assert state == "new"
+        assert left == []
+    # the next run is not disturbed by a stale temporary file, and leaves it alone
+    _finish(RUNS[cmd], run)
+    assert file_digest(run / "out.h5") == big.new_digest[cmd]
+    assert _temps(run) == left
+    shutil.rmtree(run)
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,42 +239,45 @@ INTERRUPTED = "error: interrupted; no output was written"
 COMMITTED = "error: interrupted; out.h5 had already been written completely"
 
 
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("cmd", list(RUNS))
-@pytest.mark.parametrize(("sig", "rep"), [(signal.SIGINT, 0), (signal.SIGINT, 2),
-                                          (signal.SIGTERM, 1)],
-                         ids=["SIGINT-0", "SIGINT-2", "SIGTERM-1"])
 def test_interrupt_exits_130_and_removes_the_partial_file(big: Big, cmd: str, sig: int,
-                                                          rep: int) -> None:
-    """Ctrl-C (or SIGTERM) once lsfix is inside the command: mid-write (reps 0-1) or at a
-    random moment after the input was opened (rep 2); with a previous output (reps 0, 2)."""
-    rng = random.Random(f"int-{cmd}-{sig}-{rep}")
-    existing = rep != 1
-    run = _prepare(big, cmd, f"sig{int(sig)}-{rep}", existing)
-    proc = _lsfix(RUNS[cmd], run)
-    if rep == 2:
-        alive = _wait(_input_is_open(proc, "big.h5"), proc)
-        delay = rng.uniform(0.0, big.total_s[cmd] * 0.8)
-    else:
-        alive = _wait(lambda: _writing(run), proc)
-        delay = rng.uniform(0.0, 0.8 * big.write_s[cmd])
-    assert alive, "lsfix ended before it could be interrupted"
-    time.sleep(delay)
-    proc.send_signal(sig)
-    _, err_bytes = proc.communicate(timeout=60)
-    err = err_bytes.decode()
-    state = _assert_old_new_or_nothing(big, cmd, run, existing)
-    assert "Traceback" not in err, err
-    if proc.returncode == 0 or proc.returncode == -sig:
-        # the signal landed after the work was done (or during interpreter shutdown, when
-        # Python has restored the default handler): the new file is complete
-        assert state == "new", (proc.returncode, err)
-    else:
-        assert proc.returncode == 130, (proc.returncode, err)
-        if state == "new":  # the signal came right after the file was moved into place
-            assert err.splitlines() == [f"lsfix {cmd}: {COMMITTED}"], err
-        else:
-            assert err.splitlines() == [f"lsfix {cmd}: {INTERRUPTED}"], err
+                                                          point: str) -> None:
+    """Ctrl-C (or SIGTERM) at each checkpoint of the write, with a previous output for
+    SIGINT and without one for SIGTERM: exit 130, one line, no temporary file."""
+    existing = sig == signal.SIGINT
+    run = _prepare(big, cmd, f"sig{int(sig)}-{point}", existing)
+    proc = _lsfix(RUNS[cmd], run, stop_at=point)
+    try:
+        _wait_stopped(proc, point)
+        code, err = _signal_stopped(proc, sig)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    state = _state(big, cmd, run, existing)
+    assert code == 130, (code, err)
+    if point in BEFORE_RENAME:
+        assert state == ("old" if existing else "absent")
+        assert err.splitlines() == [f"lsfix {cmd}: {INTERRUPTED}"], err
+    else:  # the signal came right after the file was moved into place
+        assert state == "new"
+        assert err.splitlines() == [f"lsfix {cmd}: {COMMITTED}"], err
     assert _temps(run) == [], "the temporary file was not removed"
+    shutil.rmtree(run)
+
+
+def test_stop_hook_is_inert_without_the_variable(big: Big) -> None:
+    """Unset, the checkpoints do nothing: a normal run completes (the reference runs above
+    also ran without it); and a checkpoint that a run never reaches fails loudly."""
+    run = _prepare(big, "score", "no-hook", False)
+    _finish(RUNS["score"], run)
+    assert file_digest(run / "out.h5") == big.new_digest["score"]
+    proc = _lsfix(["score", "missing.h5", "-o", "x.h5"], run, stop_at="temp-created")
+    with pytest.raises(AssertionError, match="before checkpoint 'temp-created'"):
+        _wait_stopped(proc, "temp-created")
+    assert proc.returncode == 3
     shutil.rmtree(run)
 
 
@@ -530,18 +540,18 @@ def test_extract_kill9_then_refused_until_resumed(extract_job: Path) -> None:
                          capture_output=True, text=True, timeout=300, env=subprocess_env())
     assert ref.returncode == 0, ref.stderr
     inputs = {n: file_digest(folder / n) for n in ("net.ts", "data.npz")}
-    rng = random.Random("extract")
     out = folder / "out.h5"
-    proc = _lsfix(_extract_args("out.h5"), folder)
+    commits = 37  # batches of 4 rows, one commit per batch (--sync-every 0)
+    proc = _lsfix(_extract_args("out.h5"), folder, stop_at=f"extract-commit:{commits}")
     try:
-        threshold = rng.randint(100, 1000)
-        assert _wait(lambda: out.exists() and _rows_done(out) >= threshold, proc, timeout=240), \
-            "extract ended before it could be killed"
-        time.sleep(rng.uniform(0.0, 0.1))
-        proc.send_signal(signal.SIGKILL)
+        _wait_stopped(proc, "extract-commit")
+        code, _ = _signal_stopped(proc, signal.SIGKILL)
     finally:
-        proc.wait(timeout=60)
-        proc.stderr.close()  # type: ignore[union-attr]
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == -signal.SIGKILL
+    assert _rows_done(out) == 4 * commits  # exactly the committed rows, known in advance
     env = subprocess_env()
 
     def lsfix(*args: str) -> subprocess.CompletedProcess[str]:

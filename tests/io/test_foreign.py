@@ -502,8 +502,6 @@ CSV_ERRORS = [
     ("logit_0,logit_1\n1,2\n1,NaN\n", "t.csv: line 3, column 'logit_1': 'NaN' is not finite"),
     ("logit_0,logit_2\n1,2\n", "t.csv: line 1: missing column 'logit_1' (a logits table has "
      "logit_0..logit_2 and optionally label and sample_id)"),
-    ("logit_0,logit_1,extra\n1,2,3\n", "t.csv: line 1: unknown column 'extra' (a logits table "
-     "has logit_0..logit_1 and optionally label and sample_id)"),
     ("logit_0,logit_01\n1,2\n", "t.csv: line 1: unknown column 'logit_01' (a logits table "
      "has logit_0..logit_0 and optionally label and sample_id)"),
     ("a,b\n1,2\n", "t.csv: line 1: neither a logits table (logit_0..logit_<K-1>, label, "
