@@ -20,7 +20,6 @@ picks the reader for any input (this module, :mod:`lsfix.scorefile`, :mod:`lsfix
 from __future__ import annotations
 
 import io
-import json
 import shlex
 import stat
 import sys

@@ -186,5 +186,5 @@ def check_expansion(stored: int, expanded: int, *, file: str, dataset: str | Non
             f"{EXPANSION_FLOOR >> 20} MiB (a compression bomb?)", file=file, dataset=dataset)
 
 
-__all__ = ["check_expansion", "loads", "expect", "integer", "text", "flag", "nesting_depth", "MAX_JSON_DEPTH",
-           "MAX_JSON_BYTES"]
+__all__ = ["check_expansion", "loads", "expect", "integer", "text", "flag", "nesting_depth",
+           "MAX_JSON_DEPTH", "MAX_JSON_BYTES", "MAX_EXPANSION", "EXPANSION_FLOOR"]

@@ -34,7 +34,7 @@ from lsfix.cli.curve_cmd import (
     result_rows,
     warn_undefined,
 )
-from lsfix.errors import GateFailed, InputError, RuntimeFailure, UsageError
+from lsfix.errors import GateFailed, InputError, UsageError
 
 HELP = """Compare files × scores: one row each, the first file's rows being the baseline.
 Paired bootstrap of each row's AURC difference to the baseline when the files hold the same

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
-    check_p,
-    fit_from_json,
-    read_json_file,
-    require_finite_scores,
     AllowIncompleteOpt,
     ConventionOpt,
     InputArg,
     OutputOpt,
     QuietOpt,
     check_convention,
+    check_p,
+    fit_from_json,
     load,
     parse_grid,
+    read_json_file,
+    require_finite_scores,
 )
-from lsfix.errors import InputError, UsageError
+from lsfix.errors import UsageError
 
 HELP = """Add the MaxLogit-pNorm score (/scores/pnorm): centre the logits, divide by their
 p-norm, take the max. The fix for label smoothing's broken confidence ranking.

@@ -45,7 +45,7 @@ import pytest
 
 from lsfix.schema import new_file, root_attrs
 
-from .conftest import LSFIX_EXE, Result, cli, lsfix_proc, subprocess_env, tree_digest
+from .conftest import LSFIX_EXE, Result, cli, subprocess_env, tree_digest
 
 #: Wall-time bound per case (seconds); see the module docstring.
 TIME_BOUND_S = 120.0
@@ -1265,3 +1265,20 @@ def test_missing_labels_found_before_any_pass_over_logits(tmp_path: Path,
     assert r.code == 3, r
     assert "no /labels" in r.stderr
     assert reads == []
+
+
+def test_save_params_is_strict_json_and_reads_back(tmp_path: Path) -> None:
+    """A fixed p has no held-out AURC: ``--save-params`` writes ``null`` there (never ``NaN``),
+    and ``--params`` reads the file back; attributes lsfix writes are strict JSON too."""
+    g = good(tmp_path / "g.h5")
+    r = cli(["normalise", g, "--p", "2", "-q", "--save-params", tmp_path / "p.json", "-o",
+             tmp_path / "o.h5"])
+    assert r.code == 0, r
+    doc = json.loads((tmp_path / "p.json").read_text(), parse_constant=_no_constants)
+    assert doc["msp_aurc"] is None
+    r = cli(["normalise", g, "--params", tmp_path / "p.json", "-q", "-o", tmp_path / "o2.h5"])
+    assert r.code == 0, r
+    with h5py.File(tmp_path / "o.h5", "r") as f:
+        for text in (f.attrs["provenance"], f.attrs["history"],
+                     f["scores/pnorm"].attrs["params"]):
+            json.loads(text, parse_constant=_no_constants)
