@@ -17,12 +17,12 @@ tunes nothing, ``pnorm`` is MSP, and the verdict is the binary answer with that 
    when the fit did not fall back to MSP and the whole paired interval lies below 0 (pNorm
    is better beyond bootstrap noise); otherwise MSP is **fine**, with the reason (fallback,
    pNorm worse, or a change within noise).
-6. Label smoothing read from the logits alone (:mod:`lsfix.core.ceiling`, on every row that
-   is not an ignored pixel, labels unused): do the logit gaps pile up at a ceiling, and what
-   α does it imply? Shown next to the α recorded in the provenance
-   (``training.label_smoothing``) when there is one. The verdict cites it: a broken ranking
-   with an LS-like ceiling is the known label-smoothing failure; a fine ranking with no
-   ceiling is plain cross-entropy behaviour. :func:`label_smoothing_summary` and
+6. Label smoothing read from the logits (:mod:`lsfix.core.ceiling`, on every correctly
+   classified row that is not an ignored pixel, fit rows included: nothing is fitted): do the
+   logit gaps pile up at a ceiling, and what α does it imply? Shown next to the α recorded
+   in the provenance (``training.label_smoothing``) when there is one. The verdict cites it:
+   a broken ranking with an LS-like ceiling is the known label-smoothing failure; a fine
+   ranking with no ceiling is plain cross-entropy behaviour. :func:`label_smoothing_summary` and
    :func:`label_smoothing_notes` are the sentences every output format prints.
 """
 
@@ -145,7 +145,7 @@ def audit(
     specs = [ScoreSpec(s) for s in PLAIN_SCORES] + [ScoreSpec("msp_ts", temperature)]
     scores = compute_scores(pred.logits, specs)
     scores["pnorm"] = fit.score(pred.logits)
-    correct = correct_of(pred)
+    correct = correct_all = correct_of(pred)
     group_index = None
     if by is not None:
         from lsfix.groups import grouping
@@ -174,8 +174,8 @@ def audit(
     removed = (msp_m.aurc - pn_m.aurc) / excess if excess > 0 else math.nan
     from lsfix.explain import alpha_of
 
-    ls = estimate_label_smoothing(pred.logits, rows=pred.keep, n_boot=n_boot, level=level,
-                                  seed=seed)
+    ls = estimate_label_smoothing(pred.logits, rows=pred.keep, correct=correct_all,
+                                  n_boot=n_boot, level=level, seed=seed)
     if binary:
         broken, verdict = False, BINARY_VERDICT
     else:
@@ -256,6 +256,10 @@ def _ls_clause(broken: bool, ls: LabelSmoothingEstimate) -> str:
     return "; no sign of label smoothing in the logit gaps"
 
 
+def _of_rows(ls: LabelSmoothingEstimate) -> str:
+    return " of correct predictions" if ls.rows_used == "correct" else ""
+
+
 def label_smoothing_summary(ls: LabelSmoothingEstimate, recorded: float | None = None) -> str:
     """One line: what the logit gaps say about label smoothing (and the recorded α)."""
     rec = "" if recorded is None else f"; the provenance records α = {recorded:g}"
@@ -264,11 +268,11 @@ def label_smoothing_summary(ls: LabelSmoothingEstimate, recorded: float | None =
     iv = ("" if math.isnan(ls.alpha_low) else
           f" [{_a(ls.alpha_low)}, {_a(ls.alpha_high)}]")
     if ls.has_ceiling:
-        return (f"logit gaps pile up at a ceiling of {ls.ceiling:.2f} (spread "
+        return (f"logit gaps{_of_rows(ls)} pile up at a ceiling of {ls.ceiling:.2f} (spread "
                 f"{ls.spread:.2f} < {ls.spread_threshold:g}): consistent with label smoothing "
                 f"α ≈ {_a(ls.alpha)}{iv}{rec}")
-    return (f"no ceiling: the logit gaps spread out (median {ls.ceiling:.2f}, spread "
-            f"{ls.spread:.2f} ≥ {ls.spread_threshold:g}): no sign of label smoothing{rec}")
+    return (f"no ceiling: the logit gaps{_of_rows(ls)} spread out (median {ls.ceiling:.2f}, "
+            f"spread {ls.spread:.2f} ≥ {ls.spread_threshold:g}): no sign of label smoothing{rec}")
 
 
 def label_smoothing_notes(ls: LabelSmoothingEstimate, recorded: float | None = None
@@ -288,6 +292,10 @@ def label_smoothing_notes(ls: LabelSmoothingEstimate, recorded: float | None = N
             notes.append(f"with K = {ls.k} classes α̂ assumes most rows reach the ceiling; "
                          "when few do (hard data sets), the median gap falls short of it and "
                          "α̂ overestimates α")
+    elif ls.k >= 100:
+        notes.append(f"with K = {ls.k} classes an LS model may leave most rows short of its "
+                     "ceiling (hard data sets), which also reads as no ceiling: weaker "
+                     "evidence than for small K")
     if recorded is not None:
         if recorded == 0 and ls.has_ceiling:
             notes.append("the provenance records cross-entropy (α = 0): the ceiling comes "

@@ -185,16 +185,19 @@ def explain_plots(preds: Sequence[Any], plot_path: str) -> list[str]:
 
 
 def gap_plot(preds: Sequence[Any], path: str) -> None:
-    """Histogram of logit gaps per file with the implied and the recorded-α ceilings."""
+    """Histogram of the logit gaps of correctly classified rows, per file, with the implied
+    and the recorded-α ceilings."""
     from lsfix.core.ceiling import ceiling_from_alpha, estimate_label_smoothing, logit_gaps
     from lsfix.plot import GapSeries, gap_histogram
 
     series = []
+    from lsfix.pipeline import correct_of
+
     for p in preds:
-        est = estimate_label_smoothing(p.logits, rows=p.keep, n_boot=0)
-        g = logit_gaps(p.logits)
-        if p.keep is not None:
-            g = g[p.keep]
+        correct = correct_of(p)
+        est = estimate_label_smoothing(p.logits, rows=p.keep, correct=correct, n_boot=0)
+        use = correct if p.keep is None else (correct & p.keep)
+        g = logit_gaps(p.logits)[use]
         rec = alpha_of(p)
         rec_c = None if not rec else ceiling_from_alpha(rec, est.k)
         if est.has_ceiling:
@@ -210,5 +213,6 @@ def gap_plot(preds: Sequence[Any], path: str) -> None:
             recorded_ceiling=rec_c,
             recorded_label=f"recorded α={rec:g} ceiling {rec_c:.2f}" if rec_c else ""))
     k = int(preds[0].k or 2) if preds else 2
-    gap_histogram(series, path, title=f"Logit gaps (largest − mean of the others), K = {k}",
+    gap_histogram(series, path,
+                  title=f"Logit gaps of correct predictions (largest − mean of others), K = {k}",
                   xlabel="logit gap (label smoothing α caps it at log(1 + K(1−α)/α))")

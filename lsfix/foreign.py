@@ -72,7 +72,7 @@ import numpy as np
 
 from lsfix import untrusted
 from lsfix.errors import InputError, LsfixError, MissingDependency, RuntimeFailure
-from lsfix.predictions import Predictions, predictions_from_arrays
+from lsfix.predictions import Predictions, ignore_index_in_effect, predictions_from_arrays
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # local file header; empty archive
@@ -798,9 +798,10 @@ def _int_labels(cells: list[str], n_logits: int) -> np.ndarray:
             except ValueError:
                 raise _CellError(i, _bad_cell(cell, "an integer label")) from None
         raise
+    ignore = ignore_index_in_effect()  # --ignore-index: that value marks rows never evaluated
     lo, hi = min(values), max(values)
-    if lo < 0 or hi >= k:
-        i = next(i for i, v in enumerate(values) if v < 0 or v >= k)
+    if (lo < 0 or hi >= k) and any((v < 0 or v >= k) and v != ignore for v in values):
+        i = next(i for i, v in enumerate(values) if (v < 0 or v >= k) and v != ignore)
         what = "0 or 1 (single-logit binary classifier)" if n_logits == 1 else f"in [0, {k})"
         raise _CellError(i, f"label {values[i]} is not {what}")
     return np.asarray(values, dtype=np.int64)

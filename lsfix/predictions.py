@@ -13,6 +13,9 @@ reference for every field.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +33,33 @@ SCORES = "/scores"
 FIT_MASK = "/fit_mask"
 #: Per-row correctness of a scores file, ``(n,)`` bool.
 CORRECT = "/correct"
-#: Per-row group values, ``/groups/<NAME>`` of shape ``(n,)``.
+#: Group values, ``/groups/<NAME>``: one per sample, shape ``(N,)`` (pixels inherit their image's).
 GROUPS = "/groups"
 
 LOGIT_DTYPES = (np.float16, np.float32, np.float64)
+#: Label values that conventionally mark ignored pixels (segmentation "void" 255, torch's
+#: -100, and -1): an out-of-range label made only of one of these gets a --ignore-index hint.
+COMMON_IGNORE_VALUES = (255, -100, -1, 65535)
+
+
+#: The label value marking rows never evaluated (``--ignore-index``) for inputs that carry no
+#: ``ignore_index`` attribute of their own (.npy/.npz/.pt/tables, or an HDF5 file without one).
+_IGNORE_INDEX: ContextVar[int | None] = ContextVar("lsfix_ignore_index", default=None)
+
+
+@contextmanager
+def ignoring(index: int | None) -> Iterator[None]:
+    """Within the block, readers treat label ``index`` as ignored (``--ignore-index``)."""
+    token = _IGNORE_INDEX.set(index)
+    try:
+        yield
+    finally:
+        _IGNORE_INDEX.reset(token)
+
+
+def ignore_index_in_effect() -> int | None:
+    """The ``--ignore-index`` value of the current read, or ``None``."""
+    return _IGNORE_INDEX.get()
 
 
 def score_path(name: str) -> str:
@@ -63,7 +89,8 @@ class Predictions:
         Fingerprint of the logits source (:mod:`lsfix.scorefile`): for a logits file, computed
         on demand; for a scores file, the ``source`` it records. ``None`` when unknown.
     groups : dict of str to ndarray
-        Per-row group values for ``--by NAME`` (``/groups/<NAME>``); empty by default.
+        Group values for ``--by NAME`` (``/groups/<NAME>``), one per sample (an image's
+        pixels share it); empty by default.
 
     ``docs/data-model.md`` describes every field and which input sets it.
     """
@@ -186,9 +213,14 @@ def validate_labels(
             bad = ((flat < 0) | (flat >= k)) if keep is None else (
                 keep & ((flat < 0) | (flat >= k)))
             what = "0 or 1 (single-logit binary classifier)" if binary else f"in [0, {k})"
+            first = int(flat[np.argmax(bad)])
+            hint = ""
+            if ignore_index is None and first in COMMON_IGNORE_VALUES and bool(
+                    (flat[bad] == first).all()):
+                hint = f"; if {first} marks pixels to ignore, pass --ignore-index {first}"
             raise InputError(
                 f"{int(bad.sum())} label(s) not {what}; first at row {int(np.argmax(bad))} "
-                f"= {int(flat[np.argmax(bad)])}",
+                f"= {first}{hint}",
                 file=name,
                 dataset=dataset,
             )
@@ -234,14 +266,16 @@ def predictions_from_arrays(
         )
     lab = None
     keep = None
+    ignore = None
     if labels is not None:
         labels_arr = np.asarray(labels)
         expected = (logits.shape[0], *logits.shape[2:])
         if labels_arr.shape != expected:
             raise InputError(f"shape {labels_arr.shape} does not match logits {logits.shape} "
                              f"(expected {expected})", file=name, dataset=ypath)
+        ignore = ignore_index_in_effect()
         lab, keep = validate_labels(labels_arr, rows.shape[1], name, binary=rows.binary,
-                                    dataset=ypath)
+                                    dataset=ypath, ignore_index=ignore)
     ids = None
     if sample_ids is not None:
         if np.ndim(sample_ids) != 1:
@@ -264,11 +298,12 @@ def predictions_from_arrays(
     return Predictions(
         name=name, logits=rows, labels=lab, sample_ids=ids, class_names=names,
         provenance=provenance or {}, history=history or [], keep=keep, raw_logits=logits,
+        labels_attrs={} if lab is None or ignore is None else {"ignore_index": ignore},
     )
 
 
 __all__ = [
     "CLASS_NAMES", "CORRECT", "FIT_MASK", "GROUPS", "LABELS", "LOGITS", "LOGIT_DTYPES",
-    "SAMPLE_IDS", "SCORES", "Predictions", "check_unique", "predictions_from_arrays",
-    "score_path", "validate_labels",
+    "SAMPLE_IDS", "SCORES", "Predictions", "check_unique", "ignore_index_in_effect", "ignoring",
+    "predictions_from_arrays", "score_path", "validate_labels",
 ]

@@ -23,6 +23,7 @@ import io
 import shlex
 import stat
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from lsfix.predictions import (
     SCORES,
     Predictions,
     check_unique,
+    ignore_index_in_effect,
     predictions_from_arrays,
     score_path,
     validate_labels,
@@ -143,7 +145,7 @@ def json_attr(attrs: Any, key: str, default: Any = None, name: str | None = None
                          dataset="/") from None
 
 
-def _check_local(f: h5py.File, path: str, name: str) -> None:
+def check_local(f: h5py.File, path: str, name: str) -> None:
     """Refuse a dataset that reads outside the file or is not backed by stored data
     (:mod:`lsfix.h5safe`; the whole file's links were checked when it was opened)."""
     obj = f[path]
@@ -158,7 +160,7 @@ def _h5_reason(exc: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def _read_all(ds: h5py.Dataset, name: str, path: str) -> Any:
+def read_all(ds: h5py.Dataset, name: str, path: str) -> Any:
     """``ds[()]``; an HDF5 read failure (corrupt chunk, missing filter plugin, truncated
     data) becomes an :class:`InputError` naming ``file:/dataset``."""
     try:
@@ -193,6 +195,16 @@ class CheckedDataset:
     def __len__(self) -> int:
         return int(self.shape[0])
 
+    def read_direct(self, dest: np.ndarray, source_sel: Any = None, dest_sel: Any = None
+                    ) -> None:
+        """``h5py.Dataset.read_direct`` into a caller's buffer, errors as in :meth:`__getitem__`."""
+        try:
+            self._ds.read_direct(dest, source_sel, dest_sel)
+        except (OSError, RuntimeError) as exc:
+            raise InputError(
+                f"unreadable data ({_h5_reason(exc)}); corrupt or truncated file?",
+                file=self._name, dataset=self._path) from None
+
 
 def is_logit_dtype(dtype: Any) -> bool:
     """float16/32/64 in either byte order (a big-endian file from another machine is fine)."""
@@ -200,17 +212,17 @@ def is_logit_dtype(dtype: Any) -> bool:
     return dt.kind == "f" and dt.itemsize in (2, 4, 8) and dt.fields is None
 
 
-def _dataset(f: h5py.File, path: str, name: str) -> h5py.Dataset | None:
+def local_dataset(f: h5py.File, path: str, name: str) -> h5py.Dataset | None:
     if path not in f:
         return None
-    _check_local(f, path, name)
+    check_local(f, path, name)
     obj = f[path]
     if not isinstance(obj, h5py.Dataset):
         raise InputError("is a group, expected a dataset", file=name, dataset=path)
     return obj
 
 
-def _strings(ds: h5py.Dataset, name: str, path: str, n: int) -> np.ndarray:
+def read_strings(ds: h5py.Dataset, name: str, path: str, n: int) -> np.ndarray:
     if ds.shape != (n,):
         raise InputError(f"shape {ds.shape} does not match ({n},)", file=name, dataset=path)
     if ds.dtype.kind not in ("S", "O", "U"):
@@ -225,9 +237,23 @@ def _strings(ds: h5py.Dataset, name: str, path: str, n: int) -> np.ndarray:
     return np.asarray(vals, dtype=object)
 
 
-def read_hdf5(src: Any, name: str, *, allow_incomplete: bool) -> Predictions:
+#: A reader of another lsfix HDF5 kind: ``(open file, display name, allow_incomplete)``.
+KindReader = Callable[[h5py.File, str, bool], Predictions]
+
+
+def read_hdf5(src: Any, name: str, *, allow_incomplete: bool,
+              kinds: Mapping[str, KindReader] | None = None) -> Predictions:
+    """Open (local-only, :func:`lsfix.h5safe.open_local`) and validate an lsfix HDF5 file.
+
+    ``kinds`` maps another schema name (``lsfix.scores``) to its reader, so a caller that
+    knows every kind (:mod:`lsfix.inputs`) can hand this module the file's first read without
+    this module importing the other readers. Any h5py failure becomes an :class:`InputError`.
+    """
     f = h5safe.open_local(src, name)
     try:
+        reader = (kinds or {}).get(schema_of(f, name))
+        if reader is not None:
+            return reader(f, name, allow_incomplete)
         return _validate_hdf5(f, name, allow_incomplete=allow_incomplete)
     except InputError:
         f.close()
@@ -238,14 +264,22 @@ def read_hdf5(src: Any, name: str, *, allow_incomplete: bool) -> Predictions:
                          .split("\n")[0], file=name) from None
 
 
-def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predictions:
-    attrs = f.attrs
-    if ATTR_SCHEMA not in attrs:
+def schema_of(f: h5py.File, name: str) -> str:
+    """The ``lsfix_schema`` attribute of an open file; :class:`InputError` when absent."""
+    if ATTR_SCHEMA not in f.attrs:
         raise InputError(f"is not an lsfix file (no {ATTR_SCHEMA} attribute)", file=name)
-    schema = untrusted.text(attrs[ATTR_SCHEMA], file=name, key=f"attribute {ATTR_SCHEMA!r}",
-                            limit=200)
-    if schema != SCHEMA_NAME:
-        raise InputError(f"schema {schema!r} is not {SCHEMA_NAME!r}", file=name)
+    return untrusted.text(f.attrs[ATTR_SCHEMA], file=name, key=f"attribute {ATTR_SCHEMA!r}",
+                          limit=200)
+
+
+def check_root(f: h5py.File, name: str, schema_name: str, schema_version: int, *,
+               allow_incomplete: bool) -> tuple[dict[str, Any], list[str]]:
+    """Check the root attributes of an lsfix file of kind ``schema_name``; return its
+    provenance and history."""
+    attrs = f.attrs
+    schema = schema_of(f, name)
+    if schema != schema_name:
+        raise InputError(f"schema {schema!r} is not {schema_name!r}", file=name)
     try:
         version = untrusted.integer(attrs.get(ATTR_VERSION, -1), file=name, key=ATTR_VERSION,
                                     lo=-1, hi=2**31)
@@ -253,9 +287,9 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
         version = -1
     if version < 1:
         raise InputError(f"missing or invalid {ATTR_VERSION} attribute", file=name)
-    if version > SCHEMA_VERSION:
+    if version > schema_version:
         raise InputError(
-            f"schema version {version} is newer than this lsfix reads ({SCHEMA_VERSION}); "
+            f"schema version {version} is newer than this lsfix reads ({schema_version}); "
             "upgrade lsfix (pip install -U lsfix)",
             file=name,
         )
@@ -272,11 +306,15 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
     history = json_attr(attrs, ATTR_HISTORY, [], name)
     untrusted.expect(provenance, dict, file=name, key=f"attribute {ATTR_PROVENANCE!r}")
     untrusted.expect(history, list, file=name, key=f"attribute {ATTR_HISTORY!r}")
+    return provenance, [str(h) for h in history]
 
-    logits_ds = _dataset(f, LOGITS, name)
-    labels_ds = _dataset(f, LABELS, name)
-    scores: dict[str, np.ndarray] = {}
-    score_attrs: dict[str, dict[str, Any]] = {}
+
+def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predictions:
+    provenance, history = check_root(f, name, SCHEMA_NAME, SCHEMA_VERSION,
+                                     allow_incomplete=allow_incomplete)
+
+    logits_ds = local_dataset(f, LOGITS, name)
+    labels_ds = local_dataset(f, LABELS, name)
     rows: ArrayRows | None = None
     n_items: int | None = None
     spatial: tuple[int, ...] = ()
@@ -301,36 +339,8 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
         n_items = shape[0]
         spatial = tuple(shape[2:])
 
-    # scores
-    if SCORES in f:
-        _check_local(f, SCORES, name)
-        grp = f[SCORES]
-        if not isinstance(grp, h5py.Group):
-            raise InputError("must be a group", file=name, dataset=SCORES)
-        for key in grp:
-            path = score_path(key)
-            ds = _dataset(f, path, name)
-            assert ds is not None
-            if ds.ndim != 1 or ds.dtype.kind != "f":
-                raise InputError(f"must be a 1-D float array, got {ds.dtype} {ds.shape}",
-                                 file=name, dataset=path)
-            expected = None if rows is None else rows.shape[0]
-            if expected is not None and ds.shape[0] != expected:
-                raise InputError(f"has {ds.shape[0]} rows; {LOGITS} has {expected}", file=name,
-                                 dataset=path)
-            vals = np.asarray(_read_all(ds, name, path), dtype=np.float64)
-            bad = np.isnan(vals)
-            if bad.any():
-                raise InputError(f"{int(bad.sum())} NaN confidence(s); first at row "
-                                 f"{int(np.argmax(bad))}", file=name, dataset=path)
-            scores[key] = vals
-            score_attrs[key] = {
-                ATTR_METHOD: untrusted.text(ds.attrs.get(ATTR_METHOD, key), file=name,
-                                            dataset=path, key=f"attribute {ATTR_METHOD!r}"),
-                ATTR_PARAMS: untrusted.expect(
-                    json_attr(ds.attrs, ATTR_PARAMS, {}, f"{name}:{path}"), dict, file=name,
-                    dataset=path, key=f"attribute {ATTR_PARAMS!r}"),
-            }
+    expected = None if rows is None else rows.shape[0]
+    scores, score_attrs = read_score_group(f, name, expected, against=LOGITS)
     if rows is None and not scores:
         raise InputError(f"has no {LOGITS} dataset (and no {SCORES})", file=name)
     n_rows = rows.shape[0] if rows is not None else next(iter(scores.values())).shape[0]
@@ -357,33 +367,36 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
                 file=name,
                 dataset=LABELS,
             )
-        raw_labels = _read_all(labels_ds, name, LABELS)
+        raw_labels = read_all(labels_ds, name, LABELS)
         ignore = labels_attrs.get(ATTR_IGNORE_INDEX)
+        if ignore is not None:  # type and range first: inf, NaN, a list or text is exit 3
+            ignore = untrusted.integer(ignore, file=name, dataset=LABELS,
+                                       key=f"attribute {ATTR_IGNORE_INDEX!r}",
+                                       lo=-(2**63), hi=2**64 - 1)
+        given = ignore_index_in_effect()
+        if given is not None:
+            if ignore is not None and int(ignore) != given:
+                raise InputError(f"attribute ignore_index={int(ignore)} disagrees with "
+                                 f"--ignore-index {given}", file=name, dataset=LABELS)
+            ignore = given
+            labels_attrs[ATTR_IGNORE_INDEX] = np.int64(given)
         labels, keep = validate_labels(
-            raw_labels, k, name, ignore_index=None if ignore is None else untrusted.integer(
-                ignore, file=name, dataset=LABELS, key=f"attribute {ATTR_IGNORE_INDEX!r}",
-                lo=-(2**63), hi=2**64 - 1),
+            raw_labels, k, name, ignore_index=None if ignore is None else int(ignore),
             binary=rows is not None and rows.binary,
         )
     sample_ids = None
-    sid = _dataset(f, SAMPLE_IDS, name)
+    sid = local_dataset(f, SAMPLE_IDS, name)
     if sid is not None:
-        sample_ids = _strings(sid, name, SAMPLE_IDS, n_items)
+        sample_ids = read_strings(sid, name, SAMPLE_IDS, n_items)
         check_unique(sample_ids, name)
     class_names = None
-    cn = _dataset(f, CLASS_NAMES, name)
+    cn = local_dataset(f, CLASS_NAMES, name)
     if cn is not None:
         if k is None:
             raise InputError(f"present without {LOGITS}", file=name, dataset=CLASS_NAMES)
-        class_names = [str(x) for x in _strings(cn, name, CLASS_NAMES, k)]
-    fit_mask = None
-    fm = _dataset(f, FIT_MASK, name)
-    if fm is not None:
-        if fm.shape != (n_rows,) or fm.dtype.kind not in ("b", "u", "i"):
-            raise InputError(f"must be a ({n_rows},) boolean mask, got {fm.dtype} {fm.shape}",
-                             file=name, dataset=FIT_MASK)
-        fit_mask = np.asarray(_read_all(fm, name, FIT_MASK), dtype=bool)
-    groups = _read_groups(f, name, n_items)
+        class_names = [str(x) for x in read_strings(cn, name, CLASS_NAMES, k)]
+    fit_mask = read_fit_mask(f, name, n_rows)
+    groups = read_groups(f, name, n_items)
     return Predictions(
         name=name,
         logits=rows,
@@ -392,8 +405,8 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
         class_names=class_names,
         scores=scores,
         score_attrs=score_attrs,
-        provenance=provenance if isinstance(provenance, dict) else {"value": provenance},
-        history=[str(h) for h in history],
+        provenance=provenance,
+        history=history,
         fit_mask=fit_mask,
         keep=keep,
         raw_logits=logits_ds,
@@ -401,26 +414,77 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
         labels_attrs=labels_attrs,
         h5=f,
         groups=groups,
+        kind=SCHEMA_NAME,
     )
 
 
-def _read_groups(f: h5py.File, name: str, n_items: int) -> dict[str, np.ndarray]:
+def read_score_group(f: h5py.File, name: str, expected: int | None, *, against: str
+                     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+    """``/scores/<name>`` datasets (float64, no NaN, ``expected`` rows when given, all of one
+    length) and their ``method``/``params`` attributes; ``against`` names what fixes the
+    length in messages."""
+    scores: dict[str, np.ndarray] = {}
+    score_attrs: dict[str, dict[str, Any]] = {}
+    if SCORES not in f:
+        return scores, score_attrs
+    check_local(f, SCORES, name)
+    grp = f[SCORES]
+    if not isinstance(grp, h5py.Group):
+        raise InputError("must be a group", file=name, dataset=SCORES)
+    for key in grp:
+        path = score_path(key)
+        ds = local_dataset(f, path, name)
+        assert ds is not None
+        if ds.ndim != 1 or ds.dtype.kind != "f":
+            raise InputError(f"must be a 1-D float array, got {ds.dtype} {ds.shape}",
+                             file=name, dataset=path)
+        if expected is not None and ds.shape[0] != expected:
+            raise InputError(f"has {ds.shape[0]} rows; {against} has {expected}", file=name,
+                             dataset=path)
+        vals = np.asarray(read_all(ds, name, path), dtype=np.float64)
+        bad = np.isnan(vals)
+        if bad.any():
+            raise InputError(f"{int(bad.sum())} NaN confidence(s); first at row "
+                             f"{int(np.argmax(bad))}", file=name, dataset=path)
+        scores[key] = vals
+        score_attrs[key] = {
+            ATTR_METHOD: untrusted.text(ds.attrs.get(ATTR_METHOD, key), file=name,
+                                        dataset=path, key=f"attribute {ATTR_METHOD!r}"),
+            ATTR_PARAMS: untrusted.expect(
+                json_attr(ds.attrs, ATTR_PARAMS, {}, f"{name}:{path}"), dict, file=name,
+                dataset=path, key=f"attribute {ATTR_PARAMS!r}"),
+        }
+    return scores, score_attrs
+
+
+def read_fit_mask(f: h5py.File, name: str, n_rows: int) -> np.ndarray | None:
+    """``/fit_mask`` as a bool ``(n_rows,)`` array, or ``None`` when absent."""
+    fm = local_dataset(f, FIT_MASK, name)
+    if fm is None:
+        return None
+    if fm.shape != (n_rows,) or fm.dtype.kind not in ("b", "u", "i"):
+        raise InputError(f"must be a ({n_rows},) boolean mask, got {fm.dtype} {fm.shape}",
+                         file=name, dataset=FIT_MASK)
+    return np.asarray(read_all(fm, name, FIT_MASK), dtype=bool)
+
+
+def read_groups(f: h5py.File, name: str, n_items: int) -> dict[str, np.ndarray]:
     """``/groups/<NAME>``: one value per sample, integers or utf-8 strings (``--by NAME``)."""
     if "/groups" not in f:
         return {}
-    _check_local(f, "/groups", name)
+    check_local(f, "/groups", name)
     if not isinstance(f["/groups"], h5py.Group):
         raise InputError("is a dataset, expected a group of per-sample datasets", file=name,
                          dataset="/groups")
     out: dict[str, np.ndarray] = {}
     for key in sorted(f["/groups"].keys()):
         path = f"/groups/{key}"
-        ds = _dataset(f, path, name)
+        ds = local_dataset(f, path, name)
         assert ds is not None
         if ds.dtype.kind in ("S", "O", "U"):
-            out[key] = _strings(ds, name, path, n_items)
+            out[key] = read_strings(ds, name, path, n_items)
         elif ds.dtype.kind in ("i", "u", "b") and ds.shape == (n_items,):
-            out[key] = np.asarray(_read_all(ds, name, path))
+            out[key] = np.asarray(read_all(ds, name, path))
         else:
             raise InputError(f"must hold ({n_items},) integers or strings, got {ds.dtype} "
                              f"{ds.shape}", file=name, dataset=path)
@@ -437,12 +501,13 @@ def command_line() -> str:
     return shlex.join(["lsfix", *args])
 
 
-def root_attrs(provenance: dict[str, Any], history: list[str], *, complete: bool = True
-               ) -> dict[str, Any]:
-    """Root attributes of an lsfix file (no timestamps: same inputs give the same bytes)."""
+def root_attrs(provenance: dict[str, Any], history: list[str], *, complete: bool = True,
+               schema: tuple[str, int] = (SCHEMA_NAME, SCHEMA_VERSION)) -> dict[str, Any]:
+    """Root attributes of an lsfix file of kind ``schema`` (name, version); no timestamps:
+    same inputs give the same bytes."""
     return {
-        ATTR_SCHEMA: SCHEMA_NAME,
-        ATTR_VERSION: np.int64(SCHEMA_VERSION),
+        ATTR_SCHEMA: schema[0],
+        ATTR_VERSION: np.int64(schema[1]),
         ATTR_LSFIX_VERSION: __version__,
         ATTR_COMPLETE: np.bool_(complete),
         ATTR_PROVENANCE: dumps_json(provenance, sort_keys=True),
@@ -451,13 +516,14 @@ def root_attrs(provenance: dict[str, Any], history: list[str], *, complete: bool
 
 
 def set_root_attrs(f: h5py.File, provenance: dict[str, Any], history: list[str], *,
-                   complete: bool = True) -> None:
+                   complete: bool = True,
+                   schema: tuple[str, int] = (SCHEMA_NAME, SCHEMA_VERSION)) -> None:
     """Write the schema, version, provenance and history attributes on ``f``."""
-    for key, val in root_attrs(provenance, history, complete=complete).items():
+    for key, val in root_attrs(provenance, history, complete=complete, schema=schema).items():
         f.attrs[key] = val
 
 
-def _write_strings(f: h5py.File, path: str, values: Any) -> None:
+def write_strings(f: h5py.File, path: str, values: Any) -> None:
     f.create_dataset(path, data=np.asarray([str(v) for v in values], dtype=object),
                      dtype=STR_DTYPE, track_times=False)
 
@@ -521,14 +587,19 @@ def _copy_core(pred: Predictions, out: h5py.File) -> None:
     if pred.labels is not None:
         out.create_dataset(LABELS, data=pred.labels, track_times=False)
     if pred.sample_ids is not None:
-        _write_strings(out, SAMPLE_IDS, pred.sample_ids)
+        write_strings(out, SAMPLE_IDS, pred.sample_ids)
     if pred.class_names is not None:
-        _write_strings(out, CLASS_NAMES, pred.class_names)
-    for key, values in sorted(pred.groups.items()):  # carried forward for --by NAME
+        write_strings(out, CLASS_NAMES, pred.class_names)
+    write_groups(pred, out)
+
+
+def write_groups(pred: Predictions, out: h5py.File) -> None:
+    """``/groups/<NAME>`` as read (one value per sample), carried forward for ``--by NAME``."""
+    for key, values in sorted(pred.groups.items()):
         if np.asarray(values).dtype.kind in ("i", "u", "b"):
             out.create_dataset(f"/groups/{key}", data=np.asarray(values), track_times=False)
         else:
-            _write_strings(out, f"/groups/{key}", [str(v) for v in values])
+            write_strings(out, f"/groups/{key}", [str(v) for v in values])
 
 
 def write_array_chunked(out: h5py.File, path: str, data: Any) -> None:

@@ -224,21 +224,26 @@ def _fmt_ci(values: list[float], nd: int) -> str:
 
 
 def table(results: list[Result]) -> str:
-    """The sweep table (markdown): per architecture and α, mean [95 % t-interval over seeds]."""
+    """The sweep table (markdown): per architecture and α, mean [95 % t-interval over seeds];
+    differences are paired by seed (same test images, same seed's CE model)."""
     main = [r for r in results if not r.tag]
     lines = [
         "| arch | α | seeds | error % | %AURC MSP | %AURC pNorm (p tuned on val) | "
-        "pNorm − MSP (paired) | p chosen |",
-        "|---|---|---|---|---|---|---|---|",
+        "MSP − CE MSP (same seed) | pNorm − MSP (same model) | p chosen |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    ce = {(r.arch, r.seed): r for r in main if r.alpha == 0}
     for arch in ARCHS:
         for alpha in sorted({r.alpha for r in main if r.arch == arch}):
             rs = sorted((r for r in main if r.arch == arch and r.alpha == alpha),
                         key=lambda r: r.seed)
+            vs_ce = [r.aurc_msp - ce[(arch, r.seed)].aurc_msp for r in rs
+                     if (arch, r.seed) in ce]
             lines.append(
                 f"| {arch} | {alpha:g} | {len(rs)} | {_fmt_ci([r.error for r in rs], 2)} | "
                 f"{_fmt_ci([r.aurc_msp for r in rs], 3)} | "
                 f"{_fmt_ci([r.aurc_pnorm for r in rs], 3)} | "
+                f"{_fmt_ci(vs_ce, 3) if vs_ce and alpha else '—'} | "
                 f"{_fmt_ci([r.aurc_pnorm - r.aurc_msp for r in rs], 3)} | "
                 f"{','.join(r.p for r in rs)} |")
     return "\n".join(lines) + "\n"
@@ -255,8 +260,10 @@ def per_run_table(results: list[Result]) -> str:
 
 
 def plot(results: list[Result], path: Path) -> None:
-    """%AURC of MSP and tuned pNorm vs α, one panel per architecture, with error rate on a
-    second axis; bars are 95 % t-intervals over seeds. Written atomically."""
+    """One column per architecture. Top: %AURC of MSP and of tuned pNorm vs α (test error on
+    a second axis). Bottom: the same, paired with the same seed's cross-entropy model
+    (%AURC − CE's MSP %AURC), which removes the seed-to-seed spread. Points are means over
+    seeds, bars 95 % t-intervals over seeds. Written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -264,37 +271,50 @@ def plot(results: list[Result], path: Path) -> None:
 
     main = [r for r in results if not r.tag]
     archs = [a for a in ARCHS if any(r.arch == a for r in main)]
-    fig, axes = plt.subplots(1, len(archs), figsize=(5.2 * len(archs), 3.8), squeeze=False)
-    for ax, arch in zip(axes[0], archs, strict=True):
+    fig, axes = plt.subplots(2, len(archs), figsize=(5.4 * len(archs), 7.2), squeeze=False,
+                             sharex=True)
+    series = (("aurc_msp", "MSP", "C3", "o", -0.003),
+              ("aurc_pnorm", "MaxLogit-pNorm (p tuned on val)", "C0", "s", 0.003))
+    for col, arch in enumerate(archs):
+        ax, dax = axes[0][col], axes[1][col]
         alphas = sorted({r.alpha for r in main if r.arch == arch})
-        for attr, label, color, marker in (("aurc_msp", "MSP", "C3", "o"),
-                                           ("aurc_pnorm", "MaxLogit-pNorm (p tuned on val)",
-                                            "C0", "s")):
-            stats = [mean_ci([getattr(r, attr) for r in main
-                              if r.arch == arch and r.alpha == a]) for a in alphas]
-            m = np.array([s[0] for s in stats])
-            lo = np.array([s[1] for s in stats])
-            hi = np.array([s[2] for s in stats])
-            ax.errorbar(alphas, m, yerr=[m - lo, hi - m], color=color, marker=marker,
-                        capsize=3, label=label)
-        ax.set_xlabel("label smoothing α")
-        ax.set_ylabel("%AURC (xia ×100), test")
+        ce = {r.seed: r.aurc_msp for r in main if r.arch == arch and r.alpha == 0}
+        for attr, label, color, marker, dx in series:
+            for target, paired in ((ax, False), (dax, True)):
+                stats = []
+                for a in alphas:
+                    rs = [r for r in main if r.arch == arch and r.alpha == a
+                          and (not paired or r.seed in ce)]
+                    vals = [getattr(r, attr) - (ce[r.seed] if paired else 0.0) for r in rs]
+                    stats.append(mean_ci(vals) if vals else (math.nan,) * 3)
+                m = np.array([st[0] for st in stats])
+                lo = np.array([st[1] for st in stats])
+                hi = np.array([st[2] for st in stats])
+                err = np.nan_to_num(np.vstack([m - lo, hi - m]))
+                target.errorbar(np.array(alphas) + dx, m, yerr=err, color=color,
+                                marker=marker, capsize=3, label=label)
         n_seeds = len({r.seed for r in main if r.arch == arch})
-        ax.set_title(f"Fashion-MNIST {arch} ({EPOCHS[arch]} epochs, {n_seeds} seeds)")
+        ax.set_title(f"Fashion-MNIST {arch} ({EPOCHS[arch]} epochs, {n_seeds} seed"
+                     f"{'s' if n_seeds != 1 else ''})")
+        ax.set_ylabel("%AURC (xia ×100), test")
         ax2 = ax.twinx()
-        err = [np.mean([r.error for r in main if r.arch == arch and r.alpha == a])
-               for a in alphas]
-        ax2.plot(alphas, err, color="0.5", ls=":", marker=".", label="test error % (right)")
+        errs = [np.mean([r.error for r in main if r.arch == arch and r.alpha == a])
+                for a in alphas]
+        ax2.plot(alphas, errs, color="0.5", ls=":", marker=".", label="test error % (right)")
         ax2.set_ylabel("test error %", color="0.4")
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left")
-    fig.text(0.5, 0.005, "bars: 95 % t-interval of the mean over seeds", ha="center",
-             fontsize=8, color="0.3")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="best")
+        dax.axhline(0.0, color="0.6", lw=0.8)
+        dax.set_ylabel("%AURC − same seed's CE MSP %AURC")
+        dax.set_xlabel("label smoothing α")
+        dax.legend(fontsize=7, loc="best")
+    fig.text(0.5, 0.005, "points: mean over seeds; bars: 95 % t-interval over seeds "
+             "(bottom row paired by seed)", ha="center", fontsize=8, color="0.3")
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=100, metadata={"Software": None})
     plt.close(fig)
     tmp.replace(path)
 

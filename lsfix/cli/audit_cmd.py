@@ -13,10 +13,13 @@ from lsfix.cli.common import (
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
+    IgnoreIndexOpt,
     InputArg,
     OutputOpt,
+    WithOpt,
     check_convention,
     load,
+    load_joined,
     report_format,
 )
 from lsfix.cli.curve_cmd import (
@@ -30,8 +33,10 @@ from lsfix.cli.curve_cmd import (
 
 HELP = """Audit any classifier's logits: every confidence score, MaxLogit-pNorm with p fitted
 on --val (or on a held-out --fit-fraction of the input, excluded from the numbers), the paired
-bootstrap difference pNorm − MSP, and a plain-language verdict. --report DIR writes
-report.md, report.html and the plots (RC curves, the label-smoothing mechanism).
+bootstrap difference pNorm − MSP, a plain-language verdict, and the label smoothing the logit
+gaps reveal (a ceiling at log(1 + K(1−α)/α) means LS with α; none means plain CE). --report
+DIR writes report.md, report.html and the plots (RC curves, the label-smoothing mechanism,
+the histogram of logit gaps).
 
 Examples:
 
@@ -221,6 +226,8 @@ def audit_cmd(
     fmt: FormatOpt = None,
     by: ByOpt = None,
     output: OutputOpt = "-",
+    with_files: WithOpt = None,
+    ignore_index: IgnoreIndexOpt = None,
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("audit"):
@@ -234,9 +241,10 @@ def audit_cmd(
         if bootstrap < 1:
             raise UsageError("--bootstrap must be >= 1 for audit (the verdict needs it)")
         out_fmt = report_format(fmt)
-        pred = load(input, allow_incomplete=allow_incomplete, need_labels=True,
-                    need_logits=True)
-        val_pred = load(val, need_labels=True, need_logits=True) if val else None
+        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
+                           need_labels=True, need_logits=True, ignore_index=ignore_index)
+        val_pred = (load(val, need_labels=True, need_logits=True, ignore_index=ignore_index)
+                    if val else None)
         res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
                     convention=convention, n_boot=bootstrap, level=level, by=by)
         if out_fmt == "json":

@@ -36,16 +36,48 @@ AllowIncompleteOpt = Annotated[
 ]
 
 
+IgnoreIndexOpt = Annotated[
+    int | None,
+    typer.Option("--ignore-index", help="Label value of pixels/rows never evaluated (e.g. 255 "
+                                        "or -100), for inputs that do not record one."),
+]
+
+
 def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False,
-         need_logits: bool = False) -> Predictions:
+         need_logits: bool = False, ignore_index: int | None = None) -> Predictions:
     """Read and validate an input (``-`` = stdin)."""
     from lsfix import inputs
     from lsfix.cli.app import note
 
     pred = inputs.read_predictions(path, allow_incomplete=allow_incomplete,
-                                   need_labels=need_labels, need_logits=need_logits)
+                                   need_labels=need_labels, need_logits=need_logits,
+                                   ignore_index=ignore_index)
     for line in pred.notes:  # how a foreign input was read: groups taken, arrays not used
         note(f"lsfix: {line}")
+    return pred
+
+
+WithOpt = Annotated[
+    list[str] | None,
+    typer.Option("--with", help="Scores file(s) computed from this input's logits to join "
+                                "(their scores, fit mask, correctness); checked by fingerprint."),
+]
+
+
+def load_joined(path: str, with_files: list[str] | None, *, overwrite: bool = False,
+                allow_incomplete: bool = False, need_labels: bool = False,
+                need_logits: bool = False, ignore_index: int | None = None) -> Predictions:
+    """Read ``path`` and join each scores file of ``with_files`` to it (``--with``)."""
+    from lsfix.pipeline import join_scores
+
+    pred = load(path, allow_incomplete=allow_incomplete, need_labels=need_labels,
+                need_logits=need_logits or bool(with_files), ignore_index=ignore_index)
+    for extra_path in with_files or []:
+        extra = load(extra_path, ignore_index=ignore_index)
+        try:
+            join_scores(pred, extra, overwrite=overwrite)
+        finally:
+            extra.close()
     return pred
 
 

@@ -15,6 +15,7 @@ from lsfix.cli.common import (
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
+    IgnoreIndexOpt,
     OutputOpt,
     load,
 )
@@ -170,6 +171,7 @@ def compare(
     percent: PercentOpt = False,
     by: ByOpt = None,
     output: OutputOpt = "-",
+    ignore_index: IgnoreIndexOpt = None,
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("compare"):
@@ -185,7 +187,8 @@ def compare(
             raise UsageError(f"--report {report!r} must end in .md")
         if sum(1 for i in inputs if i == "-") > 1:
             raise UsageError("stdin (-) can be given only once")
-        preds = [load(p, allow_incomplete=allow_incomplete) for p in inputs]
+        preds = [load(p, allow_incomplete=allow_incomplete, ignore_index=ignore_index)
+                 for p in inputs]
         results = []
         for pred in preds:
             results += evaluate_file(pred, score, convention=convention, coverages=covs,
@@ -246,7 +249,18 @@ def compare(
                 body.update({"by": by, "groups": grouped[0], "paired_groups": grouped[2]})
             text = dumps(document("compare", body))
         elif out_fmt == "tsv" and grouped is not None:
-            text = tsv(grouped[1], list(grouped[1][0].keys()))
+            g_rows, g_paired = grouped[1], grouped[2]
+            g_cols = list(g_rows[0].keys())
+            if g_paired:  # the paired difference inside each group as extra columns
+                metric = g_paired[0]["metric"]
+                extra = [f"d_{metric}", f"d_{metric}_low", f"d_{metric}_high", f"d_{metric}_p"]
+                by_key = {(p["file"], p["score"], p["group"]): p for p in g_paired}
+                for r in g_rows:
+                    p = by_key.get((r["file"], r["score"], r["group"]))
+                    r.update(zip(extra, [p["difference"], p["low"], p["high"], p["p_value"]]
+                                 if p else [None] * 4, strict=True))
+                g_cols += extra
+            text = tsv(g_rows, g_cols)
         elif out_fmt == "tsv":
             # one table: the paired difference to the baseline as extra columns
             by_row = {(p["file"], p["score"]): p for p in paired}

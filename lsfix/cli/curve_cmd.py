@@ -11,10 +11,12 @@ from lsfix.cli.common import (
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
+    IgnoreIndexOpt,
     InputArg,
     OutputOpt,
+    WithOpt,
     check_convention,
-    load,
+    load_joined,
     parse_floats,
     report_format,
 )
@@ -24,14 +26,15 @@ HELP = """Risk-coverage metrics of each score in a file: AURC (in the named conv
 oracle AURC, E-AURC, NAURC, AUGRC, AUROC, FPR@95TPR, risk@coverage, coverage@risk, with
 optional bootstrap intervals and an RC plot. Ties are averaged over their orderings.
 
-Input: an lsfix file (every stored score, or msp when none is stored), or a table with
-'confidence' and 'correct' columns. Rows used to fit p are excluded.
+Input: an lsfix logits file (every stored score, or msp when none is stored), a scores file
+(from score/normalise), or a table with 'confidence' and 'correct' columns. --with joins
+scores files to the logits they came from. Rows used to fit p and ignored pixels are excluded.
 
 Examples:
 
   lsfix curve model.h5 --score msp --score pnorm --coverage 0.8 --plot rc.png
 
-  lsfix score model.h5 | lsfix normalise - | lsfix curve - --format json
+  lsfix score model.h5 | lsfix normalise model.h5 --with - | lsfix curve - -f json
 """
 
 BootOpt = Annotated[int, typer.Option("--bootstrap", "-b",
@@ -183,6 +186,8 @@ def curve(
     percent: PercentOpt = False,
     by: ByOpt = None,
     output: OutputOpt = "-",
+    with_files: WithOpt = None,
+    ignore_index: IgnoreIndexOpt = None,
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("curve"):
@@ -192,7 +197,8 @@ def curve(
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
-        pred = load(input, allow_incomplete=allow_incomplete)
+        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
+                           ignore_index=ignore_index)
         if by is not None:
             write_text_atomic(output, curve_by(pred, score, by, out_fmt, convention, covs, risks,
                                                bootstrap, seed, level, percent))

@@ -14,8 +14,10 @@ which is ``c(α, 2)``: lsfix reads a single logit ``z`` as the two logits ``(0, 
 is ``|z|``, so one formula covers both. The inverse is ``α(c, K) = K / (expm1(c) + K)``.
 
 The estimator (:func:`estimate_label_smoothing`) takes each row's gap between its largest
-logit and the mean of its other logits (:func:`logit_gaps`), summarises the gaps of all rows
-by their median ``ĉ`` and reports ``α̂ = α(ĉ, K)`` with a percentile bootstrap interval. How
+logit and the mean of its other logits (:func:`logit_gaps`), summarises the gaps by their
+median ``ĉ`` — over the correctly classified rows when correctness is known (``correct=``,
+what ``lsfix audit`` does), else over all rows, from the logits alone — and reports
+``α̂ = α(ĉ, K)`` with a percentile bootstrap interval. How
 sharply the gaps concentrate — the evidence that a ceiling exists at all — is the *spread*
 ``(q90 − q50) / q50`` of the gaps: scale-free, so logits divided by a temperature keep their
 spread (and move their ceiling by ``1/T``). A ceiling is reported when the spread is below
@@ -167,6 +169,8 @@ class LabelSmoothingEstimate:
         The spread below which a ceiling is reported.
     statistic, gap : str
         How ``ĉ`` was computed.
+    rows_used : str
+        ``correct`` (correctly classified rows only) or ``all``.
     level, n_boot, seed : float, int, int
         Bootstrap settings (``n_boot = 0``: no intervals, NaN bounds).
     bin_width : float
@@ -193,6 +197,7 @@ class LabelSmoothingEstimate:
     spread_threshold: float
     statistic: str
     gap: str
+    rows_used: str
     level: float
     n_boot: int
     seed: int
@@ -261,6 +266,7 @@ def estimate_label_smoothing(
     logits: Any,
     *,
     rows: np.ndarray | None = None,
+    correct: np.ndarray | None = None,
     statistic: str = "median",
     gap: str = "mean",
     n_boot: int = 1000,
@@ -276,6 +282,10 @@ def estimate_label_smoothing(
     logits : array-like or row source, shape (n, K), or (n,) / (n, 1) for one logit
     rows : ndarray of bool, shape (n,), optional
         Rows to use (e.g. rows with a label that is not ignored); default all.
+    correct : ndarray of bool, shape (n,), optional
+        Per-row correctness (``argmax == label``). When given, only correctly classified rows
+        are used: wrong predictions sit far below the ceiling and drag the median down (on
+        the Fashion-MNIST sweep this halves the bias of α̂; ``docs/ls-detection.md``).
     statistic : {"median", "mode"}
         Summary of the gaps that estimates the ceiling.
     gap : {"mean", "next"}
@@ -305,16 +315,22 @@ def estimate_label_smoothing(
     n_all, k = src.shape
     binary = bool(getattr(src, "binary", False))
     g = logit_gaps(src, to=gap, chunk_rows=chunk_rows)
-    if rows is not None:
-        mask = np.asarray(rows)
-        if mask.dtype != np.bool_ or mask.shape != (n_all,):
-            raise InputError(f"rows must be a boolean mask of shape ({n_all},), got "
-                             f"{mask.dtype} {mask.shape}")
-        g = g[mask]
+    keep = None
+    for what, m in (("rows", rows), ("correct", correct)):
+        if m is None:
+            continue
+        arr = np.asarray(m)
+        if arr.dtype != np.bool_ or arr.shape != (n_all,):
+            raise InputError(f"{what} must be a boolean mask of shape ({n_all},), got "
+                             f"{arr.dtype} {arr.shape}")
+        keep = arr if keep is None else keep & arr
+    if keep is not None:
+        g = g[keep]
     n = int(g.shape[0])
     nan = math.nan
     base: dict[str, Any] = {
         "k": int(k), "binary": binary, "n": n, "statistic": statistic, "gap": gap,
+        "rows_used": "all" if correct is None else "correct",
         "level": float(level), "n_boot": int(n_boot), "seed": int(seed),
         "spread_threshold": float(spread_threshold),
     }

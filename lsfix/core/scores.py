@@ -45,6 +45,7 @@ import numpy as np
 
 from lsfix.core.metrics import CONVENTIONS, aurc
 from lsfix.core.source import RowSource, as_rows, iter_chunks
+from lsfix.core.stream import can_stream, check_labels_shape, msp_stream
 from lsfix.errors import InputError, UsageError
 
 #: Score names that need no parameter.
@@ -431,6 +432,14 @@ def compute_scores(
     src = as_rows(logits)
     n, _ = src.shape
     specs = list(specs)
+    if chunk_rows is None and [s.name for s in specs] == ["msp"] and can_stream(src):
+        # the one-pass kernel: the same float64 operations, buffers allocated once
+        lab = None
+        if labels is not None:
+            lab = np.asarray(labels)
+            check_labels_shape(lab, n)
+        value, correct = msp_stream(src, lab)  # type: ignore[arg-type]
+        return {"msp": value} if correct is None else {"msp": value, "_correct": correct}
     for s in specs:
         if s.family == "msp_ts" and s.param is None:
             raise UsageError("msp_ts needs a temperature: fit one on labelled data (--fit)")

@@ -73,6 +73,27 @@ class ArrayRows:
     def shape(self) -> tuple[int, int]:
         return self._shape
 
+    @property
+    def raw_dtype(self) -> np.dtype[Any]:
+        """The stored dtype of the logits (native byte order)."""
+        dt = np.dtype(self._data.dtype)
+        return dt.newbyteorder("=") if dt.kind == "f" else dt
+
+    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        """Read stored rows ``start:stop`` of a plain ``(N, K)`` source into ``out`` (shape
+        ``(stop - start, K)``, :attr:`raw_dtype`) without allocating: ``read_direct`` when
+        the data has it (``h5py.Dataset``), else a copy from the slice."""
+        direct = getattr(self._data, "read_direct", None)
+        if direct is not None:
+            direct(out, np.s_[start:stop], np.s_[0 : stop - start])
+        else:
+            np.copyto(out, self._data[start:stop], casting="same_kind")
+
+    def check_finite_block(self, start: int, raw: np.ndarray) -> None:
+        """Raise the non-finite error for a block read by :meth:`read_into` (no-op when
+        every value is finite)."""
+        self._finite(raw, start)
+
     def _raw(self, start: int, stop: int) -> np.ndarray:
         return np.asarray(self._data[start:stop], dtype=np.float64)
 

@@ -289,7 +289,8 @@ def _extract_into(target: str, mode: str, opts: ExtractOptions, dist: DistInfo, 
              f"more --workers (now {default_workers(opts, src, device)}) may help")
     if dist.world == 1 or dist.rank == 0:
         where = "<stdout>" if opts.output == "-" else target
-        rate = f", {res.images_per_s:.0f} images/s" if loop_time > 0 else ""
+        unit = "images" if src.layout not in ("NL", "NLD", "ND") else "rows"  # text, vectors
+        rate = f", {res.images_per_s:.0f} {unit}/s" if loop_time > 0 else ""
         note(f"lsfix extract: wrote {where}: {rows_total} rows, logits {shape} {opts.dtype} "
              f"in {res.wall_time_s:.1f} s ({res.rows_this_run} this run{rate} on "
              f"{device_name(device)})")

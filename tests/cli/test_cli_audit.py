@@ -92,16 +92,16 @@ def test_errors(run, files, monkeypatch, error_of, args, code, message):
 def test_file_with_fit_split_refused(run, files, tmp_path, monkeypatch, error_of):
     monkeypatch.chdir(tmp_path)
     assert run(["normalise", files.a, "-o", "n.h5", "-q"]).code == 0
-    r = run(["audit", "n.h5", *B])
+    r = run(["audit", files.a, "--with", "n.h5", *B])
     assert r.code == 2
-    assert error_of(r, "audit") == ("n.h5 already holds a fit split (/fit_mask); audit the file "
-                                    "before 'normalise --fit-fraction', or pass --val")
+    assert error_of(r, "audit") == (f"{files.a} already holds a fit split (/fit_mask); audit the "
+                                    "file before 'normalise --fit-fraction', or pass --val")
 
 
 def test_file_with_fit_split_accepted_with_val(run, files, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run(["normalise", files.a, "-o", "n.h5", "-q"]).code == 0
-    r = run(["audit", "n.h5", "--val", files.val, *B, "-f", "json"])
+    r = run(["audit", files.a, "--with", "n.h5", "--val", files.val, *B, "-f", "json"])
     assert r.code == 0, r
     assert json.loads(r.stdout)["n_eval"] == 240  # the fit rows stay excluded
 

@@ -59,7 +59,8 @@ def test_ls_model_with_recorded_alpha(run, tmp_path):
     assert abs(d["alpha"] - 0.1) < 0.01
     assert d["recorded_alpha"] == 0.1
     assert d["recorded_ceiling"] == pytest.approx(ceiling_from_alpha(0.1, 10))
-    assert d["summary"].startswith("logit gaps pile up at a ceiling of 4.")
+    assert d["summary"].startswith("logit gaps of correct predictions pile up at a ceiling of 4.")
+    assert d["rows_used"] == "correct"
     assert "consistent with label smoothing α ≈ 0.1" in d["summary"]
     assert d["summary"].endswith("; the provenance records α = 0.1")
     assert len(d["notes"]) == 1 and "heavy weight decay" in d["notes"][0]
@@ -75,7 +76,7 @@ def test_temperature_scaled_logits_say_so(run, tmp_path):
 def test_ce_model_no_ceiling(run, tmp_path):
     d = _ls(run, _file(tmp_path, "ce.h5", _ce_like(), alpha=0))
     assert d["verdict"] == "no_ceiling" and d["spread"] >= d["spread_threshold"]
-    assert d["summary"].startswith("no ceiling: the logit gaps spread out")
+    assert d["summary"].startswith("no ceiling: the logit gaps of correct predictions spread out")
     assert d["recorded_alpha"] == 0 and d["recorded_ceiling"] is None
     assert d["notes"] == []
 
@@ -102,11 +103,30 @@ def test_large_k_note(run, tmp_path):
     assert any("K = 1000" in n and "overestimates" in n for n in d["notes"])
 
 
+def test_large_k_no_ceiling_note(run, tmp_path):
+    d = _ls(run, _file(tmp_path, "k.h5", _ce_like(k=1000, n=400)))
+    assert d["verdict"] == "no_ceiling"
+    assert any("K = 1000" in n and "weaker evidence" in n for n in d["notes"])
+
+
 def test_binary_single_logit(run, files):
-    d = _ls(run, files.binary)
-    assert d["binary"] is True and d["k"] == 2
-    if d["verdict"] != "undetermined":
-        assert any("single logit" in n for n in d["notes"])
+    d = _ls(run, files.binary)  # normal logits: no ceiling
+    assert d["binary"] is True and d["k"] == 2 and d["verdict"] == "no_ceiling"
+    assert any("single logit" in n for n in d["notes"])
+
+
+def test_binary_single_logit_with_bce_ls(run, tmp_path):
+    rng = np.random.default_rng(3)
+    c = ceiling_from_alpha(0.6, 2)  # BCE LS α = 0.6 (the paper's IMDB model): |z| -> 0.85
+    y = rng.integers(0, 2, 500)
+    z = np.where(y == 1, 1, -1) * c * (1 + 0.05 * rng.standard_normal(500))
+    path = str(tmp_path / "bin.h5")
+    new_file(path, z.astype(np.float32), labels=y, provenance={"training":
+                                                                {"label_smoothing": 0.6}})
+    d = _ls(run, path)
+    assert d["binary"] is True and d["verdict"] == "ceiling"
+    assert abs(d["alpha"] - 0.6) < 0.02 and d["recorded_alpha"] == 0.6
+    assert any("single logit" in n for n in d["notes"])
 
 
 def test_too_few_rows_undetermined(run, tmp_path):
@@ -119,11 +139,11 @@ def test_table_tsv_and_verdict(run, tmp_path):
     path = _file(tmp_path, "ls.h5", _ls_like(0.1), alpha=0.1)
     tab = run(["audit", path, *B], stdout_tty=True)
     assert tab.code == 0, tab
-    assert "\nlabel smoothing: logit gaps pile up at a ceiling of" in tab.stdout
+    assert "\nlabel smoothing: logit gaps of correct predictions pile up at a ceiling" in tab.stdout
     assert "\n  note: a ceiling can also come from heavy weight decay" in tab.stdout
     t = run(["audit", path, *B, "-f", "tsv"])
     assert t.code == 0, t
-    assert "\nlsfix audit: label smoothing: logit gaps pile up" in t.stderr
+    assert "\nlsfix audit: label smoothing: logit gaps of correct predictions pile" in t.stderr
     ce = _file(tmp_path, "ce.h5", _ce_like(), alpha=0)
     doc = json.loads(run(["audit", ce, *B, "-f", "json"]).stdout)
     assert "logit gaps" in doc["verdict"]
@@ -135,10 +155,10 @@ def test_report_has_section_and_gap_plot(run, tmp_path):
     r = run(["audit", path, *B, "--report", str(rep), "-f", "json"])
     assert r.code == 0, r
     md = (rep / "report.md").read_text()
-    assert "## Label smoothing read from the logits\n\nlogit gaps pile up" in md
+    assert "## Label smoothing read from the logits\n\nlogit gaps of correct predictions" in md
     assert "![rc.gaps](rc.gaps.png)" in md
     html = (rep / "report.html").read_text()
-    assert "<h2>Label smoothing read from the logits</h2><p>logit gaps pile up" in html
+    assert "<h2>Label smoothing read from the logits</h2><p>logit gaps of correct" in html
     png = (rep / "rc.gaps.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 

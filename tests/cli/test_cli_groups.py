@@ -163,6 +163,11 @@ def test_compare_by_class_pairs_within_each_group(run, files):
     assert len(doc["groups"]) == 2 * (K + 1)
     assert [p["group"] for p in doc["paired_groups"]] == [f"{i} (c{i})" for i in range(K)]
     assert all(p["low"] <= p["difference"] <= p["high"] for p in doc["paired_groups"])
+    tsv = _tsv(run(["compare", files.a, files.b, "-s", "msp", "--by", "class", "-b", "40",
+                    "-f", "tsv"]).stdout)
+    paired = {row["group"]: row for row in tsv if row["file"] == files.b}
+    assert paired["all"]["d_aurc"] == ""  # the whole file's pairing is the plain compare's
+    assert float(paired["0 (c0)"]["d_aurc"]) == doc["paired_groups"][0]["difference"]
     # predicted classes differ between models: no pairing, said so
     r = run(["compare", files.a, files.b, "--by", "predicted", "-b", "20", "-f", "json"])
     assert r.code == 0 and json.loads(r.stdout)["paired_groups"] == []

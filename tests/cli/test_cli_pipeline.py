@@ -51,7 +51,8 @@ def work(files, tmp_path) -> Path:
 
 
 def test_score_normalise_curve(work):
-    p = sh("lsfix score A.h5 | lsfix normalise - | lsfix curve - --format json", work)
+    p = sh("lsfix score A.h5 | lsfix normalise A.h5 --with - | lsfix curve - --format json",
+           work)
     err = p.stderr.decode()
     assert p.returncode == 0, err
     assert "Traceback" not in err
@@ -67,13 +68,26 @@ def test_score_normalise_curve(work):
 
 
 def test_history_records_each_stage(work):
-    p = sh("lsfix score A.h5 -m gini | lsfix normalise - --p 2 -q -o out.h5", work)
+    p = sh("lsfix score A.h5 -m gini | lsfix normalise A.h5 --with - --p 2 -q -o out.h5", work)
     assert p.returncode == 0, p.stderr.decode()
     import h5py
 
     with h5py.File(work / "out.h5", "r") as f:
         history = json.loads(f.attrs["history"])
-    assert history == ["lsfix score A.h5 -m gini", "lsfix normalise - --p 2 -q -o out.h5"]
+        assert f.attrs["lsfix_schema"] == "lsfix.scores"
+        assert "logits" not in f  # a scores file: never a copy of the logits
+        assert sorted(f["scores"]) == ["gini", "pnorm"]
+    assert history == ["lsfix score A.h5 -m gini",
+                       "lsfix normalise A.h5 --with - --p 2 -q -o out.h5"]
+
+
+def test_a_scores_file_without_its_logits_says_what_to_pass(work):
+    p = sh("lsfix score A.h5 | lsfix normalise - --p 2", work)
+    assert p.returncode == 3
+    err = p.stderr.decode()
+    assert err.splitlines() == [
+        "lsfix normalise: error: <stdin>: is a scores file (no /logits); this command needs "
+        "the logits file it was computed from (pass that, and this with --with)"], err
 
 
 def test_score_table_through_a_pipe_equals_curve_on_the_file(work):

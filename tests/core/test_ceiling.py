@@ -117,6 +117,34 @@ def test_gaps_shift_invariant_scale_equivariant(z, shift, scale):
     np.testing.assert_allclose(logit_gaps(z * scale), g * scale, rtol=1e-9, atol=1e-9)
 
 
+def _pct(sorted_vals: list[float], q: float) -> float:
+    """Linear-interpolation percentile, by hand (numpy's default method)."""
+    pos = q / 100 * (len(sorted_vals) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_vals) - 1)
+    return sorted_vals[lo] + (pos - lo) * (sorted_vals[hi] - sorted_vals[lo])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_point_estimates_match_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    z = np.round(rng.normal(size=(257, 7)) * 2, 2)
+    y = np.where(rng.random(257) < 0.8, z.argmax(1), rng.integers(0, 7, 257))
+    correct = z.argmax(1) == y
+    e = estimate_label_smoothing(z, correct=correct, n_boot=0)
+    gaps = sorted(g for g, ok in zip(_gaps_brute(z, "mean"), correct.tolist(), strict=True)
+                  if ok)
+    import statistics
+
+    med = statistics.median(gaps)
+    assert e.n == len(gaps)
+    assert e.ceiling == pytest.approx(med, abs=1e-12)
+    assert e.spread == pytest.approx((_pct(gaps, 90) - med) / med, rel=1e-12)
+    want_alpha = 7 / (math.exp(med) - 1 + 7)
+    assert e.alpha == pytest.approx(want_alpha, rel=1e-12)
+    assert e.verdict == ("ceiling" if e.spread < SPREAD_THRESHOLD else "no_ceiling")
+
+
 # ---------------------------------------------------------------------------- synthetic
 
 
@@ -281,8 +309,10 @@ def test_interval_contains_estimate_and_orders(seed, n_boot):
     if n_boot >= 2:
         assert e.ceiling_low <= e.ceiling_high
         assert e.alpha_low <= e.alpha_high
-        # the point estimate is the exact median, the bounds are binned: within a bin
-        assert e.ceiling_low - e.bin_width <= e.ceiling <= e.ceiling_high + e.bin_width
+        # replicate medians are medians of resampled gaps: inside the range of the gaps
+        g = logit_gaps(z)
+        assert g.min() - e.bin_width <= e.ceiling_low
+        assert e.ceiling_high <= g.max() + e.bin_width
 
 
 # ---------------------------------------------------------------------------- edge cases
@@ -294,6 +324,19 @@ def test_too_few_rows_and_ties():
     assert e.verdict == "undetermined" and "rows" in e.reason and math.isnan(e.alpha)
     e = estimate_label_smoothing(np.zeros((300, 3)))
     assert e.verdict == "undetermined" and "tied" in e.reason
+
+
+def test_correct_mask_selects_rows():
+    z = np.concatenate([_at_ceiling(0.1, 10, 400, 0.0, seed=1),
+                        _at_ceiling(0.3, 10, 400, 0.0, seed=2)])
+    right = np.arange(800) >= 400
+    e = estimate_label_smoothing(z, correct=right, n_boot=0)
+    assert e.alpha == pytest.approx(0.3) and e.rows_used == "correct" and e.n == 400
+    both = estimate_label_smoothing(z, rows=np.arange(800) < 600, correct=right, n_boot=0)
+    assert both.n == 200 and both.alpha == pytest.approx(0.3)
+    assert estimate_label_smoothing(z, n_boot=0).rows_used == "all"
+    with pytest.raises(InputError):
+        estimate_label_smoothing(z, correct=right[:5])
 
 
 def test_rows_mask():
@@ -321,16 +364,22 @@ def test_bin_grid_constant():
 # ---------------------------------------------------------------------------- golden
 
 
-@pytest.mark.parametrize("tag,verdict,alpha,lo,hi", [
-    ("ce", "no_ceiling", 0.0002, 0.0002, 0.0002),
-    ("ls01", "ceiling", 0.1125, 0.1104, 0.1142),
-    ("ls02", "ceiling", 0.2255, 0.2227, 0.2283),
+@pytest.mark.parametrize("tag,rows,verdict,alpha,lo,hi", [
+    ("ce", "all", "no_ceiling", 0.0002, 0.0002, 0.0002),
+    ("ls01", "all", "ceiling", 0.1125, 0.1104, 0.1142),
+    ("ls02", "all", "ceiling", 0.2255, 0.2227, 0.2283),
+    ("ce", "correct", "no_ceiling", 0.0001, 0.0001, 0.0002),
+    ("ls01", "correct", "ceiling", 0.1028, 0.1010, 0.1046),
+    ("ls02", "correct", "ceiling", 0.2123, 0.2103, 0.2148),
 ])
-def test_golden_sample_data(tag, verdict, alpha, lo, hi):
+def test_golden_sample_data(tag, rows, verdict, alpha, lo, hi):
     from lsfix.inputs import read_predictions
 
     with read_predictions(str(ROOT / "sample_data" / f"fmnist_{tag}_test.h5")) as pred:
         z = np.asarray(pred.logits)
-    e = estimate_label_smoothing(z)
-    assert e.verdict == verdict
+        y = np.asarray(pred.labels)
+    correct = (z.argmax(1) == y) if rows == "correct" else None
+    e = estimate_label_smoothing(z, correct=correct)
+    assert e.verdict == verdict and e.rows_used == rows
+    assert e.n == (10_000 if correct is None else int(correct.sum()))
     assert (round(e.alpha, 4), round(e.alpha_low, 4), round(e.alpha_high, 4)) == (alpha, lo, hi)

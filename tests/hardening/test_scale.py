@@ -79,7 +79,7 @@ def test_k21843_every_command(k21k: Path) -> None:
     src, scored = k21k / "in.h5", k21k / "scored.h5"
     r = cli(["score", src, "-o", scored, *[x for m in ALL_SCORES for x in ("-m", m)]])
     assert r.code == 0, r
-    r = cli(["normalise", scored, "-o", k21k / "norm.h5", "-q"])
+    r = cli(["normalise", src, "--with", scored, "-o", k21k / "norm.h5", "-q"])
     assert r.code == 0, r
     results = curve_json(k21k / "norm.h5", "--bootstrap", "20", "--coverage", "0.5")
     assert len(results) == len(ALL_SCORES) + 1

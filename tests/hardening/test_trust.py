@@ -1099,11 +1099,11 @@ def test_interrupt_after_artefacts_leaves_nothing(tmp_path: Path, monkeypatch: p
         pytest.skip("the test runner handles SIGTERM itself")
     monkeypatch.setattr(lio, "sigterm_interrupts_writes", True)  # as the console script sets
     if cmd == "normalise":
-        from lsfix import schema
+        from lsfix import scorefile  # normalise writes a scores file
 
         def boom(*x: Any, **k: Any) -> None:
             _signal_self(how)
-        monkeypatch.setattr(schema, "write_predictions", boom)
+        monkeypatch.setattr(scorefile, "write_scores_file", boom)
     else:
         _interrupt_after_plots(monkeypatch, how)
     before = tree_digest(inp)
