@@ -52,6 +52,8 @@ TIME_BOUND_S = 120.0
 #: Peak of traced Python/numpy allocations per case (bytes).
 MEMORY_BOUND = 256 << 20
 N, K = 20, 4
+#: JSON nested 100,000 levels deep (Python's json module overflows its stack on it).
+DEEP = "[" * 100_000 + "]" * 100_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,6 +406,50 @@ def _resume_ext(d: Path, out: Path) -> Spec:
                 ("external link",), name="o.h5", leaves=("o.h5",))
 
 
+def _scores_file(d: Path, change: Callable[[h5py.File], None]) -> Path:
+    """A scores file (``lsfix score`` output: schema lsfix.scores), then ``change`` applied."""
+    good(d / "g.h5")
+    r = cli(["score", d / "g.h5", "-o", d / "s.h5"])
+    assert r.code == 0, r
+    (d / "g.h5").unlink()
+    with h5py.File(d / "s.h5", "a") as f:
+        change(f)
+    return d / "s.h5"
+
+
+def _scores_case(change: Callable[[h5py.File], None], frags: tuple[str, ...]
+                 ) -> Callable[[Path, Path], Spec]:
+    def build(d: Path, out: Path) -> Spec:
+        other_file(d)
+        f = _scores_file(d, change)
+        return Spec(["curve", str(f), "-o", "o.tsv"], 3, ("s.h5", *frags))
+    return build
+
+
+def _relink_score(f: h5py.File) -> None:
+    del f["scores/msp"]
+    f["scores/msp"] = h5py.ExternalLink("secret.h5", "/y")
+
+
+def _attr(key: str, value: Any, on: str = "/") -> Callable[[h5py.File], None]:
+    def change(f: h5py.File) -> None:
+        f[on].attrs[key] = value
+    return change
+
+
+case("scores_file_extlink_score", "local")(_scores_case(_relink_score, ("external link",)))
+case("scores_file_softlink", "local")(_scores_case(
+    lambda f: f.__setitem__("aux", h5py.SoftLink("/correct")), ("soft link",)))
+case("scores_file_source_deep", "value")(_scores_case(
+    _attr("source", DEEP), ("source", "nested")))
+case("scores_file_source_list", "value")(_scores_case(
+    _attr("source", "[300, 5]"), ("source",)))
+case("scores_file_ignore_index_inf", "value")(_scores_case(
+    _attr("ignore_index", np.float64("inf"), "labels"), ("/labels", "ignore_index")))
+case("scores_file_params_list", "value")(_scores_case(
+    _attr("params", "[1]", "scores/msp"), ("/scores/msp", "params")))
+
+
 # ============================================================================================
 # output: never replace something that is not a regular file we own, never an input
 
@@ -697,7 +743,6 @@ def _attr_case(key: str, value: Any, frags: tuple[str, ...], *, on: str = "/",
     return build
 
 
-DEEP = "[" * 100_000 + "]" * 100_000
 VALUE_CASES: dict[str, tuple[str, Any, tuple[str, ...], str]] = {
     "version_inf": ("lsfix_schema_version", np.float64("inf"), ("lsfix_schema_version",), "/"),
     "version_nan": ("lsfix_schema_version", np.float64("nan"), ("lsfix_schema_version",), "/"),
