@@ -919,6 +919,8 @@ case("score_energy_1e-308", "option")(_opt(["score", "{0}", "-m", "energy:1e-308
                                                       .capitalize())))
 case("score_msp_ts_1e-308", "option")(_opt(["score", "{0}", "-m", "msp_ts:1e-308", "-o",
                                             "o.h5"], ("non-finite score",)))
+case("score_pnorm_1e308", "option")(_opt(["score", "{0}", "-m", "pnorm:1e308", "-o", "o.h5"],
+                                         ("pnorm:1e+308", "limit of 1000")))
 case("score_energy_1e-308_tsv", "option")(_opt(["score", "{0}", "-m", "energy:1e-308", "-f",
                                                 "tsv", "-o", "o.tsv"], ("non-finite score",)))
 
