@@ -151,6 +151,11 @@ def write_report(res: Any, pred: Any, folder: str) -> list[str]:
     fitted = (f"Fitted on {res.fit_source}: pNorm {chosen}; temperature T = "
               f"{res.temperature:.4g} (msp_ts); oracle AURC (ideal ranking) = "
               f"{fmt(by['msp'].metrics.oracle_aurc)}.")
+    from lsfix.pipeline import small_fit_warning
+
+    small = small_fit_warning(res.fit)
+    if small:
+        fitted += f" Warning: {small}."
     md = (
         f"# lsfix audit: `{res.file}`\n\n**Verdict:** {res.verdict}\n\n"
         f"Evaluated on {res.n_eval} samples (convention `{res.convention}`). {fitted}\n\n"
