@@ -51,6 +51,7 @@ from lsfix.predictions import (
     Predictions,
     check_unique,
     ignore_index_in_effect,
+    ignoring,
     predictions_from_arrays,
     score_path,
     validate_labels,
@@ -621,17 +622,28 @@ def new_file(
     class_names: Any = None,
     provenance: dict[str, Any] | None = None,
     history: list[str] | None = None,
+    ignore_index: int | None = None,
 ) -> None:
-    """Write a fresh lsfix file from in-memory arrays (validated like a read)."""
+    """Write a fresh lsfix file from in-memory arrays (validated like a read).
+
+    Dense labels keep their shape ``(N, *spatial)`` and dtype, with ``ignore_index`` as the
+    attribute the reader uses to leave those pixels out.
+    """
     logits = np.asarray(logits)
-    pred = predictions_from_arrays(
-        str(path), logits, labels=labels, sample_ids=sample_ids, class_names=class_names,
-        provenance=provenance or {}, history=history or [],
-    )
+    with ignoring(ignore_index):
+        pred = predictions_from_arrays(
+            str(path), logits, labels=labels, sample_ids=sample_ids, class_names=class_names,
+            provenance=provenance or {}, history=history or [],
+        )
     with atomic_output(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w", track_order=True) as out:
             set_root_attrs(out, pred.provenance, pred.history)
+            raw_labels, pred.labels = pred.labels, None
             _copy_core(pred, out)
+            if raw_labels is not None:  # as given: the reader checks (N, *spatial)
+                ds = out.create_dataset(LABELS, data=np.asarray(labels), track_times=False)
+                if ignore_index is not None:
+                    ds.attrs[ATTR_IGNORE_INDEX] = np.int64(ignore_index)
 
 
 def read_bytes_of(path: str) -> bytes:
