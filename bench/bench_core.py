@@ -7,7 +7,7 @@ coverages=..., risks=...)`` (every metric in every AURC convention) plus ``lsfix
 costs at most 1.5x one
 ``np.argsort(conf, kind="stable")`` of the same float64 scores, measured in this process.
 
-Two data sets, since ties are normal (METRICS.md):
+Two data sets, since ties are normal (docs/metrics.md):
 
 * ``no-ties``    uniform random float64 confidences (all distinct in practice);
 * ``heavy-ties`` MSP-like values in [0, 1] with ~25 % saturated at exactly 1.0 and the rest

@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     import torch
     import torchvision
 
-    from lsfix.extract.runner import ExtractOptions, _fp32_mode, resolve_device, run_extract
+    from lsfix.extract.device import fp32_mode as _fp32_mode
+    from lsfix.extract.device import resolve_device
+    from lsfix.extract.runner import ExtractOptions, run_extract
 
     device = resolve_device(a.device)
     cuda = device.type == "cuda"

@@ -8,6 +8,10 @@ Procedure (:func:`audit`):
    and the temperature of ``msp_ts``.
 3. On the evaluation rows: every plain score, ``msp_ts`` and ``pnorm`` (the fitted choice).
 4. Paired bootstrap of ``AURC(pnorm) − AURC(msp)`` on the evaluation rows.
+A single-logit (binary) model is read as the logits ``(0, z)``: MSP ranks by ``|z|`` and
+centred pNorm has nothing to normalise (``|z|/2`` at p = 0, a constant at p >= 1), so step 2
+tunes nothing, ``pnorm`` is MSP, and the verdict is the binary answer with that reason.
+
 5. Verdict. The share of MSP's excess AURC that normalisation removes is
    ``(AURC_msp − AURC_pnorm) / (AURC_msp − AURC_oracle)``. The ranking is called **broken**
    when the fit did not fall back to MSP and the whole paired interval lies below 0 (pNorm
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +39,7 @@ from lsfix.core import (
     PairedDifference,
     PNormFit,
     ScoreSpec,
+    aurc,
     compute_scores,
     evaluate,
     fit_temperature,
@@ -44,6 +50,7 @@ from lsfix.core.ceiling import (
     ceiling_from_alpha,
     estimate_label_smoothing,
 )
+from lsfix.core.scores import is_single_logit
 from lsfix.errors import UsageError
 from lsfix.pipeline import ScoreResult, _RowSubset, correct_of, eval_mask, split_fit_rows
 from lsfix.predictions import Predictions
@@ -67,6 +74,11 @@ class AuditResult:
     verdict: str
     label_smoothing: LabelSmoothingEstimate | None = None
     recorded_alpha: float | None = None
+    #: one logit per sample (a binary sigmoid model): nothing was tuned
+    binary: bool = False
+    #: ``--by``: msp and pnorm per group (``all`` first), on the evaluation rows
+    by: str | None = None
+    groups: tuple[Any, ...] = ()
 
 
 def audit(
@@ -78,8 +90,11 @@ def audit(
     convention: str = "lsfix",
     n_boot: int = 1000,
     level: float = 0.95,
+    by: str | None = None,
 ) -> AuditResult:
-    """Audit ``pred`` (see module docstring). ``pred`` needs logits and labels."""
+    """Audit ``pred`` (see module docstring). ``pred`` needs logits and labels.
+
+    ``by`` (:mod:`lsfix.groups`) adds msp and pnorm per group, with bootstrap intervals."""
     from lsfix.core import tune_pnorm
 
     pred.require_labels("audit")
@@ -115,23 +130,44 @@ def audit(
         split = {"kind": "fraction", "fraction": fit_fraction, "seed": seed,
                  "n": int(idx.shape[0])}
         mask = ~fit_rows if pred.keep is None else (pred.keep & ~fit_rows)
-    fit = tune_pnorm(fit_logits, fit_labels, convention=convention, split=split)
+    binary = is_single_logit(pred.logits)
+    if binary:
+        fit_msp = compute_scores(fit_logits, [ScoreSpec("msp")], labels=fit_labels)
+        fit = PNormFit(p=None, fallback_msp=True, grid=(),
+                       msp_aurc=aurc(fit_msp["msp"], fit_msp["_correct"], convention),
+                       convention=convention, split={**split, "kind": "none", "reason": (
+                           "single-logit (binary) model: centred pNorm has nothing to "
+                           "normalise")})
+    else:
+        fit = tune_pnorm(fit_logits, fit_labels, convention=convention, split=split)
     temperature = fit_temperature(fit_logits, fit_labels)
 
     specs = [ScoreSpec(s) for s in PLAIN_SCORES] + [ScoreSpec("msp_ts", temperature)]
     scores = compute_scores(pred.logits, specs)
     scores["pnorm"] = fit.score(pred.logits)
     correct = correct_all = correct_of(pred)
+    group_index = None
+    if by is not None:
+        from lsfix.groups import grouping
+
+        grp = grouping(pred, by)
+        group_index = grp.index
     if mask is not None:
         correct = correct[mask]
         scores = {k: v[mask] for k, v in scores.items()}
+        group_index = None if group_index is None else group_index[mask]
+    per_group: tuple[Any, ...] = ()
+    if by is not None:
+        per_group = _by_group(pred.name, {k: scores[k] for k in ("msp", "pnorm")}, correct,
+                              group_index, grp.names, convention=convention, n_boot=n_boot,
+                              seed=seed, level=level)
     results = tuple(
         ScoreResult(pred.name, name, evaluate(conf, correct, convention=convention), None,
                     conf, correct)
         for name, conf in scores.items()
     )
-    by = {r.score: r for r in results}
-    msp_m, pn_m = by["msp"].metrics, by["pnorm"].metrics
+    by_score = {r.score: r for r in results}
+    msp_m, pn_m = by_score["msp"].metrics, by_score["pnorm"].metrics
     paired = paired_bootstrap(scores["msp"], correct, scores["pnorm"], correct, n_boot=n_boot,
                               seed=seed, level=level, convention=convention)
     excess = msp_m.aurc - msp_m.oracle_aurc
@@ -140,14 +176,47 @@ def audit(
 
     ls = estimate_label_smoothing(pred.logits, rows=pred.keep, correct=correct_all,
                                   n_boot=n_boot, level=level, seed=seed)
-    broken, verdict = _verdict(fit, paired, removed)
-    verdict += _ls_clause(broken, ls)
+    if binary:
+        broken, verdict = False, BINARY_VERDICT
+    else:
+        broken, verdict = _verdict(fit, paired, removed)
+        verdict += _ls_clause(broken, ls)
     return AuditResult(
         file=pred.name, n_eval=int(correct.shape[0]), k=int(pred.k or 0), convention=convention,
         fit=fit, temperature=temperature, fit_source=source, results=results, paired=paired,
         excess_removed=removed, broken=broken, verdict=verdict, label_smoothing=ls,
-        recorded_alpha=alpha_of(pred),
+        recorded_alpha=alpha_of(pred), binary=binary, by=by, groups=per_group,
     )
+
+
+def _by_group(file: str, scores: dict[str, np.ndarray], correct: np.ndarray,
+              index: Any, names: list[str], *, convention: str, n_boot: int, seed: int,
+              level: float) -> tuple[Any, ...]:
+    from lsfix.core import bootstrap_ci
+    from lsfix.groups import ALL, GroupResult
+
+    out = []
+    for name, conf in scores.items():
+        parts = [(ALL, np.ones(conf.shape[0], dtype=bool))]
+        parts += [(g, index == i) for i, g in enumerate(names)]
+        for g, sel in parts:
+            if not sel.any():
+                continue
+            c, y = conf[sel], correct[sel]
+            ci = bootstrap_ci(c, y, n_boot=n_boot, seed=seed, level=level,
+                              convention=convention) if n_boot else None
+            out.append(GroupResult(file, name, g, evaluate(c, y, convention=convention), ci,
+                                   c, y))
+    return tuple(out)
+
+
+#: The verdict for a single-logit model (the reason is in docs/metrics.md, "Binary models").
+BINARY_VERDICT = (
+    "binary (single-logit) model: keep MSP, the |z| ranking. With one logit there is nothing "
+    "to normalise: centred pNorm is |z|/2 at p = 0 (the same ranking) and a constant at "
+    "p >= 1, so no p can beat MSP; if label smoothing hurt this model, the damage is in |z| "
+    "itself, which no post-hoc normalisation of one logit undoes"
+)
 
 
 def _verdict(fit: PNormFit, d: PairedDifference, removed: float) -> tuple[bool, str]:

@@ -15,6 +15,12 @@ Two views:
    the mean of the others, with the ceiling that label smoothing α̂ implies
    (:mod:`lsfix.core.ceiling`) and the ceiling of the α recorded in the provenance.
 
+A single-logit (binary) model trained with BCE label smoothing has targets
+``y(1 − α) + α/2``; its loss is ``(1 − α)·BCE(y) + α·BCE(½)``, and the smoothing part's
+gradient on the margin ``|z|`` is ``α(σ(|z|) − ½) = α(½ − P_err)`` — the K = 2 case of the same
+term. For such files view 1 plots the mean ``|z|`` (the binary confidence margin) instead of the
+max logit ``max(0, z)``, which is no confidence there (docs/metrics.md, "Binary models").
+
 :func:`mechanism_curves` and :func:`ls_gradient_term` are numeric (numpy only);
 :func:`explain_plots` draws them via :mod:`lsfix.plot`.
 """
@@ -79,9 +85,12 @@ def mechanism_curves(logits: Any, labels: np.ndarray, name: str, *, window: int 
 
     The window is ``max(25, n_group // 40)`` samples unless given.
     """
-    out = compute_scores(logits, [parse_score("msp"), parse_score("max_logit")], labels=labels)
+    from lsfix.core.scores import is_single_logit
+
+    y_score = "logit_margin" if is_single_logit(logits) else "max_logit"  # binary: |z|
+    out = compute_scores(logits, [parse_score("msp"), parse_score(y_score)], labels=labels)
     msp_val = np.exp(out["msp"])
-    ml = out["max_logit"]
+    ml = out[y_score]
     correct = out["_correct"]
     if mask is not None:
         msp_val, ml, correct = msp_val[mask], ml[mask], correct[mask]
@@ -138,6 +147,9 @@ def explain_plots(preds: Sequence[Any], plot_path: str) -> list[str]:
     usable = [p for p in preds if p.logits is not None and p.labels is not None]
     if not usable:
         raise UsageError("--explain needs files with /logits and /labels")
+    from lsfix.core.scores import is_single_logit
+
+    binary = all(is_single_logit(p.logits) for p in usable)
     lines: list[Line] = []
     for p in usable:
         alpha = alpha_of(p)
@@ -145,17 +157,33 @@ def explain_plots(preds: Sequence[Any], plot_path: str) -> list[str]:
         for c in mechanism_curves(p.logits, p.labels, tag, mask=eval_mask(p)):
             lines.append(Line(c.label, c.msp, c.max_logit))
     mech = str(base.with_name(f"{base.stem}.mechanism.{ext}"))
-    draw_lines(lines, mech, title="Max logit vs MSP (sliding-window means)",
-               xlabel="MSP (max softmax probability)", ylabel="mean max logit")
+    if binary:
+        draw_lines(lines, mech, title="|z| vs MSP, one-logit model (sliding-window means)",
+                   xlabel="MSP = σ(|z|)", ylabel="mean |z| (the binary confidence margin)")
+    else:
+        draw_lines(lines, mech, title="Max logit vs MSP (sliding-window means)",
+                   xlabel="MSP (max softmax probability; logit scale: 0.9, 0.99, 0.999 "
+                          "equally spaced)",
+                   ylabel="mean max logit", xscale="logit")
     k = int(usable[0].k)
-    alphas = sorted({a for a in (alpha_of(p) for p in usable) if a} or set(DEFAULT_ALPHAS))
+    recorded = sorted({a for a in (alpha_of(p) for p in usable) if a})
+    alphas = recorded or sorted(DEFAULT_ALPHAS)
+    assumed = "" if recorded else " (assumed: no α in the files' provenance)"
     p_err = np.linspace(0.0, 1.0, 201)
-    glines = [Line(f"α={a:g}, K={k}", p_err, ls_gradient_term(p_err, k, a)) for a in alphas]
     grad = str(base.with_name(f"{base.stem}.gradient.{ext}"))
-    draw_lines(glines, grad, title="Gradient LS adds to the max logit: α(1 − 1/K − P_err)",
-               xlabel="P_err (probability the prediction is wrong)",
-               ylabel="added gradient on max logit (> 0 pushes it down)",
-               extra=[("zero", np.array([0.0, 1.0]), np.array([0.0, 0.0]))])
+    zero = [("zero", np.array([0.0, 1.0]), np.array([0.0, 0.0]))]
+    if binary:
+        glines = [Line(f"α={a:g}{assumed}, BCE targets y(1−α)+α/2", p_err,
+                       ls_gradient_term(p_err, 2, a)) for a in alphas]
+        draw_lines(glines, grad, title="Gradient BCE label smoothing adds to |z|: α(½ − P_err)",
+                   xlabel="P_err = 1 − σ(|z|)",
+                   ylabel="added gradient on |z| (> 0 pushes it down)", extra=zero)
+    else:
+        glines = [Line(f"α={a:g}{assumed}, K={k}", p_err, ls_gradient_term(p_err, k, a))
+                  for a in alphas]
+        draw_lines(glines, grad, title="Gradient LS adds to the max logit: α(1 − 1/K − P_err)",
+                   xlabel="P_err (probability the prediction is wrong)",
+                   ylabel="added gradient on max logit (> 0 pushes it down)", extra=zero)
     gaps = str(base.with_name(f"{base.stem}.gaps.{ext}"))
     gap_plot(usable, gaps)
     return [mech, grad, gaps]

@@ -1,15 +1,19 @@
 """Reading any input: picks the reader for a path and returns a :class:`Predictions`.
 
-HDF5 inputs go to :mod:`lsfix.schema` (lsfix logits files); anything else goes to
+HDF5 inputs go to :mod:`lsfix.schema` (lsfix logits files) or :mod:`lsfix.scorefile`
+(scores files, by their ``lsfix_schema`` attribute); anything else goes to
 :mod:`lsfix.foreign` (``.npy``, ``.npz``, ``.pt``, ``.csv``/``.tsv``). This is the only module
 that knows every reader, so the readers never import one another.
 """
 
 from __future__ import annotations
 
-from lsfix import foreign, schema
+from lsfix import foreign, schema, scorefile
 from lsfix.errors import InputError
-from lsfix.predictions import LOGITS, Predictions
+from lsfix.predictions import LOGITS, Predictions, ignoring
+
+#: Readers of the lsfix HDF5 kinds other than the logits file.
+HDF5_KINDS = {scorefile.SCHEMA_NAME: scorefile.read_scores_file}
 
 
 def read_predictions(
@@ -18,6 +22,7 @@ def read_predictions(
     allow_incomplete: bool = False,
     need_labels: bool = False,
     need_logits: bool = False,
+    ignore_index: int | None = None,
 ) -> Predictions:
     """Open, read and validate an lsfix file or a foreign input (``-`` = stdin).
 
@@ -29,6 +34,9 @@ def read_predictions(
         Accept an ``extract`` output not yet marked complete.
     need_labels, need_logits : bool
         Raise :class:`InputError` when ``/labels`` (or ``/logits``) is missing.
+    ignore_index : int, optional
+        Label value of rows never evaluated (``--ignore-index``), for inputs that do not say
+        (an HDF5 ``ignore_index`` attribute that disagrees is an error).
 
     Returns
     -------
@@ -40,15 +48,21 @@ def read_predictions(
         For anything wrong with the data; the message names ``file:/dataset`` and shapes.
     """
     src, name, head, is_hdf5 = schema.open_source(path)
-    if is_hdf5:
-        pred = schema.read_hdf5(src, name, allow_incomplete=allow_incomplete)
-    else:
-        pred = foreign.read_foreign(src, name, head)
+    with ignoring(ignore_index):
+        if is_hdf5:
+            pred = schema.read_hdf5(src, name, allow_incomplete=allow_incomplete,
+                                    kinds=HDF5_KINDS)
+        else:
+            pred = foreign.read_foreign(src, name, head)
     if need_labels:
         pred.require_labels("this command")
     if need_logits and pred.logits is None:
+        if pred.kind == scorefile.SCHEMA_NAME:
+            raise InputError("is a scores file (no /logits); this command needs the logits "
+                             "file it was computed from (pass that, and this with --with)",
+                             file=name)
         raise InputError(f"no {LOGITS} dataset; this command needs logits", file=name)
     return pred
 
 
-__all__ = ["read_predictions"]
+__all__ = ["HDF5_KINDS", "read_predictions"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import json
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +52,53 @@ def checkpoint(name: str) -> None:
 
 
 def display_name(path: str | os.PathLike[str]) -> str:
-    """Name used in messages: ``<stdin>``/``<stdout>`` for ``-``, else the path as given."""
-    return "<stdin>" if str(path) == STDIO else str(path)
+    """Name used in messages and reports: ``<stdin>``/``<stdout>`` for ``-``, else the path as
+    given, with bytes that are not UTF-8 shown as ``\\xNN`` (a file name need not be text)."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if text == STDIO:
+        return "<stdin>"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = os.fsencode(text).decode("utf-8", "backslashreplace")
+    return text
+
+
+def tsv_field(text: str) -> str:
+    """One TSV cell: backslash, tab, newline and carriage return written as ``\\\\``,
+    ``\\t``, ``\\n``, ``\\r`` (the escapes of PostgreSQL's text format and of Python), so
+    a file name holding them cannot break rows or columns."""
+    return (text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            .replace("\r", "\\r"))
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None``, so that ``json.dumps(...,
+    allow_nan=False)`` writes strict JSON (``null``, never ``NaN`` or ``Infinity``)."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover
+        return value
+    if isinstance(value, np.floating):
+        return strict_json(float(value))
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return strict_json(value.tolist())
+    return value
+
+
+def dumps_json(value: Any, **kwargs: Any) -> str:
+    """Strict JSON text of ``value`` (see :func:`strict_json`)."""
+    return json.dumps(strict_json(value), allow_nan=False, **kwargs)
 
 
 def read_stdin_bytes() -> io.BytesIO:
@@ -171,9 +218,330 @@ def _sigterm_cleans_up() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+# --------------------------------------------------------------------------------------------
+# where an output goes
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where ``-o PATH`` really leads (:func:`resolve_target`).
+
+    ``kind`` is ``"stdout"`` (``-``), ``"fd"`` (an open descriptor: ``/dev/stdout``,
+    ``/dev/fd/N``, ``/proc/self/fd/N`` or a symlink to one; the bytes are written into it),
+    ``"through"`` (a device, FIFO, socket or any path under ``/dev`` or ``/proc``: opened and
+    written into, never replaced) or ``"file"`` (a regular file, existing or new: written to a
+    temporary file next to it and renamed over it). ``path`` is the file that is written: for
+    a symlink to a regular file, the file the link leads to (the link itself stays).
+    """
+
+    kind: str
+    path: str
+    fd: int = -1
+
+
+_FD_PATH = re.compile(r"/(?:dev/fd|proc/(?:self|thread-self|\d+)(?:/task/\d+)?/fd)/(\d+)")
+_STD_PATHS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def _fd_of(path: str) -> int | None:
+    if path in _STD_PATHS:
+        return _STD_PATHS[path]
+    m = _FD_PATH.fullmatch(path)
+    if m is None:
+        return None
+    pid = re.match(r"/proc/(\d+)/", path)
+    if pid is not None and int(pid.group(1)) != os.getpid():
+        return None  # another process's descriptor: written through like any /proc path
+    return int(m.group(1))
+
+
+def _lexical(path: str) -> str:
+    """Absolute path whose folder is resolved (symlinked folders followed) but whose last
+    component is kept, so the last component can be examined with ``lstat``."""
+    folder, base = os.path.split(os.path.abspath(path))
+    return os.path.join(os.path.realpath(folder), base)
+
+
+def resolve_target(target: str) -> Target:
+    """Classify an output path without following it blindly (see :class:`Target`).
+
+    Raises
+    ------
+    RuntimeFailure
+        The path is a folder, or a symlink loop.
+    """
+    if target == STDIO:
+        if stdout_closed:
+            raise RuntimeFailure("cannot write to stdout: it is closed; give -o FILE")
+        return Target("stdout", STDIO, 1)
+    path = _lexical(target)
+    for _ in range(40):
+        fd = _fd_of(path)
+        if fd is not None:
+            if fd == 1 and stdout_closed:
+                raise RuntimeFailure(f"{display_name(target)}: cannot write to stdout: it is "
+                                     "closed; give -o FILE")
+            return Target("fd", path, fd)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            if path.startswith(("/dev/", "/proc/")):
+                return Target("through", path)
+            return Target("file", path)
+        except OSError as exc:
+            raise RuntimeFailure(_describe_oserror(exc, display_name(target))) from None
+        if stat.S_ISLNK(st.st_mode):
+            link = os.readlink(path)
+            path = _lexical(os.path.join(os.path.dirname(path), link))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            raise RuntimeFailure(f"{display_name(target)}: is a folder, not a file; "
+                                 "nothing was written")
+        if stat.S_ISREG(st.st_mode) and not path.startswith(("/dev/", "/proc/")):
+            return Target("file", path)
+        return Target("through", path)
+    raise RuntimeFailure(f"{display_name(target)}: too many levels of symbolic links; "
+                         "nothing was written")
+
+
+# --------------------------------------------------------------------------------------------
+# inputs of the running command (an output must never replace one)
+
+#: ``(st_dev, st_ino) -> name`` of every input the running command opened.
+_inputs: dict[tuple[int, int], str] = {}
+
+
+def note_input(path: Any, name: str | None = None) -> None:
+    """Remember an input of the running command, by device and inode (links followed).
+
+    Only inside :func:`command_outputs` (one CLI command): a long-running program that uses
+    the library may read a file and later rewrite it."""
+    if not _scope_depth or not isinstance(path, str | os.PathLike) or str(path) == STDIO:
+        return
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    _inputs.setdefault((st.st_dev, st.st_ino), name or display_name(path))
+
+
+def _check_not_input(target: str, where: Target) -> None:
+    try:
+        st = os.fstat(where.fd) if where.kind in ("fd", "stdout") else os.stat(where.path)
+    except OSError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        return
+    hit = _inputs.get((st.st_dev, st.st_ino))
+    if hit is not None:
+        shown = display_name(target)
+        same = "" if hit == shown else f" (the same file as input {hit})"
+        raise UsageError(f"{shown}: is an input of this command{same}; refusing to overwrite "
+                         "it (write to another path; lsfix has no in-place mode)")
+
+
+def check_planned(inputs: list[str], outputs: list[str]) -> None:
+    """Refuse, before any work, an output path that is the same file as an input path
+    (device and inode: symlinks and hard links included). The same check runs again when
+    each output is written, against every input actually opened."""
+    for path in inputs:
+        note_input(path)
+    for out in outputs:
+        if out == STDIO:
+            continue
+        try:
+            where = resolve_target(out)
+        except RuntimeFailure:
+            continue  # reported when the output is written
+        if where.kind != "stdout":
+            _check_not_input(out, where)
+
+
+# --------------------------------------------------------------------------------------------
+# one command, one transaction: every output is committed only when the command succeeds
+
+
+@dataclass
+class _Pending:
+    tmp: Path
+    target: str
+    where: Target
+    mode: int | None
+
+
+_scope_depth = 0
+_pending: list[_Pending] = []
+_stdout_text: list[str] = []
+_made_folders: list[Path] = []
+_sigterm_saved: Any = None
+
+
+@contextlib.contextmanager
+def command_outputs() -> Iterator[None]:
+    """Hold every output of one command until it succeeds (the CLI wraps each command).
+
+    Inside, :func:`atomic_output` and :func:`write_text_atomic` stage their data (temporary
+    files, stdout text) and :func:`make_folders` records the folders it creates. When the
+    block ends normally (or with :class:`~lsfix.errors.GateFailed`: the run itself worked)
+    everything is moved into place, in order; on any other exception, ``KeyboardInterrupt`` or
+    SIGTERM included, the temporary files are removed, the folders this command created are
+    removed again when empty, and nothing reaches stdout.
+    """
+    global _scope_depth
+    if _scope_depth:
+        yield
+        return
+    _scope_depth = 1
+    _inputs.clear()
+    _pending.clear()
+    _stdout_text.clear()
+    _made_folders.clear()
+    try:
+        yield
+    except BaseException as exc:
+        from lsfix.errors import GateFailed
+
+        if isinstance(exc, GateFailed) or (isinstance(exc, SystemExit)
+                                           and exc.code in (0, None)):
+            _commit_all()
+        else:
+            _discard_all()
+        raise
+    else:
+        _commit_all()
+    finally:
+        _discard_all()
+        _restore_sigterm()
+        _scope_depth = 0
+        _inputs.clear()
+
+
+def make_folders(folder: str | os.PathLike[str]) -> None:
+    """``mkdir -p``; inside :func:`command_outputs` the folders made are removed again when
+    the command fails (and they are empty)."""
+    missing: list[Path] = []
+    p = Path(folder)
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise RuntimeFailure(f"{display_name(folder)}: cannot create the folder "
+                             f"({exc.strerror}); nothing was written") from None
+    if _scope_depth:
+        _made_folders.extend(missing)  # deepest first
+
+
+def _commit_all() -> None:
+    if _stdout_text:
+        text = "".join(_stdout_text)
+        _stdout_text.clear()
+        _stdout_write(text)
+    while _pending:
+        item = _pending[0]
+        _commit_one(item)
+        _pending.pop(0)
+
+
+def _discard_all() -> None:
+    while _pending:
+        item = _pending.pop()
+        with contextlib.suppress(OSError):
+            item.tmp.unlink()
+    _stdout_text.clear()
+    while _made_folders:
+        with contextlib.suppress(OSError):
+            _made_folders.pop(0).rmdir()
+
+
+def _restore_sigterm() -> None:
+    global _sigterm_saved
+    if _sigterm_saved is not None:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, _sigterm_saved)
+        _sigterm_saved = None
+
+
+def _sigterm_until_scope_ends() -> None:
+    """Route SIGTERM to ``KeyboardInterrupt`` until the command's outputs are committed."""
+    global _sigterm_saved
+    import threading
+
+    if (_sigterm_saved is not None or not sigterm_interrupts_writes
+            or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        return
+    _sigterm_saved = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+
+
+class _ClosedStdout(io.TextIOBase):
+    """Stands in for ``sys.stdout`` when lsfix was started with stdout closed (``>&-``)."""
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        raise RuntimeFailure("cannot write to stdout: it is closed; give -o FILE")
+
+    def flush(self) -> None:
+        return None
+
+    @property
+    def buffer(self) -> Any:
+        return self
+
+    def fileno(self) -> int:
+        raise RuntimeFailure("cannot write to stdout: it is closed; give -o FILE")
+
+
+#: True when lsfix was started with descriptor 1 closed (``>&-``).
+stdout_closed = False
+
+
+def guard_closed_stdout() -> None:
+    """Started with stdout closed (``>&-``): replace ``sys.stdout`` by a stream whose writes
+    give a one-line :class:`RuntimeFailure` (exit 1), and park ``/dev/null`` on descriptors
+    0-2 that are closed, so that no input file lsfix opens gets descriptor 1 (where a write
+    to ``-o /dev/stdout`` would land in it)."""
+    global stdout_closed
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            if fd == 1:
+                stdout_closed = True
+            with contextlib.suppress(OSError):
+                null = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+                if null != fd:  # lowest free descriptor: fd itself when closed
+                    os.close(null)
+    if stdout_closed:
+        sys.stdout = _ClosedStdout()
+
+
+def _stdout_write(text: str) -> None:
+    out = sys.stdout
+    if out is None:
+        raise RuntimeFailure("cannot write to stdout: it is closed; give -o FILE")
+    try:
+        out.write(text)
+        out.flush()
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", "backslashreplace")
+        buf = getattr(out, "buffer", None)
+        if buf is None:
+            raise RuntimeFailure("cannot write to stdout: its encoding cannot show this "
+                                 "text") from None
+        buf.write(data)
+        buf.flush()
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temporary path; on success it replaces ``path`` (or is streamed to stdout).
+    """Yield a temporary path; when done it replaces ``path`` (or is streamed to stdout).
 
     Parameters
     ----------
@@ -182,64 +550,137 @@ def atomic_output(path: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iter
 
     Notes
     -----
-    On any exception (including ``KeyboardInterrupt``) the temporary file is removed and the
-    target is untouched. Disk-full and permission errors become :class:`RuntimeFailure`.
+    Where the bytes go is decided by :func:`resolve_target`: a regular file (or a new one) is
+    replaced by ``os.replace`` from a temporary file in its folder (a symlink to a regular file
+    is followed: the file it leads to is replaced, the link stays); stdout, an open descriptor
+    (``/dev/stdout``), a device, a FIFO, a socket or a ``/dev``/``/proc`` path is written
+    into. An output that is the same file as an input of the command (device and inode, so
+    also through symlinks and hard links) is refused with :class:`UsageError` (exit 2).
+
+    Inside :func:`command_outputs` the finished file is only staged: it is moved into place
+    when the whole command succeeds. On any exception (including ``KeyboardInterrupt``) the
+    temporary file is removed and the target is untouched. Disk-full and permission errors
+    become :class:`RuntimeFailure`.
     """
     target = str(path)
-    to_stdout = target == STDIO
-    # an existing device or FIFO (-o /dev/null, -o /dev/stdout, a named pipe) is written
-    # into, never replaced by a regular file
-    special = not to_stdout and _is_special(target)
-    streamed = to_stdout or special
-    folder = Path(tempfile.gettempdir()) if streamed else (Path(target).parent or Path("."))
-    if not streamed and not folder.is_dir():
-        raise RuntimeFailure(
-            f"{target}: folder {str(folder)!r} does not exist; nothing was written"
-        )
-    if not streamed and Path(target).is_dir():
-        raise RuntimeFailure(f"{target}: is a folder, not a file; nothing was written")
-    base = "lsfix-stdout" if streamed else Path(target).name
+    where = resolve_target(target)
+    _check_not_input(target, where)
+    if where.kind == "file":
+        folder = Path(where.path).parent
+        if not folder.is_dir():
+            shown = display_name(os.path.dirname(target) or ".")
+            raise RuntimeFailure(
+                f"{display_name(target)}: folder {shown!r} does not exist; nothing was written")
+        base = Path(where.path).name
+    else:
+        folder = Path(tempfile.gettempdir())
+        base = "lsfix-stdout"
+    if _scope_depth:
+        _sigterm_until_scope_ends()
+        yield from _write_through_temp(target, where, folder, base, suffix)
+        return
     with _sigterm_cleans_up():
-        yield from _write_through_temp(target, folder, base, suffix, to_stdout, special)
+        yield from _write_through_temp(target, where, folder, base, suffix)
 
 
-def _write_through_temp(target: str, folder: Path, base: str, suffix: str, to_stdout: bool,
-                        special: bool) -> Iterator[Path]:
+#: Longest file name most file systems take (bytes); temporary names are cut to fit.
+NAME_MAX = 255
+
+
+def _temp_prefix(base: str, suffix: str) -> str:
+    """``.<base>.`` cut so that ``.<base>.<8 random chars><suffix>`` fits :data:`NAME_MAX`."""
+    room = NAME_MAX - 2 - 8 - len(os.fsencode(suffix)) - 2
+    raw = os.fsencode(base)
+    if len(raw) > room:
+        raw = raw[:room]
+        base = os.fsdecode(raw)
+    return f".{base}."
+
+
+def _write_through_temp(target: str, where: Target, folder: Path, base: str,
+                        suffix: str) -> Iterator[Path]:
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{base}.", suffix=suffix, dir=folder)
+        fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(base, suffix), suffix=suffix,
+                                        dir=folder)
     except OSError as exc:
         raise RuntimeFailure(_describe_oserror(exc, display_name(target))) from None
     os.close(fd)
     tmp = Path(tmp_name)
+    keep = False
     try:
         checkpoint("temp-created")
         yield tmp
         checkpoint("temp-written")
-        if to_stdout:
-            _copy_to(tmp, sys.stdout.buffer)
-        elif special:
-            with open(target, "wb") as dst:
-                _copy_to(tmp, dst)
-        else:
+        if where.kind == "file":
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.chmod(tmp, _target_mode(target))
-            with _signals_deferred():
-                os.replace(tmp, target)
-                committed.append(display_name(target))
-            checkpoint("replaced")
-            _fsync_dir(folder)
+            mode = _target_mode(where.path)
+        else:
+            mode = None
+        item = _Pending(tmp, target, where, mode)
+        if _scope_depth:
+            _pending.append(item)
+            keep = True
+        else:
+            _commit_one(item)
     except BrokenPipeError:
         raise  # the reader went away: the CLI exits quietly, as with text output
     except (OSError, RuntimeError) as exc:
         oserr = _as_oserror(exc)
         if oserr is None:
             raise
-        shown = "<stdout>" if to_stdout else display_name(target)
+        shown = "<stdout>" if where.kind == "stdout" else display_name(target)
         raise RuntimeFailure(_describe_oserror(oserr, shown)) from None
+    finally:
+        if not keep:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+def _commit_one(item: _Pending) -> None:
+    """Move one finished temporary file into place (or copy it into a stream)."""
+    where, target, tmp = item.where, item.target, item.tmp
+    try:
+        _check_not_input(target, where)
+        if where.kind == "stdout":
+            _copy_to(tmp, sys.stdout.buffer)
+        elif where.kind == "fd":
+            if where.fd == 1:
+                with contextlib.suppress(Exception):
+                    sys.stdout.flush()
+            _copy_to(tmp, _FdWriter(where.fd))
+        elif where.kind == "through":
+            with open(where.path, "wb") as dst:
+                _copy_to(tmp, dst)
+        else:
+            if item.mode is not None:
+                os.chmod(tmp, item.mode)
+            with _signals_deferred():
+                os.replace(tmp, where.path)
+                committed.append(display_name(target))
+            checkpoint("replaced")
+            _fsync_dir(Path(where.path).parent)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        shown = "<stdout>" if where.kind == "stdout" else display_name(target)
+        raise RuntimeFailure(_describe_oserror(exc, shown)) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+class _FdWriter:
+    """``write`` into an existing descriptor (``/dev/stdout`` when stdout is a file)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, data: Any) -> int:
+        return os.write(self.fd, data)
+
+    def flush(self) -> None:
+        return None
 
 
 def _target_mode(target: str) -> int:
@@ -251,15 +692,6 @@ def _target_mode(target: str) -> int:
         mask = os.umask(0)
         os.umask(mask)
         return 0o666 & ~mask
-
-
-def _is_special(target: str) -> bool:
-    """True for an existing target that is not a regular file or folder (device, FIFO)."""
-    try:
-        mode = os.stat(target).st_mode
-    except OSError:
-        return False
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _copy_to(path: Path, out: Any) -> None:
@@ -274,13 +706,16 @@ def _copy_to(path: Path, out: Any) -> None:
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` (or stdout for ``-``) atomically."""
+    """Write ``text`` to ``path`` (or stdout for ``-``) atomically; inside
+    :func:`command_outputs` stdout text is held until the command succeeds."""
     if str(path) == STDIO:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        if _scope_depth:
+            _stdout_text.append(text)
+            return
+        _stdout_write(text)
         return
     with atomic_output(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:

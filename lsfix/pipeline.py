@@ -50,6 +50,50 @@ def correct_of(pred: Predictions) -> np.ndarray:
     return out
 
 
+def join_scores(pred: Predictions, extra: Predictions, *, overwrite: bool = False) -> None:
+    """Add the scores of ``extra`` (a scores file computed from ``pred``'s logits) to
+    ``pred``, in place: scores, correctness, fit mask, groups and history.
+
+    Raises :class:`InputError` when ``extra`` was computed from other logits (fingerprints
+    differ) or its fit mask disagrees with ``pred``'s; :class:`UsageError` when both hold a
+    score of one name and ``overwrite`` is not set.
+    """
+    from lsfix.scorefile import SCHEMA_NAME, check_same_source
+
+    if extra.kind != SCHEMA_NAME:
+        raise UsageError(f"--with takes a scores file (written by 'lsfix score' or 'lsfix "
+                         f"normalise'); {extra.name} is not one")
+    if pred.logits is None:
+        raise UsageError(f"--with joins a scores file to the logits it came from; {pred.name} "
+                         "has no logits")
+    check_same_source(extra, pred)
+    clash = sorted(set(extra.scores) & set(pred.scores))
+    if clash and not overwrite:
+        raise UsageError(f"{pred.name} and {extra.name} both hold /scores/{clash[0]}; pass "
+                         "--overwrite to keep the one from --with")
+    pred.scores.update(extra.scores)
+    pred.score_attrs.update(extra.score_attrs)
+    if extra.fit_mask is not None:
+        if pred.fit_mask is not None and not np.array_equal(pred.fit_mask, extra.fit_mask):
+            raise InputError(f"its /fit_mask differs from the one in {pred.name}",
+                             file=extra.name, dataset=FIT_MASK)
+        pred.fit_mask = extra.fit_mask
+    if extra.correct is not None and pred.correct is None:
+        pred.correct = extra.correct  # same logits and labels: the same correctness
+    pred.groups.update(extra.groups)
+    if len(extra.history) > len(pred.history):
+        pred.history = list(extra.history)
+
+
+def evaluation_rows(pred: Predictions) -> tuple[np.ndarray | None, int, int]:
+    """(eval mask, rows left out as ignored pixels, rows left out as fit data)."""
+    mask = eval_mask(pred)
+    ignored = 0 if pred.keep is None else int((~pred.keep).sum())
+    fitted = 0 if pred.fit_mask is None else int(
+        (pred.fit_mask & (pred.keep if pred.keep is not None else True)).sum())
+    return mask, ignored, fitted
+
+
 def available_scores(pred: Predictions) -> list[str]:
     """Scores stored in the file, in file order."""
     return list(pred.scores)
@@ -123,8 +167,8 @@ def evaluate_file(
     level: float = 0.95,
 ) -> list[ScoreResult]:
     """Evaluate each resolved score of ``pred`` on its evaluation rows."""
+    correct = correct_of(pred)  # first: "no /labels" is found before any pass for scores
     scores = resolve_scores(pred, names)
-    correct = correct_of(pred)
     mask = eval_mask(pred)
     if mask is not None:
         correct = correct[mask]
@@ -135,7 +179,8 @@ def evaluate_file(
         ci = None
         if n_boot:
             ci = bootstrap_ci(c, correct, n_boot=n_boot, seed=seed, level=level,
-                              convention=convention)
+                              convention=convention, coverages=tuple(coverages),
+                              risks=tuple(risks))
         out.append(ScoreResult(pred.name, name, m, ci, c, correct))
     return out
 
@@ -185,6 +230,25 @@ class _RowSubset:
         lo, hi = int(sel[0]), int(sel[-1]) + 1
         block = self._src.rows(lo, hi)
         return block[sel - lo]
+
+
+#: below these, the held-out AURCs of neighbouring p differ by less than their sampling noise
+MIN_FIT_ROWS = 500
+MIN_FIT_ERRORS = 20
+
+
+def small_fit_warning(fit: PNormFit) -> str | None:
+    """One line when the fit set is too small to choose p reliably (None otherwise).
+
+    AURC is driven by the errors: with e errors its sampling sd is roughly AURC / sqrt(e), and
+    the held-out AURCs of neighbouring p differ by a few percent, so fewer than about 20
+    errors (or 500 rows) make the choice of p mostly noise.
+    """
+    if fit.n_fit >= MIN_FIT_ROWS and fit.n_errors >= MIN_FIT_ERRORS:
+        return None
+    return (f"the fit set has {fit.n_fit} rows and {fit.n_errors} errors: too few to choose p "
+            f"reliably; a reliable choice needs at least {MIN_FIT_ROWS} rows with at least "
+            f"{MIN_FIT_ERRORS} wrong predictions (more errors, steadier choice)")
 
 
 def describe_fit(fit: PNormFit) -> str:

@@ -13,6 +13,9 @@ reference for every field.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +33,33 @@ SCORES = "/scores"
 FIT_MASK = "/fit_mask"
 #: Per-row correctness of a scores file, ``(n,)`` bool.
 CORRECT = "/correct"
-#: Per-row group values, ``/groups/<NAME>`` of shape ``(n,)``.
+#: Group values, ``/groups/<NAME>``: one per sample, shape ``(N,)`` (pixels inherit their image's).
 GROUPS = "/groups"
 
 LOGIT_DTYPES = (np.float16, np.float32, np.float64)
+#: Label values that conventionally mark ignored pixels (segmentation "void" 255, torch's
+#: -100, and -1): an out-of-range label made only of one of these gets a --ignore-index hint.
+COMMON_IGNORE_VALUES = (255, -100, -1, 65535)
+
+
+#: The label value marking rows never evaluated (``--ignore-index``) for inputs that carry no
+#: ``ignore_index`` attribute of their own (.npy/.npz/.pt/tables, or an HDF5 file without one).
+_IGNORE_INDEX: ContextVar[int | None] = ContextVar("lsfix_ignore_index", default=None)
+
+
+@contextmanager
+def ignoring(index: int | None) -> Iterator[None]:
+    """Within the block, readers treat label ``index`` as ignored (``--ignore-index``)."""
+    token = _IGNORE_INDEX.set(index)
+    try:
+        yield
+    finally:
+        _IGNORE_INDEX.reset(token)
+
+
+def ignore_index_in_effect() -> int | None:
+    """The ``--ignore-index`` value of the current read, or ``None``."""
+    return _IGNORE_INDEX.get()
 
 
 def score_path(name: str) -> str:
@@ -52,7 +78,7 @@ class Predictions:
     logits : ArrayRows or None
         Row source over ``/logits`` (``n`` rows of ``k`` classes after binary/dense expansion);
         ``None`` for a score-only table (``curve scores.tsv``).
-    labels : ndarray of int64, shape (n,) or None
+    labels : ndarray of integers (the stored dtype), shape (n,) or None
         Labels flattened like the logits rows; ignored pixels of dense tasks are excluded
         from evaluation by ``keep``.
     correct : ndarray of bool, shape (n,) or None
@@ -63,7 +89,8 @@ class Predictions:
         Fingerprint of the logits source (:mod:`lsfix.scorefile`): for a logits file, computed
         on demand; for a scores file, the ``source`` it records. ``None`` when unknown.
     groups : dict of str to ndarray
-        Per-row group values for ``--by NAME`` (``/groups/<NAME>``); empty by default.
+        Group values for ``--by NAME`` (``/groups/<NAME>``), one per sample (an image's
+        pixels share it); empty by default.
 
     ``docs/data-model.md`` describes every field and which input sets it.
     """
@@ -87,6 +114,9 @@ class Predictions:
     correct: np.ndarray | None = field(default=None, repr=False)
     fingerprint: dict[str, Any] | None = None
     groups: dict[str, np.ndarray] = field(default_factory=dict)
+    #: one-line notes on how a foreign input was read (columns taken as groups, arrays not
+    #: used); the CLI prints them to stderr
+    notes: list[str] = field(default_factory=list)
     #: schema of an HDF5 input (``lsfix.predictions`` or ``lsfix.scores``), else None
     kind: str | None = None
 
@@ -105,7 +135,10 @@ class Predictions:
     def require_labels(self, what: str) -> np.ndarray:
         """Labels, or an :class:`InputError` saying ``what`` needs them."""
         if self.labels is None:
-            raise InputError(f"no {LABELS} dataset; {what} needs labels", file=self.name)
+            if self.foreign_format is not None:  # .npy/.npz/.pt/table: no "datasets"
+                raise InputError(f"no labels in {self.name} (pass --labels FILE)")
+            raise InputError(f"no {LABELS} dataset; {what} needs labels (pass --labels FILE)",
+                             file=self.name)
         return self.labels
 
     def close(self) -> None:
@@ -145,7 +178,7 @@ def validate_labels(
 
     Returns
     -------
-    labels : ndarray of int64, shape (n_rows,)
+    labels : ndarray of integers in their stored dtype, shape (n_rows,)
         Ignored rows (``ignore_index``) hold 0 and are excluded from evaluation via ``keep``.
     keep : ndarray of bool or None
         Mask of rows to evaluate when ``ignore_index`` removes pixels, else ``None``.
@@ -155,11 +188,26 @@ def validate_labels(
         arr = arr.astype(np.int64)
     if arr.dtype.kind not in ("i", "u"):
         raise InputError(f"labels must be integers, got {arr.dtype}", file=name, dataset=dataset)
-    flat = arr.reshape(-1).astype(np.int64)
+    raw_flat = arr.reshape(-1)
+    if raw_flat.dtype.kind == "u" and raw_flat.dtype.itemsize >= 8 and raw_flat.size:
+        # uint64 above 2^63 - 1 is no class index; report its true value (a cast would wrap)
+        big = raw_flat > np.uint64(np.iinfo(np.int64).max)
+        if ignore_index is not None and ignore_index >= 0:
+            big &= raw_flat != np.uint64(ignore_index)
+        if big.any():
+            first = int(np.argmax(big))
+            raise InputError(f"{int(big.sum())} label(s) above 2^63 - 1 (not a class index); "
+                             f"first at row {first} = {int(raw_flat[first])}", file=name,
+                             dataset=dataset)
+    # labels stay in their stored integer dtype (a uint8 segmentation map costs 1 B per pixel,
+    # not 8); checks run in that dtype, the int64 copy below exists only to word an error
+    if not raw_flat.dtype.isnative:
+        raw_flat = raw_flat.astype(raw_flat.dtype.newbyteorder("="))
+    flat = raw_flat
     keep = None
     check = flat
     if ignore_index is not None:
-        mask = flat != ignore_index
+        mask = raw_flat != ignore_index  # compared in the stored dtype: no wrap-around
         if not mask.all():
             keep = mask
             check = flat[mask]
@@ -169,17 +217,23 @@ def validate_labels(
     if k is not None and check.shape[0]:
         lo, hi = int(check.min()), int(check.max())
         if lo < 0 or hi >= k:
+            flat = flat.astype(np.int64)
             bad = ((flat < 0) | (flat >= k)) if keep is None else (
                 keep & ((flat < 0) | (flat >= k)))
             what = "0 or 1 (single-logit binary classifier)" if binary else f"in [0, {k})"
+            first = int(flat[np.argmax(bad)])
+            hint = ""
+            if ignore_index is None and first in COMMON_IGNORE_VALUES and bool(
+                    (flat[bad] == first).all()):
+                hint = f"; if {first} marks pixels to ignore, pass --ignore-index {first}"
             raise InputError(
                 f"{int(bad.sum())} label(s) not {what}; first at row {int(np.argmax(bad))} "
-                f"= {int(flat[np.argmax(bad)])}",
+                f"= {first}{hint}",
                 file=name,
                 dataset=dataset,
             )
-    if keep is not None:
-        flat = np.where(keep, flat, 0)  # ignored rows: any valid class; never evaluated
+    if keep is not None:  # ignored rows: any valid class; never evaluated
+        flat = np.where(keep, flat, np.zeros(1, dtype=flat.dtype))
     return flat, keep
 
 
@@ -220,14 +274,16 @@ def predictions_from_arrays(
         )
     lab = None
     keep = None
+    ignore = None
     if labels is not None:
         labels_arr = np.asarray(labels)
         expected = (logits.shape[0], *logits.shape[2:])
         if labels_arr.shape != expected:
             raise InputError(f"shape {labels_arr.shape} does not match logits {logits.shape} "
                              f"(expected {expected})", file=name, dataset=ypath)
+        ignore = ignore_index_in_effect()
         lab, keep = validate_labels(labels_arr, rows.shape[1], name, binary=rows.binary,
-                                    dataset=ypath)
+                                    dataset=ypath, ignore_index=ignore)
     ids = None
     if sample_ids is not None:
         if np.ndim(sample_ids) != 1:
@@ -250,11 +306,12 @@ def predictions_from_arrays(
     return Predictions(
         name=name, logits=rows, labels=lab, sample_ids=ids, class_names=names,
         provenance=provenance or {}, history=history or [], keep=keep, raw_logits=logits,
+        labels_attrs={} if lab is None or ignore is None else {"ignore_index": ignore},
     )
 
 
 __all__ = [
     "CLASS_NAMES", "CORRECT", "FIT_MASK", "GROUPS", "LABELS", "LOGITS", "LOGIT_DTYPES",
-    "SAMPLE_IDS", "SCORES", "Predictions", "check_unique", "predictions_from_arrays",
-    "score_path", "validate_labels",
+    "SAMPLE_IDS", "SCORES", "Predictions", "check_unique", "ignore_index_in_effect", "ignoring",
+    "predictions_from_arrays", "score_path", "validate_labels",
 ]

@@ -20,21 +20,27 @@ picks the reader for any input (this module, :mod:`lsfix.scorefile`, :mod:`lsfix
 from __future__ import annotations
 
 import io
-import json
-import re
 import shlex
 import stat
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from lsfix import __version__
+from lsfix import __version__, h5safe, untrusted
 from lsfix.core.source import ArrayRows, chunk_rows_for
 from lsfix.errors import InputError, RuntimeFailure
-from lsfix.io import STDIO, atomic_output, display_name, read_stdin_bytes
+from lsfix.io import (
+    STDIO,
+    atomic_output,
+    display_name,
+    dumps_json,
+    note_input,
+    read_stdin_bytes,
+)
 from lsfix.predictions import (
     CLASS_NAMES,
     FIT_MASK,
@@ -44,6 +50,8 @@ from lsfix.predictions import (
     SCORES,
     Predictions,
     check_unique,
+    ignore_index_in_effect,
+    ignoring,
     predictions_from_arrays,
     score_path,
     validate_labels,
@@ -89,6 +97,7 @@ def open_source(path: str) -> tuple[Any, str, bytes, bool]:
     they cannot be read twice.
     """
     name = display_name(path)
+    note_input(path)  # an output of this command may never replace it (lsfix.io)
     if path == STDIO:
         buf = read_stdin_bytes()
         return buf, name, buf.getvalue()[:8], _hdf5_signature_at(buf, len(buf.getvalue()))
@@ -119,42 +128,31 @@ def open_source(path: str) -> tuple[Any, str, bytes, bool]:
 
 def json_attr(attrs: Any, key: str, default: Any = None, name: str | None = None
               ) -> Any:
-    """A JSON-valued attribute; ``default`` when absent. Invalid JSON raises
+    """A JSON-valued attribute; ``default`` when absent. Invalid JSON (or JSON nested too deep,
+    too large, holding NaN/Infinity: :func:`lsfix.untrusted.loads`) raises
     :class:`InputError` naming ``name`` (the file), or gives ``default`` when ``name`` is None."""
     if key not in attrs:
         return default
-    raw = attrs[key]
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
     try:
-        return json.loads(str(raw))
-    except json.JSONDecodeError:
+        return untrusted.loads(attrs[key], file=name or "?", key=key)
+    except InputError:
         if name is None:
             return default
-        raise InputError(f"attribute {key!r} is not valid JSON", file=name, dataset="/") from None
+        raise
+    except (OSError, TypeError, ValueError) as exc:  # an attribute libhdf5 cannot decode
+        if name is None:
+            return default
+        raise InputError(f"attribute {key!r} is unreadable ({exc})".split("\n")[0], file=name,
+                         dataset="/") from None
 
 
-
-def _check_local(f: h5py.File, path: str, name: str) -> None:
-    """Refuse external links and virtual/external-storage datasets (they read outside the file)."""
-    link = f.get(path, getlink=True)
-    if isinstance(link, h5py.ExternalLink):
-        raise InputError(
-            f"is an external link to {link.filename}:{link.path}; refusing to read outside the file",
-            file=name,
-            dataset=path,
-        )
-    if isinstance(link, h5py.SoftLink):
-        raise InputError("is a soft link; lsfix datasets must be stored directly", file=name,
-                         dataset=path)
+def check_local(f: h5py.File, path: str, name: str) -> None:
+    """Refuse a dataset that reads outside the file or is not backed by stored data
+    (:mod:`lsfix.h5safe`; the whole file's links were checked when it was opened)."""
     obj = f[path]
     if isinstance(obj, h5py.Dataset):
-        if obj.is_virtual:
-            raise InputError("is a virtual dataset; refusing to read data outside the file",
-                             file=name, dataset=path)
-        if obj.external:
-            raise InputError("uses external storage; refusing to read data outside the file",
-                             file=name, dataset=path)
+        h5safe.check_dataset(obj, name, path)
+        h5safe.require_stored(obj, name, path)
 
 
 def _h5_reason(exc: BaseException) -> str:
@@ -163,7 +161,7 @@ def _h5_reason(exc: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def _read_all(ds: h5py.Dataset, name: str, path: str) -> Any:
+def read_all(ds: h5py.Dataset, name: str, path: str) -> Any:
     """``ds[()]``; an HDF5 read failure (corrupt chunk, missing filter plugin, truncated
     data) becomes an :class:`InputError` naming ``file:/dataset``."""
     try:
@@ -185,6 +183,7 @@ class CheckedDataset:
         self.shape = ds.shape
         self.dtype = ds.dtype
         self.ndim = ds.ndim
+        self.chunks = ds.chunks  #: storage chunks: readers align their row blocks to them
 
     def __getitem__(self, key: Any) -> Any:
         try:
@@ -197,6 +196,16 @@ class CheckedDataset:
     def __len__(self) -> int:
         return int(self.shape[0])
 
+    def read_direct(self, dest: np.ndarray, source_sel: Any = None, dest_sel: Any = None
+                    ) -> None:
+        """``h5py.Dataset.read_direct`` into a caller's buffer, errors as in :meth:`__getitem__`."""
+        try:
+            self._ds.read_direct(dest, source_sel, dest_sel)
+        except (OSError, RuntimeError) as exc:
+            raise InputError(
+                f"unreadable data ({_h5_reason(exc)}); corrupt or truncated file?",
+                file=self._name, dataset=self._path) from None
+
 
 def is_logit_dtype(dtype: Any) -> bool:
     """float16/32/64 in either byte order (a big-endian file from another machine is fine)."""
@@ -204,17 +213,17 @@ def is_logit_dtype(dtype: Any) -> bool:
     return dt.kind == "f" and dt.itemsize in (2, 4, 8) and dt.fields is None
 
 
-def _dataset(f: h5py.File, path: str, name: str) -> h5py.Dataset | None:
+def local_dataset(f: h5py.File, path: str, name: str) -> h5py.Dataset | None:
     if path not in f:
         return None
-    _check_local(f, path, name)
+    check_local(f, path, name)
     obj = f[path]
     if not isinstance(obj, h5py.Dataset):
         raise InputError("is a group, expected a dataset", file=name, dataset=path)
     return obj
 
 
-def _strings(ds: h5py.Dataset, name: str, path: str, n: int) -> np.ndarray:
+def read_strings(ds: h5py.Dataset, name: str, path: str, n: int) -> np.ndarray:
     if ds.shape != (n,):
         raise InputError(f"shape {ds.shape} does not match ({n},)", file=name, dataset=path)
     if ds.dtype.kind not in ("S", "O", "U"):
@@ -229,17 +238,23 @@ def _strings(ds: h5py.Dataset, name: str, path: str, n: int) -> np.ndarray:
     return np.asarray(vals, dtype=object)
 
 
-def read_hdf5(src: Any, name: str, *, allow_incomplete: bool) -> Predictions:
+#: A reader of another lsfix HDF5 kind: ``(open file, display name, allow_incomplete)``.
+KindReader = Callable[[h5py.File, str, bool], Predictions]
+
+
+def read_hdf5(src: Any, name: str, *, allow_incomplete: bool,
+              kinds: Mapping[str, KindReader] | None = None) -> Predictions:
+    """Open (local-only, :func:`lsfix.h5safe.open_local`) and validate an lsfix HDF5 file.
+
+    ``kinds`` maps another schema name (``lsfix.scores``) to its reader, so a caller that
+    knows every kind (:mod:`lsfix.inputs`) can hand this module the file's first read without
+    this module importing the other readers. Any h5py failure becomes an :class:`InputError`.
+    """
+    f = h5safe.open_local(src, name)
     try:
-        f = h5py.File(src, "r")
-    except (OSError, ValueError) as exc:
-        cut = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", str(exc))
-        reason = str(exc).split("(")[0].strip() or "unreadable"
-        if cut:  # say how much is missing: an interrupted copy or download
-            reason = f"only {cut.group(1)} of its {cut.group(2)} bytes are there"
-        raise InputError(f"not a readable HDF5 file ({reason}); truncated or corrupt?",
-                         file=name) from None
-    try:
+        reader = (kinds or {}).get(schema_of(f, name))
+        if reader is not None:
+            return reader(f, name, allow_incomplete)
         return _validate_hdf5(f, name, allow_incomplete=allow_incomplete)
     except InputError:
         f.close()
@@ -250,27 +265,39 @@ def read_hdf5(src: Any, name: str, *, allow_incomplete: bool) -> Predictions:
                          .split("\n")[0], file=name) from None
 
 
-def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predictions:
-    attrs = f.attrs
-    if ATTR_SCHEMA not in attrs:
+def schema_of(f: h5py.File, name: str) -> str:
+    """The ``lsfix_schema`` attribute of an open file; :class:`InputError` when absent."""
+    if ATTR_SCHEMA not in f.attrs:
         raise InputError(f"is not an lsfix file (no {ATTR_SCHEMA} attribute)", file=name)
-    schema = attrs[ATTR_SCHEMA]
-    schema = schema.decode() if isinstance(schema, bytes) else str(schema)
-    if schema != SCHEMA_NAME:
-        raise InputError(f"schema {schema!r} is not {SCHEMA_NAME!r}", file=name)
+    return untrusted.text(f.attrs[ATTR_SCHEMA], file=name, key=f"attribute {ATTR_SCHEMA!r}",
+                          limit=200)
+
+
+def check_root(f: h5py.File, name: str, schema_name: str, schema_version: int, *,
+               allow_incomplete: bool) -> tuple[dict[str, Any], list[str]]:
+    """Check the root attributes of an lsfix file of kind ``schema_name``; return its
+    provenance and history."""
+    attrs = f.attrs
+    schema = schema_of(f, name)
+    if schema != schema_name:
+        raise InputError(f"schema {schema!r} is not {schema_name!r}", file=name)
     try:
-        version = int(attrs.get(ATTR_VERSION, -1))
-    except (TypeError, ValueError):
+        version = untrusted.integer(attrs.get(ATTR_VERSION, -1), file=name, key=ATTR_VERSION,
+                                    lo=-1, hi=2**31)
+    except InputError:
         version = -1
     if version < 1:
         raise InputError(f"missing or invalid {ATTR_VERSION} attribute", file=name)
-    if version > SCHEMA_VERSION:
+    if version > schema_version:
         raise InputError(
-            f"schema version {version} is newer than this lsfix reads ({SCHEMA_VERSION}); "
+            f"schema version {version} is newer than this lsfix reads ({schema_version}); "
             "upgrade lsfix (pip install -U lsfix)",
             file=name,
         )
-    if not allow_incomplete and ATTR_COMPLETE in attrs and not bool(attrs[ATTR_COMPLETE]):
+    complete = (untrusted.flag(attrs[ATTR_COMPLETE], file=name,
+                               key=f"attribute {ATTR_COMPLETE!r}")
+                if ATTR_COMPLETE in attrs else True)
+    if not allow_incomplete and not complete:
         raise InputError(
             "is incomplete (an interrupted extract); finish it with 'lsfix extract --resume' "
             "or read it anyway with --allow-incomplete",
@@ -278,13 +305,17 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
         )
     provenance = json_attr(attrs, ATTR_PROVENANCE, {}, name)
     history = json_attr(attrs, ATTR_HISTORY, [], name)
-    if not isinstance(history, list):
-        history = [str(history)]
+    untrusted.expect(provenance, dict, file=name, key=f"attribute {ATTR_PROVENANCE!r}")
+    untrusted.expect(history, list, file=name, key=f"attribute {ATTR_HISTORY!r}")
+    return provenance, [str(h) for h in history]
 
-    logits_ds = _dataset(f, LOGITS, name)
-    labels_ds = _dataset(f, LABELS, name)
-    scores: dict[str, np.ndarray] = {}
-    score_attrs: dict[str, dict[str, Any]] = {}
+
+def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predictions:
+    provenance, history = check_root(f, name, SCHEMA_NAME, SCHEMA_VERSION,
+                                     allow_incomplete=allow_incomplete)
+
+    logits_ds = local_dataset(f, LOGITS, name)
+    labels_ds = local_dataset(f, LABELS, name)
     rows: ArrayRows | None = None
     n_items: int | None = None
     spatial: tuple[int, ...] = ()
@@ -309,33 +340,8 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
         n_items = shape[0]
         spatial = tuple(shape[2:])
 
-    # scores
-    if SCORES in f:
-        _check_local(f, SCORES, name)
-        grp = f[SCORES]
-        if not isinstance(grp, h5py.Group):
-            raise InputError("must be a group", file=name, dataset=SCORES)
-        for key in grp:
-            path = score_path(key)
-            ds = _dataset(f, path, name)
-            assert ds is not None
-            if ds.ndim != 1 or ds.dtype.kind != "f":
-                raise InputError(f"must be a 1-D float array, got {ds.dtype} {ds.shape}",
-                                 file=name, dataset=path)
-            expected = None if rows is None else rows.shape[0]
-            if expected is not None and ds.shape[0] != expected:
-                raise InputError(f"has {ds.shape[0]} rows; {LOGITS} has {expected}", file=name,
-                                 dataset=path)
-            vals = np.asarray(_read_all(ds, name, path), dtype=np.float64)
-            bad = np.isnan(vals)
-            if bad.any():
-                raise InputError(f"{int(bad.sum())} NaN confidence(s); first at row "
-                                 f"{int(np.argmax(bad))}", file=name, dataset=path)
-            scores[key] = vals
-            score_attrs[key] = {
-                ATTR_METHOD: str(ds.attrs.get(ATTR_METHOD, key)),
-                ATTR_PARAMS: json_attr(ds.attrs, ATTR_PARAMS, {}, f"{name}:{path}"),
-            }
+    expected = None if rows is None else rows.shape[0]
+    scores, score_attrs = read_score_group(f, name, expected, against=LOGITS)
     if rows is None and not scores:
         raise InputError(f"has no {LOGITS} dataset (and no {SCORES})", file=name)
     n_rows = rows.shape[0] if rows is not None else next(iter(scores.values())).shape[0]
@@ -362,30 +368,36 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
                 file=name,
                 dataset=LABELS,
             )
-        raw_labels = _read_all(labels_ds, name, LABELS)
+        raw_labels = read_all(labels_ds, name, LABELS)
         ignore = labels_attrs.get(ATTR_IGNORE_INDEX)
+        if ignore is not None:  # type and range first: inf, NaN, a list or text is exit 3
+            ignore = untrusted.integer(ignore, file=name, dataset=LABELS,
+                                       key=f"attribute {ATTR_IGNORE_INDEX!r}",
+                                       lo=-(2**63), hi=2**64 - 1)
+        given = ignore_index_in_effect()
+        if given is not None:
+            if ignore is not None and int(ignore) != given:
+                raise InputError(f"attribute ignore_index={int(ignore)} disagrees with "
+                                 f"--ignore-index {given}", file=name, dataset=LABELS)
+            ignore = given
+            labels_attrs[ATTR_IGNORE_INDEX] = np.int64(given)
         labels, keep = validate_labels(
             raw_labels, k, name, ignore_index=None if ignore is None else int(ignore),
             binary=rows is not None and rows.binary,
         )
     sample_ids = None
-    sid = _dataset(f, SAMPLE_IDS, name)
+    sid = local_dataset(f, SAMPLE_IDS, name)
     if sid is not None:
-        sample_ids = _strings(sid, name, SAMPLE_IDS, n_items)
+        sample_ids = read_strings(sid, name, SAMPLE_IDS, n_items)
         check_unique(sample_ids, name)
     class_names = None
-    cn = _dataset(f, CLASS_NAMES, name)
+    cn = local_dataset(f, CLASS_NAMES, name)
     if cn is not None:
         if k is None:
             raise InputError(f"present without {LOGITS}", file=name, dataset=CLASS_NAMES)
-        class_names = [str(x) for x in _strings(cn, name, CLASS_NAMES, k)]
-    fit_mask = None
-    fm = _dataset(f, FIT_MASK, name)
-    if fm is not None:
-        if fm.shape != (n_rows,) or fm.dtype.kind not in ("b", "u", "i"):
-            raise InputError(f"must be a ({n_rows},) boolean mask, got {fm.dtype} {fm.shape}",
-                             file=name, dataset=FIT_MASK)
-        fit_mask = np.asarray(_read_all(fm, name, FIT_MASK), dtype=bool)
+        class_names = [str(x) for x in read_strings(cn, name, CLASS_NAMES, k)]
+    fit_mask = read_fit_mask(f, name, n_rows)
+    groups = read_groups(f, name, n_items)
     return Predictions(
         name=name,
         logits=rows,
@@ -394,15 +406,90 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
         class_names=class_names,
         scores=scores,
         score_attrs=score_attrs,
-        provenance=provenance if isinstance(provenance, dict) else {"value": provenance},
-        history=[str(h) for h in history],
+        provenance=provenance,
+        history=history,
         fit_mask=fit_mask,
         keep=keep,
         raw_logits=logits_ds,
         logits_attrs=dict(logits_ds.attrs) if logits_ds is not None else {},
         labels_attrs=labels_attrs,
         h5=f,
+        groups=groups,
+        kind=SCHEMA_NAME,
     )
+
+
+def read_score_group(f: h5py.File, name: str, expected: int | None, *, against: str
+                     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+    """``/scores/<name>`` datasets (float64, no NaN, ``expected`` rows when given, all of one
+    length) and their ``method``/``params`` attributes; ``against`` names what fixes the
+    length in messages."""
+    scores: dict[str, np.ndarray] = {}
+    score_attrs: dict[str, dict[str, Any]] = {}
+    if SCORES not in f:
+        return scores, score_attrs
+    check_local(f, SCORES, name)
+    grp = f[SCORES]
+    if not isinstance(grp, h5py.Group):
+        raise InputError("must be a group", file=name, dataset=SCORES)
+    for key in grp:
+        path = score_path(key)
+        ds = local_dataset(f, path, name)
+        assert ds is not None
+        if ds.ndim != 1 or ds.dtype.kind != "f":
+            raise InputError(f"must be a 1-D float array, got {ds.dtype} {ds.shape}",
+                             file=name, dataset=path)
+        if expected is not None and ds.shape[0] != expected:
+            raise InputError(f"has {ds.shape[0]} rows; {against} has {expected}", file=name,
+                             dataset=path)
+        vals = np.asarray(read_all(ds, name, path), dtype=np.float64)
+        bad = np.isnan(vals)
+        if bad.any():
+            raise InputError(f"{int(bad.sum())} NaN confidence(s); first at row "
+                             f"{int(np.argmax(bad))}", file=name, dataset=path)
+        scores[key] = vals
+        score_attrs[key] = {
+            ATTR_METHOD: untrusted.text(ds.attrs.get(ATTR_METHOD, key), file=name,
+                                        dataset=path, key=f"attribute {ATTR_METHOD!r}"),
+            ATTR_PARAMS: untrusted.expect(
+                json_attr(ds.attrs, ATTR_PARAMS, {}, f"{name}:{path}"), dict, file=name,
+                dataset=path, key=f"attribute {ATTR_PARAMS!r}"),
+        }
+    return scores, score_attrs
+
+
+def read_fit_mask(f: h5py.File, name: str, n_rows: int) -> np.ndarray | None:
+    """``/fit_mask`` as a bool ``(n_rows,)`` array, or ``None`` when absent."""
+    fm = local_dataset(f, FIT_MASK, name)
+    if fm is None:
+        return None
+    if fm.shape != (n_rows,) or fm.dtype.kind not in ("b", "u", "i"):
+        raise InputError(f"must be a ({n_rows},) boolean mask, got {fm.dtype} {fm.shape}",
+                         file=name, dataset=FIT_MASK)
+    return np.asarray(read_all(fm, name, FIT_MASK), dtype=bool)
+
+
+def read_groups(f: h5py.File, name: str, n_items: int) -> dict[str, np.ndarray]:
+    """``/groups/<NAME>``: one value per sample, integers or utf-8 strings (``--by NAME``)."""
+    if "/groups" not in f:
+        return {}
+    check_local(f, "/groups", name)
+    if not isinstance(f["/groups"], h5py.Group):
+        raise InputError("is a dataset, expected a group of per-sample datasets", file=name,
+                         dataset="/groups")
+    out: dict[str, np.ndarray] = {}
+    for key in sorted(f["/groups"].keys()):
+        path = f"/groups/{key}"
+        ds = local_dataset(f, path, name)
+        assert ds is not None
+        if ds.dtype.kind in ("S", "O", "U"):
+            out[key] = read_strings(ds, name, path, n_items)
+        elif ds.dtype.kind in ("i", "u", "b") and ds.shape == (n_items,):
+            out[key] = np.asarray(read_all(ds, name, path))
+        else:
+            raise InputError(f"must hold ({n_items},) integers or strings, got {ds.dtype} "
+                             f"{ds.shape}", file=name, dataset=path)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,27 +502,29 @@ def command_line() -> str:
     return shlex.join(["lsfix", *args])
 
 
-def root_attrs(provenance: dict[str, Any], history: list[str], *, complete: bool = True
-               ) -> dict[str, Any]:
-    """Root attributes of an lsfix file (no timestamps: same inputs give the same bytes)."""
+def root_attrs(provenance: dict[str, Any], history: list[str], *, complete: bool = True,
+               schema: tuple[str, int] = (SCHEMA_NAME, SCHEMA_VERSION)) -> dict[str, Any]:
+    """Root attributes of an lsfix file of kind ``schema`` (name, version); no timestamps:
+    same inputs give the same bytes."""
     return {
-        ATTR_SCHEMA: SCHEMA_NAME,
-        ATTR_VERSION: np.int64(SCHEMA_VERSION),
+        ATTR_SCHEMA: schema[0],
+        ATTR_VERSION: np.int64(schema[1]),
         ATTR_LSFIX_VERSION: __version__,
         ATTR_COMPLETE: np.bool_(complete),
-        ATTR_PROVENANCE: json.dumps(provenance, sort_keys=True),
-        ATTR_HISTORY: json.dumps(history),
+        ATTR_PROVENANCE: dumps_json(provenance, sort_keys=True),
+        ATTR_HISTORY: dumps_json(history),
     }
 
 
 def set_root_attrs(f: h5py.File, provenance: dict[str, Any], history: list[str], *,
-                   complete: bool = True) -> None:
+                   complete: bool = True,
+                   schema: tuple[str, int] = (SCHEMA_NAME, SCHEMA_VERSION)) -> None:
     """Write the schema, version, provenance and history attributes on ``f``."""
-    for key, val in root_attrs(provenance, history, complete=complete).items():
+    for key, val in root_attrs(provenance, history, complete=complete, schema=schema).items():
         f.attrs[key] = val
 
 
-def _write_strings(f: h5py.File, path: str, values: Any) -> None:
+def write_strings(f: h5py.File, path: str, values: Any) -> None:
     f.create_dataset(path, data=np.asarray([str(v) for v in values], dtype=object),
                      dtype=STR_DTYPE, track_times=False)
 
@@ -483,7 +572,7 @@ def write_predictions(
                 ds = grp.create_dataset(key, data=np.asarray(vals, dtype=np.float64),
                                         track_times=False)
                 ds.attrs[ATTR_METHOD] = method
-                ds.attrs[ATTR_PARAMS] = json.dumps(params, sort_keys=True)
+                ds.attrs[ATTR_PARAMS] = dumps_json(params, sort_keys=True)
 
 
 def _copy_core(pred: Predictions, out: h5py.File) -> None:
@@ -499,9 +588,19 @@ def _copy_core(pred: Predictions, out: h5py.File) -> None:
     if pred.labels is not None:
         out.create_dataset(LABELS, data=pred.labels, track_times=False)
     if pred.sample_ids is not None:
-        _write_strings(out, SAMPLE_IDS, pred.sample_ids)
+        write_strings(out, SAMPLE_IDS, pred.sample_ids)
     if pred.class_names is not None:
-        _write_strings(out, CLASS_NAMES, pred.class_names)
+        write_strings(out, CLASS_NAMES, pred.class_names)
+    write_groups(pred, out)
+
+
+def write_groups(pred: Predictions, out: h5py.File) -> None:
+    """``/groups/<NAME>`` as read (one value per sample), carried forward for ``--by NAME``."""
+    for key, values in sorted(pred.groups.items()):
+        if np.asarray(values).dtype.kind in ("i", "u", "b"):
+            out.create_dataset(f"/groups/{key}", data=np.asarray(values), track_times=False)
+        else:
+            write_strings(out, f"/groups/{key}", [str(v) for v in values])
 
 
 def write_array_chunked(out: h5py.File, path: str, data: Any) -> None:
@@ -523,17 +622,28 @@ def new_file(
     class_names: Any = None,
     provenance: dict[str, Any] | None = None,
     history: list[str] | None = None,
+    ignore_index: int | None = None,
 ) -> None:
-    """Write a fresh lsfix file from in-memory arrays (validated like a read)."""
+    """Write a fresh lsfix file from in-memory arrays (validated like a read).
+
+    Dense labels keep their shape ``(N, *spatial)`` and dtype, with ``ignore_index`` as the
+    attribute the reader uses to leave those pixels out.
+    """
     logits = np.asarray(logits)
-    pred = predictions_from_arrays(
-        str(path), logits, labels=labels, sample_ids=sample_ids, class_names=class_names,
-        provenance=provenance or {}, history=history or [],
-    )
+    with ignoring(ignore_index):
+        pred = predictions_from_arrays(
+            str(path), logits, labels=labels, sample_ids=sample_ids, class_names=class_names,
+            provenance=provenance or {}, history=history or [],
+        )
     with atomic_output(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w", track_order=True) as out:
             set_root_attrs(out, pred.provenance, pred.history)
+            raw_labels, pred.labels = pred.labels, None
             _copy_core(pred, out)
+            if raw_labels is not None:  # as given: the reader checks (N, *spatial)
+                ds = out.create_dataset(LABELS, data=np.asarray(labels), track_times=False)
+                if ignore_index is not None:
+                    ds.attrs[ATTR_IGNORE_INDEX] = np.int64(ignore_index)
 
 
 def read_bytes_of(path: str) -> bytes:

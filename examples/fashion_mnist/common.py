@@ -92,11 +92,13 @@ def extract(weights: Path, dataset: str, out: Path, classes: Path, alpha: float)
 
 
 def score_and_normalise(raw_test: Path, val: Path, out: Path, scratch: Path) -> float:
-    """``lsfix score TEST -m msp`` then ``lsfix normalise … --fit VAL``: /scores/msp and
-    /scores/pnorm (p tuned on ``val``, or the MSP fallback)."""
+    """``lsfix score TEST -m msp`` then ``lsfix normalise TEST --with … --fit VAL
+    --copy-logits``: a logits file with /scores/msp and /scores/pnorm (p tuned on ``val``, or
+    the MSP fallback)."""
     scored = scratch / (raw_test.stem + ".msp.h5")
     t = lsfix("score", rel(raw_test), "-m", "msp", "-o", rel(scored), "-q")
-    t += lsfix("normalise", rel(scored), "--fit", rel(val), "-o", rel(out), "--overwrite")
+    t += lsfix("normalise", rel(raw_test), "--with", rel(scored), "--fit", rel(val), "-o",
+               rel(out), "--overwrite", "--copy-logits")
     scored.unlink(missing_ok=True)
     return t
 

@@ -201,8 +201,9 @@ def _write_readme(out: Path, args: argparse.Namespace, summary: list[dict], wall
         "--device cpu -b 500" + (" --meta training.label_smoothing=0" if has_meta else ""),
         f"lsfix score {args.work}/fmnist_ce_test.raw.h5 -m msp -o "
         f"{args.work}/fmnist_ce_test.raw.msp.h5",
-        f"lsfix normalise {args.work}/fmnist_ce_test.raw.msp.h5 --fit "
-        f"{args.out}/fmnist_ce_val.h5 -o {args.out}/fmnist_ce_test.h5",
+        f"lsfix normalise {args.work}/fmnist_ce_test.raw.h5 --with "
+        f"{args.work}/fmnist_ce_test.raw.msp.h5 --fit {args.out}/fmnist_ce_val.h5 "
+        f"--copy-logits -o {args.out}/fmnist_ce_test.h5",
         "```",
         "",
     ]

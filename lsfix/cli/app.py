@@ -70,7 +70,8 @@ app = typer.Typer(
         "How well does a classifier know when it is wrong? Selective-classification metrics "
         "from saved logits, and the MaxLogit-pNorm fix for label smoothing. "
         f"(lsfix {__version__})\n\n"
-        "Example: lsfix score model.h5 -m msp | lsfix normalise - | lsfix curve -"
+        "Example:\n\n"
+        "  lsfix score model.h5 -m msp | lsfix normalise - | lsfix curve -"
     ),
     no_args_is_help=True,
     add_completion=True,
@@ -126,7 +127,9 @@ def handle_errors(cmd: str) -> Iterator[None]:
 
     io.reset_committed()
     try:
-        yield
+        with io.command_outputs():  # every output is committed only if the command succeeds
+            io.check_planned(*_planned_paths())  # an output may not be an input: refuse now
+            yield
     except LsfixError as exc:
         err(cmd, str(exc))
         raise typer.Exit(int(exc.exit_code)) from None
@@ -150,6 +153,34 @@ def handle_errors(cmd: str) -> Iterator[None]:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         err(cmd, f"{where}{exc.strerror or exc}")
         raise typer.Exit(int(ExitCode.RUNTIME)) from None
+
+
+#: Command parameters that name files lsfix reads, and files it writes.
+INPUT_PARAMS = ("input", "inputs", "fit", "val", "params", "shards", "model", "dataset",
+                "weights", "class_names")
+OUTPUT_PARAMS = ("output", "save_params", "plot", "report")
+
+
+def _planned_paths() -> tuple[list[str], list[str]]:
+    """(input paths, output paths) of the running command, from its parsed parameters."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - typer's layout changed: the write-time check stays
+        return [], []
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return [], []
+
+    def paths(names: tuple[str, ...]) -> list[str]:
+        out: list[str] = []
+        for name in names:
+            value = ctx.params.get(name)
+            for v in value if isinstance(value, list | tuple) else [value]:
+                if isinstance(v, str) and v:
+                    out.append(v)
+        return out
+
+    return paths(INPUT_PARAMS), [p for p in paths(OUTPUT_PARAMS) if not os.path.isdir(p)]
 
 
 _default_unraisablehook = sys.unraisablehook
@@ -178,6 +209,7 @@ def main() -> None:
 
     # SIGTERM while an output is being written: clean up and exit 130, like Ctrl-C
     io.sigterm_interrupts_writes = True
+    io.guard_closed_stdout()  # started with stdout closed (>&-): one error line, exit 1
     sys.unraisablehook = _unraisable
     try:
         app()

@@ -36,13 +36,68 @@ AllowIncompleteOpt = Annotated[
 ]
 
 
+IgnoreIndexOpt = Annotated[
+    int | None,
+    typer.Option("--ignore-index", help="Label value of pixels/rows never evaluated (e.g. 255 "
+                                        "or -100), for inputs that do not record one."),
+]
+
+
 def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False,
-         need_logits: bool = False) -> Predictions:
+         need_logits: bool = False, ignore_index: int | None = None) -> Predictions:
     """Read and validate an input (``-`` = stdin)."""
     from lsfix import inputs
+    from lsfix.cli import inputopts
+    from lsfix.cli.app import note
 
-    return inputs.read_predictions(path, allow_incomplete=allow_incomplete, need_labels=need_labels,
-                            need_logits=need_logits)
+    pred = inputs.read_predictions(path, allow_incomplete=allow_incomplete,
+                                   ignore_index=ignore_index)
+    opts = inputopts.current.get()
+    cmd = f"lsfix {opts.command}" if opts is not None else "lsfix"
+    for line in pred.notes:  # how a foreign input was read: groups taken, columns mapped
+        note(f"lsfix: {line}")
+    inputopts.adapt(pred, path, lambda msg: inputopts.warn_later(f"{cmd}: warning: {msg}"),
+                    ignore_index=ignore_index)
+    if need_labels:
+        pred.require_labels("this command")
+    if need_logits and pred.logits is None:
+        from lsfix import scorefile
+        from lsfix.errors import InputError
+        from lsfix.predictions import LOGITS
+
+        if pred.kind == scorefile.SCHEMA_NAME:
+            raise InputError("is a scores file (no /logits); this command needs the logits "
+                             "file it was computed from (pass that, and this with --with)",
+                             file=pred.name)
+        if pred.foreign_format:  # a table of confidences: no "datasets" in its vocabulary
+            raise InputError(f"no logits in {pred.name} (a table of confidences); this "
+                             "command needs logits")
+        raise InputError(f"no {LOGITS} dataset; this command needs logits", file=pred.name)
+    return pred
+
+
+WithOpt = Annotated[
+    list[str] | None,
+    typer.Option("--with", help="Scores file(s) computed from this input's logits to join "
+                                "(their scores, fit mask, correctness); checked by fingerprint."),
+]
+
+
+def load_joined(path: str, with_files: list[str] | None, *, overwrite: bool = False,
+                allow_incomplete: bool = False, need_labels: bool = False,
+                need_logits: bool = False, ignore_index: int | None = None) -> Predictions:
+    """Read ``path`` and join each scores file of ``with_files`` to it (``--with``)."""
+    from lsfix.pipeline import join_scores
+
+    pred = load(path, allow_incomplete=allow_incomplete, need_labels=need_labels,
+                need_logits=need_logits or bool(with_files), ignore_index=ignore_index)
+    for extra_path in with_files or []:
+        extra = load(extra_path, ignore_index=ignore_index)
+        try:
+            join_scores(pred, extra, overwrite=overwrite)
+        finally:
+            extra.close()
+    return pred
 
 
 def report_format(fmt: str | None) -> str:
@@ -85,24 +140,161 @@ def parse_floats(values: list[str] | None, what: str, *, lo: float, hi: float,
     return tuple(out)
 
 
+#: Most replicates ``--bootstrap`` accepts (each costs a pass over the confidences).
+MAX_BOOTSTRAP = 100_000
+#: Most p values ``--grid`` accepts, and the largest p (|z|^p overflows float64 beyond it
+#: for ordinary logits; the tuned p of the paper lies in 0..10).
+MAX_GRID_POINTS = 1_000
+MAX_P = 1_000.0
+
+
 def parse_grid(text: str) -> tuple[float, ...]:
-    """``0,1,2`` or ``0-9`` (integers) into a p grid."""
+    """``0,1,2`` or ``0-9`` (integers) into a p grid, at most :data:`MAX_GRID_POINTS` values
+    each in ``[0, MAX_P]`` (checked before anything is built)."""
     text = text.strip()
+    bad = f"--grid: {text[:40]!r} is not a list like 0,1,2 or a range like 0-9"
+    if len(text) > 20 * MAX_GRID_POINTS:
+        raise UsageError(f"--grid: more than {MAX_GRID_POINTS} values (the limit)")
+    span: tuple[int, int] | None = None
     try:
         if "-" in text and "," not in text:
             a, b = text.split("-", 1)
-            lo, hi = int(a), int(b)
-            if hi < lo:
+            span = int(a), int(b)
+            if span[1] < span[0] or span[0] < 0:
                 raise ValueError
-            return tuple(float(p) for p in range(lo, hi + 1))
-        vals = tuple(float(p) for p in text.split(",") if p.strip())
+            vals: tuple[float, ...] = ()
+        else:
+            vals = tuple(float(p) for p in text.split(",") if p.strip())
     except ValueError:
-        raise UsageError(f"--grid: {text!r} is not a list like 0,1,2 or a range like 0-9") from None
-    if not vals or any(v < 0 or v != v for v in vals):
-        raise UsageError(f"--grid: p values must be >= 0, got {text!r}")
+        raise UsageError(bad) from None
+    if span is not None:
+        count = span[1] - span[0] + 1
+        if count > MAX_GRID_POINTS:
+            raise UsageError(f"--grid {text}: {count} values; the limit is {MAX_GRID_POINTS}")
+        vals = tuple(float(p) for p in range(span[0], span[1] + 1))
+    if len(vals) > MAX_GRID_POINTS:
+        raise UsageError(f"--grid: {len(vals)} values; the limit is {MAX_GRID_POINTS}")
+    if not vals or any(not (0 <= v <= MAX_P) for v in vals):
+        raise UsageError(f"--grid: p values must be in [0, {MAX_P:g}], got {text[:40]!r}")
     return vals
 
 
+def check_p(p: float) -> float:
+    """``--p``: a finite p in ``[0, MAX_P]`` (larger p overflow |z|^p: exit 2 up front)."""
+    from lsfix.core.scores import _check_p
+
+    pf = _check_p(p)
+    if pf > MAX_P:
+        raise UsageError(f"--p {p:g}: above the limit of {MAX_P:g} (|z|^p overflows float64)")
+    return pf
+
+
+def require_finite_scores(values: object, what: str, file: str) -> None:
+    """Refuse (exit 2, before anything is written) scores that are NaN or +-inf: options
+    such as ``energy:1e-308`` overflow float64 and would give numbers that mean nothing."""
+    import numpy as np
+
+    arr = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise UsageError(f"{file}: {what} gives {int(bad.sum())} non-finite score(s) (first at "
+                         f"row {int(np.argmax(bad))}): the option overflows float64; choose a "
+                         "milder value. Nothing was written")
+
+
+#: Largest JSON document lsfix reads (``--params``).
+MAX_JSON_FILE = 16 << 20
+
+
+def read_json_file(path: str) -> object:
+    """A JSON document named on the command line, read strictly
+    (:func:`lsfix.untrusted.loads`: size, nesting, NaN/Infinity refused; exit 3 naming it)."""
+    from lsfix import io as lio
+    from lsfix import untrusted
+    from lsfix.errors import InputError
+
+    name = lio.display_name(path)
+    try:
+        with open(path, "rb") as fh:
+            lio.note_input(path)
+            data = fh.read(MAX_JSON_FILE + 1)
+    except FileNotFoundError:
+        raise InputError("no such file", file=name) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, not a file", file=name) from None
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror or exc})", file=name) from None
+    if len(data) > MAX_JSON_FILE:
+        raise InputError(f"is larger than {MAX_JSON_FILE} bytes; not a fit file", file=name)
+    return untrusted.loads(data, file=name, key="JSON document", dataset=None)
+
+
 def stdout_write(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    """Text for stdout, held until the command succeeds (:func:`lsfix.io.command_outputs`)."""
+    from lsfix.io import STDIO, write_text_atomic
+
+    write_text_atomic(STDIO, text)
+
+
+def fit_from_json(doc: object, path: str) -> object:
+    """A :class:`lsfix.core.PNormFit` from a ``--params`` document, every key checked for type
+    and range first (exit 3 naming the file and the key)."""
+    from lsfix import io as lio
+    from lsfix import untrusted
+    from lsfix.core import PNormFit
+    from lsfix.errors import InputError
+
+    name = lio.display_name(path)
+    d = untrusted.expect(doc, dict, file=name, key="the document", dataset=None)
+
+    def number(key: str, value: object, lo: float, hi: float) -> None:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not (lo <= float(value) <= hi):  # type: ignore[arg-type]
+            raise InputError(f"key {key!r} must be a number in [{lo:g}, {hi:g}], got "
+                             f"{str(value)[:40]}", file=name)
+
+    if d.get("format") != PNormFit.FORMAT:
+        raise InputError(f"not an lsfix p-norm fit (format {str(d.get('format'))[:40]!r})",
+                         file=name)
+    if "version" in d:
+        untrusted.integer(d["version"], file=name, key="key 'version'", lo=0, hi=1 << 31,
+                          dataset=None)
+    if "p" not in d or "fallback_msp" not in d:
+        raise InputError("missing key 'p' or 'fallback_msp'; not a p-norm fit", file=name)
+    if d["p"] is not None:
+        number("p", d["p"], 0.0, MAX_P)
+    if not isinstance(d["fallback_msp"], bool):
+        raise InputError(f"key 'fallback_msp' must be true or false, got "
+                         f"{str(d['fallback_msp'])[:40]}", file=name)
+
+    def aurc(key: str, value: object) -> None:  # null or NaN: undefined (older files: NaN)
+        if value is not None and not (isinstance(value, float) and value != value):
+            number(key, value, 0.0, 1.0)
+
+    grid = untrusted.expect(d.get("grid", []), list, file=name, key="key 'grid'", dataset=None)
+    if len(grid) > MAX_GRID_POINTS:
+        raise InputError(f"key 'grid' has {len(grid)} entries; the limit is {MAX_GRID_POINTS}",
+                         file=name)
+    for i, g in enumerate(grid):
+        untrusted.expect(g, dict, file=name, key=f"key 'grid'[{i}]", dataset=None)
+        if "p" not in g or "aurc" not in g:
+            raise InputError(f"key 'grid'[{i}] needs 'p' and 'aurc'", file=name)
+        number(f"grid[{i}].p", g["p"], 0.0, MAX_P)
+        aurc(f"grid[{i}].aurc", g["aurc"])
+    aurc("msp_aurc", d.get("msp_aurc"))
+    if "n_fit" in d:
+        untrusted.integer(d["n_fit"], file=name, key="key 'n_fit'", lo=0, hi=1 << 62,
+                          dataset=None)
+    untrusted.expect(d.get("split", {}), dict, file=name, key="key 'split'", dataset=None)
+    if "convention" in d:
+        untrusted.expect(d["convention"], str, file=name, key="key 'convention'", dataset=None)
+    d = dict(d)  # strict JSON writes an undefined AURC as null; the fit holds NaN
+    if d.get("msp_aurc", 0.0) is None:
+        d.pop("msp_aurc")
+    d["grid"] = [{**g, "aurc": float("nan") if g["aurc"] is None else g["aurc"]} for g in grid]
+    try:
+        return PNormFit.from_dict(d)
+    except InputError as exc:
+        raise InputError(str(exc), file=name) from None
+    except (ArithmeticError, AttributeError, TypeError, ValueError) as exc:
+        raise InputError(f"malformed p-norm fit ({exc})", file=name) from None

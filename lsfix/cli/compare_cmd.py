@@ -15,11 +15,13 @@ from lsfix.cli.common import (
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
+    IgnoreIndexOpt,
     OutputOpt,
     load,
 )
 from lsfix.cli.curve_cmd import (
     BootOpt,
+    ByOpt,
     CoverageOpt,
     LevelOpt,
     PercentOpt,
@@ -33,7 +35,7 @@ from lsfix.cli.curve_cmd import (
     result_rows,
     warn_undefined,
 )
-from lsfix.errors import GateFailed, InputError, RuntimeFailure, UsageError
+from lsfix.errors import GateFailed, InputError, UsageError
 
 HELP = """Compare files × scores: one row each, the first file's rows being the baseline.
 Paired bootstrap of each row's AURC difference to the baseline when the files hold the same
@@ -54,6 +56,8 @@ Examples:
 """
 
 _RULE = re.compile(r"^\s*([a-z0-9_@.]+)\s*(>=|<=|>|<)\s*([+-]?)\s*([0-9.eE+-]+)\s*(%?)\s*$")
+#: The VALUE of a rule: a plain unsigned decimal (``-1``, ``1e``, ``.`` and ``1.2.3`` are not)
+_NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,8 @@ def parse_rule(text: str) -> Rule:
         raise UsageError(f"--fail-if {text!r}: expected METRIC OP VALUE, e.g. 'aurc>+0.002'")
     metric, op, sign, num, pct = m.groups()
     try:
+        if not _NUMBER.fullmatch(num):  # float() would take '-1' after a sign: 'aurc>--1'
+            raise ValueError
         val = float(num)
     except ValueError:
         raise UsageError(f"--fail-if {text!r}: {num!r} is not a number") from None
@@ -163,7 +169,9 @@ def compare(
     )] = False,
     fmt: FormatOpt = None,
     percent: PercentOpt = False,
+    by: ByOpt = None,
     output: OutputOpt = "-",
+    ignore_index: IgnoreIndexOpt = None,
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("compare"):
@@ -179,7 +187,8 @@ def compare(
             raise UsageError(f"--report {report!r} must end in .md")
         if sum(1 for i in inputs if i == "-") > 1:
             raise UsageError("stdin (-) can be given only once")
-        preds = [load(p, allow_incomplete=allow_incomplete) for p in inputs]
+        preds = [load(p, allow_incomplete=allow_incomplete, ignore_index=ignore_index)
+                 for p in inputs]
         results = []
         for pred in preds:
             results += evaluate_file(pred, score, convention=convention, coverages=covs,
@@ -213,6 +222,7 @@ def compare(
                                **paired_dict(d, percent=percent)})
 
         breaches: list[str] = []
+        checks: list[dict[str, str]] = []  # every rule on every row, for the report
         for rule in rules:
             for r in gate_rows:
                 if rule.delta and r["file"] == base_name:
@@ -220,17 +230,41 @@ def compare(
                 base_row = baseline.get(r["score"])
                 ok, shown = rule.breached(r.get(rule.metric),
                                           None if base_row is None else base_row.get(rule.metric))
+                checks.append({"rule": f"`{rule.text}`", "row": f"{r['file']} · {r['score']}",
+                               "value": f"{rule.metric} {shown}",
+                               "verdict": "**FAIL**" if ok else "pass"})
                 if ok:
                     breaches.append(f"rule '{rule.text}' failed for {r['file']} "
                                     f"{r['score']}: {rule.metric} {shown}")
 
+        grouped = None
+        if by is not None:
+            grouped = compare_by(preds, score, by, convention=convention, coverages=covs,
+                                 risks=risks, n_boot=bootstrap, seed=seed, level=level,
+                                 percent=percent)
         if out_fmt == "json":
-            text = dumps(document("compare", {
+            body = {
                 "baseline": base_name, "convention": convention, "percent": percent,
                 "results": result_json(results, percent=percent), "paired": paired,
                 "gate": {"rules": [r.text for r in rules], "failed": breaches,
                          "passed": not breaches},
-            }))
+            }
+            if grouped is not None:
+                body.update({"by": by, "groups": grouped[0], "paired_groups": grouped[2]})
+            text = dumps(document("compare", body))
+        elif out_fmt == "tsv" and grouped is not None:
+            g_rows, g_paired = grouped[1], grouped[2]
+            g_cols = list(g_rows[0].keys())
+            if g_paired:  # the paired difference inside each group as extra columns
+                metric = g_paired[0]["metric"]
+                extra = [f"d_{metric}", f"d_{metric}_low", f"d_{metric}_high", f"d_{metric}_p"]
+                by_key = {(p["file"], p["score"], p["group"]): p for p in g_paired}
+                for r in g_rows:
+                    p = by_key.get((r["file"], r["score"], r["group"]))
+                    r.update(zip(extra, [p["difference"], p["low"], p["high"], p["p_value"]]
+                                 if p else [None] * 4, strict=True))
+                g_cols += extra
+            text = tsv(g_rows, g_cols)
         elif out_fmt == "tsv":
             # one table: the paired difference to the baseline as extra columns
             by_row = {(p["file"], p["score"]): p for p in paired}
@@ -250,20 +284,25 @@ def compare(
                                 show_file=True)
             if paired:
                 text += _paired_text(paired)
+            if grouped is not None:
+                text += "\n" + render_table(grouped[1], f"by {by}", show_file=True)
+                if grouped[2]:
+                    text += _paired_text([{**p, "score": f"{p['score']} [{p['group']}]"}
+                                          for p in grouped[2]])
         plot_path = plot
         if report is not None:
-            try:
-                Path(report).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise RuntimeFailure(f"{report}: cannot create its folder ({exc.strerror})"
-                                     ) from None
+            from lsfix.io import make_folders
+
+            make_folders(Path(report).parent)  # removed again if the command fails
         if report is not None and plot_path is None:
             plot_path = str(Path(report).with_suffix(".png"))
         if plot_path is not None:
+            from lsfix.cli.curve_cmd import oracle_curve
             from lsfix.plot import rc_plot
 
             rc_plot(curve_lines(results, show_file=True, percent=percent), plot_path,
-                    title="Risk-coverage comparison")
+                    title="Risk-coverage comparison", oracle=oracle_curve(results[0].correct),
+                    oracle_label=f"oracle of {results[0].file} (ideal ranking)")
         explain_path = None
         if explain:
             if plot_path is None:
@@ -274,8 +313,8 @@ def compare(
         if report is not None:
             from lsfix.report import markdown_table
 
-            cols = ["file", "score", "n", "accuracy", "aurc", "eaurc", "naurc", "augrc",
-                    "auroc", "fpr_at_95tpr"]
+            cols = ["file", "score", "n", "accuracy", "aurc", "oracle_aurc", "eaurc", "naurc",
+                    "augrc", "auroc", "fpr_at_95tpr"]
             md = [f"## lsfix compare (convention `{convention}`)\n\n",
                   f"Baseline: `{base_name}`\n\n", markdown_table(rows, cols)]
             if paired:
@@ -283,13 +322,15 @@ def compare(
                 md.append(markdown_table(paired, ["file", "score", "metric", "difference", "low",
                                                   "high", "p_value"]))
             if rules:
-                md.append("\n**Gate: " + ("FAILED**\n\n" + "\n".join(f"- {b}" for b in breaches)
-                                          if breaches else "passed**") + "\n")
-            rel = Path(plot_path).name if plot_path else None
-            if rel:
-                md.append(f"\n![risk-coverage]({rel})\n")
+                md.append("\n**Gate: " + ("FAILED**" if breaches else "passed**")
+                          + f" ({len(breaches)} of {len(checks)} check(s) failed)\n\n")
+                md.append(markdown_table(checks, ["rule", "row", "value", "verdict"]))
+            from lsfix.report import markdown_figure
+
+            if plot_path:
+                md.append("\n" + markdown_figure(plot_path, "risk-coverage"))
             for extra in explain_path or []:
-                md.append(f"\n![{Path(extra).stem}]({Path(extra).name})\n")
+                md.append("\n" + markdown_figure(extra, Path(extra).stem))
             write_text_atomic(report, "".join(md))
         write_text_atomic(output, text)
         for pred in preds:
@@ -311,3 +352,44 @@ def _paired_text(paired: list[dict[str, Any]]) -> str:
                      f"[{fmt(p['low'], 4)}, {fmt(p['high'], 4)}] ({p['level']:.0%}), "
                      f"p = {fmt(p['p_value'], 3)}")
     return "\n".join(lines) + "\n"
+
+
+def compare_by(preds: list[Any], score: list[str] | None, by: str, *, convention: str,
+               coverages: tuple[float, ...], risks: tuple[float, ...], n_boot: int, seed: int,
+               level: float, percent: bool
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """``compare --by``: every file's metrics per group (JSON, flat rows) and, with
+    ``--bootstrap``, the paired difference to the baseline inside each group — only where the
+    groups hold the same rows in both files (not for ``--by predicted``: each model predicts
+    its own classes)."""
+    import numpy as np
+
+    from lsfix.core import paired_bootstrap
+    from lsfix.groups import ALL, evaluate_by, group_json, group_rows, grouping
+    from lsfix.report import paired_dict
+
+    results = []
+    for pred in preds:
+        results += evaluate_by(pred, score, by, convention=convention, coverages=coverages,
+                               risks=risks, n_boot=n_boot, seed=seed, level=level)
+    paired: list[dict[str, Any]] = []
+    if n_boot and by != "predicted":
+        base = preds[0]
+        base_g = grouping(base, by)
+        base_res = {(r.score, r.group): r for r in results if r.file == base.name}
+        for pred in preds[1:]:
+            g = grouping(pred, by)
+            if g.names != base_g.names or not np.array_equal(g.index, base_g.index):
+                note(f"lsfix compare: {pred.name}: its {by} groups differ from the baseline's; "
+                     "no paired differences per group")
+                continue
+            for r in results:
+                b = base_res.get((r.score, r.group))
+                if r.file != pred.name or r.group == ALL or b is None:
+                    continue
+                d = paired_bootstrap(b.confidence, b.correct, r.confidence, r.correct,
+                                     n_boot=n_boot, seed=seed, level=level,
+                                     convention=convention)
+                paired.append({"file": r.file, "score": r.score, "group": r.group,
+                               "baseline": b.file, **paired_dict(d, percent=percent)})
+    return (group_json(results, percent=percent), group_rows(results, percent=percent), paired)

@@ -11,10 +11,12 @@ from lsfix.cli.common import (
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
+    IgnoreIndexOpt,
     InputArg,
     OutputOpt,
+    WithOpt,
     check_convention,
-    load,
+    load_joined,
     parse_floats,
     report_format,
 )
@@ -24,14 +26,15 @@ HELP = """Risk-coverage metrics of each score in a file: AURC (in the named conv
 oracle AURC, E-AURC, NAURC, AUGRC, AUROC, FPR@95TPR, risk@coverage, coverage@risk, with
 optional bootstrap intervals and an RC plot. Ties are averaged over their orderings.
 
-Input: an lsfix file (every stored score, or msp when none is stored), or a table with
-'confidence' and 'correct' columns. Rows used to fit p are excluded.
+Input: an lsfix logits file (every stored score, or msp when none is stored), a scores file
+(from score/normalise), or a table with 'confidence' and 'correct' columns. --with joins
+scores files to the logits they came from. Rows used to fit p and ignored pixels are excluded.
 
 Examples:
 
   lsfix curve model.h5 --score msp --score pnorm --coverage 0.8 --plot rc.png
 
-  lsfix score model.h5 | lsfix normalise - | lsfix curve - --format json
+  lsfix score model.h5 | lsfix normalise model.h5 --with - | lsfix curve - -f json
 """
 
 BootOpt = Annotated[int, typer.Option("--bootstrap", "-b",
@@ -45,11 +48,20 @@ CoverageOpt = Annotated[list[str] | None, typer.Option(
     "--coverage", help="Coverage(s) in (0, 1] for risk@coverage (repeatable or a,b).")]
 RiskOpt = Annotated[list[str] | None, typer.Option(
     "--risk", help="Risk(s) in [0, 1] for coverage@risk (repeatable or a,b).")]
+ByOpt = Annotated[str | None, typer.Option(
+    "--by", metavar="class|predicted|image|NAME",
+    help="Also report every metric per group: true class, predicted class, image (dense "
+         "files), or a group NAME (/groups/NAME or a table column); 'all' is the whole file.")]
 
 
 def check_boot(n_boot: int, level: float) -> None:
+    from lsfix.cli.common import MAX_BOOTSTRAP
+
     if n_boot < 0:
         raise UsageError(f"--bootstrap must be >= 0, got {n_boot}")
+    if n_boot > MAX_BOOTSTRAP:
+        raise UsageError(f"--bootstrap {n_boot} is above the limit of {MAX_BOOTSTRAP} "
+                         "replicates")
     if not 0 < level < 1:
         raise UsageError(f"--level must be in (0, 1), got {level}")
 
@@ -92,8 +104,27 @@ def result_json(results: list[Any], *, percent: bool) -> list[dict[str, Any]]:
     return out
 
 
-def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool) -> str:
-    """A rich table rendered to text (stdout)."""
+#: table columns, most important first: the ones left out when a terminal is too narrow
+#: come from the end of this list (``-f tsv``/``-f json`` always have every column)
+KEEP_ORDER = ("score", "file", "group", "aurc", "risk@", "coverage@", "eaurc", "auroc", "accuracy",
+              "naurc", "augrc", "oracle_aurc", "fpr_at_95tpr", "n", "n_tied")
+
+
+def table_width() -> int:
+    """The terminal's width (``COLUMNS`` first, as rich and the shell do; 100 when unknown)."""
+    import shutil
+
+    return max(60, shutil.get_terminal_size(fallback=(100, 24)).columns)
+
+
+def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool,
+                 width: int | None = None) -> str:
+    """A rich table rendered to text (stdout), fitted to the terminal width.
+
+    An interval stays on one line with its value (``0.0213 [0.0198, 0.0229]``: the value to
+    the interval's 4 significant digits). When the columns do not fit, the least important
+    ones (:data:`KEEP_ORDER`) are left out and a last line names them.
+    """
     import io
 
     from rich.console import Console
@@ -101,29 +132,54 @@ def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool) -> 
 
     from lsfix.report import COLUMNS, fmt
 
+    width = width or table_width()
+    heads = dict((k, h) for k, h, _ in COLUMNS)
+    extra = [k for k in rows[0] if k.startswith(("risk@", "coverage@"))
+             and not k.endswith(("_low", "_high"))] if rows else []
+    grouped = bool(rows) and "group" in rows[0]
+    keys = ((["file"] if show_file else []) + ["score"] + (["group"] if grouped else [])
+            + [k for k, _, _ in COLUMNS] + extra)
+
+    def cell(r: dict[str, Any], key: str) -> str:
+        if key in ("file", "score", "group"):
+            return str(r[key])
+        if r.get(f"{key}_low") is not None and r.get(f"{key}_high") is not None:
+            return (f"{fmt(r[key], 4)} [{fmt(r[f'{key}_low'], 4)}, "
+                    f"{fmt(r[f'{key}_high'], 4)}]")
+        return fmt(r[key])
+
+    cells = {k: [cell(r, k) for r in rows] for k in keys}
+    need = {k: max(len(heads.get(k, k)), *(len(c) for c in cells[k])) + 3 for k in keys}
+
+    def rank(k: str) -> int:
+        for i, p in enumerate(KEEP_ORDER):
+            if k == p or (p.endswith("@") and k.startswith(p)):
+                return i
+        return len(KEEP_ORDER)
+
+    shown = list(keys)
+    dropped: list[str] = []
+    while sum(need[k] for k in shown) + 1 > width and len(shown) > 2:
+        worst = max(shown, key=lambda k: (rank(k), shown.index(k)))
+        if worst in ("score", "file", "group"):
+            break
+        shown.remove(worst)
+        dropped.append(heads.get(worst, worst))
+
     table = Table(title=title, title_justify="left")
-    if show_file:
-        table.add_column("file")
-    table.add_column("score")
-    extra = [k for k in rows[0] if k.startswith(("risk@", "coverage@"))] if rows else []
-    for _, head, _ in COLUMNS:
-        table.add_column(head, justify="right")
-    for k in extra:
-        table.add_column(k, justify="right")
-    for r in rows:
-        cells = [r["file"]] if show_file else []
-        cells.append(r["score"])
-        for key, _, _ in COLUMNS:
-            cell = fmt(r[key])
-            if f"{key}_low" in r and r[f"{key}_low"] is not None:
-                cell += f" [{fmt(r[f'{key}_low'], 4)}, {fmt(r[f'{key}_high'], 4)}]"
-            cells.append(cell)
-        cells += [fmt(r[k]) for k in extra]
-        table.add_row(*cells)
+    for k in shown:
+        table.add_column(heads.get(k, k),
+                         justify="left" if k in ("file", "score", "group") else "right",
+                         no_wrap=k not in ("file",), overflow="fold")
+    for i in range(len(rows)):
+        table.add_row(*(cells[k][i] for k in shown))
     buf = io.StringIO()
-    Console(file=buf, width=max(100, 16 * (len(COLUMNS) + len(extra))), no_color=True,
-            force_terminal=False).print(table)
-    return buf.getvalue()
+    Console(file=buf, width=width, no_color=True, force_terminal=False).print(table)
+    text = buf.getvalue()
+    if dropped:
+        text += (f"(not shown at {width} columns: {', '.join(dropped)}; -f tsv and -f json "
+                 "show all)\n")
+    return text
 
 
 def warn_undefined(cmd: str, results: list[Any]) -> None:
@@ -142,7 +198,11 @@ def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False) -
         who = f"{r.file} · {r.score}" if show_file else r.score
         value, unit = (100 * r.metrics.aurc, "%AURC") if percent else (r.metrics.aurc, "AURC")
         label = f"{who} ({unit} {value:.4g}, {r.metrics.convention})"
-        lines.append(Line(label, c.coverage, c.risk))
+        points = tuple((p.coverage, p.risk, f"risk@{p.target:g}")
+                       for p in r.metrics.risk_at_coverage if p.k > 0)
+        points += tuple((p.coverage, p.risk, f"coverage@{p.target:g}")
+                        for p in r.metrics.coverage_at_risk if p.k > 0)
+        lines.append(Line(label, c.coverage, c.risk, points))
     return lines
 
 
@@ -167,7 +227,10 @@ def curve(
                     ] = None,
     fmt: FormatOpt = None,
     percent: PercentOpt = False,
+    by: ByOpt = None,
     output: OutputOpt = "-",
+    with_files: WithOpt = None,
+    ignore_index: IgnoreIndexOpt = None,
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("curve"):
@@ -177,7 +240,13 @@ def curve(
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
-        pred = load(input, allow_incomplete=allow_incomplete)
+        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
+                           ignore_index=ignore_index)
+        if by is not None:
+            write_text_atomic(output, curve_by(pred, score, by, out_fmt, convention, covs, risks,
+                                               bootstrap, seed, level, percent))
+            pred.close()
+            return
         results = evaluate_file(pred, score, convention=convention, coverages=covs, risks=risks,
                                 n_boot=bootstrap, seed=seed, level=level)
         warn_undefined("curve", results)
@@ -204,3 +273,34 @@ def curve(
                     oracle=oracle_curve(results[0].correct))
         write_text_atomic(output, text)
         pred.close()
+
+
+def curve_by(pred: Any, score: list[str] | None, by: str, out_fmt: str, convention: str,
+             covs: tuple[float, ...], risks: tuple[float, ...], bootstrap: int, seed: int,
+             level: float, percent: bool) -> str:
+    """``curve --by``: the whole file (group ``all``) and every group, in one report."""
+    from lsfix.groups import evaluate_by, group_json, group_rows
+    from lsfix.report import document, dumps, tsv
+
+    results = evaluate_by(pred, score, by, convention=convention, coverages=covs, risks=risks,
+                          n_boot=bootstrap, seed=seed, level=level)
+    warn_undefined("curve", [_Named(r) for r in results])
+    if out_fmt == "json":
+        return dumps(document("curve", {
+            "file": pred.name, "convention": convention, "percent": percent, "by": by,
+            "n_fit_excluded": int(pred.fit_mask.sum()) if pred.fit_mask is not None else 0,
+            "results": group_json(results, percent=percent),
+        }))
+    rows = group_rows(results, percent=percent)
+    if out_fmt == "tsv":
+        return tsv(rows, list(rows[0].keys()))
+    unit = " (×100)" if percent else ""
+    return render_table(rows, f"{pred.name} — by {by}, convention {convention}{unit}",
+                        show_file=False)
+
+
+class _Named:
+    """A group result seen as a score result named ``score [group]`` (for warnings)."""
+
+    def __init__(self, r: Any) -> None:
+        self.file, self.score, self.metrics = r.file, f"{r.score} [{r.group}]", r.metrics

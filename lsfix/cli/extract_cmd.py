@@ -64,7 +64,7 @@ def parse_meta(items: list[str]) -> dict[str, Any]:
 
 
 def _interrupted_message(output: str) -> str:
-    from lsfix.extract.runner import DistInfo
+    from lsfix.extract.distributed import DistInfo
     from lsfix.extract.writer import inspect_output, shard_path
 
     try:
@@ -119,8 +119,9 @@ def extract(
     images_key: Annotated[str | None, Opt("--images-key", help=".npz/.h5: images key")] = None,
     labels_key: Annotated[str | None, Opt("--labels-key", help=".npz/.h5: labels key")] = None,
     layout: Annotated[str | None, Opt(
-        "--layout", metavar="nchw|nhwc",
-        help="4-D image arrays: axis order (default: guessed)")] = None,
+        "--layout", metavar="nchw|nhwc|nhw|nld|nd|nl",
+        help="array datasets: nchw/nhwc 4-D images (default: guessed), nld (N, L, D) "
+             "sequences, nl (N, L) token ids, nd (N, D) vectors")] = None,
     limit: Annotated[int | None, Opt(
         "--limit", metavar="N", help="only the first N samples")] = None,
     resize: Annotated[str | None, Opt(

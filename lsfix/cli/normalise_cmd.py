@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -11,17 +10,26 @@ from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
     AllowIncompleteOpt,
     ConventionOpt,
+    IgnoreIndexOpt,
     InputArg,
     OutputOpt,
     QuietOpt,
+    WithOpt,
     check_convention,
+    check_p,
+    fit_from_json,
     load,
+    load_joined,
     parse_grid,
+    read_json_file,
+    require_finite_scores,
 )
-from lsfix.errors import InputError, UsageError
+from lsfix.errors import UsageError
 
-HELP = """Add the MaxLogit-pNorm score (/scores/pnorm): centre the logits, divide by their
-p-norm, take the max. The fix for label smoothing's broken confidence ranking.
+HELP = """Compute the MaxLogit-pNorm score (/scores/pnorm): centre the logits, divide by their
+p-norm, take the max. The fix for label smoothing's broken confidence ranking. Writes a scores
+file (no copy of the logits unless --copy-logits); --with adds the scores of an earlier
+scores file of the same logits, so stages chain.
 
 p is fixed (--p), tuned on another labelled file (--fit VAL.h5), tuned on a random labelled
 split of the input (--fit-fraction F --seed S; those rows are then excluded from what 'curve'
@@ -33,7 +41,7 @@ Examples:
 
   lsfix normalise test.h5 --fit val.h5 --save-params p.json -o test.pnorm.h5
 
-  lsfix score a.h5 | lsfix normalise - | lsfix curve -
+  lsfix score a.h5 | lsfix normalise a.h5 --with - | lsfix curve -
 """
 
 
@@ -60,14 +68,20 @@ def normalise(
     name: Annotated[str, typer.Option("--name", help="Score dataset name.")] = "pnorm",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing score.")
                          ] = False,
+    with_files: WithOpt = None,
+    copy_logits: Annotated[bool, typer.Option(
+        "--copy-logits", help="Write a full logits file (a copy of /logits plus the scores) "
+                              "instead of a scores file.")] = False,
+    ignore_index: IgnoreIndexOpt = None,
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     with handle_errors("normalise"):
-        from lsfix.core import PNormFit, tune_pnorm
-        from lsfix.io import refuse_binary_to_tty, write_text_atomic
+        from lsfix.core import PNormFit, compute_scores, tune_pnorm
+        from lsfix.io import dumps_json, refuse_binary_to_tty, write_text_atomic
         from lsfix.pipeline import describe_fit, fit_on_rows, split_fit_rows
         from lsfix.schema import write_predictions
+        from lsfix.scorefile import write_scores_file
 
         check_convention(convention)
         chosen = [x for x, v in (("--p", p), ("--fit", fit), ("--fit-fraction", fit_fraction),
@@ -79,43 +93,44 @@ def normalise(
             raise UsageError(f"--name must be letters, digits and _, got {name!r}")
         refuse_binary_to_tty(output)
         p_grid = parse_grid(grid)
-        pred = load(input, allow_incomplete=allow_incomplete, need_logits=True)
+        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
+                           need_logits=True, overwrite=overwrite, ignore_index=ignore_index)
         if name in pred.scores and not overwrite:
             raise UsageError(f"{pred.name}: /scores/{name} already exists; pass --overwrite "
                              "to replace it")
         fit_mask = None
+        from lsfix.core.scores import BINARY_NOTE, is_single_logit
+
+        binary = is_single_logit(pred.logits)
+        if binary and not quiet:
+            note(f"lsfix normalise: {pred.name}: {BINARY_NOTE}")
+        if binary and p is None and params is None:
+            # nothing to tune: p = 0 is MSP's ranking, every p >= 1 a constant
+            chosen, fit, fit_fraction = ["binary"], None, None
         if not chosen:
             if pred.labels is None:
-                raise UsageError(f"{pred.name} has no /labels to tune p on: give --p, --fit "
-                                 "VAL.h5 or --params P.json")
+                none = "no labels" if pred.foreign_format else "no /labels"
+                raise UsageError(f"{pred.name} has {none} to tune p on: give --p, --fit "
+                                 "VAL.h5, --params P.json or --labels FILE")
             fit_fraction = 0.2
         if p is not None:
-            from lsfix.core.scores import _check_p
-
-            fitted = PNormFit(p=_check_p(p), fallback_msp=False, grid=(), msp_aurc=float("nan"),
+            fitted = PNormFit(p=check_p(p), fallback_msp=False, grid=(), msp_aurc=float("nan"),
                               convention=convention, split={"kind": "fixed"})
         elif fit is not None:
-            val = load(fit, need_labels=True, need_logits=True)
+            val = load(fit, need_labels=True, need_logits=True, ignore_index=ignore_index)
             if val.k != pred.k:
                 raise UsageError(f"{val.name} has K={val.k} classes, {pred.name} has K={pred.k}")
             fitted = tune_pnorm(val.logits, val.labels, grid=p_grid, convention=convention,
                                 split={"kind": "file", "file": val.name, "n": val.n})
             val.close()
+        elif binary and params is None:
+            fitted = PNormFit(p=None, fallback_msp=True, grid=(), msp_aurc=float("nan"),
+                              convention=convention,
+                              split={"kind": "none", "reason": "single-logit (binary) model: "
+                                     "centred pNorm has nothing to normalise"})
         elif params is not None:
-            try:
-                with open(params, encoding="utf-8") as fh:
-                    doc = json.load(fh)
-            except FileNotFoundError:
-                raise InputError("no such file", file=params) from None
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise InputError(f"not a JSON fit file ({type(exc).__name__})",
-                                 file=params) from None
-            if not isinstance(doc, dict):
-                raise InputError("not a JSON fit object", file=params)
-            try:
-                fitted = PNormFit.from_dict(doc)
-            except InputError as exc:
-                raise InputError(str(exc), file=params) from None
+            doc = read_json_file(params)  # size, depth, NaN/Infinity checked
+            fitted = fit_from_json(doc, params)
         else:
             assert fit_fraction is not None
             pred.require_labels("--fit-fraction")
@@ -127,12 +142,28 @@ def normalise(
                                  split={"kind": "fraction", "fraction": fit_fraction,
                                         "seed": seed, "n": int(fit_mask.sum())})
         if save_params is not None:
-            write_text_atomic(save_params, json.dumps(fitted.to_dict(), indent=2) + "\n")
+            write_text_atomic(save_params, dumps_json(fitted.to_dict(), indent=2) + "\n")
         assert pred.logits is not None
-        values = fitted.score(pred.logits)  # reads every row: bad rows fail before any note
+        import numpy as np
+
+        # one pass: the score and correctness (reads every row: bad rows fail before any note)
+        spec = fitted.spec
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            computed = compute_scores(pred.logits, [spec], labels=pred.labels)
+        values = computed[spec.name]
+        require_finite_scores(values, f"p={fitted.p:g}" if fitted.p is not None else "msp",
+                              pred.name)
+        from lsfix.pipeline import small_fit_warning
+
+        small = small_fit_warning(fitted) if fitted.grid and fitted.n_fit else None
         if not quiet:
-            if fitted.grid:
+            if binary and fitted.fallback_msp and not fitted.grid:
+                note(f"lsfix normalise: nothing to tune; /scores/{name} holds MSP (the |z| "
+                     "ranking)")
+            elif fitted.grid:
                 note(f"lsfix normalise: {describe_fit(fitted)}")
+                if small:
+                    note(f"lsfix normalise: warning: {small}")
             else:
                 note(f"lsfix normalise: fixed p={fitted.p:g}" if fitted.p is not None
                      else "lsfix normalise: MSP (from saved fit)")
@@ -141,6 +172,11 @@ def normalise(
                      f"(seed {seed}); curve/compare evaluate the other "
                      f"{pred.n - int(fit_mask.sum())}")
         method = "msp" if fitted.fallback_msp else "maxlogit_pnorm"
-        write_predictions(output, pred, new_scores={name: (values, method, fitted.to_dict())},
-                          overwrite=overwrite, fit_mask=fit_mask)
+        new = {name: (values, method, fitted.to_dict())}
+        if copy_logits:
+            write_predictions(output, pred, new_scores=new, overwrite=overwrite,
+                              fit_mask=fit_mask)
+        else:
+            write_scores_file(output, pred, new_scores=new, correct=computed.get("_correct"),
+                              fit_mask=fit_mask)
         pred.close()

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from lsfix.cli.app import app, handle_errors, note
-from lsfix.cli.common import AllowIncompleteOpt, InputArg, OutputOpt, QuietOpt, load
+from lsfix.cli.common import (
+    MAX_P,
+    AllowIncompleteOpt,
+    IgnoreIndexOpt,
+    InputArg,
+    OutputOpt,
+    QuietOpt,
+    WithOpt,
+    load,
+    load_joined,
+    require_finite_scores,
+)
 from lsfix.errors import UsageError
 
-HELP = """Add confidence scores (higher = more confident) to an lsfix file.
+HELP = """Compute confidence scores (higher = more confident) from logits and write a scores
+file: the scores, per-row correctness, labels, ids and the fingerprint of the logits - never a
+copy of the logits (unless --copy-logits). curve, compare and audit read scores files.
 
 Scores: msp (stored as log-MSP: same ranking, no saturation), max_logit, logit_margin,
 softmax_margin, neg_entropy, gini, energy[:T], msp_ts[:T] (T fitted on --fit VAL when not
@@ -31,12 +44,17 @@ def score(
         "-m", "--method", help="Score to add (repeatable). Default: msp.")] = None,
     output: OutputOpt = "-",
     fmt: Annotated[str, typer.Option(
-        "--format", "-f", help="h5 (the file plus /scores/<name>) or tsv "
-                               "(confidence<TAB>correct rows, one score).")] = "h5",
+        "--format", "-f", help="h5 (a scores file) or tsv (confidence<TAB>correct rows of "
+                               "the evaluated rows, one score).")] = "h5",
+    with_files: WithOpt = None,
+    copy_logits: Annotated[bool, typer.Option(
+        "--copy-logits", help="Write a full logits file (a copy of /logits plus the scores) "
+                              "instead of a scores file.")] = False,
     fit: Annotated[str | None, typer.Option(
         "--fit", help="Labelled held-out file to fit msp_ts's temperature on.")] = None,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace scores that already exist.")] = False,
+    ignore_index: IgnoreIndexOpt = None,
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -45,11 +63,16 @@ def score(
 
         from lsfix.core import ScoreSpec, compute_scores, fit_temperature, parse_score
         from lsfix.io import refuse_binary_to_tty
+        from lsfix.pipeline import evaluation_rows
         from lsfix.schema import write_predictions
+        from lsfix.scorefile import write_scores_file
 
         if fmt not in ("h5", "tsv"):
             raise UsageError(f"--format must be h5 or tsv, got {fmt!r}")
         specs = [parse_score(m) for m in (method or ["msp"])]
+        for spec in specs:  # |z|^p overflows float64 for large p: refuse up front (exit 2)
+            if spec.family == "pnorm" and spec.param is not None and spec.param > MAX_P:
+                raise UsageError(f"-m pnorm:{spec.param:g}: p above the limit of {MAX_P:g}")
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
             raise UsageError(f"score given twice: {', '.join(names)}")
@@ -57,7 +80,14 @@ def score(
             raise UsageError("--format tsv writes one score; give exactly one -m")
         if fmt == "h5":
             refuse_binary_to_tty(output)
-        pred = load(input, allow_incomplete=allow_incomplete, need_logits=True)
+        if copy_logits and fmt != "h5":
+            raise UsageError("--copy-logits writes an HDF5 file; it does not go with --format tsv")
+        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
+                           need_logits=True, ignore_index=ignore_index)
+        from lsfix.core.scores import BINARY_NOTE, is_single_logit
+
+        if is_single_logit(pred.logits) and not quiet:
+            note(f"lsfix score: {pred.name}: {BINARY_NOTE}")
         if fmt == "h5" and not overwrite:
             clash = [n for n in names if n in pred.scores]
             if clash:
@@ -81,23 +111,61 @@ def score(
                 params_extra[spec.name] = {"fit_file": val.name, "fit_n": val.n}
                 val.close()
             resolved.append(spec)
-        labels = pred.labels if fmt == "tsv" else None
+        labels = pred.labels
         if fmt == "tsv" and labels is None:
             raise UsageError(f"{pred.name}: --format tsv needs /labels to print 'correct'")
         assert pred.logits is not None
-        out = compute_scores(pred.logits, resolved, labels=labels)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = compute_scores(pred.logits, resolved, labels=labels)  # checked just below
+        for spec in resolved:  # an option that overflows float64: exit 2, nothing written
+            shown = spec.family if spec.param is None else f"{spec.family}:{spec.param:.6g}"
+            require_finite_scores(out[spec.name], f"-m {shown}", pred.name)
         if fmt == "tsv":
             from lsfix.io import write_text_atomic
 
-            conf = out[resolved[0].name]
-            corr = out["_correct"].astype(np.int8)
-            lines = ["confidence\tcorrect"]
-            lines += [f"{c!r}\t{k}" for c, k in zip(conf.tolist(), corr.tolist(), strict=True)]
-            write_text_atomic(output, "\n".join(lines) + "\n")
+            mask, ignored, fitted = evaluation_rows(pred)
+            if mask is not None and not quiet:  # ignored pixels and fit rows: never evaluated
+                left = [f"{n} {what}" for n, what in ((ignored, "ignored pixel(s)"),
+                                                     (fitted, "fit row(s)")) if n]
+                note(f"lsfix score: {' and '.join(left)} left out of the table")
+            write_text_atomic(output, _score_table(pred, out[resolved[0].name],
+                                                   out["_correct"].astype(np.int8), mask))
             return
         new = {}
         for spec in resolved:
             params = {**spec.params(), **params_extra.get(spec.name, {})}
             new[spec.name] = (out[spec.name], spec.family, params)
-        write_predictions(output, pred, new_scores=new, overwrite=overwrite)
+        if copy_logits:
+            write_predictions(output, pred, new_scores=new, overwrite=overwrite)
+        else:
+            write_scores_file(output, pred, new_scores=new, correct=out.get("_correct"))
         pred.close()
+
+
+def _score_table(pred: Any, conf: Any, corr: Any, mask: Any = None) -> str:
+    """``sample_id`` (when one per row), ``confidence``, ``correct`` and one column per group
+    (``/groups/NAME``), tab-separated and quoted where a cell needs it, so that
+    ``lsfix curve - --by NAME`` reads the groups back. Only the rows of ``mask`` (the
+    evaluated rows) when given: ignored pixels and fit rows never reach the table."""
+    import csv
+    import io
+
+    import numpy as np
+
+    from lsfix.groups import _per_row
+
+    def rows(a: Any) -> Any:
+        return a if mask is None else np.asarray(a)[mask]
+
+    cols: list[tuple[str, list[str]]] = []
+    if pred.sample_ids is not None and len(pred.sample_ids) == pred.n:
+        cols.append(("sample_id", [str(s) for s in rows(pred.sample_ids)]))
+    cols.append(("confidence", [repr(c) for c in rows(conf).tolist()]))
+    cols.append(("correct", [str(k) for k in rows(corr).tolist()]))
+    for key, values in sorted(pred.groups.items()):
+        cols.append((key, [str(v) for v in rows(_per_row(pred, np.asarray(values))).tolist()]))
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    w.writerow([c for c, _ in cols])
+    w.writerows(zip(*(v for _, v in cols), strict=True))
+    return buf.getvalue()

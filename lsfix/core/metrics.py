@@ -1,8 +1,8 @@
 """Selective-classification metrics on the tie-expected risk-coverage curve.
 
-Notation (``../shared/METRICS.md``): ``n`` samples with confidence ``c_i`` (higher = more
-confident) and error indicator ``e_i``; ``q`` = overall error rate. Sort by confidence, most
-confident first; ``E_k`` = errors among the top ``k``.
+Notation (``docs/metrics.md`` has the long form and worked examples): ``n`` samples with
+confidence ``c_i`` (higher = more confident) and error indicator ``e_i``; ``q`` = overall error
+rate. Sort by confidence, most confident first; ``E_k`` = errors among the top ``k``.
 
 **Ties.** Samples with equal confidence form a *block* whose internal order is arbitrary; lsfix
 uses the expected ``E_k`` over all orderings of the block, which rises linearly across it: for a
@@ -27,23 +27,28 @@ sorted copy of the wrong samples' confidences gives the blocks.
     ``(G − (r_1 + q)/(2n)) / (1 − 1/n)``; undefined for ``n = 1``.
 
 **Oracle AURC**: the same convention applied to the best possible confidence, ``c = 1`` for
-correct and ``0`` for wrong samples. For ``lsfix``, ``xia`` and ``torch-uncertainty`` this is the
-"all correct before all wrong" ranking; for ``fd-shifts`` the two-block curve is the minimum
-that convention can reach (its chords lie above the convex envelope of the ideal curve), which
-is what makes **E-AURC = AURC − oracle ≥ 0** hold in every convention (rounding below 1e-15 is
-clipped to 0). **NAURC** = E-AURC / (AURC_const − oracle), AURC_const being the AURC of a
-constant confidence in the same convention (``q``, except ``q − q/(2n)`` for ``xia``), so that 0
-is a perfect ranking and 1 a constant score; undefined when ``q ∈ {0, 1}``.
+correct and ``0`` for wrong samples ("all correct before all wrong"), so **E-AURC = AURC −
+oracle ≥ 0** (rounding below 1e-15 is clipped to 0) — except under ``fd-shifts``, whose oracle
+is fd-shifts' own analytic one, ``q + (1 − q)·ln(1 − q + ε)`` (ε = float64 machine epsilon, as
+fd-shifts writes it); that oracle lies above what a finite ranking can reach, so fd-shifts'
+E-AURC may be negative for a near-ideal ranking, and lsfix reports it unclipped.
+**NAURC** = E-AURC / (q − oracle) in every convention: 0 is the ideal ranking, 1 a constant
+score (except under ``xia``, whose reference ``q`` is Cattelan & Silva's ``N_AURC`` denominator
+while a constant score's ``xia`` AURC is ``q − q/(2n)``); undefined when ``q ∈ {0, 1}``.
 
 **AUGRC** (Traub et al. 2024): generalised risk ``E_k/n`` at coverage ``k/n``, trapezoid from
 ``(0, 0)``: ``(1/n) Σ_k E_k/n − q/(2n)``. Identity:
-``AUGRC = (1 − AUROC_f)·acc·(1 − acc) + ½(1 − acc)²``.
+``AUGRC = (1 − AUROC_f)·acc·(1 − acc) + ½(1 − acc)²``. Under ``torch-uncertainty`` it is that
+library's form, the trapezoid over ``k = 1..n`` divided by the covered width like its AURC:
+``(AUGRC − E_1/(2n²)) / (1 − 1/n)`` (undefined for ``n = 1``).
 
 **AUROC_f** = P(c of a correct sample > c of a wrong one) + ½ P(equal), computed exactly from
 integer block counts. **FPR@95TPR**: positive = correct, thresholds at distinct confidences
 (``c ≥ t`` accepted; a tie block cannot be split), the lowest FPR among thresholds with
-TPR ≥ 0.95 (compared in integers: ``100·TP ≥ 95·n_correct``). Both undefined when all samples
-are correct or all wrong.
+TPR ≥ 0.95 (compared in integers: ``100·TP ≥ 95·n_correct``). Under ``fd-shifts`` it is
+fd-shifts' reading: the lowest FPR among the ROC points scikit-learn's ``roc_curve`` keeps
+(a point between two equal steps is dropped) with TPR ≥ 0.9495 (``10000·TP ≥ 9495·n_correct``).
+Both undefined when all samples are correct or all wrong.
 
 **risk@coverage c** (``0 < c ≤ 1``): ``k = ⌈c·n⌉`` computed exactly from the decimal ``c`` as
 written (``repr``), risk ``E_k/k``; the achieved coverage ``k/n`` is reported.
@@ -289,15 +294,14 @@ def _risk(b: Blocks) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _oracle_aurc(n: int, n_err: int, convention: str) -> float:
-    """AURC of the ideal confidence (1 correct / 0 wrong), computed on the wrong tail only."""
+    """AURC of the ideal confidence (1 correct / 0 wrong), computed on the wrong tail only.
+
+    Under ``fd-shifts``: fd-shifts' analytic oracle ``q + (1 − q)·ln(1 − q + ε)``.
+    """
     n_ok = n - n_err
     q = n_err / n
     if convention == "fd-shifts":
-        if n_err == 0:
-            return 0.0
-        if n_ok == 0:
-            return 1.0
-        return 0.5 * q * q  # flat 0 to coverage 1-q, then a chord up to (1, q)
+        return q + (1.0 - q) * math.log(1.0 - q + _EPS)
     j = np.arange(1, n_err + 1, dtype=np.float64)
     tail = j / (n_ok + j)  # r_k for k = n_ok + j; r_k = 0 before
     g = float(np.sum(tail)) / n
@@ -311,10 +315,7 @@ def _oracle_aurc(n: int, n_err: int, convention: str) -> float:
     return (g - (r1 + q) / (2 * n)) / (1 - 1 / n)
 
 
-def _constant_aurc(n: int, n_err: int, convention: str) -> float:
-    """AURC of a constant confidence (one tie block): ``r_k = q`` for every k."""
-    q = n_err / n
-    return q - q / (2 * n) if convention == "xia" else q
+_EPS = float(np.finfo(np.float64).eps)
 
 
 def aurc(confidence: Any, correct: Any, convention: Convention = "lsfix") -> float:
@@ -457,12 +458,13 @@ def _risk_points(b: Blocks, risk: np.ndarray, targets: tuple[float, ...]
     return tuple(out)
 
 
-def _auroc_fpr(b: Blocks) -> tuple[float, float]:
+def _auroc_fpr(b: Blocks) -> tuple[float, float, float]:
+    """AUROC_f, lsfix's FPR@95TPR and fd-shifts' FPR@95TPR (NaN when one class is empty)."""
     wrong = b.errors
     right = b.size - b.errors
     n_w, n_c = int(wrong.sum()), int(right.sum())
     if n_w == 0 or n_c == 0:
-        return math.nan, math.nan
+        return math.nan, math.nan, math.nan
     # ascending confidence: wrong samples strictly below each block
     w_asc = wrong[::-1]
     c_asc = right[::-1]
@@ -471,9 +473,25 @@ def _auroc_fpr(b: Blocks) -> tuple[float, float]:
     auroc = num2 / (2 * n_c * n_w)
     # FPR@95TPR: descending thresholds; the first block end with TP >= ceil(0.95 n_c)
     tp = np.cumsum(right)
+    fp = np.cumsum(wrong)
     idx = int(np.searchsorted(tp, -(-95 * n_c // 100), side="left"))
-    fp_at = int(wrong[: idx + 1].sum())
-    return float(auroc), fp_at / n_w
+    fpr = int(fp[idx]) / n_w
+    return float(auroc), fpr, _fpr_fd_shifts(tp, fp, n_c, n_w)
+
+
+def _fpr_fd_shifts(tp: np.ndarray, fp: np.ndarray, n_c: int, n_w: int) -> float:
+    """FPR@95TPR as fd-shifts reads it off scikit-learn's thinned ROC curve.
+
+    ``tp``, ``fp``: cumulative counts at each block end, descending confidence. scikit-learn
+    keeps the first and last point and every point where the step ``(Δfp, Δtp)`` changes; of
+    the kept points, the first with ``TPR ≥ 0.9495`` (exactly: ``10000·TP ≥ 9495·n_c``) gives
+    the lowest FPR, since FP never decreases along the curve.
+    """
+    keep = np.ones(tp.shape[0], dtype=bool)
+    if tp.shape[0] > 2:
+        keep[1:-1] = (np.diff(tp, 2) != 0) | (np.diff(fp, 2) != 0)
+    ok = keep & (10000 * tp >= 9495 * n_c)
+    return int(fp[int(np.argmax(ok))]) / n_w
 
 
 def evaluate(
@@ -546,7 +564,7 @@ class _Shared:
     b: Blocks
     e: np.ndarray
     risk: np.ndarray
-    auroc_fpr: tuple[float, float] | None = None
+    auroc_fpr: tuple[float, float, float] | None = None
 
 
 def metrics_from_blocks(
@@ -581,17 +599,26 @@ def _metrics(
         eaurc = naurc = math.nan
         undefined += [("aurc", why), ("oracle_aurc", why), ("eaurc", why), ("naurc", why)]
     else:
-        eaurc = max(0.0, value - oracle)
+        # fd-shifts' analytic oracle may exceed an achievable AURC: its E-AURC stays signed
+        eaurc = value - oracle if convention == "fd-shifts" else max(0.0, value - oracle)
         if n_err in (0, n):
             naurc = math.nan
             undefined.append(("naurc", "all predictions correct" if n_err == 0
                               else "all predictions wrong"))
         else:
-            naurc = eaurc / (_constant_aurc(n, n_err, convention) - oracle)
+            naurc = eaurc / (q - oracle)
     augrc = float(np.sum(e)) / (n * n) - q / (2 * n)
+    if convention == "torch-uncertainty":
+        if n == 1:
+            augrc = math.nan
+            undefined.append(("augrc", "the torch-uncertainty convention needs n >= 2"))
+        else:
+            augrc = (augrc - float(e[0]) / (2 * n * n)) / (1 - 1 / n)
     if sh.auroc_fpr is None:
         sh.auroc_fpr = _auroc_fpr(b)
-    auroc, fpr = sh.auroc_fpr
+    auroc, fpr, fpr_fd = sh.auroc_fpr
+    if convention == "fd-shifts":
+        fpr = fpr_fd
     if math.isnan(auroc):
         why = "all predictions correct" if n_err == 0 else "all predictions wrong"
         undefined += [("auroc", why), ("fpr_at_95tpr", why)]

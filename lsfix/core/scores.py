@@ -45,6 +45,7 @@ import numpy as np
 
 from lsfix.core.metrics import CONVENTIONS, aurc
 from lsfix.core.source import RowSource, as_rows, iter_chunks
+from lsfix.core.stream import can_stream, check_labels_shape, msp_stream
 from lsfix.errors import InputError, UsageError
 
 #: Score names that need no parameter.
@@ -55,6 +56,20 @@ PLAIN_SCORES: tuple[str, ...] = (
 SCORE_FAMILIES: tuple[str, ...] = (*PLAIN_SCORES, "msp_ts", "pnorm")
 #: The default p grid for tuning MaxLogit-pNorm.
 P_GRID: tuple[int, ...] = tuple(range(10))
+
+#: What the scores mean for a single-logit (binary) model, in one line (docs/metrics.md,
+#: "Binary (single-logit) models"): the logits are ``(0, z)``, so every symmetric score ranks
+#: by ``|z|`` and centred pNorm has nothing to normalise.
+BINARY_NOTE = (
+    "one logit per sample (binary, read as (0, z)): msp ranks by |z|; centred pNorm is |z|/2 "
+    "at p = 0 (the same ranking) and 2^(-1/p) for every row at p >= 1 (all rows tie); "
+    "max_logit = max(0, z) and energy = log(1 + e^z) are not confidence scores here"
+)
+
+
+def is_single_logit(logits: Any) -> bool:
+    """Whether a row source holds one logit per sample (a binary sigmoid model)."""
+    return bool(getattr(logits, "binary", False))
 
 
 class _Chunk:
@@ -182,7 +197,10 @@ def _pnorm_many(z: np.ndarray, ps: Sequence[float], work: _PNormWork | None = No
     ``max x == min x``, so a float mean that is off by one ulp cannot turn them into ±noise).
     For ``p = 1`` the norm of the centred vector is computed as ``2·Σ_k max(x_k, 0)`` (equal to
     ``Σ|x_k|`` because the centred values sum to 0), so a row with a single positive centred
-    logit scores exactly ½ and such rows tie exactly instead of by rounding noise.
+    logit scores exactly ½ and such rows tie exactly instead of by rounding noise. With two
+    classes (a single binary logit included) the centred logits are ``(−d/2, d/2)`` and every
+    ``p ≥ 1`` gives the constant ``2^(−1/p)``, written exactly (a computed norm would spread
+    it over two values by rounding).
     """
     work = work or _PNormWork()
     shape = (z.shape[0], z.shape[1])
@@ -216,6 +234,10 @@ def _pnorm_many(z: np.ndarray, ps: Sequence[float], work: _PNormWork | None = No
             if s_p is None:
                 s_p = np.power(a, pf).sum(axis=1)
             out[:, i] = rel_top / np.power(s_p, 1.0 / pf)
+    if z.shape[1] == 2:  # two classes (a single logit included): centred (-d/2, d/2), so
+        for i, p in enumerate(ps):  # every p >= 1 gives exactly 2^(-1/p): one tie, no noise
+            if float(p) != 0:
+                out[:, i] = 2.0 ** (-1.0 / float(p))
     out[flat] = 0.0
     return out
 
@@ -410,6 +432,14 @@ def compute_scores(
     src = as_rows(logits)
     n, _ = src.shape
     specs = list(specs)
+    if chunk_rows is None and [s.name for s in specs] == ["msp"] and can_stream(src):
+        # the one-pass kernel: the same float64 operations, buffers allocated once
+        lab = None
+        if labels is not None:
+            lab = np.asarray(labels)
+            check_labels_shape(lab, n)
+        value, correct = msp_stream(src, lab)  # type: ignore[arg-type]
+        return {"msp": value} if correct is None else {"msp": value, "_correct": correct}
     for s in specs:
         if s.family == "msp_ts" and s.param is None:
             raise UsageError("msp_ts needs a temperature: fit one on labelled data (--fit)")
@@ -542,6 +572,9 @@ class PNormFit:
         AURC convention of the objective.
     n_fit : int
         Samples the choice was made on.
+    n_errors : int
+        Wrong predictions among them (what the AURC objective ranks; not saved by
+        ``to_dict``: 0 for a fit read back from JSON).
     split : dict
         How the fit samples were chosen (e.g. ``{"kind": "file", "file": "val.h5"}``).
     """
@@ -553,6 +586,7 @@ class PNormFit:
     convention: str = "lsfix"
     n_fit: int = 0
     split: dict[str, Any] = field(default_factory=dict)
+    n_errors: int = field(default=0, compare=False)
 
     FORMAT = "lsfix.pnorm_fit"
     VERSION = 1
@@ -670,4 +704,5 @@ def tune_pnorm(
         convention=convention,
         n_fit=n,
         split=split or {},
+        n_errors=int(n - correct.sum()),
     )

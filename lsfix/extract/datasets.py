@@ -7,12 +7,14 @@ Dataset specs
     labels are their indices) or a flat folder of images (no labels). Sample ids are the
     paths relative to ``FOLDER``.
 ``FILE.npy`` / ``FILE.npz`` / ``FILE.h5``
-    Images ``(N, H, W)``, ``(N, C, H, W)`` or ``(N, H, W, C)`` (or vectors ``(N, D)``) with
-    optional labels ``(N,)`` (or ``(N, H, W)`` for dense models). Keys are found by name
-    (images: ``images``, ``x``, ``inputs``, ``data``; labels: ``labels``, ``y``, ``targets``;
-    also ``sample_ids``/``ids`` and ``class_names``) or given with ``--images-key`` /
-    ``--labels-key``. uint8 arrays are images (scaled by 1/255); float arrays are used as
-    stored.
+    Images ``(N, H, W)``, ``(N, C, H, W)`` or ``(N, H, W, C)``, vectors ``(N, D)``, token ids
+    ``(N, L)`` (an integer array other than uint8: passed to the model as int64, unscaled) or
+    sequences ``(N, L, D)`` (``--layout nld``; a 3-D float array is otherwise read as
+    single-channel images, and the run says so), with optional labels ``(N,)`` (or
+    ``(N, H, W)`` for dense models). Keys are found by name (images: ``images``, ``x``,
+    ``inputs``, ``data``; labels: ``labels``, ``y``, ``targets``; also ``sample_ids``/``ids``
+    and ``class_names``) or given with ``--images-key`` / ``--labels-key``. uint8 arrays are
+    images (scaled by 1/255); float arrays are used as stored.
 ``idx:PREFIX``
     Raw IDX files (MNIST family), gzipped or not: ``PREFIX-images-idx3-ubyte[.gz]`` and
     ``PREFIX-labels-idx1-ubyte[.gz]``, e.g. ``idx:/usr/share/datasets/fashion-mnist/t10k``.
@@ -78,6 +80,8 @@ class DataSource:
     _factory: Callable[[Preprocess], Any]
     _ids: Callable[[np.ndarray], list[str]]
     extra: dict[str, Any] = field(default_factory=dict)
+    #: one-line notes on how the input was read (printed by ``lsfix extract``)
+    notes: list[str] = field(default_factory=list)
 
     def make(self, pre: Preprocess, start: int = 0, stop: int | None = None) -> Any:
         """A torch ``Dataset`` over rows ``start .. stop`` (indices stay global)."""
@@ -245,6 +249,8 @@ class ArrayImages:
                 raise InputError(f"sample {bad} has non-finite values (NaN or inf)",
                                  file=self.name)
             block = block.astype(np.float32, copy=False)
+        elif self.layout == "NL":  # token ids: int64 for embedding layers, never scaled
+            block = block.astype(np.int64, copy=False)
         elif block.dtype != np.uint8:
             block = block.astype(np.float32)
         if self.layout == "NHW":
@@ -320,8 +326,23 @@ def _pick_key(keys: Sequence[str], wanted: Sequence[str], given: str | None, wha
     return None
 
 
-def _layout_of(shape: tuple[int, ...], name: str, forced: str | None) -> str:
+#: --layout values and the array rank each one reads
+LAYOUTS = {"NCHW": 4, "NHWC": 4, "NHW": 3, "NLD": 3, "ND": 2, "NL": 2}
+
+
+def _layout_of(shape: tuple[int, ...], name: str, forced: str | None,
+               dtype: np.dtype | None = None) -> str:
+    if forced and forced.upper() in LAYOUTS:
+        lay = forced.upper()
+        if LAYOUTS[lay] != len(shape):
+            raise InputError(f"--layout {forced}: needs a {LAYOUTS[lay]}-D array, the data is "
+                             f"{len(shape)}-D {shape}", file=name)
+        if lay == "NL" and dtype is not None and dtype.kind not in "iu":
+            raise InputError(f"--layout nl: token ids must be integers, got {dtype}", file=name)
+        return lay
     if len(shape) == 2:
+        if dtype is not None and dtype.kind in "iu" and dtype != np.uint8:
+            return "NL"
         return "ND"
     if len(shape) == 3:
         return "NHW"
@@ -333,7 +354,7 @@ def _layout_of(shape: tuple[int, ...], name: str, forced: str | None) -> str:
             return "NHWC"
         return "NCHW"
     raise InputError(f"images have shape {shape}; expected (N, H, W), (N, C, H, W), "
-                     "(N, H, W, C) or (N, D)", file=name)
+                     "(N, H, W, C), (N, D), (N, L) token ids or (N, L, D) sequences", file=name)
 
 
 def _check_labels(labels: Any, n: int, image_shape: tuple[int, ...], name: str, key: str
@@ -406,7 +427,15 @@ def _array_source(kind: str, spec: str, root: str, images: Any, labels: Any,
     n_all = shape[0]
     if n_all == 0:
         raise InputError("holds zero samples", file=name)
-    lay = _layout_of(shape, name, layout)
+    dt = np.dtype(images.dtype)
+    lay = _layout_of(shape, name, layout, dt)
+    notes = []
+    if lay == "NL" and not layout:
+        notes.append(f"{name}: {shape} {dt} array read as token ids (N, L), passed as int64 "
+                     "unscaled; --layout nd reads it as feature vectors")
+    elif lay == "NHW" and not layout and dt.kind == "f":
+        notes.append(f"{name}: {shape} float array read as single-channel images (N, H, W); "
+                     "--layout nld reads it as sequences (N, L, D) for a text/sequence model")
     lab = None
     label_shape: tuple[int, ...] | None = None
     if labels is not None:
@@ -415,7 +444,6 @@ def _array_source(kind: str, spec: str, root: str, images: Any, labels: Any,
     id_list = None if ids is None else _strings(ids)
     if id_list is not None and len(id_list) != n_all:
         raise InputError(f"{len(id_list)} sample ids for {n_all} images", file=name)
-    dt = np.dtype(images.dtype)
     if dt.kind not in ("u", "i", "f", "b"):
         raise InputError(f"images have dtype {dt}; expected uint8 or float", file=name)
     open_fn = opener if opener is not None else ConstOpener(images)
@@ -430,7 +458,7 @@ def _array_source(kind: str, spec: str, root: str, images: Any, labels: Any,
 
     return DataSource(kind, spec, root, n, class_names, label_shape,
                       "uint8" if dt == np.uint8 else str(dt), lay, True, factory, id_fn,
-                      extra=extra or {})
+                      extra=extra or {}, notes=notes)
 
 
 @dataclass
@@ -466,9 +494,9 @@ class H5Opener:
         self.path, self.key = path, key
 
     def __call__(self) -> Any:
-        import h5py
+        from lsfix import h5safe
 
-        return h5py.File(self.path, "r")[self.key]
+        return h5safe.open_local(self.path, self.path)[self.key]
 
 
 def open_dataset(spec: str, *, root: str | None = None, split: str | None = None,
@@ -478,8 +506,8 @@ def open_dataset(spec: str, *, root: str | None = None, split: str | None = None
     """Describe the dataset named by ``spec`` (see the module docstring)."""
     if limit is not None and limit <= 0:
         raise UsageError(f"--limit {limit}: must be positive")
-    if layout is not None and layout.upper() not in ("NCHW", "NHWC"):
-        raise UsageError(f"--layout {layout!r}: choose nchw or nhwc")
+    if layout is not None and layout.upper() not in LAYOUTS:
+        raise UsageError(f"--layout {layout!r}: choose {', '.join(x.lower() for x in LAYOUTS)}")
     if spec.startswith("torchvision:"):
         return _torchvision_dataset(spec, root, split, download, limit)
     if spec.startswith("idx:"):
@@ -533,14 +561,18 @@ def open_dataset(spec: str, *, root: str | None = None, split: str | None = None
         except ValueError as exc:
             raise InputError(f"cannot read arrays ({str(exc).splitlines()[0]}; object arrays "
                              "are refused)", file=spec) from None
+        finally:
+            npz.close()  # every array above is read into memory
         return _array_source("npz", spec, absname, images, labels, classes, ids, name=spec,
                              limit=limit, layout=layout, label_key=lk or "labels",
                              extra={"images_key": ik, "labels_key": lk})
     if suffix in (".h5", ".hdf5", ".he5"):
         import h5py
 
+        from lsfix import h5safe
+
         try:
-            with h5py.File(p, "r") as f:
+            with h5safe.open_local(str(p), spec) as f:
                 keys = [k for k in f if isinstance(f[k], h5py.Dataset)]
                 ik = _pick_key(keys, IMAGE_KEYS, images_key, "images", spec, True)
                 lk = _pick_key([k for k in keys if k != ik], LABEL_KEYS, labels_key, "labels",

@@ -238,9 +238,23 @@ def _unwrap_state_dict(obj: Any, path: str) -> dict[str, Any]:
     return sd
 
 
+def _strip_model_prefix(sd: dict[str, Any], module: Any) -> dict[str, Any]:
+    """``model.``-prefixed keys (Lightning modules holding the network as ``self.model``, as the
+    paper's notebooks save them) are unwrapped like ``module.`` — but only when every key has
+    the prefix and the module's own keys do not (a network whose first child is itself named
+    ``model`` keeps its keys)."""
+    prefix = "model."
+    if not sd or not all(k.startswith(prefix) for k in sd):
+        return sd
+    own = list(module.state_dict().keys())
+    if own and all(k.startswith(prefix) for k in own):
+        return sd
+    return {k[len(prefix):]: v for k, v in sd.items()}
+
+
 def load_into(module: Any, obj: Any, path: str) -> None:
     """Load a state dict (possibly wrapped in a checkpoint dict) into ``module``, strictly."""
-    sd = _unwrap_state_dict(obj, path)
+    sd = _strip_model_prefix(_unwrap_state_dict(obj, path), module)
     try:
         result = module.load_state_dict(sd, strict=False)
     except RuntimeError as exc:

@@ -199,6 +199,11 @@ class Preprocess:
             return res  # type: ignore[no-any-return]
 
         def fn(x: Any) -> Any:
+            if not x.is_floating_point() and x.dtype not in (torch.uint8, torch.bool):
+                if mean is not None:
+                    raise UsageError("--mean/--std apply to images; the dataset gives token ids "
+                                     f"{tuple(x.shape)}")
+                return x.to(torch.int64)  # token ids (N, L): unscaled, for embedding layers
             is_uint8 = x.dtype == torch.uint8
             if x.ndim == 4:
                 co = coeffs(int(x.shape[1]), is_uint8)
@@ -233,7 +238,9 @@ class Preprocess:
                          f"{', antialias' if self.antialias else ''})")
         if self.crop is not None:
             steps.append(f"center crop {self.crop[0]}x{self.crop[1]}")
-        if input_dtype in (None, "uint8"):
+        if layout == "NL":
+            steps.append("token ids as int64 (not scaled)")
+        elif input_dtype in (None, "uint8"):
             steps.append("to float32, divide by 255")
         else:
             steps.append("to float32 (values as stored)")

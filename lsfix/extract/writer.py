@@ -42,8 +42,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from lsfix import h5safe, untrusted
 from lsfix.errors import InputError, RuntimeFailure, UsageError
-from lsfix.io import atomic_output, checkpoint
+from lsfix.io import atomic_output, checkpoint, note_input
 from lsfix.schema import (
     ATTR_COMPLETE,
     ATTR_HISTORY,
@@ -101,8 +102,10 @@ class FileState:
     shard: dict[str, Any] | None
 
 
-def inspect_output(path: str | os.PathLike[str]) -> FileState | None:
-    """Describe ``path`` if it exists (``None`` if not); never raises for a foreign file."""
+def inspect_output(path: str | os.PathLike[str], *, strict: bool = False
+                   ) -> FileState | None:
+    """Describe ``path`` if it exists (``None`` if not); never raises for a foreign file
+    unless ``strict`` (then a file that is not a sound lsfix file raises :class:`InputError`)."""
     p = Path(path)
     if not p.exists():
         return None
@@ -116,26 +119,65 @@ def inspect_output(path: str | os.PathLike[str]) -> FileState | None:
     if not head.startswith(HDF5_SIGNATURE):
         return FileState(str(path), False, False, 0, None, None, None)
     try:
-        with h5py.File(p, "r") as f:
-            attrs = f.attrs
-            if ATTR_SCHEMA not in attrs:
-                return FileState(str(path), False, False, 0, None, None, None)
-            schema = attrs[ATTR_SCHEMA]
-            schema = schema.decode() if isinstance(schema, bytes) else str(schema)
-            complete = bool(attrs.get(ATTR_COMPLETE, True))
-            done = int(attrs.get(ATTR_ROWS_DONE, 0))
-            total = attrs.get(ATTR_ROWS_TOTAL)
-            return FileState(
-                str(path),
-                schema == SCHEMA_NAME,
-                complete,
-                done,
-                None if total is None else int(total),
-                json_attr(attrs, ATTR_JOB),
-                json_attr(attrs, ATTR_SHARD),
-            )
-    except (OSError, ValueError, KeyError):
+        return read_state(str(path))
+    except InputError:
+        if strict:
+            raise
         return FileState(str(path), False, False, 0, None, None, None)
+
+
+#: Largest row count an extract file may record (2^48: far above any dataset).
+MAX_ROWS = 1 << 48
+
+
+def read_state(path: str) -> FileState:
+    """:class:`FileState` of an lsfix file, opened local-only (:mod:`lsfix.h5safe`); every
+    attribute checked for type and range (:class:`InputError` naming the file and the key)."""
+    name = str(path)
+    with h5safe.open_local(path, name) as f:
+        attrs = f.attrs
+        if ATTR_SCHEMA not in attrs:
+            return FileState(name, False, False, 0, None, None, None)
+        schema = untrusted.text(attrs[ATTR_SCHEMA], file=name, key=f"attribute {ATTR_SCHEMA!r}",
+                                limit=200)
+        complete = (untrusted.flag(attrs[ATTR_COMPLETE], file=name,
+                                   key=f"attribute {ATTR_COMPLETE!r}")
+                    if ATTR_COMPLETE in attrs else True)
+        done = untrusted.integer(attrs.get(ATTR_ROWS_DONE, 0), file=name,
+                                 key=f"attribute {ATTR_ROWS_DONE!r}", lo=0, hi=MAX_ROWS)
+        total = attrs.get(ATTR_ROWS_TOTAL)
+        if total is not None:
+            total = untrusted.integer(total, file=name, key=f"attribute {ATTR_ROWS_TOTAL!r}",
+                                      lo=0, hi=MAX_ROWS)
+            if done > total:
+                raise InputError(f"attribute {ATTR_ROWS_DONE!r} = {done} is above "
+                                 f"{ATTR_ROWS_TOTAL!r} = {total}", file=name, dataset="/")
+        job = json_attr(attrs, ATTR_JOB, None, name)
+        if job is not None:
+            untrusted.expect(job, dict, file=name, key=f"attribute {ATTR_JOB!r}")
+        shard = json_attr(attrs, ATTR_SHARD, None, name)
+        if shard is not None:
+            shard = _check_shard(shard, name)
+        return FileState(name, schema == SCHEMA_NAME, complete, done, total, job, shard)
+
+
+def _check_shard(shard: Any, name: str) -> dict[str, Any]:
+    """The ``lsfix_shard`` record, every field an integer in range."""
+    key = f"attribute {ATTR_SHARD!r}"
+    untrusted.expect(shard, dict, file=name, key=key)
+    out = dict(shard)
+    for field_ in ("rank", "world", "start", "stop", "total"):
+        if field_ not in shard:
+            raise InputError(f"{key} has no {field_!r}", file=name, dataset="/")
+        out[field_] = untrusted.integer(shard[field_], file=name, key=f"{key} {field_!r}",
+                                        lo=0, hi=MAX_ROWS)
+    if not 1 <= out["world"] <= 1 << 20 or out["rank"] >= out["world"]:
+        raise InputError(f"{key}: rank {out['rank']} of world {out['world']} is impossible",
+                         file=name, dataset="/")
+    if not out["start"] <= out["stop"] <= out["total"]:
+        raise InputError(f"{key}: rows {out['start']}..{out['stop']} do not lie in "
+                         f"0..{out['total']}", file=name, dataset="/")
+    return out
 
 
 def describe_job_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -206,6 +248,7 @@ class ChunkedWriter:
             indices, used to check the first and last committed rows are the ones expected.
         """
         name = str(path)
+        read_state(name)  # local-only (no links, plugins) and sound attributes, or InputError
         try:
             f = h5py.File(path, "r+")
         except OSError as exc:
@@ -224,8 +267,10 @@ class ChunkedWriter:
                     f"{name}: cannot resume: it was started for a different job "
                     f"({describe_job_difference(old_job, job)}); use --overwrite to start over"
                 )
-            done = int(f.attrs.get(ATTR_ROWS_DONE, 0))
-            total = int(f.attrs.get(ATTR_ROWS_TOTAL, rows_total))
+            done = untrusted.integer(f.attrs.get(ATTR_ROWS_DONE, 0), file=name,
+                                     key=f"attribute {ATTR_ROWS_DONE!r}", lo=0, hi=MAX_ROWS)
+            total = untrusted.integer(f.attrs.get(ATTR_ROWS_TOTAL, rows_total), file=name,
+                                      key=f"attribute {ATTR_ROWS_TOTAL!r}", lo=0, hi=MAX_ROWS)
             if total != rows_total:
                 raise UsageError(f"{name}: cannot resume: file expects {total} rows, this run "
                                  f"has {rows_total}")
@@ -406,7 +451,8 @@ class ChunkedWriter:
 
 
 def _read_shard_meta(path: str) -> dict[str, Any]:
-    st = inspect_output(path)
+    note_input(path)  # the merged output may never replace a shard
+    st = inspect_output(path, strict=True)
     if st is None:
         raise InputError("no such file", file=path)
     if not st.is_lsfix:
@@ -469,14 +515,20 @@ def merge_shards(shards: Sequence[str | os.PathLike[str]], output: str,
         raise InputError(f"shards cover rows 0..{pos - 1} of {total}; rows {pos}..{total - 1} "
                          f"are missing (give all {world} shards)")
 
-    files = [h5py.File(m["path"], "r") for m in metas]
+    files: list[h5py.File] = []
     try:
+        for m in metas:  # local-only: a shard's /logits may not come from another file
+            files.append(h5safe.open_local(m["path"], m["path"]))
         f0 = files[0]
-        prov = json_attr(f0.attrs, ATTR_PROVENANCE, {}) or {}
-        hist = json_attr(f0.attrs, ATTR_HISTORY, []) or []
+        name0 = metas[0]["path"]
+        prov = untrusted.expect(json_attr(f0.attrs, ATTR_PROVENANCE, {}, name0), dict,
+                                file=name0, key=f"attribute {ATTR_PROVENANCE!r}")
+        hist = untrusted.expect(json_attr(f0.attrs, ATTR_HISTORY, [], name0), list,
+                                file=name0, key=f"attribute {ATTR_HISTORY!r}")
         ranks = []
         for m, f in zip(metas, files, strict=True):
-            p = json_attr(f.attrs, ATTR_PROVENANCE, {}) or {}
+            p = untrusted.expect(json_attr(f.attrs, ATTR_PROVENANCE, {}, m["path"]), dict,
+                                 file=m["path"], key=f"attribute {ATTR_PROVENANCE!r}")
             ranks.append({
                 "rank": int(m["shard"]["rank"]), "rows": [int(m["shard"]["start"]),
                                                           int(m["shard"]["stop"])],
@@ -518,6 +570,12 @@ def merge_shards(shards: Sequence[str | os.PathLike[str]], output: str,
                                              f"expected {src0.shape[1:]}", file=f.filename,
                                              dataset=path_)
                         n = src.shape[0]
+                        h5safe.require_stored(src, f.filename, path_)
+                        want = int(metas[files.index(f)]["shard"]["stop"]) - int(
+                            metas[files.index(f)]["shard"]["start"])
+                        if n != want:
+                            raise InputError(f"has {n} rows; its shard record says {want}",
+                                             file=f.filename, dataset=path_)
                         step = max(1, chunk_rows)
                         for s in range(0, n, step):
                             e = min(n, s + step)

@@ -77,9 +77,10 @@ def test_tsv_and_table(run, files):
         (["a.h5", "--fit-fraction", "1.5"], 2, "--fit-fraction must be in (0, 1), got 1.5"),
         (["a.h5", "--format", "xml"], 2, "--format must be table, tsv or json, got 'xml'"),
         (["a.h5", "--val", "binary.h5"], 2, "binary.h5 has K=2 classes, a.h5 has K=5"),
-        (["nolabels.h5"], 3, "nolabels.h5: no /labels dataset; this command needs labels"),
+        (["nolabels.h5"], 3,
+         "nolabels.h5: no /labels dataset; this command needs labels (pass --labels FILE)"),
         (["a.h5", "--val", "nolabels.h5"], 3,
-         "nolabels.h5: no /labels dataset; this command needs labels"),
+         "nolabels.h5: no /labels dataset; this command needs labels (pass --labels FILE)"),
     ],
 )
 def test_errors(run, files, monkeypatch, error_of, args, code, message):
@@ -92,16 +93,16 @@ def test_errors(run, files, monkeypatch, error_of, args, code, message):
 def test_file_with_fit_split_refused(run, files, tmp_path, monkeypatch, error_of):
     monkeypatch.chdir(tmp_path)
     assert run(["normalise", files.a, "-o", "n.h5", "-q"]).code == 0
-    r = run(["audit", "n.h5", *B])
+    r = run(["audit", files.a, "--with", "n.h5", *B])
     assert r.code == 2
-    assert error_of(r, "audit") == ("n.h5 already holds a fit split (/fit_mask); audit the file "
-                                    "before 'normalise --fit-fraction', or pass --val")
+    assert error_of(r, "audit") == (f"{files.a} already holds a fit split (/fit_mask); audit the "
+                                    "file before 'normalise --fit-fraction', or pass --val")
 
 
 def test_file_with_fit_split_accepted_with_val(run, files, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run(["normalise", files.a, "-o", "n.h5", "-q"]).code == 0
-    r = run(["audit", "n.h5", "--val", files.val, *B, "-f", "json"])
+    r = run(["audit", files.a, "--with", "n.h5", "--val", files.val, *B, "-f", "json"])
     assert r.code == 0, r
     assert json.loads(r.stdout)["n_eval"] == 240  # the fit rows stay excluded
 

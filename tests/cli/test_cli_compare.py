@@ -247,7 +247,8 @@ def test_paired_bootstrap_refused_for_different_samples(run, files, monkeypatch,
     assert r.code == 3, r
     msg = error_of(r, "compare")
     if why is None:  # no labels: cannot even evaluate
-        assert msg == ("nolabels.h5: no /labels dataset; evaluation (correctness) needs labels")
+        assert msg == ("nolabels.h5: no /labels dataset; evaluation (correctness) needs labels "
+                       "(pass --labels FILE)")
     else:
         assert msg == f"cannot pair a.h5 and {other} for the bootstrap: {why}"
 

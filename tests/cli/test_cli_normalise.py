@@ -37,7 +37,9 @@ def test_default_tunes_on_a_fifth_and_records_the_split(run, files, monkeypatch)
         params = json.loads(ds.attrs["params"])
         assert params["fallback_msp"] is False
         assert params["split"] == {"kind": "fraction", "fraction": 0.2, "seed": 0, "n": 60}
-        want = compute_scores(f["logits"][()], [ScoreSpec("pnorm", params["p"])])
+        assert "logits" not in f and f.attrs["lsfix_schema"] == "lsfix.scores"
+        with h5py.File("a.h5", "r") as src:
+            want = compute_scores(src["logits"][()], [ScoreSpec("pnorm", params["p"])])
         np.testing.assert_array_equal(ds[()], want[f"pnorm_p{params['p']:g}"])
 
 
@@ -51,15 +53,20 @@ def test_fit_fraction_rows_are_excluded_from_curve(run, files, tmp_path):
     r = run(["normalise", files.a, "--fit-fraction", "0.25", "--seed", "3", "-o", out])
     assert r.code == 0, r
     assert "tuned on 75 of 300 rows (seed 3); curve/compare evaluate the other 225" in r.stderr
-    c = run(["curve", out, "-s", "pnorm", "-s", "msp", "-f", "json"])
+    c = run(["curve", files.a, "--with", out, "-s", "pnorm", "-s", "msp", "-f", "json"])
     assert c.code == 0, c
     doc = json.loads(c.stdout)
     assert doc["n_fit_excluded"] == 75
     assert [res["n"] for res in doc["results"]] == [225, 225]
     # the same numbers as evaluating the other rows by hand
-    with h5py.File(out, "r") as f:
+    with h5py.File(out, "r") as f, h5py.File(files.a, "r") as src:
         mask = f["fit_mask"][()]
-        z, y, pn = f["logits"][()], f["labels"][()], f["scores/pnorm"][()]
+        z, y, pn = src["logits"][()], f["labels"][()], f["scores/pnorm"][()]
+        np.testing.assert_array_equal(f["correct"][()], z.argmax(axis=1) == y)
+    # the scores file alone gives the same pnorm numbers (it carries correctness)
+    alone = run(["curve", out, "-s", "pnorm", "-f", "json"])
+    assert alone.code == 0, alone
+    assert json.loads(alone.stdout)["results"][0] == doc["results"][0] | {"file": str(out)}
     keep = ~mask
     correct = z.argmax(axis=1) == y
     m = evaluate(pn[keep], correct[keep])
@@ -138,11 +145,13 @@ def test_fallback_to_msp_is_recorded(run, files, tmp_path, read_scores, score_at
 
 
 def test_binary_classifier_falls_back(run, files, score_attrs, tmp_path):
-    # with one logit every p > 0 ties all rows; p = 0 ranks like MSP: MSP is kept
+    # with one logit every p > 0 ties all rows; p = 0 ranks like MSP: MSP is kept, untuned,
+    # and the run says why in one line
     out = tmp_path / "bin.h5"
     r = run(["normalise", files.binary, "-o", out])
     assert r.code == 0, r
-    assert "MSP kept (fallback)" in r.stderr
+    assert "one logit per sample (binary, read as (0, z))" in r.stderr
+    assert "nothing to tune; /scores/pnorm holds MSP (the |z| ranking)" in r.stderr
     assert score_attrs(out, "pnorm")["method"] == "msp"
 
 
@@ -180,7 +189,7 @@ def test_needs_labels_or_a_p(run, files, monkeypatch, error_of):
     r = run(["normalise", "nolabels.h5"])
     assert r.code == 2
     assert error_of(r, "normalise") == ("nolabels.h5 has no /labels to tune p on: give --p, "
-                                        "--fit VAL.h5 or --params P.json")
+                                        "--fit VAL.h5, --params P.json or --labels FILE")
 
 
 def test_bad_params_file(run, files, tmp_path, monkeypatch, error_of):
@@ -190,8 +199,9 @@ def test_bad_params_file(run, files, tmp_path, monkeypatch, error_of):
     r = run(["normalise", files.a, "--params", "missing.json"])
     assert (r.code, error_of(r, "normalise")) == (3, "missing.json: no such file")
     r = run(["normalise", files.a, "--params", "junk.json"])
-    assert (r.code, error_of(r, "normalise")) == (3, "junk.json: not a JSON fit file "
-                                                     "(JSONDecodeError)")
+    assert (r.code, error_of(r, "normalise")) == (
+        3, "junk.json: JSON document is not valid JSON (Expecting property name enclosed in "
+           "double quotes: line 1 column 2 (char 1))")
     r = run(["normalise", files.a, "--params", "other.json"])
     assert (r.code, error_of(r, "normalise")) == (
         3, "other.json: not an lsfix p-norm fit (format 'something.else')")
@@ -200,21 +210,23 @@ def test_bad_params_file(run, files, tmp_path, monkeypatch, error_of):
 def test_existing_score_needs_overwrite(run, files, tmp_path, monkeypatch, error_of):
     monkeypatch.chdir(tmp_path)
     assert run(["normalise", files.a, "--p", "1", "-o", "one.h5"]).code == 0
-    r = run(["normalise", "one.h5", "--p", "2", "-o", "two.h5"])
+    r = run(["normalise", files.a, "--with", "one.h5", "--p", "2", "-o", "two.h5"])
     assert r.code == 2
-    assert error_of(r, "normalise") == ("one.h5: /scores/pnorm already exists; pass "
+    assert error_of(r, "normalise") == (f"{files.a}: /scores/pnorm already exists; pass "
                                         "--overwrite to replace it")
     assert not Path("two.h5").exists()
-    assert run(["normalise", "one.h5", "--p", "2", "-o", "two.h5", "--overwrite"]).code == 0
+    assert run(["normalise", files.a, "--with", "one.h5", "--p", "2", "-o", "two.h5",
+                "--overwrite"]).code == 0
 
 
 def test_second_fit_split_refused(run, files, tmp_path, monkeypatch, error_of):
     monkeypatch.chdir(tmp_path)
     assert run(["normalise", files.a, "-o", "one.h5"]).code == 0
-    r = run(["normalise", "one.h5", "--fit-fraction", "0.3", "--name", "again", "-o", "x.h5"])
+    r = run(["normalise", files.a, "--with", "one.h5", "--fit-fraction", "0.3", "--name",
+             "again", "-o", "x.h5"])
     assert r.code == 2
-    assert error_of(r, "normalise") == ("one.h5 already has a fit split (/fit_mask); tune with "
-                                        "--fit VAL.h5 or reuse --params")
+    assert error_of(r, "normalise") == (f"{files.a} already has a fit split (/fit_mask); tune "
+                                        "with --fit VAL.h5 or reuse --params")
 
 
 def test_binary_output_to_terminal_refused(run, files, error_of):
@@ -226,7 +238,7 @@ def test_binary_output_to_terminal_refused(run, files, error_of):
 
 def test_in_process_pipeline(run, files):
     s = run(["score", files.a, "-m", "msp"])
-    n = run(["normalise", "-", "--quiet"], input=s.stdout_bytes)
+    n = run(["normalise", files.a, "--with", "-", "--quiet"], input=s.stdout_bytes)
     assert (n.code, n.stderr) == (0, ""), n
     c = run(["curve", "-", "-f", "json"], input=n.stdout_bytes)
     assert (c.code, c.stderr) == (0, ""), c

@@ -26,19 +26,36 @@ def test_h5_to_stdout_only_data(run, files):
     assert r.code == 0, r
     assert r.stderr == ""
     assert r.stdout_bytes.startswith(HDF5_SIGNATURE)
+    z, y = _logits_labels(files.a)
     with h5py.File(io.BytesIO(r.stdout_bytes), "r") as f:
+        assert f.attrs["lsfix_schema"] == "lsfix.scores"
+        assert "logits" not in f  # what the stage adds, never a copy of the logits
         assert list(f["scores"]) == ["msp"]
         ds = f["scores/msp"]
         assert ds.attrs["method"] == "msp"
         assert json.loads(ds.attrs["params"]) == {}
-        z = f["logits"][()]
         np.testing.assert_array_equal(ds[()], compute_scores(z, [ScoreSpec("msp")])["msp"])
-        assert f.attrs["lsfix_schema"] == "lsfix.predictions"
+        np.testing.assert_array_equal(f["correct"][()], z.argmax(axis=1) == y)
         history = json.loads(f.attrs["history"])
         assert len(history) == 1 and history[0].startswith("lsfix")
-        # the inputs are copied as read
-        assert f["labels"].shape == (300,)
+        source = json.loads(f.attrs["source"])
+        assert source["shape"] == list(z.shape) and source["dtype"] == "f4"
+        # labels and ids are copied as stored
+        with h5py.File(files.a, "r") as src:
+            assert f["labels"].dtype == src["labels"].dtype
+            np.testing.assert_array_equal(f["labels"][()], src["labels"][()])
         assert f["sample_ids"].shape == (300,)
+
+
+def test_copy_logits_writes_the_whole_file(run, files, tmp_path):
+    out = tmp_path / "full.h5"
+    r = run(["score", files.a, "--copy-logits", "-o", out])
+    assert (r.code, r.stderr) == (0, "")
+    z, _ = _logits_labels(files.a)
+    with h5py.File(out, "r") as f:
+        assert f.attrs["lsfix_schema"] == "lsfix.predictions"
+        np.testing.assert_array_equal(f["logits"][()], z)
+        assert list(f["scores"]) == ["msp"]
 
 
 def test_several_methods_to_file(run, files, tmp_path, read_scores):
@@ -63,10 +80,10 @@ def test_tsv(run, files):
     r = run(["score", files.a, "-m", "logit_margin", "--format", "tsv"])
     assert r.code == 0 and r.stderr == "", r
     lines = r.stdout.splitlines()
-    assert lines[0] == "confidence\tcorrect"
+    assert lines[0] == "sample_id\tconfidence\tcorrect"  # the file's sample ids are kept
     assert len(lines) == 301
-    conf = np.array([float(line.split("\t")[0]) for line in lines[1:]])
-    corr = np.array([int(line.split("\t")[1]) for line in lines[1:]])
+    conf = np.array([float(line.split("\t")[1]) for line in lines[1:]])
+    corr = np.array([int(line.split("\t")[2]) for line in lines[1:]])
     z, y = _logits_labels(files.a)
     np.testing.assert_array_equal(conf, compute_scores(z, [ScoreSpec("logit_margin")])
                                   ["logit_margin"])  # repr() round-trips exactly
@@ -143,12 +160,14 @@ def test_refuses_to_overwrite_existing_score(run, files, tmp_path, monkeypatch, 
                                               read_scores):
     monkeypatch.chdir(tmp_path)
     assert run(["score", files.a, "-m", "msp", "-m", "gini", "-o", "one.h5"]).code == 0
-    r = run(["score", "one.h5", "-m", "energy", "-m", "gini", "-o", "two.h5"])
+    r = run(["score", files.a, "--with", "one.h5", "-m", "energy", "-m", "gini",
+             "-o", "two.h5"])
     assert r.code == 2
-    assert error_of(r, "score") == ("one.h5: /scores/gini already exists; pass --overwrite to "
-                                    "replace it")
+    assert error_of(r, "score") == (f"{files.a}: /scores/gini already exists; pass --overwrite "
+                                    "to replace it")
     assert not Path("two.h5").exists()
-    ok = run(["score", "one.h5", "-m", "energy", "-m", "gini", "-o", "two.h5", "--overwrite"])
+    ok = run(["score", files.a, "--with", "one.h5", "-m", "energy", "-m", "gini", "-o",
+              "two.h5", "--overwrite"])
     assert (ok.code, ok.stderr) == (0, "")
     assert list(read_scores("two.h5")) == ["msp", "gini", "energy"]
 
@@ -161,7 +180,7 @@ def test_binary_output_to_terminal_refused(run, files, tmp_path, error_of):
     # a file target, or text output, is fine on a terminal
     assert run(["score", files.a, "-o", tmp_path / "ok.h5"], stdout_tty=True).code == 0
     t = run(["score", files.a, "-f", "tsv"], stdout_tty=True)
-    assert t.code == 0 and t.stdout.startswith("confidence\tcorrect\n")
+    assert t.code == 0 and t.stdout.startswith("sample_id\tconfidence\tcorrect\n")
 
 
 def test_stdin_terminal_refused(run, error_of):

@@ -1,4 +1,4 @@
-"""Slow, independent references for every number in METRICS.md.
+"""Slow, independent references for every number in docs/metrics.md.
 
 Nothing here imports lsfix. Everything is plain Python loops; the selective-classification
 metrics are exact (``fractions.Fraction``), the scores are per-row float64 with ``math.fsum``.
@@ -193,8 +193,19 @@ def aurc(
     return aurc_from_curve(E, block_ends(confidence, correct), convention)
 
 
-def oracle_aurc(correct: Sequence[bool], convention: str = "lsfix") -> Fraction | None:
-    """The convention applied to the ideal confidence: 1 for correct, 0 for wrong (two blocks)."""
+def oracle_aurc(correct: Sequence[bool], convention: str = "lsfix") -> Fraction | float | None:
+    """The convention applied to the ideal confidence: 1 for correct, 0 for wrong (two blocks).
+
+    ``fd-shifts`` uses its own analytic oracle ``q + (1 - q) ln(1 - q + eps)`` (a float).
+    """
+    if convention == "fd-shifts":
+        q = float(error_rate(correct))
+        return q + (1.0 - q) * math.log(1.0 - q + 2.0 ** -52)
+    return oracle_aurc_two_blocks(correct, convention)
+
+
+def oracle_aurc_two_blocks(correct: Sequence[bool], convention: str = "lsfix") -> Fraction | None:
+    """The convention's AURC of the ideal confidence (two tie blocks), in every convention."""
     ideal = [1.0 if ok else 0.0 for ok in correct]
     E = expected_errors_by_formula(ideal, correct)
     return aurc_from_curve(E, block_ends(ideal, correct), convention)
@@ -234,6 +245,16 @@ def augrc(confidence: Sequence[float], correct: Sequence[bool]) -> Fraction:
     return augrc_from_curve(expected_errors(confidence, correct))
 
 
+def augrc_torch_uncertainty(E: Sequence[Fraction]) -> Fraction | None:
+    """torch-uncertainty's AUGRC: trapezoid of ``E_k / n`` over ``k = 1..n`` (no (0, 0) point),
+    divided by the covered width ``1 - 1/n``; undefined for n = 1."""
+    n = len(E) - 1
+    if n < 2:
+        return None
+    points = [(Fraction(k, n), Fraction(E[k]) / n) for k in range(1, n + 1)]
+    return trapezoid(points) / (1 - Fraction(1, n))
+
+
 def auroc(confidence: Sequence[float], correct: Sequence[bool]) -> Fraction | None:
     """P(c_correct > c_wrong) + 1/2 P(equal), by a double loop over (correct, wrong) pairs."""
     conf, corr = _as_lists(confidence, correct)
@@ -268,6 +289,32 @@ def fpr_at_95tpr(confidence: Sequence[float], correct: Sequence[bool]) -> Fracti
                 best = fpr
     assert best is not None  # the lowest confidence accepts everything: TPR = 1
     return best
+
+
+def fpr_at_95tpr_fd_shifts(confidence: Sequence[float], correct: Sequence[bool]) -> Fraction | None:
+    """fd-shifts: ROC points at every distinct threshold (descending), scikit-learn's thinning
+    (drop a point whose incoming and outgoing steps are equal), then the lowest FPR among kept
+    points with TPR >= 0.9495."""
+    conf, corr = _as_lists(confidence, correct)
+    n_pos = sum(1 for ok in corr if ok)
+    n_neg = len(corr) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    points = []
+    for t in sorted(set(conf), reverse=True):
+        tp = sum(1 for c, ok in zip(conf, corr, strict=True) if ok and c >= t)
+        fp = sum(1 for c, ok in zip(conf, corr, strict=True) if not ok and c >= t)
+        points.append((tp, fp))
+    kept = []
+    for i, (tp, fp) in enumerate(points):
+        if 0 < i < len(points) - 1:
+            step_in = (tp - points[i - 1][0], fp - points[i - 1][1])
+            step_out = (points[i + 1][0] - tp, points[i + 1][1] - fp)
+            if step_in == step_out:
+                continue
+        kept.append((tp, fp))
+    fprs = [Fraction(fp, n_neg) for tp, fp in kept if Fraction(tp, n_pos) >= Fraction(9495, 10000)]
+    return min(fprs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,11 +377,14 @@ def metrics(
     a = aurc_from_curve(E, ends, convention)
     o = oracle_aurc(corr, convention)
     e = None if a is None or o is None else a - o
-    const = constant_aurc(corr, convention)
-    if e is None or const is None or q in (0, 1):
-        na = None
+    # NAURC: E-AURC over (q - oracle) in every convention (Cattelan & Silva's denominator)
+    na = None if e is None or q in (0, 1) else e / (q - o)
+    if convention == "torch-uncertainty":
+        g = augrc_torch_uncertainty(E)
     else:
-        na = e / (const - o)
+        g = augrc_from_curve(E)
+    fpr = (fpr_at_95tpr_fd_shifts(conf, corr) if convention == "fd-shifts"
+           else fpr_at_95tpr(conf, corr))
     return {
         "n": n,
         "n_errors": sum(1 for ok in corr if not ok),
@@ -348,9 +398,9 @@ def metrics(
         "oracle_aurc": o,
         "eaurc": e,
         "naurc": na,
-        "augrc": augrc_from_curve(E),
+        "augrc": g,
         "auroc": auroc(conf, corr),
-        "fpr_at_95tpr": fpr_at_95tpr(conf, corr),
+        "fpr_at_95tpr": fpr,
         "risk_at_coverage": [(c, *risk_at_coverage(E, c)) for c in coverages],
         "coverage_at_risk": [(r, *coverage_at_risk(E, r)) for r in risk_targets],
     }

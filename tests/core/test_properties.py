@@ -3,7 +3,7 @@
 * permutation invariance (input order never matters; ties are averaged, not broken);
 * invariance under strictly increasing transforms of the confidence;
 * oracle <= AURC <= 1; E-AURC >= 0; NAURC >= 0 where defined;
-* the exact AUGRC / AUROC identity of METRICS.md, on tied data;
+* the exact AUGRC / AUROC identity of docs/metrics.md, on tied data;
 * all-correct / all-wrong inputs: AURC defined, AUROC and FPR@95TPR NaN with a reason.
 """
 
@@ -117,10 +117,15 @@ def test_oracle_le_aurc_le_one_and_eaurc_nonnegative(case, conv):
     if conv == "torch-uncertainty" and len(conf) == 1:
         assert math.isnan(m.aurc)
         return
-    assert 0.0 <= m.oracle_aurc <= m.aurc + 1e-12
     assert m.aurc <= 1.0 + 1e-12
-    assert m.eaurc >= 0.0  # exactly: tiny negative rounding is clipped
     assert abs(m.eaurc - (m.aurc - m.oracle_aurc)) <= 1e-12
+    if conv == "fd-shifts":  # fd-shifts' analytic oracle: E-AURC may be negative, as there
+        q = m.error_rate
+        assert m.oracle_aurc == q + (1 - q) * math.log(1 - q + 2.0 ** -52)
+        assert m.eaurc == m.aurc - m.oracle_aurc
+    else:
+        assert 0.0 <= m.oracle_aurc <= m.aurc + 1e-12
+        assert m.eaurc >= 0.0  # exactly: tiny negative rounding is clipped
     assert aurc(conf, correct, conv) == m.aurc
 
 
@@ -132,7 +137,8 @@ def test_naurc_defined_exactly_when_q_strictly_between_0_and_1(case, conv):
     q = 1.0 - correct.mean()
     if 0 < m.n_errors < m.n and not math.isnan(m.aurc):
         assert not math.isnan(m.naurc)
-        assert m.naurc >= 0.0
+        assert m.naurc >= 0.0 or conv == "fd-shifts"
+        assert abs(m.naurc - m.eaurc / (m.error_rate - m.oracle_aurc)) <= 1e-12
         assert "naurc" not in dict(m.undefined)
     else:
         assert math.isnan(m.naurc)
@@ -147,28 +153,42 @@ def test_naurc_zero_for_ideal_ranking_one_for_constant(case):
     _, correct = case
     if correct.all() or not correct.any():
         return
+    n = len(correct)
     for conv in CONVENTIONS:
         ideal = evaluate(correct.astype(np.float64), correct, convention=conv)
-        assert abs(ideal.naurc) <= 1e-12, conv
-        assert abs(ideal.eaurc) <= 1e-12, conv
-        const = evaluate(np.zeros(len(correct)), correct, convention=conv)
-        assert abs(const.naurc - 1.0) <= 1e-12, conv
+        if conv != "fd-shifts":  # fd-shifts' analytic oracle is not the two-block AURC
+            assert abs(ideal.naurc) <= 1e-12, conv
+            assert abs(ideal.eaurc) <= 1e-12, conv
+        const = evaluate(np.zeros(n), correct, convention=conv)
+        if conv == "xia":  # Cattelan & Silva's N_AURC: reference q, constant AURC q - q/(2n)
+            q, o = const.error_rate, const.oracle_aurc
+            assert abs(const.naurc - (q - q / (2 * n) - o) / (q - o)) <= 1e-12
+        else:
+            assert abs(const.naurc - 1.0) <= 1e-12, conv
 
 
 @SETTINGS
 @given(scored())
 def test_augrc_auroc_identity(case):
     conf, correct = case
+    n = len(conf)
     for conv in CONVENTIONS:
         m = evaluate(conf, correct, convention=conv)
-        assert 0.0 <= m.augrc <= 1.0
+        augrc = m.augrc
+        if conv == "torch-uncertainty":  # back to the (0, 0)-trapezoid form
+            if n == 1:
+                assert math.isnan(augrc) and "augrc" in dict(m.undefined)
+                continue
+            e1 = rc_curve(conf, correct).errors[0]
+            augrc = augrc * (1 - 1 / n) + e1 / (2 * n * n)
+        assert 0.0 <= augrc <= 1.0
         if math.isnan(m.auroc):
             assert correct.all() or not correct.any()
             continue
         assert 0.0 <= m.auroc <= 1.0
         acc = m.accuracy
         rhs = (1 - m.auroc) * acc * (1 - acc) + 0.5 * (1 - acc) ** 2
-        assert abs(m.augrc - rhs) <= 1e-12, (conv, m.augrc, rhs)
+        assert abs(augrc - rhs) <= 1e-12, (conv, augrc, rhs)
 
 
 @SETTINGS
@@ -218,7 +238,10 @@ def test_all_correct(n, conv, n_levels):
         assert m.aurc == pytest.approx(0.0, abs=1e-15)
         assert m.oracle_aurc == pytest.approx(0.0, abs=1e-15)
         assert m.eaurc == pytest.approx(0.0, abs=1e-15)
-    assert m.augrc == pytest.approx(0.0, abs=1e-15)
+    if conv == "torch-uncertainty" and n == 1:
+        assert math.isnan(m.augrc) and "augrc" in dict(m.undefined)
+    else:
+        assert m.augrc == pytest.approx(0.0, abs=1e-15)
     reasons = dict(m.undefined)
     for name in ("auroc", "fpr_at_95tpr", "naurc"):
         assert math.isnan(getattr(m, name)), name
@@ -239,7 +262,12 @@ def test_all_wrong(n, conv, n_levels):
         assert m.aurc == pytest.approx(expected, abs=1e-12)
         assert m.oracle_aurc == pytest.approx(expected, abs=1e-12)
         assert m.eaurc == pytest.approx(0.0, abs=1e-12)
-    assert m.augrc == pytest.approx(0.5, abs=1e-12)
+    if conv != "torch-uncertainty":
+        assert m.augrc == pytest.approx(0.5, abs=1e-12)
+    elif n == 1:
+        assert math.isnan(m.augrc) and "augrc" in dict(m.undefined)
+    else:  # trapezoid of k/n over k = 1..n, divided by 1 - 1/n
+        assert m.augrc == pytest.approx((n + 1) / (2 * n), abs=1e-12)
     reasons = dict(m.undefined)
     for name in ("auroc", "fpr_at_95tpr", "naurc"):
         assert math.isnan(getattr(m, name)), name

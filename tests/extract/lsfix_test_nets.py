@@ -110,3 +110,40 @@ class Pickled(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(x)
+
+
+class TokenLSTM(nn.Module):
+    """(N, L) int64 token ids -> (N, 1): embedding, LSTM, last state, one logit (IMDB-shaped)."""
+
+    def __init__(self, vocab: int = 50, emb: int = 8, hidden: int = 16) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, emb)
+        self.lstm = nn.LSTM(emb, hidden, batch_first=True)
+        self.fc = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.lstm(self.emb(x))[0][:, -1, :])
+
+
+class SeqLSTM(nn.Module):
+    """(N, L, D) float sequences -> (N,): LSTM, last state, one logit squeezed (the paper's
+    IMDB LSTM takes (N, L, 300) word vectors)."""
+
+    def __init__(self, d: int = 4, hidden: int = 8) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(d, hidden, batch_first=True)
+        self.fc = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.lstm(x)[0][:, -1, :]).squeeze(1)
+
+
+class Wrapped(nn.Module):
+    """A network whose only child is named ``model`` (its keys start with ``model.``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)

@@ -391,11 +391,12 @@ def test_ctrl_c_during_start_up_prints_no_traceback(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def small_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """8 MB of logits: more than the tiny file systems below can hold."""
+    """300,000 rows: a scores file of them (8 B of score, 8 B of label and 1 B of correctness
+    per row: 5 MB) is more than the tiny file systems below can hold."""
     folder = tmp_path_factory.mktemp("disk")
     rng = np.random.default_rng(1)
-    new_file(folder / "in.h5", rng.normal(size=(20_000, 100)).astype(np.float32),
-             labels=rng.integers(0, 100, 20_000))
+    new_file(folder / "in.h5", rng.normal(size=(300_000, 4)).astype(np.float32),
+             labels=rng.integers(0, 4, 300_000))
     new_file(folder / "prev.h5", rng.normal(size=(50, 4)).astype(np.float32),
              labels=rng.integers(0, 4, 50))
     return folder / "in.h5"
