@@ -121,6 +121,13 @@ def draw_lines(
         ax.grid(True, color="#dddddd", linewidth=0.6)
         if xscale != "linear":
             ax.set_xscale(xscale)
+            if xscale == "logit":  # 0.5, 0.9, 0.99, 0.999 rather than ½ and 1 − 10⁻³
+                from matplotlib.ticker import FixedLocator, FuncFormatter
+
+                ticks = [0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 0.9999, 0.99999, 0.999999]
+                ax.xaxis.set_major_locator(FixedLocator(ticks))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
         from matplotlib.ticker import PercentFormatter
 
         if percent_x:

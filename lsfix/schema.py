@@ -370,6 +370,10 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
             )
         raw_labels = read_all(labels_ds, name, LABELS)
         ignore = labels_attrs.get(ATTR_IGNORE_INDEX)
+        if ignore is not None:  # type and range first: inf, NaN, a list or text is exit 3
+            ignore = untrusted.integer(ignore, file=name, dataset=LABELS,
+                                       key=f"attribute {ATTR_IGNORE_INDEX!r}",
+                                       lo=-(2**63), hi=2**64 - 1)
         given = ignore_index_in_effect()
         if given is not None:
             if ignore is not None and int(ignore) != given:
@@ -378,9 +382,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
             ignore = given
             labels_attrs[ATTR_IGNORE_INDEX] = np.int64(given)
         labels, keep = validate_labels(
-            raw_labels, k, name, ignore_index=None if ignore is None else untrusted.integer(
-                ignore, file=name, dataset=LABELS, key=f"attribute {ATTR_IGNORE_INDEX!r}",
-                lo=-(2**63), hi=2**64 - 1),
+            raw_labels, k, name, ignore_index=None if ignore is None else int(ignore),
             binary=rows is not None and rows.binary,
         )
     sample_ids = None
@@ -449,7 +451,9 @@ def read_score_group(f: h5py.File, name: str, expected: int | None, *, against: 
         score_attrs[key] = {
             ATTR_METHOD: untrusted.text(ds.attrs.get(ATTR_METHOD, key), file=name,
                                         dataset=path, key=f"attribute {ATTR_METHOD!r}"),
-            ATTR_PARAMS: json_attr(ds.attrs, ATTR_PARAMS, {}, f"{name}:{path}"),
+            ATTR_PARAMS: untrusted.expect(
+                json_attr(ds.attrs, ATTR_PARAMS, {}, f"{name}:{path}"), dict, file=name,
+                dataset=path, key=f"attribute {ATTR_PARAMS!r}"),
         }
     return scores, score_attrs
 

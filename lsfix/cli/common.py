@@ -56,7 +56,7 @@ def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False
     cmd = f"lsfix {opts.command}" if opts is not None else "lsfix"
     for line in pred.notes:  # how a foreign input was read: groups taken, columns mapped
         note(f"lsfix: {line}")
-    inputopts.adapt(pred, path, lambda msg: note(f"{cmd}: warning: {msg}"),
+    inputopts.adapt(pred, path, lambda msg: inputopts.warn_later(f"{cmd}: warning: {msg}"),
                     ignore_index=ignore_index)
     if need_labels:
         pred.require_labels("this command")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import sys
 import typing
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -45,6 +46,19 @@ class InputOptions:
 
 current: contextvars.ContextVar[InputOptions | None] = contextvars.ContextVar(
     "lsfix_input_options", default=None)
+#: warnings about how inputs were read, printed when the command succeeds (an error is one line)
+pending: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "lsfix_input_warnings", default=None)
+
+
+def warn_later(line: str) -> None:
+    """Queue a warning line for the end of a successful command (now, outside a command)."""
+    queue = pending.get()
+    if queue is None:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    else:
+        queue.append(" ".join(line.split()))
 
 LabelsOpt = Annotated[str | None, typer.Option(
     "--labels", metavar="FILE",
@@ -74,10 +88,23 @@ def _wrap(fn: Any, command: str) -> Any:
         names = tuple(inputs) if isinstance(inputs, list | tuple) else (
             (inputs,) if inputs is not None else ())
         token = current.set(InputOptions(command, labels, input_kind, names))
+        said = pending.set([])
+        ok = False
         try:
-            return fn(*args, **kwargs)
+            out = fn(*args, **kwargs)
+            ok = True
+            return out
+        except typer.Exit as exc:
+            ok = exc.exit_code in (0, 4)  # 4: the gate failed, the run itself worked
+            raise
         finally:
+            lines = pending.get()
+            pending.reset(said)
             current.reset(token)
+            if ok:  # a failed command prints its one error line and nothing else
+                for line in lines:
+                    sys.stderr.write(line + "\n")
+                sys.stderr.flush()
 
     wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {**hints, "labels": LabelsOpt, "input_kind": InputKindOpt}
@@ -149,4 +176,5 @@ def attach_labels(pred: Any, spec: str, *, ignore_index: int | None = None) -> N
     pred.correct = None  # recomputed from the new labels
 
 
-__all__ = ["COMMANDS", "InputOptions", "adapt", "attach_labels", "current", "install"]
+__all__ = ["COMMANDS", "InputOptions", "adapt", "attach_labels", "current", "install",
+           "pending", "warn_later"]

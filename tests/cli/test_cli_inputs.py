@@ -330,6 +330,10 @@ def test_small_fit_set_warns_how_much_data_is_needed(data: Path, tmp_path: Path)
         assert res.exit_code == 0, res.stderr
         lines = [ln for ln in res.stderr.splitlines() if warning in ln]
         assert len(lines) == 1 and "the fit set has 80 rows and " in lines[0], res.stderr
+    res = CliRunner().invoke(app, ["audit", str(data / "zy.npz"), "--report",
+                                   str(tmp_path / "rep"), "-f", "json"])
+    assert res.exit_code == 0, res.stderr
+    assert "Warning: the fit set has 80 rows" in (tmp_path / "rep" / "report.md").read_text()
     big = np.tile(np.load(data / "z.npy"), (8, 1)), np.tile(np.load(data / "y.npy"), 8)
     np.savez(tmp_path / "big.npz", logits=big[0], labels=big[1])  # 640 rows to fit on
     res = CliRunner().invoke(app, ["normalise", str(tmp_path / "big.npz"), "-o",
