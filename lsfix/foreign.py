@@ -71,6 +71,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from lsfix import untrusted
 from lsfix.errors import InputError, LsfixError, MissingDependency, RuntimeFailure
 from lsfix.predictions import Predictions, ignore_index_in_effect, predictions_from_arrays
 
@@ -403,7 +404,10 @@ def _read_npz(zf: zipfile.ZipFile, members: list[str], name: str) -> Predictions
         try:
             with zf.open(member) as fp:
                 hdr = _npy_header(fp)
-                avail = zf.getinfo(member).file_size - fp.tell()
+                info = zf.getinfo(member)
+                untrusted.check_expansion(info.compress_size, info.file_size, file=name,
+                                          dataset=f"/{key}")
+                avail = info.file_size - fp.tell()
                 return _npy_data(fp, hdr, avail, name, f"/{key}")
         except LsfixError:
             raise

@@ -167,8 +167,8 @@ def evaluate_file(
     level: float = 0.95,
 ) -> list[ScoreResult]:
     """Evaluate each resolved score of ``pred`` on its evaluation rows."""
+    correct = correct_of(pred)  # first: "no /labels" is found before any pass for scores
     scores = resolve_scores(pred, names)
-    correct = correct_of(pred)
     mask = eval_mask(pred)
     if mask is not None:
         correct = correct[mask]

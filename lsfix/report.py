@@ -9,7 +9,6 @@ coverages) by 100, like the paper's "%AURC"; NAURC (a ratio) is never scaled.
 from __future__ import annotations
 
 import io
-import json
 import math
 from pathlib import Path
 from collections.abc import Sequence

@@ -156,7 +156,8 @@ def handle_errors(cmd: str) -> Iterator[None]:
 
 
 #: Command parameters that name files lsfix reads, and files it writes.
-INPUT_PARAMS = ("input", "inputs", "fit", "val", "params", "shards")
+INPUT_PARAMS = ("input", "inputs", "fit", "val", "params", "shards", "model", "dataset",
+                "weights", "class_names")
 OUTPUT_PARAMS = ("output", "save_params", "plot", "report")
 
 

@@ -30,7 +30,6 @@ from lsfix.cli.curve_cmd import (
     render_table,
     result_rows,
 )
-from lsfix.errors import RuntimeFailure
 
 HELP = """Audit any classifier's logits: every confidence score, MaxLogit-pNorm with p fitted
 on --val (or on a held-out --fit-fraction of the input, excluded from the numbers), the paired
@@ -133,11 +132,9 @@ def write_report(res: Any, pred: Any, folder: str) -> list[str]:
     """report.md, report.html, rc.png, mechanism/gradient plots in ``folder``."""
     from lsfix.cli.curve_cmd import curve_lines, oracle_curve
     from lsfix.explain import explain_plots
-    from lsfix.io import write_text_atomic
+    from lsfix.io import make_folders, write_text_atomic
     from lsfix.plot import rc_plot
     from lsfix.report import fmt, html_figure, markdown_figure, markdown_table
-
-    from lsfix.io import make_folders
 
     make_folders(folder)  # removed again if the command fails
     by = {r.score: r for r in res.results}
