@@ -597,14 +597,18 @@ def _weights_only_reason(text: str) -> str:
 
 def _is_array(value: Any) -> bool:
     """A numpy array, or a torch tensor (checked without importing torch)."""
-    if isinstance(value, np.ndarray):
+    from lsfix.torchzip import ViewOverStorage
+
+    if isinstance(value, np.ndarray | ViewOverStorage):
         return True
     return type(value).__module__.startswith("torch") and type(value).__name__ in (
         "Tensor", "Parameter")
 
 
 def _torch_meta(value: Any) -> tuple[str, int]:
-    if isinstance(value, np.ndarray):
+    from lsfix.torchzip import ViewOverStorage
+
+    if isinstance(value, np.ndarray | ViewOverStorage):
         return (value.dtype.kind, value.ndim)
     if _is_array(value):
         return ("f" if value.is_floating_point() else "other", value.dim())
@@ -613,8 +617,15 @@ def _torch_meta(value: Any) -> tuple[str, int]:
 
 def _to_numpy(value: Any, name: str, where: str) -> np.ndarray:
     """A tensor, numpy array or list of numbers/strings as a numpy array."""
+    from lsfix.torchzip import ViewOverStorage
+
     if isinstance(value, np.ndarray):
         return value
+    if isinstance(value, ViewOverStorage):
+        raise InputError(
+            f"tensor of shape {value.shape} ({value.claimed} bytes) is a view over only "
+            f"{value.stored} stored bytes (zero or overlapping strides); lsfix reads only data "
+            "stored in the file", file=name, dataset=where)
     if _is_array(value):
         import torch
 

@@ -49,6 +49,16 @@ class Unsupported(Exception):
     """A torch feature this reader does not implement (torch.load may read it)."""
 
 
+class ViewOverStorage:
+    """A tensor that claims more elements than its storage holds (zero or overlapping
+    strides): never expanded; the reader refuses it naming the entry it was found under."""
+
+    def __init__(self, shape: tuple[int, ...], claimed: int, stored: int,
+                 dtype: np.dtype) -> None:
+        self.shape, self.claimed, self.stored, self.dtype = shape, claimed, stored, dtype
+        self.ndim = len(shape)
+
+
 class _StorageType:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -81,8 +91,8 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *rest: An
     for n in size:
         numel *= n
     if numel > base.shape[0]:  # zero or overlapping strides: a small file, a huge array
-        raise Refused(f"a tensor of shape {size} viewing a storage of only {base.shape[0]} "
-                      "elements (zero or overlapping strides)")
+        return ViewOverStorage(size, numel * base.itemsize, base.shape[0] * base.itemsize,
+                               base.dtype)
     last = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
     if last >= base.shape[0]:
         raise Refused(f"a tensor reaching element {last} of a storage of {base.shape[0]}")
@@ -179,4 +189,4 @@ def load(archive: zipfile.ZipFile) -> Any:
     return _Unpickler(data, archive, prefix, little).load()
 
 
-__all__ = ["Refused", "STORAGES", "Unsupported", "is_torch_zip", "load"]
+__all__ = ["Refused", "STORAGES", "Unsupported", "ViewOverStorage", "is_torch_zip", "load"]

@@ -260,8 +260,10 @@ def audit_cmd(
         from lsfix.pipeline import small_fit_warning
 
         small = small_fit_warning(res.fit)
-        if small:
-            note(f"lsfix audit: warning: {small}")
+        if small:  # printed when the command succeeds (a failure is one error line)
+            from lsfix.cli.inputopts import warn_later
+
+            warn_later(f"lsfix audit: warning: {small}")
         if out_fmt == "json":
             text = dumps(document("audit", audit_json(res)))
         elif out_fmt == "tsv":

@@ -162,8 +162,10 @@ def normalise(
                      "ranking)")
             elif fitted.grid:
                 note(f"lsfix normalise: {describe_fit(fitted)}")
-                if small:
-                    note(f"lsfix normalise: warning: {small}")
+                if small:  # printed when the command succeeds (a failure is one line)
+                    from lsfix.cli.inputopts import warn_later
+
+                    warn_later(f"lsfix normalise: warning: {small}")
             else:
                 note(f"lsfix normalise: fixed p={fitted.p:g}" if fitted.p is not None
                      else "lsfix normalise: MSP (from saved fit)")
