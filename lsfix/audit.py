@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from lsfix import parallel
 from lsfix.core import (
     PLAIN_SCORES,
     PairedDifference,
@@ -143,8 +144,8 @@ def audit(
     temperature = fit_temperature(fit_logits, fit_labels)
 
     specs = [ScoreSpec(s) for s in PLAIN_SCORES] + [ScoreSpec("msp_ts", temperature)]
-    scores = compute_scores(pred.logits, specs)
-    scores["pnorm"] = fit.score(pred.logits)
+    scores = parallel.compute_scores(pred.logits, specs)
+    scores["pnorm"] = parallel.compute_scores(pred.logits, [fit.spec])[fit.spec.name]
     correct = correct_all = correct_of(pred)
     group_index = None
     if by is not None:
@@ -162,8 +163,8 @@ def audit(
                               group_index, grp.names, convention=convention, n_boot=n_boot,
                               seed=seed, level=level)
     results = tuple(
-        ScoreResult(pred.name, name, evaluate(conf, correct, convention=convention), None,
-                    conf, correct)
+        ScoreResult(pred.name, name, parallel.evaluate(conf, correct, convention=convention),
+                    None, conf, correct)
         for name, conf in scores.items()
     )
     by_score = {r.score: r for r in results}

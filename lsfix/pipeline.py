@@ -11,13 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from lsfix import parallel
 from lsfix.core import (
     Metrics,
     PNormFit,
     ScoreSpec,
     bootstrap_ci,
-    compute_scores,
-    evaluate,
     parse_score,
     tune_pnorm,
 )
@@ -45,7 +44,7 @@ def correct_of(pred: Predictions) -> np.ndarray:
         if pred.logits is None:
             raise InputError("has labels but no /logits; cannot tell which predictions are right",
                              file=pred.name)
-        out = compute_scores(pred.logits, [], labels=labels)["_correct"]
+        out = parallel.compute_scores(pred.logits, [], labels=labels)["_correct"]
     pred.correct = out
     return out
 
@@ -125,7 +124,7 @@ def resolve_scores(pred: Predictions, names: list[str] | None) -> dict[str, np.n
             ) from None
         missing.append(spec)
     if missing:
-        computed = compute_scores(pred.logits, missing)
+        computed = parallel.compute_scores(pred.logits, missing)
         for spec, name in zip(missing, [n for n in names if n not in pred.scores], strict=True):
             out[name] = computed[spec.name]
     return {n: out[n] for n in names}
@@ -175,7 +174,8 @@ def evaluate_file(
     out = []
     for name, conf in scores.items():
         c = conf if mask is None else conf[mask]
-        m = evaluate(c, correct, convention=convention, coverages=coverages, risks=risks)
+        m = parallel.evaluate(c, correct, convention=convention, coverages=coverages,
+                              risks=risks)
         ci = None
         if n_boot:
             ci = bootstrap_ci(c, correct, n_boot=n_boot, seed=seed, level=level,

@@ -14,11 +14,13 @@ from lsfix.cli.common import (
     IgnoreIndexOpt,
     InputArg,
     OutputOpt,
+    SchedulerOpt,
     WithOpt,
     check_convention,
     load_joined,
     parse_floats,
     report_format,
+    use_scheduler,
 )
 from lsfix.errors import UsageError
 
@@ -188,9 +190,10 @@ def curve(
     output: OutputOpt = "-",
     with_files: WithOpt = None,
     ignore_index: IgnoreIndexOpt = None,
+    scheduler: SchedulerOpt = "sync",
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
-    with handle_errors("curve"):
+    with handle_errors("curve"), use_scheduler(scheduler):
         from lsfix.io import write_text_atomic
         from lsfix.pipeline import evaluate_file
         from lsfix.report import document, dumps, tsv

@@ -13,10 +13,12 @@ from lsfix.cli.common import (
     InputArg,
     OutputOpt,
     QuietOpt,
+    SchedulerOpt,
     WithOpt,
     load,
     load_joined,
     require_finite_scores,
+    use_scheduler,
 )
 from lsfix.errors import UsageError
 
@@ -54,14 +56,16 @@ def score(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace scores that already exist.")] = False,
     ignore_index: IgnoreIndexOpt = None,
+    scheduler: SchedulerOpt = "sync",
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    with handle_errors("score"):
+    with handle_errors("score"), use_scheduler(scheduler):
         import numpy as np
 
-        from lsfix.core import ScoreSpec, compute_scores, fit_temperature, parse_score
+        from lsfix.core import ScoreSpec, fit_temperature, parse_score
         from lsfix.io import refuse_binary_to_tty
+        from lsfix.parallel import compute_scores
         from lsfix.pipeline import evaluation_rows
         from lsfix.schema import write_predictions
         from lsfix.scorefile import write_scores_file

@@ -115,7 +115,10 @@ class ArrayRows:
         k = raw.shape[1]
         flat = np.moveaxis(raw.reshape(raw.shape[0], k, -1), 1, 2).reshape(-1, k)
         off = start - i0 * self._pixels
-        return flat[off : off + (stop - start)]
+        # contiguous whatever the chunk: a one-image chunk is a strided view otherwise, and
+        # numpy's row sums (softmax, entropy, p-norms) round differently on strided rows, so a
+        # pixel's score would depend on how the rows were chunked (lsfix.parallel relies on it)
+        return np.ascontiguousarray(flat[off : off + (stop - start)])
 
     def _finite(self, raw: np.ndarray, first_item: int) -> None:
         if not self._check:
