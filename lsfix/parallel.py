@@ -281,7 +281,7 @@ def compute_scores(logits: Any, specs: Sequence[ScoreSpec], *,
     if runner is None or not isinstance(logits, ArrayRows) or not specs and labels is None:
         return _core_compute_scores(logits, specs, labels=labels)
     for s in specs:  # the same refusals as the core, before any task runs
-        if s.family in ("msp_ts", "pnorm") and s.param is None:
+        if s.family in ("msp_ts", "pnorm", "pnorm_raw") and s.param is None:
             return _core_compute_scores(logits, specs, labels=labels)
     n, _ = logits.shape
     if labels is not None:

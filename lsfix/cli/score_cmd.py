@@ -28,7 +28,8 @@ copy of the logits (unless --copy-logits). curve, compare and audit read scores 
 
 Scores: msp (stored as log-MSP: same ranking, no saturation), max_logit, logit_margin,
 softmax_margin, neg_entropy, gini, energy[:T], msp_ts[:T] (T fitted on --fit VAL when not
-given), pnorm:P (MaxLogit-pNorm with a fixed p; 'lsfix normalise' tunes p).
+given), pnorm:P (MaxLogit-pNorm with a fixed p; 'lsfix normalise' tunes p), pnorm_raw:P (the same
+without centring the logits, as the paper's Cityscapes code).
 
 Examples:
 
