@@ -191,6 +191,10 @@ def curve(
     with_files: WithOpt = None,
     ignore_index: IgnoreIndexOpt = None,
     scheduler: SchedulerOpt = "sync",
+    subsample: Annotated[str | None, typer.Option(
+        "--subsample-pixels", metavar="N[/IMAGES]",
+        help="Dense files: evaluate N random pixels of every IMAGES images (default 1; the "
+             "paper: 5000/12), drawn with --seed among the evaluated pixels.")] = None,
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("curve"), use_scheduler(scheduler):
@@ -202,6 +206,12 @@ def curve(
                                                     risk, plot)
         pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
                            ignore_index=ignore_index)
+        if subsample is not None:
+            from lsfix.cli.app import note
+            from lsfix.dense import apply_subsample
+
+            kept = apply_subsample(pred, subsample, seed)
+            note(f"lsfix curve: {kept} pixels drawn (--subsample-pixels {subsample}, seed {seed})")
         if by is not None:
             write_text_atomic(output, curve_by(pred, score, by, out_fmt, convention, covs, risks,
                                                bootstrap, seed, level, percent))

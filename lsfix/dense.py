@@ -1,0 +1,42 @@
+"""Options of the paper's protocol for dense ``(N, K, H, W)`` predictions, applied to a read
+:class:`~lsfix.predictions.Predictions` (the math is in :mod:`lsfix.core.subsample`).
+
+``--subsample-pixels N[/IMAGES] --seed S``: evaluate only ``N`` random pixels of every batch
+of ``IMAGES`` images (default 1: per image), drawn among the pixels that would be evaluated
+anyway (not ignored, not fit rows). The paper's Cityscapes evaluation is ``5000/12``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lsfix.core.subsample import parse_subsample, subsample_rows
+from lsfix.errors import UsageError
+from lsfix.predictions import Predictions
+
+
+def items_and_pixels(pred: Predictions, option: str) -> tuple[int, int]:
+    """Images and pixels per image of a dense input (logits file, or a scores file from
+    one); :class:`UsageError` naming ``option`` for anything else."""
+    spatial = tuple(getattr(pred.logits, "spatial", ())) if pred.logits is not None else ()
+    if not spatial and pred.fingerprint and isinstance(pred.fingerprint.get("shape"), list):
+        shape = pred.fingerprint["shape"]
+        spatial = tuple(int(s) for s in shape[2:]) if len(shape) > 2 else ()
+    if not spatial:
+        raise UsageError(f"{pred.name}: {option} needs dense (N, K, H, W) predictions; this "
+                         "input has one row per sample")
+    pixels = int(np.prod(spatial))
+    return pred.n // pixels, pixels
+
+
+def apply_subsample(pred: Predictions, text: str, seed: int) -> int:
+    """Restrict ``pred``'s evaluated rows (``pred.keep``) to the drawn pixels; returns how
+    many rows are kept."""
+    per, images = parse_subsample(text)
+    n_items, pixels = items_and_pixels(pred, "--subsample-pixels")
+    eligible = np.ones(pred.n, dtype=bool) if pred.keep is None else pred.keep.copy()
+    if pred.fit_mask is not None:
+        eligible &= ~pred.fit_mask
+    mask = subsample_rows(eligible, n_items, pixels, per_batch=per, images=images, seed=seed)
+    pred.keep = mask
+    return int(mask.sum())
