@@ -53,7 +53,7 @@ from lsfix.core.ceiling import (
 )
 from lsfix.core.scores import is_single_logit
 from lsfix.errors import UsageError
-from lsfix.pipeline import ScoreResult, _RowSubset, correct_of, eval_mask, split_fit_rows
+from lsfix.pipeline import ScoreResult, _RowSubset, correct_of, eval_mask
 from lsfix.predictions import Predictions
 
 
@@ -121,7 +121,9 @@ def audit(
         split = {"kind": "file", "file": val.name, "n": int(fit_labels.shape[0])}
         mask = eval_mask(pred)
     else:
-        fit_rows = split_fit_rows(pred.n, fit_fraction, seed, pred.name)
+        from lsfix.dense import fit_split
+
+        fit_rows = fit_split(pred, fit_fraction, seed)  # dense: whole images
         if pred.keep is not None:
             fit_rows &= pred.keep
         idx = np.flatnonzero(fit_rows)

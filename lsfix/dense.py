@@ -40,3 +40,26 @@ def apply_subsample(pred: Predictions, text: str, seed: int) -> int:
     mask = subsample_rows(eligible, n_items, pixels, per_batch=per, images=images, seed=seed)
     pred.keep = mask
     return int(mask.sum())
+
+
+def is_dense(pred: Predictions) -> bool:
+    """True for ``(N, K, H, W)`` predictions (or a scores file made from them)."""
+    try:
+        items_and_pixels(pred, "")
+    except UsageError:
+        return False
+    return True
+
+
+def fit_split(pred: Predictions, fraction: float, seed: int) -> np.ndarray:
+    """The ``--fit-fraction`` row mask: a random fraction of the **images** of a dense input
+    (every pixel of a chosen image is a fit row: pixels of one image are not independent, so a
+    pixel-level split would tune on the images it then evaluates), else of the rows. The
+    images are drawn exactly as rows are (:func:`lsfix.pipeline.split_fit_rows` on the image
+    count)."""
+    from lsfix.pipeline import split_fit_rows
+
+    if not is_dense(pred):
+        return split_fit_rows(pred.n, fraction, seed, pred.name)
+    n_items, pixels = items_and_pixels(pred, "--fit-fraction")
+    return np.repeat(split_fit_rows(n_items, fraction, seed, pred.name), pixels)

@@ -83,7 +83,7 @@ def normalise(
         from lsfix import parallel
         from lsfix.core import PNormFit, tune_pnorm
         from lsfix.io import dumps_json, refuse_binary_to_tty, write_text_atomic
-        from lsfix.pipeline import describe_fit, fit_on_rows, split_fit_rows
+        from lsfix.pipeline import describe_fit, fit_on_rows
         from lsfix.schema import write_predictions
         from lsfix.scorefile import write_scores_file
 
@@ -140,10 +140,13 @@ def normalise(
             if pred.fit_mask is not None and pred.fit_mask.any():
                 raise UsageError(f"{pred.name} already has a fit split (/fit_mask); tune with "
                                  "--fit VAL.h5 or reuse --params")
-            fit_mask = split_fit_rows(pred.n, fit_fraction, seed, pred.name)
+            from lsfix.dense import fit_split, is_dense
+
+            fit_mask = fit_split(pred, fit_fraction, seed)  # dense: whole images
             fitted = fit_on_rows(pred, fit_mask, grid=p_grid, convention=convention,
                                  split={"kind": "fraction", "fraction": fit_fraction,
-                                        "seed": seed, "n": int(fit_mask.sum())})
+                                        "seed": seed, "n": int(fit_mask.sum()),
+                                        **({"unit": "image"} if is_dense(pred) else {})})
         if save_params is not None:
             write_text_atomic(save_params, dumps_json(fitted.to_dict(), indent=2) + "\n")
         assert pred.logits is not None

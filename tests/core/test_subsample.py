@@ -18,6 +18,7 @@ from lsfix.core import compute_scores, evaluate, parse_score
 from lsfix.core.subsample import parse_subsample, subsample_rows
 from lsfix.errors import UsageError
 from lsfix.inputs import read_predictions
+from lsfix.pipeline import split_fit_rows
 from lsfix.schema import new_file, set_root_attrs
 
 
@@ -107,3 +108,32 @@ def test_subsample_pixels_refuses_a_per_sample_file(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert res.stderr == (f"lsfix curve: error: {path}: --subsample-pixels needs dense "
                           "(N, K, H, W) predictions; this input has one row per sample\n")
+
+
+def test_normalise_fit_fraction_on_a_dense_file_splits_whole_images(tmp_path: Path) -> None:
+    path, out = tmp_path / "dense.h5", tmp_path / "s.h5"
+    _dense(path, n=5)
+    res = _run("normalise", path, "--fit-fraction", "0.4", "--seed", "1", "-o", out, "-q")
+    assert res.exit_code == 0, res.stderr
+    with h5py.File(out, "r") as f:
+        fit = f["fit_mask"][()].reshape(5, -1)
+        split = json.loads(f["scores"]["pnorm"].attrs["params"])["split"]
+    per_image = fit.all(axis=1)
+    assert (fit.all(axis=1) | ~fit.any(axis=1)).all()  # every image all in or all out
+    assert per_image.sum() == 2  # ceil(0.4 * 5) images
+    assert per_image.tolist() == split_fit_rows(5, 0.4, 1).tolist()
+    assert split["unit"] == "image" and split["n"] == 2 * 16 * 32
+
+
+def test_audit_fit_fraction_on_a_dense_file_holds_out_whole_images(tmp_path: Path) -> None:
+    path = tmp_path / "dense.h5"
+    _dense(path, n=5)
+    res = _run("audit", path, "--fit-fraction", "0.4", "--seed", "1", "-b", "5", "-f", "json")
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    pred = read_predictions(str(path))
+    assert pred.keep is not None
+    held_out = split_fit_rows(5, 0.4, 1)
+    evaluated = pred.keep.reshape(5, -1)[~held_out]
+    assert doc["n_eval"] == int(evaluated.sum())
+    pred.close()
