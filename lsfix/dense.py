@@ -63,3 +63,9 @@ def fit_split(pred: Predictions, fraction: float, seed: int) -> np.ndarray:
         return split_fit_rows(pred.n, fraction, seed, pred.name)
     n_items, pixels = items_and_pixels(pred, "--fit-fraction")
     return np.repeat(split_fit_rows(n_items, fraction, seed, pred.name), pixels)
+
+
+def image_of_rows(pred: Predictions, option: str) -> np.ndarray:
+    """The image index of every row of a dense input (for ``--bootstrap-unit image``)."""
+    n_items, pixels = items_and_pixels(pred, option)
+    return np.repeat(np.arange(n_items, dtype=np.intp), pixels)

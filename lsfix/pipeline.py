@@ -164,20 +164,29 @@ def evaluate_file(
     n_boot: int = 0,
     seed: int = 0,
     level: float = 0.95,
+    clusters: np.ndarray | None = None,
 ) -> list[ScoreResult]:
-    """Evaluate each resolved score of ``pred`` on its evaluation rows."""
+    """Evaluate each resolved score of ``pred`` on its evaluation rows. ``clusters`` (one
+    id per row, e.g. the image of each pixel) makes the bootstrap resample clusters
+    (:func:`lsfix.core.bootstrap.cluster_bootstrap_ci`)."""
     scores = resolve_scores(pred, names)
     correct = correct_of(pred)
     mask = eval_mask(pred)
     if mask is not None:
         correct = correct[mask]
+        clusters = None if clusters is None else clusters[mask]
     out = []
     for name, conf in scores.items():
         c = conf if mask is None else conf[mask]
         m = parallel.evaluate(c, correct, convention=convention, coverages=coverages,
                               risks=risks)
         ci = None
-        if n_boot:
+        if n_boot and clusters is not None:
+            from lsfix.core.bootstrap import cluster_bootstrap_ci
+
+            ci = cluster_bootstrap_ci(c, correct, clusters, n_boot=n_boot, seed=seed,
+                                      level=level, convention=convention)
+        elif n_boot:
             ci = bootstrap_ci(c, correct, n_boot=n_boot, seed=seed, level=level,
                               convention=convention)
         out.append(ScoreResult(pred.name, name, m, ci, c, correct))

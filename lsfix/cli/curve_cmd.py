@@ -195,6 +195,10 @@ def curve(
         "--subsample-pixels", metavar="N[/IMAGES]",
         help="Dense files: evaluate N random pixels of every IMAGES images (default 1; the "
              "paper: 5000/12), drawn with --seed among the evaluated pixels.")] = None,
+    bootstrap_unit: Annotated[str, typer.Option(
+        "--bootstrap-unit", metavar="row|image",
+        help="What the bootstrap resamples: rows, or whole images of a dense file (pixels of "
+             "one image are not independent).")] = "row",
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("curve"), use_scheduler(scheduler):
@@ -204,6 +208,10 @@ def curve(
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
+        if bootstrap_unit not in ("row", "image"):
+            raise UsageError(f"--bootstrap-unit must be row or image, got {bootstrap_unit!r}")
+        if bootstrap_unit == "image" and by is not None:
+            raise UsageError("--bootstrap-unit image does not go with --by (groups resample rows)")
         pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
                            ignore_index=ignore_index)
         if subsample is not None:
@@ -217,8 +225,13 @@ def curve(
                                                bootstrap, seed, level, percent))
             pred.close()
             return
+        clusters = None
+        if bootstrap_unit == "image":
+            from lsfix.dense import image_of_rows
+
+            clusters = image_of_rows(pred, "--bootstrap-unit image")
         results = evaluate_file(pred, score, convention=convention, coverages=covs, risks=risks,
-                                n_boot=bootstrap, seed=seed, level=level)
+                                n_boot=bootstrap, seed=seed, level=level, clusters=clusters)
         warn_undefined("curve", results)
         if out_fmt == "json":
             text = dumps(document("curve", {

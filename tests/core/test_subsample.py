@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lsfix.cli.app import app
-from lsfix.core import compute_scores, evaluate, parse_score
+from lsfix.core import bootstrap_ci, compute_scores, evaluate, parse_score
+from lsfix.core.bootstrap import cluster_bootstrap_ci
 from lsfix.core.subsample import parse_subsample, subsample_rows
 from lsfix.errors import UsageError
 from lsfix.inputs import read_predictions
@@ -136,4 +137,66 @@ def test_audit_fit_fraction_on_a_dense_file_holds_out_whole_images(tmp_path: Pat
     held_out = split_fit_rows(5, 0.4, 1)
     evaluated = pred.keep.reshape(5, -1)[~held_out]
     assert doc["n_eval"] == int(evaluated.sum())
+    pred.close()
+
+
+# --------------------------------------------------------------------------------------------
+# image-level (cluster) bootstrap
+
+
+def test_cluster_bootstrap_with_one_row_per_cluster_is_the_row_bootstrap() -> None:
+    rng = np.random.default_rng(4)
+    c = rng.integers(0, 5, 60) / 5.0
+    y = rng.random(60) < 0.6
+    a = bootstrap_ci(c, y, n_boot=50, seed=9, convention="xia")
+    b = cluster_bootstrap_ci(c, y, np.arange(60), n_boot=50, seed=9, convention="xia")
+    assert repr(a) == repr(b)
+
+
+def _slow_cluster_ci(c: np.ndarray, y: np.ndarray, g: np.ndarray, n_boot: int, seed: int,
+                     level: float) -> tuple[float, float]:
+    """Reference: rebuild each replicate's rows by concatenation, evaluate from scratch."""
+    rng = np.random.default_rng(seed)
+    n_g = int(g.max()) + 1
+    vals = []
+    for _ in range(n_boot):
+        drawn = rng.integers(0, n_g, n_g)
+        rows = np.concatenate([np.flatnonzero(g == k) for k in drawn])
+        vals.append(evaluate(c[rows], y[rows]).aurc if rows.size else np.nan)
+    ok = np.array([v for v in vals if v == v])
+    lo, hi = np.percentile(ok, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 1000), n_g=st.integers(1, 6), data=st.data())
+def test_cluster_bootstrap_matches_slow_reference(seed: int, n_g: int,
+                                                  data: st.DataObject) -> None:
+    n = data.draw(st.integers(n_g, 30))
+    g = np.array(data.draw(st.lists(st.integers(0, n_g - 1), min_size=n, max_size=n)))
+    c = np.array(data.draw(st.lists(st.sampled_from([0.1, 0.2, 0.5, 0.9]), min_size=n,
+                                    max_size=n)))
+    y = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    got = cluster_bootstrap_ci(c, y, g, n_boot=20, seed=seed, level=0.9)["aurc"]
+    lo, hi = _slow_cluster_ci(c, y, g, 20, seed, 0.9)
+    assert got.low == pytest.approx(lo, rel=1e-12, abs=1e-15)
+    assert got.high == pytest.approx(hi, rel=1e-12, abs=1e-15)
+
+
+def test_curve_bootstrap_unit_image_on_a_dense_file(tmp_path: Path) -> None:
+    path = tmp_path / "dense.h5"
+    _dense(path)
+    res = _run("curve", path, "-s", "msp", "-b", "30", "--seed", "2", "--bootstrap-unit",
+               "image", "-f", "json")
+    assert res.exit_code == 0, res.stderr
+    ci = json.loads(res.stdout)["results"][0]["ci"]["aurc"]
+    pred = read_predictions(str(path))
+    s = compute_scores(pred.logits, [parse_score("msp")], labels=pred.labels)
+    keep = pred.keep
+    images = np.repeat(np.arange(3), 16 * 32)[keep]
+    want = cluster_bootstrap_ci(s["msp"][keep], s["_correct"][keep], images, n_boot=30,
+                                seed=2)["aurc"]
+    assert (ci["low"], ci["high"]) == (want.low, want.high)
+    bad = _run("curve", path, "--bootstrap-unit", "pixel")
+    assert bad.exit_code == 2 and "--bootstrap-unit must be row or image" in bad.stderr
     pred.close()
