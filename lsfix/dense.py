@@ -8,6 +8,8 @@ anyway (not ignored, not fit rows). The paper's Cityscapes evaluation is ``5000/
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from lsfix.core.subsample import parse_subsample, subsample_rows
@@ -69,3 +71,21 @@ def image_of_rows(pred: Predictions, option: str) -> np.ndarray:
     """The image index of every row of a dense input (for ``--bootstrap-unit image``)."""
     n_items, pixels = items_and_pixels(pred, option)
     return np.repeat(np.arange(n_items, dtype=np.intp), pixels)
+
+
+def write_rank_map(pred: Predictions, result: Any, path: str) -> None:
+    """``curve --rank-map``: the uncertainty-rank map of every image (first score)."""
+    from lsfix.core.rankmap import rank_maps
+    from lsfix.pipeline import eval_mask, resolve_scores
+    from lsfix.plot import rank_map_plot
+
+    n_items, pixels = items_and_pixels(pred, "--rank-map")
+    spatial = tuple(getattr(pred.logits, "spatial", ())) if pred.logits is not None else ()
+    if not spatial:
+        spatial = tuple(int(s) for s in pred.fingerprint["shape"][2:])  # type: ignore[index]
+    score = str(result.score)
+    conf = resolve_scores(pred, [score])[score]
+    maps = rank_maps(conf, eval_mask(pred), n_items, spatial)
+    names = ([str(s) for s in pred.sample_ids] if pred.sample_ids is not None
+             else [f"image {i}" for i in range(n_items)])
+    rank_map_plot(maps, names, path, title=f"Uncertainty rank per pixel: {pred.name} · {score}")

@@ -195,6 +195,10 @@ def curve(
         "--subsample-pixels", metavar="N[/IMAGES]",
         help="Dense files: evaluate N random pixels of every IMAGES images (default 1; the "
              "paper: 5000/12), drawn with --seed among the evaluated pixels.")] = None,
+    rank_map: Annotated[str | None, typer.Option(
+        "--rank-map", metavar="PATH",
+        help="Dense files: plot each image's per-pixel uncertainty rank under the first "
+             "score (.png/.svg/.pdf; up to 12 images).")] = None,
     bootstrap_unit: Annotated[str, typer.Option(
         "--bootstrap-unit", metavar="row|image",
         help="What the bootstrap resamples: rows, or whole images of a dense file (pixels of "
@@ -208,6 +212,12 @@ def curve(
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
+        if rank_map is not None:
+            from lsfix.plot import plot_format
+
+            plot_format(rank_map)
+            if by is not None:
+                raise UsageError("--rank-map does not go with --by")
         if bootstrap_unit not in ("row", "image"):
             raise UsageError(f"--bootstrap-unit must be row or image, got {bootstrap_unit!r}")
         if bootstrap_unit == "image" and by is not None:
@@ -248,6 +258,10 @@ def curve(
                 unit = " (×100)" if percent else ""
                 text = render_table(rows, f"{pred.name} — convention {convention}{unit}",
                                     show_file=False)
+        if rank_map is not None:
+            from lsfix.dense import write_rank_map
+
+            write_rank_map(pred, results[0], rank_map)
         if plot is not None:
             from lsfix.plot import rc_plot
 
