@@ -162,20 +162,25 @@ def explain_plots(preds: Sequence[Any], plot_path: str) -> list[str]:
                    xlabel="MSP = σ(|z|)", ylabel="mean |z| (the binary confidence margin)")
     else:
         draw_lines(lines, mech, title="Max logit vs MSP (sliding-window means)",
-                   xlabel="MSP (max softmax probability)", ylabel="mean max logit")
+                   xlabel="MSP (max softmax probability; logit scale: 0.9, 0.99, 0.999 "
+                          "equally spaced)",
+                   ylabel="mean max logit", xscale="logit")
     k = int(usable[0].k)
-    alphas = sorted({a for a in (alpha_of(p) for p in usable) if a} or set(DEFAULT_ALPHAS))
+    recorded = sorted({a for a in (alpha_of(p) for p in usable) if a})
+    alphas = recorded or sorted(DEFAULT_ALPHAS)
+    assumed = "" if recorded else " (assumed: no α in the files' provenance)"
     p_err = np.linspace(0.0, 1.0, 201)
     grad = str(base.with_name(f"{base.stem}.gradient.{ext}"))
     zero = [("zero", np.array([0.0, 1.0]), np.array([0.0, 0.0]))]
     if binary:
-        glines = [Line(f"α={a:g}, BCE targets y(1−α)+α/2", p_err, ls_gradient_term(p_err, 2, a))
-                  for a in alphas]
+        glines = [Line(f"α={a:g}{assumed}, BCE targets y(1−α)+α/2", p_err,
+                       ls_gradient_term(p_err, 2, a)) for a in alphas]
         draw_lines(glines, grad, title="Gradient BCE label smoothing adds to |z|: α(½ − P_err)",
                    xlabel="P_err = 1 − σ(|z|)",
                    ylabel="added gradient on |z| (> 0 pushes it down)", extra=zero)
     else:
-        glines = [Line(f"α={a:g}, K={k}", p_err, ls_gradient_term(p_err, k, a)) for a in alphas]
+        glines = [Line(f"α={a:g}{assumed}, K={k}", p_err, ls_gradient_term(p_err, k, a))
+                  for a in alphas]
         draw_lines(glines, grad, title="Gradient LS adds to the max logit: α(1 − 1/K − P_err)",
                    xlabel="P_err (probability the prediction is wrong)",
                    ylabel="added gradient on max logit (> 0 pushes it down)", extra=zero)

@@ -60,6 +60,7 @@ import csv
 import io
 import math
 import operator
+import pickle
 import re
 import warnings
 import zipfile
@@ -70,6 +71,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from lsfix import untrusted
 from lsfix.errors import InputError, LsfixError, MissingDependency, RuntimeFailure
 from lsfix.predictions import Predictions, ignore_index_in_effect, predictions_from_arrays
 
@@ -93,7 +95,7 @@ CLASS_NAMES_KEYS = ("class_names",)
 TABLE_SCORE_NAME = "confidence"
 TABLE_SCORE_METHOD = "table"
 
-_UNRECOGNISED = "unrecognised input format (not HDF5, .npy, .npz, .pt, .csv or .tsv)"
+_UNRECOGNISED = "unrecognised input format (not HDF5, .npy, .npz, .pt, .csv, .tsv or .txt)"
 _EXTRACT_HINT = "pip install 'lsfix[extract]'"
 _NPY_MAX_HEADER = 10_000  # numpy's own default limit against hostile headers
 _NPY_KINDS = "biufcUS"  # dtypes read; object, void/structured and datetimes are refused
@@ -105,7 +107,7 @@ _TRUE_FALSE = {"0": 0, "1": 1, "true": 1, "false": 0, "True": 1, "False": 0, "TR
 
 _EXTENSIONS = {
     ".npy": "npy", ".npz": "zip", ".pt": "torch", ".pth": "torch",
-    ".csv": "csv", ".tsv": "tsv", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5",
+    ".csv": "csv", ".tsv": "tsv", ".txt": "txt", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5",
 }
 _WRONG_MAGIC = {
     "npy": "does not start with the .npy magic bytes; not a .npy file, or corrupt",
@@ -115,7 +117,8 @@ _WRONG_MAGIC = {
     "hdf5": "does not start with the HDF5 signature; not an HDF5 file, or corrupt",
 }
 _WHAT = {"npy": ".npy file", "zip": "zip archive (.npz or torch.save)",
-         "torch": "torch.save file", "csv": "CSV table", "tsv": "TSV table"}
+         "torch": "torch.save file", "csv": "CSV table", "tsv": "TSV table",
+         "txt": "whitespace-separated table"}
 
 
 def table_correct(pred: Predictions) -> np.ndarray | None:
@@ -173,7 +176,10 @@ def read_foreign(src: str | io.BytesIO, name: str, head: bytes) -> Predictions:
             return _read_zip(src, name)
         if kind == "torch":
             return _read_torch(src, name)
-        return _read_table(_all_bytes(src, name), name, "\t" if kind == "tsv" else ",",
+        data = _all_bytes(src, name)
+        if kind == "txt":  # np.savetxt: whitespace-separated; a header comes after '# '
+            data = _whitespace_to_tabs(data)
+        return _read_table(data, name, "\t" if kind in ("tsv", "txt") else ",",
                            hint_other=not isinstance(src, io.BytesIO) and suffix != "")
     except LsfixError:
         raise
@@ -203,7 +209,7 @@ def _detect(src: str | io.BytesIO, name: str, head: bytes, suffix: str) -> str:
             file=name,
         )
     by_ext = _EXTENSIONS.get(suffix)
-    if by_ext in ("csv", "tsv"):
+    if by_ext in ("csv", "tsv", "txt"):
         return by_ext
     if by_ext is not None:
         raise InputError(_WRONG_MAGIC[by_ext], file=name)
@@ -212,6 +218,17 @@ def _detect(src: str | io.BytesIO, name: str, head: bytes, suffix: str) -> str:
         if sniffed is not None:
             return sniffed
     raise InputError(_UNRECOGNISED, file=name)
+
+
+def _whitespace_to_tabs(data: bytes) -> bytes:
+    """``np.savetxt`` text (cells split by runs of blanks; ``# `` before a header line)."""
+    out = []
+    for line in data.splitlines():
+        line = line.strip()
+        if line.startswith(b"#"):
+            line = line[1:].strip()
+        out.append(b"\t".join(line.split()))
+    return b"\n".join(out) + b"\n"
 
 
 def _sniff_text(data: bytes) -> str | None:
@@ -353,6 +370,9 @@ def _read_zip(src: str | io.BytesIO, name: str) -> Predictions:
         with zf:
             members = zf.namelist()
             if any(m == "data.pkl" or m.endswith("/data.pkl") for m in members):
+                obj = _torch_zip_without_torch(zf, name)
+                if obj is not _NEEDS_TORCH:
+                    return _from_torch_object(obj, name)
                 return _read_torch(src, name)
             return _read_npz(zf, members, name)
 
@@ -384,7 +404,10 @@ def _read_npz(zf: zipfile.ZipFile, members: list[str], name: str) -> Predictions
         try:
             with zf.open(member) as fp:
                 hdr = _npy_header(fp)
-                avail = zf.getinfo(member).file_size - fp.tell()
+                info = zf.getinfo(member)
+                untrusted.check_expansion(info.compress_size, info.file_size, file=name,
+                                          dataset=f"/{key}")
+                avail = info.file_size - fp.tell()
                 return _npy_data(fp, hdr, avail, name, f"/{key}")
         except LsfixError:
             raise
@@ -506,7 +529,37 @@ def _read_torch(src: str | io.BytesIO, name: str) -> Predictions:
         raise InputError(f"unreadable torch.save file ({_describe(exc)}); truncated or corrupt?",
                          file=name) from None
 
-    if isinstance(obj, torch.Tensor):
+    return _from_torch_object(obj, name)
+
+
+_NEEDS_TORCH = object()
+
+
+def _torch_zip_without_torch(zf: zipfile.ZipFile, name: str) -> Any:
+    """The object of a torch.save zip read by :mod:`lsfix.torchzip` (no torch import), or
+    ``_NEEDS_TORCH`` for a feature only torch.load reads (then only if torch is installed)."""
+    from lsfix import torchzip
+
+    try:
+        return torchzip.load(zf)
+    except torchzip.Refused as exc:
+        raise InputError(
+            f"refused: the pickle in this torch.save file names {exc}, not only tensors and "
+            "plain containers; lsfix never unpickles arbitrary objects (save plain tensors, "
+            "e.g. torch.save({'logits': logits, 'labels': labels}, path))",
+            file=name,
+        ) from None
+    except torchzip.Unsupported:
+        return _NEEDS_TORCH
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, KeyError,
+            TypeError, AttributeError, IndexError, OSError) as exc:
+        raise InputError(f"unreadable torch.save file ({_describe(exc)}); truncated or corrupt?",
+                         file=name) from None
+
+
+def _from_torch_object(obj: Any, name: str) -> Predictions:
+    """Predictions from what a torch.save file held (tensors as torch or numpy arrays)."""
+    if _is_array(obj):
         pred = predictions_from_arrays(name, _to_numpy(obj, name, ""), dataset_names=("", ""))
         pred.foreign_format = "torch"
         return pred
@@ -542,23 +595,29 @@ def _weights_only_reason(text: str) -> str:
     return "unsupported content"
 
 
-def _torch_meta(value: Any) -> tuple[str, int]:
-    import torch
+def _is_array(value: Any) -> bool:
+    """A numpy array, or a torch tensor (checked without importing torch)."""
+    if isinstance(value, np.ndarray):
+        return True
+    return type(value).__module__.startswith("torch") and type(value).__name__ in (
+        "Tensor", "Parameter")
 
-    if isinstance(value, torch.Tensor):
-        return ("f" if value.is_floating_point() else "other", value.dim())
+
+def _torch_meta(value: Any) -> tuple[str, int]:
     if isinstance(value, np.ndarray):
         return (value.dtype.kind, value.ndim)
+    if _is_array(value):
+        return ("f" if value.is_floating_point() else "other", value.dim())
     return ("other", 0)
 
 
 def _to_numpy(value: Any, name: str, where: str) -> np.ndarray:
     """A tensor, numpy array or list of numbers/strings as a numpy array."""
-    import torch
-
     if isinstance(value, np.ndarray):
         return value
-    if isinstance(value, torch.Tensor):
+    if _is_array(value):
+        import torch
+
         try:
             t = value.detach()
             if t.layout == torch.strided:
@@ -618,7 +677,9 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
     if not rows:
         raise InputError("empty table (no header line)", file=name)
 
-    header, header_line = [c.strip() for c in rows[0]], lines[0]
+    notes: list[str] = []
+    rows, lines, header, class_names = _normalise_table(rows, list(lines), name, notes)
+    header_line = lines[0]
     seen: set[str] = set()
     for col in header:
         if col in seen:
@@ -649,10 +710,16 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
             hint = (" (the file looks tab-separated: name it .tsv)" if other == "\t"
                     else " (the file looks comma-separated: name it .csv)")
         cols = ", ".join(repr(c) for c in header)
+        text = [j for j, c in enumerate(header) if data_rows and not all(
+            j < len(r) and _is_number(r[j]) for r in data_rows[:50])]
+        advice = "Rename the columns to those names"
+        if len(text) == 1 and len(header) >= 3:
+            advice = (f"One numeric column per class is read with a label column: if "
+                      f"{header[text[0]]!r} holds the labels, rename it to 'label' (or y_true)")
         raise InputError(
-            f"line {header_line}: neither a logits table (logit_0..logit_<K-1>, label, "
-            f"sample_id) nor a score table (confidence, correct, sample_id); columns: "
-            f"{cols}{hint}",
+            f"line {header_line}: neither a logits table (logit_0..logit_<K-1> or one "
+            f"numeric column per class, and label) nor a score table (confidence and correct, "
+            f"or confidence, y_true and y_pred); columns: {cols}{hint}. {advice}",
             file=name,
         )
     known = {TABLE_SCORE_NAME, "correct", "sample_id", "label"}
@@ -701,7 +768,7 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
 
     ids = parsed.get("sample_id")
     groups = {col: parsed[col] for col in group_cols}
-    notes = []
+    notes = [f"{name}: {line}" for line in notes]  # how the table was read (normalised)
     if group_cols:
         used = [c for c in header if c not in group_cols]
         notes.append(f"{name}: column(s) {', '.join(map(repr, group_cols))} read as groups "
@@ -723,7 +790,8 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
     logits = np.column_stack([parsed[c] for c in required])
     pred = predictions_from_arrays(
         name, logits, labels=parsed.get("label"),
-        sample_ids=None if ids is None else list(ids), dataset_names=("", ""),
+        sample_ids=None if ids is None else list(ids), class_names=class_names,
+        dataset_names=("", ""),
     )
     pred.foreign_format = LOGITS_TABLE
     pred.groups, pred.notes = groups, notes
@@ -733,6 +801,99 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
 def _group_values(cells: list[str]) -> np.ndarray:
     """A group column: its cells as stripped strings (an empty cell is its own group '')."""
     return np.asarray([c.strip() for c in cells], dtype=object)
+
+
+#: column names people use, and the name lsfix reads them as (compared case-insensitively)
+COLUMN_ALIASES = {
+    "label": "label", "labels": "label", "y": "label", "y_true": "label", "target": "label",
+    "targets": "label", "true_label": "label", "true": "label", "gt": "label",
+    "ground_truth": "label",
+    "confidence": TABLE_SCORE_NAME, "conf": TABLE_SCORE_NAME, "y_score": TABLE_SCORE_NAME,
+    "y_conf": TABLE_SCORE_NAME,
+    "correct": "correct", "is_correct": "correct",
+    "y_pred": "y_pred", "pred": "y_pred", "prediction": "y_pred", "predicted": "y_pred",
+    "pred_label": "y_pred",
+    "sample_id": "sample_id", "sample_ids": "sample_id", "id": "sample_id",
+}
+_INDEX_HEADERS = ("", "Unnamed: 0", "index")
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _normalise_table(rows: list[list[str]], lines: list[int], name: str, notes: list[str]
+                     ) -> tuple[list[list[str]], list[int], list[str], list[str] | None]:
+    """Tables as people save them, mapped onto lsfix's two layouts.
+
+    * No header, every cell of the first line a number (``np.savetxt``): every column is a
+      logit (``logit_0..``); labels then come from ``--labels FILE``.
+    * pandas' ``df.to_csv()`` index column (an empty or ``Unnamed: 0`` first header): dropped.
+    * Usual key names (:data:`COLUMN_ALIASES`: ``y_true``, ``target``, ``y_score``, ...).
+    * ``y_true`` + ``y_pred`` + a confidence: a score table, ``correct = y_true == y_pred``.
+    * One numeric column per class, headed by the class names, plus a label column (class
+      indices or class names): a logits table whose ``class_names`` are the headers.
+
+    Returns the rows (header first, possibly synthetic), their lines, the header in lsfix's
+    names, and the class names (or None).
+    """
+    if rows and all(_is_number(c) for c in rows[0]):
+        width = len(rows[0])
+        notes.append(f"no header line: read its {width} column(s) as logits")
+        return ([[f"logit_{i}" for i in range(width)], *rows], [lines[0], *lines],
+                [f"logit_{i}" for i in range(width)], None)
+    header = [c.strip() for c in rows[0]]
+    if len(header) > 1 and header[0] in _INDEX_HEADERS:
+        rows = [r[1:] if len(r) == len(header) else r for r in rows]
+        header = header[1:]
+        notes.append("dropped the index column (pandas' to_csv default)")
+    canon = [COLUMN_ALIASES.get(c.lower(), c) for c in header]
+    if any(_LOGIT_COLUMN.fullmatch(c) for c in canon) or (
+            TABLE_SCORE_NAME in canon and "correct" in canon):
+        return rows, lines, canon, None
+    if TABLE_SCORE_NAME in canon and "label" in canon and "y_pred" in canon:
+        t, p = canon.index("label"), canon.index("y_pred")
+        out = [[*("confidence" if c == TABLE_SCORE_NAME else c for c in canon
+                  if c not in ("label", "y_pred")), "correct"]]
+        keep = [j for j, c in enumerate(canon) if c not in ("label", "y_pred")]
+        for r in rows[1:]:
+            if len(r) != len(header):
+                out.append(r)  # ragged: reported by the caller with its line
+                continue
+            out.append([*(r[j] for j in keep), "1" if r[t].strip() == r[p].strip() else "0"])
+        notes.append("correct = (y_true == y_pred)")
+        return out, lines, out[0], None
+    special = {"label", "sample_id", "y_pred"}
+    data = rows[1:]
+    cand = [j for j, c in enumerate(canon) if c not in special]
+    classes = [j for j in cand if data and all(
+        len(r) == len(header) and _is_number(r[j]) for r in data[:50])]
+    others = [j for j in cand if j not in classes]  # text columns: groups (--by NAME)
+    if len(classes) >= 2 and "label" in canon or len(classes) >= 2 and not others:
+        names = [header[j] for j in classes]
+        lab = canon.index("label") if "label" in canon else None
+        index = {n: str(i) for i, n in enumerate(names)}
+        out = [[f"logit_{i}" for i in range(len(classes))]
+               + (["label"] if lab is not None else [])
+               + (["sample_id"] if "sample_id" in canon else [])
+               + [header[j] for j in others]]
+        sid = canon.index("sample_id") if "sample_id" in canon else None
+        for r in data:
+            if len(r) != len(header):
+                out.append(r)
+                continue
+            y = [] if lab is None else [index.get(r[lab].strip(), r[lab].strip())]
+            out.append([*(r[j] for j in classes), *y, *([r[sid]] if sid is not None else []),
+                        *(r[j] for j in others)])
+        notes.append(f"one column per class ({', '.join(names[:3])}"
+                     f"{', ...' if len(names) > 3 else ''})"
+                     + (" and a label column" if lab is not None else ""))
+        return out, lines, out[0], names
+    return rows, lines, canon, None
 
 
 def _csv_rows(text: str, name: str, delimiter: str) -> tuple[list[list[str]], Sequence[int]]:
@@ -831,6 +992,89 @@ def _unique_strings(cells: list[str]) -> np.ndarray:
     return np.asarray(ids, dtype=object)
 
 
+# --------------------------------------------------------------------------------------------
+# a labels file (--labels FILE)
+
+LABEL_COLUMNS = ("label", "labels", "y", "y_true", "target", "targets", "true_label", "class")
+
+
+def read_labels_file(spec: str) -> tuple[np.ndarray, str]:
+    """Labels from ``--labels FILE``: ``(labels as given, display name)``.
+
+    ``FILE.npy`` (one integer array), ``FILE.npz`` (key ``labels``/``y``/``y_true``/
+    ``targets``), ``FILE.txt`` (integers separated by blanks or newlines; ``np.savetxt``), or
+    ``FILE.csv``/``FILE.tsv``: the column ``label``/``y_true``/``target``/... (see
+    :data:`LABEL_COLUMNS`), a single column, or the column named after a colon:
+    ``table.csv:species``. Values may be class names; they are returned as strings then and
+    mapped onto the input's class names by the caller. Nothing is unpickled.
+    """
+    path, column = spec, None
+    if not Path(spec).exists() and ":" in spec:
+        path, column = spec.rsplit(":", 1)
+    name = spec
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("no such file (--labels)", file=path)
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".npy":
+            arr = np.load(p, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                key = next((k for k in ("labels", "y", "y_true", "targets", "label")
+                            if k in z.files), None)
+                if key is None:
+                    raise InputError(f"no labels array (looked for labels, y, y_true, targets; "
+                                     f"it holds {', '.join(z.files) or 'nothing'})", file=name)
+                arr = z[key]
+        elif suffix in (".csv", ".tsv"):
+            arr = _labels_column(p.read_bytes(), name, "\t" if suffix == ".tsv" else ",",
+                                 column)
+        else:
+            cells = p.read_bytes().decode("utf-8-sig").split()
+            arr = np.asarray(cells)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"unreadable labels file ({_describe(exc)})", file=name) from None
+    arr = np.asarray(arr)
+    if arr.ndim != 1:
+        raise InputError(f"labels must be one column, got shape {arr.shape}", file=name)
+    if arr.dtype.kind in "US":
+        try:
+            arr = np.asarray([int(c) for c in arr], dtype=np.int64)
+        except ValueError:
+            arr = arr.astype(str)  # class names
+    elif arr.dtype.kind == "f":
+        if not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
+            raise InputError("labels must be integers (or class names), got non-integral "
+                             "numbers", file=name)
+        arr = arr.astype(np.int64)
+    elif arr.dtype.kind not in "iub":
+        raise InputError(f"labels must be integers or class names, got {arr.dtype}", file=name)
+    return arr, name
+
+
+def _labels_column(data: bytes, name: str, delimiter: str, column: str | None) -> np.ndarray:
+    rows, _ = _csv_rows(data.decode("utf-8-sig"), name, delimiter)
+    if not rows:
+        raise InputError("empty table", file=name)
+    header = [c.strip() for c in rows[0]]
+    if column is not None:
+        if column not in header:
+            raise InputError(f"no column {column!r}; columns: {', '.join(header)}", file=name)
+        j = header.index(column)
+        body = rows[1:]
+    elif len(header) == 1:
+        j, body = 0, rows[1:] if not _is_number(header[0]) else rows
+    else:
+        found = [h for h in header if h.lower() in LABEL_COLUMNS]
+        if len(found) != 1:
+            raise InputError(f"which column holds the labels? name it FILE:COLUMN (columns: "
+                             f"{', '.join(header)})", file=name)
+        j, body = header.index(found[0]), rows[1:]
+    return np.asarray([r[j].strip() if j < len(r) else "" for r in body])
+
+
 __all__ = [
-    "FORMATS", "LOGITS_TABLE", "SCORE_TABLE", "read_foreign", "table_correct",
+    "FORMATS", "LOGITS_TABLE", "SCORE_TABLE", "read_foreign", "read_labels_file",
+    "table_correct",
 ]

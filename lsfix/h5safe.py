@@ -35,10 +35,14 @@ from typing import Any
 import h5py
 import numpy as np
 
+from lsfix import untrusted
 from lsfix.errors import InputError
 
 #: Environment variable that allows libhdf5 to load filter plugins (value ``1``).
 PLUGINS_ENV = "LSFIX_HDF5_PLUGINS"
+#: Largest storage chunk lsfix reads (libhdf5 decompresses a chunk whole; lsfix's own files
+#: and h5py's automatic chunking use at most 1 MiB).
+MAX_CHUNK_BYTES = 64 << 20
 #: Links visited per file before it is refused (an lsfix file holds a few dozen).
 MAX_OBJECTS = 100_000
 # The raw-data chunk cache stays at libhdf5's default (1 MiB): readers align their row blocks
@@ -197,6 +201,11 @@ def check_dataset(ds: h5py.Dataset, name: str, path: str) -> None:
                              f"{hint}", file=name, dataset=path)
 
 
+def dcpl_filters(ds: h5py.Dataset) -> int:
+    """Number of filters (compression, shuffle, checksums) in a dataset's pipeline."""
+    return int(ds.id.get_create_plist().get_nfilters())
+
+
 def require_stored(ds: h5py.Dataset, name: str, path: str) -> None:
     """Refuse a dataset whose declared shape is not backed by data stored in the file.
 
@@ -221,6 +230,15 @@ def require_stored(ds: h5py.Dataset, name: str, path: str) -> None:
                     f"declares shape {tuple(shape)} ({declared} bytes) but only {have} of its "
                     f"{expected} storage chunks were ever written; refusing to read fill values",
                     file=name, dataset=path)
+            chunk_bytes = int(np.prod([int(c) for c in chunks])) * int(ds.dtype.itemsize)
+            if chunk_bytes > MAX_CHUNK_BYTES:
+                raise InputError(
+                    f"has storage chunks of {chunk_bytes} bytes; lsfix reads chunks of at most "
+                    f"{MAX_CHUNK_BYTES >> 20} MiB (each is decompressed whole)", file=name,
+                    dataset=path)
+            if dcpl_filters(ds):
+                untrusted.check_expansion(int(ds.id.get_storage_size()), declared, file=name,
+                                          dataset=path)
         elif layout == h5py.h5d.CONTIGUOUS:
             stored = int(ds.id.get_storage_size())
             if stored < declared:

@@ -169,8 +169,8 @@ def evaluate_file(
     """Evaluate each resolved score of ``pred`` on its evaluation rows. ``clusters`` (one
     id per row, e.g. the image of each pixel) makes the bootstrap resample clusters
     (:func:`lsfix.core.bootstrap.cluster_bootstrap_ci`)."""
+    correct = correct_of(pred)  # first: "no /labels" is found before any pass for scores
     scores = resolve_scores(pred, names)
-    correct = correct_of(pred)
     mask = eval_mask(pred)
     if mask is not None:
         correct = correct[mask]
@@ -185,10 +185,12 @@ def evaluate_file(
             from lsfix.core.bootstrap import cluster_bootstrap_ci
 
             ci = cluster_bootstrap_ci(c, correct, clusters, n_boot=n_boot, seed=seed,
-                                      level=level, convention=convention)
+                                      level=level, convention=convention,
+                                      coverages=tuple(coverages), risks=tuple(risks))
         elif n_boot:
             ci = bootstrap_ci(c, correct, n_boot=n_boot, seed=seed, level=level,
-                              convention=convention)
+                              convention=convention, coverages=tuple(coverages),
+                              risks=tuple(risks))
         out.append(ScoreResult(pred.name, name, m, ci, c, correct))
     return out
 
@@ -238,6 +240,25 @@ class _RowSubset:
         lo, hi = int(sel[0]), int(sel[-1]) + 1
         block = self._src.rows(lo, hi)
         return block[sel - lo]
+
+
+#: below these, the held-out AURCs of neighbouring p differ by less than their sampling noise
+MIN_FIT_ROWS = 500
+MIN_FIT_ERRORS = 20
+
+
+def small_fit_warning(fit: PNormFit) -> str | None:
+    """One line when the fit set is too small to choose p reliably (None otherwise).
+
+    AURC is driven by the errors: with e errors its sampling sd is roughly AURC / sqrt(e), and
+    the held-out AURCs of neighbouring p differ by a few percent, so fewer than about 20
+    errors (or 500 rows) make the choice of p mostly noise.
+    """
+    if fit.n_fit >= MIN_FIT_ROWS and fit.n_errors >= MIN_FIT_ERRORS:
+        return None
+    return (f"the fit set has {fit.n_fit} rows and {fit.n_errors} errors: too few to choose p "
+            f"reliably; a reliable choice needs at least {MIN_FIT_ROWS} rows with at least "
+            f"{MIN_FIT_ERRORS} wrong predictions (more errors, steadier choice)")
 
 
 def describe_fit(fit: PNormFit) -> str:

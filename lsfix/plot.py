@@ -26,11 +26,13 @@ _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 @dataclass(frozen=True)
 class Line:
-    """One curve to draw."""
+    """One curve to draw; ``points`` are ``(x, y, label)`` to mark on it (the requested
+    risk@coverage and coverage@risk points)."""
 
     label: str
     x: np.ndarray
     y: np.ndarray
+    points: tuple[tuple[float, float, str], ...] = ()
 
 
 def plot_format(path: str) -> str:
@@ -79,43 +81,94 @@ def draw_lines(
     percent_y: bool = False,
     xlim: tuple[float, float] | None = None,
     extra: Sequence[tuple[str, np.ndarray, np.ndarray]] = (),
+    xscale: str = "linear",
+    zoom: tuple[float, float] | None = None,
 ) -> None:
-    """Draw styled lines (grey-scale-safe) and save to ``path``."""
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    for i, line in enumerate(lines):
-        x, y = thin(np.asarray(line.x), np.asarray(line.y))
-        ax.plot(x, y, color=_COLORS[i % len(_COLORS)], linestyle=_DASHES[i % len(_DASHES)],
-                linewidth=1.8, marker=_MARKERS[i % len(_MARKERS)],
-                markevery=max(1, x.shape[0] // 8), markersize=5, label=line.label)
-    for label, ex, ey in extra:
-        tx, ty = thin(np.asarray(ex), np.asarray(ey))
-        ax.plot(tx, ty, color="#777777", linestyle=(0, (2, 2)), linewidth=1.0, label=label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, color="#dddddd", linewidth=0.6)
-    from matplotlib.ticker import PercentFormatter
+    """Draw styled lines (grey-scale-safe) and save to ``path``.
 
-    if percent_x:
-        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-    if percent_y:
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ``xscale="logit"`` spreads x values near 0 and 1 (MSP close to 1 stays readable).
+    ``zoom=(x0, x1)`` adds a second panel over that x range with its own y range (at high
+    coverage the lines overlap; the low-coverage end is where rankings differ).
+    """
+    plt = _figure()
+    if zoom is None:
+        fig, ax = plt.subplots(figsize=(6.4, 4.6))
+        axes = [ax]
+    else:
+        fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.6),
+                                 gridspec_kw={"width_ratios": [1.15, 1.0]})
+    for n_ax, ax in enumerate(axes):
+        named: set[str] = set()  # each requested point is labelled once per panel
+        for i, line in enumerate(lines):
+            x, y = thin(np.asarray(line.x), np.asarray(line.y))
+            color = _COLORS[i % len(_COLORS)]
+            ax.plot(x, y, color=color, linestyle=_DASHES[i % len(_DASHES)],
+                    linewidth=1.8, marker=_MARKERS[i % len(_MARKERS)],
+                    markevery=max(1, x.shape[0] // 8), markersize=5,
+                    label=line.label if n_ax == 0 else None)
+            for px, py, plabel in line.points:
+                ax.plot([px], [py], marker="o", markersize=9, markerfacecolor="none",
+                        markeredgecolor=color, markeredgewidth=1.6, linestyle="none")
+                if plabel not in named:
+                    named.add(plabel)
+                    ax.annotate(plabel, (px, py), textcoords="offset points", xytext=(-8, 10),
+                                fontsize=7, color="#333333", ha="right")
+        for label, ex, ey in extra:
+            tx, ty = thin(np.asarray(ex), np.asarray(ey))
+            ax.plot(tx, ty, color="#777777", linestyle=(0, (2, 2)), linewidth=1.0,
+                    label=label if n_ax == 0 else None)
+        ax.set_xlabel(xlabel)
+        ax.grid(True, color="#dddddd", linewidth=0.6)
+        if xscale != "linear":
+            ax.set_xscale(xscale)
+            if xscale == "logit":  # 0.5, 0.9, 0.99, 0.999 rather than ½ and 1 − 10⁻³
+                from matplotlib.ticker import FixedLocator, FuncFormatter
+
+                ticks = [0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 0.9999, 0.99999, 0.999999]
+                ax.xaxis.set_major_locator(FixedLocator(ticks))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        from matplotlib.ticker import PercentFormatter
+
+        if percent_x:
+            ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+        if percent_y:
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    axes[0].set_ylabel(ylabel)
+    axes[0].set_title(title)
     if xlim is not None:
-        ax.set_xlim(*xlim)
-    ax.legend(fontsize=8, frameon=True)
+        axes[0].set_xlim(*xlim)
+    if zoom is not None:
+        z = axes[1]
+        z.set_xlim(*zoom)
+        top = 0.0
+        for line in [*lines, *(Line(lab, ex, ey) for lab, ex, ey in extra)]:
+            x, y = np.asarray(line.x), np.asarray(line.y)
+            sel = (x >= zoom[0]) & (x <= zoom[1]) & np.isfinite(y)
+            if sel.any():
+                top = max(top, float(np.max(y[sel])))
+        z.set_ylim(0.0, top * 1.08 if top > 0 else 1.0)
+        z.set_title(f"zoom: {zoom[0]:.0%}–{zoom[1]:.0%}" if percent_x else
+                    f"zoom: {zoom[0]:g}–{zoom[1]:g}")
+    axes[0].legend(fontsize=8, frameon=True)
     save(fig, path)
     plt.close(fig)
 
 
+#: coverage range of the risk-coverage plot's zoom panel
+RC_ZOOM = (0.0, 0.5)
+
+
 def rc_plot(lines: Sequence[Line], path: str, *, title: str = "Risk-coverage curve",
-            oracle: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-    """Risk-coverage curves: coverage (x, %) vs selective risk (y, %), optional oracle."""
-    extra = [("oracle (ideal ranking)", oracle[0], oracle[1])] if oracle is not None else []
+            oracle: tuple[np.ndarray, np.ndarray] | None = None,
+            oracle_label: str = "oracle (ideal ranking)") -> None:
+    """Risk-coverage curves: coverage (x, %) vs selective risk (y, %), optional oracle, the
+    requested points of each line marked, and a panel zoomed on coverage 0–50 %."""
+    extra = [(oracle_label, oracle[0], oracle[1])] if oracle is not None else []
     draw_lines(lines, path, title=title,
                xlabel="coverage (share of samples accepted)",
                ylabel="selective risk (error rate among accepted)",
-               percent_x=True, percent_y=True, xlim=(0.0, 1.0), extra=extra)
+               percent_x=True, percent_y=True, xlim=(0.0, 1.0), extra=extra, zoom=RC_ZOOM)
 
 
 @dataclass(frozen=True)

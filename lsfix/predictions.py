@@ -78,7 +78,7 @@ class Predictions:
     logits : ArrayRows or None
         Row source over ``/logits`` (``n`` rows of ``k`` classes after binary/dense expansion);
         ``None`` for a score-only table (``curve scores.tsv``).
-    labels : ndarray of int64, shape (n,) or None
+    labels : ndarray of integers (the stored dtype), shape (n,) or None
         Labels flattened like the logits rows; ignored pixels of dense tasks are excluded
         from evaluation by ``keep``.
     correct : ndarray of bool, shape (n,) or None
@@ -135,7 +135,10 @@ class Predictions:
     def require_labels(self, what: str) -> np.ndarray:
         """Labels, or an :class:`InputError` saying ``what`` needs them."""
         if self.labels is None:
-            raise InputError(f"no {LABELS} dataset; {what} needs labels", file=self.name)
+            if self.foreign_format is not None:  # .npy/.npz/.pt/table: no "datasets"
+                raise InputError(f"no labels in {self.name} (pass --labels FILE)")
+            raise InputError(f"no {LABELS} dataset; {what} needs labels (pass --labels FILE)",
+                             file=self.name)
         return self.labels
 
     def close(self) -> None:
@@ -175,7 +178,7 @@ def validate_labels(
 
     Returns
     -------
-    labels : ndarray of int64, shape (n_rows,)
+    labels : ndarray of integers in their stored dtype, shape (n_rows,)
         Ignored rows (``ignore_index``) hold 0 and are excluded from evaluation via ``keep``.
     keep : ndarray of bool or None
         Mask of rows to evaluate when ``ignore_index`` removes pixels, else ``None``.
@@ -196,7 +199,11 @@ def validate_labels(
             raise InputError(f"{int(big.sum())} label(s) above 2^63 - 1 (not a class index); "
                              f"first at row {first} = {int(raw_flat[first])}", file=name,
                              dataset=dataset)
-    flat = raw_flat.astype(np.int64)
+    # labels stay in their stored integer dtype (a uint8 segmentation map costs 1 B per pixel,
+    # not 8); checks run in that dtype, the int64 copy below exists only to word an error
+    if not raw_flat.dtype.isnative:
+        raw_flat = raw_flat.astype(raw_flat.dtype.newbyteorder("="))
+    flat = raw_flat
     keep = None
     check = flat
     if ignore_index is not None:
@@ -210,6 +217,7 @@ def validate_labels(
     if k is not None and check.shape[0]:
         lo, hi = int(check.min()), int(check.max())
         if lo < 0 or hi >= k:
+            flat = flat.astype(np.int64)
             bad = ((flat < 0) | (flat >= k)) if keep is None else (
                 keep & ((flat < 0) | (flat >= k)))
             what = "0 or 1 (single-logit binary classifier)" if binary else f"in [0, {k})"
@@ -224,8 +232,8 @@ def validate_labels(
                 file=name,
                 dataset=dataset,
             )
-    if keep is not None:
-        flat = np.where(keep, flat, 0)  # ignored rows: any valid class; never evaluated
+    if keep is not None:  # ignored rows: any valid class; never evaluated
+        flat = np.where(keep, flat, np.zeros(1, dtype=flat.dtype))
     return flat, keep
 
 

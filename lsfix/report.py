@@ -9,8 +9,8 @@ coverages) by 100, like the paper's "%AURC"; NAURC (a ratio) is never scaled.
 from __future__ import annotations
 
 import io
-import json
 import math
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,7 +88,10 @@ def interval_dict(iv: Interval, *, scale: float = 1.0) -> dict[str, Any]:
 def ci_dict(ci: dict[str, Interval] | None, *, percent: bool = False) -> dict[str, Any] | None:
     if not ci:
         return None
-    return {k: interval_dict(v, scale=100.0 if (percent and k in SCALED) else 1.0)
+    def scaled(k: str) -> bool:
+        return k in SCALED or k.startswith(("risk@", "coverage@"))
+
+    return {k: interval_dict(v, scale=100.0 if (percent and scaled(k)) else 1.0)
             for k, v in ci.items()}
 
 
@@ -169,3 +172,48 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str],
         out.append("| " + " | ".join(fmt(r.get(c)) if not isinstance(r.get(c), str)
                                      else str(r.get(c)) for c in columns) + " |")
     return "\n".join(out) + "\n"
+
+
+#: what each figure lsfix draws shows and how to read it; the reports print it under the figure
+CAPTIONS = {
+    "rc": ("Risk–coverage: each line is one score. Moving right accepts more samples "
+           "(coverage); the height is the error rate among those accepted (selective risk). "
+           "Lower is better at every coverage, and the area under a line is its AURC. The grey "
+           "dashed line is the oracle: every correct prediction accepted before any wrong one. "
+           "Circles mark the requested risk@coverage and coverage@risk points; the right panel "
+           "zooms on coverage 0–50 %, where the rankings differ most."),
+    "mechanism": ("Max logit against MSP, for correct and for wrong predictions of each file "
+                  "(sliding-window means; MSP on a logit scale, so 0.9, 0.99 and 0.999 are "
+                  "equally spaced). Label smoothing pulls the max logit down most where MSP is "
+                  "high: its curves sit lower and stop short of MSP = 1."),
+    "gradient": ("The extra gradient label smoothing puts on the predicted class's logit, "
+                 "α(1 − 1/K − P_err), against the probability that the prediction is wrong. "
+                 "Above zero it pushes the max logit down: hardest for confident, likely "
+                 "correct predictions (left). An α marked 'assumed' is an illustration, not "
+                 "read from the files."),
+    "gaps": ("Logit gaps (largest logit minus the mean of the others). Label smoothing with α "
+             "caps the gap near log(1 + K(1−α)/α): a pile-up just below a ceiling (dashed) is "
+             "its fingerprint; the dotted line is the ceiling of the α a file records."),
+}
+
+
+def caption(path: str) -> str:
+    """The caption of a figure file lsfix wrote (``rc.png``, ``X.mechanism.png``, ...)."""
+    stem = Path(path).stem
+    kind = stem.rsplit(".", 1)[-1] if "." in stem else "rc"
+    return CAPTIONS.get(kind, CAPTIONS["rc"])
+
+
+def markdown_figure(path: str, alt: str) -> str:
+    """``![alt](file)`` followed by its caption in italics."""
+    return f"![{alt}]({Path(path).name})\n\n*{caption(path)}*\n\n"
+
+
+def html_figure(path: str, alt: str) -> str:
+    """``<figure>`` with the image and its caption (escaped)."""
+    import html
+
+    return (f"<figure><img src='{html.escape(Path(path).name, quote=True)}' "
+            f"alt='{html.escape(alt, quote=True)}'><figcaption>"
+            f"{html.escape(caption(path))}</figcaption></figure>")
+

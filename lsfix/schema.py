@@ -51,6 +51,7 @@ from lsfix.predictions import (
     Predictions,
     check_unique,
     ignore_index_in_effect,
+    ignoring,
     predictions_from_arrays,
     score_path,
     validate_labels,
@@ -369,6 +370,10 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
             )
         raw_labels = read_all(labels_ds, name, LABELS)
         ignore = labels_attrs.get(ATTR_IGNORE_INDEX)
+        if ignore is not None:  # type and range first: inf, NaN, a list or text is exit 3
+            ignore = untrusted.integer(ignore, file=name, dataset=LABELS,
+                                       key=f"attribute {ATTR_IGNORE_INDEX!r}",
+                                       lo=-(2**63), hi=2**64 - 1)
         given = ignore_index_in_effect()
         if given is not None:
             if ignore is not None and int(ignore) != given:
@@ -377,9 +382,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
             ignore = given
             labels_attrs[ATTR_IGNORE_INDEX] = np.int64(given)
         labels, keep = validate_labels(
-            raw_labels, k, name, ignore_index=None if ignore is None else untrusted.integer(
-                ignore, file=name, dataset=LABELS, key=f"attribute {ATTR_IGNORE_INDEX!r}",
-                lo=-(2**63), hi=2**64 - 1),
+            raw_labels, k, name, ignore_index=None if ignore is None else int(ignore),
             binary=rows is not None and rows.binary,
         )
     sample_ids = None
@@ -448,7 +451,9 @@ def read_score_group(f: h5py.File, name: str, expected: int | None, *, against: 
         score_attrs[key] = {
             ATTR_METHOD: untrusted.text(ds.attrs.get(ATTR_METHOD, key), file=name,
                                         dataset=path, key=f"attribute {ATTR_METHOD!r}"),
-            ATTR_PARAMS: json_attr(ds.attrs, ATTR_PARAMS, {}, f"{name}:{path}"),
+            ATTR_PARAMS: untrusted.expect(
+                json_attr(ds.attrs, ATTR_PARAMS, {}, f"{name}:{path}"), dict, file=name,
+                dataset=path, key=f"attribute {ATTR_PARAMS!r}"),
         }
     return scores, score_attrs
 
@@ -617,17 +622,28 @@ def new_file(
     class_names: Any = None,
     provenance: dict[str, Any] | None = None,
     history: list[str] | None = None,
+    ignore_index: int | None = None,
 ) -> None:
-    """Write a fresh lsfix file from in-memory arrays (validated like a read)."""
+    """Write a fresh lsfix file from in-memory arrays (validated like a read).
+
+    Dense labels keep their shape ``(N, *spatial)`` and dtype, with ``ignore_index`` as the
+    attribute the reader uses to leave those pixels out.
+    """
     logits = np.asarray(logits)
-    pred = predictions_from_arrays(
-        str(path), logits, labels=labels, sample_ids=sample_ids, class_names=class_names,
-        provenance=provenance or {}, history=history or [],
-    )
+    with ignoring(ignore_index):
+        pred = predictions_from_arrays(
+            str(path), logits, labels=labels, sample_ids=sample_ids, class_names=class_names,
+            provenance=provenance or {}, history=history or [],
+        )
     with atomic_output(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w", track_order=True) as out:
             set_root_attrs(out, pred.provenance, pred.history)
+            raw_labels, pred.labels = pred.labels, None
             _copy_core(pred, out)
+            if raw_labels is not None:  # as given: the reader checks (N, *spatial)
+                ds = out.create_dataset(LABELS, data=np.asarray(labels), track_times=False)
+                if ignore_index is not None:
+                    ds.attrs[ATTR_IGNORE_INDEX] = np.int64(ignore_index)
 
 
 def read_bytes_of(path: str) -> bytes:

@@ -29,6 +29,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from lsfix import untrusted
 from lsfix.errors import InputError
 from lsfix.io import atomic_output, dumps_json
 from lsfix.predictions import (
@@ -260,6 +261,10 @@ def read_scores_file(f: h5py.File, name: str, allow_incomplete: bool) -> Predict
             raise InputError(f"shape {lds.shape} does not match the source (expected "
                              f"{expected})", file=name, dataset=LABELS)
         ignore = labels_attrs.get(ATTR_IGNORE_INDEX)
+        if ignore is not None:  # type and range first (trust): inf, NaN, text is exit 3
+            ignore = untrusted.integer(ignore, file=name, dataset=LABELS,
+                                       key=f"attribute {ATTR_IGNORE_INDEX!r}",
+                                       lo=-(2**63), hi=2**64 - 1)
         given = ignore_index_in_effect()
         if given is not None and ignore is not None and int(ignore) != given:
             raise InputError(f"attribute ignore_index={int(ignore)} disagrees with "

@@ -169,5 +169,22 @@ def flag(value: Any, *, file: str, key: str, dataset: str | None = "/") -> bool:
     raise InputError(f"{key} must be true or false, got {_show(v)}", file=file, dataset=dataset)
 
 
-__all__ = ["loads", "expect", "integer", "text", "flag", "nesting_depth", "MAX_JSON_DEPTH",
-           "MAX_JSON_BYTES"]
+#: Compressed data may expand at most this many times ...
+MAX_EXPANSION = 100
+#: ... once it is larger than this many bytes (smaller data may expand freely).
+EXPANSION_FLOOR = 64 << 20
+
+
+def check_expansion(stored: int, expanded: int, *, file: str, dataset: str | None) -> None:
+    """Refuse compressed data that would expand more than :data:`MAX_EXPANSION` times beyond
+    :data:`EXPANSION_FLOOR` bytes (a "zip bomb": 1 MB of deflated zeros is 1 GB of logits).
+    Real logits compress about 1.1-3 times."""
+    if expanded > EXPANSION_FLOOR and expanded > MAX_EXPANSION * max(1, stored):
+        raise InputError(
+            f"{stored} stored bytes expand to {expanded} ({expanded // max(1, stored)}x); "
+            f"lsfix reads compressed data expanding at most {MAX_EXPANSION}x beyond "
+            f"{EXPANSION_FLOOR >> 20} MiB (a compression bomb?)", file=file, dataset=dataset)
+
+
+__all__ = ["check_expansion", "loads", "expect", "integer", "text", "flag", "nesting_depth",
+           "MAX_JSON_DEPTH", "MAX_JSON_BYTES", "MAX_EXPANSION", "EXPANSION_FLOOR"]

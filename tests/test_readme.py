@@ -203,10 +203,12 @@ RUNNABLE_DOCS = [doc for doc in DOCS if any(b.skip is None for b in shell_blocks
 @pytest.mark.parametrize("doc", RUNNABLE_DOCS)
 def test_doc_shell_examples_run(doc: str, tmp_path: Path) -> None:
     """Each document's runnable shell blocks, in order, in one folder holding a copy of
-    ``sample_data/`` and links to ``examples/``, ``completions/`` and ``tests/data/``."""
+    ``sample_data/`` and links to ``examples/``, ``completions/``, ``scripts/`` and
+    ``tests/data/``."""
     shutil.copytree(ROOT / "sample_data", tmp_path / "sample_data")
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     (tmp_path / "completions").symlink_to(ROOT / "completions")
+    (tmp_path / "scripts").symlink_to(ROOT / "scripts")
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "data").symlink_to(ROOT / "tests" / "data")
     (tmp_path / "home").mkdir()

@@ -70,7 +70,8 @@ app = typer.Typer(
         "How well does a classifier know when it is wrong? Selective-classification metrics "
         "from saved logits, and the MaxLogit-pNorm fix for label smoothing. "
         f"(lsfix {__version__})\n\n"
-        "Example: lsfix score model.h5 -m msp | lsfix normalise - | lsfix curve -"
+        "Example:\n\n"
+        "  lsfix score model.h5 -m msp | lsfix normalise - | lsfix curve -"
     ),
     no_args_is_help=True,
     add_completion=True,
@@ -155,7 +156,8 @@ def handle_errors(cmd: str) -> Iterator[None]:
 
 
 #: Command parameters that name files lsfix reads, and files it writes.
-INPUT_PARAMS = ("input", "inputs", "fit", "val", "params", "shards")
+INPUT_PARAMS = ("input", "inputs", "fit", "val", "params", "shards", "model", "dataset",
+                "weights", "class_names")
 OUTPUT_PARAMS = ("output", "save_params", "plot", "report")
 
 

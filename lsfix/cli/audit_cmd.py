@@ -32,7 +32,6 @@ from lsfix.cli.curve_cmd import (
     render_table,
     result_rows,
 )
-from lsfix.errors import RuntimeFailure
 
 HELP = """Audit any classifier's logits: every confidence score, MaxLogit-pNorm with p fitted
 on --val (or on a held-out --fit-fraction of the input, excluded from the numbers), the paired
@@ -135,11 +134,9 @@ def write_report(res: Any, pred: Any, folder: str) -> list[str]:
     """report.md, report.html, rc.png, mechanism/gradient plots in ``folder``."""
     from lsfix.cli.curve_cmd import curve_lines, oracle_curve
     from lsfix.explain import explain_plots
-    from lsfix.io import write_text_atomic
+    from lsfix.io import make_folders, write_text_atomic
     from lsfix.plot import rc_plot
-    from lsfix.report import fmt, markdown_table
-
-    from lsfix.io import make_folders
+    from lsfix.report import fmt, html_figure, markdown_figure, markdown_table
 
     make_folders(folder)  # removed again if the command fails
     by = {r.score: r for r in res.results}
@@ -148,20 +145,29 @@ def write_report(res: Any, pred: Any, folder: str) -> list[str]:
             title=f"Risk-coverage: {res.file}", oracle=oracle_curve(by["msp"].correct))
     extra = explain_plots([pred], rc)
     rows = result_rows(list(res.results), percent=False)
-    cols = ["score", "n", "accuracy", "aurc", "eaurc", "naurc", "augrc", "auroc",
+    cols = ["score", "n", "accuracy", "aurc", "oracle_aurc", "eaurc", "naurc", "augrc", "auroc",
             "fpr_at_95tpr"]
     d = res.paired
+    chosen = ("MSP kept (no p beat it)" if res.fit.fallback_msp or res.fit.p is None
+              else f"p = {res.fit.p:g}")
+    fitted = (f"Fitted on {res.fit_source}: pNorm {chosen}; temperature T = "
+              f"{res.temperature:.4g} (msp_ts); oracle AURC (ideal ranking) = "
+              f"{fmt(by['msp'].metrics.oracle_aurc)}.")
+    from lsfix.pipeline import small_fit_warning
+
+    small = small_fit_warning(res.fit)
+    if small:
+        fitted += f" Warning: {small}."
     md = (
         f"# lsfix audit: `{res.file}`\n\n**Verdict:** {res.verdict}\n\n"
-        f"Evaluated on {res.n_eval} samples (convention `{res.convention}`); "
-        f"p and T fitted on {res.fit_source}.\n\n"
+        f"Evaluated on {res.n_eval} samples (convention `{res.convention}`). {fitted}\n\n"
         f"## Scores\n\n{markdown_table(rows, cols)}\n"
         f"## pNorm vs MSP (paired bootstrap, {d.n_boot} replicates)\n\n"
         f"AURC(pnorm) − AURC(msp) = {fmt(d.estimate)} "
         f"[{fmt(d.low)}, {fmt(d.high)}] at {d.level:.0%}; p = {fmt(d.p_value, 3)}\n\n"
         + _ls_markdown(res)
-        + "## Plots\n\n![risk-coverage](rc.png)\n\n"
-        + "".join(f"![{Path(p).stem}]({Path(p).name})\n\n" for p in extra)
+        + "## Plots\n\n" + markdown_figure(rc, "risk-coverage")
+        + "".join(markdown_figure(p, Path(p).stem) for p in extra)
     )
     md_path = os.path.join(folder, "report.md")
     write_text_atomic(md_path, md)
@@ -172,14 +178,15 @@ def write_report(res: Any, pred: Any, folder: str) -> list[str]:
         "<!doctype html><html><head><meta charset='utf-8'><title>lsfix audit</title>"
         "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
         "td,th{padding:2px 8px;text-align:right;border-bottom:1px solid #ddd}"
-        "img{max-width:100%}</style></head><body>"
+        "img{max-width:100%}figure{margin:1.5em 0}figcaption{color:#444;font-size:0.9em;"
+        "margin-top:0.3em}</style></head><body>"
         f"<h1>lsfix audit: {_esc(res.file)}</h1><p><b>Verdict:</b> {_esc(res.verdict)}</p>"
-        f"<p>Evaluated on {res.n_eval} samples (convention {_esc(res.convention)}); p and T "
-        f"fitted on {_esc(res.fit_source)}.</p><table><tr>"
+        f"<p>Evaluated on {res.n_eval} samples (convention {_esc(res.convention)}). "
+        f"{_esc(fitted)}</p><table><tr>"
         + "".join(f"<th>{c}</th>" for c in cols) + f"</tr>{html_rows}</table>"
         + _ls_html(res)
-        + "<h2>Plots</h2><img src='rc.png' alt='risk-coverage'>"
-        + "".join(f"<img src='{Path(p).name}' alt='{Path(p).stem}'>" for p in extra)
+        + "<h2>Plots</h2>" + html_figure(rc, "risk-coverage")
+        + "".join(html_figure(p, Path(p).stem) for p in extra)
         + "</body></html>\n"
     )
     html_path = os.path.join(folder, "report.html")
@@ -253,6 +260,11 @@ def audit_cmd(
                     if val else None)
         res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
                     convention=convention, n_boot=bootstrap, level=level, by=by)
+        from lsfix.pipeline import small_fit_warning
+
+        small = small_fit_warning(res.fit)
+        if small:
+            note(f"lsfix audit: warning: {small}")
         if out_fmt == "json":
             text = dumps(document("audit", audit_json(res)))
         elif out_fmt == "tsv":

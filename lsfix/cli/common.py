@@ -66,13 +66,32 @@ def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False
          need_logits: bool = False, ignore_index: int | None = None) -> Predictions:
     """Read and validate an input (``-`` = stdin)."""
     from lsfix import inputs
+    from lsfix.cli import inputopts
     from lsfix.cli.app import note
 
     pred = inputs.read_predictions(path, allow_incomplete=allow_incomplete,
-                                   need_labels=need_labels, need_logits=need_logits,
                                    ignore_index=ignore_index)
-    for line in pred.notes:  # how a foreign input was read: groups taken, arrays not used
+    opts = inputopts.current.get()
+    cmd = f"lsfix {opts.command}" if opts is not None else "lsfix"
+    for line in pred.notes:  # how a foreign input was read: groups taken, columns mapped
         note(f"lsfix: {line}")
+    inputopts.adapt(pred, path, lambda msg: inputopts.warn_later(f"{cmd}: warning: {msg}"),
+                    ignore_index=ignore_index)
+    if need_labels:
+        pred.require_labels("this command")
+    if need_logits and pred.logits is None:
+        from lsfix import scorefile
+        from lsfix.errors import InputError
+        from lsfix.predictions import LOGITS
+
+        if pred.kind == scorefile.SCHEMA_NAME:
+            raise InputError("is a scores file (no /logits); this command needs the logits "
+                             "file it was computed from (pass that, and this with --with)",
+                             file=pred.name)
+        if pred.foreign_format:  # a table of confidences: no "datasets" in its vocabulary
+            raise InputError(f"no logits in {pred.name} (a table of confidences); this "
+                             "command needs logits")
+        raise InputError(f"no {LOGITS} dataset; this command needs logits", file=pred.name)
     return pred
 
 

@@ -222,6 +222,7 @@ def compare(
                                **paired_dict(d, percent=percent)})
 
         breaches: list[str] = []
+        checks: list[dict[str, str]] = []  # every rule on every row, for the report
         for rule in rules:
             for r in gate_rows:
                 if rule.delta and r["file"] == base_name:
@@ -229,6 +230,9 @@ def compare(
                 base_row = baseline.get(r["score"])
                 ok, shown = rule.breached(r.get(rule.metric),
                                           None if base_row is None else base_row.get(rule.metric))
+                checks.append({"rule": f"`{rule.text}`", "row": f"{r['file']} · {r['score']}",
+                               "value": f"{rule.metric} {shown}",
+                               "verdict": "**FAIL**" if ok else "pass"})
                 if ok:
                     breaches.append(f"rule '{rule.text}' failed for {r['file']} "
                                     f"{r['score']}: {rule.metric} {shown}")
@@ -293,10 +297,12 @@ def compare(
         if report is not None and plot_path is None:
             plot_path = str(Path(report).with_suffix(".png"))
         if plot_path is not None:
+            from lsfix.cli.curve_cmd import oracle_curve
             from lsfix.plot import rc_plot
 
             rc_plot(curve_lines(results, show_file=True, percent=percent), plot_path,
-                    title="Risk-coverage comparison")
+                    title="Risk-coverage comparison", oracle=oracle_curve(results[0].correct),
+                    oracle_label=f"oracle of {results[0].file} (ideal ranking)")
         explain_path = None
         if explain:
             if plot_path is None:
@@ -307,8 +313,8 @@ def compare(
         if report is not None:
             from lsfix.report import markdown_table
 
-            cols = ["file", "score", "n", "accuracy", "aurc", "eaurc", "naurc", "augrc",
-                    "auroc", "fpr_at_95tpr"]
+            cols = ["file", "score", "n", "accuracy", "aurc", "oracle_aurc", "eaurc", "naurc",
+                    "augrc", "auroc", "fpr_at_95tpr"]
             md = [f"## lsfix compare (convention `{convention}`)\n\n",
                   f"Baseline: `{base_name}`\n\n", markdown_table(rows, cols)]
             if paired:
@@ -316,13 +322,15 @@ def compare(
                 md.append(markdown_table(paired, ["file", "score", "metric", "difference", "low",
                                                   "high", "p_value"]))
             if rules:
-                md.append("\n**Gate: " + ("FAILED**\n\n" + "\n".join(f"- {b}" for b in breaches)
-                                          if breaches else "passed**") + "\n")
-            rel = Path(plot_path).name if plot_path else None
-            if rel:
-                md.append(f"\n![risk-coverage]({rel})\n")
+                md.append("\n**Gate: " + ("FAILED**" if breaches else "passed**")
+                          + f" ({len(breaches)} of {len(checks)} check(s) failed)\n\n")
+                md.append(markdown_table(checks, ["rule", "row", "value", "verdict"]))
+            from lsfix.report import markdown_figure
+
+            if plot_path:
+                md.append("\n" + markdown_figure(plot_path, "risk-coverage"))
             for extra in explain_path or []:
-                md.append(f"\n![{Path(extra).stem}]({Path(extra).name})\n")
+                md.append("\n" + markdown_figure(extra, Path(extra).stem))
             write_text_atomic(report, "".join(md))
         write_text_atomic(output, text)
         for pred in preds:

@@ -106,8 +106,27 @@ def result_json(results: list[Any], *, percent: bool) -> list[dict[str, Any]]:
     return out
 
 
-def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool) -> str:
-    """A rich table rendered to text (stdout)."""
+#: table columns, most important first: the ones left out when a terminal is too narrow
+#: come from the end of this list (``-f tsv``/``-f json`` always have every column)
+KEEP_ORDER = ("score", "file", "group", "aurc", "risk@", "coverage@", "eaurc", "auroc", "accuracy",
+              "naurc", "augrc", "oracle_aurc", "fpr_at_95tpr", "n", "n_tied")
+
+
+def table_width() -> int:
+    """The terminal's width (``COLUMNS`` first, as rich and the shell do; 100 when unknown)."""
+    import shutil
+
+    return max(60, shutil.get_terminal_size(fallback=(100, 24)).columns)
+
+
+def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool,
+                 width: int | None = None) -> str:
+    """A rich table rendered to text (stdout), fitted to the terminal width.
+
+    An interval stays on one line with its value (``0.0213 [0.0198, 0.0229]``: the value to
+    the interval's 4 significant digits). When the columns do not fit, the least important
+    ones (:data:`KEEP_ORDER`) are left out and a last line names them.
+    """
     import io
 
     from rich.console import Console
@@ -115,34 +134,54 @@ def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool) -> 
 
     from lsfix.report import COLUMNS, fmt
 
-    table = Table(title=title, title_justify="left")
-    if show_file:
-        table.add_column("file")
-    table.add_column("score")
+    width = width or table_width()
+    heads = dict((k, h) for k, h, _ in COLUMNS)
+    extra = [k for k in rows[0] if k.startswith(("risk@", "coverage@"))
+             and not k.endswith(("_low", "_high"))] if rows else []
     grouped = bool(rows) and "group" in rows[0]
-    if grouped:
-        table.add_column("group")
-    extra = [k for k in rows[0] if k.startswith(("risk@", "coverage@"))] if rows else []
-    for _, head, _ in COLUMNS:
-        table.add_column(head, justify="right")
-    for k in extra:
-        table.add_column(k, justify="right")
-    for r in rows:
-        cells = [r["file"]] if show_file else []
-        cells.append(r["score"])
-        if grouped:
-            cells.append(str(r["group"]))
-        for key, _, _ in COLUMNS:
-            cell = fmt(r[key])
-            if f"{key}_low" in r and r[f"{key}_low"] is not None:
-                cell += f" [{fmt(r[f'{key}_low'], 4)}, {fmt(r[f'{key}_high'], 4)}]"
-            cells.append(cell)
-        cells += [fmt(r[k]) for k in extra]
-        table.add_row(*cells)
+    keys = ((["file"] if show_file else []) + ["score"] + (["group"] if grouped else [])
+            + [k for k, _, _ in COLUMNS] + extra)
+
+    def cell(r: dict[str, Any], key: str) -> str:
+        if key in ("file", "score", "group"):
+            return str(r[key])
+        if r.get(f"{key}_low") is not None and r.get(f"{key}_high") is not None:
+            return (f"{fmt(r[key], 4)} [{fmt(r[f'{key}_low'], 4)}, "
+                    f"{fmt(r[f'{key}_high'], 4)}]")
+        return fmt(r[key])
+
+    cells = {k: [cell(r, k) for r in rows] for k in keys}
+    need = {k: max(len(heads.get(k, k)), *(len(c) for c in cells[k])) + 3 for k in keys}
+
+    def rank(k: str) -> int:
+        for i, p in enumerate(KEEP_ORDER):
+            if k == p or (p.endswith("@") and k.startswith(p)):
+                return i
+        return len(KEEP_ORDER)
+
+    shown = list(keys)
+    dropped: list[str] = []
+    while sum(need[k] for k in shown) + 1 > width and len(shown) > 2:
+        worst = max(shown, key=lambda k: (rank(k), shown.index(k)))
+        if worst in ("score", "file", "group"):
+            break
+        shown.remove(worst)
+        dropped.append(heads.get(worst, worst))
+
+    table = Table(title=title, title_justify="left")
+    for k in shown:
+        table.add_column(heads.get(k, k),
+                         justify="left" if k in ("file", "score", "group") else "right",
+                         no_wrap=k not in ("file",), overflow="fold")
+    for i in range(len(rows)):
+        table.add_row(*(cells[k][i] for k in shown))
     buf = io.StringIO()
-    Console(file=buf, width=max(100, 16 * (len(COLUMNS) + len(extra))), no_color=True,
-            force_terminal=False).print(table)
-    return buf.getvalue()
+    Console(file=buf, width=width, no_color=True, force_terminal=False).print(table)
+    text = buf.getvalue()
+    if dropped:
+        text += (f"(not shown at {width} columns: {', '.join(dropped)}; -f tsv and -f json "
+                 "show all)\n")
+    return text
 
 
 def warn_undefined(cmd: str, results: list[Any]) -> None:
@@ -161,7 +200,11 @@ def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False) -
         who = f"{r.file} · {r.score}" if show_file else r.score
         value, unit = (100 * r.metrics.aurc, "%AURC") if percent else (r.metrics.aurc, "AURC")
         label = f"{who} ({unit} {value:.4g}, {r.metrics.convention})"
-        lines.append(Line(label, c.coverage, c.risk))
+        points = tuple((p.coverage, p.risk, f"risk@{p.target:g}")
+                       for p in r.metrics.risk_at_coverage if p.k > 0)
+        points += tuple((p.coverage, p.risk, f"coverage@{p.target:g}")
+                        for p in r.metrics.coverage_at_risk if p.k > 0)
+        lines.append(Line(label, c.coverage, c.risk, points))
     return lines
 
 

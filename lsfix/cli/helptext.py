@@ -108,6 +108,7 @@ def polish(group: Any) -> None:
     if getattr(group, "_lsfix_polished", False):
         return
     group._lsfix_polished = True
+    group.help = _keep_examples(getattr(group, "help", None))
     for cmd_name, cmd in getattr(group, "commands", {}).items():
         cmd.help = _keep_examples(cmd.help)
         for param in cmd.params:

@@ -113,8 +113,9 @@ def normalise(
             chosen, fit, fit_fraction = ["binary"], None, None
         if not chosen:
             if pred.labels is None:
-                raise UsageError(f"{pred.name} has no /labels to tune p on: give --p, --fit "
-                                 "VAL.h5 or --params P.json")
+                none = "no labels" if pred.foreign_format else "no /labels"
+                raise UsageError(f"{pred.name} has {none} to tune p on: give --p, --fit "
+                                 "VAL.h5, --params P.json or --labels FILE")
             fit_fraction = 0.2
         if p is not None:
             fitted = PNormFit(p=check_p(p), fallback_msp=False, grid=(), msp_aurc=float("nan"),
@@ -159,12 +160,17 @@ def normalise(
         values = computed[spec.name]
         require_finite_scores(values, f"p={fitted.p:g}" if fitted.p is not None else "msp",
                               pred.name)
+        from lsfix.pipeline import small_fit_warning
+
+        small = small_fit_warning(fitted) if fitted.grid and fitted.n_fit else None
         if not quiet:
             if binary and fitted.fallback_msp and not fitted.grid:
                 note(f"lsfix normalise: nothing to tune; /scores/{name} holds MSP (the |z| "
                      "ranking)")
             elif fitted.grid:
                 note(f"lsfix normalise: {describe_fit(fitted)}")
+                if small:
+                    note(f"lsfix normalise: warning: {small}")
             else:
                 note(f"lsfix normalise: fixed p={fitted.p:g}" if fitted.p is not None
                      else "lsfix normalise: MSP (from saved fit)")

@@ -8,6 +8,7 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
+    MAX_P,
     AllowIncompleteOpt,
     IgnoreIndexOpt,
     InputArg,
@@ -74,6 +75,9 @@ def score(
         if fmt not in ("h5", "tsv"):
             raise UsageError(f"--format must be h5 or tsv, got {fmt!r}")
         specs = [parse_score(m) for m in (method or ["msp"])]
+        for spec in specs:  # |z|^p overflows float64 for large p: refuse up front (exit 2)
+            if spec.family == "pnorm" and spec.param is not None and spec.param > MAX_P:
+                raise UsageError(f"-m pnorm:{spec.param:g}: p above the limit of {MAX_P:g}")
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
             raise UsageError(f"score given twice: {', '.join(names)}")
@@ -119,7 +123,8 @@ def score(
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             out = compute_scores(pred.logits, resolved, labels=labels)  # checked just below
         for spec in resolved:  # an option that overflows float64: exit 2, nothing written
-            require_finite_scores(out[spec.name], f"-m {spec.name}", pred.name)
+            shown = spec.family if spec.param is None else f"{spec.family}:{spec.param:.6g}"
+            require_finite_scores(out[spec.name], f"-m {shown}", pred.name)
         if fmt == "tsv":
             from lsfix.io import write_text_atomic
 

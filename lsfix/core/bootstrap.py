@@ -109,8 +109,14 @@ def bootstrap_ci(
     level: float = 0.95,
     convention: str = "lsfix",
     metrics: tuple[str, ...] = BOOTSTRAP_METRICS,
+    coverages: tuple[float, ...] = (),
+    risks: tuple[float, ...] = (),
 ) -> dict[str, Interval]:
     """Percentile bootstrap intervals for ``metrics`` of one score.
+
+    ``coverages``/``risks`` add intervals for risk@coverage (key ``risk@C``, the selective
+    risk at coverage C) and coverage@risk (key ``coverage@R``), keyed as in the tables; a
+    replicate where a point is undefined (nothing accepted) is left out of its percentiles.
 
     Returns
     -------
@@ -121,19 +127,32 @@ def bootstrap_ci(
     _check_convention(convention)
     c, y = _as_inputs(confidence, correct)
     rs = _Resampler(c, y)
-    full = metrics_from_blocks(rs.blocks, convention=convention)
+    kw = {"convention": convention, "coverages": tuple(coverages), "risks": tuple(risks)}
+    full = metrics_from_blocks(rs.blocks, **kw)
     n = c.shape[0]
     rng = np.random.default_rng(seed)
-    reps = np.empty((len(metrics), n_boot))
+    names = [*metrics, *(f"risk@{v:g}" for v in coverages),
+             *(f"coverage@{v:g}" for v in risks)]
+    reps = np.empty((len(names), n_boot))
     for i in range(n_boot):
         counts = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
-        m = metrics_from_blocks(rs.replicate(counts), convention=convention)
-        reps[:, i] = [getattr(m, name) for name in metrics]
+        m = metrics_from_blocks(rs.replicate(counts), **kw)
+        reps[:, i] = _values(m, metrics)
     out = {}
-    for j, name in enumerate(metrics):
+    for j, (name, est) in enumerate(zip(names, _values(full, metrics), strict=True)):
         lo, hi, valid = _percentiles(reps[j], level)
-        out[name] = Interval(float(getattr(full, name)), lo, hi, level, n_boot, valid)
+        out[name] = Interval(float(est), lo, hi, level, n_boot, valid)
     return out
+
+
+def _values(m: Any, metrics: tuple[str, ...]) -> list[float]:
+    """``metrics`` of ``m``, then its risk@coverage risks and coverage@risk coverages."""
+    def num(x: Any) -> float:
+        return math.nan if x is None else float(x)
+
+    return [*(float(getattr(m, name)) for name in metrics),
+            *(num(p.risk) for p in m.risk_at_coverage),
+            *(num(p.coverage) for p in m.coverage_at_risk)]
 
 
 def paired_bootstrap(
@@ -191,6 +210,8 @@ def cluster_bootstrap_ci(
     level: float = 0.95,
     convention: str = "lsfix",
     metrics: tuple[str, ...] = BOOTSTRAP_METRICS,
+    coverages: tuple[float, ...] = (),
+    risks: tuple[float, ...] = (),
 ) -> dict[str, Interval]:
     """Cluster (image-level) bootstrap: like :func:`bootstrap_ci`, but a replicate resamples
     the ``G`` clusters with replacement (``rng.integers(0, G, G)``) and takes every row of a
@@ -221,18 +242,20 @@ def cluster_bootstrap_ci(
     g = g.astype(np.intp, copy=False)
     n_clusters = int(g.max()) + 1
     rs = _Resampler(c, y)
-    full = metrics_from_blocks(rs.blocks, convention=convention)
+    kw = {"convention": convention, "coverages": tuple(coverages), "risks": tuple(risks)}
+    full = metrics_from_blocks(rs.blocks, **kw)
     rng = np.random.default_rng(seed)
-    reps = np.full((len(metrics), n_boot), np.nan)
+    names = [*metrics, *(f"risk@{v:g}" for v in coverages),
+             *(f"coverage@{v:g}" for v in risks)]
+    reps = np.full((len(names), n_boot), np.nan)
     for i in range(n_boot):
         drawn = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
         counts = drawn[g].astype(np.float64)
         if not counts.any():
             continue
-        m = metrics_from_blocks(rs.replicate(counts), convention=convention)
-        reps[:, i] = [getattr(m, name) for name in metrics]
+        reps[:, i] = _values(metrics_from_blocks(rs.replicate(counts), **kw), metrics)
     out = {}
-    for j, name in enumerate(metrics):
+    for j, (name, est) in enumerate(zip(names, _values(full, metrics), strict=True)):
         lo, hi, valid = _percentiles(reps[j], level)
-        out[name] = Interval(float(getattr(full, name)), lo, hi, level, n_boot, valid)
+        out[name] = Interval(float(est), lo, hi, level, n_boot, valid)
     return out

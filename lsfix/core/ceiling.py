@@ -334,9 +334,10 @@ def estimate_label_smoothing(
         "level": float(level), "n_boot": int(n_boot), "seed": int(seed),
         "spread_threshold": float(spread_threshold),
     }
-    empty = {"ceiling": nan, "ceiling_low": nan, "ceiling_high": nan, "alpha": nan,
-             "alpha_low": nan, "alpha_high": nan, "spread": nan, "spread_low": nan,
-             "spread_high": nan, "bin_width": nan, "quantiles": {}}
+    empty: dict[str, Any] = {"ceiling": nan, "ceiling_low": nan, "ceiling_high": nan, "alpha": nan,
+                             "alpha_low": nan, "alpha_high": nan, "spread": nan,
+                             "spread_low": nan, "spread_high": nan, "bin_width": nan,
+                             "quantiles": {}}
     if n < MIN_ROWS:
         return LabelSmoothingEstimate(verdict="undetermined", **base, **empty,
                                       reason=f"{n} rows: at least {MIN_ROWS} are needed")
@@ -368,8 +369,8 @@ def estimate_label_smoothing(
         p = counts / counts.sum()
         cs, ss = [], []
         for start in range(0, n_boot, 128):
-            m = min(128, n_boot - start)
-            reps = rng.multinomial(n, p, size=m).astype(np.float64)
+            size = min(128, n_boot - start)
+            reps = rng.multinomial(n, p, size=size).astype(np.float64)
             b50 = _binned_quantile(reps, edges, 0.5)
             b90 = _binned_quantile(reps, edges, 0.9)
             ss.append((b90 - b50) / np.where(b50 > 0, b50, nan))

@@ -606,6 +606,9 @@ class PNormFit:
         AURC convention of the objective.
     n_fit : int
         Samples the choice was made on.
+    n_errors : int
+        Wrong predictions among them (what the AURC objective ranks; not saved by
+        ``to_dict``: 0 for a fit read back from JSON).
     split : dict
         How the fit samples were chosen (e.g. ``{"kind": "file", "file": "val.h5"}``).
     """
@@ -617,6 +620,7 @@ class PNormFit:
     convention: str = "lsfix"
     n_fit: int = 0
     split: dict[str, Any] = field(default_factory=dict)
+    n_errors: int = field(default=0, compare=False)
 
     FORMAT = "lsfix.pnorm_fit"
     VERSION = 1
@@ -734,4 +738,5 @@ def tune_pnorm(
         convention=convention,
         n_fit=n,
         split=split or {},
+        n_errors=int(n - correct.sum()),
     )

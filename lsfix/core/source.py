@@ -64,6 +64,8 @@ class ArrayRows:
         self._pixels = int(np.prod(self.spatial)) if self.spatial else 1
         k = 2 if self.binary else shape[1]
         self._shape = (self.n_items * self._pixels, k)
+        self._cached: np.ndarray | None = None  # the last dense image read (stored dtype)
+        self._cached_item = -1
         chunks = getattr(data, "chunks", None)  # h5py storage layout
         self.storage_rows: int | None = (
             int(chunks[0]) * self._pixels if chunks and self._pixels == 1 else None
@@ -108,17 +110,29 @@ class ArrayRows:
                 out[:, 1] = z
                 return out
             return raw
-        # dense: rows are pixels; read the items that cover [start, stop)
-        i0, i1 = start // self._pixels, -(-stop // self._pixels)
-        raw = self._raw(i0, i1)
-        self._finite(raw, i0)
-        k = raw.shape[1]
-        flat = np.moveaxis(raw.reshape(raw.shape[0], k, -1), 1, 2).reshape(-1, k)
-        off = start - i0 * self._pixels
-        # contiguous whatever the chunk: a one-image chunk is a strided view otherwise, and
-        # numpy's row sums (softmax, entropy, p-norms) round differently on strided rows, so a
-        # pixel's score would depend on how the rows were chunked (lsfix.parallel relies on it)
-        return np.ascontiguousarray(flat[off : off + (stop - start)])
+        # dense: rows are pixels. Each image is read whole, once, in the file's own layout
+        # (K, *spatial) and kept until a row of another image is asked for, so a pass over
+        # the rows reads every image exactly once, whatever the chunk size.
+        k = self._shape[1]
+        out = np.empty((stop - start, k), dtype=np.float64)
+        pos = start
+        while pos < stop:
+            item, off = divmod(pos, self._pixels)
+            take = min(stop - pos, self._pixels - off)
+            image = self._image(item).reshape(k, self._pixels)
+            out[pos - start : pos - start + take] = image[:, off : off + take].T
+            pos += take
+        return out
+
+    def _image(self, item: int) -> np.ndarray:
+        """Item ``item`` of a dense source, ``(K, *spatial)`` in its stored dtype (cached)."""
+        if self._cached_item != item:
+            self._cached = None  # free the previous image before reading the next
+            raw = np.asarray(self._data[item : item + 1])[0]
+            self._finite(raw[None], item)
+            self._cached, self._cached_item = raw, item
+        assert self._cached is not None
+        return self._cached
 
     def _finite(self, raw: np.ndarray, first_item: int) -> None:
         if not self._check:

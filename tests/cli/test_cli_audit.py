@@ -77,9 +77,10 @@ def test_tsv_and_table(run, files):
         (["a.h5", "--fit-fraction", "1.5"], 2, "--fit-fraction must be in (0, 1), got 1.5"),
         (["a.h5", "--format", "xml"], 2, "--format must be table, tsv or json, got 'xml'"),
         (["a.h5", "--val", "binary.h5"], 2, "binary.h5 has K=2 classes, a.h5 has K=5"),
-        (["nolabels.h5"], 3, "nolabels.h5: no /labels dataset; this command needs labels"),
+        (["nolabels.h5"], 3,
+         "nolabels.h5: no /labels dataset; this command needs labels (pass --labels FILE)"),
         (["a.h5", "--val", "nolabels.h5"], 3,
-         "nolabels.h5: no /labels dataset; this command needs labels"),
+         "nolabels.h5: no /labels dataset; this command needs labels (pass --labels FILE)"),
     ],
 )
 def test_errors(run, files, monkeypatch, error_of, args, code, message):

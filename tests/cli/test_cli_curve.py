@@ -248,7 +248,7 @@ def test_no_labels(run, files, monkeypatch, error_of):
     r = run(["curve", "nolabels.h5"])
     assert r.code == 3
     assert error_of(r, "curve") == ("nolabels.h5: no /labels dataset; evaluation (correctness) "
-                                    "needs labels")
+                                    "needs labels (pass --labels FILE)")
 
 
 @pytest.mark.parametrize(("args", "message"), [

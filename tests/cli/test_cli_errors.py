@@ -22,8 +22,8 @@ COMMANDS = [
 
 BAD = [
     ("missing.h5", "missing.h5: no such file"),
-    ("notes.txt", "notes.txt: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv or "
-                  ".tsv)"),
+    ("notes.json", "notes.json: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv, "
+                   ".tsv or .txt)"),
     ("text.h5", "text.h5: does not start with the HDF5 signature; not an HDF5 file, or corrupt"),
     ("empty.h5", "empty.h5: empty file (0 bytes)"),
     ("bad_labels.h5", "bad_labels.h5:/labels: 1 label(s) not in [0, 5); first at row 7 = 7"),

@@ -189,7 +189,7 @@ def test_needs_labels_or_a_p(run, files, monkeypatch, error_of):
     r = run(["normalise", "nolabels.h5"])
     assert r.code == 2
     assert error_of(r, "normalise") == ("nolabels.h5 has no /labels to tune p on: give --p, "
-                                        "--fit VAL.h5 or --params P.json")
+                                        "--fit VAL.h5, --params P.json or --labels FILE")
 
 
 def test_bad_params_file(run, files, tmp_path, monkeypatch, error_of):

@@ -56,8 +56,8 @@ def test_score_normalise_curve(work):
     err = p.stderr.decode()
     assert p.returncode == 0, err
     assert "Traceback" not in err
-    # stderr: only normalise's two notes
-    lines = err.splitlines()
+    # stderr: only normalise's two notes (and the warning that 60 rows are too few to fit on)
+    lines = [ln for ln in err.splitlines() if "too few to choose p reliably" not in ln]
     assert len(lines) == 2 and all(x.startswith("lsfix normalise: ") for x in lines), err
     doc = json.loads(p.stdout)
     assert doc["format"] == "lsfix.curve"

@@ -83,3 +83,33 @@ def test_saturated_rows_still_rank_apart_against_long_double():
     ld = np.longdouble
     ref = [-np.log1p(ld(999) * np.exp(ld(-v))) for v in (45, 46, 44)]
     np.testing.assert_allclose(got, np.array(ref, dtype=np.float64), rtol=1e-12, atol=0)
+
+
+class _CountingImages:
+    """A dense ``(N, K, H, W)`` array-like that counts how often each image is read."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        self._a = a
+        self.shape, self.dtype, self.ndim = a.shape, a.dtype, a.ndim
+        self.reads = np.zeros(a.shape[0], dtype=np.int64)
+
+    def __getitem__(self, key):
+        out = self._a[key]
+        items = range(self.shape[0])[key[0] if isinstance(key, tuple) else key]
+        for i in items if isinstance(items, range) else [items]:
+            self.reads[i] += 1
+        return out
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 7, 50, 1000])
+def test_dense_rows_read_each_image_once(chunk_rows):
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(5, 3, 12, 10)).astype(np.float32)
+    data = _CountingImages(z)
+    src = ArrayRows(data)
+    got = compute_scores(src, [ScoreSpec("msp"), ScoreSpec("energy")], chunk_rows=chunk_rows)
+    flat = np.moveaxis(z, 1, -1).reshape(-1, 3)  # pixels in (N, H, W) order
+    want = compute_scores(flat, [ScoreSpec("msp"), ScoreSpec("energy")])
+    np.testing.assert_array_equal(got["msp"], want["msp"])
+    np.testing.assert_array_equal(got["energy"], want["energy"])
+    assert data.reads.tolist() == [1] * 5

@@ -178,8 +178,10 @@ def test_normalise_does_not_pretend_to_choose(tmp_path, binary_file):
     assert res.stderr == (f"lsfix normalise: {binary_file}: {BINARY_NOTE}\n"
                           "lsfix normalise: nothing to tune; /scores/pnorm holds MSP (the |z| "
                           "ranking)\n")
-    pred = read_predictions(str(out))
-    msp = compute_scores(pred.logits, [parse_score("msp")])["msp"]
+    pred = read_predictions(str(out))  # a scores file: no logits, MSP comes from the input
+    assert pred.logits is None
+    src = read_predictions(str(binary_file))
+    msp = compute_scores(src.logits, [parse_score("msp")])["msp"]
     np.testing.assert_array_equal(pred.scores["pnorm"], msp)
     assert pred.fit_mask is None  # no rows were spent on a fit
     params = json.loads(h5py.File(out)["/scores/pnorm"].attrs["params"])

@@ -69,7 +69,7 @@ UNSAFE_LOAD = {
 }
 
 PROBLEM = {
-    "torch-zip": "refused by torch.load(weights_only=True)",
+    "torch-zip": "refused: the pickle in this torch.save file names the global",
     "torch-legacy": "refused by torch.load(weights_only=True)",
     "plain-pickle": "is a plain pickle, not a torch.save file",
     "npz-object": "object arrays are refused (allow_pickle stays off)",

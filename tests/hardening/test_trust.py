@@ -45,13 +45,15 @@ import pytest
 
 from lsfix.schema import new_file, root_attrs
 
-from .conftest import LSFIX_EXE, Result, cli, lsfix_proc, subprocess_env, tree_digest
+from .conftest import LSFIX_EXE, Result, cli, subprocess_env, tree_digest
 
 #: Wall-time bound per case (seconds); see the module docstring.
 TIME_BOUND_S = 120.0
 #: Peak of traced Python/numpy allocations per case (bytes).
 MEMORY_BOUND = 256 << 20
 N, K = 20, 4
+#: JSON nested 100,000 levels deep (Python's json module overflows its stack on it).
+DEEP = "[" * 100_000 + "]" * 100_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,6 +406,50 @@ def _resume_ext(d: Path, out: Path) -> Spec:
                 ("external link",), name="o.h5", leaves=("o.h5",))
 
 
+def _scores_file(d: Path, change: Callable[[h5py.File], None]) -> Path:
+    """A scores file (``lsfix score`` output: schema lsfix.scores), then ``change`` applied."""
+    good(d / "g.h5")
+    r = cli(["score", d / "g.h5", "-o", d / "s.h5"])
+    assert r.code == 0, r
+    (d / "g.h5").unlink()
+    with h5py.File(d / "s.h5", "a") as f:
+        change(f)
+    return d / "s.h5"
+
+
+def _scores_case(change: Callable[[h5py.File], None], frags: tuple[str, ...]
+                 ) -> Callable[[Path, Path], Spec]:
+    def build(d: Path, out: Path) -> Spec:
+        other_file(d)
+        f = _scores_file(d, change)
+        return Spec(["curve", str(f), "-o", "o.tsv"], 3, ("s.h5", *frags))
+    return build
+
+
+def _relink_score(f: h5py.File) -> None:
+    del f["scores/msp"]
+    f["scores/msp"] = h5py.ExternalLink("secret.h5", "/y")
+
+
+def _attr(key: str, value: Any, on: str = "/") -> Callable[[h5py.File], None]:
+    def change(f: h5py.File) -> None:
+        f[on].attrs[key] = value
+    return change
+
+
+case("scores_file_extlink_score", "local")(_scores_case(_relink_score, ("external link",)))
+case("scores_file_softlink", "local")(_scores_case(
+    lambda f: f.__setitem__("aux", h5py.SoftLink("/correct")), ("soft link",)))
+case("scores_file_source_deep", "value")(_scores_case(
+    _attr("source", DEEP), ("source", "nested")))
+case("scores_file_source_list", "value")(_scores_case(
+    _attr("source", "[300, 5]"), ("source",)))
+case("scores_file_ignore_index_inf", "value")(_scores_case(
+    _attr("ignore_index", np.float64("inf"), "labels"), ("/labels", "ignore_index")))
+case("scores_file_params_list", "value")(_scores_case(
+    _attr("params", "[1]", "scores/msp"), ("/scores/msp", "params")))
+
+
 # ============================================================================================
 # output: never replace something that is not a regular file we own, never an input
 
@@ -598,6 +644,15 @@ def _out_cmp(d: Path, out: Path) -> Spec:
     return Spec(["compare", str(a), str(b), "-o", str(b)], 2, ("is an input",), name="b.h5")
 
 
+@case("extract_output_is_the_model", "output")
+def _out_model(d: Path, out: Path) -> Spec:
+    """Refused before torch is imported or the model read (extract writes in place)."""
+    (d / "net.pt").write_bytes(b"not really a model")
+    (d / "data.npy").write_bytes(b"x")
+    return Spec(["extract", str(d / "net.pt"), str(d / "data.npy"), "-o", str(d / "net.pt"),
+                 "--overwrite"], 2, ("is an input",), name="net.pt")
+
+
 @case("merge_output_is_a_shard", "output")
 def _out_merge(d: Path, out: Path) -> Spec:
     shards = two_shards(d)
@@ -688,7 +743,6 @@ def _attr_case(key: str, value: Any, frags: tuple[str, ...], *, on: str = "/",
     return build
 
 
-DEEP = "[" * 100_000 + "]" * 100_000
 VALUE_CASES: dict[str, tuple[str, Any, tuple[str, ...], str]] = {
     "version_inf": ("lsfix_schema_version", np.float64("inf"), ("lsfix_schema_version",), "/"),
     "version_nan": ("lsfix_schema_version", np.float64("nan"), ("lsfix_schema_version",), "/"),
@@ -731,6 +785,7 @@ def _score_attr(key: str, value: Any, frags: tuple[str, ...]) -> Callable[[Path,
 
 case("score_params_deep", "value")(_score_attr("params", DEEP, ("params", "nested")))
 case("score_params_invalid", "value")(_score_attr("params", "{", ("params", "not valid JSON")))
+case("score_params_list", "value")(_score_attr("params", "[1, 2]", ("params", "JSON object")))
 case("score_method_number", "value")(_score_attr("method", np.int64(3), ("method",)))
 
 
@@ -864,6 +919,8 @@ case("score_energy_1e-308", "option")(_opt(["score", "{0}", "-m", "energy:1e-308
                                                       .capitalize())))
 case("score_msp_ts_1e-308", "option")(_opt(["score", "{0}", "-m", "msp_ts:1e-308", "-o",
                                             "o.h5"], ("non-finite score",)))
+case("score_pnorm_1e308", "option")(_opt(["score", "{0}", "-m", "pnorm:1e308", "-o", "o.h5"],
+                                         ("pnorm:1e+308", "limit of 1000")))
 case("score_energy_1e-308_tsv", "option")(_opt(["score", "{0}", "-m", "energy:1e-308", "-f",
                                                 "tsv", "-o", "o.tsv"], ("non-finite score",)))
 
@@ -945,6 +1002,50 @@ def _pt_overlap(d: Path, out: Path) -> Spec:
     t = torch.arange(2000, dtype=torch.float32).as_strided((1000, 1000), (1, 1))
     torch.save({"logits": t, "labels": torch.zeros(1000, dtype=torch.long)}, d / "ov.pt")
     return Spec(["curve", str(d / "ov.pt"), "-o", "o.tsv"], 3, ("ov.pt:/logits",))
+
+
+@case("hdf5_gzip_bomb", "cost")
+def _gz_bomb(d: Path, out: Path) -> Spec:
+    """80 MB of zeros in 95 KB of gzip chunks: refused before it is decompressed."""
+    def extra(f: h5py.File) -> None:
+        del f["logits"], f["labels"]
+        f.create_dataset("logits", data=np.zeros((5_000_000, 4), np.float32),
+                         chunks=(65536, 4), compression="gzip", compression_opts=9)
+    raw_h5(d / "f.h5", extra=extra)
+    return Spec(["curve", str(d / "f.h5"), "-o", "o.tsv"], 3,
+                ("f.h5:/logits", "compression bomb"), memory_bound=16 << 20)
+
+
+@case("hdf5_one_gigabyte_chunk", "cost")
+def _huge_chunk(d: Path, out: Path) -> Spec:
+    def extra(f: h5py.File) -> None:
+        del f["logits"], f["labels"]
+        ds = f.create_dataset("logits", shape=(2**26, 4), dtype=np.float32, chunks=(2**26, 4),
+                              compression="gzip")
+        ds[: 2**20] = 0.0  # one chunk written (decompressed whole by any read)
+    raw_h5(d / "f.h5", extra=extra)
+    return Spec(["curve", str(d / "f.h5"), "-o", "o.tsv"], 3,
+                ("f.h5:/logits", "storage chunks of 1073741824 bytes"), memory_bound=16 << 20)
+
+
+@case("npz_zip_bomb", "cost")
+def _npz_bomb(d: Path, out: Path) -> Spec:
+    np.savez_compressed(d / "b.npz", logits=np.zeros((5_000_000, 4), np.float32),
+                        labels=np.zeros(5_000_000, np.int64))
+    return Spec(["curve", str(d / "b.npz"), "-o", "o.tsv"], 3,
+                ("b.npz:/", "compression bomb"), memory_bound=16 << 20)
+
+
+@case("npy_header_declares_2_40_rows", "cost")
+def _npy_big(d: Path, out: Path) -> Spec:
+    import struct
+
+    hdr = b"{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 4), }"
+    hdr = hdr + b" " * (118 - len(hdr)) + b"\n"
+    (d / "big.npy").write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr
+                                + b"\0" * 16)
+    return Spec(["curve", str(d / "big.npy"), "-o", "o.tsv"], 3, ("big.npy", "16 present"),
+                memory_bound=16 << 20)
 
 
 # ============================================================================================
@@ -1190,3 +1291,41 @@ def test_readme_promises_name_tests_that_exist() -> None:
         if module == "test_trust.py" and func == "test_case" and param:
             pattern = re.escape(param).replace(r"\*", ".*")
             assert any(re.fullmatch(pattern, i) for i in ids), f"no case matches {param}"
+
+
+def test_missing_labels_found_before_any_pass_over_logits(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``curve`` on stored logits without /labels: refused without reading a logit row."""
+    from lsfix import schema
+
+    z, _ = arrays(5000, 10)
+    raw_h5(tmp_path / "f.h5", logits=z, labels=None)
+    reads: list[Any] = []
+    real = schema.CheckedDataset.__getitem__
+
+    def spy(self: Any, key: Any) -> Any:
+        reads.append(key)
+        return real(self, key)
+
+    monkeypatch.setattr(schema.CheckedDataset, "__getitem__", spy)
+    r = cli(["curve", tmp_path / "f.h5", "-o", tmp_path / "o.tsv"])
+    assert r.code == 3, r
+    assert "no /labels" in r.stderr
+    assert reads == []
+
+
+def test_save_params_is_strict_json_and_reads_back(tmp_path: Path) -> None:
+    """A fixed p has no held-out AURC: ``--save-params`` writes ``null`` there (never ``NaN``),
+    and ``--params`` reads the file back; attributes lsfix writes are strict JSON too."""
+    g = good(tmp_path / "g.h5")
+    r = cli(["normalise", g, "--p", "2", "-q", "--save-params", tmp_path / "p.json", "-o",
+             tmp_path / "o.h5"])
+    assert r.code == 0, r
+    doc = json.loads((tmp_path / "p.json").read_text(), parse_constant=_no_constants)
+    assert doc["msp_aurc"] is None
+    r = cli(["normalise", g, "--params", tmp_path / "p.json", "-q", "-o", tmp_path / "o2.h5"])
+    assert r.code == 0, r
+    with h5py.File(tmp_path / "o.h5", "r") as f:
+        for text in (f.attrs["provenance"], f.attrs["history"],
+                     f["scores/pnorm"].attrs["params"]):
+            json.loads(text, parse_constant=_no_constants)

@@ -38,6 +38,11 @@ IDS = ["a", "b", "c", "d", "e", "f"]
 NAMES = ["cat", "dog", "eel"]
 
 
+NEITHER = ("neither a logits table (logit_0..logit_<K-1> or one numeric column per "
+           "class, and label) nor a score table (confidence and correct, or confidence, "
+           "y_true and y_pred); ")
+
+
 @pytest.fixture(autouse=True)
 def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run in a fresh folder so messages name short relative paths (``x.npz: ...``)."""
@@ -383,20 +388,26 @@ def test_malicious_torch_file_is_refused_by_weights_only(
     kw = {"_use_new_zipfile_serialization": False} if legacy else {}
     torch.save({"logits": _Evil(marker)}, "evil.pt", **kw)
     msg = refusal("evil.pt")
-    assert msg.startswith("evil.pt: refused by torch.load(weights_only=True): ")
+    # zip files are read by lsfix's own restricted unpickler (lsfix.torchzip), legacy ones by
+    # torch.load(weights_only=True)
+    prefix = ("evil.pt: refused by torch.load(weights_only=True): " if legacy else
+              "evil.pt: refused: the pickle in this torch.save file names the global ")
+    assert msg.startswith(prefix)
     assert "mkdir" in msg
     assert msg.endswith("lsfix never unpickles arbitrary objects (save plain tensors, e.g. "
                         "torch.save({'logits': logits, 'labels': labels}, path))")
     data = Path("evil.pt").read_bytes()
-    with pytest.raises(InputError, match=r"^<stdin>: refused by torch.load"):
+    with pytest.raises(InputError, match=r"^<stdin>: refused"):
         foreign.read_foreign(io.BytesIO(data), "<stdin>", data[:8])
     assert not marker.exists()
 
 
 def test_missing_torch_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feature only torch.load reads (here: a sparse-tensor rebuild) needs torch; the zip
+    format with plain tensors does not (tests/io/test_torchzip.py)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("x/data.pkl", b"\x80\x02}q\x00.")
+        zf.writestr("x/data.pkl", b"\x80\x02ctorch._utils\n_rebuild_sparse_tensor\nq\x00.")
     write("x.pt", buf.getvalue())
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
     msg = refusal("x.pt", MissingDependency)
@@ -504,11 +515,11 @@ CSV_ERRORS = [
      "logit_0..logit_2 and optionally label and sample_id)"),
     ("logit_0,logit_01\n1,2\n", "t.csv: line 1: unknown column 'logit_01' (a logits table "
      "has logit_0..logit_0 and optionally label and sample_id)"),
-    ("a,b\n1,2\n", "t.csv: line 1: neither a logits table (logit_0..logit_<K-1>, label, "
-     "sample_id) nor a score table (confidence, correct, sample_id); columns: 'a', 'b'"),
-    ("confidence\tcorrect\n0.5\t1\n", "t.csv: line 1: neither a logits table "
-     "(logit_0..logit_<K-1>, label, sample_id) nor a score table (confidence, correct, "
-     "sample_id); columns: 'confidence\\tcorrect' (the file looks tab-separated: name it .tsv)"),
+    ("a,b\nx,2\n", "t.csv: line 1: " + NEITHER + "columns: 'a', 'b'. Rename the columns to "
+     "those names"),
+    ("confidence\tcorrect\n0.5\t1\n", "t.csv: line 1: " + NEITHER + "columns: "
+     "'confidence\\tcorrect' (the file looks tab-separated: name it .tsv). Rename the columns "
+     "to those names"),
     ('sample_id,confidence,correct\n"a,1,1\nb,1,1\n', "t.csv: line 3: unexpected end of data"),
     ('sample_id,confidence,correct\n"a"x,1,1\n',
      "t.csv: line 2: ',' expected after '\"'"),
@@ -589,11 +600,12 @@ def test_extensionless_path_is_sniffed() -> None:
     ("path", "data", "message"),
     [
         ("x.txt", b"confidence,correct\n0.5,1\n",
-         "x.txt: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv or .tsv)"),
-        ("x.json", b"{}", "x.json: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv "
-         "or .tsv)"),
+         "x.txt: line 1: " + NEITHER + "columns: 'confidence,correct' (the file looks "
+         "comma-separated: name it .csv). Rename the columns to those names"),
+        ("x.json", b"{}", "x.json: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv, "
+         ".tsv or .txt)"),
         ("noext", b"\x00\x01\x02binary",
-         "noext: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv or .tsv)"),
+         "noext: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv, .tsv or .txt)"),
         ("x.npy", b"hello world", "x.npy: does not start with the .npy magic bytes; not a .npy "
          "file, or corrupt"),
         ("x.npz", b"hello world", "x.npz: is not a zip archive; not an .npz file, or corrupt"),
@@ -616,7 +628,7 @@ def test_stdin_binary_junk() -> None:
     with pytest.raises(InputError) as info:
         foreign.read_foreign(io.BytesIO(b"\x00\xff junk"), "<stdin>", b"\x00\xff junk")
     assert str(info.value) == (
-        "<stdin>: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv or .tsv)")
+        "<stdin>: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv, .tsv or .txt)")
 
 
 def test_magic_wins_over_extension() -> None:

@@ -105,3 +105,18 @@ def test_without_ignored_values_the_option_changes_nothing(tmp_path: Path) -> No
     a = _run("curve", tmp_path / "c.h5", "-f", "tsv").stdout
     b = _run("curve", tmp_path / "c.h5", "--ignore-index", "255", "-f", "tsv").stdout
     assert a == b
+
+
+def test_new_file_keeps_dense_labels_and_their_ignore_index(tmp_path: Path) -> None:
+    """``new_file`` used to flatten (N, H, W) labels, which the reader then refused."""
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
+    y = rng.integers(0, 3, (2, 4, 5)).astype(np.uint8)
+    y[0, 0, :] = 255
+    new_file(tmp_path / "d.h5", z, labels=y, ignore_index=255)
+    with h5py.File(tmp_path / "d.h5", "r") as f:
+        assert f["labels"].shape == (2, 4, 5) and f["labels"].dtype == np.uint8
+        assert int(f["labels"].attrs["ignore_index"]) == 255
+    res = _run("curve", tmp_path / "d.h5", "-f", "json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["results"][0]["n"] == 2 * 4 * 5 - 5

@@ -195,8 +195,10 @@ def test_dense_labels_keep_their_dtype_and_ignore_index(tmp_path: Path) -> None:
     with h5py.File(out, "r") as f:
         assert f["labels"].dtype == np.uint8 and f["labels"].shape == (3, 5, 6)
         assert int(f["labels"].attrs["ignore_index"]) == 255
-    with read_predictions(str(out)) as s:
+    with read_predictions(str(out)) as s, read_predictions(str(src)) as d:
         assert s.keep is not None and int((~s.keep).sum()) == 3 * 6
+        # in memory too: 1 B per pixel, not an int64 copy
+        assert s.labels.dtype == np.uint8 and d.labels.dtype == np.uint8
 
 
 def _curve_json(*args: object) -> dict:
