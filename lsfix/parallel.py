@@ -211,7 +211,8 @@ class _Window:
         direct = getattr(self._data, "read_direct", None)
         sel = self._shift(source_sel)
         if direct is None:
-            np.copyto(dest[dest_sel], self._data[sel], casting="same_kind")
+            target = dest if dest_sel is None else dest[dest_sel]
+            np.copyto(target, self._data[sel], casting="same_kind")
         else:
             direct(dest, sel, dest_sel)
 

@@ -3,6 +3,7 @@ gives numbers identical to the one-process path (compared exactly, never approxi
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -155,9 +156,11 @@ def test_missing_dask_says_which_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 # --------------------------------------------------------------------------------------------
 # with Dask
 
-dask = pytest.importorskip("dask", reason="Dask is not installed (pip install 'lsfix[dask]')")
+needs_dask = pytest.mark.skipif(importlib.util.find_spec("dask") is None,
+                                reason="Dask is not installed (pip install 'lsfix[dask]')")
 
 
+@needs_dask
 def test_threads_scores_and_blocks_equal_sync(plain: Path, monkeypatch: pytest.MonkeyPatch
                                               ) -> None:
     monkeypatch.setattr(parallel, "PARTITION_ELEMENTS", 7 * 40)  # 13 partitions of 40 rows
@@ -270,12 +273,14 @@ def cluster() -> Iterator[str]:
         proc.stdout.close()
 
 
+@needs_dask
 def test_local_cluster_of_two_workers_gives_identical_numbers(
         files: tuple[Path, Path], cluster: str, tmp_path: Path) -> None:
     assert cluster.startswith("tcp://127.0.0.1:")
     _compare_commands(tmp_path, *files, scheduler=cluster)
 
 
+@needs_dask
 def test_processes_scheduler_gives_identical_numbers(files: tuple[Path, Path]) -> None:
     data, _ = files
     args = [data, "-s", "msp", "-s", "max_logit", "--coverage", "0.8", "-f", "json"]
@@ -284,6 +289,7 @@ def test_processes_scheduler_gives_identical_numbers(files: tuple[Path, Path]) -
     assert a.stdout == b.stdout
 
 
+@needs_dask
 def test_unreachable_cluster_is_one_line_exit_1(plain: Path) -> None:
     res = _cli("curve", plain, "--scheduler", "tcp://127.0.0.1:9")
     assert res.returncode == 1
