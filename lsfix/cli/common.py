@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -41,6 +42,24 @@ IgnoreIndexOpt = Annotated[
     typer.Option("--ignore-index", help="Label value of pixels/rows never evaluated (e.g. 255 "
                                         "or -100), for inputs that do not record one."),
 ]
+
+
+SchedulerOpt = Annotated[
+    str,
+    typer.Option("--scheduler", metavar="sync|threads|processes|ADDRESS",
+                 help="Where the work runs: sync (one process, default), threads or processes "
+                      "(Dask on this machine), or a dask.distributed address such as "
+                      "tcp://host:8786. Numbers are identical; needs lsfix[dask] unless sync."),
+]
+
+
+def use_scheduler(value: str) -> contextlib.AbstractContextManager[object]:
+    """``--scheduler``: a context in which scores and metrics run there (:mod:`lsfix.parallel`;
+    ``sync`` imports no Dask)."""
+    from lsfix import parallel
+
+    parallel.check_scheduler(value)
+    return parallel.scheduler(value)
 
 
 def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False,
