@@ -1352,3 +1352,24 @@ def test_save_params_is_strict_json_and_reads_back(tmp_path: Path) -> None:
         for text in (f.attrs["provenance"], f.attrs["history"],
                      f["scores/pnorm"].attrs["params"]):
             json.loads(text, parse_constant=_no_constants)
+
+
+@pytest.mark.parametrize("command", ["curve", "score", "audit"])
+def test_link_name_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path, command: str) -> None:
+    """A link name that is not UTF-8 used to raise inside h5py's link-walk callback and end
+    as a SystemError traceback (found by test_fuzz); it is exit 3 naming the file and path."""
+    path = tmp_path / "odd.h5"
+    with h5py.File(path, "w") as f:
+        f["logits"] = np.arange(30, dtype=np.float32).reshape(10, 3)
+        f["labels"] = np.arange(10) % 3
+        f.attrs["lsfix_schema"] = "lsfix.predictions"
+        f.attrs["lsfix_schema_version"] = 1
+        f.create_group(b"g\xff\xfe").create_dataset(b"x\xff", data=np.arange(3))
+    before = path.read_bytes()
+    exe = Path(sys.executable).parent / "lsfix"
+    res = subprocess.run([str(exe), command, str(path)], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert res.returncode == 3, res.stderr
+    assert res.stderr == (f"lsfix {command}: error: {path}:/g\\xff\\xfe: has a link name that "
+                          "is not UTF-8; lsfix files use UTF-8 names\n")
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["odd.h5"]
