@@ -107,7 +107,10 @@ def normalise(
 
         binary = is_single_logit(pred.logits)
         if binary and not quiet:
-            note(f"lsfix normalise: {pred.name}: {BINARY_NOTE}")
+            from lsfix.cli.inputopts import warn_later
+
+            # printed when the command succeeds: a failure stays one stderr line
+            warn_later(f"lsfix normalise: {pred.name}: {BINARY_NOTE}")
         if binary and p is None and params is None:
             # nothing to tune: p = 0 is MSP's ranking, every p >= 1 a constant
             chosen, fit, fit_fraction = ["binary"], None, None
@@ -165,8 +168,10 @@ def normalise(
         small = small_fit_warning(fitted) if fitted.grid and fitted.n_fit else None
         if not quiet:
             if binary and fitted.fallback_msp and not fitted.grid:
-                note(f"lsfix normalise: nothing to tune; /scores/{name} holds MSP (the |z| "
-                     "ranking)")
+                from lsfix.cli.inputopts import warn_later
+
+                warn_later(f"lsfix normalise: nothing to tune; /scores/{name} holds MSP (the |z| "
+                           "ranking)")
             elif fitted.grid:
                 note(f"lsfix normalise: {describe_fit(fitted)}")
                 if small:  # printed when the command succeeds (a failure is one line)

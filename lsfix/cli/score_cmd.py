@@ -92,7 +92,10 @@ def score(
         from lsfix.core.scores import BINARY_NOTE, is_single_logit
 
         if is_single_logit(pred.logits) and not quiet:
-            note(f"lsfix score: {pred.name}: {BINARY_NOTE}")
+            from lsfix.cli.inputopts import warn_later
+
+            # printed when the command succeeds: a failure stays one stderr line
+            warn_later(f"lsfix score: {pred.name}: {BINARY_NOTE}")
         if fmt == "h5" and not overwrite:
             clash = [n for n in names if n in pred.scores]
             if clash:
