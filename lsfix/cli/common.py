@@ -79,19 +79,8 @@ def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False
                     ignore_index=ignore_index)
     if need_labels:
         pred.require_labels("this command")
-    if need_logits and pred.logits is None:
-        from lsfix import scorefile
-        from lsfix.errors import InputError
-        from lsfix.predictions import LOGITS
-
-        if pred.kind == scorefile.SCHEMA_NAME:
-            raise InputError("is a scores file (no /logits); this command needs the logits "
-                             "file it was computed from (pass that, and this with --with)",
-                             file=pred.name)
-        if pred.foreign_format:  # a table of confidences: no "datasets" in its vocabulary
-            raise InputError(f"no logits in {pred.name} (a table of confidences); this "
-                             "command needs logits")
-        raise InputError(f"no {LOGITS} dataset; this command needs logits", file=pred.name)
+    if need_logits:
+        inputs.require_logits(pred)
     return pred
 
 
