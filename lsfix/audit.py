@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from lsfix import parallel
 from lsfix.core import (
     PLAIN_SCORES,
     PairedDifference,
@@ -52,7 +53,7 @@ from lsfix.core.ceiling import (
 )
 from lsfix.core.scores import is_single_logit
 from lsfix.errors import UsageError
-from lsfix.pipeline import ScoreResult, _RowSubset, correct_of, eval_mask, split_fit_rows
+from lsfix.pipeline import ScoreResult, _RowSubset, correct_of, eval_mask
 from lsfix.predictions import Predictions
 
 
@@ -120,7 +121,9 @@ def audit(
         split = {"kind": "file", "file": val.name, "n": int(fit_labels.shape[0])}
         mask = eval_mask(pred)
     else:
-        fit_rows = split_fit_rows(pred.n, fit_fraction, seed, pred.name)
+        from lsfix.dense import fit_split
+
+        fit_rows = fit_split(pred, fit_fraction, seed)  # dense: whole images
         if pred.keep is not None:
             fit_rows &= pred.keep
         idx = np.flatnonzero(fit_rows)
@@ -143,8 +146,8 @@ def audit(
     temperature = fit_temperature(fit_logits, fit_labels)
 
     specs = [ScoreSpec(s) for s in PLAIN_SCORES] + [ScoreSpec("msp_ts", temperature)]
-    scores = compute_scores(pred.logits, specs)
-    scores["pnorm"] = fit.score(pred.logits)
+    scores = parallel.compute_scores(pred.logits, specs)
+    scores["pnorm"] = parallel.compute_scores(pred.logits, [fit.spec])[fit.spec.name]
     correct = correct_all = correct_of(pred)
     group_index = None
     if by is not None:
@@ -162,8 +165,8 @@ def audit(
                               group_index, grp.names, convention=convention, n_boot=n_boot,
                               seed=seed, level=level)
     results = tuple(
-        ScoreResult(pred.name, name, evaluate(conf, correct, convention=convention), None,
-                    conf, correct)
+        ScoreResult(pred.name, name, parallel.evaluate(conf, correct, convention=convention),
+                    None, conf, correct)
         for name, conf in scores.items()
     )
     by_score = {r.score: r for r in results}

@@ -140,27 +140,39 @@ def check_file(f: h5py.File, name: str) -> None:
     seen = 0
     problem: list[tuple[str, str]] = []
 
-    def visit(path: str, link: Any) -> Any:
+    def visit(raw: bytes, info: Any) -> Any:
+        # low level on purpose: names arrive as bytes, so a name that is not UTF-8 is refused
+        # here instead of raising inside h5py's callback (which ends as a SystemError)
         nonlocal seen
         seen += 1
-        where = "/" + path
+        try:
+            where = "/" + raw.decode("utf-8")
+        except UnicodeDecodeError:
+            problem.append(("/" + raw.decode("utf-8", "backslashreplace"),
+                            "has a link name that is not UTF-8; lsfix files use UTF-8 names"))
+            return True
         if seen > MAX_OBJECTS:
             problem.append((where, f"the file holds more than {MAX_OBJECTS} objects; "
                                    "refusing to walk it"))
             return True
-        if isinstance(link, h5py.ExternalLink):
-            problem.append((where, f"is an external link to {link.filename}:{link.path}; "
+        if info.type == h5py.h5l.TYPE_EXTERNAL:
+            target = _link_text(f, raw)
+            problem.append((where, f"is an external link to {target}; "
                                    "refusing to read outside the file"))
             return True
-        if isinstance(link, h5py.SoftLink):
-            problem.append((where, f"is a soft link to {link.path}; lsfix files store "
+        if info.type == h5py.h5l.TYPE_SOFT:
+            problem.append((where, f"is a soft link to {_link_text(f, raw)}; lsfix files store "
                                    "their datasets directly"))
+            return True
+        if info.type != h5py.h5l.TYPE_HARD:
+            problem.append((where, f"is a user-defined link (type {int(info.type)}); "
+                                   "refusing to follow it"))
             return True
         return None
 
     try:
-        f.visititems_links(visit)
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        f.id.links.visit(visit, info=True)
+    except (OSError, RuntimeError, KeyError, ValueError, SystemError) as exc:
         raise InputError(f"unreadable HDF5 structure ({_reason(exc)}); corrupt file?",
                          file=name) from None
     if problem:
@@ -178,9 +190,21 @@ def check_file(f: h5py.File, name: str) -> None:
             check_dataset(f[path], name, path)
     except InputError:
         raise
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, SystemError) as exc:
         raise InputError(f"unreadable HDF5 structure ({_reason(exc)}); corrupt file?",
                          file=name) from None
+
+
+def _link_text(f: h5py.File, raw: bytes) -> str:
+    """The target of a soft or external link, for a message (never followed)."""
+    try:
+        val = f.id.links.get_val(raw)
+    except (OSError, RuntimeError, KeyError, ValueError, SystemError):
+        return "an unreadable target"
+    parts = val if isinstance(val, tuple) else (val,)
+    text = [p.decode("utf-8", "backslashreplace") if isinstance(p, bytes) else str(p)
+            for p in parts]
+    return ":".join(text)
 
 
 def check_dataset(ds: h5py.Dataset, name: str, path: str) -> None:

@@ -56,13 +56,23 @@ def read_predictions(
             pred = foreign.read_foreign(src, name, head)
     if need_labels:
         pred.require_labels("this command")
-    if need_logits and pred.logits is None:
-        if pred.kind == scorefile.SCHEMA_NAME:
-            raise InputError("is a scores file (no /logits); this command needs the logits "
-                             "file it was computed from (pass that, and this with --with)",
-                             file=name)
-        raise InputError(f"no {LOGITS} dataset; this command needs logits", file=name)
+    if need_logits:
+        require_logits(pred)
     return pred
 
 
 __all__ = ["HDF5_KINDS", "read_predictions"]
+
+
+def require_logits(pred: Predictions) -> None:
+    """Raise :class:`InputError` in the input's own vocabulary when ``pred`` has no logits."""
+    if pred.logits is not None:
+        return
+    if pred.kind == scorefile.SCHEMA_NAME:
+        raise InputError("is a scores file (no /logits); this command needs the logits "
+                         "file it was computed from (pass that, and this with --with)",
+                         file=pred.name)
+    if pred.foreign_format:  # a table of confidences: no "datasets" in its vocabulary
+        raise InputError(f"no logits in {pred.name} (a table of confidences); this "
+                         "command needs logits")
+    raise InputError(f"no {LOGITS} dataset; this command needs logits", file=pred.name)

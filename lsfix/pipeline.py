@@ -11,13 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from lsfix import parallel
 from lsfix.core import (
     Metrics,
     PNormFit,
     ScoreSpec,
     bootstrap_ci,
-    compute_scores,
-    evaluate,
     parse_score,
     tune_pnorm,
 )
@@ -45,7 +44,7 @@ def correct_of(pred: Predictions) -> np.ndarray:
         if pred.logits is None:
             raise InputError("has labels but no /logits; cannot tell which predictions are right",
                              file=pred.name)
-        out = compute_scores(pred.logits, [], labels=labels)["_correct"]
+        out = parallel.compute_scores(pred.logits, [], labels=labels)["_correct"]
     pred.correct = out
     return out
 
@@ -125,7 +124,7 @@ def resolve_scores(pred: Predictions, names: list[str] | None) -> dict[str, np.n
             ) from None
         missing.append(spec)
     if missing:
-        computed = compute_scores(pred.logits, missing)
+        computed = parallel.compute_scores(pred.logits, missing)
         for spec, name in zip(missing, [n for n in names if n not in pred.scores], strict=True):
             out[name] = computed[spec.name]
     return {n: out[n] for n in names}
@@ -165,19 +164,30 @@ def evaluate_file(
     n_boot: int = 0,
     seed: int = 0,
     level: float = 0.95,
+    clusters: np.ndarray | None = None,
 ) -> list[ScoreResult]:
-    """Evaluate each resolved score of ``pred`` on its evaluation rows."""
+    """Evaluate each resolved score of ``pred`` on its evaluation rows. ``clusters`` (one
+    id per row, e.g. the image of each pixel) makes the bootstrap resample clusters
+    (:func:`lsfix.core.bootstrap.cluster_bootstrap_ci`)."""
     correct = correct_of(pred)  # first: "no /labels" is found before any pass for scores
     scores = resolve_scores(pred, names)
     mask = eval_mask(pred)
     if mask is not None:
         correct = correct[mask]
+        clusters = None if clusters is None else clusters[mask]
     out = []
     for name, conf in scores.items():
         c = conf if mask is None else conf[mask]
-        m = evaluate(c, correct, convention=convention, coverages=coverages, risks=risks)
+        m = parallel.evaluate(c, correct, convention=convention, coverages=coverages,
+                              risks=risks)
         ci = None
-        if n_boot:
+        if n_boot and clusters is not None:
+            from lsfix.core.bootstrap import cluster_bootstrap_ci
+
+            ci = cluster_bootstrap_ci(c, correct, clusters, n_boot=n_boot, seed=seed,
+                                      level=level, convention=convention,
+                                      coverages=tuple(coverages), risks=tuple(risks))
+        elif n_boot:
             ci = bootstrap_ci(c, correct, n_boot=n_boot, seed=seed, level=level,
                               convention=convention, coverages=tuple(coverages),
                               risks=tuple(risks))

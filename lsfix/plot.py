@@ -218,3 +218,30 @@ def gap_histogram(series: Sequence[GapSeries], path: str, *,
     ax.legend(fontsize=7, frameon=True)
     save(fig, path)
     plt.close(fig)
+
+
+def rank_map_plot(maps: np.ndarray, names: Sequence[str], path: str, *,
+                  title: str = "Uncertainty rank per pixel") -> None:
+    """One panel per image (at most 12): the uncertainty rank of every pixel
+    (:mod:`lsfix.core.rankmap`; 0 = most confident, 1 = least), grey where not evaluated."""
+    plt = _figure()
+    shown = min(12, maps.shape[0])
+    cols = min(4, shown)
+    rows = -(-shown // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    cmap = plt.get_cmap("magma").with_extremes(bad="#bbbbbb")
+    im = None
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < shown:
+            im = ax.imshow(np.ma.masked_invalid(maps[i]), cmap=cmap, vmin=0.0, vmax=1.0,
+                           interpolation="nearest")
+            ax.set_title(str(names[i]), fontsize=8)
+    if im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8,
+                     label="uncertainty rank (0 = most confident)")
+    fig.suptitle(title, fontsize=10)
+    try:
+        save(fig, path)
+    finally:
+        plt.close(fig)

@@ -580,6 +580,7 @@ def _copy_core(pred: Predictions, out: h5py.File) -> None:
         for path in (LOGITS, LABELS, SAMPLE_IDS, CLASS_NAMES):
             if path in pred.h5:
                 pred.h5.copy(pred.h5[path], out, name=path.lstrip("/"))
+        write_groups(pred, out)  # as read (and joined with --with): kept for --by NAME
         return
     if pred.raw_logits is not None:
         write_array_chunked(out, LOGITS, pred.raw_logits)

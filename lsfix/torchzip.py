@@ -136,6 +136,7 @@ class _Unpickler(pickle.Unpickler):
             raise Refused(f"a storage {key!r} missing from the archive") from None
         if not isinstance(numel, int) or numel < 0 or info.file_size < numel * itemsize:
             raise Refused(f"storage {key!r}: {info.file_size} bytes for {numel} elements")
+        _refuse_bomb(info)
         raw = self._zip.read(member)[: numel * itemsize]
         st = _Storage(dtype, itemsize, key, numel)
         if dtype == "bf16":  # bfloat16: the high half of a float32
@@ -148,6 +149,17 @@ class _Unpickler(pickle.Unpickler):
             st.array = np.frombuffer(raw, dtype=dt)
         self._storages[key] = st
         return st
+
+
+def _refuse_bomb(info: zipfile.ZipInfo) -> None:
+    """A deflated member expanding past lsfix's limit (:func:`lsfix.untrusted.check_expansion`;
+    torch.save stores members uncompressed)."""
+    from lsfix.untrusted import EXPANSION_FLOOR, MAX_EXPANSION
+
+    if info.file_size > EXPANSION_FLOOR and info.file_size > MAX_EXPANSION * max(
+            1, info.compress_size):
+        raise Refused(f"member {info.filename!r}: {info.compress_size} stored bytes expand to "
+                      f"{info.file_size} (a compression bomb?)")
 
 
 def is_torch_zip(archive: zipfile.ZipFile) -> str | None:
@@ -172,6 +184,7 @@ def load(archive: zipfile.ZipFile) -> Any:
         if order not in ("little", "big"):
             raise Refused(f"byteorder {order[:20]!r}")
         little = order == "little"
+    _refuse_bomb(archive.getinfo(f"{prefix}data.pkl"))
     data = archive.read(f"{prefix}data.pkl")
     return _Unpickler(data, archive, prefix, little).load()
 

@@ -16,11 +16,13 @@ from lsfix.cli.common import (
     IgnoreIndexOpt,
     InputArg,
     OutputOpt,
+    SchedulerOpt,
     WithOpt,
     check_convention,
     load,
     load_joined,
     report_format,
+    use_scheduler,
 )
 from lsfix.cli.curve_cmd import (
     ByOpt,
@@ -238,9 +240,10 @@ def audit_cmd(
     output: OutputOpt = "-",
     with_files: WithOpt = None,
     ignore_index: IgnoreIndexOpt = None,
+    scheduler: SchedulerOpt = "sync",
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
-    with handle_errors("audit"):
+    with handle_errors("audit"), use_scheduler(scheduler):
         from lsfix.audit import audit
         from lsfix.errors import UsageError
         from lsfix.io import write_text_atomic

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -43,6 +44,24 @@ IgnoreIndexOpt = Annotated[
 ]
 
 
+SchedulerOpt = Annotated[
+    str,
+    typer.Option("--scheduler", metavar="sync|threads|processes|ADDRESS",
+                 help="Where the work runs: sync (one process, default), threads or processes "
+                      "(Dask on this machine), or a dask.distributed address such as "
+                      "tcp://host:8786. Numbers are identical; needs lsfix[dask] unless sync."),
+]
+
+
+def use_scheduler(value: str) -> contextlib.AbstractContextManager[object]:
+    """``--scheduler``: a context in which scores and metrics run there (:mod:`lsfix.parallel`;
+    ``sync`` imports no Dask)."""
+    from lsfix import parallel
+
+    parallel.check_scheduler(value)
+    return parallel.scheduler(value)
+
+
 def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False,
          need_logits: bool = False, ignore_index: int | None = None) -> Predictions:
     """Read and validate an input (``-`` = stdin)."""
@@ -60,19 +79,8 @@ def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False
                     ignore_index=ignore_index)
     if need_labels:
         pred.require_labels("this command")
-    if need_logits and pred.logits is None:
-        from lsfix import scorefile
-        from lsfix.errors import InputError
-        from lsfix.predictions import LOGITS
-
-        if pred.kind == scorefile.SCHEMA_NAME:
-            raise InputError("is a scores file (no /logits); this command needs the logits "
-                             "file it was computed from (pass that, and this with --with)",
-                             file=pred.name)
-        if pred.foreign_format:  # a table of confidences: no "datasets" in its vocabulary
-            raise InputError(f"no logits in {pred.name} (a table of confidences); this "
-                             "command needs logits")
-        raise InputError(f"no {LOGITS} dataset; this command needs logits", file=pred.name)
+    if need_logits:
+        inputs.require_logits(pred)
     return pred
 
 

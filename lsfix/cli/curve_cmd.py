@@ -14,11 +14,13 @@ from lsfix.cli.common import (
     IgnoreIndexOpt,
     InputArg,
     OutputOpt,
+    SchedulerOpt,
     WithOpt,
     check_convention,
     load_joined,
     parse_floats,
     report_format,
+    use_scheduler,
 )
 from lsfix.errors import UsageError
 
@@ -231,24 +233,58 @@ def curve(
     output: OutputOpt = "-",
     with_files: WithOpt = None,
     ignore_index: IgnoreIndexOpt = None,
+    scheduler: SchedulerOpt = "sync",
+    subsample: Annotated[str | None, typer.Option(
+        "--subsample-pixels", metavar="N[/IMAGES]",
+        help="Dense files: evaluate N random pixels of every IMAGES images (default 1; the "
+             "paper: 5000/12), drawn with --seed among the evaluated pixels.")] = None,
+    rank_map: Annotated[str | None, typer.Option(
+        "--rank-map", metavar="PATH",
+        help="Dense files: plot each image's per-pixel uncertainty rank under the first "
+             "score (.png/.svg/.pdf; up to 12 images).")] = None,
+    bootstrap_unit: Annotated[str, typer.Option(
+        "--bootstrap-unit", metavar="row|image",
+        help="What the bootstrap resamples: rows, or whole images of a dense file (pixels of "
+             "one image are not independent).")] = "row",
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
-    with handle_errors("curve"):
+    with handle_errors("curve"), use_scheduler(scheduler):
         from lsfix.io import write_text_atomic
         from lsfix.pipeline import evaluate_file
         from lsfix.report import document, dumps, tsv
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
+        if rank_map is not None:
+            from lsfix.plot import plot_format
+
+            plot_format(rank_map)
+            if by is not None:
+                raise UsageError("--rank-map does not go with --by")
+        if bootstrap_unit not in ("row", "image"):
+            raise UsageError(f"--bootstrap-unit must be row or image, got {bootstrap_unit!r}")
+        if bootstrap_unit == "image" and by is not None:
+            raise UsageError("--bootstrap-unit image does not go with --by (groups resample rows)")
         pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
                            ignore_index=ignore_index)
+        if subsample is not None:
+            from lsfix.cli.app import note
+            from lsfix.dense import apply_subsample
+
+            kept = apply_subsample(pred, subsample, seed)
+            note(f"lsfix curve: {kept} pixels drawn (--subsample-pixels {subsample}, seed {seed})")
         if by is not None:
             write_text_atomic(output, curve_by(pred, score, by, out_fmt, convention, covs, risks,
                                                bootstrap, seed, level, percent))
             pred.close()
             return
+        clusters = None
+        if bootstrap_unit == "image":
+            from lsfix.dense import image_of_rows
+
+            clusters = image_of_rows(pred, "--bootstrap-unit image")
         results = evaluate_file(pred, score, convention=convention, coverages=covs, risks=risks,
-                                n_boot=bootstrap, seed=seed, level=level)
+                                n_boot=bootstrap, seed=seed, level=level, clusters=clusters)
         warn_undefined("curve", results)
         if out_fmt == "json":
             text = dumps(document("curve", {
@@ -265,6 +301,10 @@ def curve(
                 unit = " (×100)" if percent else ""
                 text = render_table(rows, f"{pred.name} — convention {convention}{unit}",
                                     show_file=False)
+        if rank_map is not None:
+            from lsfix.dense import write_rank_map
+
+            write_rank_map(pred, results[0], rank_map)
         if plot is not None:
             from lsfix.plot import rc_plot
 

@@ -14,6 +14,7 @@ from lsfix.cli.common import (
     InputArg,
     OutputOpt,
     QuietOpt,
+    SchedulerOpt,
     WithOpt,
     check_convention,
     check_p,
@@ -23,6 +24,7 @@ from lsfix.cli.common import (
     parse_grid,
     read_json_file,
     require_finite_scores,
+    use_scheduler,
 )
 from lsfix.errors import UsageError
 
@@ -73,13 +75,15 @@ def normalise(
         "--copy-logits", help="Write a full logits file (a copy of /logits plus the scores) "
                               "instead of a scores file.")] = False,
     ignore_index: IgnoreIndexOpt = None,
+    scheduler: SchedulerOpt = "sync",
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    with handle_errors("normalise"):
-        from lsfix.core import PNormFit, compute_scores, tune_pnorm
+    with handle_errors("normalise"), use_scheduler(scheduler):
+        from lsfix import parallel
+        from lsfix.core import PNormFit, tune_pnorm
         from lsfix.io import dumps_json, refuse_binary_to_tty, write_text_atomic
-        from lsfix.pipeline import describe_fit, fit_on_rows, split_fit_rows
+        from lsfix.pipeline import describe_fit, fit_on_rows
         from lsfix.schema import write_predictions
         from lsfix.scorefile import write_scores_file
 
@@ -103,7 +107,10 @@ def normalise(
 
         binary = is_single_logit(pred.logits)
         if binary and not quiet:
-            note(f"lsfix normalise: {pred.name}: {BINARY_NOTE}")
+            from lsfix.cli.inputopts import warn_later
+
+            # printed when the command succeeds: a failure stays one stderr line
+            warn_later(f"lsfix normalise: {pred.name}: {BINARY_NOTE}")
         if binary and p is None and params is None:
             # nothing to tune: p = 0 is MSP's ranking, every p >= 1 a constant
             chosen, fit, fit_fraction = ["binary"], None, None
@@ -137,10 +144,13 @@ def normalise(
             if pred.fit_mask is not None and pred.fit_mask.any():
                 raise UsageError(f"{pred.name} already has a fit split (/fit_mask); tune with "
                                  "--fit VAL.h5 or reuse --params")
-            fit_mask = split_fit_rows(pred.n, fit_fraction, seed, pred.name)
+            from lsfix.dense import fit_split, is_dense
+
+            fit_mask = fit_split(pred, fit_fraction, seed)  # dense: whole images
             fitted = fit_on_rows(pred, fit_mask, grid=p_grid, convention=convention,
                                  split={"kind": "fraction", "fraction": fit_fraction,
-                                        "seed": seed, "n": int(fit_mask.sum())})
+                                        "seed": seed, "n": int(fit_mask.sum()),
+                                        **({"unit": "image"} if is_dense(pred) else {})})
         if save_params is not None:
             write_text_atomic(save_params, dumps_json(fitted.to_dict(), indent=2) + "\n")
         assert pred.logits is not None
@@ -149,7 +159,7 @@ def normalise(
         # one pass: the score and correctness (reads every row: bad rows fail before any note)
         spec = fitted.spec
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            computed = compute_scores(pred.logits, [spec], labels=pred.labels)
+            computed = parallel.compute_scores(pred.logits, [spec], labels=pred.labels)
         values = computed[spec.name]
         require_finite_scores(values, f"p={fitted.p:g}" if fitted.p is not None else "msp",
                               pred.name)
@@ -158,8 +168,10 @@ def normalise(
         small = small_fit_warning(fitted) if fitted.grid and fitted.n_fit else None
         if not quiet:
             if binary and fitted.fallback_msp and not fitted.grid:
-                note(f"lsfix normalise: nothing to tune; /scores/{name} holds MSP (the |z| "
-                     "ranking)")
+                from lsfix.cli.inputopts import warn_later
+
+                warn_later(f"lsfix normalise: nothing to tune; /scores/{name} holds MSP (the |z| "
+                           "ranking)")
             elif fitted.grid:
                 note(f"lsfix normalise: {describe_fit(fitted)}")
                 if small:  # printed when the command succeeds (a failure is one line)

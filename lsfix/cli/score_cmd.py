@@ -14,10 +14,12 @@ from lsfix.cli.common import (
     InputArg,
     OutputOpt,
     QuietOpt,
+    SchedulerOpt,
     WithOpt,
     load,
     load_joined,
     require_finite_scores,
+    use_scheduler,
 )
 from lsfix.errors import UsageError
 
@@ -27,7 +29,8 @@ copy of the logits (unless --copy-logits). curve, compare and audit read scores 
 
 Scores: msp (stored as log-MSP: same ranking, no saturation), max_logit, logit_margin,
 softmax_margin, neg_entropy, gini, energy[:T], msp_ts[:T] (T fitted on --fit VAL when not
-given), pnorm:P (MaxLogit-pNorm with a fixed p; 'lsfix normalise' tunes p).
+given), pnorm:P (MaxLogit-pNorm with a fixed p; 'lsfix normalise' tunes p), pnorm_raw:P (the same
+without centring the logits, as the paper's Cityscapes code).
 
 Examples:
 
@@ -55,14 +58,16 @@ def score(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace scores that already exist.")] = False,
     ignore_index: IgnoreIndexOpt = None,
+    scheduler: SchedulerOpt = "sync",
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    with handle_errors("score"):
+    with handle_errors("score"), use_scheduler(scheduler):
         import numpy as np
 
-        from lsfix.core import ScoreSpec, compute_scores, fit_temperature, parse_score
+        from lsfix.core import ScoreSpec, fit_temperature, parse_score
         from lsfix.io import refuse_binary_to_tty
+        from lsfix.parallel import compute_scores
         from lsfix.pipeline import evaluation_rows
         from lsfix.schema import write_predictions
         from lsfix.scorefile import write_scores_file
@@ -87,7 +92,10 @@ def score(
         from lsfix.core.scores import BINARY_NOTE, is_single_logit
 
         if is_single_logit(pred.logits) and not quiet:
-            note(f"lsfix score: {pred.name}: {BINARY_NOTE}")
+            from lsfix.cli.inputopts import warn_later
+
+            # printed when the command succeeds: a failure stays one stderr line
+            warn_later(f"lsfix score: {pred.name}: {BINARY_NOTE}")
         if fmt == "h5" and not overwrite:
             clash = [n for n in names if n in pred.scores]
             if clash:

@@ -198,3 +198,64 @@ def paired_bootstrap(
     else:
         p = math.nan
     return PairedDifference(metric, float(est), lo, hi, p, level, n_boot, valid)
+
+
+def cluster_bootstrap_ci(
+    confidence: Any,
+    correct: Any,
+    clusters: Any,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    convention: str = "lsfix",
+    metrics: tuple[str, ...] = BOOTSTRAP_METRICS,
+    coverages: tuple[float, ...] = (),
+    risks: tuple[float, ...] = (),
+) -> dict[str, Interval]:
+    """Cluster (image-level) bootstrap: like :func:`bootstrap_ci`, but a replicate resamples
+    the ``G`` clusters with replacement (``rng.integers(0, G, G)``) and takes every row of a
+    drawn cluster as often as the cluster was drawn. For dense predictions the clusters are
+    images: pixels of one image are not independent, so resampling pixels gives intervals
+    that are too narrow.
+
+    Parameters
+    ----------
+    clusters : array_like of int, shape (n,)
+        Cluster id of each row, in ``0..G-1`` (``G`` = largest id + 1; an id without rows is
+        still a cluster that can be drawn, contributing nothing). With ``clusters = arange(n)``
+        this is exactly :func:`bootstrap_ci` (the same draws, the same numbers).
+
+    Returns
+    -------
+    dict
+        Metric name -> :class:`Interval`; a replicate that draws only empty clusters is
+        undefined for every metric (not counted in ``n_valid``).
+    """
+    _check(n_boot, level)
+    _check_convention(convention)
+    c, y = _as_inputs(confidence, correct)
+    g = np.asarray(clusters)
+    if g.shape != c.shape or g.dtype.kind not in "iu" or (g.shape[0] and int(g.min()) < 0):
+        raise InputError(f"clusters must be non-negative integers of shape {c.shape}, got "
+                         f"{g.dtype} {g.shape}")
+    g = g.astype(np.intp, copy=False)
+    n_clusters = int(g.max()) + 1
+    rs = _Resampler(c, y)
+    kw = {"convention": convention, "coverages": tuple(coverages), "risks": tuple(risks)}
+    full = metrics_from_blocks(rs.blocks, **kw)
+    rng = np.random.default_rng(seed)
+    names = [*metrics, *(f"risk@{v:g}" for v in coverages),
+             *(f"coverage@{v:g}" for v in risks)]
+    reps = np.full((len(names), n_boot), np.nan)
+    for i in range(n_boot):
+        drawn = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
+        counts = drawn[g].astype(np.float64)
+        if not counts.any():
+            continue
+        reps[:, i] = _values(metrics_from_blocks(rs.replicate(counts), **kw), metrics)
+    out = {}
+    for j, (name, est) in enumerate(zip(names, _values(full, metrics), strict=True)):
+        lo, hi, valid = _percentiles(reps[j], level)
+        out[name] = Interval(float(est), lo, hi, level, n_boot, valid)
+    return out

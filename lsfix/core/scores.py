@@ -30,6 +30,10 @@ Every function takes logits of shape ``(n, K)`` (float16/32/64; a row source, an
     ``max_k (z_k − μ) / ‖z − μ‖_p`` with ``μ = mean_k z_k``; ``p = 0`` means no division
     (centred max logit). The norm is computed scaled, ``m · ‖x/m‖_p`` with ``m = max|x|``, so
     float16 or huge logits never overflow at large ``p``; constant logits (``x = 0``) score 0.
+``pnorm_raw`` (un-centred MaxLogit-pNorm)
+    ``max_k z_k / ‖z‖_p`` without centring (``p = 0``: the max logit), as the paper's
+    Cattelan & Silva code computes it for Cityscapes (p = 8); scaled like ``pnorm``, all-zero
+    logits score 0. It is not shift-invariant: adding a constant to every logit changes it.
 
 The predicted class is ``argmax z`` with the first index on exact ties.
 """
@@ -53,7 +57,7 @@ PLAIN_SCORES: tuple[str, ...] = (
     "msp", "max_logit", "logit_margin", "softmax_margin", "neg_entropy", "gini", "energy",
 )
 #: Every score family (``pnorm`` and ``msp_ts`` take a parameter).
-SCORE_FAMILIES: tuple[str, ...] = (*PLAIN_SCORES, "msp_ts", "pnorm")
+SCORE_FAMILIES: tuple[str, ...] = (*PLAIN_SCORES, "msp_ts", "pnorm", "pnorm_raw")
 #: The default p grid for tuning MaxLogit-pNorm.
 P_GRID: tuple[int, ...] = tuple(range(10))
 
@@ -242,6 +246,25 @@ def _pnorm_many(z: np.ndarray, ps: Sequence[float], work: _PNormWork | None = No
     return out
 
 
+def _pnorm_raw(z: np.ndarray, p: float) -> np.ndarray:
+    """Un-centred MaxLogit-pNorm ``max_k z_k / ‖z‖_p`` (``p = 0``: ``max_k z_k``), per row.
+
+    Computed scaled, ``(max z / m) / ‖z / m‖_p`` with ``m = max_k |z_k|``, so no power
+    overflows; a row of zeros scores 0."""
+    top = z.max(axis=1)
+    if p == 0:
+        return top.astype(np.float64, copy=True)
+    m = np.abs(z).max(axis=1)
+    zero = m == 0
+    m_safe = np.where(zero, 1.0, m)
+    a = np.abs(z) / m_safe[:, None]
+    s_p = a.sum(axis=1) if p == 1 else np.power(a, p).sum(axis=1)
+    s_p[zero] = 1.0  # a row of zeros: no 0/0 (set to 0 below)
+    out = (top / m_safe) / np.power(s_p, 1.0 / p)
+    out[zero] = 0.0
+    return out
+
+
 def _power_sums(a: np.ndarray, wanted: set[int], work: _PNormWork) -> dict[int, np.ndarray]:
     """``Σ_k a_k^p`` per row for integer ``p`` in 2..9: powers up to ``⌈max p / 2⌉`` are
     stored, and each sum is one fused multiply-reduce (``einsum``) of two of them."""
@@ -282,6 +305,8 @@ class ScoreSpec:
         """Dataset name: ``msp``, ``pnorm_p2``, ``energy_t2``, ``msp_ts``."""
         if self.family == "pnorm":
             return f"pnorm_p{_fmt(self.param)}"
+        if self.family == "pnorm_raw":
+            return f"pnorm_raw_p{_fmt(self.param)}"
         if self.family == "energy" and self.param not in (None, 1.0):
             return f"energy_t{_fmt(self.param)}"
         return self.family
@@ -289,6 +314,8 @@ class ScoreSpec:
     def params(self) -> dict[str, Any]:
         if self.family == "pnorm":
             return {"p": self.param}
+        if self.family == "pnorm_raw":
+            return {"p": self.param, "centred": False}
         if self.family in ("energy", "msp_ts"):
             return {"temperature": 1.0 if self.param is None else self.param}
         return {}
@@ -299,6 +326,9 @@ class ScoreSpec:
             p = float(self.param)  # type: ignore[arg-type]
             work = _PNormWork()
             return lambda ch: _pnorm_many(ch.z, [p], work)[:, 0]
+        if f == "pnorm_raw":
+            pr = float(self.param)  # type: ignore[arg-type]
+            return lambda ch: _pnorm_raw(ch.z, pr)
         if f == "energy":
             t = 1.0 if self.param is None else float(self.param)
             return lambda ch: _energy(ch, t)
@@ -346,12 +376,14 @@ def parse_score(text: str) -> ScoreSpec:
             raise UsageError(
                 "pnorm needs p: use pnorm:P (e.g. pnorm:2), or 'lsfix normalise' to tune p"
             )
+        if name == "pnorm_raw":
+            raise UsageError("pnorm_raw needs p: use pnorm_raw:P (e.g. pnorm_raw:8)")
         return ScoreSpec(name)
     try:
         val = float(arg)
     except ValueError:
         raise UsageError(f"bad parameter in {text!r}: {arg!r} is not a number") from None
-    if name == "pnorm":
+    if name in ("pnorm", "pnorm_raw"):
         return ScoreSpec(name, _check_p(val))
     return ScoreSpec(name, _check_temperature(val))
 
@@ -445,6 +477,8 @@ def compute_scores(
             raise UsageError("msp_ts needs a temperature: fit one on labelled data (--fit)")
         if s.family == "pnorm" and s.param is None:
             raise UsageError("pnorm needs p (pnorm:P) or tuning on labelled data")
+        if s.family == "pnorm_raw" and s.param is None:
+            raise UsageError("pnorm_raw needs p (pnorm_raw:P)")
     fns = [(s.name, s.fn()) for s in specs]
     out = {name: np.empty(n) for name, _ in fns}
     correct = None

@@ -298,7 +298,7 @@ def test_normalise_val_is_fit(run: RunFn, data: Path, tmp_path: Path, read_score
     ("lsfix curve -f ''", ["table", "tsv", "json"]),
     ("lsfix score --format ''", ["h5", "tsv"]),
     ("lsfix score -m max", ["max_logit"]),
-    ("lsfix compare --score pn", ["pnorm", "pnorm:2"]),
+    ("lsfix compare --score pn", ["pnorm", "pnorm_raw", "pnorm:2"]),
     ("lsfix curve --input ''", ["logits", "probs", "log-probs"]),
 ])
 def test_option_values_complete(words: str, expected: list[str]) -> None:

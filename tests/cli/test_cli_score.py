@@ -131,7 +131,7 @@ def test_msp_ts_fitted_note_on_stderr(run, files, tmp_path, read_scores, score_a
     ("args", "message"),
     [
         (["-m", "foo"], "unknown score 'foo'; choose from msp, max_logit, logit_margin, "
-                        "softmax_margin, neg_entropy, gini, energy, msp_ts, pnorm"),
+                        "softmax_margin, neg_entropy, gini, energy, msp_ts, pnorm, pnorm_raw"),
         (["-m", "pnorm"], "pnorm needs p: use pnorm:P (e.g. pnorm:2), or 'lsfix normalise' to "
                           "tune p"),
         (["-m", "msp:2"], "score 'msp' takes no parameter (got 'msp:2')"),

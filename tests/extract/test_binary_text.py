@@ -171,6 +171,14 @@ def test_score_says_what_binary_scores_mean(tmp_path, binary_file):
     assert np.all(np.diff(np.abs(z)[order]) >= 0)
 
 
+def test_binary_note_is_not_printed_when_the_command_fails(tmp_path, binary_file):
+    """The note comes with a successful run only: a failure is one stderr line (test_fuzz)."""
+    res = cli("score", binary_file, "-m", "msp_ts", "-o", tmp_path / "s.h5")  # no T, no --fit
+    assert res.exit_code == 2
+    assert len(res.stderr.splitlines()) == 1 and BINARY_NOTE not in res.stderr
+    assert not (tmp_path / "s.h5").exists()
+
+
 def test_normalise_does_not_pretend_to_choose(tmp_path, binary_file):
     out = tmp_path / "n.h5"
     res = cli("normalise", binary_file, "-o", out)

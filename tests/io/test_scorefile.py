@@ -230,3 +230,17 @@ def test_ignored_pixels_never_reach_the_tsv(tmp_path: Path) -> None:
     conf = flat_z.max(axis=1) - np.log(np.exp(flat_z).sum(axis=1))  # log-MSP
     m = evaluate(conf[keep], flat_z[keep].argmax(axis=1) == flat_y[keep])
     assert direct["aurc"] == pytest.approx(m.aurc, rel=1e-9)
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_groups_are_carried_into_every_output(tmp_path: Path, copy: bool) -> None:
+    z, y = _logits(n=30)
+    src = tmp_path / "g.h5"
+    new_file(src, z, labels=y)
+    with h5py.File(src, "a") as f:
+        f.create_dataset("groups/site", data=np.arange(30) % 3)
+    out = tmp_path / "o.h5"
+    args = ["--copy-logits"] if copy else []
+    assert _run("score", src, "-o", out, *args).exit_code == 0
+    with h5py.File(out, "r") as f:
+        np.testing.assert_array_equal(f["groups/site"][()], np.arange(30) % 3)

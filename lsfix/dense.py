@@ -1,0 +1,91 @@
+"""Options of the paper's protocol for dense ``(N, K, H, W)`` predictions, applied to a read
+:class:`~lsfix.predictions.Predictions` (the math is in :mod:`lsfix.core.subsample`).
+
+``--subsample-pixels N[/IMAGES] --seed S``: evaluate only ``N`` random pixels of every batch
+of ``IMAGES`` images (default 1: per image), drawn among the pixels that would be evaluated
+anyway (not ignored, not fit rows). The paper's Cityscapes evaluation is ``5000/12``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lsfix.core.subsample import parse_subsample, subsample_rows
+from lsfix.errors import UsageError
+from lsfix.predictions import Predictions
+
+
+def items_and_pixels(pred: Predictions, option: str) -> tuple[int, int]:
+    """Images and pixels per image of a dense input (logits file, or a scores file from
+    one); :class:`UsageError` naming ``option`` for anything else."""
+    spatial = tuple(getattr(pred.logits, "spatial", ())) if pred.logits is not None else ()
+    if not spatial and pred.fingerprint and isinstance(pred.fingerprint.get("shape"), list):
+        shape = pred.fingerprint["shape"]
+        spatial = tuple(int(s) for s in shape[2:]) if len(shape) > 2 else ()
+    if not spatial:
+        raise UsageError(f"{pred.name}: {option} needs dense (N, K, H, W) predictions; this "
+                         "input has one row per sample")
+    pixels = int(np.prod(spatial))
+    return pred.n // pixels, pixels
+
+
+def apply_subsample(pred: Predictions, text: str, seed: int) -> int:
+    """Restrict ``pred``'s evaluated rows (``pred.keep``) to the drawn pixels; returns how
+    many rows are kept."""
+    per, images = parse_subsample(text)
+    n_items, pixels = items_and_pixels(pred, "--subsample-pixels")
+    eligible = np.ones(pred.n, dtype=bool) if pred.keep is None else pred.keep.copy()
+    if pred.fit_mask is not None:
+        eligible &= ~pred.fit_mask
+    mask = subsample_rows(eligible, n_items, pixels, per_batch=per, images=images, seed=seed)
+    pred.keep = mask
+    return int(mask.sum())
+
+
+def is_dense(pred: Predictions) -> bool:
+    """True for ``(N, K, H, W)`` predictions (or a scores file made from them)."""
+    try:
+        items_and_pixels(pred, "")
+    except UsageError:
+        return False
+    return True
+
+
+def fit_split(pred: Predictions, fraction: float, seed: int) -> np.ndarray:
+    """The ``--fit-fraction`` row mask: a random fraction of the **images** of a dense input
+    (every pixel of a chosen image is a fit row: pixels of one image are not independent, so a
+    pixel-level split would tune on the images it then evaluates), else of the rows. The
+    images are drawn exactly as rows are (:func:`lsfix.pipeline.split_fit_rows` on the image
+    count)."""
+    from lsfix.pipeline import split_fit_rows
+
+    if not is_dense(pred):
+        return split_fit_rows(pred.n, fraction, seed, pred.name)
+    n_items, pixels = items_and_pixels(pred, "--fit-fraction")
+    return np.repeat(split_fit_rows(n_items, fraction, seed, pred.name), pixels)
+
+
+def image_of_rows(pred: Predictions, option: str) -> np.ndarray:
+    """The image index of every row of a dense input (for ``--bootstrap-unit image``)."""
+    n_items, pixels = items_and_pixels(pred, option)
+    return np.repeat(np.arange(n_items, dtype=np.intp), pixels)
+
+
+def write_rank_map(pred: Predictions, result: Any, path: str) -> None:
+    """``curve --rank-map``: the uncertainty-rank map of every image (first score)."""
+    from lsfix.core.rankmap import rank_maps
+    from lsfix.pipeline import eval_mask, resolve_scores
+    from lsfix.plot import rank_map_plot
+
+    n_items, pixels = items_and_pixels(pred, "--rank-map")
+    spatial = tuple(getattr(pred.logits, "spatial", ())) if pred.logits is not None else ()
+    if not spatial:
+        spatial = tuple(int(s) for s in pred.fingerprint["shape"][2:])  # type: ignore[index]
+    score = str(result.score)
+    conf = resolve_scores(pred, [score])[score]
+    maps = rank_maps(conf, eval_mask(pred), n_items, spatial)
+    names = ([str(s) for s in pred.sample_ids] if pred.sample_ids is not None
+             else [f"image {i}" for i in range(n_items)])
+    rank_map_plot(maps, names, path, title=f"Uncertainty rank per pixel: {pred.name} · {score}")

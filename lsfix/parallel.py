@@ -1,0 +1,355 @@
+"""``--scheduler``: scores and tie blocks computed by Dask, merged exactly.
+
+``curve``, ``score``, ``normalise`` and ``audit`` take ``--scheduler``:
+
+``sync`` (default)
+    One process, the code path of :mod:`lsfix.core`. Dask is not imported.
+``threads`` / ``processes``
+    Dask's local schedulers (a thread pool, or a pool of worker processes) on this machine.
+``tcp://HOST:PORT`` (any ``dask.distributed`` address: ``tls://``, ``ucx://``, ``inproc://``,
+or a bare ``HOST:PORT``)
+    The tasks run on the workers of an existing ``dask.distributed`` cluster.
+
+What is split, and how the pieces are merged (``docs/dask.md`` has the long form):
+
+* **Scores** (:func:`compute_scores`): the rows of ``/logits`` are cut into partitions of
+  whole items (images for dense files), aligned to the HDF5 storage chunks. A task opens the
+  file itself (by path, through :func:`lsfix.h5safe.open_local`: the local-only rule holds on
+  every worker, and the workers must see the file under the same path), checks the shape and
+  dtype it was promised, and runs :func:`lsfix.core.compute_scores` on its rows. Every row is
+  computed by the same kernel as in one process, so the concatenated scores are identical.
+  Logits that are not in a named HDF5 file (``.npz``, ``.pt``, tables, stdin) are shipped to
+  the tasks as raw slices in their stored dtype.
+* **Metrics** (:func:`evaluate`): a sample sort (:mod:`lsfix.core.partition`). Splitters
+  taken from a strided sample cut the confidences into value ranges; each row partition's
+  tie blocks are cut by range (map tasks) and merged per range (reduce tasks); the ranges'
+  blocks concatenated from the top are exactly the blocks of the one-process path, so every
+  metric, in every convention, is bit-identical.
+* Bootstrap intervals, p-tuning on fit rows, temperature fitting and the label-smoothing
+  estimate stay in the client process: a bootstrap replicate draws its resample from one
+  seeded stream after the previous replicate's, so splitting replicates over workers would
+  change the numbers.
+
+The scores, correctness and labels stay in the client's memory (that is lsfix's data model):
+Dask buys parallel reading, scoring and sorting, not a larger ``n`` than the client holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lsfix.core import Metrics, ScoreSpec, metrics_from_blocks
+from lsfix.core import compute_scores as _core_compute_scores
+from lsfix.core import evaluate as _core_evaluate
+from lsfix.core.metrics import Blocks, _as_inputs, _check_convention
+from lsfix.core.partition import (
+    SAMPLE_PER_RANGE,
+    choose_splitters,
+    concat_blocks,
+    merge_blocks,
+    partial_blocks,
+    strided_sample,
+)
+from lsfix.core.source import ArrayRows
+from lsfix.errors import InputError, MissingDependency, UsageError
+
+#: The schedulers that are not addresses.
+LOCAL_SCHEDULERS = ("sync", "threads", "processes")
+#: Logit values per score partition (about 64 MiB of float32).
+PARTITION_ELEMENTS = 1 << 24
+#: Confidences per metric partition (rows of one map task).
+METRIC_PARTITION_ROWS = 1 << 22
+
+_ADDRESS = re.compile(r"^(?:(tcp|tls|ucx|inproc|ws|wss)://)?[A-Za-z0-9_.\-\[\]:/]+:\d{1,5}$")
+
+
+def check_scheduler(value: str) -> str:
+    """Validate ``--scheduler``: ``sync``, ``threads``, ``processes`` or a distributed
+    address (``tcp://host:8786``, ``host:8786``); :class:`UsageError` otherwise."""
+    if value in LOCAL_SCHEDULERS or _ADDRESS.match(value):
+        return value
+    raise UsageError(f"--scheduler must be sync, threads, processes or a dask.distributed "
+                     f"address like tcp://host:8786, got {value[:60]!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# the runner: one scheduler for one command
+
+
+class Runner:
+    """Runs lists of ``dask.delayed`` tasks on one scheduler; see the module docstring."""
+
+    def __init__(self, scheduler: str) -> None:
+        check_scheduler(scheduler)
+        if scheduler == "sync":
+            raise UsageError("the sync scheduler needs no Runner")
+        try:
+            import dask
+        except ImportError:
+            raise MissingDependency(f"--scheduler {scheduler} needs Dask: pip install "
+                                    "'lsfix[dask]'") from None
+        self.scheduler = scheduler
+        self._dask = dask
+        self.client: Any = None
+        if scheduler in ("threads", "processes"):
+            self.workers = max(1, os.cpu_count() or 1)
+        else:
+            try:
+                from distributed import Client
+            except ImportError:
+                raise MissingDependency(f"--scheduler {scheduler} needs dask.distributed: pip "
+                                        "install 'lsfix[dask]'") from None
+            try:
+                self.client = Client(scheduler, timeout="10s", set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                from lsfix.errors import RuntimeFailure
+
+                raise RuntimeFailure(f"--scheduler {scheduler}: cannot reach the Dask "
+                                     f"scheduler ({str(exc).splitlines()[0][:120]})") from None
+            self.workers = max(1, sum(self.client.nthreads().values()))
+
+    def delayed(self, fn: Any) -> Any:
+        return self._dask.delayed(fn, pure=False)
+
+    def put(self, value: Any) -> Any:
+        """A large argument: scattered to the cluster once (distributed), else as is."""
+        if self.client is not None:
+            return self.client.scatter(value, hash=False)
+        return value
+
+    def compute(self, tasks: Sequence[Any]) -> list[Any]:
+        if not tasks:
+            return []
+        if self.client is not None:
+            futures = self.client.compute(list(tasks))
+            return list(self.client.gather(futures))
+        return list(self._dask.compute(*tasks, scheduler=self.scheduler,
+                                       num_workers=self.workers))
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+_ACTIVE: contextvars.ContextVar[Runner | None] = contextvars.ContextVar("lsfix_runner",
+                                                                       default=None)
+
+
+@contextlib.contextmanager
+def scheduler(value: str | None) -> Iterator[Runner | None]:
+    """Use ``value`` for :func:`compute_scores` and :func:`evaluate` inside the block.
+
+    ``sync`` (or ``None``) yields ``None`` and imports nothing."""
+    if value is None or value == "sync":
+        yield None
+        return
+    runner = Runner(value)
+    token = _ACTIVE.set(runner)
+    try:
+        yield runner
+    finally:
+        _ACTIVE.reset(token)
+        runner.close()
+
+
+def active() -> Runner | None:
+    """The runner of the enclosing :func:`scheduler` block, or ``None`` (one process)."""
+    return _ACTIVE.get()
+
+
+# --------------------------------------------------------------------------------------------
+# scores over row partitions
+
+
+@dataclass(frozen=True)
+class FileLogits:
+    """Where a task finds the logits: an HDF5 file by path (opened local-only on the
+    worker) and the shape and dtype the client saw, checked there."""
+
+    path: str
+    dataset: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+class _Window:
+    """Items ``[i0, i1)`` of an array-like, sliced like an array (what :class:`ArrayRows`
+    wraps)."""
+
+    def __init__(self, data: Any, i0: int, i1: int) -> None:
+        self._data = data
+        self._i0 = i0
+        self.shape = (i1 - i0, *tuple(int(s) for s in data.shape[1:]))
+        self.dtype = data.dtype
+        self.ndim = len(self.shape)
+        self.chunks = getattr(data, "chunks", None)
+
+    def _shift(self, key: Any) -> slice:
+        start, stop, _ = key.indices(self.shape[0])
+        return slice(self._i0 + start, self._i0 + stop)
+
+    def __getitem__(self, key: Any) -> Any:
+        if not isinstance(key, slice):
+            raise TypeError("a window is read by row slices")
+        return self._data[self._shift(key)]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read_direct(self, dest: np.ndarray, source_sel: Any = None, dest_sel: Any = None
+                    ) -> None:
+        direct = getattr(self._data, "read_direct", None)
+        sel = self._shift(source_sel)
+        if direct is None:
+            target = dest if dest_sel is None else dest[dest_sel]
+            np.copyto(target, self._data[sel], casting="same_kind")
+        else:
+            direct(dest, sel, dest_sel)
+
+
+def _file_of(src: ArrayRows) -> FileLogits | None:
+    """The HDF5 file behind a row source, when it is a named file on disk."""
+    data = getattr(src, "_data", None)
+    ds = getattr(data, "_ds", None)  # lsfix.schema.CheckedDataset
+    if ds is None:
+        return None
+    try:
+        f = ds.file
+        if f.driver == "fileobj":  # stdin or a pipe read into memory
+            return None
+        path = os.path.abspath(f.filename)
+    except (AttributeError, ValueError, OSError):
+        return None
+    if not os.path.isfile(path):
+        return None
+    return FileLogits(path, ds.name, tuple(int(s) for s in ds.shape), np.dtype(ds.dtype).str)
+
+
+def _score_task(where: Any, i0: int, i1: int, specs: list[ScoreSpec],
+                labels: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Scores of items ``[i0, i1)`` (runs on a worker)."""
+    if isinstance(where, FileLogits):
+        from lsfix import h5safe
+        from lsfix.schema import CheckedDataset, check_local
+
+        f = h5safe.open_local(where.path, where.path)
+        try:
+            check_local(f, where.dataset, where.path)
+            ds = f[where.dataset]
+            if tuple(ds.shape) != where.shape or np.dtype(ds.dtype).str != where.dtype:
+                raise InputError(f"changed while lsfix read it: shape {ds.shape} dtype "
+                                 f"{ds.dtype}, expected {where.shape} {where.dtype}",
+                                 file=where.path, dataset=where.dataset)
+            data = CheckedDataset(ds, where.path, where.dataset)
+            rows = ArrayRows(_Window(data, i0, i1), f"{where.path}:{where.dataset}")
+            return _core_compute_scores(rows, specs, labels=labels)
+        finally:
+            f.close()
+    rows = ArrayRows(where, "logits")  # a raw slice in its stored dtype
+    return _core_compute_scores(rows, specs, labels=labels)
+
+
+def item_partitions(n_items: int, item_elements: int, workers: int,
+                    storage_items: int | None = None) -> list[tuple[int, int]]:
+    """Cut ``n_items`` items into ``[i0, i1)`` ranges: at least ``2 * workers`` of them
+    (when there are that many items), each at most about :data:`PARTITION_ELEMENTS` values,
+    boundaries on multiples of the storage chunk (``storage_items``) when chunks are smaller
+    than a partition."""
+    parts = max(min(n_items, 2 * workers),
+                math.ceil(n_items * max(1, item_elements) / PARTITION_ELEMENTS))
+    per = math.ceil(n_items / max(1, parts))
+    if storage_items and storage_items < per:
+        per = math.ceil(per / storage_items) * storage_items
+    return [(i, min(n_items, i + per)) for i in range(0, n_items, per)]
+
+
+def compute_scores(logits: Any, specs: Sequence[ScoreSpec], *,
+                   labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """:func:`lsfix.core.compute_scores` on the active scheduler (identical results); in one
+    process when none is active or the logits are not an :class:`ArrayRows`."""
+    runner = active()
+    specs = list(specs)
+    if runner is None or not isinstance(logits, ArrayRows) or not specs and labels is None:
+        return _core_compute_scores(logits, specs, labels=labels)
+    for s in specs:  # the same refusals as the core, before any task runs
+        if s.family in ("msp_ts", "pnorm", "pnorm_raw") and s.param is None:
+            return _core_compute_scores(logits, specs, labels=labels)
+    n, _ = logits.shape
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise InputError(f"labels shape {labels.shape} does not match logits rows ({n},)")
+    pixels = n // max(1, logits.n_items)
+    chunks = getattr(getattr(logits, "_data", None), "chunks", None)
+    item_elems = int(np.prod(logits._data.shape[1:]) or 1)
+    parts = item_partitions(logits.n_items, item_elems, runner.workers,
+                            int(chunks[0]) if chunks else None)
+    where = _file_of(logits)
+    tasks = []
+    task = runner.delayed(_score_task)
+    for i0, i1 in parts:
+        lab = None if labels is None else runner.put(labels[i0 * pixels : i1 * pixels])
+        src: Any = where if where is not None else runner.put(
+            np.asarray(logits._data[i0:i1]))  # raw, stored dtype
+        tasks.append(task(src, i0, i1, specs, lab))
+    results = runner.compute(tasks)
+    out = {key: np.concatenate([r[key] for r in results]) for key in results[0]}
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# tie blocks by sample sort
+
+
+def _map_task(c: np.ndarray, y: np.ndarray, splitters: np.ndarray) -> list[Blocks]:
+    return partial_blocks(c, y, splitters)
+
+
+def _reduce_task(*parts: Blocks) -> Blocks:
+    return merge_blocks(parts)
+
+
+def tie_blocks(confidence: Any, correct: Any, *, runner: Runner | None = None,
+               partition_rows: int | None = None) -> Blocks:
+    """Tie blocks by a sample sort on ``runner`` (default: the active one; in one process
+    when none). Equal to :func:`lsfix.core.tie_blocks` (:mod:`lsfix.core.partition`)."""
+    from lsfix.core.metrics import _blocks
+
+    c, y = _as_inputs(confidence, correct)
+    runner = runner or active()
+    if runner is None:
+        return _blocks(c, y)
+    n = c.shape[0]
+    rows = partition_rows or max(1, min(METRIC_PARTITION_ROWS, math.ceil(n / (2 * runner.workers))))
+    cuts = list(range(0, n, rows)) + [n]
+    n_ranges = max(1, min(len(cuts) - 1, 2 * runner.workers))  # reduce tasks
+    splitters = choose_splitters(strided_sample(c, SAMPLE_PER_RANGE * n_ranges), n_ranges)
+    split = runner.put(splitters)
+    mtask, rtask = runner.delayed(_map_task), runner.delayed(_reduce_task)
+    mapped = [mtask(runner.put(c[a:b]), runner.put(y[a:b]), split)
+              for a, b in zip(cuts, cuts[1:], strict=False)]
+    reduced = [rtask(*[m[j] for m in mapped]) for j in range(splitters.shape[0] + 1)]
+    return concat_blocks(runner.compute(reduced)[::-1])
+
+
+def evaluate(confidence: Any, correct: Any, *, convention: str = "lsfix",
+             coverages: tuple[float, ...] | list[float] = (),
+             risks: tuple[float, ...] | list[float] = ()) -> Metrics:
+    """:func:`lsfix.core.evaluate` with the tie blocks from :func:`tie_blocks` on the active
+    scheduler (bit-identical); :func:`lsfix.core.evaluate` itself when none is active."""
+    if active() is None:
+        return _core_evaluate(confidence, correct, convention=convention,
+                              coverages=coverages, risks=risks)
+    _check_convention(convention)
+    b = tie_blocks(confidence, correct)
+    return metrics_from_blocks(b, convention=convention, coverages=coverages, risks=risks)
