@@ -168,7 +168,7 @@ def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool,
         shown.remove(worst)
         dropped.append(heads.get(worst, worst))
 
-    table = Table(title=title, title_justify="left")
+    table = Table()  # the title goes on its own line above: a long path never wraps it
     for k in shown:
         table.add_column(heads.get(k, k),
                          justify="left" if k in ("file", "score", "group") else "right",
@@ -177,7 +177,7 @@ def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool,
         table.add_row(*(cells[k][i] for k in shown))
     buf = io.StringIO()
     Console(file=buf, width=width, no_color=True, force_terminal=False).print(table)
-    text = buf.getvalue()
+    text = f"{title}\n{buf.getvalue()}"
     if dropped:
         text += (f"(not shown at {width} columns: {', '.join(dropped)}; -f tsv and -f json "
                  "show all)\n")

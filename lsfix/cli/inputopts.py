@@ -130,6 +130,11 @@ def adapt(pred: Any, path: str, note: Any, *, ignore_index: int | None = None) -
     if opts is None:
         return
     kind = input_kind.check_kind(opts.kind)
+    labelled = opts.labels and path in opts.inputs
+    if (kind is None and not labelled and opts.command in ("curve", "compare", "audit")
+            and getattr(pred, "labels", None) is None and getattr(pred, "correct", None) is None
+            and getattr(pred, "logits", None) is not None):
+        return  # it will be refused for its missing labels: read no logit row before that
     said = input_kind.apply(pred, kind)
     if said:
         note(said)
