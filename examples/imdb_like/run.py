@@ -12,7 +12,7 @@ goes through::
     lsfix extract examples.imdb_like.net:TokenLSTM --weights M.ckpt test.npz -o M.h5 \\
         --meta training.label_smoothing=A
     lsfix score M.h5 -m msp -m max_logit -m energy -m pnorm:2 -o M.scored.h5
-    lsfix normalise M.scored.h5 -o M.fixed.h5
+    lsfix normalise M.h5 --with M.scored.h5 -o M.fixed.h5
     lsfix audit M.h5 -b 200 -f table
 
 and the commands' outputs are printed. Usage (from the repository root, torch installed)::
@@ -102,7 +102,8 @@ def main() -> None:
               "--overwrite", cwd=out)
         lsfix("score", f"{name}.h5", "-m", "msp", "-m", "max_logit", "-m", "energy", "-m",
               "pnorm:2", "-o", f"{name}.scored.h5", "--overwrite", cwd=out)
-        lsfix("normalise", f"{name}.scored.h5", "-o", f"{name}.fixed.h5", "--overwrite", cwd=out)
+        lsfix("normalise", f"{name}.h5", "--with", f"{name}.scored.h5", "-o", f"{name}.fixed.h5",
+              "--overwrite", cwd=out)
         lsfix("curve", f"{name}.fixed.h5", "-c", "xia", "--percent", "-f", "tsv", cwd=out)
         lsfix("audit", f"{name}.h5", "-b", "200", "-f", "table", cwd=out)
 
