@@ -38,7 +38,8 @@ class InputError(LsfixError, ValueError):
 
     exit_code = ExitCode.BAD_INPUT
 
-    def __init__(self, message: str, *, file: str | None = None, dataset: str | None = None) -> None:
+    def __init__(self, message: str, *, file: str | None = None,
+                 dataset: str | None = None) -> None:
         where = ""
         if file is not None:
             where = f"{file}:{dataset}" if dataset else f"{file}"

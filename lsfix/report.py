@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from lsfix import __version__

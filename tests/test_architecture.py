@@ -1,4 +1,5 @@
-"""Architecture lines the code base keeps (the house layout in README and docs/): what imports what."""
+"""Architecture lines the code base keeps (the house layout in README and docs/): what imports
+what."""
 
 from __future__ import annotations
 
