@@ -115,7 +115,7 @@ def test_partitions_cover_every_item_once_on_storage_chunk_boundaries() -> None:
     assert parallel.item_partitions(3, 19 * 16 * 32, 2) == [(0, 1), (1, 2), (2, 3)]
 
 
-@pytest.mark.parametrize("value", ["sync", "threads", "processes", "tcp://10.0.0.1:8786",
+@pytest.mark.parametrize("value", ["sync", "threads", "processes", "tcp://127.0.0.2:8786",
                                    "scheduler.example.org:8786", "inproc://1.2.3/4/5:0"])
 def test_scheduler_values_accepted(value: str) -> None:
     assert parallel.check_scheduler(value) == value
