@@ -180,7 +180,7 @@ CAPTIONS = {
            "(coverage); the height is the error rate among those accepted (selective risk). "
            "Lower is better at every coverage, and the area under a line is its AURC. The grey "
            "dashed line is the oracle: every correct prediction accepted before any wrong one. "
-           "Circles mark the requested risk@coverage and coverage@risk points; the right panel "
+           "Circles, when --coverage or --risk asked for them, mark those points; the right panel "
            "zooms on coverage 0–50 %, where the rankings differ most."),
     "mechanism": ("Max logit against MSP, for correct and for wrong predictions of each file "
                   "(sliding-window means; MSP on a logit scale, so 0.9, 0.99 and 0.999 are "
