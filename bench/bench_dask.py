@@ -31,24 +31,11 @@ import warnings
 from pathlib import Path
 
 import h5py
-import numpy as np
 
-from lsfix.schema import set_root_attrs
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_score_cli import make_file  # noqa: E402  (one maker of the benchmark file)
 
 LSFIX = Path(sys.executable).parent / "lsfix"
-
-
-def make_file(path: Path, n: int, k: int) -> None:
-    rows = max(1, (1 << 20) // (4 * k))  # 1 MiB chunks, as extract writes
-    rng = np.random.default_rng(0)
-    with h5py.File(path, "w") as f:
-        set_root_attrs(f, {}, [])
-        ds = f.create_dataset("logits", shape=(n, k), dtype=np.float32, chunks=(rows, k))
-        step = max(rows, (16 << 20) // (4 * k) // rows * rows)
-        for s in range(0, n, step):
-            e = min(n, s + step)
-            ds[s:e] = (rng.normal(size=(e - s, k)) * 4).astype(np.float32)
-        f.create_dataset("labels", data=rng.integers(0, k, n))
 
 
 def run(args: list[str]) -> tuple[float, str]:
