@@ -37,7 +37,7 @@ LSFIX = Path(sys.executable).parent / "lsfix"
 
 
 def make_file(path: Path, n: int, k: int) -> None:
-    rows = max(1, (1 << 20) // (4 * k))  # 1 MiB chunks, as extract writes
+    rows = min(n, max(1, (1 << 20) // (4 * k)))  # 1 MiB chunks, as extract writes
     rng = np.random.default_rng(0)
     with h5py.File(path, "w") as f:
         set_root_attrs(f, {}, [])
