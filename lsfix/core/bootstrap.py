@@ -126,18 +126,33 @@ def bootstrap_ci(
     _check(n_boot, level)
     _check_convention(convention)
     c, y = _as_inputs(confidence, correct)
+    return _resampled_intervals(c, y, None, n_boot=n_boot, seed=seed, level=level,
+                                convention=convention, metrics=metrics, coverages=coverages,
+                                risks=risks)
+
+
+def _resampled_intervals(c: np.ndarray, y: np.ndarray, clusters: np.ndarray | None, *,
+                         n_boot: int, seed: int, level: float, convention: str,
+                         metrics: tuple[str, ...], coverages: tuple[float, ...],
+                         risks: tuple[float, ...]) -> dict[str, Interval]:
+    """The percentile bootstrap of :func:`bootstrap_ci` (``clusters=None``: rows are drawn)
+    and :func:`cluster_bootstrap_ci` (cluster ids ``0..G-1`` per row: clusters are drawn,
+    each row counted as often as its cluster). Both draw ``rng.integers(0, G, G)`` per
+    replicate, so ``clusters = arange(n)`` gives exactly the row bootstrap."""
     rs = _Resampler(c, y)
     kw = {"convention": convention, "coverages": tuple(coverages), "risks": tuple(risks)}
     full = metrics_from_blocks(rs.blocks, **kw)
-    n = c.shape[0]
+    n_draw = c.shape[0] if clusters is None else int(clusters.max()) + 1
     rng = np.random.default_rng(seed)
     names = [*metrics, *(f"risk@{v:g}" for v in coverages),
              *(f"coverage@{v:g}" for v in risks)]
-    reps = np.empty((len(names), n_boot))
+    reps = np.full((len(names), n_boot), np.nan)
     for i in range(n_boot):
-        counts = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
-        m = metrics_from_blocks(rs.replicate(counts), **kw)
-        reps[:, i] = _values(m, metrics)
+        drawn = np.bincount(rng.integers(0, n_draw, n_draw), minlength=n_draw)
+        counts = (drawn if clusters is None else drawn[clusters]).astype(np.float64)
+        if not counts.any():  # only empty clusters drawn: undefined, left out
+            continue
+        reps[:, i] = _values(metrics_from_blocks(rs.replicate(counts), **kw), metrics)
     out = {}
     for j, (name, est) in enumerate(zip(names, _values(full, metrics), strict=True)):
         lo, hi, valid = _percentiles(reps[j], level)
@@ -239,23 +254,6 @@ def cluster_bootstrap_ci(
     if g.shape != c.shape or g.dtype.kind not in "iu" or (g.shape[0] and int(g.min()) < 0):
         raise InputError(f"clusters must be non-negative integers of shape {c.shape}, got "
                          f"{g.dtype} {g.shape}")
-    g = g.astype(np.intp, copy=False)
-    n_clusters = int(g.max()) + 1
-    rs = _Resampler(c, y)
-    kw = {"convention": convention, "coverages": tuple(coverages), "risks": tuple(risks)}
-    full = metrics_from_blocks(rs.blocks, **kw)
-    rng = np.random.default_rng(seed)
-    names = [*metrics, *(f"risk@{v:g}" for v in coverages),
-             *(f"coverage@{v:g}" for v in risks)]
-    reps = np.full((len(names), n_boot), np.nan)
-    for i in range(n_boot):
-        drawn = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
-        counts = drawn[g].astype(np.float64)
-        if not counts.any():
-            continue
-        reps[:, i] = _values(metrics_from_blocks(rs.replicate(counts), **kw), metrics)
-    out = {}
-    for j, (name, est) in enumerate(zip(names, _values(full, metrics), strict=True)):
-        lo, hi, valid = _percentiles(reps[j], level)
-        out[name] = Interval(float(est), lo, hi, level, n_boot, valid)
-    return out
+    return _resampled_intervals(c, y, g.astype(np.intp, copy=False), n_boot=n_boot, seed=seed,
+                                level=level, convention=convention, metrics=metrics,
+                                coverages=coverages, risks=risks)
