@@ -46,26 +46,18 @@ import pytest
 from lsfix.schema import new_file, root_attrs
 
 from .conftest import LSFIX_EXE, Result, cli, subprocess_env, tree_digest
+from .corpus import K, N, arrays, write_h5
 
 #: Wall-time bound per case (seconds); see the module docstring.
 TIME_BOUND_S = 120.0
 #: Peak of traced Python/numpy allocations per case (bytes).
 MEMORY_BOUND = 256 << 20
-N, K = 20, 4
 #: JSON nested 100,000 levels deep (Python's json module overflows its stack on it).
 DEEP = "[" * 100_000 + "]" * 100_000
 
 
 # --------------------------------------------------------------------------------------------
 # data
-
-
-def arrays(n: int = N, k: int = K, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, k, n)
-    z = rng.normal(0.0, 1.0, (n, k))
-    z[np.arange(n), y] += 1.5
-    return z.astype(np.float32), y.astype(np.int64)
 
 
 def good(path: Path, n: int = N, seed: int = 0) -> Path:
@@ -77,19 +69,8 @@ def good(path: Path, n: int = N, seed: int = 0) -> Path:
 def raw_h5(path: Path, *, logits: Any = "default", labels: Any = "default",
            attrs: dict[str, Any] | None = None, extra: Callable[[h5py.File], None] | None = None,
            ) -> Path:
-    """An lsfix-schema file written with h5py directly (no validation)."""
-    z, y = arrays()
-    with h5py.File(path, "w") as f:
-        for key, val in root_attrs({}, []).items():
-            f.attrs[key] = val
-        for key, val in (attrs or {}).items():
-            f.attrs[key] = val
-        if logits is not None:
-            f.create_dataset("logits", data=z if isinstance(logits, str) else logits)
-        if labels is not None:
-            f.create_dataset("labels", data=y if isinstance(labels, str) else labels)
-        if extra is not None:
-            extra(f)
+    """An lsfix-schema file written with h5py directly (no validation): the corpus's writer."""
+    write_h5(path, logits=logits, labels=labels, attrs=attrs, extra=extra)
     return path
 
 
