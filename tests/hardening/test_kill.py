@@ -124,6 +124,18 @@ def _signal_stopped(proc: subprocess.Popen[bytes], sig: int) -> tuple[int, str]:
     return proc.returncode, err.decode()
 
 
+def _signal_at(proc: subprocess.Popen[bytes], point: str, sig: int) -> tuple[int, str]:
+    """Wait for ``proc`` to stop itself at ``point``, deliver ``sig`` there and collect it;
+    the process is reaped whatever happens."""
+    try:
+        _wait_stopped(proc, point)
+        return _signal_stopped(proc, sig)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Big]:
     folder = tmp_path_factory.mktemp("kill")
@@ -206,13 +218,7 @@ def test_kill9_leaves_old_file_new_file_or_nothing(big: Big, cmd: str, point: st
     previous file (or absent), after it the complete new one; never anything else."""
     run = _prepare(big, cmd, f"kill9-{point}-{existing}", existing)
     proc = _lsfix(RUNS[cmd], run, stop_at=point)
-    try:
-        _wait_stopped(proc, point)
-        code, _ = _signal_stopped(proc, signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    code, _ = _signal_at(proc, point, signal.SIGKILL)
     assert code == -signal.SIGKILL
     state = _state(big, cmd, run, existing)
     left = _temps(run)
@@ -249,13 +255,7 @@ def test_interrupt_exits_130_and_removes_the_partial_file(big: Big, cmd: str, si
     existing = sig == signal.SIGINT
     run = _prepare(big, cmd, f"sig{int(sig)}-{point}", existing)
     proc = _lsfix(RUNS[cmd], run, stop_at=point)
-    try:
-        _wait_stopped(proc, point)
-        code, err = _signal_stopped(proc, sig)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    code, err = _signal_at(proc, point, sig)
     state = _state(big, cmd, run, existing)
     assert code == 130, (code, err)
     if point in BEFORE_RENAME:
@@ -544,13 +544,7 @@ def test_extract_kill9_then_refused_until_resumed(extract_job: Path) -> None:
     out = folder / "out.h5"
     commits = 37  # batches of 4 rows, one commit per batch (--sync-every 0)
     proc = _lsfix(_extract_args("out.h5"), folder, stop_at=f"extract-commit:{commits}")
-    try:
-        _wait_stopped(proc, "extract-commit")
-        code, _ = _signal_stopped(proc, signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    code, _ = _signal_at(proc, "extract-commit", signal.SIGKILL)
     assert code == -signal.SIGKILL
     assert _rows_done(out) == 4 * commits  # exactly the committed rows, known in advance
     env = subprocess_env()
