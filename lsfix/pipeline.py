@@ -105,29 +105,32 @@ def resolve_scores(pred: Predictions, names: list[str] | None) -> dict[str, np.n
         if pred.scores:
             return dict(pred.scores)
         names = ["msp"]
-    out: dict[str, np.ndarray] = {}
-    missing: list[ScoreSpec] = []
+    out = {name: pred.scores[name] for name in names if name in pred.scores}
+    missing = score_specs(pred, [n for n in names if n not in pred.scores])
+    if missing:
+        computed = parallel.compute_scores(pred.logits, missing)
+        for spec, name in zip(missing, [n for n in names if n not in pred.scores], strict=True):
+            out[name] = computed[spec.name]
+    return {n: out[n] for n in names}
+
+
+def score_specs(pred: Predictions, names: list[str]) -> list[ScoreSpec]:
+    """The specs of scores ``names`` to compute from ``pred``'s logits (none stored);
+    :class:`UsageError` naming the file for a name that is neither stored nor a score."""
+    specs = []
     for name in names:
-        if name in pred.scores:
-            out[name] = pred.scores[name]
-            continue
         if pred.logits is None:
             have = ", ".join(pred.scores) or "none"
             raise UsageError(f"{pred.name}: no score {name!r} (stored scores: {have})")
         try:
-            spec = parse_score(name)
+            specs.append(parse_score(name))
         except UsageError:
             have = ", ".join(pred.scores) or "none"
             raise UsageError(
                 f"{pred.name}: no stored score {name!r} and it is not a score lsfix can compute "
                 f"(stored: {have})"
             ) from None
-        missing.append(spec)
-    if missing:
-        computed = parallel.compute_scores(pred.logits, missing)
-        for spec, name in zip(missing, [n for n in names if n not in pred.scores], strict=True):
-            out[name] = computed[spec.name]
-    return {n: out[n] for n in names}
+    return specs
 
 
 def eval_mask(pred: Predictions) -> np.ndarray | None:

@@ -190,13 +190,20 @@ def warn_undefined(cmd: str, results: list[Any]) -> None:
             warn(cmd, f"{r.file} {r.score}: {metric} undefined ({why})")
 
 
-def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False) -> list[Any]:
+def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False,
+                curves: list[Any] | None = None) -> list[Any]:
+    """Plot lines of ``results``; ``curves`` gives each one's ``(coverage, risk)`` when the
+    results hold no per-row arrays (the out-of-core path)."""
     from lsfix.core import rc_curve
     from lsfix.plot import Line
 
     lines = []
-    for r in results:
-        c = rc_curve(r.confidence, r.correct)
+    for i, r in enumerate(results):
+        if curves is not None:
+            cov, rsk = curves[i]
+        else:
+            c = rc_curve(r.confidence, r.correct)
+            cov, rsk = c.coverage, c.risk
         who = f"{r.file} · {r.score}" if show_file else r.score
         value, unit = (100 * r.metrics.aurc, "%AURC") if percent else (r.metrics.aurc, "AURC")
         label = f"{who} ({unit} {value:.4g}, {r.metrics.convention})"
@@ -204,7 +211,7 @@ def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False) -
                        for p in r.metrics.risk_at_coverage if p.k > 0)
         points += tuple((p.coverage, p.risk, f"coverage@{p.target:g}")
                         for p in r.metrics.coverage_at_risk if p.k > 0)
-        lines.append(Line(label, c.coverage, c.risk, points))
+        lines.append(Line(label, cov, rsk, points))
     return lines
 
 
@@ -247,14 +254,22 @@ def curve(
         help="What the bootstrap resamples: rows, or whole images of a dense file (pixels of "
              "one image are not independent).")] = "row",
     allow_incomplete: AllowIncompleteOpt = False,
+    memory_limit: Annotated[str, typer.Option(
+        "--memory-limit", metavar="SIZE",
+        help="Scores computed from logits are evaluated out of core (exact, bounded memory) "
+             "for dense files, or when the in-memory path would need more than SIZE (2G, "
+             "512M; 0 = always). Options needing per-row arrays use the in-memory path.")
+    ] = "2G",
 ) -> None:
     with handle_errors("curve"), use_scheduler(scheduler):
         from lsfix.io import write_text_atomic
         from lsfix.pipeline import evaluate_file
-        from lsfix.report import document, dumps, tsv
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
+        from lsfix.outofcore import parse_memory_limit
+
+        limit = parse_memory_limit(memory_limit)
         if rank_map is not None:
             from lsfix.plot import plot_format
 
@@ -278,6 +293,14 @@ def curve(
                                                bootstrap, seed, level, percent))
             pred.close()
             return
+        if _bounded(pred, score, limit, bootstrap, subsample, rank_map, with_files, scheduler):
+            from lsfix.outofcore import CURVE_POINTS, evaluate_bounded
+
+            results, curves, oracle = evaluate_bounded(
+                pred, score, convention=convention, coverages=covs, risks=risks,
+                curve_points=CURVE_POINTS if plot is not None else 0)
+            _report(pred, results, out_fmt, convention, percent, plot, output, curves, oracle)
+            return
         clusters = None
         if bootstrap_unit == "image":
             from lsfix.dense import image_of_rows
@@ -285,34 +308,55 @@ def curve(
             clusters = image_of_rows(pred, "--bootstrap-unit image")
         results = evaluate_file(pred, score, convention=convention, coverages=covs, risks=risks,
                                 n_boot=bootstrap, seed=seed, level=level, clusters=clusters)
-        warn_undefined("curve", results)
-        if out_fmt == "json":
-            text = dumps(document("curve", {
-                "file": pred.name, "convention": convention, "percent": percent,
-                "n_fit_excluded": int(pred.fit_mask.sum()) if pred.fit_mask is not None else 0,
-                "results": result_json(results, percent=percent),
-            }))
-        else:
-            rows = result_rows(results, percent=percent)
-            if out_fmt == "tsv":
-                cols = list(rows[0].keys())
-                text = tsv(rows, cols)
-            else:
-                unit = " (×100)" if percent else ""
-                text = render_table(rows, f"{pred.name} — convention {convention}{unit}",
-                                    show_file=False)
         if rank_map is not None:
             from lsfix.dense import write_rank_map
 
             write_rank_map(pred, results[0], rank_map)
-        if plot is not None:
-            from lsfix.plot import rc_plot
+        _report(pred, results, out_fmt, convention, percent, plot, output, None, None)
 
-            rc_plot(curve_lines(results, show_file=False, percent=percent), plot,
-                    title=f"Risk-coverage: {pred.name}",
-                    oracle=oracle_curve(results[0].correct))
-        write_text_atomic(output, text)
-        pred.close()
+
+def _bounded(pred: Any, score: list[str] | None, limit: int, bootstrap: int,
+             subsample: str | None, rank_map: str | None, with_files: list[str] | None,
+             scheduler: str) -> bool:
+    """Whether ``curve`` takes the out-of-core path: no option that needs per-row arrays,
+    the sync scheduler, and :func:`lsfix.outofcore.wanted`."""
+    from lsfix.outofcore import wanted
+
+    if bootstrap or subsample is not None or rank_map is not None or with_files:
+        return False
+    return scheduler == "sync" and wanted(pred, score, limit)
+
+
+def _report(pred: Any, results: list[Any], out_fmt: str, convention: str, percent: bool,
+            plot: str | None, output: str, curves: list[Any] | None, oracle: Any) -> None:
+    """Print (or write) the report of ``results`` and draw the RC plot."""
+    from lsfix.io import write_text_atomic
+    from lsfix.report import document, dumps, tsv
+
+    warn_undefined("curve", results)
+    if out_fmt == "json":
+        text = dumps(document("curve", {
+            "file": pred.name, "convention": convention, "percent": percent,
+            "n_fit_excluded": int(pred.fit_mask.sum()) if pred.fit_mask is not None else 0,
+            "results": result_json(results, percent=percent),
+        }))
+    else:
+        rows = result_rows(results, percent=percent)
+        if out_fmt == "tsv":
+            cols = list(rows[0].keys())
+            text = tsv(rows, cols)
+        else:
+            unit = " (×100)" if percent else ""
+            text = render_table(rows, f"{pred.name} — convention {convention}{unit}",
+                                show_file=False)
+    if plot is not None:
+        from lsfix.plot import rc_plot
+
+        rc_plot(curve_lines(results, show_file=False, percent=percent, curves=curves), plot,
+                title=f"Risk-coverage: {pred.name}",
+                oracle=oracle if oracle is not None else oracle_curve(results[0].correct))
+    write_text_atomic(output, text)
+    pred.close()
 
 
 def curve_by(pred: Any, score: list[str] | None, by: str, out_fmt: str, convention: str,

@@ -67,6 +67,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lsfix.core.blockmetrics import (
+    Summary,
+    as_source,
+    expected_errors,
+    oracle_tail_sum,
+    summarize,
+    totals,
+)
 from lsfix.errors import InputError, UsageError
 
 Convention = Literal["lsfix", "xia", "fd-shifts", "torch-uncertainty"]
@@ -219,17 +227,10 @@ class RCCurve:
 
 
 def _expected_errors(b: Blocks) -> np.ndarray:
-    """``E_k`` for ``k = 1..n`` (float64), linear inside each tie block."""
+    """``E_k`` for ``k = 1..n`` (float64), linear inside each tie block
+    (:class:`lsfix.core.blockmetrics.SampleStream`)."""
     n = b.n
-    ends = np.cumsum(b.size)
-    f_cum = np.cumsum(b.errors)
-    f_prev = (f_cum - b.errors).astype(np.float64)
-    if b.size.shape[0] == n:  # no ties: E_k is the integer cumulative error count
-        return f_cum.astype(np.float64)
-    slope = b.errors / b.size
-    k = np.arange(1, n + 1, dtype=np.float64)
-    j = k - np.repeat((ends - b.size).astype(np.float64), b.size)
-    return np.repeat(f_prev, b.size) + j * np.repeat(slope, b.size)
+    return expected_errors(as_source(b), n, b.size.shape[0] != n)
 
 
 def rc_curve(confidence: Any, correct: Any) -> RCCurve:
@@ -262,20 +263,14 @@ def _check_convention(convention: str) -> None:
         )
 
 
-def _aurc_from(b: Blocks, risk: np.ndarray, convention: str) -> float:
-    """AURC of blocks ``b`` whose tie-expected curve is ``risk`` (``r_k``, k = 1..n)."""
-    n = risk.shape[0]
-    q = float(b.n_errors) / n
+def _aurc_from(sm: Summary, convention: str) -> float:
+    """AURC in ``convention`` from the block totals of one score."""
+    n = sm.n
+    q = float(sm.n_errors) / n
     if convention == "fd-shifts":
-        ends = np.cumsum(b.size)
-        r_end = np.cumsum(b.errors) / ends
-        cov = ends / n
         # flat from coverage 0 to the first block end, then trapezoids between block ends
-        area = cov[0] * r_end[0]
-        if r_end.shape[0] > 1:
-            area += float(np.sum(np.diff(cov) * (r_end[1:] + r_end[:-1]) * 0.5))
-        return float(area)
-    g = float(np.sum(risk)) / n
+        return sm.fd_area
+    g = sm.sum_risk / n
     if convention == "lsfix":
         return g
     if convention == "xia":
@@ -283,14 +278,8 @@ def _aurc_from(b: Blocks, risk: np.ndarray, convention: str) -> float:
     if convention == "torch-uncertainty":
         if n == 1:
             return math.nan
-        return (g - (float(risk[0]) + q) / (2 * n)) / (1 - 1 / n)
+        return (g - (sm.e1 + q) / (2 * n)) / (1 - 1 / n)  # r_1 = E_1 / 1
     raise AssertionError(convention)
-
-
-def _risk(b: Blocks) -> tuple[np.ndarray, np.ndarray]:
-    """Tie-expected ``(E_k, r_k = E_k / k)`` for k = 1..n."""
-    e = _expected_errors(b)
-    return e, e / np.arange(1, e.shape[0] + 1, dtype=np.float64)
 
 
 def _oracle_aurc(n: int, n_err: int, convention: str) -> float:
@@ -302,9 +291,7 @@ def _oracle_aurc(n: int, n_err: int, convention: str) -> float:
     q = n_err / n
     if convention == "fd-shifts":
         return q + (1.0 - q) * math.log(1.0 - q + _EPS)
-    j = np.arange(1, n_err + 1, dtype=np.float64)
-    tail = j / (n_ok + j)  # r_k for k = n_ok + j; r_k = 0 before
-    g = float(np.sum(tail)) / n
+    g = oracle_tail_sum(n_ok, n_err) / n  # r_k = j / (n_ok + j) for k = n_ok + j; 0 before
     if convention == "lsfix":
         return g
     if convention == "xia":
@@ -340,10 +327,7 @@ def aurc(confidence: Any, correct: Any, convention: Convention = "lsfix") -> flo
     0.09
     """
     _check_convention(convention)
-    b = tie_blocks(confidence, correct)
-    if convention == "fd-shifts":  # needs block ends only
-        return _aurc_from(b, np.empty(b.n), convention)
-    return _aurc_from(b, _risk(b)[1], convention)
+    return _aurc_from(summarize(as_source(tie_blocks(confidence, correct))), convention)
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,85 +399,6 @@ def coverage_k(target: float, n: int) -> int:
     return max(1, math.ceil(t * n))
 
 
-def _risk_points(b: Blocks, risk: np.ndarray, targets: tuple[float, ...]
-                 ) -> tuple[RiskPoint, ...]:
-    n = risk.shape[0]
-    out = []
-    # exact representation of E_k: per block, E_{N+j} = (F*m + j*f) / m
-    ends = np.cumsum(b.size)
-    for t in targets:
-        rho = _exact_fraction(t, "risk")
-        if rho < 0:
-            raise UsageError(f"risk must be >= 0, got {t!r}")
-        tf = float(t)
-        tol = 1e-9 * max(1.0, tf)
-        # candidates: every k with r_k <= t + tol; the last one that is surely below t - tol
-        # needs no exact check, the borderline ones above it do
-        cand = risk <= tf + tol
-        last = n - int(np.argmax(cand[::-1])) if cand.any() else 0
-        best = 0
-        near: np.ndarray = np.empty(0, dtype=np.int64)
-        if last:
-            tail = risk[:last]
-            sure_mask = tail < tf - tol
-            best = last - int(np.argmax(sure_mask[::-1])) if sure_mask.any() else 0
-            near = best + np.flatnonzero(np.abs(tail[best:] - tf) <= tol)
-        # exact check of the borderline ones, largest first
-        for idx in near[::-1]:
-            kk = int(idx) + 1
-            if kk <= best:
-                break
-            bi = int(np.searchsorted(ends, kk, side="left"))
-            m = int(b.size[bi])
-            f_prev = int(np.sum(b.errors[:bi]))
-            n_prev = int(ends[bi] - m)
-            exact = Fraction(f_prev * m + (kk - n_prev) * int(b.errors[bi]), m)
-            if exact <= rho * kk:
-                best = kk
-                break
-        if best == 0:
-            out.append(RiskPoint(target=tf, k=0, coverage=0.0, risk=math.nan))
-        else:
-            out.append(RiskPoint(target=tf, k=best, coverage=best / n, risk=float(risk[best - 1])))
-    return tuple(out)
-
-
-def _auroc_fpr(b: Blocks) -> tuple[float, float, float]:
-    """AUROC_f, lsfix's FPR@95TPR and fd-shifts' FPR@95TPR (NaN when one class is empty)."""
-    wrong = b.errors
-    right = b.size - b.errors
-    n_w, n_c = int(wrong.sum()), int(right.sum())
-    if n_w == 0 or n_c == 0:
-        return math.nan, math.nan, math.nan
-    # ascending confidence: wrong samples strictly below each block
-    w_asc = wrong[::-1]
-    c_asc = right[::-1]
-    w_below = np.cumsum(w_asc) - w_asc
-    num2 = 2 * int(np.dot(c_asc, w_below)) + int(np.dot(c_asc, w_asc))  # exact in int64
-    auroc = num2 / (2 * n_c * n_w)
-    # FPR@95TPR: descending thresholds; the first block end with TP >= ceil(0.95 n_c)
-    tp = np.cumsum(right)
-    fp = np.cumsum(wrong)
-    idx = int(np.searchsorted(tp, -(-95 * n_c // 100), side="left"))
-    fpr = int(fp[idx]) / n_w
-    return float(auroc), fpr, _fpr_fd_shifts(tp, fp, n_c, n_w)
-
-
-def _fpr_fd_shifts(tp: np.ndarray, fp: np.ndarray, n_c: int, n_w: int) -> float:
-    """FPR@95TPR as fd-shifts reads it off scikit-learn's thinned ROC curve.
-
-    ``tp``, ``fp``: cumulative counts at each block end, descending confidence. scikit-learn
-    keeps the first and last point and every point where the step ``(Δfp, Δtp)`` changes; of
-    the kept points, the first with ``TPR ≥ 0.9495`` (exactly: ``10000·TP ≥ 9495·n_c``) gives
-    the lowest FPR, since FP never decreases along the curve.
-    """
-    keep = np.ones(tp.shape[0], dtype=bool)
-    if tp.shape[0] > 2:
-        keep[1:-1] = (np.diff(tp, 2) != 0) | (np.diff(fp, 2) != 0)
-    ok = keep & (10000 * tp >= 9495 * n_c)
-    return int(fp[int(np.argmax(ok))]) / n_w
-
-
 def evaluate(
     confidence: Any,
     correct: Any,
@@ -527,9 +432,9 @@ def evaluate(
     """
     _check_convention(convention)
     c, y = _as_inputs(confidence, correct)
-    return metrics_from_blocks(
-        _blocks(c, y), convention=convention, coverages=coverages, risks=risks
-    )
+    b = _blocks(c, y)
+    del c, y
+    return metrics_from_summary(_summary(b, coverages, risks), convention, coverages, risks)
 
 
 def evaluate_conventions(
@@ -540,7 +445,7 @@ def evaluate_conventions(
     coverages: tuple[float, ...] | list[float] = (),
     risks: tuple[float, ...] | list[float] = (),
 ) -> dict[str, Metrics]:
-    """:func:`evaluate` in several conventions at once, sorting and building the curve once.
+    """:func:`evaluate` in several conventions at once, sorting and summarising once.
 
     Returns
     -------
@@ -552,47 +457,54 @@ def evaluate_conventions(
     c, y = _as_inputs(confidence, correct)
     b = _blocks(c, y)
     del c, y
-    e, risk = _risk(b)
-    shared = _Shared(b, e, risk)
-    return {cv: _metrics(shared, cv, coverages, risks) for cv in conventions}
+    sm = _summary(b, coverages, risks)
+    return {cv: metrics_from_summary(sm, cv, coverages, risks) for cv in conventions}
 
 
-@dataclass
-class _Shared:
-    """Convention-independent intermediate values of one score."""
-
-    b: Blocks
-    e: np.ndarray
-    risk: np.ndarray
-    auroc_fpr: tuple[float, float, float] | None = None
+def _summary(blocks: Any, coverages: Any, risks: Any) -> Summary:
+    """The block totals of ``blocks`` (a :class:`Blocks` or any block source) that the
+    metrics at these coverages and risks need (:func:`lsfix.core.blockmetrics.summarize`)."""
+    src = as_source(blocks)
+    n = totals(src)[0] if not isinstance(blocks, Blocks) else blocks.n
+    ks = tuple(coverage_k(float(t), n) for t in coverages)
+    targets = []
+    for t in risks:
+        rho = _exact_fraction(t, "risk")
+        if rho < 0:
+            raise UsageError(f"risk must be >= 0, got {t!r}")
+        targets.append((float(t), rho))
+    return summarize(src, coverage_ks=ks, risk_targets=tuple(targets))
 
 
 def metrics_from_blocks(
-    b: Blocks,
+    b: Any,
     *,
     convention: str = "lsfix",
     coverages: tuple[float, ...] | list[float] = (),
     risks: tuple[float, ...] | list[float] = (),
 ) -> Metrics:
-    """:func:`evaluate` on precomputed tie blocks (used by the bootstrap)."""
+    """:func:`evaluate` on precomputed tie blocks: a :class:`Blocks`, or any block source
+    (``windows()`` of ``(size, errors)``, e.g. :class:`lsfix.core.spill.BlockFile` on disk),
+    in memory bounded by a window of blocks (:mod:`lsfix.core.blockmetrics`)."""
     _check_convention(convention)
-    e, risk = _risk(b)
-    return _metrics(_Shared(b, e, risk), convention, coverages, risks)
+    return metrics_from_summary(_summary(b, coverages, risks), convention, coverages, risks)
 
 
-def _metrics(
-    sh: _Shared,
+def metrics_from_summary(
+    sm: Summary,
     convention: str,
-    coverages: tuple[float, ...] | list[float],
-    risks: tuple[float, ...] | list[float],
+    coverages: tuple[float, ...] | list[float] = (),
+    risks: tuple[float, ...] | list[float] = (),
 ) -> Metrics:
-    b, e, risk = sh.b, sh.e, sh.risk
-    n = b.n
-    n_err = b.n_errors
+    """:class:`Metrics` in ``convention`` from a :class:`~lsfix.core.blockmetrics.Summary`
+    made for these ``coverages`` and ``risks``."""
+    _check_convention(convention)
+    n = sm.n
+    n_err = sm.n_errors
     q = n_err / n
     undefined: list[tuple[str, str]] = []
 
-    value = _aurc_from(b, risk, convention)
+    value = _aurc_from(sm, convention)
     oracle = _oracle_aurc(n, n_err, convention)
     if math.isnan(value):
         why = f"the {convention} convention needs n >= 2"
@@ -607,18 +519,14 @@ def _metrics(
                               else "all predictions wrong"))
         else:
             naurc = eaurc / (q - oracle)
-    augrc = float(np.sum(e)) / (n * n) - q / (2 * n)
+    augrc = sm.sum_errors / (n * n) - q / (2 * n)
     if convention == "torch-uncertainty":
         if n == 1:
             augrc = math.nan
             undefined.append(("augrc", "the torch-uncertainty convention needs n >= 2"))
         else:
-            augrc = (augrc - float(e[0]) / (2 * n * n)) / (1 - 1 / n)
-    if sh.auroc_fpr is None:
-        sh.auroc_fpr = _auroc_fpr(b)
-    auroc, fpr, fpr_fd = sh.auroc_fpr
-    if convention == "fd-shifts":
-        fpr = fpr_fd
+            augrc = (augrc - sm.e1 / (2 * n * n)) / (1 - 1 / n)
+    auroc, fpr = sm.auroc, (sm.fpr_fd if convention == "fd-shifts" else sm.fpr)
     if math.isnan(auroc):
         why = "all predictions correct" if n_err == 0 else "all predictions wrong"
         undefined += [("auroc", why), ("fpr_at_95tpr", why)]
@@ -627,14 +535,20 @@ def _metrics(
     for t in coverages:
         kk = coverage_k(float(t), n)
         cov_pts.append(CoveragePoint(target=float(t), k=kk, coverage=kk / n,
-                                     risk=float(e[kk - 1]) / kk))
-    risk_pts = _risk_points(b, risk, tuple(float(r) for r in risks))
+                                     risk=sm.errors_at[kk] / kk))
+    risk_pts = []
+    for t in risks:
+        best, r_best = sm.risk_points[float(t)]
+        if best == 0:
+            risk_pts.append(RiskPoint(target=float(t), k=0, coverage=0.0, risk=math.nan))
+        else:
+            risk_pts.append(RiskPoint(target=float(t), k=best, coverage=best / n, risk=r_best))
     return Metrics(
         n=n,
         n_errors=n_err,
         accuracy=1.0 - q,
         error_rate=q,
-        n_tied=b.n_tied,
+        n_tied=sm.n_tied,
         convention=convention,
         aurc=value,
         oracle_aurc=oracle,
@@ -644,6 +558,6 @@ def _metrics(
         auroc=auroc,
         fpr_at_95tpr=fpr,
         risk_at_coverage=tuple(cov_pts),
-        coverage_at_risk=risk_pts,
+        coverage_at_risk=tuple(risk_pts),
         undefined=tuple(undefined),
     )

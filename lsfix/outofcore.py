@@ -1,0 +1,154 @@
+"""``curve``'s bounded-memory path: exact metrics of scores computed from logits, never held
+per row.
+
+The logits are read once, in pieces (a dense ``(N, K, H, W)`` file image by image in its own
+layout, each image once; a plain ``(N, K)`` file in row blocks). Each piece is scored in
+float64 by the same kernels as the in-memory path (:func:`lsfix.core.compute_scores`, so every
+value is the same float), its correctness is ``argmax == label`` (labels in their stored
+dtype), rows that are not evaluated (ignored pixels, fit rows) are dropped at once, and the
+``(confidence, correct)`` pairs go to one :class:`~lsfix.core.spill.SpilledBlocks` per score:
+sorted runs in a temporary folder, merged into exact tie-block totals on disk. Every metric,
+in every convention, is computed from those totals a window at a time
+(:mod:`lsfix.core.blockmetrics`): bit-identical to the in-memory path, with memory bounded by
+a run (about 100 MB) whatever ``n`` is. The RC plot is drawn from ``E_k`` at
+:data:`CURVE_POINTS` evenly spaced ``k`` (exact values at those points).
+
+When ``curve`` takes it (:func:`wanted`): the input has logits and every requested score is
+computed from them (none stored), no option needs per-row arrays (``--by``, ``--bootstrap``,
+``--rank-map``, ``--subsample-pixels``, ``--with``, a ``--scheduler`` other than ``sync``),
+and either the logits are dense, or the in-memory path's estimated memory,
+``n × (IN_MEMORY_BYTES_PER_ROW + 8 × (scores − 1))`` bytes, is above ``--memory-limit``
+(default :data:`DEFAULT_MEMORY_LIMIT`; ``0`` always takes this path).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from lsfix.core import ScoreSpec
+from lsfix.core import compute_scores as core_compute_scores
+from lsfix.core.blockmetrics import errors_at, totals
+from lsfix.core.source import chunk_rows_for
+from lsfix.core.spill import RUN_ROWS, SpilledBlocks
+from lsfix.errors import UsageError
+from lsfix.predictions import Predictions
+
+#: Measured peak bytes per evaluated row of the in-memory ``curve`` (one score): scores,
+#: correctness, masks, the sort and the per-sample curve (bench/README.md, issue 11).
+IN_MEMORY_BYTES_PER_ROW = 112
+#: ``--memory-limit`` default: 2 GiB.
+DEFAULT_MEMORY_LIMIT = 2 << 30
+#: Points of the RC curve drawn by ``--plot`` on this path.
+CURVE_POINTS = 4096
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_memory_limit(text: str) -> int:
+    """``--memory-limit``: bytes, with an optional K/M/G/T suffix (powers of 1024)."""
+    m = _SIZE.match(str(text))
+    if not m:
+        raise UsageError(f"--memory-limit must be a size like 2G, 512M or 0, got {text[:40]!r}")
+    scale = 1024 ** "_kmgt".index(m.group(2).lower() or "_")
+    return int(float(m.group(1)) * scale)
+
+
+def is_dense(pred: Predictions) -> bool:
+    return bool(getattr(pred.logits, "spatial", ())) if pred.logits is not None else False
+
+
+def wanted(pred: Predictions, names: list[str] | None, memory_limit: int) -> bool:
+    """Whether ``curve`` evaluates ``pred`` on this path (module docstring)."""
+    if pred.logits is None:
+        return False
+    if not names:
+        if pred.scores:
+            return False
+        names = ["msp"]
+    if any(n in pred.scores for n in names):
+        return False
+    need = pred.n * (IN_MEMORY_BYTES_PER_ROW + 8 * (len(names) - 1))
+    return is_dense(pred) or need > memory_limit
+
+
+def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: str,
+                     coverages: tuple[float, ...], risks: tuple[float, ...],
+                     curve_points: int = 0, run_rows: int = RUN_ROWS,
+                     folder: str | None = None) -> tuple[list[Any], list[Any], Any]:
+    """Every metric of each score of ``pred`` (see the module docstring).
+
+    Returns ``(results, curves, oracle)``: :class:`lsfix.pipeline.ScoreResult` per score
+    (empty ``confidence``/``correct``), and with ``curve_points``, the RC curve of each score
+    and of the ideal ranking as ``(coverage, risk)`` at up to that many ``k``.
+    """
+    from lsfix.core.metrics import metrics_from_blocks
+    from lsfix.pipeline import ScoreResult, eval_mask, score_specs
+
+    labels = pred.require_labels("evaluation (correctness)")
+    names = list(names) if names else ["msp"]
+    specs = score_specs(pred, names)
+    mask = eval_mask(pred)
+    src = pred.logits
+    assert src is not None
+    n, k = src.shape
+    step = chunk_rows_for(k)
+    spills = {name: SpilledBlocks(run_rows=run_rows, folder=folder) for name in names}
+    try:
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            _add_rows(src.rows(start, stop), labels[start:stop],
+                      None if mask is None else mask[start:stop], specs, names, spills)
+        results, curves = [], []
+        oracle = None
+        for name in names:
+            blocks = spills[name].block_file()
+            m = metrics_from_blocks(blocks, convention=convention, coverages=coverages,
+                                    risks=risks)
+            empty = np.empty(0)
+            results.append(ScoreResult(pred.name, name, m, None, empty, empty.astype(bool)))
+            if curve_points:
+                curves.append(_curve(blocks, curve_points))
+                if oracle is None:
+                    oracle = oracle_curve(m.n, m.n_errors, curve_points)
+    finally:
+        for sb in spills.values():
+            sb.close()
+    return results, curves, oracle
+
+
+def _add_rows(z: np.ndarray, labels: np.ndarray, mask: np.ndarray | None,
+              specs: list[ScoreSpec], names: list[str],
+              spills: dict[str, SpilledBlocks]) -> None:
+    """Score one piece of rows (float64), drop the rows not evaluated, spill the pairs."""
+    out = core_compute_scores(z, specs, labels=labels)
+    correct = out["_correct"]
+    if mask is not None:
+        correct = correct[mask]
+    for spec, name in zip(specs, names, strict=True):
+        conf = out[spec.name]
+        spills[name].add(conf if mask is None else conf[mask], correct)
+
+
+def _ks(n: int, points: int) -> np.ndarray:
+    return np.unique(np.linspace(1, n, min(n, points)).round().astype(np.int64))
+
+
+def _curve(blocks: Any, points: int) -> tuple[np.ndarray, np.ndarray]:
+    n, _, n_blocks, _ = totals(blocks)
+    ks = _ks(n, points)
+    e = errors_at(blocks, n, n_blocks != n, ks)
+    return ks / n, e / ks
+
+
+def oracle_curve(n: int, n_errors: int, points: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ideal ranking's RC curve (every correct sample first) at up to ``points`` k."""
+    ks = _ks(n, points)
+    e = np.maximum(0, ks - (n - n_errors)).astype(np.float64)
+    return ks / n, e / ks
+
+
+__all__ = ["DEFAULT_MEMORY_LIMIT", "evaluate_bounded", "oracle_curve", "parse_memory_limit",
+           "wanted"]
