@@ -87,20 +87,39 @@ def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: 
     from lsfix.core.metrics import metrics_from_blocks
     from lsfix.pipeline import ScoreResult, eval_mask, score_specs
 
-    labels = pred.require_labels("evaluation (correctness)")
+    if pred.deferred_labels is not None and not getattr(pred.logits, "spatial", ()):
+        pred.load_labels()  # a view of the logits (probabilities) that is not image-shaped
+    deferred = pred.deferred_labels
+    labels = None if deferred is not None else pred.require_labels("evaluation (correctness)")
     names = list(names) if names else ["msp"]
     specs = score_specs(pred, names)
-    mask = eval_mask(pred)
+    mask = eval_mask(pred)  # fit rows (and ignored pixels when the labels are in memory)
     src = pred.logits
     assert src is not None
     n, k = src.shape
     step = chunk_rows_for(k)
+    # dense labels left on disk are read image by image (a row range never spans two)
+    pixels = n // int(src.n_items) if deferred is not None else n  # type: ignore[attr-defined]
     spills = {name: SpilledBlocks(run_rows=run_rows, folder=folder) for name in names}
     try:
-        for start in range(0, n, step):
-            stop = min(n, start + step)
-            _add_rows(src.rows(start, stop), labels[start:stop],
-                      None if mask is None else mask[start:stop], specs, names, spills)
+        for first in range(0, n, pixels):
+            if deferred is not None:
+                lab, keep = deferred.image(first // pixels)
+            else:
+                assert labels is not None
+                lab, keep = labels, None
+            for start in range(first, first + pixels, step):
+                stop = min(first + pixels, start + step)
+                sel = None if mask is None else mask[start:stop]
+                if keep is not None:
+                    kp = keep[start - first : stop - first]
+                    sel = kp if sel is None else (sel & kp)
+                off = first if deferred is not None else 0
+                _add_rows(src.rows(start, stop), lab[start - off : stop - off], sel, specs,
+                          names, spills)
+        if not spills[names[0]].n:  # every row ignored or fit: the in-memory path's error
+            pred.load_labels()
+            eval_mask(pred)
         results, curves = [], []
         oracle = None
         for name in names:

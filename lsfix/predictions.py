@@ -62,6 +62,26 @@ def ignore_index_in_effect() -> int | None:
     return _IGNORE_INDEX.get()
 
 
+_DEFER_DENSE: ContextVar[bool] = ContextVar("lsfix_defer_dense_labels", default=False)
+
+
+@contextmanager
+def deferring_dense_labels(on: bool = True) -> Iterator[None]:
+    """Within the block, readers of dense HDF5 files leave ``/labels`` on disk
+    (:attr:`Predictions.deferred_labels`) instead of reading them whole: ``curve``'s
+    out-of-core path reads them image by image (:mod:`lsfix.outofcore`)."""
+    token = _DEFER_DENSE.set(on)
+    try:
+        yield
+    finally:
+        _DEFER_DENSE.reset(token)
+
+
+def dense_labels_deferred() -> bool:
+    """Whether the current read defers dense labels (:func:`deferring_dense_labels`)."""
+    return _DEFER_DENSE.get()
+
+
 def score_path(name: str) -> str:
     """HDF5 path of the score dataset ``name``."""
     return f"{SCORES}/{name}"
@@ -119,6 +139,15 @@ class Predictions:
     notes: list[str] = field(default_factory=list)
     #: schema of an HDF5 input (``lsfix.predictions`` or ``lsfix.scores``), else None
     kind: str | None = None
+    #: dense labels left on disk (``labels`` and ``keep`` are then None until
+    #: :meth:`load_labels`); set only inside :func:`deferring_dense_labels`
+    deferred_labels: Any = field(default=None, repr=False)
+
+    def load_labels(self) -> None:
+        """Read deferred labels into ``labels``/``keep`` (validated as a normal read)."""
+        if self.deferred_labels is not None:
+            self.labels, self.keep = self.deferred_labels.read_all()
+            self.deferred_labels = None
 
     @property
     def n(self) -> int:

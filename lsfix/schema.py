@@ -50,6 +50,7 @@ from lsfix.predictions import (
     SCORES,
     Predictions,
     check_unique,
+    dense_labels_deferred,
     ignore_index_in_effect,
     ignoring,
     predictions_from_arrays,
@@ -357,6 +358,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
 
     labels = None
     keep = None
+    deferred: DeferredLabels | None = None
     labels_attrs: dict[str, Any] = {}
     k = rows.shape[1] if rows is not None else None
     if labels_ds is not None:
@@ -368,7 +370,6 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
                 file=name,
                 dataset=LABELS,
             )
-        raw_labels = read_all(labels_ds, name, LABELS)
         ignore = labels_attrs.get(ATTR_IGNORE_INDEX)
         if ignore is not None:  # type and range first: inf, NaN, a list or text is exit 3
             ignore = untrusted.integer(ignore, file=name, dataset=LABELS,
@@ -381,10 +382,11 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
                                  f"--ignore-index {given}", file=name, dataset=LABELS)
             ignore = given
             labels_attrs[ATTR_IGNORE_INDEX] = np.int64(given)
-        labels, keep = validate_labels(
-            raw_labels, k, name, ignore_index=None if ignore is None else int(ignore),
-            binary=rows is not None and rows.binary,
-        )
+        deferred = DeferredLabels(labels_ds, name, k, None if ignore is None else int(ignore),
+                                  binary=rows is not None and rows.binary)
+        if not (spatial and dense_labels_deferred() and labels_ds.dtype.kind in "iu"):
+            labels, keep = deferred.read_all()
+            deferred = None
     sample_ids = None
     sid = local_dataset(f, SAMPLE_IDS, name)
     if sid is not None:
@@ -416,7 +418,51 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
         h5=f,
         groups=groups,
         kind=SCHEMA_NAME,
+        deferred_labels=deferred,
     )
+
+
+class DeferredLabels:
+    """``/labels`` of a dense file left on disk: validated when read, whole
+    (:meth:`read_all`, exactly the normal read) or image by image (:meth:`image`)."""
+
+    def __init__(self, ds: h5py.Dataset, name: str, k: int | None, ignore_index: int | None,
+                 *, binary: bool) -> None:
+        self._ds = ds
+        self._name = name
+        self._k = k
+        self.ignore_index = ignore_index
+        self._binary = binary
+        self.dtype = ds.dtype
+
+    def read_all(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(labels, keep)`` as :func:`~lsfix.predictions.validate_labels` gives them."""
+        return validate_labels(read_all(self._ds, self._name, LABELS), self._k, self._name,
+                               ignore_index=self.ignore_index, binary=self._binary)
+
+    def image(self, item: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Flat labels of image ``item`` in their stored dtype and the mask of its pixels
+        that are not ignored (None: all). A label out of range raises the normal read's
+        error (the whole dataset is then read to word it)."""
+        try:
+            raw = np.asarray(self._ds[item]).reshape(-1)
+        except (OSError, RuntimeError) as exc:
+            raise InputError(f"unreadable data ({_h5_reason(exc)}); corrupt or truncated file?",
+                             file=self._name, dataset=LABELS) from None
+        if not raw.dtype.isnative:
+            raw = raw.astype(raw.dtype.newbyteorder("="))
+        keep = None
+        check = raw
+        if self.ignore_index is not None:
+            mask = raw != self.ignore_index  # compared in the stored dtype
+            if not mask.all():
+                keep, check = mask, raw[mask]
+        if self._k is not None and check.shape[0]:
+            if int(check.min()) < 0 or int(check.max()) >= self._k:
+                self.read_all()  # raises the error of a normal read, counted over the file
+                raise InputError(f"label(s) out of range in image {item}", file=self._name,
+                                 dataset=LABELS)  # pragma: no cover - read_all raised
+        return raw, keep
 
 
 def read_score_group(f: h5py.File, name: str, expected: int | None, *, against: str

@@ -267,7 +267,7 @@ def curve(
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
-        from lsfix.outofcore import parse_memory_limit
+        from lsfix.outofcore import parse_memory_limit, wanted
 
         limit = parse_memory_limit(memory_limit)
         if rank_map is not None:
@@ -280,8 +280,18 @@ def curve(
             raise UsageError(f"--bootstrap-unit must be row or image, got {bootstrap_unit!r}")
         if bootstrap_unit == "image" and by is not None:
             raise UsageError("--bootstrap-unit image does not go with --by (groups resample rows)")
-        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
-                           ignore_index=ignore_index)
+        from lsfix.cli import inputopts
+        from lsfix.predictions import deferring_dense_labels
+
+        opts = inputopts.current.get()
+        may_bound = (by is None and not bootstrap and subsample is None and rank_map is None
+                     and not with_files and scheduler == "sync"
+                     and not (opts is not None and opts.labels))
+        with deferring_dense_labels(may_bound):  # dense labels stay on disk until needed
+            pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
+                               ignore_index=ignore_index)
+        if not (may_bound and wanted(pred, score, limit)):
+            pred.load_labels()
         if subsample is not None:
             from lsfix.cli.app import note
             from lsfix.dense import apply_subsample
@@ -293,7 +303,7 @@ def curve(
                                                bootstrap, seed, level, percent))
             pred.close()
             return
-        if _bounded(pred, score, limit, bootstrap, subsample, rank_map, with_files, scheduler):
+        if pred.deferred_labels is not None or (may_bound and wanted(pred, score, limit)):
             from lsfix.outofcore import CURVE_POINTS, evaluate_bounded
 
             results, curves, oracle = evaluate_bounded(
@@ -313,18 +323,6 @@ def curve(
 
             write_rank_map(pred, results[0], rank_map)
         _report(pred, results, out_fmt, convention, percent, plot, output, None, None)
-
-
-def _bounded(pred: Any, score: list[str] | None, limit: int, bootstrap: int,
-             subsample: str | None, rank_map: str | None, with_files: list[str] | None,
-             scheduler: str) -> bool:
-    """Whether ``curve`` takes the out-of-core path: no option that needs per-row arrays,
-    the sync scheduler, and :func:`lsfix.outofcore.wanted`."""
-    from lsfix.outofcore import wanted
-
-    if bootstrap or subsample is not None or rank_map is not None or with_files:
-        return False
-    return scheduler == "sync" and wanted(pred, score, limit)
 
 
 def _report(pred: Any, results: list[Any], out_fmt: str, convention: str, percent: bool,

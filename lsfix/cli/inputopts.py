@@ -133,6 +133,7 @@ def adapt(pred: Any, path: str, note: Any, *, ignore_index: int | None = None) -
     labelled = opts.labels and path in opts.inputs
     if (kind is None and not labelled and opts.command in ("curve", "compare", "audit")
             and getattr(pred, "labels", None) is None and getattr(pred, "correct", None) is None
+            and getattr(pred, "deferred_labels", None) is None
             and getattr(pred, "logits", None) is not None):
         return  # it will be refused for its missing labels: read no logit row before that
     said = input_kind.apply(pred, kind)

@@ -36,8 +36,10 @@ from lsfix.core.metrics import Blocks, tie_blocks
 
 #: Default pairs per run (sorting a run takes about 50 bytes per pair).
 RUN_ROWS = 1 << 21
-#: Default budget, in bytes, of the merge windows of all runs together.
+#: Default budget, in bytes, of one merge step: the windows of all runs together, at
+#: :data:`MERGE_BYTES_PER_ENTRY` (an entry read, sorted and reduced takes about 100 bytes).
 MERGE_BYTES = 1 << 26
+MERGE_BYTES_PER_ENTRY = 100
 
 
 class _Run:
@@ -93,8 +95,8 @@ class SpilledBlocks:
     run_rows : int
         Pairs held in memory before a run is sorted, reduced and written to disk.
     window : int, optional
-        Entries read from each run at a time while merging (default: ``MERGE_BYTES`` shared by
-        the runs, at least 1,024 each).
+        Entries read from each run at a time while merging (default: :data:`MERGE_BYTES`
+        shared by the runs, at least 1,024 each).
     folder : str or Path, optional
         Where the temporary run folder is made (default: the system temporary folder).
     """
@@ -142,7 +144,8 @@ class SpilledBlocks:
         self._spill()
         if not self.runs:
             raise ValueError("no pairs were added")
-        window = self.window or max(1024, MERGE_BYTES // (16 * len(self.runs)))
+        window = self.window or max(1024, MERGE_BYTES // (MERGE_BYTES_PER_ENTRY
+                                                          * len(self.runs)))
         yield from _merge(self.runs, window)
 
     def blocks(self) -> Blocks:

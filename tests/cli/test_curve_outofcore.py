@@ -117,3 +117,46 @@ def test_stored_scores_and_bad_limit():
         parse_memory_limit("lots")
     res = _run("curve", "-", "--memory-limit", "lots")
     assert res.exit_code == 2 and "--memory-limit" in res.stderr
+
+
+@pytest.mark.parametrize("dtype,ignore", [(np.uint8, 255), (np.int64, -1)])
+def test_labels_left_on_disk_read_image_by_image(tmp_path, dtype, ignore):
+    """Inside ``deferring_dense_labels`` a dense file's labels stay on disk (no per-pixel
+    array); the bounded path reads them image by image and gets the same numbers."""
+    from lsfix.predictions import deferring_dense_labels
+
+    path = _dense(tmp_path / "d.h5", dtype, ignore, fit=True)
+    with deferring_dense_labels():
+        lazy = load(str(path))
+    assert lazy.labels is None and lazy.keep is None and lazy.deferred_labels is not None
+    want = evaluate_file(load(str(path)), SCORES, **KW)
+    got, _, _ = evaluate_bounded(lazy, SCORES, convention="lsfix", run_rows=11, **KW)
+    for a, b in zip(got, want, strict=True):
+        assert repr(a.metrics) == repr(b.metrics), a.score
+    lazy.load_labels()
+    eager = load(str(path))
+    np.testing.assert_array_equal(lazy.labels, eager.labels)
+    np.testing.assert_array_equal(lazy.keep, eager.keep)
+    assert lazy.labels.dtype == np.dtype(dtype)
+
+
+def test_bad_label_in_a_later_image_gives_the_normal_error(tmp_path):
+    path = _dense(tmp_path / "b.h5", np.uint8, 255)
+    with h5py.File(path, "r+") as f:
+        y = f["labels"][()]
+        y[2, 5, 5] = 7  # K = 5
+        f["labels"][...] = y
+    lazy = _run("curve", path, "-f", "json")
+    eager = _run("curve", path, "-f", "json", "--bootstrap", "2")  # in-memory path
+    assert lazy.exit_code == eager.exit_code != 0
+    assert lazy.stderr == eager.stderr and "not in [0, 5)" in lazy.stderr
+
+
+def test_every_pixel_ignored_gives_the_normal_error(tmp_path):
+    path = _dense(tmp_path / "e.h5", np.uint8, 255)
+    with h5py.File(path, "r+") as f:
+        f["labels"][...] = 255
+    lazy = _run("curve", path, "-f", "json")
+    eager = _run("curve", path, "-f", "json", "--bootstrap", "2")
+    assert lazy.exit_code == eager.exit_code != 0
+    assert lazy.stderr == eager.stderr
