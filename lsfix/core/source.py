@@ -91,6 +91,16 @@ class ArrayRows:
         else:
             np.copyto(out, self._data[start:stop], casting="same_kind")
 
+    def read_image_into(self, item: int, out: np.ndarray) -> None:
+        """Read item ``item`` of a dense source, ``(K, *spatial)`` in its stored layout and
+        :attr:`raw_dtype`, into ``out`` without allocating (``read_direct`` when the data
+        has it). Not checked for finite values (:meth:`check_finite_block` does that)."""
+        direct = getattr(self._data, "read_direct", None)
+        if direct is not None:
+            direct(out, np.s_[item], None)
+        else:
+            np.copyto(out, self._data[item], casting="same_kind")
+
     def check_finite_block(self, start: int, raw: np.ndarray) -> None:
         """Raise the non-finite error for a block read by :meth:`read_into` (no-op when
         every value is finite)."""

@@ -47,22 +47,23 @@ def _dense(path: Path, dtype: type, ignore: int, *, fit: bool = False) -> Path:
     return path
 
 
+@pytest.mark.parametrize("scores", [SCORES, ["msp"]])  # ["msp"]: the (K, pixels) kernel
 @pytest.mark.parametrize("dtype,ignore", [(np.uint8, 255), (np.int64, 255), (np.int64, -1)])
 @pytest.mark.parametrize("convention", ["lsfix", "fd-shifts", "torch-uncertainty", "xia"])
-def test_dense_bounded_equals_in_memory(tmp_path, dtype, ignore, convention):
+def test_dense_bounded_equals_in_memory(tmp_path, dtype, ignore, convention, scores):
     path = _dense(tmp_path / "d.h5", dtype, ignore)
     pred = load(str(path))
-    assert wanted(pred, SCORES, parse_memory_limit("2G"))  # dense: always this path
+    assert wanted(pred, scores, parse_memory_limit("2G"))  # dense: always this path
     assert pred.labels is not None and pred.labels.dtype == np.dtype(dtype)
-    want = evaluate_file(pred, SCORES, convention=convention, **KW)
+    want = evaluate_file(pred, scores, convention=convention, **KW)
     for run_rows in (1, 7, 1 << 20):  # 1: every pair is its own run
-        got, curves, oracle = evaluate_bounded(pred, SCORES, convention=convention,
+        got, curves, oracle = evaluate_bounded(pred, scores, convention=convention,
                                                run_rows=run_rows, curve_points=50, **KW)
-        assert [r.score for r in got] == SCORES
+        assert [r.score for r in got] == scores
         for a, b in zip(got, want, strict=True):
             assert repr(a.metrics) == repr(b.metrics), (a.score, run_rows)
         assert got[0].metrics.n == int(pred.keep.sum())
-    assert len(curves) == len(SCORES) and oracle[0][-1] == 1.0
+    assert len(curves) == len(scores) and oracle[0][-1] == 1.0
 
 
 def test_fit_rows_are_left_out_like_in_memory(tmp_path):
@@ -126,13 +127,14 @@ def test_labels_left_on_disk_read_image_by_image(tmp_path, dtype, ignore):
     from lsfix.predictions import deferring_dense_labels
 
     path = _dense(tmp_path / "d.h5", dtype, ignore, fit=True)
-    with deferring_dense_labels():
-        lazy = load(str(path))
-    assert lazy.labels is None and lazy.keep is None and lazy.deferred_labels is not None
-    want = evaluate_file(load(str(path)), SCORES, **KW)
-    got, _, _ = evaluate_bounded(lazy, SCORES, convention="lsfix", run_rows=11, **KW)
-    for a, b in zip(got, want, strict=True):
-        assert repr(a.metrics) == repr(b.metrics), a.score
+    for scores in (SCORES, ["msp"]):
+        with deferring_dense_labels():
+            lazy = load(str(path))
+        assert lazy.labels is None and lazy.keep is None and lazy.deferred_labels is not None
+        want = evaluate_file(load(str(path)), scores, **KW)
+        got, _, _ = evaluate_bounded(lazy, scores, convention="lsfix", run_rows=11, **KW)
+        for a, b in zip(got, want, strict=True):
+            assert repr(a.metrics) == repr(b.metrics), a.score
     lazy.load_labels()
     eager = load(str(path))
     np.testing.assert_array_equal(lazy.labels, eager.labels)
