@@ -1,20 +1,24 @@
-"""Dense (N, K, H, W) logits: ``lsfix curve`` against one read of the logits, and its peak RSS.
+"""Dense (N, K, H, W) logits: ``lsfix curve`` against one read of the logits, its peak RSS,
+at several scales, and the extrapolation to Cityscapes val.
 
-    python bench/bench_dense.py --scale 16     # 8 x 19 x 256 x 512 (1/16 of Cityscapes-size)
-    python bench/bench_dense.py --scale 4      # 8 x 19 x 512 x 1024
+    python bench/bench_dense.py --scale 16 --scale 4 --scale 1 --repeats 3
 
-The file mimics ``lsfix extract``'s dense layout (one image per HDF5 chunk, float32 logits,
-uint8 labels with ``ignore_index`` 255 on a tenth of the pixels). Times: one read of the whole
-``/logits`` image by image (``read_direct`` into one buffer), and ``lsfix curve FILE -s msp -f
-json`` as a subprocess (best and median of ``--repeats``); peak RSS of the curve process from
-``getrusage(RUSAGE_CHILDREN)``.
+``--scale S`` is 1/S of 8 x 19 x 1024 x 2048 (8 Cityscapes-size images). The file has
+``lsfix extract``'s dense layout (``extract.writer.item_chunks``: an image in slabs of about
+1 MiB holding every class of their pixels; float32 logits, uint8 labels with ``ignore_index``
+255 on a tenth of the pixels). Per scale, interleaved in one process: one
+read of the whole ``/logits`` image by image (``read_direct`` into one buffer; the file is in
+the page cache) and ``lsfix curve FILE -s msp -f json`` as a subprocess (its peak RSS from
+``wait4``); best and median of ``--repeats``, after one warm-up of each. ``--check`` also
+evaluates the smallest scale in process with the in-memory path and requires every metric to
+be identical. The load average is printed with each scale (the machine may be shared).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import statistics
 import subprocess
 import sys
@@ -25,9 +29,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from lsfix.extract.writer import item_chunks
 from lsfix.schema import set_root_attrs
 
 LSFIX = Path(sys.executable).parent / "lsfix"
+#: Cityscapes val: 500 images of 1024 x 2048 pixels.
+CITYSCAPES_VAL_IMAGES = 500
 
 
 def make(path: Path, n: int, k: int, h: int, w: int) -> None:
@@ -35,7 +42,7 @@ def make(path: Path, n: int, k: int, h: int, w: int) -> None:
     with h5py.File(path, "w") as f:
         set_root_attrs(f, {}, [])
         z = f.create_dataset("logits", shape=(n, k, h, w), dtype=np.float32,
-                             chunks=(1, k, h, w))
+                             chunks=item_chunks((k, h, w), 4, 1))
         y = f.create_dataset("labels", shape=(n, h, w), dtype=np.uint8, chunks=(1, h, w))
         y.attrs["ignore_index"] = np.int64(255)
         for i in range(n):
@@ -53,40 +60,91 @@ def read(path: Path) -> None:
             ds.read_direct(buf, np.s_[i], np.s_[...])
 
 
-def curve(path: Path) -> dict:
-    out = subprocess.run([str(LSFIX), "curve", str(path), "-s", "msp", "-f", "json"],
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out)["results"][0]
+def _run_curve(path: Path) -> tuple[dict, float, float]:
+    """``(first result, seconds, peak RSS in GB)`` of one ``lsfix curve -s msp -f json`` run
+    (the child's own rusage from ``wait4``)."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([str(LSFIX), "curve", str(path), "-s", "msp", "-f", "json"],
+                                stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode:
+            raise SystemExit(f"lsfix curve failed: {err.read()}")
+        return json.loads(out.read())["results"][0], wall, usage.ru_maxrss / 1e6
+
+
+def check_in_memory(path: Path, got: dict) -> bool:
+    """The in-memory path's metrics of the same file equal the curve output's."""
+    from lsfix.cli.common import load
+    from lsfix.pipeline import evaluate_file
+    from lsfix.report import metrics_dict
+
+    want = metrics_dict(evaluate_file(load(str(path)), ["msp"])[0].metrics, percent=False)
+    return all(repr(got[k]) == repr(v) for k, v in want.items() if k in got)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--scale", type=int, default=16, help="1/scale of 8 x 19 x 1024 x 2048")
+    ap.add_argument("--scale", type=int, action="append",
+                    help="1/scale of 8 x 19 x 1024 x 2048 (repeatable; default 16)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--check", action="store_true",
+                    help="compare the smallest scale with the in-memory path")
     args = ap.parse_args()
-    side = int(round(args.scale ** 0.5))
-    n, k, h, w = 8, 19, 1024 // side, 2048 // side
-    folder = Path(tempfile.mkdtemp(prefix="lsfix-dense-"))
-    path = folder / "dense.h5"
-    make(path, n, k, h, w)
-    read(path)
-    res = curve(path)  # warm-up
-    t_read, t_curve = [], []
-    for _ in range(args.repeats):
+    scales = sorted(set(args.scale or [16]), reverse=True)
+    starts = []
+    for _ in range(3):  # the fixed cost of any lsfix command: interpreter and imports
         t0 = time.perf_counter()
+        subprocess.run([str(LSFIX), "--version"], check=True, capture_output=True)
+        starts.append(time.perf_counter() - t0)
+    print(f"lsfix --version (start-up): best {min(starts):.3f} s")
+    rows = []
+    for scale in scales:
+        side = int(round(scale ** 0.5))
+        n, k, h, w = 8, 19, 1024 // side, 2048 // side
+        folder = Path(tempfile.mkdtemp(prefix="lsfix-dense-"))
+        path = folder / "dense.h5"
+        make(path, n, k, h, w)
         read(path)
-        t_read.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        res = curve(path)
-        t_curve.append(time.perf_counter() - t0)
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6  # kB -> GB
-    print(f"{n} x {k} x {h} x {w} float32 ({path.stat().st_size / 1e9:.2f} GB), "
-          f"{n * h * w:,} pixels, n evaluated {res['n']:,}")
-    print(f"  read   best {min(t_read):6.2f} s  median {statistics.median(t_read):6.2f} s")
-    print(f"  curve  best {min(t_curve):6.2f} s  median {statistics.median(t_curve):6.2f} s  "
-          f"ratio {min(t_curve) / min(t_read):5.2f}x  peak RSS {rss:.2f} GB")
-    path.unlink()
-    folder.rmdir()
+        res, _, _ = _run_curve(path)  # warm-up
+        load = os.getloadavg()
+        t_read, t_curve, rss = [], [], []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            read(path)
+            t_read.append(time.perf_counter() - t0)
+            res, wall, peak = _run_curve(path)
+            t_curve.append(wall)
+            rss.append(peak)
+        if args.check and scale == scales[0]:
+            same = check_in_memory(path, res)
+            print(f"  scale 1/{scale}: every metric equals the in-memory path: {same}")
+            if not same:
+                raise SystemExit(1)
+        print(f"1/{scale}: {n} x {k} x {h} x {w} float32 ({path.stat().st_size / 1e9:.2f} GB), "
+              f"{n * h * w:,} pixels, n evaluated {res['n']:,}; load average "
+              f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        print(f"  read   best {min(t_read):7.3f} s  median {statistics.median(t_read):7.3f} s")
+        print(f"  curve  best {min(t_curve):7.3f} s  median {statistics.median(t_curve):7.3f} s"
+              f"  ratio {min(t_curve) / min(t_read):6.1f}x  peak RSS {max(rss):.3f} GB "
+              f"(runs: {', '.join(f'{r:.3f}' for r in rss)}); without start-up "
+              f"{(min(t_curve) - min(starts)) / min(t_read):6.1f}x")
+        rows.append((scale, n * h * w, min(t_curve), statistics.median(t_curve), max(rss)))
+        path.unlink()
+        folder.rmdir()
+    if len(rows) > 1:
+        pix = np.array([r[1] for r in rows], dtype=float)
+        best = np.array([r[2] for r in rows])
+        slope, icpt = np.polyfit(pix, best, 1)
+        target = CITYSCAPES_VAL_IMAGES * 1024 * 2048
+        print(f"linear fit of best curve time: {icpt:.2f} s + {slope * 1e9:.1f} ns/pixel; "
+              f"Cityscapes val ({CITYSCAPES_VAL_IMAGES} images, {target:.3g} pixels): "
+              f"{(icpt + slope * target) / 60:.1f} min; peak RSS at the measured scales "
+              f"{', '.join(f'{r[4]:.3f}' for r in rows)} GB")
 
 
 if __name__ == "__main__":

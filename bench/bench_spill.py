@@ -1,9 +1,10 @@
 """Out-of-core tie blocks (lsfix.core.spill) vs in-memory evaluation: exactness and cost.
 
 Builds the tie blocks of ``--n`` (confidence, correct) pairs from runs of ``--run-rows`` pairs
-spilled to a temporary folder, checks that every metric in every convention equals
-``lsfix.evaluate`` on the whole arrays bit for bit, and prints the times and the peak traced
-memory (tracemalloc) of each path.
+spilled to a temporary folder, merged into an on-disk block file, computes every metric from
+that file a window at a time (``metrics_from_blocks`` on a ``BlockFile``), checks that every
+metric in every convention equals ``lsfix.evaluate`` on the whole arrays bit for bit, and
+prints the times and the peak traced memory (tracemalloc) of each path.
 
     python bench/bench_spill.py --n 10000000 --run-rows 1000000
 """
@@ -45,9 +46,11 @@ def main() -> None:
     with SpilledBlocks(run_rows=args.run_rows) as sb:
         for i in range(pieces):
             sb.add(*piece(i))
-        blocks = sb.blocks()
+        blocks = sb.block_file()
         runs = len(sb.runs)
-    out_of_core = {cv: metrics_from_blocks(blocks, convention=cv, **kw) for cv in CONVENTIONS}
+        n_blocks = blocks.length
+        out_of_core = {cv: metrics_from_blocks(blocks, convention=cv, **kw)
+                       for cv in CONVENTIONS}
     t_spill = time.perf_counter() - t0
     peak_spill = tracemalloc.get_traced_memory()[1]
     tracemalloc.reset_peak()
@@ -60,7 +63,7 @@ def main() -> None:
     same = all(repr(dataclasses.asdict(out_of_core[cv])) == repr(dataclasses.asdict(in_memory[cv]))
                for cv in CONVENTIONS)
     del rng
-    print(f"n={args.n:,} distinct={args.distinct or 'all'} blocks={blocks.size.shape[0]:,} "
+    print(f"n={args.n:,} distinct={args.distinct or 'all'} blocks={n_blocks:,} "
           f"runs={runs} run_rows={args.run_rows:,}")
     print(f"  out-of-core: {t_spill:6.2f} s  peak traced {peak_spill / 1e6:8.1f} MB")
     print(f"  in memory  : {t_mem:6.2f} s  peak traced {peak_mem / 1e6:8.1f} MB")

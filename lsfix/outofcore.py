@@ -166,6 +166,7 @@ def _dense_msp(src: ArrayRows, deferred: Any, labels: np.ndarray | None,
     n, k = src.shape
     n_items = int(src.n_items)
     pixels = n // n_items
+    src.drop_cache()  # an image read whole for a look at the first rows (input detection)
     image = np.empty((k, *src.spatial), dtype=src.raw_dtype)
     flat = image.reshape(k, pixels)
     work = np.empty((k, min(PIECE_PIXELS, pixels)), dtype=np.float64)

@@ -91,6 +91,10 @@ class ArrayRows:
         else:
             np.copyto(out, self._data[start:stop], casting="same_kind")
 
+    def drop_cache(self) -> None:
+        """Forget the dense image kept by :meth:`rows` (e.g. after a look at the first rows)."""
+        self._cached, self._cached_item = None, -1
+
     def read_image_into(self, item: int, out: np.ndarray) -> None:
         """Read item ``item`` of a dense source, ``(K, *spatial)`` in its stored layout and
         :attr:`raw_dtype`, into ``out`` without allocating (``read_direct`` when the data

@@ -89,6 +89,20 @@ def _rows_per_chunk(row_bytes: int) -> int:
     return int(max(1, min(65536, CHUNK_BYTES // max(1, row_bytes))))
 
 
+def item_chunks(item_shape: tuple[int, ...], itemsize: int, rows: int) -> tuple[int, ...]:
+    """Storage chunks of ``/logits``: ``rows`` whole items, or, for a dense item larger than
+    :data:`CHUNK_BYTES` (a 19 × 1024 × 2048 float32 image is 159 MB, above what readers take:
+    ``h5safe.MAX_CHUNK_BYTES``), one item cut along its first spatial axis into slabs of
+    about ``CHUNK_BYTES`` holding every class of their pixels. An image is then read whole,
+    in its own layout, from whole chunks (``curve``'s dense path reads image by image)."""
+    row_bytes = int(np.prod(item_shape)) * itemsize
+    if len(item_shape) < 2 or row_bytes <= CHUNK_BYTES:
+        return (rows, *item_shape)
+    per_slab = int(np.prod(item_shape[2:])) * item_shape[0] * itemsize  # one spatial row
+    slab = int(max(1, min(item_shape[1], CHUNK_BYTES // max(1, per_slab))))
+    return (1, item_shape[0], slab, *item_shape[2:])
+
+
 @dataclass
 class FileState:
     """What an existing output file says about itself (for ``--resume`` and messages)."""
@@ -329,7 +343,8 @@ class ChunkedWriter:
         cap = max(1, self.rows_total)
         chunk_rows = min(cap, _rows_per_chunk(row_bytes))
         ds = f.create_dataset(LOGITS, shape=(0, *item_shape), maxshape=(None, *item_shape),
-                              dtype=dtype, chunks=(chunk_rows, *item_shape), track_times=False)
+                              dtype=dtype, chunks=item_chunks(item_shape, dtype.itemsize,
+                                                              chunk_rows), track_times=False)
         ds.attrs[ATTR_TRANSFORMS] = json.dumps(transforms, sort_keys=True)
         if label_shape is not None:
             lrow = int(np.prod(label_shape)) * 8

@@ -162,3 +162,30 @@ def test_every_pixel_ignored_gives_the_normal_error(tmp_path):
     eager = _run("curve", path, "-f", "json", "--bootstrap", "2")
     assert lazy.exit_code == eager.exit_code != 0
     assert lazy.stderr == eager.stderr
+
+
+def test_dense_probabilities_with_labels_on_disk(tmp_path):
+    """A dense file of probabilities (read as log p through ``input_kind.ProbRows``) takes the
+    row kernels, with the labels still read image by image, and matches in memory."""
+    from lsfix import input_kind
+    from lsfix.predictions import deferring_dense_labels
+
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(2, 4, 5, 6))
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    y = rng.integers(0, 4, (2, 5, 6)).astype(np.uint8)
+    y[0, 0] = 255
+    path = tmp_path / "p.h5"
+    with h5py.File(path, "w") as f:
+        set_root_attrs(f, {}, [])
+        f.create_dataset("logits", data=p.astype(np.float32))
+        f.create_dataset("labels", data=y).attrs["ignore_index"] = np.int64(255)
+    with deferring_dense_labels():
+        lazy = load(str(path))
+    input_kind.apply(lazy, "probs")
+    eager = load(str(path))
+    input_kind.apply(eager, "probs")
+    want = evaluate_file(eager, ["msp", "gini"], **KW)
+    got, _, _ = evaluate_bounded(lazy, ["msp", "gini"], convention="lsfix", run_rows=7, **KW)
+    for a, b in zip(got, want, strict=True):
+        assert repr(a.metrics) == repr(b.metrics), a.score
