@@ -104,3 +104,28 @@ def test_lsfix_threads_is_checked(monkeypatch, text):
 def test_default_threads_are_the_usable_cpus(monkeypatch):
     monkeypatch.delenv("LSFIX_THREADS", raising=False)
     assert 1 <= thread_count() <= 8
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "5"])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_every_score_in_pieces_equals_the_chunked_path(monkeypatch, threads, dtype):
+    monkeypatch.setenv("LSFIX_THREADS", threads)
+    z = _logits(7000, 60, 9, dtype)
+    y = np.random.default_rng(2).integers(0, 60, 7000)
+    specs = [ScoreSpec("msp"), ScoreSpec("max_logit"), ScoreSpec("logit_margin"),
+             ScoreSpec("softmax_margin"), ScoreSpec("neg_entropy"), ScoreSpec("gini"),
+             ScoreSpec("energy"), ScoreSpec("pnorm", 2.0), ScoreSpec("pnorm_raw", 8.0),
+             ScoreSpec("msp_ts", 1.7)]
+    got = compute_scores(ArrayRows(z), specs, labels=y)
+    want = compute_scores(z, specs, labels=y, chunk_rows=13)
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert got[name].tobytes() == want[name].tobytes(), name
+
+
+def test_every_score_in_pieces_refuses_non_finite_logits(monkeypatch):
+    monkeypatch.setenv("LSFIX_THREADS", "2")
+    z = _logits(9000, 500, 1)
+    z[8999, 3] = -np.inf
+    with pytest.raises(InputError, match=r"1 non-finite logit value\(s\).*first in row 8999"):
+        compute_scores(ArrayRows(z), [ScoreSpec("energy"), ScoreSpec("msp")])
