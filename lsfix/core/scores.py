@@ -439,7 +439,8 @@ def pnorm(logits: Any, p: float) -> np.ndarray:
 
 
 def _scores_in_pieces(src: Any, specs: list[ScoreSpec], out: dict[str, np.ndarray],
-                      labels: np.ndarray | None, correct: np.ndarray | None) -> None:
+                      labels: np.ndarray | None, correct: np.ndarray | None,
+                      threads: int | None) -> None:
     """The general path over :func:`lsfix.core.rowblocks.run_pieces`: each piece is widened
     to float64 in a per-thread buffer and scored like a chunk (row-wise, so the same bits).
     Every thread gets its own score functions (some keep scratch buffers)."""
@@ -464,7 +465,7 @@ def _scores_in_pieces(src: Any, specs: list[ScoreSpec], out: dict[str, np.ndarra
             np.equal(np.argmax(w, axis=1), labels[start:stop], out=correct[start:stop])
         return False
 
-    run_pieces(src, piece, scratch)
+    run_pieces(src, piece, scratch, threads=threads)
 
 
 def compute_scores(
@@ -473,6 +474,7 @@ def compute_scores(
     *,
     labels: np.ndarray | None = None,
     chunk_rows: int | None = None,
+    threads: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Compute several scores in one chunked pass over the logits.
 
@@ -485,6 +487,9 @@ def compute_scores(
         When given, the result also holds ``"_correct"``: ``argmax z == label``.
     chunk_rows : int, optional
         Rows per chunk (default: about 8 M values per chunk).
+    threads : int, optional
+        Worker threads for plain ``(N, K)`` logits (default: ``LSFIX_THREADS`` or the CPUs,
+        :func:`lsfix.core.rowblocks.thread_count`); the values never depend on it.
 
     Returns
     -------
@@ -500,7 +505,7 @@ def compute_scores(
         if labels is not None:
             lab = np.asarray(labels)
             check_labels_shape(lab, n)
-        value, correct = msp_stream(src, lab)  # type: ignore[arg-type]
+        value, correct = msp_stream(src, lab, threads=threads)  # type: ignore[arg-type]
         return {"msp": value} if correct is None else {"msp": value, "_correct": correct}
     for s in specs:
         if s.family == "msp_ts" and s.param is None:
@@ -518,7 +523,7 @@ def compute_scores(
             raise InputError(f"labels shape {labels.shape} does not match logits rows ({n},)")
         correct = np.empty(n, dtype=bool)
     if chunk_rows is None and can_stream(src):
-        _scores_in_pieces(src, specs, out, labels, correct)
+        _scores_in_pieces(src, specs, out, labels, correct, threads)
         if correct is not None:
             out["_correct"] = correct
         return out
