@@ -127,7 +127,7 @@ def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: 
         results, curves = [], []
         oracle = None
         for name in names:
-            blocks = spills[name].block_file()
+            blocks = spills[name].block_source()
             m = metrics_from_blocks(blocks, convention=convention, coverages=coverages,
                                     risks=risks)
             empty = np.empty(0)

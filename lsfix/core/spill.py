@@ -13,7 +13,9 @@ samples). The runs are merged window by window (at most ``window`` entries per r
   (24 bytes per distinct confidence);
 * :meth:`SpilledBlocks.block_file` writes them to a :class:`BlockFile` (size and errors,
   int64, 16 bytes per block) that :func:`lsfix.core.metrics.metrics_from_blocks` reads back a
-  window at a time: memory bounded by the windows whatever the number of distinct values.
+  window at a time: memory bounded by the windows whatever the number of distinct values;
+  :meth:`SpilledBlocks.block_source` does the same, or keeps the blocks in memory when no run
+  was ever spilled (fewer than ``run_rows`` pairs).
 
 Either result equals ``tie_blocks`` of all the pairs at once (same values, sizes and error
 counts), so every metric computed from it is bit-for-bit the same.
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from lsfix.core.blockmetrics import ArrayBlocks
 from lsfix.core.metrics import Blocks, tie_blocks
 
 #: Default pairs per run (sorting a run takes about 50 bytes per pair).
@@ -154,6 +157,18 @@ class SpilledBlocks:
         return Blocks(size=np.concatenate([p[1] for p in parts]).astype(np.int64),
                       errors=np.concatenate([p[2] for p in parts]).astype(np.int64),
                       value=np.concatenate([p[0] for p in parts]).astype(np.float64))
+
+    def block_source(self) -> Any:
+        """The tie blocks as a block source for :mod:`lsfix.core.blockmetrics`: when every
+        pair is still in memory (fewer than ``run_rows``), their blocks in memory
+        (:class:`~lsfix.core.blockmetrics.ArrayBlocks`, no disk); else :meth:`block_file`."""
+        if not self.runs and self._held:
+            conf = np.concatenate(self._conf)
+            corr = np.concatenate(self._corr)
+            self._conf, self._corr, self._held = [], [], 0
+            b = tie_blocks(conf, corr)
+            return ArrayBlocks(b.size, b.errors)
+        return self.block_file()
 
     def block_file(self) -> BlockFile:
         """The tie blocks of every pair added, written to a :class:`BlockFile` in the

@@ -180,3 +180,19 @@ def test_block_file_from_spilled_runs_equals_in_memory(tmp_path, tiny_leaf):
             kw = {"convention": cv, "coverages": COVS, "risks": RISKS}
             assert repr(metrics_from_blocks(bf, **kw)) == repr(evaluate(conf, correct, **kw))
     assert not any(tmp_path.iterdir())
+
+
+def test_block_source_in_memory_below_one_run(tmp_path):
+    conf, correct = _data(9, 500, 40, 0.3)
+    with SpilledBlocks(run_rows=1000, folder=tmp_path) as sb:
+        sb.add(conf, correct)
+        src = sb.block_source()
+        assert isinstance(src, bm.ArrayBlocks) and not sb.runs  # nothing written
+        assert repr(metrics_from_blocks(src, coverages=COVS, risks=RISKS)) == repr(
+            evaluate(conf, correct, coverages=COVS, risks=RISKS))
+    with SpilledBlocks(run_rows=100, folder=tmp_path) as sb:
+        sb.add(conf, correct)
+        src = sb.block_source()
+        assert not isinstance(src, bm.ArrayBlocks) and len(sb.runs) == 5
+        assert repr(metrics_from_blocks(src, coverages=COVS, risks=RISKS)) == repr(
+            evaluate(conf, correct, coverages=COVS, risks=RISKS))
