@@ -48,8 +48,17 @@ from typing import Any
 import numpy as np
 
 from lsfix.core.metrics import CONVENTIONS, aurc
-from lsfix.core.source import RowSource, as_rows, iter_chunks
-from lsfix.core.stream import can_stream, check_labels_shape, msp_stream
+from lsfix.core.source import RowSource, as_rows, chunk_rows_for, iter_chunks
+from lsfix.core.stream import block_rows, can_stream, check_labels_shape, msp_stream
+from lsfix.core.tunepass import (
+    TunePlan,
+    TuneRows,
+    TuneScratch,
+    even_splits,
+    finish,
+    sub_rows_for,
+    tune_rows,
+)
 from lsfix.errors import InputError, UsageError
 
 #: Score names that need no parameter.
@@ -685,6 +694,63 @@ def _plain(p: float | None) -> float | int | None:
     return int(p) if float(p).is_integer() else float(p)
 
 
+def _tune_pass(src: RowSource, y: np.ndarray, plan: TunePlan, out: TuneRows,
+               correct: np.ndarray, chunk_rows: int | None) -> None:
+    """One read of ``src``: fill ``out`` (every p's per-row parts and MSP's ``S``) and
+    ``correct``. Plain float logits are read in their stored dtype into one reused buffer, in
+    blocks aligned to the storage chunks; other sources (binary, dense, row subsets, or an
+    explicit ``chunk_rows``) through their float64 chunks."""
+    n, k = src.shape
+    sub = sub_rows_for(k)
+    scratch = TuneScratch(sub, k, plan)
+    streamed = chunk_rows is None and can_stream(src)
+    if streamed:
+        step = min(block_rows(src), n)  # type: ignore[arg-type]
+        raw = np.empty((step, k), dtype=src.raw_dtype)  # type: ignore[attr-defined]
+        blocks: Iterable[tuple[int, np.ndarray]] = (
+            (start, raw[: min(n, start + step) - start]) for start in range(0, n, step))
+    else:
+        step = chunk_rows or chunk_rows_for(k)
+        blocks = iter_chunks(src, chunk_rows)
+    step = max(1, min(step, n))
+    arg = np.empty(step, dtype=np.intp)
+    arg_low = np.empty(step, dtype=np.intp)
+    zmax = np.empty(step)
+    zmin = np.empty(step)
+    ix = np.arange(step)
+    for start, z in blocks:
+        r = z.shape[0]
+        if streamed:
+            src.read_into(start, start + r, z)  # type: ignore[attr-defined]
+        a, b, hi, lo = arg[:r], arg_low[:r], zmax[:r], zmin[:r]
+        np.argmax(z, axis=1, out=a)  # a NaN or +inf is its row's argmax
+        hi[:] = z[ix[:r], a]
+        np.argmin(z, axis=1, out=b)  # -inf its row's argmin
+        lo[:] = z[ix[:r], b]
+        if not (np.isfinite(hi).all() and np.isfinite(lo).all()):
+            if streamed:
+                src.check_finite_block(start, z)  # type: ignore[attr-defined]
+            bad = int(np.argmin(np.isfinite(hi) & np.isfinite(lo)))
+            raise InputError(f"non-finite logit value(s) (NaN or inf); first in row {start + bad}")
+        np.equal(a, y[start : start + r], out=correct[start : start + r])
+        for s0, s1 in even_splits(r, sub):
+            tune_rows(z[s0:s1], a[s0:s1], hi[s0:s1], lo[s0:s1], scratch,
+                      out.part(start + s0, start + s1))
+
+
+def _grid_scores(src: RowSource, y: np.ndarray, ps: Sequence[float], chunk_rows: int | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every ``p``'s pNorm score ``(len(ps), n)``, log-MSP ``(n,)`` and ``argmax == y`` from
+    one read of ``src``; bit-identical to :func:`pnorm` and :func:`msp` (lsfix.core.tunepass)."""
+    plan = TunePlan.for_grid(ps)
+    n = src.shape[0]
+    rows = TuneRows.empty(n, plan)
+    correct = np.empty(n, dtype=bool)
+    _tune_pass(src, y, plan, rows, correct, chunk_rows)
+    conf, msp_conf = finish(rows, ps, plan, src.shape[1])
+    return conf, msp_conf, correct
+
+
 def tune_pnorm(
     logits: Any,
     labels: Any,
@@ -696,7 +762,8 @@ def tune_pnorm(
 ) -> PNormFit:
     """Choose ``p`` for MaxLogit-pNorm by held-out AURC, falling back to MSP.
 
-    Every ``p`` in ``grid`` is scored in one chunked pass; the ``p`` with the lowest AURC wins
+    Every ``p`` in ``grid`` and MSP are scored in one pass over the logits (read once, in
+    blocks; never loaded whole: lsfix.core.tunepass); the ``p`` with the lowest AURC wins
     (ties: the smallest ``p``). MSP is chosen instead when its AURC is ``≤`` that best AURC.
 
     Parameters
@@ -717,16 +784,8 @@ def tune_pnorm(
     y = np.asarray(labels)
     if y.shape != (n,):
         raise InputError(f"labels shape {y.shape} does not match logits rows ({n},)")
-    conf = np.empty((n, len(ps)))
-    msp_conf = np.empty(n)
-    correct = np.empty(n, dtype=bool)
-    work = _PNormWork()
-    for start, z in iter_chunks(src, chunk_rows):
-        stop = start + z.shape[0]
-        conf[start:stop] = _pnorm_many(z, ps, work)
-        msp_conf[start:stop] = _msp(_Chunk(z))
-        correct[start:stop] = np.argmax(z, axis=1) == y[start:stop]
-    results = tuple((p, aurc(conf[:, i], correct, convention)) for i, p in enumerate(ps))
+    conf, msp_conf, correct = _grid_scores(src, y, ps, chunk_rows)
+    results = tuple((p, aurc(conf[i], correct, convention)) for i, p in enumerate(ps))
     best_p, best = min(results, key=lambda t: (t[1], t[0]))
     msp_a = aurc(msp_conf, correct, convention)
     fallback = msp_a <= best
