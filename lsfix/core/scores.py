@@ -47,18 +47,12 @@ from typing import Any
 
 import numpy as np
 
+from lsfix.core import tunepass
 from lsfix.core.metrics import CONVENTIONS, aurc
+from lsfix.core.rowblocks import piece_rows_for, run_pieces
 from lsfix.core.source import RowSource, as_rows, chunk_rows_for, iter_chunks
-from lsfix.core.stream import block_rows, can_stream, check_labels_shape, msp_stream
-from lsfix.core.tunepass import (
-    TunePlan,
-    TuneRows,
-    TuneScratch,
-    even_splits,
-    finish,
-    sub_rows_for,
-    tune_rows,
-)
+from lsfix.core.stream import can_stream, check_labels_shape, msp_stream
+from lsfix.core.tunepass import TunePlan, TuneRows, TuneScratch, finish, tune_rows
 from lsfix.errors import InputError, UsageError
 
 #: Score names that need no parameter.
@@ -446,12 +440,43 @@ def pnorm(logits: Any, p: float) -> np.ndarray:
     return _single(ScoreSpec("pnorm", _check_p(p)), logits)
 
 
+def _scores_in_pieces(src: Any, specs: list[ScoreSpec], out: dict[str, np.ndarray],
+                      labels: np.ndarray | None, correct: np.ndarray | None,
+                      threads: int | None) -> None:
+    """The general path over :func:`lsfix.core.rowblocks.run_pieces`: each piece is widened
+    to float64 in a per-thread buffer and scored like a chunk (row-wise, so the same bits).
+    Every thread gets its own score functions (some keep scratch buffers)."""
+    k = src.shape[1]
+    rows = min(src.shape[0], piece_rows_for(k))
+
+    def scratch() -> tuple[np.ndarray, list[tuple[str, Callable[[_Chunk], np.ndarray]]]]:
+        return np.empty((rows, k), dtype=np.float64), [(s.name, s.fn()) for s in specs]
+
+    def piece(z: np.ndarray, start: int, sc: tuple[np.ndarray, list[Any]]) -> bool:
+        work, fns = sc
+        stop = start + z.shape[0]
+        w = work[: z.shape[0]]
+        w[...] = z
+        if not np.isfinite(w).all():
+            return True
+        ch = _Chunk(w)
+        for name, fn in fns:
+            out[name][start:stop] = fn(ch)
+        if correct is not None:
+            assert labels is not None
+            np.equal(np.argmax(w, axis=1), labels[start:stop], out=correct[start:stop])
+        return False
+
+    run_pieces(src, piece, scratch, threads=threads)
+
+
 def compute_scores(
     logits: Any,
     specs: Iterable[ScoreSpec],
     *,
     labels: np.ndarray | None = None,
     chunk_rows: int | None = None,
+    threads: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Compute several scores in one chunked pass over the logits.
 
@@ -464,6 +489,9 @@ def compute_scores(
         When given, the result also holds ``"_correct"``: ``argmax z == label``.
     chunk_rows : int, optional
         Rows per chunk (default: about 8 M values per chunk).
+    threads : int, optional
+        Worker threads for plain ``(N, K)`` logits (default: ``LSFIX_THREADS`` or the CPUs,
+        :func:`lsfix.core.rowblocks.thread_count`); the values never depend on it.
 
     Returns
     -------
@@ -479,7 +507,7 @@ def compute_scores(
         if labels is not None:
             lab = np.asarray(labels)
             check_labels_shape(lab, n)
-        value, correct = msp_stream(src, lab)  # type: ignore[arg-type]
+        value, correct = msp_stream(src, lab, threads=threads)  # type: ignore[arg-type]
         return {"msp": value} if correct is None else {"msp": value, "_correct": correct}
     for s in specs:
         if s.family == "msp_ts" and s.param is None:
@@ -496,6 +524,11 @@ def compute_scores(
         if labels.shape != (n,):
             raise InputError(f"labels shape {labels.shape} does not match logits rows ({n},)")
         correct = np.empty(n, dtype=bool)
+    if chunk_rows is None and can_stream(src):
+        _scores_in_pieces(src, specs, out, labels, correct, threads)
+        if correct is not None:
+            out["_correct"] = correct
+        return out
     for start, z in iter_chunks(src, chunk_rows):
         ch = _Chunk(z)
         stop = start + z.shape[0]
@@ -695,58 +728,46 @@ def _plain(p: float | None) -> float | int | None:
 
 
 def _tune_pass(src: RowSource, y: np.ndarray, plan: TunePlan, out: TuneRows,
-               correct: np.ndarray, chunk_rows: int | None) -> None:
+               correct: np.ndarray, chunk_rows: int | None, threads: int | None) -> None:
     """One read of ``src``: fill ``out`` (every p's per-row parts and MSP's ``S``) and
-    ``correct``. Plain float logits are read in their stored dtype into one reused buffer, in
-    blocks aligned to the storage chunks; other sources (binary, dense, row subsets, or an
-    explicit ``chunk_rows``) through their float64 chunks."""
+    ``correct``. Plain float logits go through :func:`lsfix.core.rowblocks.run_pieces`
+    (stored dtype, storage-aligned blocks, pieces in worker threads, one scratch per thread);
+    other sources (binary, dense, row subsets, or an explicit ``chunk_rows``) through their
+    float64 chunks, in the calling thread. Each row's numbers come from that row alone."""
     n, k = src.shape
-    sub = sub_rows_for(k)
-    scratch = TuneScratch(sub, k, plan)
-    streamed = chunk_rows is None and can_stream(src)
-    if streamed:
-        step = min(block_rows(src), n)  # type: ignore[arg-type]
-        raw = np.empty((step, k), dtype=src.raw_dtype)  # type: ignore[attr-defined]
-        blocks: Iterable[tuple[int, np.ndarray]] = (
-            (start, raw[: min(n, start + step) - start]) for start in range(0, n, step))
-    else:
-        step = chunk_rows or chunk_rows_for(k)
-        blocks = iter_chunks(src, chunk_rows)
-    step = max(1, min(step, n))
-    arg = np.empty(step, dtype=np.intp)
-    arg_low = np.empty(step, dtype=np.intp)
-    zmax = np.empty(step)
-    zmin = np.empty(step)
-    ix = np.arange(step)
-    for start, z in blocks:
+    piece_elements = tunepass.SUB_ELEMENTS
+    rows = min(max(n, 1), piece_rows_for(k, piece_elements))
+
+    def piece(z: np.ndarray, start: int, sc: TuneScratch) -> bool:
         r = z.shape[0]
-        if streamed:
-            src.read_into(start, start + r, z)  # type: ignore[attr-defined]
-        a, b, hi, lo = arg[:r], arg_low[:r], zmax[:r], zmin[:r]
-        np.argmax(z, axis=1, out=a)  # a NaN or +inf is its row's argmax
-        hi[:] = z[ix[:r], a]
-        np.argmin(z, axis=1, out=b)  # -inf its row's argmin
-        lo[:] = z[ix[:r], b]
-        if not (np.isfinite(hi).all() and np.isfinite(lo).all()):
-            if streamed:
-                src.check_finite_block(start, z)  # type: ignore[attr-defined]
-            bad = int(np.argmin(np.isfinite(hi) & np.isfinite(lo)))
-            raise InputError(f"non-finite logit value(s) (NaN or inf); first in row {start + bad}")
+        a, hi, lo = sc.arg[:r], sc.zmax[:r], sc.zmin[:r]
+        if not sc.extremes(z):
+            return True
         np.equal(a, y[start : start + r], out=correct[start : start + r])
-        for s0, s1 in even_splits(r, sub):
-            tune_rows(z[s0:s1], a[s0:s1], hi[s0:s1], lo[s0:s1], scratch,
-                      out.part(start + s0, start + s1))
+        tune_rows(z, a, hi, lo, sc, out.part(start, start + r))
+        return False
+
+    if chunk_rows is None and can_stream(src):
+        run_pieces(src, piece, lambda: TuneScratch(rows, k, plan), threads=threads,
+                   piece_elements=piece_elements)
+        return
+    sc = TuneScratch(rows, k, plan)
+    for start, z in iter_chunks(src, chunk_rows or chunk_rows_for(k)):
+        for p0 in range(0, z.shape[0], rows):
+            if piece(z[p0 : p0 + rows], start + p0, sc):
+                bad = start + p0 + int(np.argmin(np.isfinite(z[p0 : p0 + rows]).all(axis=1)))
+                raise InputError(f"non-finite logit value(s) (NaN or inf); first in row {bad}")
 
 
-def _grid_scores(src: RowSource, y: np.ndarray, ps: Sequence[float], chunk_rows: int | None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _grid_scores(src: RowSource, y: np.ndarray, ps: Sequence[float], chunk_rows: int | None,
+                 threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every ``p``'s pNorm score ``(len(ps), n)``, log-MSP ``(n,)`` and ``argmax == y`` from
     one read of ``src``; bit-identical to :func:`pnorm` and :func:`msp` (lsfix.core.tunepass)."""
     plan = TunePlan.for_grid(ps)
     n = src.shape[0]
     rows = TuneRows.empty(n, plan)
     correct = np.empty(n, dtype=bool)
-    _tune_pass(src, y, plan, rows, correct, chunk_rows)
+    _tune_pass(src, y, plan, rows, correct, chunk_rows, threads)
     conf, msp_conf = finish(rows, ps, plan, src.shape[1])
     return conf, msp_conf, correct
 
@@ -759,6 +780,7 @@ def tune_pnorm(
     convention: str = "lsfix",
     split: dict[str, Any] | None = None,
     chunk_rows: int | None = None,
+    threads: int | None = None,
 ) -> PNormFit:
     """Choose ``p`` for MaxLogit-pNorm by held-out AURC, falling back to MSP.
 
@@ -775,6 +797,11 @@ def tune_pnorm(
         Candidate ``p`` values (default ``0..9``).
     convention : str
         AURC convention of the objective.
+    chunk_rows : int, optional
+        Read the logits through float64 chunks of this many rows (in the calling thread).
+    threads : int, optional
+        Worker threads for plain ``(N, K)`` logits (default: ``LSFIX_THREADS`` or the CPUs,
+        :func:`lsfix.core.rowblocks.thread_count`); the fit never depends on it.
     """
     ps = [_check_p(p) for p in grid]
     if not ps:
@@ -784,7 +811,7 @@ def tune_pnorm(
     y = np.asarray(labels)
     if y.shape != (n,):
         raise InputError(f"labels shape {y.shape} does not match logits rows ({n},)")
-    conf, msp_conf, correct = _grid_scores(src, y, ps, chunk_rows)
+    conf, msp_conf, correct = _grid_scores(src, y, ps, chunk_rows, threads)
     results = tuple((p, aurc(conf[i], correct, convention)) for i, p in enumerate(ps))
     best_p, best = min(results, key=lambda t: (t[1], t[0]))
     msp_a = aurc(msp_conf, correct, convention)

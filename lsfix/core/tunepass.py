@@ -23,20 +23,15 @@ processed by worker threads, each with its own scratch (numpy releases the GIL i
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-#: float64 elements per sub-block plane (512 KiB): the planes of one sub-block stay in L2/L3.
+#: Values per piece (rows x K): 512 KiB per float64 plane; six planes of a piece stay in L2/L3.
+#: (Measured flat from 2^14 to 2^18 at K = 1000: the pass is compute-bound, bench/README.md.)
 SUB_ELEMENTS = 1 << 16
-
-
-def sub_rows_for(k: int, elements: int = SUB_ELEMENTS) -> int:
-    """Rows per sub-block for ``k`` classes."""
-    return max(1, elements // max(1, k))
 
 
 @dataclass
@@ -81,15 +76,31 @@ class TunePlan:
 
 
 class TuneScratch:
-    """Buffers of one worker: a float64 block and the power planes (allocated once)."""
+    """Buffers of one worker (allocated once): a float64 block, the power planes, and the
+    per-row argmax, max and min of the stored block."""
 
     def __init__(self, rows: int, k: int, plan: TunePlan) -> None:
         self.rows, self.k, self.plan = rows, k, plan
         self.z = np.empty((rows, k))
         self.pw = np.empty((max(2, plan.planes), rows, k))  # plane 1 doubles as exp scratch
-        self.sums = np.empty((plan.n_sums, rows))
         self.ix = np.arange(rows)
+        self.arg = np.empty(rows, dtype=np.intp)
+        self.arg_low = np.empty(rows, dtype=np.intp)
+        self.zmax = np.empty(rows)
+        self.zmin = np.empty(rows)
         self._views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def extremes(self, z: np.ndarray) -> bool:
+        """Fill ``arg`` (first argmax), ``zmax`` and ``zmin`` for the rows of ``z`` (stored
+        dtype); False when a value is not finite (a NaN or +inf is its row's argmax, -inf its
+        argmin), and nothing else is to be trusted then."""
+        r = z.shape[0]
+        a, b, ix = self.arg[:r], self.arg_low[:r], self.ix[:r]
+        np.argmax(z, axis=1, out=a)
+        self.zmax[:r] = z[ix, a]
+        np.argmin(z, axis=1, out=b)
+        self.zmin[:r] = z[ix, b]
+        return bool(np.isfinite(self.zmax[:r]).all() and np.isfinite(self.zmin[:r]).all())
 
     def stacked_views(self, r: int) -> tuple[np.ndarray, np.ndarray]:
         """Views ``(a^(p//2), a^(p − p//2))`` for ``p = 2..2G+1`` as two ``(G, 2, r, K)``
@@ -173,13 +184,14 @@ def tune_rows(z: np.ndarray, arg: np.ndarray, zmax: np.ndarray, zmin: np.ndarray
     n_int = len(plan.int_ps)
     if plan.groups:
         first, second = scratch.stacked_views(r)
-        np.einsum("abij,abij->abi", first, second,
-                  out=out.sums[:n_int].reshape(plan.groups, 2, r))
+        dest = out.sums[:n_int].view()
+        dest.shape = (plan.groups, 2, r)  # a view, never a copy (this raises if it cannot be)
+        np.einsum("abij,abij->abi", first, second, out=dest)
     else:
         for i, p in enumerate(plan.int_ps):
             np.einsum("ij,ij->i", pw[p // 2 - 1], pw[p - p // 2 - 1], out=out.sums[i])
-    for i, p in enumerate(plan.other_ps):
-        out.sums[n_int + i] = np.power(a, p).sum(axis=1)
+    for i, pf in enumerate(plan.other_ps):
+        out.sums[n_int + i] = np.power(a, pf).sum(axis=1)
 
 
 def finish(rows: TuneRows, ps: Sequence[float], plan: TunePlan, k: int
@@ -211,10 +223,3 @@ def finish(rows: TuneRows, ps: Sequence[float], plan: TunePlan, k: int
     msp = np.log1p(rows.rest)
     np.negative(msp, out=msp)
     return out, msp
-
-
-def even_splits(r: int, step: int) -> list[tuple[int, int]]:
-    """``[start, stop)`` ranges covering ``r`` rows in ``⌈r/step⌉`` near-equal parts."""
-    parts = max(1, math.ceil(r / step))
-    bounds = [r * i // parts for i in range(parts + 1)]
-    return [(bounds[i], bounds[i + 1]) for i in range(parts) if bounds[i + 1] > bounds[i]]

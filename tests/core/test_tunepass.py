@@ -68,14 +68,17 @@ def test_fit_equals_the_golden_recorded_before_the_one_pass_kernel(key):
     _check_golden(S.tune_pnorm(z, y, grid=GRIDS[grid], convention=convention), want)
 
 
-@pytest.mark.parametrize("chunk_rows", [None, 1, 97])
-def test_golden_fit_through_every_read_path(chunk_rows, monkeypatch):
-    """The streamed path (stored dtype, storage blocks) and the float64 chunk path, with
-    sub-blocks of any size (even one row), give the same fit."""
+@pytest.mark.parametrize("chunk_rows,threads", [(None, 1), (None, 2), (None, 3), (1, None),
+                                                (97, None)])
+@pytest.mark.parametrize("piece_elements", [None, 100 * 9])
+def test_golden_fit_through_every_read_path(chunk_rows, threads, piece_elements, monkeypatch):
+    """The streamed path (stored dtype, storage blocks, pieces over 1-3 threads) and the
+    float64 chunk path (down to one row per chunk), with any piece size, give the same fit."""
     want = json.loads(GOLDENS.read_text())["fits"]["f32_k100/default/lsfix"]
     z, y = _case(**CASES["f32_k100"])
-    monkeypatch.setattr(tunepass, "SUB_ELEMENTS", 100 * 7)  # 7-row sub-blocks
-    _check_golden(S.tune_pnorm(z, y, chunk_rows=chunk_rows), want)
+    if piece_elements:
+        monkeypatch.setattr(tunepass, "SUB_ELEMENTS", piece_elements)  # 9-row pieces
+    _check_golden(S.tune_pnorm(z, y, chunk_rows=chunk_rows, threads=threads), want)
 
 
 def test_golden_fit_from_hdf5_reads_in_blocks(tmp_path):
@@ -107,13 +110,17 @@ class _CountingData:
         return part
 
 
-def test_tuning_never_reads_the_whole_logits():
-    z, y = _case(**CASES["f32_k100"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_tuning_never_reads_the_whole_logits(threads):
+    """A file-backed source is read once, in bounded blocks aligned to its storage chunks."""
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((6000, 1000), dtype=np.float32)
+    y = rng.integers(0, 1000, 6000)
     data = _CountingData(z, chunk_rows=300)
-    fit = S.tune_pnorm(ArrayRows(data), y)
+    fit = S.tune_pnorm(ArrayRows(data), y, threads=threads)
     assert sum(data.reads) == z.shape[0]  # every row read exactly once
     assert max(data.reads) < z.shape[0] and all(r % 300 == 0 for r in data.reads[:-1])
-    assert fit == S.tune_pnorm(z, y)
+    assert fit == S.tune_pnorm(z, y, chunk_rows=500)
 
 
 def _scores_before(z: np.ndarray, ps) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +142,8 @@ def test_one_pass_scores_are_bit_identical_to_pnorm_and_msp(z, data):
         z = np.round(z / 1000).astype(np.float32)
     y = data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, k - 1)))
     ps = data.draw(st.sampled_from([tuple(range(10)), (0, 1, 2, 3), (9, 4, 0.5, 1.5, 11)]))
-    conf, msp, correct = S._grid_scores(ArrayRows(z), y, ps, None)
+    conf, msp, correct = S._grid_scores(ArrayRows(z), y, ps, None,
+                                        threads=data.draw(st.sampled_from([1, 2])))
     want_conf, want_msp = _scores_before(z, ps)
     np.testing.assert_array_equal(conf, want_conf)
     np.testing.assert_array_equal(msp, want_msp)
@@ -195,12 +203,3 @@ def test_plan_of_the_default_grid_uses_one_stacked_einsum():
     odd = tunepass.TunePlan.for_grid((0, 2, 3, 5, 12, 2.5))
     assert odd.groups == 0 and odd.int_ps == (2, 3, 5) and odd.other_ps == (2.5, 12.0)
     assert not odd.need_pos and odd.planes == 3
-
-
-@pytest.mark.parametrize("r,step", [(1, 5), (262, 65), (10, 3), (64, 64)])
-def test_even_splits_cover_the_rows_once(r, step):
-    parts = tunepass.even_splits(r, step)
-    assert parts[0][0] == 0 and parts[-1][1] == r
-    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
-    assert max(b - a for a, b in parts) <= step
-    assert max(b - a for a, b in parts) - min(b - a for a, b in parts) <= 1
