@@ -52,6 +52,13 @@ def make_logits(n: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return z, y
 
 
+def _faults() -> int:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_minflt + r.ru_majflt
+
+
 def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -226,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
                 "tune": lambda t=t: lsfix.tune_pnorm(z, y, threads=t),
             }, args.repeats)
             ok &= ratio <= TARGET
+        f0 = _faults()
+        lsfix.tune_pnorm(z, y, threads=1)
+        print(f"  page faults in one tune_pnorm (threads=1): {_faults() - f0}")
         if args.profile:
             pr = cProfile.Profile()
             pr.enable()
