@@ -728,23 +728,38 @@ def _plain(p: float | None) -> float | int | None:
 
 
 def _tune_pass(src: RowSource, y: np.ndarray, plan: TunePlan, out: TuneRows,
-               correct: np.ndarray, chunk_rows: int | None, threads: int | None) -> None:
+               correct: np.ndarray, chunk_rows: int | None, threads: int | None,
+               mask: np.ndarray | None) -> None:
     """One read of ``src``: fill ``out`` (every p's per-row parts and MSP's ``S``) and
-    ``correct``. Plain float logits go through :func:`lsfix.core.rowblocks.run_pieces`
-    (stored dtype, storage-aligned blocks, pieces in worker threads, one scratch per thread);
-    other sources (binary, dense, row subsets, or an explicit ``chunk_rows``) through their
-    float64 chunks, in the calling thread. Each row's numbers come from that row alone."""
+    ``correct`` for every row, or for the rows where ``mask`` is True (in row order).
+    Plain float logits go through :func:`lsfix.core.rowblocks.run_pieces` (stored dtype,
+    storage-aligned blocks, pieces in worker threads, one scratch per thread); other sources
+    (binary, dense, or an explicit ``chunk_rows``) through their float64 chunks, in the
+    calling thread. Each row's numbers come from that row alone. Every row is checked finite,
+    selected or not."""
     n, k = src.shape
     piece_elements = tunepass.SUB_ELEMENTS
     rows = min(max(n, 1), piece_rows_for(k, piece_elements))
+    first_out = None if mask is None else np.concatenate(([0], np.cumsum(mask)))
 
     def piece(z: np.ndarray, start: int, sc: TuneScratch) -> bool:
         r = z.shape[0]
         a, hi, lo = sc.arg[:r], sc.zmax[:r], sc.zmin[:r]
         if not sc.extremes(z):
             return True
-        np.equal(a, y[start : start + r], out=correct[start : start + r])
-        tune_rows(z, a, hi, lo, sc, out.part(start, start + r))
+        yz = y[start : start + r]
+        o = start
+        if mask is not None and first_out is not None:
+            take = np.flatnonzero(mask[start : start + r])
+            if take.shape[0] == 0:
+                return False
+            if take.shape[0] < r:
+                z = np.take(z, take, axis=0, out=sc.taken(z.dtype)[: take.shape[0]])
+                a, hi, lo, yz = a[take], hi[take], lo[take], yz[take]
+            o = int(first_out[start])
+        m = z.shape[0]
+        np.equal(a, yz, out=correct[o : o + m])
+        tune_rows(z, a, hi, lo, sc, out.part(o, o + m))
         return False
 
     if chunk_rows is None and can_stream(src):
@@ -760,14 +775,16 @@ def _tune_pass(src: RowSource, y: np.ndarray, plan: TunePlan, out: TuneRows,
 
 
 def _grid_scores(src: RowSource, y: np.ndarray, ps: Sequence[float], chunk_rows: int | None,
-                 threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every ``p``'s pNorm score ``(len(ps), n)``, log-MSP ``(n,)`` and ``argmax == y`` from
-    one read of ``src``; bit-identical to :func:`pnorm` and :func:`msp` (lsfix.core.tunepass)."""
+                 threads: int | None = None, mask: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every ``p``'s pNorm score ``(len(ps), m)``, log-MSP ``(m,)`` and ``argmax == y`` of
+    the ``m`` rows of ``src`` (all, or those where ``mask`` is True) from one read of
+    ``src``; bit-identical to :func:`pnorm` and :func:`msp` (lsfix.core.tunepass)."""
     plan = TunePlan.for_grid(ps)
-    n = src.shape[0]
-    rows = TuneRows.empty(n, plan)
-    correct = np.empty(n, dtype=bool)
-    _tune_pass(src, y, plan, rows, correct, chunk_rows, threads)
+    m = src.shape[0] if mask is None else int(np.count_nonzero(mask))
+    rows = TuneRows.empty(m, plan)
+    correct = np.empty(m, dtype=bool)
+    _tune_pass(src, y, plan, rows, correct, chunk_rows, threads, mask)
     conf, msp_conf = finish(rows, ps, plan, src.shape[1])
     return conf, msp_conf, correct
 
@@ -781,6 +798,7 @@ def tune_pnorm(
     split: dict[str, Any] | None = None,
     chunk_rows: int | None = None,
     threads: int | None = None,
+    rows: Any = None,
 ) -> PNormFit:
     """Choose ``p`` for MaxLogit-pNorm by held-out AURC, falling back to MSP.
 
@@ -802,6 +820,10 @@ def tune_pnorm(
     threads : int, optional
         Worker threads for plain ``(N, K)`` logits (default: ``LSFIX_THREADS`` or the CPUs,
         :func:`lsfix.core.rowblocks.thread_count`); the fit never depends on it.
+    rows : array of bool, shape (n,), optional
+        Tune on these rows only (``labels`` still has one entry per row of ``logits``). The
+        logits are read once, whole blocks in their stored dtype; every row is checked
+        finite. The fit equals tuning on the selected rows alone.
     """
     ps = [_check_p(p) for p in grid]
     if not ps:
@@ -811,7 +833,14 @@ def tune_pnorm(
     y = np.asarray(labels)
     if y.shape != (n,):
         raise InputError(f"labels shape {y.shape} does not match logits rows ({n},)")
-    conf, msp_conf, correct = _grid_scores(src, y, ps, chunk_rows, threads)
+    mask = None
+    if rows is not None:
+        mask = np.asarray(rows)
+        if mask.dtype != np.bool_ or mask.shape != (n,):
+            raise UsageError(f"rows must be a boolean mask of shape ({n},); got {mask.dtype} "
+                             f"{mask.shape}")
+        n = int(np.count_nonzero(mask))
+    conf, msp_conf, correct = _grid_scores(src, y, ps, chunk_rows, threads, mask)
     results = tuple((p, aurc(conf[i], correct, convention)) for i, p in enumerate(ps))
     best_p, best = min(results, key=lambda t: (t[1], t[0]))
     msp_a = aurc(msp_conf, correct, convention)

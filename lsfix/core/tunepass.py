@@ -89,6 +89,13 @@ class TuneScratch:
         self.zmax = np.empty(rows)
         self.zmin = np.empty(rows)
         self._views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._taken: np.ndarray | None = None
+
+    def taken(self, dtype: np.dtype) -> np.ndarray:  # type: ignore[type-arg]
+        """A ``(rows, K)`` buffer of ``dtype`` for the selected rows of a piece."""
+        if self._taken is None or self._taken.dtype != dtype:
+            self._taken = np.empty((self.rows, self.k), dtype=dtype)
+        return self._taken
 
     def extremes(self, z: np.ndarray) -> bool:
         """Fill ``arg`` (first argmax), ``zmax`` and ``zmin`` for the rows of ``z`` (stored
