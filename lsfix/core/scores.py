@@ -738,9 +738,12 @@ def _tune_pass(src: RowSource, y: np.ndarray, plan: TunePlan, out: TuneRows,
     calling thread. Each row's numbers come from that row alone. Every row is checked finite,
     selected or not."""
     n, k = src.shape
-    piece_elements = tunepass.SUB_ELEMENTS
-    rows = min(max(n, 1), piece_rows_for(k, piece_elements))
+    rows = min(max(n, 1), piece_rows_for(k, tunepass.SUB_ELEMENTS))  # float64 planes
     first_out = None if mask is None else np.concatenate(([0], np.cumsum(mask)))
+    # a sparse mask: wider pieces (up to 16x), so a piece still selects about `rows` rows
+    spread = 1 if first_out is None else min(16, max(1, n // max(1, int(first_out[-1]))))
+    piece_elements = tunepass.SUB_ELEMENTS * spread
+    p_rows = min(max(n, 1), piece_rows_for(k, piece_elements))
 
     def piece(z: np.ndarray, start: int, sc: TuneScratch) -> bool:
         r = z.shape[0]
@@ -749,8 +752,8 @@ def _tune_pass(src: RowSource, y: np.ndarray, plan: TunePlan, out: TuneRows,
             return True
         yz = y[start : start + r]
         o = start
-        if mask is not None and first_out is not None:
-            take = np.flatnonzero(mask[start : start + r])
+        if first_out is not None:
+            take = np.flatnonzero(mask[start : start + r])  # type: ignore[index]
             if take.shape[0] == 0:
                 return False
             if take.shape[0] < r:
@@ -759,18 +762,22 @@ def _tune_pass(src: RowSource, y: np.ndarray, plan: TunePlan, out: TuneRows,
             o = int(first_out[start])
         m = z.shape[0]
         np.equal(a, yz, out=correct[o : o + m])
-        tune_rows(z, a, hi, lo, sc, out.part(o, o + m))
+        for q in range(0, m, sc.rows):
+            e = min(m, q + sc.rows)
+            tune_rows(z[q:e], a[q:e], hi[q:e], lo[q:e], sc, out.part(o + q, o + e))
         return False
 
+    def scratch() -> TuneScratch:
+        return TuneScratch(rows, k, plan, piece_rows=p_rows)
+
     if chunk_rows is None and can_stream(src):
-        run_pieces(src, piece, lambda: TuneScratch(rows, k, plan), threads=threads,
-                   piece_elements=piece_elements)
+        run_pieces(src, piece, scratch, threads=threads, piece_elements=piece_elements)
         return
-    sc = TuneScratch(rows, k, plan)
+    sc = scratch()
     for start, z in iter_chunks(src, chunk_rows or chunk_rows_for(k)):
-        for p0 in range(0, z.shape[0], rows):
-            if piece(z[p0 : p0 + rows], start + p0, sc):
-                bad = start + p0 + int(np.argmin(np.isfinite(z[p0 : p0 + rows]).all(axis=1)))
+        for p0 in range(0, z.shape[0], p_rows):
+            if piece(z[p0 : p0 + p_rows], start + p0, sc):
+                bad = start + p0 + int(np.argmin(np.isfinite(z[p0 : p0 + p_rows]).all(axis=1)))
                 raise InputError(f"non-finite logit value(s) (NaN or inf); first in row {bad}")
 
 
