@@ -47,10 +47,12 @@ from typing import Any
 
 import numpy as np
 
+from lsfix.core import tunepass
 from lsfix.core.metrics import CONVENTIONS, aurc
 from lsfix.core.rowblocks import piece_rows_for, run_pieces
-from lsfix.core.source import RowSource, as_rows, iter_chunks
+from lsfix.core.source import RowSource, as_rows, chunk_rows_for, iter_chunks
 from lsfix.core.stream import can_stream, check_labels_shape, msp_stream
+from lsfix.core.tunepass import TunePlan, TuneRows, TuneScratch, finish, tune_rows
 from lsfix.errors import InputError, UsageError
 
 #: Score names that need no parameter.
@@ -725,6 +727,51 @@ def _plain(p: float | None) -> float | int | None:
     return int(p) if float(p).is_integer() else float(p)
 
 
+def _tune_pass(src: RowSource, y: np.ndarray, plan: TunePlan, out: TuneRows,
+               correct: np.ndarray, chunk_rows: int | None, threads: int | None) -> None:
+    """One read of ``src``: fill ``out`` (every p's per-row parts and MSP's ``S``) and
+    ``correct``. Plain float logits go through :func:`lsfix.core.rowblocks.run_pieces`
+    (stored dtype, storage-aligned blocks, pieces in worker threads, one scratch per thread);
+    other sources (binary, dense, row subsets, or an explicit ``chunk_rows``) through their
+    float64 chunks, in the calling thread. Each row's numbers come from that row alone."""
+    n, k = src.shape
+    piece_elements = tunepass.SUB_ELEMENTS
+    rows = min(max(n, 1), piece_rows_for(k, piece_elements))
+
+    def piece(z: np.ndarray, start: int, sc: TuneScratch) -> bool:
+        r = z.shape[0]
+        a, hi, lo = sc.arg[:r], sc.zmax[:r], sc.zmin[:r]
+        if not sc.extremes(z):
+            return True
+        np.equal(a, y[start : start + r], out=correct[start : start + r])
+        tune_rows(z, a, hi, lo, sc, out.part(start, start + r))
+        return False
+
+    if chunk_rows is None and can_stream(src):
+        run_pieces(src, piece, lambda: TuneScratch(rows, k, plan), threads=threads,
+                   piece_elements=piece_elements)
+        return
+    sc = TuneScratch(rows, k, plan)
+    for start, z in iter_chunks(src, chunk_rows or chunk_rows_for(k)):
+        for p0 in range(0, z.shape[0], rows):
+            if piece(z[p0 : p0 + rows], start + p0, sc):
+                bad = start + p0 + int(np.argmin(np.isfinite(z[p0 : p0 + rows]).all(axis=1)))
+                raise InputError(f"non-finite logit value(s) (NaN or inf); first in row {bad}")
+
+
+def _grid_scores(src: RowSource, y: np.ndarray, ps: Sequence[float], chunk_rows: int | None,
+                 threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every ``p``'s pNorm score ``(len(ps), n)``, log-MSP ``(n,)`` and ``argmax == y`` from
+    one read of ``src``; bit-identical to :func:`pnorm` and :func:`msp` (lsfix.core.tunepass)."""
+    plan = TunePlan.for_grid(ps)
+    n = src.shape[0]
+    rows = TuneRows.empty(n, plan)
+    correct = np.empty(n, dtype=bool)
+    _tune_pass(src, y, plan, rows, correct, chunk_rows, threads)
+    conf, msp_conf = finish(rows, ps, plan, src.shape[1])
+    return conf, msp_conf, correct
+
+
 def tune_pnorm(
     logits: Any,
     labels: Any,
@@ -733,10 +780,12 @@ def tune_pnorm(
     convention: str = "lsfix",
     split: dict[str, Any] | None = None,
     chunk_rows: int | None = None,
+    threads: int | None = None,
 ) -> PNormFit:
     """Choose ``p`` for MaxLogit-pNorm by held-out AURC, falling back to MSP.
 
-    Every ``p`` in ``grid`` is scored in one chunked pass; the ``p`` with the lowest AURC wins
+    Every ``p`` in ``grid`` and MSP are scored in one pass over the logits (read once, in
+    blocks; never loaded whole: lsfix.core.tunepass); the ``p`` with the lowest AURC wins
     (ties: the smallest ``p``). MSP is chosen instead when its AURC is ``≤`` that best AURC.
 
     Parameters
@@ -748,6 +797,11 @@ def tune_pnorm(
         Candidate ``p`` values (default ``0..9``).
     convention : str
         AURC convention of the objective.
+    chunk_rows : int, optional
+        Read the logits through float64 chunks of this many rows (in the calling thread).
+    threads : int, optional
+        Worker threads for plain ``(N, K)`` logits (default: ``LSFIX_THREADS`` or the CPUs,
+        :func:`lsfix.core.rowblocks.thread_count`); the fit never depends on it.
     """
     ps = [_check_p(p) for p in grid]
     if not ps:
@@ -757,16 +811,8 @@ def tune_pnorm(
     y = np.asarray(labels)
     if y.shape != (n,):
         raise InputError(f"labels shape {y.shape} does not match logits rows ({n},)")
-    conf = np.empty((n, len(ps)))
-    msp_conf = np.empty(n)
-    correct = np.empty(n, dtype=bool)
-    work = _PNormWork()
-    for start, z in iter_chunks(src, chunk_rows):
-        stop = start + z.shape[0]
-        conf[start:stop] = _pnorm_many(z, ps, work)
-        msp_conf[start:stop] = _msp(_Chunk(z))
-        correct[start:stop] = np.argmax(z, axis=1) == y[start:stop]
-    results = tuple((p, aurc(conf[:, i], correct, convention)) for i, p in enumerate(ps))
+    conf, msp_conf, correct = _grid_scores(src, y, ps, chunk_rows, threads)
+    results = tuple((p, aurc(conf[i], correct, convention)) for i, p in enumerate(ps))
     best_p, best = min(results, key=lambda t: (t[1], t[0]))
     msp_a = aurc(msp_conf, correct, convention)
     fallback = msp_a <= best
