@@ -265,6 +265,14 @@ def _pnorm_raw(z: np.ndarray, p: float) -> np.ndarray:
     return out
 
 
+def _pnorm_raw_many(z: np.ndarray, ps: Sequence[float]) -> np.ndarray:
+    """Un-centred MaxLogit-pNorm for several p (:func:`_pnorm_raw` per p); shape (r, len(ps))."""
+    out = np.empty((z.shape[0], len(ps)))
+    for i, p in enumerate(ps):
+        out[:, i] = _pnorm_raw(z, float(p))
+    return out
+
+
 def _power_sums(a: np.ndarray, wanted: set[int], work: _PNormWork) -> dict[int, np.ndarray]:
     """``Σ_k a_k^p`` per row for integer ``p`` in 2..9: powers up to ``⌈max p / 2⌉`` are
     stored, and each sum is one fused multiply-reduce (``einsum``) of two of them."""
@@ -611,6 +619,10 @@ class PNormFit:
         ``to_dict``: 0 for a fit read back from JSON).
     split : dict
         How the fit samples were chosen (e.g. ``{"kind": "file", "file": "val.h5"}``).
+    centred : bool
+        Which MaxLogit-pNorm: centred (``pnorm``, the default) or un-centred (``pnorm_raw``,
+        the paper's Cityscapes variant). Saved as ``"centred"`` and in ``"method"``
+        (``maxlogit_pnorm`` or ``maxlogit_pnorm_raw``).
     """
 
     p: float | None
@@ -621,14 +633,19 @@ class PNormFit:
     n_fit: int = 0
     split: dict[str, Any] = field(default_factory=dict)
     n_errors: int = field(default=0, compare=False)
+    #: False: the un-centred variant ``max_k z_k / ‖z‖_p`` (``pnorm_raw``) was tuned
+    centred: bool = True
 
     FORMAT = "lsfix.pnorm_fit"
     VERSION = 1
 
     @property
     def spec(self) -> ScoreSpec:
-        """The score this fit selects (``pnorm:p``, or ``msp`` on fallback)."""
-        return ScoreSpec("msp") if self.p is None else ScoreSpec("pnorm", self.p)
+        """The score this fit selects (``pnorm:p`` or ``pnorm_raw:p``, or ``msp`` on
+        fallback)."""
+        if self.p is None:
+            return ScoreSpec("msp")
+        return ScoreSpec("pnorm" if self.centred else "pnorm_raw", self.p)
 
     def score(self, logits: Any) -> np.ndarray:
         """Apply the fitted choice to new logits."""
@@ -638,7 +655,8 @@ class PNormFit:
         return {
             "format": self.FORMAT,
             "version": self.VERSION,
-            "method": "maxlogit_pnorm",
+            "method": "maxlogit_pnorm" if self.centred else "maxlogit_pnorm_raw",
+            "centred": self.centred,
             "p": _plain(self.p),
             "fallback_msp": self.fallback_msp,
             "objective": f"aurc ({self.convention})",
@@ -664,6 +682,12 @@ class PNormFit:
             conv = str(d.get("convention", "lsfix"))
             if conv not in CONVENTIONS:
                 raise InputError(f"unknown convention {conv!r} in fit")
+            centred = d.get("centred", True)  # fits saved before the variant existed: centred
+            if not isinstance(centred, bool):
+                raise InputError(f"'centred' must be true or false, got {centred!r}")
+            method = d.get("method", "maxlogit_pnorm")
+            if method != ("maxlogit_pnorm" if centred else "maxlogit_pnorm_raw"):
+                raise InputError(f"inconsistent fit: method {method!r} with centred={centred}")
             return cls(
                 p=None if p is None else _check_p(p),
                 fallback_msp=fallback,
@@ -672,6 +696,7 @@ class PNormFit:
                 convention=conv,
                 n_fit=int(d.get("n_fit", 0)),
                 split=dict(d.get("split", {})),
+                centred=centred,
             )
         except (KeyError, TypeError, ValueError, UsageError) as exc:
             if isinstance(exc, InputError):
@@ -693,6 +718,7 @@ def tune_pnorm(
     convention: str = "lsfix",
     split: dict[str, Any] | None = None,
     chunk_rows: int | None = None,
+    centred: bool = True,
 ) -> PNormFit:
     """Choose ``p`` for MaxLogit-pNorm by held-out AURC, falling back to MSP.
 
@@ -708,6 +734,9 @@ def tune_pnorm(
         Candidate ``p`` values (default ``0..9``).
     convention : str
         AURC convention of the objective.
+    centred : bool
+        ``False`` tunes the un-centred variant ``max_k z_k / ‖z‖_p`` (``pnorm_raw``) with the
+        same objective and the same MSP fallback.
     """
     ps = [_check_p(p) for p in grid]
     if not ps:
@@ -723,7 +752,7 @@ def tune_pnorm(
     work = _PNormWork()
     for start, z in iter_chunks(src, chunk_rows):
         stop = start + z.shape[0]
-        conf[start:stop] = _pnorm_many(z, ps, work)
+        conf[start:stop] = _pnorm_many(z, ps, work) if centred else _pnorm_raw_many(z, ps)
         msp_conf[start:stop] = _msp(_Chunk(z))
         correct[start:stop] = np.argmax(z, axis=1) == y[start:stop]
     results = tuple((p, aurc(conf[:, i], correct, convention)) for i, p in enumerate(ps))
@@ -739,4 +768,5 @@ def tune_pnorm(
         n_fit=n,
         split=split or {},
         n_errors=int(n - correct.sum()),
+        centred=centred,
     )
