@@ -317,3 +317,30 @@ def test_handle_errors_import_error(capsys, exc, line):
         raise exc
     assert info.value.exit_code == int(ExitCode.RUNTIME)
     assert capsys.readouterr().err == f"lsfix score: error: {line}\n"
+
+
+def test_fit_labels_of_dense_npy_predictions(run, tmp_path, error_of):
+    """(N, H, W) labels for dense (N, K, H, W) .npy logits pair pixel by pixel; any other
+    shape is refused, never reshaped by guess."""
+    val, test = tmp_path / "val.h5", tmp_path / "test.h5"
+    _dense(val, 11)
+    _dense(test, 12)
+    with h5py.File(val, "r") as f:
+        np.save(tmp_path / "v.npy", f["logits"][()])
+        y = f["labels"][()]
+    np.save(tmp_path / "vy.npy", y)
+    np.save(tmp_path / "vy_t.npy", y.transpose(0, 2, 1).copy())
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    assert run(["normalise", test, "--fit", val, "-o", a, "-q"]).code == 0
+    r = run(["normalise", test, "--fit", tmp_path / "v.npy", "--fit-labels", tmp_path / "vy.npy",
+             "--ignore-index", "255", "-o", b, "-q"])
+    assert r.code == 0, r
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        ga = json.loads(fa["scores"]["pnorm"].attrs["params"])
+        gb = json.loads(fb["scores"]["pnorm"].attrs["params"])
+    assert ga["grid"] == gb["grid"] and ga["n_fit"] == gb["n_fit"] == 6 * (H - 2) * W
+    r = run(["normalise", test, "--fit", tmp_path / "v.npy", "--fit-labels",
+             tmp_path / "vy_t.npy", "--ignore-index", "255", "-o", tmp_path / "c.h5"])
+    assert r.code == int(ExitCode.BAD_INPUT)
+    assert error_of(r, "normalise") == (f"{tmp_path / 'vy_t.npy'}: labels must be one column "
+                                        f"or (6, {H}, {W}) (N, H, W), got shape (6, {W}, {H})")
