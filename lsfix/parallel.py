@@ -18,6 +18,8 @@ What is split, and how the pieces are merged (``docs/dask.md`` has the long form
   every worker, and the workers must see the file under the same path), checks the shape and
   dtype it was promised, and runs :func:`lsfix.core.compute_scores` on its rows. Every row is
   computed by the same kernel as in one process, so the concatenated scores are identical.
+  A task computes with one thread (Dask supplies the parallelism); ``sync`` uses the row-block
+  threads of :mod:`lsfix.core.rowblocks` instead.
   Logits that are not in a named HDF5 file (``.npz``, ``.pt``, tables, stdin) are shipped to
   the tasks as raw slices in their stored dtype.
 * **Metrics** (:func:`evaluate`): a sample sort (:mod:`lsfix.core.partition`). Splitters
@@ -252,11 +254,11 @@ def _score_task(where: Any, i0: int, i1: int, specs: list[ScoreSpec],
                                  file=where.path, dataset=where.dataset)
             data = CheckedDataset(ds, where.path, where.dataset)
             rows = ArrayRows(_Window(data, i0, i1), f"{where.path}:{where.dataset}")
-            return _core_compute_scores(rows, specs, labels=labels)
+            return _core_compute_scores(rows, specs, labels=labels, threads=1)
         finally:
             f.close()
     rows = ArrayRows(where, "logits")  # a raw slice in its stored dtype
-    return _core_compute_scores(rows, specs, labels=labels)
+    return _core_compute_scores(rows, specs, labels=labels, threads=1)
 
 
 def item_partitions(n_items: int, item_elements: int, workers: int,

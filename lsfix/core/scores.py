@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from lsfix.core.metrics import CONVENTIONS, aurc
+from lsfix.core.rowblocks import piece_rows_for, run_pieces
 from lsfix.core.source import RowSource, as_rows, iter_chunks
 from lsfix.core.stream import can_stream, check_labels_shape, msp_stream
 from lsfix.errors import InputError, UsageError
@@ -445,12 +446,43 @@ def pnorm(logits: Any, p: float) -> np.ndarray:
     return _single(ScoreSpec("pnorm", _check_p(p)), logits)
 
 
+def _scores_in_pieces(src: Any, specs: list[ScoreSpec], out: dict[str, np.ndarray],
+                      labels: np.ndarray | None, correct: np.ndarray | None,
+                      threads: int | None) -> None:
+    """The general path over :func:`lsfix.core.rowblocks.run_pieces`: each piece is widened
+    to float64 in a per-thread buffer and scored like a chunk (row-wise, so the same bits).
+    Every thread gets its own score functions (some keep scratch buffers)."""
+    k = src.shape[1]
+    rows = min(src.shape[0], piece_rows_for(k))
+
+    def scratch() -> tuple[np.ndarray, list[tuple[str, Callable[[_Chunk], np.ndarray]]]]:
+        return np.empty((rows, k), dtype=np.float64), [(s.name, s.fn()) for s in specs]
+
+    def piece(z: np.ndarray, start: int, sc: tuple[np.ndarray, list[Any]]) -> bool:
+        work, fns = sc
+        stop = start + z.shape[0]
+        w = work[: z.shape[0]]
+        w[...] = z
+        if not np.isfinite(w).all():
+            return True
+        ch = _Chunk(w)
+        for name, fn in fns:
+            out[name][start:stop] = fn(ch)
+        if correct is not None:
+            assert labels is not None
+            np.equal(np.argmax(w, axis=1), labels[start:stop], out=correct[start:stop])
+        return False
+
+    run_pieces(src, piece, scratch, threads=threads)
+
+
 def compute_scores(
     logits: Any,
     specs: Iterable[ScoreSpec],
     *,
     labels: np.ndarray | None = None,
     chunk_rows: int | None = None,
+    threads: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Compute several scores in one chunked pass over the logits.
 
@@ -463,6 +495,9 @@ def compute_scores(
         When given, the result also holds ``"_correct"``: ``argmax z == label``.
     chunk_rows : int, optional
         Rows per chunk (default: about 8 M values per chunk).
+    threads : int, optional
+        Worker threads for plain ``(N, K)`` logits (default: ``LSFIX_THREADS`` or the CPUs,
+        :func:`lsfix.core.rowblocks.thread_count`); the values never depend on it.
 
     Returns
     -------
@@ -478,7 +513,7 @@ def compute_scores(
         if labels is not None:
             lab = np.asarray(labels)
             check_labels_shape(lab, n)
-        value, correct = msp_stream(src, lab)  # type: ignore[arg-type]
+        value, correct = msp_stream(src, lab, threads=threads)  # type: ignore[arg-type]
         return {"msp": value} if correct is None else {"msp": value, "_correct": correct}
     for s in specs:
         if s.family == "msp_ts" and s.param is None:
@@ -495,6 +530,11 @@ def compute_scores(
         if labels.shape != (n,):
             raise InputError(f"labels shape {labels.shape} does not match logits rows ({n},)")
         correct = np.empty(n, dtype=bool)
+    if chunk_rows is None and can_stream(src):
+        _scores_in_pieces(src, specs, out, labels, correct, threads)
+        if correct is not None:
+            out["_correct"] = correct
+        return out
     for start, z in iter_chunks(src, chunk_rows):
         ch = _Chunk(z)
         stop = start + z.shape[0]

@@ -2,11 +2,12 @@
 
 :func:`msp_stream` computes log-MSP (and correctness) exactly as :func:`lsfix.core.scores.msp`
 does — the same float64 operations in the same order, so the values are bit-identical — but
-reads the logits in their stored dtype straight into one reused buffer (``read_direct`` for an
-``h5py.Dataset``), in row blocks aligned to the storage chunks, and works in place in a second
-reused float64 buffer: no per-chunk temporaries of chunk size, so no page faults per chunk.
+reads the logits in their stored dtype straight into reused buffers (``read_direct`` for an
+``h5py.Dataset``), in blocks aligned to the storage chunks, and computes cache-sized pieces of
+each block in worker threads, in place in per-thread float64 buffers
+(:mod:`lsfix.core.rowblocks`): no per-chunk temporaries, so no page faults per chunk.
 
-Per block of rows ``z`` (stored dtype) and a float64 work block ``w``::
+Per piece of rows ``z`` (stored dtype) and a float64 work piece ``w``::
 
     a = argmax(z)                  # first maximum, in the stored dtype (exact)
     m = z[a]                       # the maximum (no separate max pass)
@@ -25,11 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from lsfix.core.source import CHUNK_ELEMENTS, ArrayRows
+from lsfix.core.rowblocks import block_rows_for, piece_rows_for, run_pieces
+from lsfix.core.source import ArrayRows
 from lsfix.errors import InputError
-
-#: Rows of a block are a multiple of the storage chunk rows, about this many elements.
-BLOCK_ELEMENTS = CHUNK_ELEMENTS
 
 
 def can_stream(src: Any) -> bool:
@@ -38,52 +37,63 @@ def can_stream(src: Any) -> bool:
             and src.raw_dtype.kind == "f")
 
 
-def block_rows(src: ArrayRows, elements: int = BLOCK_ELEMENTS) -> int:
-    """Rows per block: about ``elements`` values, a multiple of the storage chunk rows."""
+def block_rows(src: ArrayRows) -> int:
+    """Rows per block read: a multiple of the storage chunk rows (see ``rowblocks``)."""
     k = src.shape[1]
-    rows = max(1, elements // max(1, k))
-    storage = src.storage_rows
-    if storage:
-        rows = max(storage, (rows // storage) * storage)
-    return rows
+    return block_rows_for(k, src.storage_rows, piece_rows_for(k))
 
 
-def msp_stream(src: ArrayRows, labels: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray | None]:
-    """log-MSP of every row (float64) and, with ``labels``, ``argmax == label`` per row."""
+class _MspScratch:
+    """Per-thread buffers of one piece (see :mod:`lsfix.core.rowblocks`)."""
+
+    def __init__(self, rows: int, k: int) -> None:
+        self.work = np.empty((rows, k), dtype=np.float64)
+        self.arg = np.empty(rows, dtype=np.intp)
+        self.arg_low = np.empty(rows, dtype=np.intp)
+        self.top = np.empty(rows, dtype=np.float64)
+        self.low = np.empty(rows, dtype=np.float64)
+        self.rest = np.empty(rows, dtype=np.float64)
+        self.idx = np.arange(rows)
+
+
+def msp_stream(src: ArrayRows, labels: np.ndarray | None = None, *,
+               threads: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """log-MSP of every row (float64) and, with ``labels``, ``argmax == label`` per row.
+
+    One pass through :func:`lsfix.core.rowblocks.run_pieces` (``threads`` as there); the
+    values do not depend on the number of threads.
+    """
     n, k = src.shape
-    rows = min(block_rows(src), n)
-    raw = np.empty((rows, k), dtype=src.raw_dtype)
-    work = np.empty((rows, k), dtype=np.float64)
-    arg = np.empty(rows, dtype=np.intp)
-    top = np.empty(rows, dtype=np.float64)
-    rest = np.empty(rows, dtype=np.float64)
-    arg_low = np.empty(rows, dtype=np.intp)
-    lowest = np.empty(rows, dtype=np.float64)
-    idx = np.arange(rows)
     out = np.empty(n, dtype=np.float64)
     correct = np.empty(n, dtype=bool) if labels is not None else None
-    for start in range(0, n, rows):
-        stop = min(n, start + rows)
-        r = stop - start
-        z, w, a, b, t, low, s, ix = (raw[:r], work[:r], arg[:r], arg_low[:r], top[:r],
-                                     lowest[:r], rest[:r], idx[:r])
-        src.read_into(start, stop, z)
+    rows = min(max(n, 1), piece_rows_for(k))
+
+    def piece(z: np.ndarray, start: int, sc: _MspScratch) -> bool:
+        r = z.shape[0]
+        w, a, b, t, low, s, ix = (sc.work[:r], sc.arg[:r], sc.arg_low[:r], sc.top[:r],
+                                  sc.low[:r], sc.rest[:r], sc.idx[:r])
         np.argmax(z, axis=1, out=a)  # a NaN is its row's argmax, so is +inf
         t[:] = z[ix, a]
         np.argmin(z, axis=1, out=b)  # and -inf is its row's argmin
         low[:] = z[ix, b]
         if not (np.isfinite(t).all() and np.isfinite(low).all()):
-            src.check_finite_block(start, z)
-        np.subtract(z, t[:, None], out=w)
+            return True
+        if z.dtype == np.float64:
+            np.subtract(z, t[:, None], out=w)
+        else:
+            w[...] = z  # exact widening, then an exact float64 difference
+            np.subtract(w, t[:, None], out=w)
         np.exp(w, out=w)
         w[ix, a] = 0.0
         np.add.reduce(w, axis=1, out=s)
         np.log1p(s, out=s)
-        np.negative(s, out=out[start:stop])
+        np.negative(s, out=out[start : start + r])
         if correct is not None:
             assert labels is not None
-            np.equal(a, labels[start:stop], out=correct[start:stop])
+            np.equal(a, labels[start : start + r], out=correct[start : start + r])
+        return False
+
+    run_pieces(src, piece, lambda: _MspScratch(rows, k), threads=threads)
     return out, correct
 
 

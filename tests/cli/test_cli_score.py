@@ -224,3 +224,20 @@ def test_hdf5_on_stdout_survives_short_writes(files, tmp_path, monkeypatch):
     monkeypatch.undo()
     assert len(raw.data) == ref.stat().st_size
     assert bytes(raw.data) == ref.read_bytes()
+
+
+@pytest.mark.parametrize("value", ["0", "many", "300"])
+def test_a_bad_lsfix_threads_is_one_usage_error(run, files, error_of, value):
+    r = run(["score", files.a, "-f", "tsv"], env={"LSFIX_THREADS": value})
+    assert r.code == 2, r
+    assert error_of(r, "score") == (
+        f"LSFIX_THREADS must be an integer from 1 to 256; got {value!r}")
+
+
+@pytest.mark.parametrize("value", ["1", "2", "7"])
+@pytest.mark.parametrize("method", ["msp", "energy", "pnorm:3"])
+def test_lsfix_threads_never_changes_the_output(run, files, value, method):
+    base = run(["score", files.a, "-m", method, "-f", "tsv"], env={"LSFIX_THREADS": "1"})
+    r = run(["score", files.a, "-m", method, "-f", "tsv"], env={"LSFIX_THREADS": value})
+    assert base.code == r.code == 0
+    assert r.stdout == base.stdout
