@@ -248,29 +248,42 @@ def _pnorm_many(z: np.ndarray, ps: Sequence[float], work: _PNormWork | None = No
 
 
 def _pnorm_raw(z: np.ndarray, p: float) -> np.ndarray:
-    """Un-centred MaxLogit-pNorm ``max_k z_k / ‖z‖_p`` (``p = 0``: ``max_k z_k``), per row.
+    """Un-centred MaxLogit-pNorm ``max_k z_k / ‖z‖_p`` (``p = 0``: ``max_k z_k``), per row
+    (:func:`_pnorm_raw_many` with one p: the fixed score and the tuned one are the same
+    numbers)."""
+    return _pnorm_raw_many(z, [p])[:, 0]
+
+
+def _pnorm_raw_many(z: np.ndarray, ps: Sequence[float], work: _PNormWork | None = None
+                    ) -> np.ndarray:
+    """Un-centred MaxLogit-pNorm for several p at once; shape (r, len(ps)).
 
     Computed scaled, ``(max z / m) / ‖z / m‖_p`` with ``m = max_k |z_k|``, so no power
-    overflows; a row of zeros scores 0."""
-    top = z.max(axis=1)
-    if p == 0:
-        return top.astype(np.float64, copy=True)
-    m = np.abs(z).max(axis=1)
+    overflows; a row of zeros scores 0. ``|z| / m`` is formed once for every p, and integer
+    ``p`` in 2..9 take their power sums from products of stored powers (:func:`_power_sums`),
+    as centred pNorm does."""
+    work = work or _PNormWork()
+    top = z.max(axis=1).astype(np.float64)
+    a = work.get("raw_a", (z.shape[0], z.shape[1]))
+    np.abs(z, out=a)
+    m = a.max(axis=1)
     zero = m == 0
     m_safe = np.where(zero, 1.0, m)
-    a = np.abs(z) / m_safe[:, None]
-    s_p = a.sum(axis=1) if p == 1 else np.power(a, p).sum(axis=1)
-    s_p[zero] = 1.0  # a row of zeros: no 0/0 (set to 0 below)
-    out = (top / m_safe) / np.power(s_p, 1.0 / p)
-    out[zero] = 0.0
-    return out
-
-
-def _pnorm_raw_many(z: np.ndarray, ps: Sequence[float]) -> np.ndarray:
-    """Un-centred MaxLogit-pNorm for several p (:func:`_pnorm_raw` per p); shape (r, len(ps))."""
+    np.divide(a, m_safe[:, None], out=a)  # |z| / max|z|, in [0, 1]
+    rel_top = top / m_safe
+    sums = _power_sums(a, {int(p) for p in ps if float(p).is_integer() and 2 <= p <= 9}, work)
     out = np.empty((z.shape[0], len(ps)))
     for i, p in enumerate(ps):
-        out[:, i] = _pnorm_raw(z, float(p))
+        pf = float(p)
+        if pf == 0:
+            out[:, i] = top
+            continue
+        s_p = sums.get(int(pf)) if pf.is_integer() and pf != 1 else None
+        if s_p is None:
+            s_p = a.sum(axis=1) if pf == 1 else np.power(a, pf).sum(axis=1)
+        s_p = np.where(zero, 1.0, s_p)  # a row of zeros: no 0/0 (set to 0 below)
+        out[:, i] = rel_top / np.power(s_p, 1.0 / pf)
+    out[zero] = 0.0
     return out
 
 
@@ -337,7 +350,8 @@ class ScoreSpec:
             return lambda ch: _pnorm_many(ch.z, [p], work)[:, 0]
         if f == "pnorm_raw":
             pr = float(self.param)  # type: ignore[arg-type]
-            return lambda ch: _pnorm_raw(ch.z, pr)
+            raw_work = _PNormWork()
+            return lambda ch: _pnorm_raw_many(ch.z, [pr], raw_work)[:, 0]
         if f == "energy":
             t = 1.0 if self.param is None else float(self.param)
             return lambda ch: _energy(ch, t)
@@ -792,7 +806,7 @@ def tune_pnorm(
     work = _PNormWork()
     for start, z in iter_chunks(src, chunk_rows):
         stop = start + z.shape[0]
-        conf[start:stop] = _pnorm_many(z, ps, work) if centred else _pnorm_raw_many(z, ps)
+        conf[start:stop] = (_pnorm_many if centred else _pnorm_raw_many)(z, ps, work)
         msp_conf[start:stop] = _msp(_Chunk(z))
         correct[start:stop] = np.argmax(z, axis=1) == y[start:stop]
     results = tuple((p, aurc(conf[:, i], correct, convention)) for i, p in enumerate(ps))
