@@ -171,7 +171,9 @@ def normalise(
             fitted = PNormFit(p=None, fallback_msp=True, grid=(), msp_aurc=float("nan"),
                               convention=convention, centred=centred,
                               split={"kind": "none", "reason": "single-logit (binary) model: "
-                                     "centred pNorm has nothing to normalise"})
+                                     + ("centred pNorm has nothing to normalise" if centred
+                                        else "un-centred pNorm of (0, z) is max(0, z) at p = 0 "
+                                        "and a step at p >= 1: nothing to tune")})
         elif saved is not None:
             fitted = saved
         else:

@@ -344,3 +344,20 @@ def test_fit_labels_of_dense_npy_predictions(run, tmp_path, error_of):
     assert r.code == int(ExitCode.BAD_INPUT)
     assert error_of(r, "normalise") == (f"{tmp_path / 'vy_t.npy'}: labels must be one column "
                                         f"or (6, {H}, {W}) (N, H, W), got shape (6, {W}, {H})")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"centred": "no"}, "key 'centred' must be true or false, got no"),
+    ({"centred": True}, "inconsistent fit: method 'maxlogit_pnorm_raw' with centred=True"),
+    ({"method": ["x"]}, "key 'method'"),
+])
+def test_saved_fit_variant_keys_checked(run, files, tmp_path, error_of, change, message):
+    params = tmp_path / "p.json"
+    assert run(["normalise", files.a, "--no-centre", "--fit", files.val, "--save-params",
+                params, "-o", tmp_path / "a.h5", "-q"]).code == 0
+    doc = {**json.loads(params.read_text()), **change}
+    params.write_text(json.dumps(doc))
+    r = run(["normalise", files.a, "--params", params, "-o", tmp_path / "b.h5"])
+    assert r.code == int(ExitCode.BAD_INPUT)
+    msg = error_of(r, "normalise")
+    assert msg.startswith(f"{params}: ") and message in msg
