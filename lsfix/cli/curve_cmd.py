@@ -54,6 +54,18 @@ ByOpt = Annotated[str | None, typer.Option(
     "--by", metavar="class|predicted|image|NAME",
     help="Also report every metric per group: true class, predicted class, image (dense "
          "files), or a group NAME (/groups/NAME or a table column); 'all' is the whole file.")]
+BootUnitOpt = Annotated[str, typer.Option(
+    "--bootstrap-unit", metavar="row|image",
+    help="What the bootstrap resamples: rows, or whole images of a dense file (pixels of "
+         "one image are not independent; paired differences draw the same images for both).")]
+
+
+def check_boot_unit(unit: str, by: str | None) -> None:
+    """``--bootstrap-unit``: ``row`` or ``image``, and ``image`` not with ``--by``."""
+    if unit not in ("row", "image"):
+        raise UsageError(f"--bootstrap-unit must be row or image, got {unit!r}")
+    if unit == "image" and by is not None:
+        raise UsageError("--bootstrap-unit image does not go with --by (groups resample rows)")
 
 
 def check_boot(n_boot: int, level: float) -> None:
@@ -242,10 +254,7 @@ def curve(
         "--rank-map", metavar="PATH",
         help="Dense files: plot each image's per-pixel uncertainty rank under the first "
              "score (.png/.svg/.pdf; up to 12 images).")] = None,
-    bootstrap_unit: Annotated[str, typer.Option(
-        "--bootstrap-unit", metavar="row|image",
-        help="What the bootstrap resamples: rows, or whole images of a dense file (pixels of "
-             "one image are not independent).")] = "row",
+    bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("curve"), use_scheduler(scheduler):
@@ -261,18 +270,18 @@ def curve(
             plot_format(rank_map)
             if by is not None:
                 raise UsageError("--rank-map does not go with --by")
-        if bootstrap_unit not in ("row", "image"):
-            raise UsageError(f"--bootstrap-unit must be row or image, got {bootstrap_unit!r}")
-        if bootstrap_unit == "image" and by is not None:
-            raise UsageError("--bootstrap-unit image does not go with --by (groups resample rows)")
+        check_boot_unit(bootstrap_unit, by)
         pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
                            ignore_index=ignore_index)
         if subsample is not None:
             from lsfix.cli.app import note
             from lsfix.dense import apply_subsample
+            from lsfix.pipeline import excluded_rows
 
             kept = apply_subsample(pred, subsample, seed)
-            note(f"lsfix curve: {kept} pixels drawn (--subsample-pixels {subsample}, seed {seed})")
+            ex = excluded_rows(pred)
+            note(f"lsfix curve: {kept} pixels drawn (--subsample-pixels {subsample}, seed {seed}); "
+                 f"not drawn {ex.not_drawn}, ignored {ex.ignored}, fit rows {ex.fit}")
         if by is not None:
             write_text_atomic(output, curve_by(pred, score, by, out_fmt, convention, covs, risks,
                                                bootstrap, seed, level, percent))
@@ -287,9 +296,14 @@ def curve(
                                 n_boot=bootstrap, seed=seed, level=level, clusters=clusters)
         warn_undefined("curve", results)
         if out_fmt == "json":
+            from lsfix.pipeline import excluded_rows
+
+            ex = excluded_rows(pred)
             text = dumps(document("curve", {
                 "file": pred.name, "convention": convention, "percent": percent,
                 "n_fit_excluded": int(pred.fit_mask.sum()) if pred.fit_mask is not None else 0,
+                "n_ignored": ex.ignored, "n_not_drawn": ex.not_drawn,
+                "bootstrap_unit": bootstrap_unit,
                 "results": result_json(results, percent=percent),
             }))
         else:

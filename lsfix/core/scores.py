@@ -250,20 +250,41 @@ def _pnorm_many(z: np.ndarray, ps: Sequence[float], work: _PNormWork | None = No
 
 
 def _pnorm_raw(z: np.ndarray, p: float) -> np.ndarray:
-    """Un-centred MaxLogit-pNorm ``max_k z_k / ‖z‖_p`` (``p = 0``: ``max_k z_k``), per row.
+    """Un-centred MaxLogit-pNorm ``max_k z_k / ‖z‖_p`` (``p = 0``: ``max_k z_k``), per row
+    (:func:`_pnorm_raw_many` with one p: the fixed score and the tuned one are the same
+    numbers)."""
+    return _pnorm_raw_many(z, [p])[:, 0]
+
+
+def _pnorm_raw_many(z: np.ndarray, ps: Sequence[float], work: _PNormWork | None = None
+                    ) -> np.ndarray:
+    """Un-centred MaxLogit-pNorm for several p at once; shape (r, len(ps)).
 
     Computed scaled, ``(max z / m) / ‖z / m‖_p`` with ``m = max_k |z_k|``, so no power
-    overflows; a row of zeros scores 0."""
-    top = z.max(axis=1)
-    if p == 0:
-        return top.astype(np.float64, copy=True)
-    m = np.abs(z).max(axis=1)
+    overflows; a row of zeros scores 0. ``|z| / m`` is formed once for every p, and integer
+    ``p`` in 2..9 take their power sums from products of stored powers (:func:`_power_sums`),
+    as centred pNorm does."""
+    work = work or _PNormWork()
+    top = z.max(axis=1).astype(np.float64)
+    a = work.get("raw_a", (z.shape[0], z.shape[1]))
+    np.abs(z, out=a)
+    m = a.max(axis=1)
     zero = m == 0
     m_safe = np.where(zero, 1.0, m)
-    a = np.abs(z) / m_safe[:, None]
-    s_p = a.sum(axis=1) if p == 1 else np.power(a, p).sum(axis=1)
-    s_p[zero] = 1.0  # a row of zeros: no 0/0 (set to 0 below)
-    out = (top / m_safe) / np.power(s_p, 1.0 / p)
+    np.divide(a, m_safe[:, None], out=a)  # |z| / max|z|, in [0, 1]
+    rel_top = top / m_safe
+    sums = _power_sums(a, {int(p) for p in ps if float(p).is_integer() and 2 <= p <= 9}, work)
+    out = np.empty((z.shape[0], len(ps)))
+    for i, p in enumerate(ps):
+        pf = float(p)
+        if pf == 0:
+            out[:, i] = top
+            continue
+        s_p = sums.get(int(pf)) if pf.is_integer() and pf != 1 else None
+        if s_p is None:
+            s_p = a.sum(axis=1) if pf == 1 else np.power(a, pf).sum(axis=1)
+        s_p = np.where(zero, 1.0, s_p)  # a row of zeros: no 0/0 (set to 0 below)
+        out[:, i] = rel_top / np.power(s_p, 1.0 / pf)
     out[zero] = 0.0
     return out
 
@@ -331,7 +352,8 @@ class ScoreSpec:
             return lambda ch: _pnorm_many(ch.z, [p], work)[:, 0]
         if f == "pnorm_raw":
             pr = float(self.param)  # type: ignore[arg-type]
-            return lambda ch: _pnorm_raw(ch.z, pr)
+            raw_work = _PNormWork()
+            return lambda ch: _pnorm_raw_many(ch.z, [pr], raw_work)[:, 0]
         if f == "energy":
             t = 1.0 if self.param is None else float(self.param)
             return lambda ch: _energy(ch, t)
@@ -653,6 +675,10 @@ class PNormFit:
         ``to_dict``: 0 for a fit read back from JSON).
     split : dict
         How the fit samples were chosen (e.g. ``{"kind": "file", "file": "val.h5"}``).
+    centred : bool
+        Which MaxLogit-pNorm: centred (``pnorm``, the default) or un-centred (``pnorm_raw``,
+        the paper's Cityscapes variant). Saved as ``"centred"`` and in ``"method"``
+        (``maxlogit_pnorm`` or ``maxlogit_pnorm_raw``).
     """
 
     p: float | None
@@ -663,14 +689,19 @@ class PNormFit:
     n_fit: int = 0
     split: dict[str, Any] = field(default_factory=dict)
     n_errors: int = field(default=0, compare=False)
+    #: False: the un-centred variant ``max_k z_k / ‖z‖_p`` (``pnorm_raw``) was tuned
+    centred: bool = True
 
     FORMAT = "lsfix.pnorm_fit"
     VERSION = 1
 
     @property
     def spec(self) -> ScoreSpec:
-        """The score this fit selects (``pnorm:p``, or ``msp`` on fallback)."""
-        return ScoreSpec("msp") if self.p is None else ScoreSpec("pnorm", self.p)
+        """The score this fit selects (``pnorm:p`` or ``pnorm_raw:p``, or ``msp`` on
+        fallback)."""
+        if self.p is None:
+            return ScoreSpec("msp")
+        return ScoreSpec("pnorm" if self.centred else "pnorm_raw", self.p)
 
     def score(self, logits: Any) -> np.ndarray:
         """Apply the fitted choice to new logits."""
@@ -680,7 +711,8 @@ class PNormFit:
         return {
             "format": self.FORMAT,
             "version": self.VERSION,
-            "method": "maxlogit_pnorm",
+            "method": "maxlogit_pnorm" if self.centred else "maxlogit_pnorm_raw",
+            "centred": self.centred,
             "p": _plain(self.p),
             "fallback_msp": self.fallback_msp,
             "objective": f"aurc ({self.convention})",
@@ -706,6 +738,12 @@ class PNormFit:
             conv = str(d.get("convention", "lsfix"))
             if conv not in CONVENTIONS:
                 raise InputError(f"unknown convention {conv!r} in fit")
+            centred = d.get("centred", True)  # fits saved before the variant existed: centred
+            if not isinstance(centred, bool):
+                raise InputError(f"'centred' must be true or false, got {centred!r}")
+            method = d.get("method", "maxlogit_pnorm")
+            if method != ("maxlogit_pnorm" if centred else "maxlogit_pnorm_raw"):
+                raise InputError(f"inconsistent fit: method {method!r} with centred={centred}")
             return cls(
                 p=None if p is None else _check_p(p),
                 fallback_msp=fallback,
@@ -714,6 +752,7 @@ class PNormFit:
                 convention=conv,
                 n_fit=int(d.get("n_fit", 0)),
                 split=dict(d.get("split", {})),
+                centred=centred,
             )
         except (KeyError, TypeError, ValueError, UsageError) as exc:
             if isinstance(exc, InputError):
@@ -806,6 +845,7 @@ def tune_pnorm(
     chunk_rows: int | None = None,
     threads: int | None = None,
     rows: Any = None,
+    centred: bool = True,
 ) -> PNormFit:
     """Choose ``p`` for MaxLogit-pNorm by held-out AURC, falling back to MSP.
 
@@ -831,6 +871,10 @@ def tune_pnorm(
         Tune on these rows only (``labels`` still has one entry per row of ``logits``). The
         logits are read once, whole blocks in their stored dtype; every row is checked
         finite. The fit equals tuning on the selected rows alone.
+    centred : bool
+        ``False`` tunes the un-centred variant ``max_k z_k / ‖z‖_p`` (``pnorm_raw``) with the
+        same objective and the same MSP fallback (scored by the general chunked path, in the
+        calling thread).
     """
     ps = [_check_p(p) for p in grid]
     if not ps:
@@ -847,7 +891,26 @@ def tune_pnorm(
             raise UsageError(f"rows must be a boolean mask of shape ({n},); got {mask.dtype} "
                              f"{mask.shape}")
         n = int(np.count_nonzero(mask))
-    conf, msp_conf, correct = _grid_scores(src, y, ps, chunk_rows, threads, mask)
+    if centred:
+        conf, msp_conf, correct = _grid_scores(src, y, ps, chunk_rows, threads, mask)
+    else:
+        conf = np.empty((len(ps), n))
+        msp_conf = np.empty(n)
+        correct = np.empty(n, dtype=bool)
+        work = _PNormWork()
+        o = 0
+        for start, z in iter_chunks(src, chunk_rows):
+            yz = y[start : start + z.shape[0]]
+            if mask is not None:
+                sel = mask[start : start + z.shape[0]]
+                z, yz = z[sel], yz[sel]
+                if z.shape[0] == 0:
+                    continue
+            e = o + z.shape[0]
+            conf[:, o:e] = _pnorm_raw_many(z, ps, work).T
+            msp_conf[o:e] = _msp(_Chunk(z))
+            correct[o:e] = np.argmax(z, axis=1) == yz
+            o = e
     results = tuple((p, aurc(conf[i], correct, convention)) for i, p in enumerate(ps))
     best_p, best = min(results, key=lambda t: (t[1], t[0]))
     msp_a = aurc(msp_conf, correct, convention)
@@ -861,4 +924,5 @@ def tune_pnorm(
         n_fit=n,
         split=split or {},
         n_errors=int(n - correct.sum()),
+        centred=centred,
     )

@@ -183,6 +183,22 @@ def as_rows(logits: Any, name: str = "logits") -> RowSource:
     """Return ``logits`` as a row source (already one, or wrap an array-like)."""
     if hasattr(logits, "rows") and hasattr(logits, "shape"):
         return logits  # type: ignore[no-any-return]
-    if not hasattr(logits, "shape"):
+    if not _slices_like_numpy(logits):
         logits = np.asarray(logits)
     return ArrayRows(logits, name)
+
+
+def _slices_like_numpy(x: Any) -> bool:
+    """True for what :class:`ArrayRows` may slice as it is: a numpy array, an ``h5py.Dataset``
+    or another object with a numpy ``dtype``, a ``shape`` and positional ``[start:stop]``.
+    A pandas object (label-based indexing, no single ``dtype`` for a DataFrame), a torch
+    tensor (a torch dtype), a list: converted with ``np.asarray`` first."""
+    if isinstance(x, np.ndarray):
+        return True
+    if type(x).__module__.split(".")[0] == "pandas":
+        return False
+    try:
+        np.dtype(x.dtype)
+    except (AttributeError, TypeError):
+        return False
+    return hasattr(x, "shape") and hasattr(x, "__getitem__")

@@ -129,3 +129,36 @@ def test_every_score_in_pieces_refuses_non_finite_logits(monkeypatch):
     z[8999, 3] = -np.inf
     with pytest.raises(InputError, match=r"1 non-finite logit value\(s\).*first in row 8999"):
         compute_scores(ArrayRows(z), [ScoreSpec("energy"), ScoreSpec("msp")])
+
+
+@pytest.mark.parametrize("kind", ["dataframe", "dataframe-offset-index", "dataframe-f32",
+                                  "series", "tensor", "list", "fortran", "strided"])
+def test_scores_of_arrays_as_pandas_torch_and_numpy_users_hold_them(kind):
+    z = _logits(300, 6, 5, np.float64)
+    want_rows = z
+    if kind.startswith("dataframe"):
+        pd = pytest.importorskip("pandas")
+        if kind == "dataframe-f32":
+            want_rows = z.astype(np.float32)
+        index = np.arange(1000, 1300) if kind == "dataframe-offset-index" else None
+        x = pd.DataFrame(want_rows, index=index)
+    elif kind == "series":  # one logit per row: a binary classifier
+        pd = pytest.importorskip("pandas")
+        want_rows = z[:, 0]
+        x = pd.Series(want_rows, index=np.arange(5, 305))
+    elif kind == "tensor":
+        torch = pytest.importorskip("torch")
+        x = torch.tensor(z)
+    elif kind == "list":
+        x = z.tolist()
+    elif kind == "fortran":
+        x = np.asfortranarray(z)
+    else:
+        big = np.zeros((600, 12))
+        big[::2, ::2] = z
+        x = big[::2, ::2]
+    specs = [ScoreSpec("msp"), ScoreSpec("energy"), ScoreSpec("pnorm", 2.0)]
+    got = compute_scores(x, specs)
+    want = compute_scores(np.ascontiguousarray(want_rows), specs, chunk_rows=7)
+    for name in want:
+        assert got[name].tobytes() == want[name].tobytes(), name
