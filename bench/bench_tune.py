@@ -82,6 +82,29 @@ def compare(fns: dict[str, Callable[[], Any]], repeats: int
             for k in fns}
 
 
+def _fit_key(fit: Any) -> tuple[Any, ...]:
+    return (fit.p, fit.fallback_msp, fit.grid, fit.msp_aurc)
+
+
+def _scores_at(rev: str) -> Any:
+    """lsfix/core/scores.py as of git revision ``rev``, imported as a module (it imports the
+    rest of lsfix from this tree)."""
+    import importlib.util
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    text = subprocess.run(["git", "show", f"{rev}:lsfix/core/scores.py"], cwd=root,
+                          capture_output=True, text=True, check=True).stdout
+    path = Path(tempfile.mkdtemp(prefix="bench_tune_rev_")) / "scores_before.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location("scores_before", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["scores_before"] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def report(title: str, fns: dict[str, Callable[[], Any]], repeats: int) -> float:
     print(f"{title}   [{load()}]")
     res = compare(fns, repeats)
@@ -90,6 +113,10 @@ def report(title: str, fns: dict[str, Callable[[], Any]], repeats: int) -> float
           f"  median {mcm:7.3f} s")
     print(f"    tune  wall best {tb:7.3f} s  median {tm:7.3f} s   cpu best {tc:7.3f} s"
           f"  median {tcm:7.3f} s")
+    if "before" in res:
+        ob, om, oc, ocm = res["before"]
+        print(f"    before wall best {ob:6.3f} s  median {om:7.3f} s   cpu best {oc:7.3f} s"
+              f"  median {ocm:7.3f} s   ({ob / mb:.2f}x msp; now {tb / mb:.2f}x)")
     ratio = tb / mb
     print(f"    ratio (wall, bests) {ratio:.2f}x  (medians {tm / mm:.2f}x; cpu {tc / mc:.2f}x)"
           f"  target <= {TARGET}x -> {'MET' if ratio <= TARGET else 'MISSED'}   [{load()}]")
@@ -212,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--path", help="HDF5 file to use (created if missing, then kept)")
     ap.add_argument("--keep", action="store_true", help="keep a created HDF5 file")
     ap.add_argument("--steps", action="store_true", help="ns per logit of each step")
+    ap.add_argument("--before", metavar="REV",
+                    help="also time tune_pnorm of lsfix/core/scores.py at git revision REV "
+                         "(e.g. 64ca39c, before the one-pass kernel), interleaved, threads=1")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of tune_pnorm")
     args = ap.parse_args(argv)
     threads: list[int | None] = [int(t) or None for t in args.threads.split(",")]
@@ -227,6 +257,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"in memory: logits {z.shape} {z.dtype}")
         fit = lsfix.tune_pnorm(z, y)
         print(f"  fit: p={fit.p} fallback_msp={fit.fallback_msp}")
+        if args.before:
+            old = _scores_at(args.before)
+            same = _fit_key(old.tune_pnorm(z, y)) == _fit_key(lsfix.tune_pnorm(z, y))
+            print(f"  scores.py at {args.before}: same fit (p, every AURC, MSP's, fallback) "
+                  f"to the last bit: {same}")
+            report(f"  before ({args.before}) vs now, threads=1", {
+                "msp": lambda: compute_scores(z, [ScoreSpec("msp")], threads=1),
+                "tune": lambda: lsfix.tune_pnorm(z, y, threads=1),
+                "before": lambda: old.tune_pnorm(z, y),
+            }, args.repeats)
         for t in threads:
             ratio = report(f"  threads={t or 'default'}", {
                 "msp": lambda t=t: compute_scores(z, [ScoreSpec("msp")], threads=t),
