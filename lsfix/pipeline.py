@@ -242,16 +242,14 @@ def split_fit_rows(n: int, fraction: float, seed: int, name: str = "input") -> n
 
 def fit_on_rows(pred: Predictions, rows: np.ndarray, *, grid: tuple[float, ...],
                 convention: str, split: dict[str, Any], centred: bool = True) -> PNormFit:
-    """Tune p on the selected rows of ``pred`` (read in order, chunk by chunk); ignored
+    """Tune p on the selected rows of ``pred`` (one read of the logits, in blocks); ignored
     pixels (``keep``) are never fit rows. ``centred=False``: the un-centred variant."""
     labels = pred.require_labels("fitting p")
     assert pred.logits is not None
     if pred.keep is not None:
         rows = rows & pred.keep
-    idx = np.flatnonzero(rows)
-    sub = pred.logits if idx.shape[0] == pred.n else _RowSubset(pred.logits, idx)
-    return tune_pnorm(sub, labels[idx], grid=grid, convention=convention, split=split,
-                      centred=centred)
+    return tune_pnorm(pred.logits, labels, grid=grid, convention=convention, split=split,
+                      rows=np.asarray(rows, dtype=bool), centred=centred)
 
 
 class _RowSubset:

@@ -767,46 +767,70 @@ def _plain(p: float | None) -> float | int | None:
 
 
 def _tune_pass(src: RowSource, y: np.ndarray, plan: TunePlan, out: TuneRows,
-               correct: np.ndarray, chunk_rows: int | None, threads: int | None) -> None:
+               correct: np.ndarray, chunk_rows: int | None, threads: int | None,
+               mask: np.ndarray | None) -> None:
     """One read of ``src``: fill ``out`` (every p's per-row parts and MSP's ``S``) and
-    ``correct``. Plain float logits go through :func:`lsfix.core.rowblocks.run_pieces`
-    (stored dtype, storage-aligned blocks, pieces in worker threads, one scratch per thread);
-    other sources (binary, dense, row subsets, or an explicit ``chunk_rows``) through their
-    float64 chunks, in the calling thread. Each row's numbers come from that row alone."""
+    ``correct`` for every row, or for the rows where ``mask`` is True (in row order).
+    Plain float logits go through :func:`lsfix.core.rowblocks.run_pieces` (stored dtype,
+    storage-aligned blocks, pieces in worker threads, one scratch per thread); other sources
+    (binary, dense, or an explicit ``chunk_rows``) through their float64 chunks, in the
+    calling thread. Each row's numbers come from that row alone. Every row is checked finite,
+    selected or not."""
     n, k = src.shape
-    piece_elements = tunepass.SUB_ELEMENTS
-    rows = min(max(n, 1), piece_rows_for(k, piece_elements))
+    rows = min(max(n, 1), piece_rows_for(k, tunepass.SUB_ELEMENTS))  # float64 planes
+    first_out = None if mask is None else np.concatenate(([0], np.cumsum(mask)))
+    # a sparse mask: wider pieces (up to 16x), so a piece still selects about `rows` rows
+    spread = 1 if first_out is None else min(16, max(1, n // max(1, int(first_out[-1]))))
+    piece_elements = tunepass.SUB_ELEMENTS * spread
+    p_rows = min(max(n, 1), piece_rows_for(k, piece_elements))
 
     def piece(z: np.ndarray, start: int, sc: TuneScratch) -> bool:
         r = z.shape[0]
         a, hi, lo = sc.arg[:r], sc.zmax[:r], sc.zmin[:r]
         if not sc.extremes(z):
             return True
-        np.equal(a, y[start : start + r], out=correct[start : start + r])
-        tune_rows(z, a, hi, lo, sc, out.part(start, start + r))
+        yz = y[start : start + r]
+        o = start
+        if first_out is not None:
+            take = np.flatnonzero(mask[start : start + r])  # type: ignore[index]
+            if take.shape[0] == 0:
+                return False
+            if take.shape[0] < r:
+                z = np.take(z, take, axis=0, out=sc.taken(z.dtype)[: take.shape[0]])
+                a, hi, lo, yz = a[take], hi[take], lo[take], yz[take]
+            o = int(first_out[start])
+        m = z.shape[0]
+        np.equal(a, yz, out=correct[o : o + m])
+        for q in range(0, m, sc.rows):
+            e = min(m, q + sc.rows)
+            tune_rows(z[q:e], a[q:e], hi[q:e], lo[q:e], sc, out.part(o + q, o + e))
         return False
 
+    def scratch() -> TuneScratch:
+        return TuneScratch(rows, k, plan, piece_rows=p_rows)
+
     if chunk_rows is None and can_stream(src):
-        run_pieces(src, piece, lambda: TuneScratch(rows, k, plan), threads=threads,
-                   piece_elements=piece_elements)
+        run_pieces(src, piece, scratch, threads=threads, piece_elements=piece_elements)
         return
-    sc = TuneScratch(rows, k, plan)
+    sc = scratch()
     for start, z in iter_chunks(src, chunk_rows or chunk_rows_for(k)):
-        for p0 in range(0, z.shape[0], rows):
-            if piece(z[p0 : p0 + rows], start + p0, sc):
-                bad = start + p0 + int(np.argmin(np.isfinite(z[p0 : p0 + rows]).all(axis=1)))
+        for p0 in range(0, z.shape[0], p_rows):
+            if piece(z[p0 : p0 + p_rows], start + p0, sc):
+                bad = start + p0 + int(np.argmin(np.isfinite(z[p0 : p0 + p_rows]).all(axis=1)))
                 raise InputError(f"non-finite logit value(s) (NaN or inf); first in row {bad}")
 
 
 def _grid_scores(src: RowSource, y: np.ndarray, ps: Sequence[float], chunk_rows: int | None,
-                 threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every ``p``'s pNorm score ``(len(ps), n)``, log-MSP ``(n,)`` and ``argmax == y`` from
-    one read of ``src``; bit-identical to :func:`pnorm` and :func:`msp` (lsfix.core.tunepass)."""
+                 threads: int | None = None, mask: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every ``p``'s pNorm score ``(len(ps), m)``, log-MSP ``(m,)`` and ``argmax == y`` of
+    the ``m`` rows of ``src`` (all, or those where ``mask`` is True) from one read of
+    ``src``; bit-identical to :func:`pnorm` and :func:`msp` (lsfix.core.tunepass)."""
     plan = TunePlan.for_grid(ps)
-    n = src.shape[0]
-    rows = TuneRows.empty(n, plan)
-    correct = np.empty(n, dtype=bool)
-    _tune_pass(src, y, plan, rows, correct, chunk_rows, threads)
+    m = src.shape[0] if mask is None else int(np.count_nonzero(mask))
+    rows = TuneRows.empty(m, plan)
+    correct = np.empty(m, dtype=bool)
+    _tune_pass(src, y, plan, rows, correct, chunk_rows, threads, mask)
     conf, msp_conf = finish(rows, ps, plan, src.shape[1])
     return conf, msp_conf, correct
 
@@ -821,6 +845,7 @@ def tune_pnorm(
     chunk_rows: int | None = None,
     threads: int | None = None,
     centred: bool = True,
+    rows: Any = None,
 ) -> PNormFit:
     """Choose ``p`` for MaxLogit-pNorm by held-out AURC, falling back to MSP.
 
@@ -846,6 +871,10 @@ def tune_pnorm(
         ``False`` tunes the un-centred variant ``max_k z_k / ‖z‖_p`` (``pnorm_raw``) with the
         same objective and the same MSP fallback (scored by the general chunked path, in the
         calling thread).
+    rows : array of bool, shape (n,), optional
+        Tune on these rows only (``labels`` still has one entry per row of ``logits``). The
+        logits are read once, whole blocks in their stored dtype; every row is checked
+        finite. The fit equals tuning on the selected rows alone.
     """
     ps = [_check_p(p) for p in grid]
     if not ps:
@@ -855,18 +884,33 @@ def tune_pnorm(
     y = np.asarray(labels)
     if y.shape != (n,):
         raise InputError(f"labels shape {y.shape} does not match logits rows ({n},)")
+    mask = None
+    if rows is not None:
+        mask = np.asarray(rows)
+        if mask.dtype != np.bool_ or mask.shape != (n,):
+            raise UsageError(f"rows must be a boolean mask of shape ({n},); got {mask.dtype} "
+                             f"{mask.shape}")
+        n = int(np.count_nonzero(mask))
     if centred:
-        conf, msp_conf, correct = _grid_scores(src, y, ps, chunk_rows, threads)
-    else:
+        conf, msp_conf, correct = _grid_scores(src, y, ps, chunk_rows, threads, mask)
+    else:  # the general chunked path (float64 chunks, calling thread); rows kept in order
         conf = np.empty((len(ps), n))
         msp_conf = np.empty(n)
         correct = np.empty(n, dtype=bool)
         work = _PNormWork()
+        at = 0
         for start, z in iter_chunks(src, chunk_rows):
-            stop = start + z.shape[0]
-            conf[:, start:stop] = _pnorm_raw_many(z, ps, work).T
-            msp_conf[start:stop] = _msp(_Chunk(z))
-            correct[start:stop] = np.argmax(z, axis=1) == y[start:stop]
+            yy = y[start : start + z.shape[0]]
+            if mask is not None:
+                sel = mask[start : start + z.shape[0]]
+                z, yy = z[sel], yy[sel]
+            r = z.shape[0]
+            if r == 0:
+                continue
+            conf[:, at : at + r] = _pnorm_raw_many(z, ps, work).T
+            msp_conf[at : at + r] = _msp(_Chunk(z))
+            correct[at : at + r] = np.argmax(z, axis=1) == yy
+            at += r
     results = tuple((p, aurc(conf[i], correct, convention)) for i, p in enumerate(ps))
     best_p, best = min(results, key=lambda t: (t[1], t[0]))
     msp_a = aurc(msp_conf, correct, convention)

@@ -79,16 +79,27 @@ class TuneScratch:
     """Buffers of one worker (allocated once): a float64 block, the power planes, and the
     per-row argmax, max and min of the stored block."""
 
-    def __init__(self, rows: int, k: int, plan: TunePlan) -> None:
+    def __init__(self, rows: int, k: int, plan: TunePlan, piece_rows: int | None = None
+                 ) -> None:
+        """``rows``: rows of the float64 planes (what :func:`tune_rows` takes at once);
+        ``piece_rows``: rows of a stored-dtype piece (default ``rows``)."""
         self.rows, self.k, self.plan = rows, k, plan
+        self.piece_rows = max(rows, piece_rows or rows)
         self.z = np.empty((rows, k))
         self.pw = np.empty((max(2, plan.planes), rows, k))  # plane 1 doubles as exp scratch
-        self.ix = np.arange(rows)
-        self.arg = np.empty(rows, dtype=np.intp)
-        self.arg_low = np.empty(rows, dtype=np.intp)
-        self.zmax = np.empty(rows)
-        self.zmin = np.empty(rows)
+        self.ix = np.arange(self.piece_rows)
+        self.arg = np.empty(self.piece_rows, dtype=np.intp)
+        self.arg_low = np.empty(self.piece_rows, dtype=np.intp)
+        self.zmax = np.empty(self.piece_rows)
+        self.zmin = np.empty(self.piece_rows)
         self._views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._taken: np.ndarray | None = None
+
+    def taken(self, dtype: np.dtype) -> np.ndarray:  # type: ignore[type-arg]
+        """A ``(piece_rows, K)`` buffer of ``dtype`` for the selected rows of a piece."""
+        if self._taken is None or self._taken.dtype != dtype:
+            self._taken = np.empty((self.piece_rows, self.k), dtype=dtype)
+        return self._taken
 
     def extremes(self, z: np.ndarray) -> bool:
         """Fill ``arg`` (first argmax), ``zmax`` and ``zmin`` for the rows of ``z`` (stored

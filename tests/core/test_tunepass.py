@@ -16,11 +16,11 @@ from lsfix.core import scores as S
 from lsfix.core import tunepass
 from lsfix.core.metrics import aurc
 from lsfix.core.source import ArrayRows
-from lsfix.errors import InputError
+from lsfix.errors import InputError, UsageError
 
 from . import reference as R
 
-GOLDENS = Path(__file__).resolve().parents[1] / "data" / "golden" / "tune_pnorm.json"
+GOLDENS = Path(__file__).resolve().parent / "data" / "tune_pnorm_goldens.json"
 
 
 def _case(seed: int, n: int, k: int, dtype: str, flat: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -132,6 +132,15 @@ def _scores_before(z: np.ndarray, ps) -> tuple[np.ndarray, np.ndarray]:
 _finite = st.floats(-1e4, 1e4, width=32)
 
 
+def _centred_scale_is_normal(z: np.ndarray) -> bool:
+    """The centring is finite and every row's max|x| is 0 or a normal float: a subnormal one
+    makes 1/max|x| overflow, in pnorm() as in the pass (not tuning's business here)."""
+    view = ArrayRows(z).rows(0, z.shape[0])  # one logit per row is read as (0, z)
+    x = view - view.mean(axis=1, keepdims=True)
+    m = np.abs(x).max(axis=1)
+    return bool(np.isfinite(x).all() and ((m == 0) | (m > 1e-307)).all())
+
+
 @settings(max_examples=80, deadline=None)
 @given(z=hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1,
                                                  max_side=40), elements=_finite),
@@ -158,11 +167,7 @@ def test_one_pass_scores_are_bit_identical_to_pnorm_and_msp(z, data):
                                                max_side=12),
                   elements=st.floats(-1e300, 1e300) | st.floats(-1e-300, 1e-300)))
 def test_one_pass_scores_bit_identical_on_extreme_float64(z):
-    x = z - z.mean(axis=1, keepdims=True)
-    m = np.abs(x).max(axis=1)
-    assume(np.isfinite(x).all())  # the centring itself finite
-    # (a subnormal max|x| makes 1/max|x| overflow, in pnorm() as here: not tuning's business)
-    assume(((m == 0) | (m > 1e-307)).all())
+    assume(_centred_scale_is_normal(z))
     y = np.zeros(z.shape[0], dtype=np.int64)
     conf, msp, _ = S._grid_scores(ArrayRows(z), y, tuple(range(10)), None)
     want_conf, want_msp = _scores_before(z, range(10))
@@ -176,6 +181,7 @@ def test_one_pass_scores_bit_identical_on_extreme_float64(z):
                   elements=st.floats(-50, 50)))
 def test_one_pass_scores_match_the_slow_reference(z):
     """Against tests/core/reference.py (exact centring in rationals, fsum of powers)."""
+    assume(_centred_scale_is_normal(z))
     y = np.zeros(z.shape[0], dtype=np.int64)
     conf, msp, _ = S._grid_scores(ArrayRows(z), y, tuple(range(10)), None)
     rows = [[float(v) for v in row] for row in z]
@@ -203,3 +209,58 @@ def test_plan_of_the_default_grid_uses_one_stacked_einsum():
     odd = tunepass.TunePlan.for_grid((0, 2, 3, 5, 12, 2.5))
     assert odd.groups == 0 and odd.int_ps == (2, 3, 5) and odd.other_ps == (2.5, 12.0)
     assert not odd.need_pos and odd.planes == 3
+
+
+def _fit_tuple(fit: S.PNormFit) -> tuple:
+    return (fit.p, fit.fallback_msp, fit.grid, fit.msp_aurc, fit.n_fit, fit.n_errors)
+
+
+def test_golden_fit_on_selected_rows_of_a_larger_file(tmp_path):
+    """``rows=``: the golden data hidden among other rows (and a storage chunk that splits
+    pieces), selected by a mask, gives the golden fit; the file is read once, whole blocks."""
+    h5py = pytest.importorskip("h5py")
+    want = json.loads(GOLDENS.read_text())["fits"]["f32_k100/default/lsfix"]
+    z, y = _case(**CASES["f32_k100"])
+    rng = np.random.default_rng(7)
+    n_all = 3 * z.shape[0]
+    mask = np.zeros(n_all, dtype=bool)
+    mask[np.sort(rng.choice(n_all, z.shape[0], replace=False))] = True
+    big = rng.standard_normal((n_all, z.shape[1])).astype(np.float32)
+    labels = rng.integers(0, z.shape[1], n_all)
+    big[mask], labels[mask] = z, y
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("logits", data=big, chunks=(37, z.shape[1]))
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        for threads in (1, 2):
+            _check_golden(S.tune_pnorm(ArrayRows(f["logits"]), labels, rows=mask,
+                                       threads=threads), want)
+    _check_golden(S.tune_pnorm(big, labels, rows=mask, chunk_rows=50), want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(z=hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=2, min_side=2,
+                                                 max_side=30), elements=_finite),
+       data=st.data())
+def test_fit_on_selected_rows_equals_fit_on_those_rows_alone(z, data):
+    n, k = z.shape
+    y = data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, k - 1)))
+    mask = data.draw(hnp.arrays(np.bool_, n))
+    assume(mask.any())
+    chunk_rows = data.draw(st.sampled_from([None, 1, 4]))
+    got = S.tune_pnorm(z, y, rows=mask, chunk_rows=chunk_rows, threads=1)
+    assert _fit_tuple(got) == _fit_tuple(S.tune_pnorm(z[mask], y[mask]))
+
+
+def test_selected_rows_are_checked_finite_like_every_row():
+    z = np.zeros((100, 4), np.float32)
+    z[37, 2] = np.nan
+    mask = np.ones(100, dtype=bool)
+    mask[37] = False
+    with pytest.raises(InputError, match=r"non-finite.*first in row 37"):
+        S.tune_pnorm(z, np.zeros(100, dtype=np.int64), rows=mask)
+
+
+@pytest.mark.parametrize("rows", [np.ones(5, dtype=bool), np.ones(6, dtype=np.int64)])
+def test_rows_must_be_a_boolean_mask_of_the_logits_rows(rows):
+    with pytest.raises(UsageError, match="boolean mask"):
+        S.tune_pnorm(np.zeros((6, 3)), np.zeros(6, dtype=np.int64), rows=rows)
