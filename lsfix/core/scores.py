@@ -844,8 +844,8 @@ def tune_pnorm(
     split: dict[str, Any] | None = None,
     chunk_rows: int | None = None,
     threads: int | None = None,
-    rows: Any = None,
     centred: bool = True,
+    rows: Any = None,
 ) -> PNormFit:
     """Choose ``p`` for MaxLogit-pNorm by held-out AURC, falling back to MSP.
 
@@ -867,14 +867,14 @@ def tune_pnorm(
     threads : int, optional
         Worker threads for plain ``(N, K)`` logits (default: ``LSFIX_THREADS`` or the CPUs,
         :func:`lsfix.core.rowblocks.thread_count`); the fit never depends on it.
-    rows : array of bool, shape (n,), optional
-        Tune on these rows only (``labels`` still has one entry per row of ``logits``). The
-        logits are read once, whole blocks in their stored dtype; every row is checked
-        finite. The fit equals tuning on the selected rows alone.
     centred : bool
         ``False`` tunes the un-centred variant ``max_k z_k / ‖z‖_p`` (``pnorm_raw``) with the
         same objective and the same MSP fallback (scored by the general chunked path, in the
         calling thread).
+    rows : array of bool, shape (n,), optional
+        Tune on these rows only (``labels`` still has one entry per row of ``logits``). The
+        logits are read once, whole blocks in their stored dtype; every row is checked
+        finite. The fit equals tuning on the selected rows alone.
     """
     ps = [_check_p(p) for p in grid]
     if not ps:
@@ -893,24 +893,24 @@ def tune_pnorm(
         n = int(np.count_nonzero(mask))
     if centred:
         conf, msp_conf, correct = _grid_scores(src, y, ps, chunk_rows, threads, mask)
-    else:
+    else:  # the general chunked path (float64 chunks, calling thread); rows kept in order
         conf = np.empty((len(ps), n))
         msp_conf = np.empty(n)
         correct = np.empty(n, dtype=bool)
         work = _PNormWork()
-        o = 0
+        at = 0
         for start, z in iter_chunks(src, chunk_rows):
-            yz = y[start : start + z.shape[0]]
+            yy = y[start : start + z.shape[0]]
             if mask is not None:
                 sel = mask[start : start + z.shape[0]]
-                z, yz = z[sel], yz[sel]
-                if z.shape[0] == 0:
-                    continue
-            e = o + z.shape[0]
-            conf[:, o:e] = _pnorm_raw_many(z, ps, work).T
-            msp_conf[o:e] = _msp(_Chunk(z))
-            correct[o:e] = np.argmax(z, axis=1) == yz
-            o = e
+                z, yy = z[sel], yy[sel]
+            r = z.shape[0]
+            if r == 0:
+                continue
+            conf[:, at : at + r] = _pnorm_raw_many(z, ps, work).T
+            msp_conf[at : at + r] = _msp(_Chunk(z))
+            correct[at : at + r] = np.argmax(z, axis=1) == yy
+            at += r
     results = tuple((p, aurc(conf[i], correct, convention)) for i, p in enumerate(ps))
     best_p, best = min(results, key=lambda t: (t[1], t[0]))
     msp_a = aurc(msp_conf, correct, convention)
