@@ -210,6 +210,23 @@ def h5_case(args: argparse.Namespace, threads: list[int | None]) -> float:
                                                           labels=labels, threads=t),
                         "tune": lambda t=t: lsfix.tune_pnorm(pred.logits, labels, threads=t),
                     }, max(1, args.repeats)))
+            if args.fraction:
+                from lsfix.pipeline import _RowSubset, split_fit_rows
+
+                mask = split_fit_rows(labels.shape[0], args.fraction, 0)
+                idx = np.flatnonzero(mask)
+                print(f"  normalise's fit split: {idx.shape[0]} random rows (fraction "
+                      f"{args.fraction:g}), tune_pnorm(rows=mask) vs the row-subset source "
+                      f"used before; threads=1")
+                res = compare({
+                    "rows=": lambda: lsfix.tune_pnorm(pred.logits, labels, rows=mask, threads=1),
+                    "subset": lambda: lsfix.tune_pnorm(_RowSubset(pred.logits, idx),
+                                                       labels[idx], threads=1),
+                }, max(1, args.repeats))
+                for name, (b, m, c, cm) in res.items():
+                    print(f"    {name:7s} wall best {b:7.3f} s  median {m:7.3f} s   cpu best "
+                          f"{c:7.3f} s  median {cm:7.3f} s")
+                print(f"    [{load()}]")
             tracemalloc.start()
             fit = lsfix.tune_pnorm(pred.logits, labels)
             _, peak = tracemalloc.get_traced_memory()
@@ -237,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated thread counts (0 = lsfix's default)")
     ap.add_argument("--h5-n", type=int, default=0, help="also measure from an HDF5 file")
     ap.add_argument("--path", help="HDF5 file to use (created if missing, then kept)")
+    ap.add_argument("--fraction", type=float, default=0.0,
+                    help="with --h5-n: also time tuning on a random fit split of this fraction")
     ap.add_argument("--keep", action="store_true", help="keep a created HDF5 file")
     ap.add_argument("--steps", action="store_true", help="ns per logit of each step")
     ap.add_argument("--before", metavar="REV",
