@@ -52,7 +52,15 @@ from lsfix.core.metrics import CONVENTIONS, aurc
 from lsfix.core.rowblocks import piece_rows_for, run_pieces
 from lsfix.core.source import RowSource, as_rows, chunk_rows_for, iter_chunks
 from lsfix.core.stream import can_stream, check_labels_shape, msp_stream
-from lsfix.core.tunepass import TunePlan, TuneRows, TuneScratch, finish, tune_rows
+from lsfix.core.tunepass import (
+    TunePlan,
+    TuneRows,
+    TuneScratch,
+    finish,
+    finish_msp,
+    finish_one,
+    tune_rows,
+)
 from lsfix.errors import InputError, UsageError
 
 #: Score names that need no parameter.
@@ -820,17 +828,26 @@ def _tune_pass(src: RowSource, y: np.ndarray, plan: TunePlan, out: TuneRows,
                 raise InputError(f"non-finite logit value(s) (NaN or inf); first in row {bad}")
 
 
+def _tune_parts(src: RowSource, y: np.ndarray, ps: Sequence[float], chunk_rows: int | None,
+                threads: int | None, mask: np.ndarray | None
+                ) -> tuple[TunePlan, TuneRows, np.ndarray]:
+    """One read of ``src``: the per-row parts of every ``p`` and MSP, and ``argmax == y``, for
+    the rows of ``src`` (all, or those where ``mask`` is True)."""
+    plan = TunePlan.for_grid(ps)
+    m = src.shape[0] if mask is None else int(np.count_nonzero(mask))
+    rows = TuneRows.empty(m, plan)
+    correct = np.empty(m, dtype=bool)
+    _tune_pass(src, y, plan, rows, correct, chunk_rows, threads, mask)
+    return plan, rows, correct
+
+
 def _grid_scores(src: RowSource, y: np.ndarray, ps: Sequence[float], chunk_rows: int | None,
                  threads: int | None = None, mask: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every ``p``'s pNorm score ``(len(ps), m)``, log-MSP ``(m,)`` and ``argmax == y`` of
     the ``m`` rows of ``src`` (all, or those where ``mask`` is True) from one read of
     ``src``; bit-identical to :func:`pnorm` and :func:`msp` (lsfix.core.tunepass)."""
-    plan = TunePlan.for_grid(ps)
-    m = src.shape[0] if mask is None else int(np.count_nonzero(mask))
-    rows = TuneRows.empty(m, plan)
-    correct = np.empty(m, dtype=bool)
-    _tune_pass(src, y, plan, rows, correct, chunk_rows, threads, mask)
+    plan, rows, correct = _tune_parts(src, y, ps, chunk_rows, threads, mask)
     conf, msp_conf = finish(rows, ps, plan, src.shape[1])
     return conf, msp_conf, correct
 
@@ -891,8 +908,13 @@ def tune_pnorm(
             raise UsageError(f"rows must be a boolean mask of shape ({n},); got {mask.dtype} "
                              f"{mask.shape}")
         n = int(np.count_nonzero(mask))
-    if centred:
-        conf, msp_conf, correct = _grid_scores(src, y, ps, chunk_rows, threads, mask)
+    if centred:  # one p's scores in memory at a time: ~100 B per row in all, not ~200
+        plan, parts, correct = _tune_parts(src, y, ps, chunk_rows, threads, mask)
+        buf = np.empty(n)
+        results = tuple((p, aurc(finish_one(parts, p, plan, src.shape[1], out=buf), correct,
+                                 convention)) for p in ps)
+        msp_conf = finish_msp(parts)
+        del parts, buf
     else:  # the general chunked path (float64 chunks, calling thread); rows kept in order
         conf = np.empty((len(ps), n))
         msp_conf = np.empty(n)
@@ -911,7 +933,7 @@ def tune_pnorm(
             msp_conf[at : at + r] = _msp(_Chunk(z))
             correct[at : at + r] = np.argmax(z, axis=1) == yy
             at += r
-    results = tuple((p, aurc(conf[i], correct, convention)) for i, p in enumerate(ps))
+        results = tuple((p, aurc(conf[i], correct, convention)) for i, p in enumerate(ps))
     best_p, best = min(results, key=lambda t: (t[1], t[0]))
     msp_a = aurc(msp_conf, correct, convention)
     fallback = msp_a <= best

@@ -205,32 +205,39 @@ def tune_rows(z: np.ndarray, arg: np.ndarray, zmax: np.ndarray, zmin: np.ndarray
         out.sums[n_int + i] = np.power(a, pf).sum(axis=1)
 
 
-def finish(rows: TuneRows, ps: Sequence[float], plan: TunePlan, k: int
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """pNorm scores ``(len(ps), n)`` and log-MSP ``(n,)`` from a pass's per-row results
-    (the formulas of ``scores._pnorm_many`` and ``scores._msp``)."""
-    n = rows.top.shape[0]
-    out = np.empty((len(ps), n))
-    rel_top = None
-    for i, p in enumerate(ps):
-        pf = float(p)
-        if pf == 0:
-            out[i] = rows.top
-            continue
-        if pf == 1:
-            np.divide(rows.top, rows.pos2, out=out[i])
-            continue
-        if rel_top is None:
-            rel_top = rows.top / rows.m
+def finish_one(rows: TuneRows, p: float, plan: TunePlan, k: int,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """The pNorm score of one ``p`` for every row of a pass (the formulas of
+    ``scores._pnorm_many``), into ``out`` when given."""
+    pf = float(p)
+    res = np.empty(rows.top.shape[0]) if out is None else out
+    if pf == 0:
+        res[...] = rows.top
+    elif k == 2:  # two classes: every p >= 1 is exactly 2^(-1/p) (see scores._pnorm_many)
+        res[...] = 2.0 ** (-1.0 / pf)
+    elif pf == 1:
+        np.divide(rows.top, rows.pos2, out=res)
+    else:
         j = (plan.int_ps.index(int(pf)) if pf.is_integer() and int(pf) in plan.int_ps
              else len(plan.int_ps) + plan.other_ps.index(pf))
-        np.divide(rel_top, np.power(rows.sums[j], 1.0 / pf), out=out[i])
-    if k == 2:  # two classes: every p >= 1 is exactly 2^(-1/p) (see scores._pnorm_many)
-        for i, p in enumerate(ps):
-            if float(p) != 0:
-                out[i] = 2.0 ** (-1.0 / float(p))
+        np.power(rows.sums[j], 1.0 / pf, out=res)
+        np.divide(rows.top / rows.m, res, out=res)
     if rows.flat.any():
-        out[:, rows.flat] = 0.0
+        res[rows.flat] = 0.0
+    return res
+
+
+def finish_msp(rows: TuneRows) -> np.ndarray:
+    """log-MSP of every row of a pass: ``−log1p(S)`` (as ``scores._msp``)."""
     msp = np.log1p(rows.rest)
     np.negative(msp, out=msp)
-    return out, msp
+    return msp
+
+
+def finish(rows: TuneRows, ps: Sequence[float], plan: TunePlan, k: int
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """pNorm scores ``(len(ps), n)`` and log-MSP ``(n,)`` from a pass's per-row results."""
+    out = np.empty((len(ps), rows.top.shape[0]))
+    for i, p in enumerate(ps):
+        finish_one(rows, p, plan, k, out=out[i])
+    return out, finish_msp(rows)
