@@ -59,6 +59,7 @@ from lsfix.core.tunepass import (
     finish,
     finish_msp,
     finish_one,
+    scale_rows,
     tune_rows,
 )
 from lsfix.errors import InputError, UsageError
@@ -230,7 +231,7 @@ def _pnorm_many(z: np.ndarray, ps: Sequence[float], work: _PNormWork | None = No
     m = np.maximum(top, -low)  # max |x|
     a = work.get("a", shape)
     np.abs(x, out=a)
-    a *= (1.0 / m)[:, None]  # |x| / max|x|, in [0, 1]: no overflow at any p
+    scale_rows(a, m)  # |x| / max|x|, in [0, 1]: no overflow at any p
     rel_top = top / m  # max(x)/m, in (0, 1]
     out = np.empty((z.shape[0], len(ps)))
     if any(float(p) == 1 for p in ps):

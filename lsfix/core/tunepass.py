@@ -34,6 +34,20 @@ from numpy.lib.stride_tricks import as_strided
 SUB_ELEMENTS = 1 << 16
 
 
+
+def scale_rows(a: np.ndarray, m: np.ndarray) -> None:
+    """``a[i] *= 1 / m[i]`` in place (``m > 0``); rows whose ``1 / m`` overflows (``m``
+    subnormal, below ~5.6e-309) are divided by ``m`` instead, so they are scaled too rather
+    than turned into inf (the multiplication stays for every other row: same bits as before)."""
+    with np.errstate(over="ignore"):
+        inv = 1.0 / m
+    huge = np.isinf(inv)
+    if huge.any():
+        a[huge] = a[huge] / m[huge, None]
+        inv[huge] = 1.0
+    a *= inv[:, None]
+
+
 @dataclass
 class TunePlan:
     """What one tuning pass computes, derived from the p grid.
@@ -189,7 +203,7 @@ def tune_rows(z: np.ndarray, arg: np.ndarray, zmax: np.ndarray, zmin: np.ndarray
     if plan.need_pos:
         np.add(zf, a, out=zf)  # x + |x| = 2 max(x, 0) exactly
         np.add.reduce(zf, axis=1, out=out.pos2)
-    a *= (1.0 / m)[:, None]  # |x| / max|x| in [0, 1]
+    scale_rows(a, m)  # |x| / max|x| in [0, 1] (as scores._pnorm_many)
     for q in range(2, plan.planes + 1):  # a^q = a^(q//2) * a^(q - q//2), as scores._power_sums
         np.multiply(pw[q // 2 - 1], pw[q - q // 2 - 1], out=pw[q - 1])
     n_int = len(plan.int_ps)

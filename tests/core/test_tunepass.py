@@ -4,6 +4,7 @@ implementation before it, and the same per-row scores as ``pnorm`` and ``msp``."
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -133,8 +134,8 @@ _finite = st.floats(-1e4, 1e4, width=32)
 
 
 def _centred_scale_is_normal(z: np.ndarray) -> bool:
-    """The centring is finite and every row's max|x| is 0 or a normal float: a subnormal one
-    makes 1/max|x| overflow, in pnorm() as in the pass (not tuning's business here)."""
+    """The centring is finite and every row's max|x| is 0 or a normal float (subnormal spreads
+    are tested on their own: test_subnormal_spreads_are_scored_not_inf)."""
     view = ArrayRows(z).rows(0, z.shape[0])  # one logit per row is read as (0, z)
     x = view - view.mean(axis=1, keepdims=True)
     m = np.abs(x).max(axis=1)
@@ -265,3 +266,25 @@ def test_selected_rows_are_checked_finite_like_every_row():
 def test_rows_must_be_a_boolean_mask_of_the_logits_rows(rows):
     with pytest.raises(UsageError, match="boolean mask"):
         S.tune_pnorm(np.zeros((6, 3)), np.zeros(6, dtype=np.int64), rows=rows)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_subnormal_spreads_are_scored_not_inf(threads):
+    """A row whose centred logits are subnormal (1/max|x| overflows) is divided by max|x|
+    instead: pnorm() and the tuning pass agree, and equal the row scaled by 2^1000 (pNorm is
+    scale invariant) to rounding of the subnormal mean."""
+    z = np.array([[0.0, 0.0, 1e-310], [0.0, 3e-320, -1e-321], [1.0, 2.0, 3.0],
+                  [5e-324, 0.0, 0.0]] * 5)
+    y = np.array([2, 1, 2, 0] * 5)
+    ps = tuple(range(10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conf, msp, _ = S._grid_scores(ArrayRows(z), y, ps, None, threads=threads)
+        want = np.array([S.pnorm(z, p) for p in ps])
+    np.testing.assert_array_equal(conf, want)
+    assert np.isfinite(conf).all()
+    # rows 0 and 2 of each 4 keep ~13 digits in their subnormal mean; rows 1 and 3 are at the
+    # float64 floor (5e-324 / 3 rounds to 0), so only finiteness is asked of them
+    sure = np.tile([True, False, True, False], 5)
+    scaled = np.array([S.pnorm(z[sure] * 2.0**1000, p) for p in ps[1:]])  # p = 0: max x
+    np.testing.assert_allclose(conf[1:, sure], scaled, rtol=1e-9, atol=0)
