@@ -80,6 +80,8 @@ class AuditResult:
     #: ``--by``: msp and pnorm per group (``all`` first), on the evaluation rows
     by: str | None = None
     groups: tuple[Any, ...] = ()
+    #: what the paired bootstrap resampled: ``row`` or ``image`` (dense files)
+    bootstrap_unit: str = "row"
 
 
 def audit(
@@ -92,10 +94,14 @@ def audit(
     n_boot: int = 1000,
     level: float = 0.95,
     by: str | None = None,
+    bootstrap_unit: str = "row",
 ) -> AuditResult:
     """Audit ``pred`` (see module docstring). ``pred`` needs logits and labels.
 
-    ``by`` (:mod:`lsfix.groups`) adds msp and pnorm per group, with bootstrap intervals."""
+    ``by`` (:mod:`lsfix.groups`) adds msp and pnorm per group, with bootstrap intervals.
+    ``bootstrap_unit="image"`` (dense files) makes the paired bootstrap resample whole images
+    (:func:`lsfix.core.bootstrap.paired_bootstrap` with the image of each evaluated pixel as
+    its cluster): both scores get the same drawn images."""
     from lsfix.core import tune_pnorm
 
     pred.require_labels("audit")
@@ -149,6 +155,13 @@ def audit(
     scores = parallel.compute_scores(pred.logits, specs)
     scores["pnorm"] = parallel.compute_scores(pred.logits, [fit.spec])[fit.spec.name]
     correct = correct_all = correct_of(pred)
+    clusters = None
+    if bootstrap_unit == "image":
+        from lsfix.dense import image_of_rows
+
+        clusters = image_of_rows(pred, "--bootstrap-unit image")
+    elif bootstrap_unit != "row":
+        raise UsageError(f"--bootstrap-unit must be row or image, got {bootstrap_unit!r}")
     group_index = None
     if by is not None:
         from lsfix.groups import grouping
@@ -159,6 +172,7 @@ def audit(
         correct = correct[mask]
         scores = {k: v[mask] for k, v in scores.items()}
         group_index = None if group_index is None else group_index[mask]
+        clusters = None if clusters is None else clusters[mask]
     per_group: tuple[Any, ...] = ()
     if by is not None:
         per_group = _by_group(pred.name, {k: scores[k] for k in ("msp", "pnorm")}, correct,
@@ -172,7 +186,7 @@ def audit(
     by_score = {r.score: r for r in results}
     msp_m, pn_m = by_score["msp"].metrics, by_score["pnorm"].metrics
     paired = paired_bootstrap(scores["msp"], correct, scores["pnorm"], correct, n_boot=n_boot,
-                              seed=seed, level=level, convention=convention)
+                              seed=seed, level=level, convention=convention, clusters=clusters)
     excess = msp_m.aurc - msp_m.oracle_aurc
     removed = (msp_m.aurc - pn_m.aurc) / excess if excess > 0 else math.nan
     from lsfix.explain import alpha_of
@@ -189,6 +203,7 @@ def audit(
         fit=fit, temperature=temperature, fit_source=source, results=results, paired=paired,
         excess_removed=removed, broken=broken, verdict=verdict, label_smoothing=ls,
         recorded_alpha=alpha_of(pred), binary=binary, by=by, groups=per_group,
+        bootstrap_unit=bootstrap_unit,
     )
 
 

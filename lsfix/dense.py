@@ -32,15 +32,16 @@ def items_and_pixels(pred: Predictions, option: str) -> tuple[int, int]:
 
 
 def apply_subsample(pred: Predictions, text: str, seed: int) -> int:
-    """Restrict ``pred``'s evaluated rows (``pred.keep``) to the drawn pixels; returns how
-    many rows are kept."""
+    """Restrict ``pred``'s evaluated rows to the drawn pixels (``pred.drawn``, apart from the
+    ignored pixels of ``pred.keep``, so the counts of each stay right); returns how many rows
+    are drawn."""
     per, images = parse_subsample(text)
     n_items, pixels = items_and_pixels(pred, "--subsample-pixels")
     eligible = np.ones(pred.n, dtype=bool) if pred.keep is None else pred.keep.copy()
     if pred.fit_mask is not None:
         eligible &= ~pred.fit_mask
     mask = subsample_rows(eligible, n_items, pixels, per_batch=per, images=images, seed=seed)
-    pred.keep = mask
+    pred.drawn = mask
     return int(mask.sum())
 
 
@@ -71,6 +72,21 @@ def image_of_rows(pred: Predictions, option: str) -> np.ndarray:
     """The image index of every row of a dense input (for ``--bootstrap-unit image``)."""
     n_items, pixels = items_and_pixels(pred, option)
     return np.repeat(np.arange(n_items, dtype=np.intp), pixels)
+
+
+def evaluated_images(pred: Predictions, unit: str, option: str = "--bootstrap-unit image"
+                     ) -> np.ndarray | None:
+    """``--bootstrap-unit``: ``None`` for ``row``; for ``image``, the image index of every
+    **evaluated** row (:func:`lsfix.pipeline.eval_mask` applied), the cluster ids that
+    :func:`lsfix.core.bootstrap.cluster_bootstrap_ci` and
+    :func:`lsfix.core.bootstrap.paired_bootstrap` take."""
+    if unit == "row":
+        return None
+    from lsfix.pipeline import eval_mask
+
+    images = image_of_rows(pred, option)
+    mask = eval_mask(pred)
+    return images if mask is None else images[mask]
 
 
 def write_rank_map(pred: Predictions, result: Any, path: str) -> None:

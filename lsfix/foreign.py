@@ -1009,8 +1009,13 @@ def _unique_strings(cells: list[str]) -> np.ndarray:
 LABEL_COLUMNS = ("label", "labels", "y", "y_true", "target", "targets", "true_label", "class")
 
 
-def read_labels_file(spec: str) -> tuple[np.ndarray, str]:
+def read_labels_file(spec: str, dense_shape: tuple[int, ...] | None = None
+                     ) -> tuple[np.ndarray, str]:
     """Labels from ``--labels FILE``: ``(labels as given, display name)``.
+
+    ``dense_shape`` ``(N, H, W)``: the labels of dense predictions; an array of exactly that
+    shape (``.npy``/``.npz``) is flattened in the rows' order (image by image, then row-major
+    pixels). Any other shape than one column is refused (never reshaped by guess).
 
     ``FILE.npy`` (one integer array), ``FILE.npz`` (key ``labels``/``y``/``y_true``/
     ``targets``), ``FILE.txt`` (integers separated by blanks or newlines; ``np.savetxt``), or
@@ -1047,8 +1052,12 @@ def read_labels_file(spec: str) -> tuple[np.ndarray, str]:
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"unreadable labels file ({_describe(exc)})", file=name) from None
     arr = np.asarray(arr)
+    if arr.ndim > 1 and dense_shape is not None and arr.shape == tuple(dense_shape):
+        arr = arr.reshape(-1)  # (N, H, W): the pixel rows' order
     if arr.ndim != 1:
-        raise InputError(f"labels must be one column, got shape {arr.shape}", file=name)
+        also = f" or {tuple(dense_shape)} (N, H, W)" if dense_shape is not None else ""
+        raise InputError(f"labels must be one column{also}, got shape {arr.shape}",
+                         file=name)
     if arr.dtype.kind in "US":
         try:
             arr = np.asarray([int(c) for c in arr], dtype=np.int64)

@@ -81,12 +81,13 @@ def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: 
                      folder: str | None = None) -> tuple[list[Any], list[Any], Any]:
     """Every metric of each score of ``pred`` (see the module docstring).
 
-    Returns ``(results, curves, oracle)``: :class:`lsfix.pipeline.ScoreResult` per score
-    (empty ``confidence``/``correct``), and with ``curve_points``, the RC curve of each score
-    and of the ideal ranking as ``(coverage, risk)`` at up to that many ``k``.
+    Returns ``(results, curves, oracle, excluded)``: :class:`lsfix.pipeline.ScoreResult` per
+    score (empty ``confidence``/``correct``); with ``curve_points``, the RC curve of each score
+    and of the ideal ranking as ``(coverage, risk)`` at up to that many ``k``; and the
+    :class:`lsfix.pipeline.ExcludedRows` counts, made while reading (no per-row array).
     """
     from lsfix.core.metrics import metrics_from_blocks
-    from lsfix.pipeline import ScoreResult, eval_mask, score_specs
+    from lsfix.pipeline import ExcludedRows, ScoreResult, eval_mask, score_specs
 
     if pred.deferred_labels is not None and not getattr(pred.logits, "spatial", ()):
         pred.load_labels()  # a view of the logits (probabilities) that is not image-shaped
@@ -124,6 +125,11 @@ def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: 
         if not spills[names[0]].n:  # every row ignored or fit: the in-memory path's error
             pred.load_labels()
             eval_mask(pred)
+        evaluated = spills[names[0]].n
+        fit = 0 if pred.fit_mask is None else int(pred.fit_mask.sum()) - _fit_ignored(
+            pred, deferred, pixels)
+        excluded = ExcludedRows(ignored=n - evaluated - fit, fit=fit, not_drawn=0,
+                                evaluated=evaluated)
         results, curves = [], []
         oracle = None
         for name in names:
@@ -139,7 +145,22 @@ def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: 
     finally:
         for sb in spills.values():
             sb.close()
-    return results, curves, oracle
+    return results, curves, oracle, excluded
+
+
+def _fit_ignored(pred: Predictions, deferred: Any, pixels: int) -> int:
+    """Fit rows that are also ignored pixels (counted as ignored, like
+    :func:`lsfix.pipeline.excluded_rows`), image by image when the labels are on disk."""
+    fit = pred.fit_mask
+    assert fit is not None
+    if deferred is None:
+        return 0 if pred.keep is None else int((fit & ~pred.keep).sum())
+    total = 0
+    for item in range(pred.n // pixels):
+        _, keep = deferred.image(item)
+        if keep is not None:
+            total += int((fit[item * pixels : (item + 1) * pixels] & ~keep).sum())
+    return total
 
 
 #: Pixels per piece of the dense msp kernel (a float64 piece of K = 19 is 0.6 MB).

@@ -84,13 +84,37 @@ def join_scores(pred: Predictions, extra: Predictions, *, overwrite: bool = Fals
         pred.history = list(extra.history)
 
 
+@dataclass(frozen=True)
+class ExcludedRows:
+    """Why rows are not evaluated; each row counts once, in this order of precedence:
+    ``ignored`` (an ignored pixel, ``keep``), ``fit`` (a fit row of ``/fit_mask`` that is not
+    ignored), ``not_drawn`` (left out by ``--subsample-pixels``: neither ignored nor a fit
+    row, but not drawn). ``evaluated`` is the rest; the four add up to ``n``."""
+
+    ignored: int
+    fit: int
+    not_drawn: int
+    evaluated: int
+
+
+def excluded_rows(pred: Predictions) -> ExcludedRows:
+    """The row counts of :class:`ExcludedRows` for ``pred``."""
+    kept = np.ones(pred.n, dtype=bool) if pred.keep is None else pred.keep
+    fit = kept & pred.fit_mask if pred.fit_mask is not None else np.zeros(pred.n, dtype=bool)
+    eligible = kept & ~fit
+    drawn = eligible if pred.drawn is None else (eligible & pred.drawn)
+    n_eligible = int(eligible.sum())
+    n_drawn = int(drawn.sum())
+    return ExcludedRows(ignored=pred.n - int(kept.sum()), fit=int(fit.sum()),
+                        not_drawn=n_eligible - n_drawn, evaluated=n_drawn)
+
+
 def evaluation_rows(pred: Predictions) -> tuple[np.ndarray | None, int, int]:
-    """(eval mask, rows left out as ignored pixels, rows left out as fit data)."""
+    """(eval mask, rows left out as ignored pixels, rows left out as fit data); the rows
+    ``--subsample-pixels`` did not draw are in neither count (:func:`excluded_rows`)."""
     mask = eval_mask(pred)
-    ignored = 0 if pred.keep is None else int((~pred.keep).sum())
-    fitted = 0 if pred.fit_mask is None else int(
-        (pred.fit_mask & (pred.keep if pred.keep is not None else True)).sum())
-    return mask, ignored, fitted
+    ex = excluded_rows(pred)
+    return mask, ex.ignored, ex.fit
 
 
 def available_scores(pred: Predictions) -> list[str]:
@@ -134,9 +158,12 @@ def score_specs(pred: Predictions, names: list[str]) -> list[ScoreSpec]:
 
 
 def eval_mask(pred: Predictions) -> np.ndarray | None:
-    """Rows to evaluate: all but rows used to fit parameters (``/fit_mask``) and ignored
-    pixels of dense tasks (``ignore_index``); ``None`` when every row counts."""
+    """Rows to evaluate: all but rows used to fit parameters (``/fit_mask``), ignored
+    pixels of dense tasks (``ignore_index``) and pixels ``--subsample-pixels`` did not draw
+    (``drawn``); ``None`` when every row counts."""
     mask = pred.keep
+    if pred.drawn is not None:
+        mask = pred.drawn if mask is None else (mask & pred.drawn)
     if pred.fit_mask is not None and pred.fit_mask.any():
         mask = ~pred.fit_mask if mask is None else (mask & ~pred.fit_mask)
         if not mask.any():
@@ -217,15 +244,15 @@ def split_fit_rows(n: int, fraction: float, seed: int, name: str = "input") -> n
 
 
 def fit_on_rows(pred: Predictions, rows: np.ndarray, *, grid: tuple[float, ...],
-                convention: str, split: dict[str, Any]) -> PNormFit:
-    """Tune p on the selected rows of ``pred`` (read in order, chunk by chunk)."""
+                convention: str, split: dict[str, Any], centred: bool = True) -> PNormFit:
+    """Tune p on the selected rows of ``pred`` (one read of the logits, in blocks); ignored
+    pixels (``keep``) are never fit rows. ``centred=False``: the un-centred variant."""
     labels = pred.require_labels("fitting p")
     assert pred.logits is not None
     if pred.keep is not None:
         rows = rows & pred.keep
-    idx = np.flatnonzero(rows)
-    sub = _RowSubset(pred.logits, idx)
-    return tune_pnorm(sub, labels[idx], grid=grid, convention=convention, split=split)
+    return tune_pnorm(pred.logits, labels, grid=grid, convention=convention, split=split,
+                      rows=np.asarray(rows, dtype=bool), centred=centred)
 
 
 class _RowSubset:
@@ -267,8 +294,10 @@ def small_fit_warning(fit: PNormFit) -> str | None:
 def describe_fit(fit: PNormFit) -> str:
     """One line: the choice and the held-out AURC that made it."""
     best = min(fit.grid, key=lambda t: (t[1], t[0]))
+    family = "pnorm" if fit.centred else "pnorm_raw"
+    variant = "" if fit.centred else " (un-centred pNorm)"
     if fit.fallback_msp:
-        return (f"MSP kept (fallback): held-out AURC {fit.msp_aurc:.6g} <= best pnorm "
+        return (f"MSP kept (fallback): held-out AURC {fit.msp_aurc:.6g} <= best {family} "
                 f"p={best[0]:g} {best[1]:.6g} on {fit.n_fit} samples")
-    return (f"chose p={fit.p:g}: held-out AURC {best[1]:.6g} vs MSP {fit.msp_aurc:.6g} "
-            f"on {fit.n_fit} samples")
+    return (f"chose p={fit.p:g}{variant}: held-out AURC {best[1]:.6g} vs MSP "
+            f"{fit.msp_aurc:.6g} on {fit.n_fit} samples")

@@ -126,6 +126,9 @@ class Predictions:
     history: list[str] = field(default_factory=list)
     fit_mask: np.ndarray | None = None
     keep: np.ndarray | None = None  #: rows kept (dense ignore_index), None = all
+    #: rows drawn by ``--subsample-pixels`` (:func:`lsfix.dense.apply_subsample`), None = no
+    #: subsampling; apart from ``keep`` so an undrawn pixel is never counted as ignored
+    drawn: np.ndarray | None = None
     raw_logits: Any = None  #: the array-like behind ``logits`` (h5py.Dataset or ndarray)
     logits_attrs: dict[str, Any] = field(default_factory=dict)
     labels_attrs: dict[str, Any] = field(default_factory=dict)

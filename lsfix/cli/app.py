@@ -149,15 +149,43 @@ def handle_errors(cmd: str) -> Iterator[None]:
     except MemoryError:
         err(cmd, "out of memory; use smaller chunks or a machine with more memory")
         raise typer.Exit(int(ExitCode.RUNTIME)) from None
+    except ImportError as exc:  # a missing optional package: one line, exit 1 (RUNTIME)
+        err(cmd, missing_module_message(exc))
+        raise typer.Exit(int(ExitCode.RUNTIME)) from None
     except OSError as exc:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         err(cmd, f"{where}{exc.strerror or exc}")
         raise typer.Exit(int(ExitCode.RUNTIME)) from None
 
 
+#: The extra of ``pyproject.toml`` that installs each optional top-level package.
+OPTIONAL_EXTRAS = {
+    "torch": "extract", "torchvision": "extract", "dask": "dask", "distributed": "dask",
+}
+
+
+def missing_module_message(exc: ImportError) -> str:
+    """One line for an :class:`ImportError` raised inside a command: the package that is
+    missing and what installs it (an optional extra, or a reinstall of lsfix for a core
+    dependency such as h5py or matplotlib)."""
+    top = (exc.name or "").split(".")[0]
+    if not top:  # no module name recorded: a broken install, say what Python said
+        return f"cannot import a module this command needs ({exc}); reinstall lsfix"
+    if top == "lsfix":
+        return f"lsfix is incompletely installed ({exc}); reinstall lsfix"
+    if isinstance(exc, ModuleNotFoundError):
+        what = f"needs the Python package {top!r}, which is not installed"
+    else:
+        what = f"cannot import the Python package {top!r} ({exc})"
+    extra = OPTIONAL_EXTRAS.get(top)
+    if extra is not None:
+        return f"{what}: pip install 'lsfix[{extra}]'"
+    return f"{what}; it is a dependency of lsfix: reinstall lsfix (pip install lsfix)"
+
+
 #: Command parameters that name files lsfix reads, and files it writes.
 INPUT_PARAMS = ("input", "inputs", "fit", "val", "params", "shards", "model", "dataset",
-                "weights", "class_names")
+                "weights", "class_names", "fit_labels")
 OUTPUT_PARAMS = ("output", "save_params", "plot", "report")
 
 

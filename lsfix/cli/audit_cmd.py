@@ -22,13 +22,16 @@ from lsfix.cli.common import (
     load,
     load_joined,
     report_format,
+    require_fit_labels,
     use_scheduler,
 )
 from lsfix.cli.curve_cmd import (
+    BootUnitOpt,
     ByOpt,
     LevelOpt,
     SeedOpt,
     check_boot,
+    check_boot_unit,
     render_table,
     result_rows,
 )
@@ -61,7 +64,8 @@ def audit_json(res: Any) -> dict[str, Any]:
         "temperature": res.temperature,
         "scores": [{"file": r.file, "score": r.score, **metrics_dict(r.metrics), "ci": None}
                    for r in res.results],
-        "paired_pnorm_minus_msp": paired_dict(res.paired),
+        "paired_pnorm_minus_msp": {**paired_dict(res.paired),
+                                   "unit": getattr(res, "bootstrap_unit", "row")},
         "excess_aurc_removed": None if res.excess_removed != res.excess_removed
         else res.excess_removed,
         "undefined": ({} if res.excess_removed == res.excess_removed else {
@@ -162,7 +166,9 @@ def write_report(res: Any, pred: Any, folder: str) -> list[str]:
         f"# lsfix audit: `{res.file}`\n\n**Verdict:** {res.verdict}\n\n"
         f"Evaluated on {res.n_eval} samples (convention `{res.convention}`). {fitted}\n\n"
         f"## Scores\n\n{markdown_table(rows, cols)}\n"
-        f"## pNorm vs MSP (paired bootstrap, {d.n_boot} replicates)\n\n"
+        f"## pNorm vs MSP (paired bootstrap, {d.n_boot} replicates"
+        f"{', resampling images' if getattr(res, 'bootstrap_unit', 'row') == 'image' else ''})"
+        "\n\n"
         f"AURC(pnorm) − AURC(msp) = {fmt(d.estimate)} "
         f"[{fmt(d.low)}, {fmt(d.high)}] at {d.level:.0%}; p = {fmt(d.p_value, 3)}\n\n"
         + _ls_markdown(res)
@@ -225,6 +231,10 @@ def audit_cmd(
     input: InputArg = "-",
     val: Annotated[str | None, typer.Option("--val", help="Labelled validation file to fit p "
                                                           "and T on.")] = None,
+    fit_labels: Annotated[str | None, typer.Option(
+        "--val-labels", "--fit-labels", metavar="FILE",
+        help="Labels for the --val file (same forms as --labels, which is for the input "
+             "only).")] = None,
     fit_fraction: Annotated[float, typer.Option(
         "--fit-fraction", help="Without --val: fraction of the input held out for fitting.")
     ] = 0.2,
@@ -241,6 +251,7 @@ def audit_cmd(
     with_files: WithOpt = None,
     ignore_index: IgnoreIndexOpt = None,
     scheduler: SchedulerOpt = "sync",
+    bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("audit"), use_scheduler(scheduler):
@@ -253,13 +264,19 @@ def audit_cmd(
         check_boot(bootstrap, level)
         if bootstrap < 1:
             raise UsageError("--bootstrap must be >= 1 for audit (the verdict needs it)")
+        check_boot_unit(bootstrap_unit, by)
         out_fmt = report_format(fmt)
         pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
                            need_labels=True, need_logits=True, ignore_index=ignore_index)
-        val_pred = (load(val, need_labels=True, need_logits=True, ignore_index=ignore_index)
+        if fit_labels is not None and val is None:
+            raise UsageError("--val-labels gives the labels of the --val file; pass --val too")
+        val_pred = (load(val, need_logits=True, ignore_index=ignore_index, labels=fit_labels)
                     if val else None)
+        if val_pred is not None:
+            require_fit_labels(val_pred, "--val-labels")
         res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
-                    convention=convention, n_boot=bootstrap, level=level, by=by)
+                    convention=convention, n_boot=bootstrap, level=level, by=by,
+                    bootstrap_unit=bootstrap_unit)
         from lsfix.pipeline import small_fit_warning
 
         small = small_fit_warning(res.fit)

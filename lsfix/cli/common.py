@@ -63,8 +63,10 @@ def use_scheduler(value: str) -> contextlib.AbstractContextManager[object]:
 
 
 def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False,
-         need_logits: bool = False, ignore_index: int | None = None) -> Predictions:
-    """Read and validate an input (``-`` = stdin)."""
+         need_logits: bool = False, ignore_index: int | None = None,
+         labels: str | None = None) -> Predictions:
+    """Read and validate an input (``-`` = stdin). ``labels``: a labels file for this input
+    alone (``--fit-labels`` for a ``--fit`` file), checked like ``--labels``."""
     from lsfix import inputs
     from lsfix.cli import inputopts
     from lsfix.cli.app import note
@@ -77,11 +79,24 @@ def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False
         note(f"lsfix: {line}")
     inputopts.adapt(pred, path, lambda msg: inputopts.warn_later(f"{cmd}: warning: {msg}"),
                     ignore_index=ignore_index)
+    if labels is not None:
+        inputopts.attach_labels(pred, labels, ignore_index=ignore_index)
     if need_labels:
         pred.require_labels("this command")
     if need_logits:
         inputs.require_logits(pred)
     return pred
+
+
+def require_fit_labels(pred: Predictions, option: str) -> None:
+    """A ``--fit``/``--val`` file without labels: exit 3 naming the file and the option that
+    gives them (``--labels`` is for the command's input only, never paired with this file)."""
+    from lsfix.errors import InputError
+
+    if pred.labels is None:
+        what = "no labels" if pred.foreign_format else "no /labels dataset"
+        raise InputError(f"{what}; fitting needs labels (pass {option} FILE; --labels is for "
+                         "the input only)", file=pred.name)
 
 
 WithOpt = Annotated[
@@ -296,6 +311,13 @@ def fit_from_json(doc: object, path: str) -> object:
     untrusted.expect(d.get("split", {}), dict, file=name, key="key 'split'", dataset=None)
     if "convention" in d:
         untrusted.expect(d["convention"], str, file=name, key="key 'convention'", dataset=None)
+    if "method" in d:
+        untrusted.expect(d["method"], str, file=name, key="key 'method'", dataset=None)
+        if len(d["method"]) > 40:
+            raise InputError("key 'method' is not a p-norm method", file=name)
+    if "centred" in d and not isinstance(d["centred"], bool):
+        raise InputError(f"key 'centred' must be true or false, got {str(d['centred'])[:40]}",
+                         file=name)
     d = dict(d)  # strict JSON writes an undefined AURC as null; the fit holds NaN
     if d.get("msp_aurc", 0.0) is None:
         d.pop("msp_aurc")

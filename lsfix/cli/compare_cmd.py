@@ -21,6 +21,7 @@ from lsfix.cli.common import (
 )
 from lsfix.cli.curve_cmd import (
     BootOpt,
+    BootUnitOpt,
     ByOpt,
     CoverageOpt,
     LevelOpt,
@@ -28,6 +29,7 @@ from lsfix.cli.curve_cmd import (
     RiskOpt,
     ScoreOpt,
     SeedOpt,
+    check_boot_unit,
     check_report_options,
     curve_lines,
     render_table,
@@ -39,7 +41,9 @@ from lsfix.errors import GateFailed, InputError, UsageError
 
 HELP = """Compare files × scores: one row each, the first file's rows being the baseline.
 Paired bootstrap of each row's AURC difference to the baseline when the files hold the same
-samples (same labels, same sample ids). --fail-if turns it into a CI gate (exit 4).
+samples (same labels, same sample ids); --bootstrap-unit image resamples whole images of
+dense files instead (the same images for both sides of a difference). --fail-if turns it into
+a CI gate (exit 4).
 
 Gate rules: METRIC OP VALUE, OP one of > >= < <=.
   'aurc>+0.002'  fails when a row's AURC exceeds its baseline's by more than 0.002
@@ -172,6 +176,7 @@ def compare(
     by: ByOpt = None,
     output: OutputOpt = "-",
     ignore_index: IgnoreIndexOpt = None,
+    bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("compare"):
@@ -182,6 +187,7 @@ def compare(
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
+        check_boot_unit(bootstrap_unit, by)
         rules = [parse_rule(t) for t in (fail_if or [])]
         if report is not None and Path(report).suffix.lower() not in (".md", ".markdown"):
             raise UsageError(f"--report {report!r} must end in .md")
@@ -208,6 +214,7 @@ def compare(
                 if why is not None:
                     raise InputError(f"cannot pair {preds[0].name} and {pred.name} for the "
                                      f"bootstrap: {why}")
+            clusters = paired_images(preds, bootstrap_unit)
             base_res = {r.score: r for r in results if r.file == base_name}
             for r in results:
                 if r.file == base_name:
@@ -217,9 +224,9 @@ def compare(
                     continue
                 d = paired_bootstrap(b.confidence, b.correct, r.confidence, r.correct,
                                      n_boot=bootstrap, seed=seed, level=level,
-                                     convention=convention)
+                                     convention=convention, clusters=clusters)
                 paired.append({"file": r.file, "score": r.score, "baseline": b.file,
-                               **paired_dict(d, percent=percent)})
+                               "unit": bootstrap_unit, **paired_dict(d, percent=percent)})
 
         breaches: list[str] = []
         checks: list[dict[str, str]] = []  # every rule on every row, for the report
@@ -352,6 +359,25 @@ def _paired_text(paired: list[dict[str, Any]]) -> str:
                      f"[{fmt(p['low'], 4)}, {fmt(p['high'], 4)}] ({p['level']:.0%}), "
                      f"p = {fmt(p['p_value'], 3)}")
     return "\n".join(lines) + "\n"
+
+
+def paired_images(preds: list[Any], unit: str) -> Any:
+    """``--bootstrap-unit image``: the image of every evaluated row of the baseline, shared by
+    every paired difference (the files hold the same samples, :func:`same_samples`; each must
+    be dense with the same pixels per image, so its rows are the same images'); ``None`` for
+    ``row``."""
+    from lsfix.dense import evaluated_images, items_and_pixels
+
+    if unit == "row":
+        return None
+    shape = items_and_pixels(preds[0], "--bootstrap-unit image")
+    for pred in preds[1:]:
+        other = items_and_pixels(pred, "--bootstrap-unit image")
+        if other != shape:
+            raise InputError(f"cannot pair {preds[0].name} and {pred.name} by image: "
+                             f"{shape[0]} images of {shape[1]} pixels vs {other[0]} of "
+                             f"{other[1]}")
+    return evaluated_images(preds[0], unit)
 
 
 def compare_by(preds: list[Any], score: list[str] | None, by: str, *, convention: str,

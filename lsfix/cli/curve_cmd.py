@@ -54,6 +54,18 @@ ByOpt = Annotated[str | None, typer.Option(
     "--by", metavar="class|predicted|image|NAME",
     help="Also report every metric per group: true class, predicted class, image (dense "
          "files), or a group NAME (/groups/NAME or a table column); 'all' is the whole file.")]
+BootUnitOpt = Annotated[str, typer.Option(
+    "--bootstrap-unit", metavar="row|image",
+    help="What the bootstrap resamples: rows, or whole images of a dense file (pixels of "
+         "one image are not independent; paired differences draw the same images for both).")]
+
+
+def check_boot_unit(unit: str, by: str | None) -> None:
+    """``--bootstrap-unit``: ``row`` or ``image``, and ``image`` not with ``--by``."""
+    if unit not in ("row", "image"):
+        raise UsageError(f"--bootstrap-unit must be row or image, got {unit!r}")
+    if unit == "image" and by is not None:
+        raise UsageError("--bootstrap-unit image does not go with --by (groups resample rows)")
 
 
 def check_boot(n_boot: int, level: float) -> None:
@@ -249,10 +261,7 @@ def curve(
         "--rank-map", metavar="PATH",
         help="Dense files: plot each image's per-pixel uncertainty rank under the first "
              "score (.png/.svg/.pdf; up to 12 images).")] = None,
-    bootstrap_unit: Annotated[str, typer.Option(
-        "--bootstrap-unit", metavar="row|image",
-        help="What the bootstrap resamples: rows, or whole images of a dense file (pixels of "
-             "one image are not independent).")] = "row",
+    bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
     memory_limit: Annotated[str, typer.Option(
         "--memory-limit", metavar="SIZE",
@@ -276,10 +285,7 @@ def curve(
             plot_format(rank_map)
             if by is not None:
                 raise UsageError("--rank-map does not go with --by")
-        if bootstrap_unit not in ("row", "image"):
-            raise UsageError(f"--bootstrap-unit must be row or image, got {bootstrap_unit!r}")
-        if bootstrap_unit == "image" and by is not None:
-            raise UsageError("--bootstrap-unit image does not go with --by (groups resample rows)")
+        check_boot_unit(bootstrap_unit, by)
         from lsfix.cli import inputopts
         from lsfix.predictions import deferring_dense_labels
 
@@ -295,9 +301,12 @@ def curve(
         if subsample is not None:
             from lsfix.cli.app import note
             from lsfix.dense import apply_subsample
+            from lsfix.pipeline import excluded_rows
 
             kept = apply_subsample(pred, subsample, seed)
-            note(f"lsfix curve: {kept} pixels drawn (--subsample-pixels {subsample}, seed {seed})")
+            ex = excluded_rows(pred)
+            note(f"lsfix curve: {kept} pixels drawn (--subsample-pixels {subsample}, seed {seed}); "
+                 f"not drawn {ex.not_drawn}, ignored {ex.ignored}, fit rows {ex.fit}")
         if by is not None:
             write_text_atomic(output, curve_by(pred, score, by, out_fmt, convention, covs, risks,
                                                bootstrap, seed, level, percent))
@@ -306,10 +315,11 @@ def curve(
         if pred.deferred_labels is not None or (may_bound and wanted(pred, score, limit)):
             from lsfix.outofcore import CURVE_POINTS, evaluate_bounded
 
-            results, curves, oracle = evaluate_bounded(
+            results, curves, oracle, ex = evaluate_bounded(
                 pred, score, convention=convention, coverages=covs, risks=risks,
                 curve_points=CURVE_POINTS if plot is not None else 0)
-            _report(pred, results, out_fmt, convention, percent, plot, output, curves, oracle)
+            _report(pred, results, out_fmt, convention, percent, plot, output, curves, oracle,
+                    ex, bootstrap_unit)
             return
         clusters = None
         if bootstrap_unit == "image":
@@ -322,20 +332,30 @@ def curve(
             from lsfix.dense import write_rank_map
 
             write_rank_map(pred, results[0], rank_map)
-        _report(pred, results, out_fmt, convention, percent, plot, output, None, None)
+        _report(pred, results, out_fmt, convention, percent, plot, output, None, None, None,
+                bootstrap_unit)
 
 
 def _report(pred: Any, results: list[Any], out_fmt: str, convention: str, percent: bool,
-            plot: str | None, output: str, curves: list[Any] | None, oracle: Any) -> None:
-    """Print (or write) the report of ``results`` and draw the RC plot."""
+            plot: str | None, output: str, curves: list[Any] | None, oracle: Any,
+            ex: Any, bootstrap_unit: str) -> None:
+    """Print (or write) the report of ``results`` and draw the RC plot. ``ex``: the
+    excluded-row counts (:class:`lsfix.pipeline.ExcludedRows`; counted from ``pred`` when
+    None)."""
     from lsfix.io import write_text_atomic
     from lsfix.report import document, dumps, tsv
 
     warn_undefined("curve", results)
     if out_fmt == "json":
+        if ex is None:
+            from lsfix.pipeline import excluded_rows
+
+            ex = excluded_rows(pred)
         text = dumps(document("curve", {
             "file": pred.name, "convention": convention, "percent": percent,
             "n_fit_excluded": int(pred.fit_mask.sum()) if pred.fit_mask is not None else 0,
+            "n_ignored": ex.ignored, "n_not_drawn": ex.not_drawn,
+            "bootstrap_unit": bootstrap_unit,
             "results": result_json(results, percent=percent),
         }))
     else:

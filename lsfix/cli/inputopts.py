@@ -148,7 +148,11 @@ def attach_labels(pred: Any, spec: str, *, ignore_index: int | None = None) -> N
     from lsfix.foreign import read_labels_file
     from lsfix.predictions import validate_labels
 
-    raw, name = read_labels_file(spec)
+    spatial = tuple(getattr(getattr(pred, "logits", None), "spatial", ()) or ())
+    dense_shape = None
+    if spatial:
+        dense_shape = (pred.logits.shape[0] // int(np.prod(spatial)), *spatial)
+    raw, name = read_labels_file(spec, dense_shape)
     if getattr(pred, "logits", None) is None:
         raise UsageError(f"--labels: {pred.name} holds scores and their correctness, not "
                          "logits; labels cannot be added to it")

@@ -24,6 +24,7 @@ from lsfix.cli.common import (
     parse_grid,
     read_json_file,
     require_finite_scores,
+    require_fit_labels,
     use_scheduler,
 )
 from lsfix.errors import UsageError
@@ -39,11 +40,18 @@ and 'compare' evaluate), or reused from a saved fit (--params P.json). Tuning pi
 --grid with the lowest held-out AURC and falls back to MSP when MSP is no worse. With none of
 these, a labelled input is tuned on --fit-fraction 0.2 --seed 0.
 
+--no-centre uses the un-centred variant max_k z_k / ||z||_p (the paper's Cityscapes score,
+pnorm_raw:P in 'score' and 'curve') for every way of choosing p; the scores land in
+/scores/pnorm_raw and the saved fit records "centred": false. --fit-labels gives the labels of
+the --fit file (--labels is for the input only).
+
 Examples:
 
   lsfix normalise test.h5 --fit val.h5 --save-params p.json -o test.pnorm.h5
 
   lsfix score a.h5 | lsfix normalise a.h5 --with - | lsfix curve -
+
+  lsfix normalise city.h5 --no-centre --fit city_val.h5 -o city.pnorm_raw.h5
 """
 
 
@@ -66,8 +74,19 @@ def normalise(
         "--save-params", help="Write the fit (choice, grid, split) as JSON.")] = None,
     grid: Annotated[str, typer.Option("--grid", help="p values to try: 0-9 or 0,1,2,...")
                     ] = "0-9",
+    centre: Annotated[bool | None, typer.Option(
+        "--centre/--no-centre",
+        help="Centre the logits first (MaxLogit-pNorm, the default) or not (the paper's "
+             "Cityscapes variant max_k z_k / ||z||_p, pnorm_raw). Default: centred, or what "
+             "--params recorded.")] = None,
+    fit_labels: Annotated[str | None, typer.Option(
+        "--fit-labels", "--val-labels", metavar="FILE",
+        help="Labels for the --fit file (same forms as --labels, which is for the input "
+             "only).")] = None,
     convention: ConventionOpt = "lsfix",
-    name: Annotated[str, typer.Option("--name", help="Score dataset name.")] = "pnorm",
+    name: Annotated[str | None, typer.Option(
+        "--name", help="Score dataset name (default pnorm, or pnorm_raw with --no-centre).")
+                    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing score.")
                          ] = False,
     with_files: WithOpt = None,
@@ -81,7 +100,7 @@ def normalise(
 ) -> None:
     with handle_errors("normalise"), use_scheduler(scheduler):
         from lsfix import parallel
-        from lsfix.core import PNormFit, tune_pnorm
+        from lsfix.core import PNormFit
         from lsfix.io import dumps_json, refuse_binary_to_tty, write_text_atomic
         from lsfix.pipeline import describe_fit, fit_on_rows
         from lsfix.schema import write_predictions
@@ -93,6 +112,18 @@ def normalise(
         if len(chosen) > 1:
             raise UsageError(f"give only one of --p, --fit, --fit-fraction, --params "
                              f"(got {', '.join(chosen)})")
+        if fit_labels is not None and fit is None:
+            raise UsageError("--fit-labels gives the labels of the --fit file; pass --fit too")
+        saved = None
+        if params is not None:  # read first: the saved fit decides the variant
+            saved = fit_from_json(read_json_file(params), params)  # size, depth, NaN checked
+            if centre is not None and centre != saved.centred:  # type: ignore[attr-defined]
+                was = "centred" if saved.centred else "un-centred"  # type: ignore[attr-defined]
+                raise UsageError(f"{params}: --{'' if centre else 'no-'}centre contradicts "
+                                 f"this saved fit, which is {was}; drop the option")
+            centre = saved.centred  # type: ignore[attr-defined]
+        if name is None:
+            name = "pnorm" if centre is not False else "pnorm_raw"
         if not name.replace("_", "").isalnum():
             raise UsageError(f"--name must be letters, digits and _, got {name!r}")
         refuse_binary_to_tty(output)
@@ -111,6 +142,7 @@ def normalise(
 
             # printed when the command succeeds: a failure stays one stderr line
             warn_later(f"lsfix normalise: {pred.name}: {BINARY_NOTE}")
+        centred = centre is not False  # a --params fit decided it above
         if binary and p is None and params is None:
             # nothing to tune: p = 0 is MSP's ranking, every p >= 1 a constant
             chosen, fit, fit_fraction = ["binary"], None, None
@@ -122,22 +154,28 @@ def normalise(
             fit_fraction = 0.2
         if p is not None:
             fitted = PNormFit(p=check_p(p), fallback_msp=False, grid=(), msp_aurc=float("nan"),
-                              convention=convention, split={"kind": "fixed"})
+                              convention=convention, split={"kind": "fixed"}, centred=centred)
         elif fit is not None:
-            val = load(fit, need_labels=True, need_logits=True, ignore_index=ignore_index)
+            val = load(fit, need_logits=True, ignore_index=ignore_index, labels=fit_labels)
+            require_fit_labels(val, "--fit-labels")
             if val.k != pred.k:
                 raise UsageError(f"{val.name} has K={val.k} classes, {pred.name} has K={pred.k}")
-            fitted = tune_pnorm(val.logits, val.labels, grid=p_grid, convention=convention,
-                                split={"kind": "file", "file": val.name, "n": val.n})
+            import numpy as np
+
+            rows = np.ones(val.n, dtype=bool)  # every labelled row; ignored pixels never
+            fitted = fit_on_rows(val, rows, grid=p_grid, convention=convention, centred=centred,
+                                 split={"kind": "file", "file": val.name,
+                                        "n": int(val.n if val.keep is None else val.keep.sum())})
             val.close()
         elif binary and params is None:
             fitted = PNormFit(p=None, fallback_msp=True, grid=(), msp_aurc=float("nan"),
-                              convention=convention,
+                              convention=convention, centred=centred,
                               split={"kind": "none", "reason": "single-logit (binary) model: "
-                                     "centred pNorm has nothing to normalise"})
-        elif params is not None:
-            doc = read_json_file(params)  # size, depth, NaN/Infinity checked
-            fitted = fit_from_json(doc, params)
+                                     + ("centred pNorm has nothing to normalise" if centred
+                                        else "un-centred pNorm of (0, z) is max(0, z) at p = 0 "
+                                        "and a step at p >= 1: nothing to tune")})
+        elif saved is not None:
+            fitted = saved
         else:
             assert fit_fraction is not None
             pred.require_labels("--fit-fraction")
@@ -148,6 +186,7 @@ def normalise(
 
             fit_mask = fit_split(pred, fit_fraction, seed)  # dense: whole images
             fitted = fit_on_rows(pred, fit_mask, grid=p_grid, convention=convention,
+                                 centred=centred,
                                  split={"kind": "fraction", "fraction": fit_fraction,
                                         "seed": seed, "n": int(fit_mask.sum()),
                                         **({"unit": "image"} if is_dense(pred) else {})})
@@ -179,13 +218,14 @@ def normalise(
 
                     warn_later(f"lsfix normalise: warning: {small}")
             else:
-                note(f"lsfix normalise: fixed p={fitted.p:g}" if fitted.p is not None
+                variant = "" if fitted.centred else " (un-centred pNorm)"
+                note(f"lsfix normalise: fixed p={fitted.p:g}{variant}" if fitted.p is not None
                      else "lsfix normalise: MSP (from saved fit)")
             if fit_mask is not None:
                 note(f"lsfix normalise: tuned on {int(fit_mask.sum())} of {pred.n} rows "
                      f"(seed {seed}); curve/compare evaluate the other "
                      f"{pred.n - int(fit_mask.sum())}")
-        method = "msp" if fitted.fallback_msp else "maxlogit_pnorm"
+        method = "msp" if fitted.fallback_msp else fitted.to_dict()["method"]
         new = {name: (values, method, fitted.to_dict())}
         if copy_logits:
             write_predictions(output, pred, new_scores=new, overwrite=overwrite,

@@ -12,11 +12,17 @@ resampled with the same indices; the statistic is the difference ``B − A``. Th
 bootstrap p-value is ``min(1, 2·(min(#(d ≤ 0), #(d ≥ 0)) + 1) / (n_valid + 1))`` over the
 valid replicates ``d`` (the +1 keeps it above 0: the smallest reportable value is
 ``2 / (n_valid + 1)``).
+
+Cluster (image-level) bootstrap, single and paired: with one cluster id per row (the image of
+each pixel of a dense file) a replicate draws the clusters instead of the rows and counts
+every row of a drawn cluster as often as its cluster was drawn; paired, both scores get the
+same drawn clusters. One loop (``_replicate_counts``) draws for all of them.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +137,32 @@ def bootstrap_ci(
                                 risks=risks)
 
 
+def _replicate_counts(n: int, clusters: np.ndarray | None, n_boot: int, seed: int
+                      ) -> Iterator[np.ndarray | None]:
+    """The one resampling loop of this module: per replicate, how often each of the ``n``
+    rows was drawn (float64), or ``None`` when only empty clusters were drawn.
+
+    ``clusters=None`` draws rows (``rng.integers(0, n, n)``); cluster ids ``0..G-1`` per row
+    draw clusters (``rng.integers(0, G, G)``, ``G`` = largest id + 1) and count every row as
+    often as its cluster. Single, cluster and paired bootstraps all use it, so a paired
+    replicate applies the same draw to both scores."""
+    n_draw = n if clusters is None else (int(clusters.max()) + 1 if clusters.shape[0] else 0)
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        drawn = np.bincount(rng.integers(0, n_draw, n_draw), minlength=n_draw)
+        counts = (drawn if clusters is None else drawn[clusters]).astype(np.float64)
+        yield counts if counts.any() else None
+
+
+def _check_clusters(clusters: Any, n: int) -> np.ndarray:
+    """Cluster ids as ``intp``: non-negative integers, one per row."""
+    g = np.asarray(clusters)
+    if g.shape != (n,) or g.dtype.kind not in "iu" or (g.shape[0] and int(g.min()) < 0):
+        raise InputError(f"clusters must be non-negative integers of shape ({n},), got "
+                         f"{g.dtype} {g.shape}")
+    return g.astype(np.intp, copy=False)
+
+
 def _resampled_intervals(c: np.ndarray, y: np.ndarray, clusters: np.ndarray | None, *,
                          n_boot: int, seed: int, level: float, convention: str,
                          metrics: tuple[str, ...], coverages: tuple[float, ...],
@@ -142,15 +174,11 @@ def _resampled_intervals(c: np.ndarray, y: np.ndarray, clusters: np.ndarray | No
     rs = _Resampler(c, y)
     kw = {"convention": convention, "coverages": tuple(coverages), "risks": tuple(risks)}
     full = metrics_from_blocks(rs.blocks, **kw)
-    n_draw = c.shape[0] if clusters is None else int(clusters.max()) + 1
-    rng = np.random.default_rng(seed)
     names = [*metrics, *(f"risk@{v:g}" for v in coverages),
              *(f"coverage@{v:g}" for v in risks)]
     reps = np.full((len(names), n_boot), np.nan)
-    for i in range(n_boot):
-        drawn = np.bincount(rng.integers(0, n_draw, n_draw), minlength=n_draw)
-        counts = (drawn if clusters is None else drawn[clusters]).astype(np.float64)
-        if not counts.any():  # only empty clusters drawn: undefined, left out
+    for i, counts in enumerate(_replicate_counts(c.shape[0], clusters, n_boot, seed)):
+        if counts is None:  # only empty clusters drawn: undefined, left out
             continue
         reps[:, i] = _values(metrics_from_blocks(rs.replicate(counts), **kw), metrics)
     out = {}
@@ -181,10 +209,15 @@ def paired_bootstrap(
     level: float = 0.95,
     metric: str = "aurc",
     convention: str = "lsfix",
+    clusters: Any = None,
 ) -> PairedDifference:
     """Paired bootstrap of ``metric(B) − metric(A)``, resampling samples jointly.
 
-    Both inputs must describe the same ``n`` samples in the same order.
+    Both inputs must describe the same ``n`` samples in the same order. ``clusters`` (one id
+    in ``0..G-1`` per row, e.g. the image of each pixel) makes it a paired **cluster**
+    bootstrap: a replicate draws ``G`` clusters with replacement and both scores get the same
+    drawn clusters (:func:`cluster_bootstrap_ci`'s draws); with ``clusters = arange(n)`` it is
+    exactly the row version. A replicate that draws only empty clusters is left out.
     """
     _check(n_boot, level)
     _check_convention(convention)
@@ -197,11 +230,11 @@ def paired_bootstrap(
     ra, rb = _Resampler(ca, ya), _Resampler(cb, yb)
     est = (getattr(metrics_from_blocks(rb.blocks, convention=convention), metric)
            - getattr(metrics_from_blocks(ra.blocks, convention=convention), metric))
-    n = ca.shape[0]
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(n_boot)
-    for i in range(n_boot):
-        counts = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
+    g = None if clusters is None else _check_clusters(clusters, ca.shape[0])
+    diffs = np.full(n_boot, np.nan)
+    for i, counts in enumerate(_replicate_counts(ca.shape[0], g, n_boot, seed)):
+        if counts is None:  # only empty clusters drawn: undefined, left out
+            continue
         ma = metrics_from_blocks(ra.replicate(counts), convention=convention)
         mb = metrics_from_blocks(rb.replicate(counts), convention=convention)
         diffs[i] = getattr(mb, metric) - getattr(ma, metric)
@@ -250,10 +283,7 @@ def cluster_bootstrap_ci(
     _check(n_boot, level)
     _check_convention(convention)
     c, y = _as_inputs(confidence, correct)
-    g = np.asarray(clusters)
-    if g.shape != c.shape or g.dtype.kind not in "iu" or (g.shape[0] and int(g.min()) < 0):
-        raise InputError(f"clusters must be non-negative integers of shape {c.shape}, got "
-                         f"{g.dtype} {g.shape}")
-    return _resampled_intervals(c, y, g.astype(np.intp, copy=False), n_boot=n_boot, seed=seed,
+    g = _check_clusters(clusters, c.shape[0])
+    return _resampled_intervals(c, y, g, n_boot=n_boot, seed=seed,
                                 level=level, convention=convention, metrics=metrics,
                                 coverages=coverages, risks=risks)

@@ -47,10 +47,21 @@ from typing import Any
 
 import numpy as np
 
+from lsfix.core import tunepass
 from lsfix.core.metrics import CONVENTIONS, aurc
 from lsfix.core.rowblocks import piece_rows_for, run_pieces
-from lsfix.core.source import RowSource, as_rows, iter_chunks
+from lsfix.core.source import RowSource, as_rows, chunk_rows_for, iter_chunks
 from lsfix.core.stream import can_stream, check_labels_shape, msp_stream
+from lsfix.core.tunepass import (
+    TunePlan,
+    TuneRows,
+    TuneScratch,
+    finish,
+    finish_msp,
+    finish_one,
+    scale_rows,
+    tune_rows,
+)
 from lsfix.errors import InputError, UsageError
 
 #: Score names that need no parameter.
@@ -220,7 +231,7 @@ def _pnorm_many(z: np.ndarray, ps: Sequence[float], work: _PNormWork | None = No
     m = np.maximum(top, -low)  # max |x|
     a = work.get("a", shape)
     np.abs(x, out=a)
-    a *= (1.0 / m)[:, None]  # |x| / max|x|, in [0, 1]: no overflow at any p
+    scale_rows(a, m)  # |x| / max|x|, in [0, 1]: no overflow at any p
     rel_top = top / m  # max(x)/m, in (0, 1]
     out = np.empty((z.shape[0], len(ps)))
     if any(float(p) == 1 for p in ps):
@@ -248,20 +259,41 @@ def _pnorm_many(z: np.ndarray, ps: Sequence[float], work: _PNormWork | None = No
 
 
 def _pnorm_raw(z: np.ndarray, p: float) -> np.ndarray:
-    """Un-centred MaxLogit-pNorm ``max_k z_k / ‖z‖_p`` (``p = 0``: ``max_k z_k``), per row.
+    """Un-centred MaxLogit-pNorm ``max_k z_k / ‖z‖_p`` (``p = 0``: ``max_k z_k``), per row
+    (:func:`_pnorm_raw_many` with one p: the fixed score and the tuned one are the same
+    numbers)."""
+    return _pnorm_raw_many(z, [p])[:, 0]
+
+
+def _pnorm_raw_many(z: np.ndarray, ps: Sequence[float], work: _PNormWork | None = None
+                    ) -> np.ndarray:
+    """Un-centred MaxLogit-pNorm for several p at once; shape (r, len(ps)).
 
     Computed scaled, ``(max z / m) / ‖z / m‖_p`` with ``m = max_k |z_k|``, so no power
-    overflows; a row of zeros scores 0."""
-    top = z.max(axis=1)
-    if p == 0:
-        return top.astype(np.float64, copy=True)
-    m = np.abs(z).max(axis=1)
+    overflows; a row of zeros scores 0. ``|z| / m`` is formed once for every p, and integer
+    ``p`` in 2..9 take their power sums from products of stored powers (:func:`_power_sums`),
+    as centred pNorm does."""
+    work = work or _PNormWork()
+    top = z.max(axis=1).astype(np.float64)
+    a = work.get("raw_a", (z.shape[0], z.shape[1]))
+    np.abs(z, out=a)
+    m = a.max(axis=1)
     zero = m == 0
     m_safe = np.where(zero, 1.0, m)
-    a = np.abs(z) / m_safe[:, None]
-    s_p = a.sum(axis=1) if p == 1 else np.power(a, p).sum(axis=1)
-    s_p[zero] = 1.0  # a row of zeros: no 0/0 (set to 0 below)
-    out = (top / m_safe) / np.power(s_p, 1.0 / p)
+    np.divide(a, m_safe[:, None], out=a)  # |z| / max|z|, in [0, 1]
+    rel_top = top / m_safe
+    sums = _power_sums(a, {int(p) for p in ps if float(p).is_integer() and 2 <= p <= 9}, work)
+    out = np.empty((z.shape[0], len(ps)))
+    for i, p in enumerate(ps):
+        pf = float(p)
+        if pf == 0:
+            out[:, i] = top
+            continue
+        s_p = sums.get(int(pf)) if pf.is_integer() and pf != 1 else None
+        if s_p is None:
+            s_p = a.sum(axis=1) if pf == 1 else np.power(a, pf).sum(axis=1)
+        s_p = np.where(zero, 1.0, s_p)  # a row of zeros: no 0/0 (set to 0 below)
+        out[:, i] = rel_top / np.power(s_p, 1.0 / pf)
     out[zero] = 0.0
     return out
 
@@ -329,7 +361,8 @@ class ScoreSpec:
             return lambda ch: _pnorm_many(ch.z, [p], work)[:, 0]
         if f == "pnorm_raw":
             pr = float(self.param)  # type: ignore[arg-type]
-            return lambda ch: _pnorm_raw(ch.z, pr)
+            raw_work = _PNormWork()
+            return lambda ch: _pnorm_raw_many(ch.z, [pr], raw_work)[:, 0]
         if f == "energy":
             t = 1.0 if self.param is None else float(self.param)
             return lambda ch: _energy(ch, t)
@@ -651,6 +684,10 @@ class PNormFit:
         ``to_dict``: 0 for a fit read back from JSON).
     split : dict
         How the fit samples were chosen (e.g. ``{"kind": "file", "file": "val.h5"}``).
+    centred : bool
+        Which MaxLogit-pNorm: centred (``pnorm``, the default) or un-centred (``pnorm_raw``,
+        the paper's Cityscapes variant). Saved as ``"centred"`` and in ``"method"``
+        (``maxlogit_pnorm`` or ``maxlogit_pnorm_raw``).
     """
 
     p: float | None
@@ -661,14 +698,19 @@ class PNormFit:
     n_fit: int = 0
     split: dict[str, Any] = field(default_factory=dict)
     n_errors: int = field(default=0, compare=False)
+    #: False: the un-centred variant ``max_k z_k / ‖z‖_p`` (``pnorm_raw``) was tuned
+    centred: bool = True
 
     FORMAT = "lsfix.pnorm_fit"
     VERSION = 1
 
     @property
     def spec(self) -> ScoreSpec:
-        """The score this fit selects (``pnorm:p``, or ``msp`` on fallback)."""
-        return ScoreSpec("msp") if self.p is None else ScoreSpec("pnorm", self.p)
+        """The score this fit selects (``pnorm:p`` or ``pnorm_raw:p``, or ``msp`` on
+        fallback)."""
+        if self.p is None:
+            return ScoreSpec("msp")
+        return ScoreSpec("pnorm" if self.centred else "pnorm_raw", self.p)
 
     def score(self, logits: Any) -> np.ndarray:
         """Apply the fitted choice to new logits."""
@@ -678,7 +720,8 @@ class PNormFit:
         return {
             "format": self.FORMAT,
             "version": self.VERSION,
-            "method": "maxlogit_pnorm",
+            "method": "maxlogit_pnorm" if self.centred else "maxlogit_pnorm_raw",
+            "centred": self.centred,
             "p": _plain(self.p),
             "fallback_msp": self.fallback_msp,
             "objective": f"aurc ({self.convention})",
@@ -704,6 +747,12 @@ class PNormFit:
             conv = str(d.get("convention", "lsfix"))
             if conv not in CONVENTIONS:
                 raise InputError(f"unknown convention {conv!r} in fit")
+            centred = d.get("centred", True)  # fits saved before the variant existed: centred
+            if not isinstance(centred, bool):
+                raise InputError(f"'centred' must be true or false, got {centred!r}")
+            method = d.get("method", "maxlogit_pnorm")
+            if method != ("maxlogit_pnorm" if centred else "maxlogit_pnorm_raw"):
+                raise InputError(f"inconsistent fit: method {method!r} with centred={centred}")
             return cls(
                 p=None if p is None else _check_p(p),
                 fallback_msp=fallback,
@@ -712,6 +761,7 @@ class PNormFit:
                 convention=conv,
                 n_fit=int(d.get("n_fit", 0)),
                 split=dict(d.get("split", {})),
+                centred=centred,
             )
         except (KeyError, TypeError, ValueError, UsageError) as exc:
             if isinstance(exc, InputError):
@@ -725,6 +775,84 @@ def _plain(p: float | None) -> float | int | None:
     return int(p) if float(p).is_integer() else float(p)
 
 
+def _tune_pass(src: RowSource, y: np.ndarray, plan: TunePlan, out: TuneRows,
+               correct: np.ndarray, chunk_rows: int | None, threads: int | None,
+               mask: np.ndarray | None) -> None:
+    """One read of ``src``: fill ``out`` (every p's per-row parts and MSP's ``S``) and
+    ``correct`` for every row, or for the rows where ``mask`` is True (in row order).
+    Plain float logits go through :func:`lsfix.core.rowblocks.run_pieces` (stored dtype,
+    storage-aligned blocks, pieces in worker threads, one scratch per thread); other sources
+    (binary, dense, or an explicit ``chunk_rows``) through their float64 chunks, in the
+    calling thread. Each row's numbers come from that row alone. Every row is checked finite,
+    selected or not."""
+    n, k = src.shape
+    rows = min(max(n, 1), piece_rows_for(k, tunepass.SUB_ELEMENTS))  # float64 planes
+    first_out = None if mask is None else np.concatenate(([0], np.cumsum(mask)))
+    # a sparse mask: wider pieces (up to 16x), so a piece still selects about `rows` rows
+    spread = 1 if first_out is None else min(16, max(1, n // max(1, int(first_out[-1]))))
+    piece_elements = tunepass.SUB_ELEMENTS * spread
+    p_rows = min(max(n, 1), piece_rows_for(k, piece_elements))
+
+    def piece(z: np.ndarray, start: int, sc: TuneScratch) -> bool:
+        r = z.shape[0]
+        a, hi, lo = sc.arg[:r], sc.zmax[:r], sc.zmin[:r]
+        if not sc.extremes(z):
+            return True
+        yz = y[start : start + r]
+        o = start
+        if first_out is not None:
+            take = np.flatnonzero(mask[start : start + r])  # type: ignore[index]
+            if take.shape[0] == 0:
+                return False
+            if take.shape[0] < r:
+                z = np.take(z, take, axis=0, out=sc.taken(z.dtype)[: take.shape[0]])
+                a, hi, lo, yz = a[take], hi[take], lo[take], yz[take]
+            o = int(first_out[start])
+        m = z.shape[0]
+        np.equal(a, yz, out=correct[o : o + m])
+        for q in range(0, m, sc.rows):
+            e = min(m, q + sc.rows)
+            tune_rows(z[q:e], a[q:e], hi[q:e], lo[q:e], sc, out.part(o + q, o + e))
+        return False
+
+    def scratch() -> TuneScratch:
+        return TuneScratch(rows, k, plan, piece_rows=p_rows)
+
+    if chunk_rows is None and can_stream(src):
+        run_pieces(src, piece, scratch, threads=threads, piece_elements=piece_elements)
+        return
+    sc = scratch()
+    for start, z in iter_chunks(src, chunk_rows or chunk_rows_for(k)):
+        for p0 in range(0, z.shape[0], p_rows):
+            if piece(z[p0 : p0 + p_rows], start + p0, sc):
+                bad = start + p0 + int(np.argmin(np.isfinite(z[p0 : p0 + p_rows]).all(axis=1)))
+                raise InputError(f"non-finite logit value(s) (NaN or inf); first in row {bad}")
+
+
+def _tune_parts(src: RowSource, y: np.ndarray, ps: Sequence[float], chunk_rows: int | None,
+                threads: int | None, mask: np.ndarray | None
+                ) -> tuple[TunePlan, TuneRows, np.ndarray]:
+    """One read of ``src``: the per-row parts of every ``p`` and MSP, and ``argmax == y``, for
+    the rows of ``src`` (all, or those where ``mask`` is True)."""
+    plan = TunePlan.for_grid(ps)
+    m = src.shape[0] if mask is None else int(np.count_nonzero(mask))
+    rows = TuneRows.empty(m, plan)
+    correct = np.empty(m, dtype=bool)
+    _tune_pass(src, y, plan, rows, correct, chunk_rows, threads, mask)
+    return plan, rows, correct
+
+
+def _grid_scores(src: RowSource, y: np.ndarray, ps: Sequence[float], chunk_rows: int | None,
+                 threads: int | None = None, mask: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every ``p``'s pNorm score ``(len(ps), m)``, log-MSP ``(m,)`` and ``argmax == y`` of
+    the ``m`` rows of ``src`` (all, or those where ``mask`` is True) from one read of
+    ``src``; bit-identical to :func:`pnorm` and :func:`msp` (lsfix.core.tunepass)."""
+    plan, rows, correct = _tune_parts(src, y, ps, chunk_rows, threads, mask)
+    conf, msp_conf = finish(rows, ps, plan, src.shape[1])
+    return conf, msp_conf, correct
+
+
 def tune_pnorm(
     logits: Any,
     labels: Any,
@@ -733,10 +861,14 @@ def tune_pnorm(
     convention: str = "lsfix",
     split: dict[str, Any] | None = None,
     chunk_rows: int | None = None,
+    threads: int | None = None,
+    centred: bool = True,
+    rows: Any = None,
 ) -> PNormFit:
     """Choose ``p`` for MaxLogit-pNorm by held-out AURC, falling back to MSP.
 
-    Every ``p`` in ``grid`` is scored in one chunked pass; the ``p`` with the lowest AURC wins
+    Every ``p`` in ``grid`` and MSP are scored in one pass over the logits (read once, in
+    blocks; never loaded whole: lsfix.core.tunepass); the ``p`` with the lowest AURC wins
     (ties: the smallest ``p``). MSP is chosen instead when its AURC is ``≤`` that best AURC.
 
     Parameters
@@ -748,6 +880,19 @@ def tune_pnorm(
         Candidate ``p`` values (default ``0..9``).
     convention : str
         AURC convention of the objective.
+    chunk_rows : int, optional
+        Read the logits through float64 chunks of this many rows (in the calling thread).
+    threads : int, optional
+        Worker threads for plain ``(N, K)`` logits (default: ``LSFIX_THREADS`` or the CPUs,
+        :func:`lsfix.core.rowblocks.thread_count`); the fit never depends on it.
+    centred : bool
+        ``False`` tunes the un-centred variant ``max_k z_k / ‖z‖_p`` (``pnorm_raw``) with the
+        same objective and the same MSP fallback (scored by the general chunked path, in the
+        calling thread).
+    rows : array of bool, shape (n,), optional
+        Tune on these rows only (``labels`` still has one entry per row of ``logits``). The
+        logits are read once, whole blocks in their stored dtype; every row is checked
+        finite. The fit equals tuning on the selected rows alone.
     """
     ps = [_check_p(p) for p in grid]
     if not ps:
@@ -757,16 +902,39 @@ def tune_pnorm(
     y = np.asarray(labels)
     if y.shape != (n,):
         raise InputError(f"labels shape {y.shape} does not match logits rows ({n},)")
-    conf = np.empty((n, len(ps)))
-    msp_conf = np.empty(n)
-    correct = np.empty(n, dtype=bool)
-    work = _PNormWork()
-    for start, z in iter_chunks(src, chunk_rows):
-        stop = start + z.shape[0]
-        conf[start:stop] = _pnorm_many(z, ps, work)
-        msp_conf[start:stop] = _msp(_Chunk(z))
-        correct[start:stop] = np.argmax(z, axis=1) == y[start:stop]
-    results = tuple((p, aurc(conf[:, i], correct, convention)) for i, p in enumerate(ps))
+    mask = None
+    if rows is not None:
+        mask = np.asarray(rows)
+        if mask.dtype != np.bool_ or mask.shape != (n,):
+            raise UsageError(f"rows must be a boolean mask of shape ({n},); got {mask.dtype} "
+                             f"{mask.shape}")
+        n = int(np.count_nonzero(mask))
+    if centred:  # one p's scores in memory at a time: ~100 B per row in all, not ~200
+        plan, parts, correct = _tune_parts(src, y, ps, chunk_rows, threads, mask)
+        buf = np.empty(n)
+        results = tuple((p, aurc(finish_one(parts, p, plan, src.shape[1], out=buf), correct,
+                                 convention)) for p in ps)
+        msp_conf = finish_msp(parts)
+        del parts, buf
+    else:  # the general chunked path (float64 chunks, calling thread); rows kept in order
+        conf = np.empty((len(ps), n))
+        msp_conf = np.empty(n)
+        correct = np.empty(n, dtype=bool)
+        work = _PNormWork()
+        at = 0
+        for start, z in iter_chunks(src, chunk_rows):
+            yy = y[start : start + z.shape[0]]
+            if mask is not None:
+                sel = mask[start : start + z.shape[0]]
+                z, yy = z[sel], yy[sel]
+            r = z.shape[0]
+            if r == 0:
+                continue
+            conf[:, at : at + r] = _pnorm_raw_many(z, ps, work).T
+            msp_conf[at : at + r] = _msp(_Chunk(z))
+            correct[at : at + r] = np.argmax(z, axis=1) == yy
+            at += r
+        results = tuple((p, aurc(conf[i], correct, convention)) for i, p in enumerate(ps))
     best_p, best = min(results, key=lambda t: (t[1], t[0]))
     msp_a = aurc(msp_conf, correct, convention)
     fallback = msp_a <= best
@@ -779,4 +947,5 @@ def tune_pnorm(
         n_fit=n,
         split=split or {},
         n_errors=int(n - correct.sum()),
+        centred=centred,
     )

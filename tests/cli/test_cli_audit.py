@@ -79,8 +79,9 @@ def test_tsv_and_table(run, files):
         (["a.h5", "--val", "binary.h5"], 2, "binary.h5 has K=2 classes, a.h5 has K=5"),
         (["nolabels.h5"], 3,
          "nolabels.h5: no /labels dataset; this command needs labels (pass --labels FILE)"),
-        (["a.h5", "--val", "nolabels.h5"], 3,
-         "nolabels.h5: no /labels dataset; this command needs labels (pass --labels FILE)"),
+        (["a.h5", "--val", "nolabels.h5"], 3,  # --labels would not reach the --val file
+         "nolabels.h5: no /labels dataset; fitting needs labels (pass --val-labels FILE; "
+         "--labels is for the input only)"),
     ],
 )
 def test_errors(run, files, monkeypatch, error_of, args, code, message):

@@ -208,8 +208,9 @@ def test_paired_bootstrap_deterministic(run, files, aurcs):
     assert [(p["file"], p["score"], p["baseline"], p["metric"]) for p in d1["paired"]] == [
         (files.b, "msp", files.a, "aurc"), (files.b, "pnorm:2", files.a, "aurc")]
     for p in d1["paired"]:
-        assert set(p) == {"file", "score", "baseline", "metric", "difference", "low", "high",
-                          "p_value", "level", "n_boot", "n_valid"}
+        assert set(p) == {"file", "score", "baseline", "unit", "metric", "difference", "low",
+                          "high", "p_value", "level", "n_boot", "n_valid"}
+        assert p["unit"] == "row"
         want = aurcs[(files.b, p["score"])]["aurc"] - aurcs[(files.a, p["score"])]["aurc"]
         assert p["difference"] == pytest.approx(want, abs=1e-12)
         assert p["low"] <= p["difference"] <= p["high"]

@@ -57,7 +57,7 @@ def test_dense_bounded_equals_in_memory(tmp_path, dtype, ignore, convention, sco
     assert pred.labels is not None and pred.labels.dtype == np.dtype(dtype)
     want = evaluate_file(pred, scores, convention=convention, **KW)
     for run_rows in (1, 7, 1 << 20):  # 1: every pair is its own run
-        got, curves, oracle = evaluate_bounded(pred, scores, convention=convention,
+        got, curves, oracle, ex = evaluate_bounded(pred, scores, convention=convention,
                                                run_rows=run_rows, curve_points=50, **KW)
         assert [r.score for r in got] == scores
         for a, b in zip(got, want, strict=True):
@@ -71,7 +71,7 @@ def test_fit_rows_are_left_out_like_in_memory(tmp_path):
     pred = load(str(path))
     assert pred.fit_mask is not None and pred.fit_mask.any()
     want = evaluate_file(pred, ["msp"], **KW)
-    got, _, _ = evaluate_bounded(pred, ["msp"], convention="lsfix", run_rows=5, **KW)
+    got, *_ = evaluate_bounded(pred, ["msp"], convention="lsfix", run_rows=5, **KW)
     assert repr(got[0].metrics) == repr(want[0].metrics)
 
 
@@ -132,7 +132,7 @@ def test_labels_left_on_disk_read_image_by_image(tmp_path, dtype, ignore):
             lazy = load(str(path))
         assert lazy.labels is None and lazy.keep is None and lazy.deferred_labels is not None
         want = evaluate_file(load(str(path)), scores, **KW)
-        got, _, _ = evaluate_bounded(lazy, scores, convention="lsfix", run_rows=11, **KW)
+        got, *_ = evaluate_bounded(lazy, scores, convention="lsfix", run_rows=11, **KW)
         for a, b in zip(got, want, strict=True):
             assert repr(a.metrics) == repr(b.metrics), a.score
     lazy.load_labels()
@@ -186,6 +186,6 @@ def test_dense_probabilities_with_labels_on_disk(tmp_path):
     eager = load(str(path))
     input_kind.apply(eager, "probs")
     want = evaluate_file(eager, ["msp", "gini"], **KW)
-    got, _, _ = evaluate_bounded(lazy, ["msp", "gini"], convention="lsfix", run_rows=7, **KW)
+    got, *_ = evaluate_bounded(lazy, ["msp", "gini"], convention="lsfix", run_rows=7, **KW)
     for a, b in zip(got, want, strict=True):
         assert repr(a.metrics) == repr(b.metrics), a.score

@@ -89,8 +89,12 @@ def test_curve_subsample_pixels_on_a_dense_file(tmp_path: Path) -> None:
     res = _run("curve", path, "-s", "msp", "--subsample-pixels", "100/2", "--seed", "3",
                "-f", "json")
     assert res.exit_code == 0, res.stderr
-    assert res.stderr == ("lsfix curve: 200 pixels drawn (--subsample-pixels 100/2, seed 3)\n")
-    got = json.loads(res.stdout)["results"][0]
+    # 3 images of 16 x 32, 3 rows of each ignored: 288 ignored, 1248 eligible, 200 drawn
+    assert res.stderr == ("lsfix curve: 200 pixels drawn (--subsample-pixels 100/2, seed 3); "
+                          "not drawn 1048, ignored 288, fit rows 0\n")
+    doc = json.loads(res.stdout)
+    assert (doc["n_ignored"], doc["n_not_drawn"], doc["n_fit_excluded"]) == (288, 1048, 0)
+    got = doc["results"][0]
     pred = read_predictions(str(path))
     assert pred.keep is not None
     mask = subsample_rows(pred.keep, 3, 16 * 32, per_batch=100, images=2, seed=3)
