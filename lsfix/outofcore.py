@@ -78,7 +78,7 @@ def wanted(pred: Predictions, names: list[str] | None, memory_limit: int) -> boo
 def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: str,
                      coverages: tuple[float, ...], risks: tuple[float, ...],
                      curve_points: int = 0, run_rows: int = RUN_ROWS,
-                     folder: str | None = None) -> tuple[list[Any], list[Any], Any]:
+                     folder: str | None = None) -> tuple[list[Any], list[Any], Any, Any]:
     """Every metric of each score of ``pred`` (see the module docstring).
 
     Returns ``(results, curves, oracle, excluded)``: :class:`lsfix.pipeline.ScoreResult` per

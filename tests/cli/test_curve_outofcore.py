@@ -189,3 +189,16 @@ def test_dense_probabilities_with_labels_on_disk(tmp_path):
     got, *_ = evaluate_bounded(lazy, ["msp", "gini"], convention="lsfix", run_rows=7, **KW)
     for a, b in zip(got, want, strict=True):
         assert repr(a.metrics) == repr(b.metrics), a.score
+
+
+def test_json_counts_ignored_and_fit_rows_like_in_memory(tmp_path):
+    """``n_ignored`` and ``n_fit_excluded`` of the bounded path (counted while reading, with
+    the labels on disk) equal the in-memory path's."""
+    path = _dense(tmp_path / "j.h5", np.uint8, 255, fit=True)
+    lazy = json.loads(_run("curve", path, "-f", "json").stdout)
+    eager = json.loads(_run("curve", path, "-f", "json", "--bootstrap", "2").stdout)
+    for key in ("n_ignored", "n_not_drawn", "n_fit_excluded"):
+        assert lazy[key] == eager[key], key
+    assert lazy["n_ignored"] > 0
+    assert lazy["results"][0]["n"] == eager["results"][0]["n"]
+    assert repr(lazy["results"][0]["aurc"]) == repr(eager["results"][0]["aurc"])
