@@ -57,7 +57,9 @@ def parse_memory_limit(text: str) -> int:
     return int(float(m.group(1)) * scale)
 
 
-def is_dense(pred: Predictions) -> bool:
+def _dense_logits(pred: Predictions) -> bool:
+    """The logits themselves are ``(N, K, *spatial)`` (``lsfix.dense.is_dense`` also counts a
+    scores file made from them, which this path cannot read)."""
     return bool(getattr(pred.logits, "spatial", ())) if pred.logits is not None else False
 
 
@@ -72,7 +74,7 @@ def wanted(pred: Predictions, names: list[str] | None, memory_limit: int) -> boo
     if any(n in pred.scores for n in names):
         return False
     need = pred.n * (IN_MEMORY_BYTES_PER_ROW + 8 * (len(names) - 1))
-    return is_dense(pred) or need > memory_limit
+    return _dense_logits(pred) or need > memory_limit
 
 
 def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: str,
