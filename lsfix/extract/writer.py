@@ -454,11 +454,20 @@ class ChunkedWriter:
         _fsync(self.path)
 
     def close(self) -> None:
-        """Commit what was appended and close (used on interruption too)."""
+        """Commit what was appended, drop the rows of a half-appended batch, and close (used on
+        interruption too: a signal can land between an ``append``'s resize and its row count,
+        and the file then ends exactly at its committed rows, as ``resume`` would cut it)."""
         if self.f.id.valid:
             with contextlib.suppress(Exception):
                 self.commit()
+                self._drop_uncommitted()
             self.f.close()
+
+    def _drop_uncommitted(self) -> None:
+        for name in (LOGITS, LABELS, SAMPLE_IDS):
+            if name in self.f and self.f[name].shape[0] > self.rows_done:
+                self.f[name].resize(self.rows_done, axis=0)
+        self.f.flush()
 
 
 # -------------------------------------------------------------------------------------------
