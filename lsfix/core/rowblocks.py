@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from lsfix.core.source import whole_chunks
 from lsfix.errors import UsageError
 
 #: Stored values per block read (16 MiB of float32).
@@ -42,6 +43,7 @@ MIN_PIECE_ROWS = 8
 #: Default thread cap.
 MAX_DEFAULT_THREADS = 8
 
+#: ``make_scratch(piece_rows)`` builds one thread's scratch for pieces of at most that many rows.
 #: ``piece(z, start, scratch) -> bool``: compute rows ``start : start + len(z)`` from ``z``
 #: (stored dtype); return True when the piece holds a non-finite value (nothing is written
 #: then; the main thread raises the input error for the block).
@@ -74,10 +76,7 @@ def block_rows_for(k: int, storage_rows: int | None, piece_rows: int,
                    elements: int = BLOCK_ELEMENTS) -> int:
     """Rows per block: about ``elements`` values, a multiple of the storage chunk rows (when
     known), and at least one piece."""
-    rows = max(piece_rows, elements // max(1, k))
-    if storage_rows:
-        rows = max(storage_rows, (rows // storage_rows) * storage_rows)
-    return rows
+    return whole_chunks(max(piece_rows, elements // max(1, k)), storage_rows)
 
 
 class _Scratch(threading.local):
@@ -86,7 +85,7 @@ class _Scratch(threading.local):
     value: Any = None
 
 
-def run_pieces(src: Any, piece: PieceFn, make_scratch: Callable[[], Any], *,
+def run_pieces(src: Any, piece: PieceFn, make_scratch: Callable[[int], Any], *,
                threads: int | None = None, block_elements: int = BLOCK_ELEMENTS,
                piece_elements: int = PIECE_ELEMENTS) -> None:
     """Call ``piece`` on every piece of ``src`` (an :class:`~lsfix.core.source.ArrayRows`
@@ -105,13 +104,13 @@ def run_pieces(src: Any, piece: PieceFn, make_scratch: Callable[[], Any], *,
     b_rows = min(n, block_rows_for(k, src.storage_rows, p_rows, block_elements))
     t = thread_count() if threads is None else threads
     if t <= 1 or n <= p_rows:
-        _run_inline(src, piece, make_scratch(), n, b_rows, p_rows)
+        _run_inline(src, piece, make_scratch(p_rows), n, b_rows, p_rows)
         return
     local = _Scratch()
 
     def task(block: np.ndarray, start: int, first: int, stop: int) -> bool:
         if local.value is None:
-            local.value = make_scratch()
+            local.value = make_scratch(p_rows)
         bad = False
         for p in range(first, stop, p_rows):
             bad |= piece(block[p : min(stop, p + p_rows)], start + p, local.value)

@@ -478,9 +478,8 @@ def _scores_in_pieces(src: Any, specs: list[ScoreSpec], out: dict[str, np.ndarra
     to float64 in a per-thread buffer and scored like a chunk (row-wise, so the same bits).
     Every thread gets its own score functions (some keep scratch buffers)."""
     k = src.shape[1]
-    rows = min(src.shape[0], piece_rows_for(k))
 
-    def scratch() -> tuple[np.ndarray, list[tuple[str, Callable[[_Chunk], np.ndarray]]]]:
+    def scratch(rows: int) -> tuple[np.ndarray, list[tuple[str, Callable[[_Chunk], np.ndarray]]]]:
         return np.empty((rows, k), dtype=np.float64), [(s.name, s.fn()) for s in specs]
 
     def piece(z: np.ndarray, start: int, sc: tuple[np.ndarray, list[Any]]) -> bool:
@@ -815,8 +814,8 @@ def _tune_pass(src: RowSource, y: np.ndarray, plan: TunePlan, out: TuneRows,
             tune_rows(z[q:e], a[q:e], hi[q:e], lo[q:e], sc, out.part(o + q, o + e))
         return False
 
-    def scratch() -> TuneScratch:
-        return TuneScratch(rows, k, plan, piece_rows=p_rows)
+    def scratch(piece_rows: int = p_rows) -> TuneScratch:
+        return TuneScratch(rows, k, plan, piece_rows=piece_rows)
 
     if chunk_rows is None and can_stream(src):
         run_pieces(src, piece, scratch, threads=threads, piece_elements=piece_elements)

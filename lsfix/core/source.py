@@ -177,6 +177,14 @@ class ArrayRows:
         yield from iter_chunks(self, chunk_rows)
 
 
+def whole_chunks(rows: int, storage_rows: int | None) -> int:
+    """``rows`` rounded down to a multiple of the storage chunk rows (at least one chunk), so
+    no HDF5 chunk is read twice; unchanged when the storage layout is unknown."""
+    if not storage_rows:
+        return rows
+    return max(storage_rows, (rows // storage_rows) * storage_rows)
+
+
 def iter_chunks(src: RowSource, chunk_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(start, float64 rows)`` chunks covering ``src``.
 
@@ -184,11 +192,7 @@ def iter_chunks(src: RowSource, chunk_rows: int | None = None) -> Iterator[tuple
     multiple of the storage chunk rows when the source says it has them (``storage_rows``).
     """
     n, k = src.shape
-    step = chunk_rows or chunk_rows_for(k)
-    if not chunk_rows:
-        storage = getattr(src, "storage_rows", None)
-        if storage:
-            step = max(storage, (step // storage) * storage)
+    step = chunk_rows or whole_chunks(chunk_rows_for(k), getattr(src, "storage_rows", None))
     for start in range(0, n, step):
         yield start, src.rows(start, min(n, start + step))
 

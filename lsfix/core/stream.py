@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from lsfix.core.rowblocks import block_rows_for, piece_rows_for, run_pieces
+from lsfix.core.rowblocks import run_pieces
 from lsfix.core.source import ArrayRows
 from lsfix.errors import InputError
 
@@ -35,12 +35,6 @@ def can_stream(src: Any) -> bool:
     """True for plain ``(N, K)`` logits (not binary, not dense) in float16/32/64."""
     return (isinstance(src, ArrayRows) and not src.binary and not src.spatial
             and src.raw_dtype.kind == "f")
-
-
-def block_rows(src: ArrayRows) -> int:
-    """Rows per block read: a multiple of the storage chunk rows (see ``rowblocks``)."""
-    k = src.shape[1]
-    return block_rows_for(k, src.storage_rows, piece_rows_for(k))
 
 
 class _MspScratch:
@@ -66,8 +60,6 @@ def msp_stream(src: ArrayRows, labels: np.ndarray | None = None, *,
     n, k = src.shape
     out = np.empty(n, dtype=np.float64)
     correct = np.empty(n, dtype=bool) if labels is not None else None
-    rows = min(max(n, 1), piece_rows_for(k))
-
     def piece(z: np.ndarray, start: int, sc: _MspScratch) -> bool:
         r = z.shape[0]
         w, a, b, t, low, s, ix = (sc.work[:r], sc.arg[:r], sc.arg_low[:r], sc.top[:r],
@@ -93,7 +85,7 @@ def msp_stream(src: ArrayRows, labels: np.ndarray | None = None, *,
             np.equal(a, labels[start : start + r], out=correct[start : start + r])
         return False
 
-    run_pieces(src, piece, lambda: _MspScratch(rows, k), threads=threads)
+    run_pieces(src, piece, lambda rows: _MspScratch(rows, k), threads=threads)
     return out, correct
 
 

@@ -49,7 +49,7 @@ def test_any_block_and_piece_size_gives_the_same_bits(n, k, seed, block, piece, 
         seen[start : start + zp.shape[0]] += 1
         return False
 
-    run_pieces(ArrayRows(z), fn, lambda: "scratch", threads=threads,
+    run_pieces(ArrayRows(z), fn, lambda rows: "scratch", threads=threads,
                block_elements=block, piece_elements=piece)
     assert (seen == 1).all()  # every row once
     np.testing.assert_array_equal(out, z.astype(np.float64).sum(axis=1))
@@ -83,7 +83,7 @@ def test_an_error_in_a_piece_propagates_after_running_pieces_finish():
         return False
 
     with pytest.raises(RuntimeError, match="boom"):
-        run_pieces(ArrayRows(z), fn, lambda: None, threads=2, block_elements=50 * 1000,
+        run_pieces(ArrayRows(z), fn, lambda rows: None, threads=2, block_elements=50 * 1000,
                    piece_elements=50 * 100)
     assert all(isinstance(s, int) for s in done)
 
