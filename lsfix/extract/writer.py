@@ -211,6 +211,17 @@ def describe_job_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
 
 
+#: The datasets that grow by one row per sample.
+ROW_DATASETS = (LOGITS, LABELS, SAMPLE_IDS)
+
+
+def _cut_to(f: h5py.File, rows: int) -> None:
+    """Shorten every row dataset longer than ``rows`` (rows after the last commit)."""
+    for name in ROW_DATASETS:
+        if name in f and f[name].shape[0] > rows:
+            f[name].resize(rows, axis=0)
+
+
 class ChunkedWriter:
     """Append-only writer of an extract output, committed in place; see the module docstring.
 
@@ -288,19 +299,16 @@ class ChunkedWriter:
             if total != rows_total:
                 raise UsageError(f"{name}: cannot resume: file expects {total} rows, this run "
                                  f"has {rows_total}")
-            for path_ in (LOGITS, LABELS, SAMPLE_IDS):
+            for path_ in ROW_DATASETS:
                 if path_ in f:
-                    ds = f[path_]
-                    if ds.shape[0] < done:
+                    if f[path_].shape[0] < done:
                         raise InputError(
-                            f"has {ds.shape[0]} rows but {done} were committed; damaged file, "
-                            "start over with --overwrite", file=name, dataset=path_)
-                    if ds.shape[0] > done:
-                        ds.resize(done, axis=0)  # drop rows written after the last commit
-                elif done > 0:
-                    if path_ == LOGITS:
-                        raise InputError(f"{done} rows committed but no {LOGITS}; damaged file",
-                                         file=name)
+                            f"has {f[path_].shape[0]} rows but {done} were committed; damaged "
+                            "file, start over with --overwrite", file=name, dataset=path_)
+                elif done > 0 and path_ == LOGITS:
+                    raise InputError(f"{done} rows committed but no {LOGITS}; damaged file",
+                                     file=name)
+            _cut_to(f, done)  # drop rows written after the last commit
             if done > 0 and expected_ids is not None and SAMPLE_IDS in f:
                 ids = f[SAMPLE_IDS]
                 got = [ids.asstr()[0], ids.asstr()[done - 1]]
@@ -464,9 +472,7 @@ class ChunkedWriter:
             self.f.close()
 
     def _drop_uncommitted(self) -> None:
-        for name in (LOGITS, LABELS, SAMPLE_IDS):
-            if name in self.f and self.f[name].shape[0] > self.rows_done:
-                self.f[name].resize(self.rows_done, axis=0)
+        _cut_to(self.f, self.rows_done)
         self.f.flush()
 
 
