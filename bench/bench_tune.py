@@ -105,6 +105,18 @@ def _scores_at(rev: str) -> Any:
     return mod
 
 
+def per_call(fn: Callable[[], Any], reps: int) -> float:
+    """Best of 3 timings of ``reps`` calls of ``fn`` (after one warm-up call), per call."""
+    fn()
+    best = 1e9
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / reps)
+    return best
+
+
 def report(title: str, fns: dict[str, Callable[[], Any]], repeats: int) -> float:
     print(f"{title}   [{load()}]")
     res = compare(fns, repeats)
@@ -165,14 +177,7 @@ def steps(k: int) -> None:
     total = 0.0
     weight = {"row sum (x3: msp, mean, p=1)": 3, "one power product (x4: a^2..a^5)": 4}
     for name, fn in ops.items():
-        fn()
-        best = 1e9
-        for _ in range(3):
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                fn()
-            best = min(best, (time.perf_counter() - t0) / reps)
-        ns = best * 1e9 / (r * k)
+        ns = per_call(fn, reps) * 1e9 / (r * k)
         total += ns * weight.get(name, 1)
         print(f"    {name:36s} {ns:6.3f}")
     print(f"    {'total (weighted by use)':36s} {total:6.3f}")

@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_tune import per_call  # noqa: E402  (one timing loop for both scripts)
 
 PAIRS = {2: ("a", "a"), 3: ("a", "a2"), 4: ("a2", "a2"), 5: ("a2", "a3"), 6: ("a3", "a3"),
          7: ("a3", "a4"), 8: ("a4", "a4"), 9: ("a4", "a5")}
@@ -109,13 +113,7 @@ def main() -> int:
     print(f"fused kernel == lsfix's einsum pass on the timed piece: {same_piece}")
     for name, fn in (("numpy: |x|, scale, 4 products, 8-sum einsum", numpy_pass),
                      ("numba: the same, fused, one pass", lambda: kernel(x, rinv, out))):
-        fn()
-        best = 1e9
-        for _ in range(3):
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                fn()
-            best = min(best, (time.perf_counter() - t0) / reps)
+        best = per_call(fn, reps)
         print(f"  {name:46s} {best * 1e9 / x.size:6.3f} ns per logit ({r} x {args.k} piece)")
     return 0
 
