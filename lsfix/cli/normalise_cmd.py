@@ -36,8 +36,11 @@ scores file of the same logits, so stages chain.
 
 p is fixed (--p), tuned on another labelled file (--fit VAL.h5), tuned on a random labelled
 split of the input (--fit-fraction F --seed S; those rows are then excluded from what 'curve'
-and 'compare' evaluate), or reused from a saved fit (--params P.json). Tuning picks the p in
---grid with the lowest held-out AURC and falls back to MSP when MSP is no worse. With none of
+and 'compare' evaluate), or reused from a saved fit (--params P.json). Tuning keeps MSP
+unless a p in --grid beats it significantly on the fit rows (--select test: simultaneous
+95 % paired bootstrap intervals of AURC(p) - AURC(MSP) over the whole grid; the lowest fit
+AURC among the p whose interval lies below 0), and reports how often the bootstrap picks
+the choice; --select point takes the lowest fit AURC (MSP when no worse). With none of
 these, a labelled input is tuned on --fit-fraction 0.2 --seed 0.
 
 --no-centre uses the un-centred variant max_k z_k / ||z||_p (the paper's Cityscapes score,
@@ -83,6 +86,13 @@ def normalise(
         "--fit-labels", "--val-labels", metavar="FILE",
         help="Labels for the --fit file (same forms as --labels, which is for the input "
              "only).")] = None,
+    select: Annotated[str, typer.Option(
+        "--select", help="test: switch from MSP only when a p's gain is significant on the "
+                         "fit rows (simultaneous paired bootstrap); point: the lowest fit "
+                         "AURC, as lsfix 0.1 did.")] = "test",
+    select_level: Annotated[float, typer.Option(
+        "--select-level", help="Level of the selection test's simultaneous intervals.")
+    ] = 0.95,
     convention: ConventionOpt = "lsfix",
     name: Annotated[str | None, typer.Option(
         "--name", help="Score dataset name (default pnorm, or pnorm_raw with --no-centre).")
@@ -100,9 +110,7 @@ def normalise(
 ) -> None:
     with handle_errors("normalise"), use_scheduler(scheduler):
         from lsfix import parallel
-        from lsfix.core import PNormFit
         from lsfix.io import dumps_json, refuse_binary_to_tty, write_text_atomic
-        from lsfix.pipeline import describe_fit, fit_on_rows
         from lsfix.schema import write_predictions
         from lsfix.scorefile import write_scores_file
 
@@ -133,8 +141,8 @@ def normalise(
         if name in pred.scores and not overwrite:
             raise UsageError(f"{pred.name}: /scores/{name} already exists; pass --overwrite "
                              "to replace it")
-        fit_mask = None
         from lsfix.core.scores import BINARY_NOTE, is_single_logit
+        from lsfix.fitpolicy import choose_fit
 
         binary = is_single_logit(pred.logits)
         if binary and not quiet:
@@ -152,44 +160,17 @@ def normalise(
                 raise UsageError(f"{pred.name} has {none} to tune p on: give --p, --fit "
                                  "VAL.h5, --params P.json or --labels FILE")
             fit_fraction = 0.2
-        if p is not None:
-            fitted = PNormFit(p=check_p(p), fallback_msp=False, grid=(), msp_aurc=float("nan"),
-                              convention=convention, split={"kind": "fixed"}, centred=centred)
-        elif fit is not None:
+        val = None
+        if fit is not None:
             val = load(fit, need_logits=True, ignore_index=ignore_index, labels=fit_labels)
             require_fit_labels(val, "--fit-labels")
-            if val.k != pred.k:
-                raise UsageError(f"{val.name} has K={val.k} classes, {pred.name} has K={pred.k}")
-            import numpy as np
-
-            rows = np.ones(val.n, dtype=bool)  # every labelled row; ignored pixels never
-            fitted = fit_on_rows(val, rows, grid=p_grid, convention=convention, centred=centred,
-                                 split={"kind": "file", "file": val.name,
-                                        "n": int(val.n if val.keep is None else val.keep.sum())})
+        result = choose_fit(pred, p=None if p is None else check_p(p), fit=val,
+                            fit_fraction=fit_fraction, params=saved,  # type: ignore[arg-type]
+                            grid=p_grid, centred=centred, convention=convention, seed=seed,
+                            select=select, level=select_level)
+        if val is not None:
             val.close()
-        elif binary and params is None:
-            fitted = PNormFit(p=None, fallback_msp=True, grid=(), msp_aurc=float("nan"),
-                              convention=convention, centred=centred,
-                              split={"kind": "none", "reason": "single-logit (binary) model: "
-                                     + ("centred pNorm has nothing to normalise" if centred
-                                        else "un-centred pNorm of (0, z) is max(0, z) at p = 0 "
-                                        "and a step at p >= 1: nothing to tune")})
-        elif saved is not None:
-            fitted = saved
-        else:
-            assert fit_fraction is not None
-            pred.require_labels("--fit-fraction")
-            if pred.fit_mask is not None and pred.fit_mask.any():
-                raise UsageError(f"{pred.name} already has a fit split (/fit_mask); tune with "
-                                 "--fit VAL.h5 or reuse --params")
-            from lsfix.dense import fit_split, is_dense
-
-            fit_mask = fit_split(pred, fit_fraction, seed)  # dense: whole images
-            fitted = fit_on_rows(pred, fit_mask, grid=p_grid, convention=convention,
-                                 centred=centred,
-                                 split={"kind": "fraction", "fraction": fit_fraction,
-                                        "seed": seed, "n": int(fit_mask.sum()),
-                                        **({"unit": "image"} if is_dense(pred) else {})})
+        fitted, fit_mask = result.fit, result.fit_mask
         if save_params is not None:
             write_text_atomic(save_params, dumps_json(fitted.to_dict(), indent=2) + "\n")
         assert pred.logits is not None
@@ -202,25 +183,16 @@ def normalise(
         values = computed[spec.name]
         require_finite_scores(values, f"p={fitted.p:g}" if fitted.p is not None else "msp",
                               pred.name)
-        from lsfix.pipeline import small_fit_warning
-
-        small = small_fit_warning(fitted) if fitted.grid and fitted.n_fit else None
         if not quiet:
-            if binary and fitted.fallback_msp and not fitted.grid:
-                from lsfix.cli.inputopts import warn_later
+            from lsfix.cli.inputopts import warn_later
 
-                warn_later(f"lsfix normalise: nothing to tune; /scores/{name} holds MSP (the |z| "
-                           "ranking)")
-            elif fitted.grid:
-                note(f"lsfix normalise: {describe_fit(fitted)}")
-                if small:  # printed when the command succeeds (a failure is one line)
-                    from lsfix.cli.inputopts import warn_later
-
-                    warn_later(f"lsfix normalise: warning: {small}")
+            if result.kind == "binary":
+                warn_later(f"lsfix normalise: nothing to tune; /scores/{name} holds MSP (the "
+                           "|z| ranking)")
             else:
-                variant = "" if fitted.centred else " (un-centred pNorm)"
-                note(f"lsfix normalise: fixed p={fitted.p:g}{variant}" if fitted.p is not None
-                     else "lsfix normalise: MSP (from saved fit)")
+                note(f"lsfix normalise: {result.describe()}")
+            for line in result.notes:  # printed when the command succeeds
+                warn_later(f"lsfix normalise: warning: {line}")
             if fit_mask is not None:
                 note(f"lsfix normalise: tuned on {int(fit_mask.sum())} of {pred.n} rows "
                      f"(seed {seed}); curve/compare evaluate the other "

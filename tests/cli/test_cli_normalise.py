@@ -27,7 +27,8 @@ def test_default_tunes_on_a_fifth_and_records_the_split(run, files, monkeypatch)
     lines = r.stderr.splitlines()
     assert len(lines) == 2, r.stderr
     assert lines[0].startswith("lsfix normalise: chose p=")
-    assert lines[0].endswith(" on 60 samples")
+    assert " on 60 samples; significant (ΔAURC " in lines[0]
+    assert lines[0].endswith(" of replicates")
     assert lines[1] == ("lsfix normalise: tuned on 60 of 300 rows (seed 0); curve/compare "
                         "evaluate the other 240")
     with h5py.File(io.BytesIO(r.stdout_bytes), "r") as f:
@@ -36,6 +37,7 @@ def test_default_tunes_on_a_fifth_and_records_the_split(run, files, monkeypatch)
         assert ds.attrs["method"] == "maxlogit_pnorm"
         params = json.loads(ds.attrs["params"])
         assert params["fallback_msp"] is False
+        assert params["split"].pop("selection")["choice"] == f"pnorm:{params['p']}"
         assert params["split"] == {"kind": "fraction", "fraction": 0.2, "seed": 0, "n": 60}
         assert "logits" not in f and f.attrs["lsfix_schema"] == "lsfix.scores"
         with h5py.File("a.h5", "r") as src:
@@ -92,9 +94,12 @@ def test_fit_file_and_custom_name(run, files, tmp_path, read_scores, score_attrs
     r = run(["normalise", files.a, "--fit", files.val, "--name", "pn_val", "-o", out])
     assert r.code == 0, r
     assert r.stderr.startswith("lsfix normalise: chose p=")
-    assert r.stderr.endswith(" on 300 samples\n")
+    assert " on 300 samples; significant" in r.stderr
     params = json.loads(score_attrs(out, "pn_val")["params"])
+    selection = params["split"].pop("selection")
     assert params["split"] == {"kind": "file", "file": files.val, "n": 300}
+    assert selection["choice"] == f"pnorm:{params['p']}" and selection["level"] == 0.95
+    assert 0 < selection["stability"] <= 1
     assert list(read_scores(out)) == ["pn_val"]
 
 
@@ -110,7 +115,9 @@ def test_save_params_then_params_reproduces_scores(run, files, tmp_path, read_sc
     # same file, reused fit: identical scores
     r2 = run(["normalise", files.a, "--params", fit, "-o", tmp_path / "a2.h5"])
     assert r2.code == 0, r2
-    assert r2.stderr.startswith("lsfix normalise: chose p=")  # the saved choice, described
+    # the saved choice, described as reused: not "chose", no warning about the fit set
+    assert r2.stderr == (f"lsfix normalise: p={doc['p']} from a saved fit (tuned on "
+                         f"{files.val}, 300 rows); not re-tuned\n")
     np.testing.assert_array_equal(read_scores(tmp_path / "a1.h5")["pnorm"],
                                   read_scores(tmp_path / "a2.h5")["pnorm"])
     # another file: the saved p applied as is
@@ -140,7 +147,7 @@ def test_fallback_to_msp_is_recorded(run, files, tmp_path, read_scores, score_at
     # reusing a fallback fit says so
     r2 = run(["normalise", files.a, "--params", fit, "-o", tmp_path / "a.h5"])
     assert r2.code == 0, r2
-    assert r2.stderr.splitlines()[0].startswith("lsfix normalise: MSP kept (fallback)")
+    assert r2.stderr.splitlines()[0].startswith("lsfix normalise: MSP from a saved fit (")
     assert score_attrs(tmp_path / "a.h5", "pnorm")["method"] == "msp"
 
 
