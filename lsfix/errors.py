@@ -17,6 +17,9 @@ class ExitCode(IntEnum):
     USAGE = 2  #: bad command line (unknown option, conflicting flags, bad value)
     BAD_INPUT = 3  #: input data refused (not HDF5, wrong schema, shapes, NaN/inf, labels)
     GATE_FAILED = 4  #: ``compare --fail-if`` rule breached (the run itself worked)
+    #: ``compare --fail-if``: no rule breached, but one is undecided (its interval straddles
+    #: the threshold; the run itself worked)
+    GATE_INCONCLUSIVE = 5
     INTERRUPTED = 130  #: Ctrl-C / SIGINT
 
 
@@ -68,3 +71,10 @@ class GateFailed(LsfixError):
     """A ``compare --fail-if`` rule was breached."""
 
     exit_code = ExitCode.GATE_FAILED
+
+
+class GateInconclusive(LsfixError):
+    """No ``compare --fail-if`` rule was breached, but at least one is undecided: its
+    bootstrap interval holds values on both sides of the threshold."""
+
+    exit_code = ExitCode.GATE_INCONCLUSIVE

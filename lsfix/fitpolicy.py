@@ -17,11 +17,12 @@ of choosing, exactly one of them:
 (:func:`lsfix.core.tune_pnorm`, AURC in ``convention``); the **point rule** picks the lowest
 AURC and keeps MSP when it is no worse. With ``select="test"`` (the default) a switch away
 from MSP must also be **significant**: :func:`lsfix.core.selection.select_better` over the
-fit rows, every ``p`` of the grid a candidate, simultaneous two-sided intervals at ``level``
-(95 %) from ``n_boot`` paired bootstrap replicates; MSP is kept unless some ``p``'s whole
-interval of ``AURC(p) − AURC(MSP)`` lies below 0, and among those the lowest fit AURC wins.
-The band covers every ``p`` at once, so it accounts for having picked the best of the grid
-(docs/metrics.md, "Choosing p"). The selection records how often the bootstrap's own plain
+fit rows, every ``p`` of the grid a candidate, simultaneous one-sided upper bounds at
+``level`` (95 %) from ``n_boot`` paired bootstrap replicates; MSP is kept unless some ``p``'s
+upper bound on ``AURC(p) − AURC(MSP)`` lies below 0, and among those the lowest fit AURC
+wins. The bounds hold for every ``p`` at once, so they account for having picked the best of
+the grid (docs/metrics.md, "Choosing p"): with no p truly better, MSP is left with
+probability at most about ``1 − level``. The selection records how often the bootstrap's own plain
 rule picks the chosen option (its **stability**). The test is skipped (the point rule
 stands, and the result says so) for a dense fit set (pixels are not independent rows) and
 for more than :data:`MAX_TEST_ROWS` fit rows. ``select="point"`` is the rule without the
@@ -310,11 +311,10 @@ def describe(res: FitResult) -> str:
         pc = next(c for c in sel["candidates"] if c["name"] == sel["point_choice"])
         return (f"MSP kept: the best p={res.point_p:g} has held-out AURC {pc['aurc']:.6g} vs "
                 f"MSP {fit.msp_aurc:.6g} {on}, not significantly lower (ΔAURC "
-                f"{pc['delta']:+.3g}, {lvl} simultaneous interval [{pc['low']:+.3g}, "
-                f"{pc['high']:+.3g}] includes 0); MSP is the bootstrap's pick in {stab} of "
-                "replicates")
+                f"{pc['delta']:+.3g}, simultaneous {lvl} upper bound {pc['high']:+.3g} >= 0); "
+                f"MSP is the bootstrap's pick in {stab} of replicates")
     c = next(c for c in sel["candidates"] if c["name"] == sel["choice"])
     return (f"chose p={fit.p:g}{variant}: held-out AURC {c['aurc']:.6g} vs MSP "
-            f"{fit.msp_aurc:.6g} {on}; significant (ΔAURC {c['delta']:+.3g}, {lvl} "
-            f"simultaneous interval [{c['low']:+.3g}, {c['high']:+.3g}]); p={fit.p:g} is the "
-            f"bootstrap's pick in {stab} of replicates")
+            f"{fit.msp_aurc:.6g} {on}; significant (ΔAURC {c['delta']:+.3g}, simultaneous "
+            f"{lvl} upper bound {c['high']:+.3g}); p={fit.p:g} is the bootstrap's pick in "
+            f"{stab} of replicates")

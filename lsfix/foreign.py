@@ -85,6 +85,10 @@ PICKLE_HEADS = tuple(bytes([0x80, proto]) for proto in range(2, 6))
 #: ``Predictions.foreign_format`` values set by this module.
 FORMATS = ("npy", "npz", "torch", "logits-table", "score-table")
 SCORE_TABLE = "score-table"
+#: The column a ``confidence, y_true, y_pred`` table keeps its true labels in, once
+#: ``correct`` is made from them (``Predictions.true_labels``: the key that pairs two models'
+#: tables; a name no table can carry itself, since ``y_true`` is read as ``label``)
+TRUE_LABEL_COLUMN = "y_true"
 LOGITS_TABLE = "logits-table"
 
 LOGITS_KEYS = ("logits",)
@@ -700,7 +704,7 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
 
     if TABLE_SCORE_NAME in seen or "correct" in seen:
         layout, required = SCORE_TABLE, [TABLE_SCORE_NAME, "correct"]
-        allowed = {TABLE_SCORE_NAME, "correct", "sample_id"}
+        allowed = {TABLE_SCORE_NAME, "correct", "sample_id", TRUE_LABEL_COLUMN}
         expected = "a score table has confidence, correct and optionally sample_id"
     elif any(_LOGIT_COLUMN.fullmatch(c) for c in header):
         idx = sorted(int(c[len("logit_"):]) for c in header if _LOGIT_COLUMN.fullmatch(c))
@@ -762,6 +766,7 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
         "sample_id": _unique_strings,
         "label": lambda cells: _int_labels(cells, n_logits),
         "correct": _zero_one,
+        TRUE_LABEL_COLUMN: _group_values,
     }
     parsed: dict[str, np.ndarray] = {}
     errors: list[tuple[int, int, str, str]] = []
@@ -791,6 +796,7 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
             logits=None,
             labels=parsed["correct"],
             correct=np.asarray(parsed["correct"], dtype=bool),
+            true_labels=parsed.get(TRUE_LABEL_COLUMN),
             sample_ids=None if ids is None else ids.astype(object),
             scores={TABLE_SCORE_NAME: conf},
             score_attrs={TABLE_SCORE_NAME: {"method": TABLE_SCORE_METHOD, "params": {}}},
@@ -869,13 +875,15 @@ def _normalise_table(rows: list[list[str]], lines: list[int], name: str, notes: 
     if TABLE_SCORE_NAME in canon and "label" in canon and "y_pred" in canon:
         t, p = canon.index("label"), canon.index("y_pred")
         out = [[*("confidence" if c == TABLE_SCORE_NAME else c for c in canon
-                  if c not in ("label", "y_pred")), "correct"]]
+                  if c not in ("label", "y_pred")), "correct", TRUE_LABEL_COLUMN]]
         keep = [j for j, c in enumerate(canon) if c not in ("label", "y_pred")]
         for r in rows[1:]:
             if len(r) != len(header):
                 out.append(r)  # ragged: reported by the caller with its line
                 continue
-            out.append([*(r[j] for j in keep), "1" if r[t].strip() == r[p].strip() else "0"])
+            # y_true is kept: two models' tables pair on it (correctness is not the label)
+            out.append([*(r[j] for j in keep), "1" if r[t].strip() == r[p].strip() else "0",
+                        r[t]])
         notes.append("correct = (y_true == y_pred)")
         return out, lines, out[0], None
     special = {"label", "sample_id", "y_pred"}

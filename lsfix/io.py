@@ -382,7 +382,8 @@ def command_outputs() -> Iterator[None]:
 
     Inside, :func:`atomic_output` and :func:`write_text_atomic` stage their data (temporary
     files, stdout text) and :func:`make_folders` records the folders it creates. When the
-    block ends normally (or with :class:`~lsfix.errors.GateFailed`: the run itself worked)
+    block ends normally (or with :class:`~lsfix.errors.GateFailed` or
+    :class:`~lsfix.errors.GateInconclusive`: the run itself worked)
     everything is moved into place, in order; on any other exception, ``KeyboardInterrupt`` or
     SIGTERM included, the temporary files are removed, the folders this command created are
     removed again when empty, and nothing reaches stdout.
@@ -399,9 +400,9 @@ def command_outputs() -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
-        from lsfix.errors import GateFailed
+        from lsfix.errors import GateFailed, GateInconclusive
 
-        if isinstance(exc, GateFailed) or (isinstance(exc, SystemExit)
+        if isinstance(exc, GateFailed | GateInconclusive) or (isinstance(exc, SystemExit)
                                            and exc.code in (0, None)):
             _commit_all()
         else:

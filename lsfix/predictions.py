@@ -142,6 +142,9 @@ class Predictions:
     notes: list[str] = field(default_factory=list)
     #: schema of an HDF5 input (``lsfix.predictions`` or ``lsfix.scores``), else None
     kind: str | None = None
+    #: a score table read from ``y_true``/``y_pred`` columns: its true labels (as text;
+    #: ``labels`` holds correctness there). Two models' tables pair on them.
+    true_labels: np.ndarray | None = None
     #: dense labels left on disk (``labels`` and ``keep`` are then None until
     #: :meth:`load_labels`); set only inside :func:`deferring_dense_labels`
     deferred_labels: Any = field(default=None, repr=False)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +15,7 @@ from lsfix.cli.common import (
     IgnoreIndexOpt,
     OutputOpt,
     load,
+    require_fit_labels,
 )
 from lsfix.cli.curve_cmd import (
     BootOpt,
@@ -37,13 +35,25 @@ from lsfix.cli.curve_cmd import (
     result_rows,
     warn_undefined,
 )
-from lsfix.errors import GateFailed, InputError, UsageError
+from lsfix.errors import GateFailed, GateInconclusive, InputError, UsageError
+from lsfix.gate import Rule, parse_rule
 
 HELP = """Compare files × scores: one row each, the first file's rows being the baseline.
 Paired bootstrap of each row's AURC difference to the baseline when the files hold the same
-samples (same labels, same sample ids); --bootstrap-unit image resamples whole images of
-dense files instead (the same images for both sides of a difference). --fail-if turns it into
-a CI gate (exit 4).
+samples (the same sample ids in any order, aligned by id; or, without ids, the same labels in
+the same order); --bootstrap-unit image resamples whole images of dense files instead.
+Every score lsfix can compute is computed from the logits; a stored copy is checked against
+them (a mismatch is an error), and stored scores are used as stored only without logits.
+
+pNorm in one command: -s pnorm tunes p on --fit VAL (one per input, in input order) or on
+--fit-fraction F of each input (--seed), keeping MSP unless a p is significantly better
+(--select test); -s msp_ts fits T the same way. A file that carries a tuned /scores/pnorm
+(sample_data/ does) needs no fit data: its recorded p is recomputed from its logits.
+
+--fail-if turns it into a CI gate. Each rule is judged on the bootstrap interval (--level,
+95 %) of its subject, paired with the baseline where the rows pair: exit 4 when the whole
+interval breaches the rule, 5 (inconclusive, with the sample size that would decide) when
+part of it does, 0 when none does. --gate point judges the estimates alone.
 
 Gate rules: METRIC OP VALUE, OP one of > >= < <=.
   'aurc>+0.002'  fails when a row's AURC exceeds its baseline's by more than 0.002
@@ -52,71 +62,18 @@ Gate rules: METRIC OP VALUE, OP one of > >= < <=.
 Metrics: aurc, oracle_aurc, eaurc, naurc, augrc, auroc, fpr_at_95tpr, accuracy,
 risk@C and coverage@R (C/R given by --coverage/--risk).
 
+Seeds: --model 'CE=ce_s*.h5' --model 'LS=ls_s*.h5' compares models trained over several
+seeds: mean ± sd over each model's files and Student's paired t-test across seeds (the i-th
+file of a model against the i-th of the first model).
+
 Examples:
 
   lsfix compare base.h5 candidate.h5 --score msp --fail-if 'aurc>+0.002'
 
-  lsfix compare ce.h5 ls.h5 -s msp -s pnorm --bootstrap 1000 --plot rc.png --report pr.md
+  lsfix compare ce.npz ls.npz -s msp -s pnorm --fit ce_val.npz --fit ls_val.npz -b 1000
+
+  lsfix compare --model 'CE=ce_s*.h5' --model 'LS=ls_s*.h5' -s msp
 """
-
-_RULE = re.compile(r"^\s*([a-z0-9_@.]+)\s*(>=|<=|>|<)\s*([+-]?)\s*([0-9.eE+-]+)\s*(%?)\s*$")
-#: The VALUE of a rule: a plain unsigned decimal (``-1``, ``1e``, ``.`` and ``1.2.3`` are not)
-_NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A gate rule: ``metric op value``; ``relative_to_baseline`` when signed, ``percent``."""
-
-    text: str
-    metric: str
-    op: str
-    value: float
-    delta: bool
-    percent: bool
-
-    def breached(self, value: float | None, baseline: float | None) -> tuple[bool, str]:
-        if value is None:
-            return False, "undefined"
-        if self.delta:
-            if baseline is None:
-                return False, "baseline undefined"
-            diff = value - baseline
-            if self.percent:
-                if baseline == 0:
-                    return False, "baseline is 0 (relative change undefined)"
-                diff = 100.0 * diff / abs(baseline)
-            subject = diff
-            unit = "%" if self.percent else ""
-            shown = f"{value:.6g} vs baseline {baseline:.6g} (change {diff:+.6g}{unit})"
-        else:
-            subject = value
-            shown = f"{value:.6g}"
-        ok = {">": subject > self.value, ">=": subject >= self.value,
-              "<": subject < self.value, "<=": subject <= self.value}[self.op]
-        return ok, shown
-
-
-def parse_rule(text: str) -> Rule:
-    m = _RULE.match(text)
-    if not m:
-        raise UsageError(f"--fail-if {text!r}: expected METRIC OP VALUE, e.g. 'aurc>+0.002'")
-    metric, op, sign, num, pct = m.groups()
-    try:
-        if not _NUMBER.fullmatch(num):  # float() would take '-1' after a sign: 'aurc>--1'
-            raise ValueError
-        val = float(num)
-    except ValueError:
-        raise UsageError(f"--fail-if {text!r}: {num!r} is not a number") from None
-    if not math.isfinite(val):
-        raise UsageError(f"--fail-if {text!r}: value must be finite")
-    if pct and not sign:
-        raise UsageError(f"--fail-if {text!r}: a % threshold is relative to the baseline; "
-                         "give a sign, e.g. 'auroc<-1%'")
-    val = -val if sign == "-" else val
-    return Rule(text=text.strip(), metric=metric, op=op, value=val, delta=bool(sign),
-                percent=bool(pct))
-
 
 _GATE_METRICS = ("aurc", "oracle_aurc", "eaurc", "naurc", "augrc", "auroc", "fpr_at_95tpr",
                  "accuracy")
@@ -129,32 +86,16 @@ def _check_rule_metric(rule: Rule, rows: list[dict[str, Any]]) -> None:
                          f"choose from {', '.join(sorted(known))}")
 
 
-def same_samples(a: Any, b: Any) -> str | None:
-    """Why two files do not hold the same samples, or None when they do."""
-    import numpy as np
-
-    if a.n != b.n:
-        return f"{a.name} has {a.n} rows, {b.name} has {b.n}"
-    if a.sample_ids is not None and b.sample_ids is not None:
-        if not np.array_equal(a.sample_ids.astype(str), b.sample_ids.astype(str)):
-            i = int(np.argmax(a.sample_ids.astype(str) != b.sample_ids.astype(str)))
-            return f"sample ids differ (first at row {i})"
-    if a.labels is None or b.labels is None:
-        return "labels are missing"
-    if not np.array_equal(a.labels, b.labels):
-        i = int(np.argmax(a.labels != b.labels))
-        return f"labels differ (first at row {i})"
-    ma = a.fit_mask if a.fit_mask is not None else np.zeros(a.n, bool)
-    mb = b.fit_mask if b.fit_mask is not None else np.zeros(b.n, bool)
-    if not np.array_equal(ma, mb):
-        return "their fit splits (/fit_mask) differ"
-    return None
+GateOpt = Annotated[str, typer.Option(
+    "--gate", help="How --fail-if rules are judged: interval (the bootstrap interval of the "
+                   "rule's subject: fail when all of it breaches, pass when none does, "
+                   "otherwise inconclusive, exit 5) or point (the estimate alone).")]
 
 
 @app.command("compare", help=HELP)
 def compare(
-    inputs: Annotated[list[str], typer.Argument(help="Files to compare; the first is the "
-                                                     "baseline.")],
+    inputs: Annotated[list[str] | None, typer.Argument(
+        help="Files to compare; the first is the baseline.")] = None,
     score: ScoreOpt = None,
     convention: ConventionOpt = "lsfix",
     coverage: CoverageOpt = None,
@@ -163,7 +104,28 @@ def compare(
     seed: SeedOpt = 0,
     level: LevelOpt = 0.95,
     fail_if: Annotated[list[str] | None, typer.Option(
-        "--fail-if", help="Gate rule (repeatable); exit 4 when one is breached.")] = None,
+        "--fail-if", help="Gate rule (repeatable); exit 4 when one fails, 5 when one is "
+                          "inconclusive.")] = None,
+    gate: GateOpt = "interval",
+    fit: Annotated[list[str] | None, typer.Option(
+        "--fit", "--val", help="Labelled file to tune pNorm's p (and msp_ts's T) on: one per "
+                               "input, in input order.")] = None,
+    fit_labels: Annotated[list[str] | None, typer.Option(
+        "--fit-labels", "--val-labels", metavar="FILE",
+        help="Labels of each --fit file (one per --fit, in order).")] = None,
+    fit_fraction: Annotated[float | None, typer.Option(
+        "--fit-fraction", help="Tune p (and T) on this random fraction of each input's rows "
+                               "(--seed), left out of every number.")] = None,
+    select: Annotated[str, typer.Option(
+        "--select", help="How p is chosen on fit data: test (leave MSP only for a "
+                         "significant gain) or point (the lowest fit AURC).")] = "test",
+    select_level: Annotated[float, typer.Option(
+        "--select-level", help="Level of the p-selection test.")] = 0.95,
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", metavar="NAME=FILES",
+        help="A model as a group of files, one per seed (comma-separated paths or globs, "
+             "e.g. 'CE=ce_s*.h5'); repeatable, the first is the baseline. Adds mean ± sd "
+             "across seeds and a paired t-test across seeds.")] = None,
     plot: Annotated[str | None, typer.Option("--plot", help="Overlay RC plot (.png/.svg/.pdf).")
                     ] = None,
     report: Annotated[str | None, typer.Option(
@@ -180,40 +142,84 @@ def compare(
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
     with handle_errors("compare"):
+
+        from lsfix.comparison import pair_rows
         from lsfix.core import paired_bootstrap
+        from lsfix.gate import GATE_MODES
         from lsfix.io import write_text_atomic
-        from lsfix.pipeline import evaluate_file
         from lsfix.report import document, dumps, paired_dict, tsv
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
         check_boot_unit(bootstrap_unit, by)
         rules = [parse_rule(t) for t in (fail_if or [])]
+        if gate not in GATE_MODES:
+            raise UsageError(f"--gate must be one of {', '.join(GATE_MODES)}, got {gate!r}")
         if report is not None and Path(report).suffix.lower() not in (".md", ".markdown"):
             raise UsageError(f"--report {report!r} must end in .md")
+        groups: list[tuple[str, list[str]]] = []
+        if model:
+            from lsfix.seeds import parse_model
+
+            if inputs:
+                raise UsageError("give the files either as arguments or with --model, not both")
+            groups = [parse_model(m) for m in model]
+            if len({g for g, _ in groups}) != len(groups):
+                raise UsageError("--model: two models share a name")
+            inputs = [p for _, ps in groups for p in ps]
+        if not inputs:
+            raise UsageError("no files to compare: give FILES or --model NAME=FILES")
         if sum(1 for i in inputs if i == "-") > 1:
             raise UsageError("stdin (-) can be given only once")
+        if fit and fit_fraction is not None:
+            raise UsageError("give --fit or --fit-fraction, not both")
+        if fit and len(fit) != len(inputs):
+            raise UsageError(f"--fit: give one fit file per input, in input order ({len(inputs)} "
+                             f"input(s), {len(fit)} --fit)")
+        if fit_labels and (not fit or len(fit_labels) != len(fit)):
+            raise UsageError("--fit-labels: give one per --fit file, in the same order")
+        if fit_fraction is not None and not 0 < fit_fraction < 1:
+            raise UsageError(f"--fit-fraction must be in (0, 1), got {fit_fraction}")
         preds = [load(p, allow_incomplete=allow_incomplete, ignore_index=ignore_index)
                  for p in inputs]
+        fits = _fits(preds, score, fit, fit_labels, fit_fraction, seed=seed, select=select,
+                     select_level=select_level, ignore_index=ignore_index)
+        hint = _tune_command(inputs, score, groups)
         results = []
-        for pred in preds:
-            results += evaluate_file(pred, score, convention=convention, coverages=covs,
-                                     risks=risks)
+        masks = []
+        for pred, f in zip(preds, fits, strict=True):
+            got, mask = _evaluate(pred, score, f, hint, convention=convention, coverages=covs,
+                                  risks=risks, n_boot=bootstrap, seed=seed, level=level)
+            results += got
+            masks.append(mask)
         warn_undefined("compare", results)
         base_name = preds[0].name
         rows = result_rows(results, percent=percent)  # display
         gate_rows = result_rows(results, percent=False)  # rules are always on fractions
         for rule in rules:
             _check_rule_metric(rule, gate_rows)
-        baseline = {r["score"]: r for r in gate_rows if r["file"] == base_name}
+        file_of = {id(r): i for i, pred in enumerate(preds) for r in results
+                   if r.file == pred.name}
+        pairings = [None] + [pair_rows(preds[0], masks[0], p, masks[i])
+                             for i, p in enumerate(preds) if i]
+        for i, pr in enumerate(pairings):
+            if pr is not None and pr.by_id:
+                note(f"lsfix compare: {preds[i].name}: rows aligned to {base_name} by sample id")
+
+        def aligned(r: Any) -> tuple[Any, Any]:
+            pr = pairings[file_of[id(r)]]
+            if pr is None or pr.order is None:
+                return r.confidence, r.correct
+            return r.confidence[pr.order], r.correct[pr.order]
 
         paired: list[dict[str, Any]] = []
         if bootstrap:
-            for pred in preds[1:]:
-                why = same_samples(preds[0], pred)
-                if why is not None:
+            for i, pred in enumerate(preds[1:], start=1):
+                pr = pairings[i]
+                assert pr is not None
+                if not pr.paired:
                     raise InputError(f"cannot pair {preds[0].name} and {pred.name} for the "
-                                     f"bootstrap: {why}")
+                                     f"bootstrap: {pr.why}")
             clusters = paired_images(preds, bootstrap_unit)
             base_res = {r.score: r for r in results if r.file == base_name}
             for r in results:
@@ -222,27 +228,32 @@ def compare(
                 b = base_res.get(r.score)
                 if b is None:
                     continue
-                d = paired_bootstrap(b.confidence, b.correct, r.confidence, r.correct,
+                rc, ry = aligned(r)
+                d = paired_bootstrap(b.confidence, b.correct, rc, ry,
                                      n_boot=bootstrap, seed=seed, level=level,
                                      convention=convention, clusters=clusters)
                 paired.append({"file": r.file, "score": r.score, "baseline": b.file,
                                "unit": bootstrap_unit, **paired_dict(d, percent=percent)})
 
-        breaches: list[str] = []
-        checks: list[dict[str, str]] = []  # every rule on every row, for the report
-        for rule in rules:
-            for r in gate_rows:
-                if rule.delta and r["file"] == base_name:
-                    continue
-                base_row = baseline.get(r["score"])
-                ok, shown = rule.breached(r.get(rule.metric),
-                                          None if base_row is None else base_row.get(rule.metric))
-                checks.append({"rule": f"`{rule.text}`", "row": f"{r['file']} · {r['score']}",
-                               "value": f"{rule.metric} {shown}",
-                               "verdict": "**FAIL**" if ok else "pass"})
-                if ok:
-                    breaches.append(f"rule '{rule.text}' failed for {r['file']} "
-                                    f"{r['score']}: {rule.metric} {shown}")
+        checks = _gate_checks(rules, results, gate_rows, base_name, pairings, file_of,
+                              aligned, mode=gate, n_boot=bootstrap or GATE_BOOT, seed=seed,
+                              level=level, convention=convention, coverages=covs, risks=risks)
+        from lsfix.gate import FAIL, INCONCLUSIVE, outcome
+
+        fails = [c for c in checks if c.verdict == FAIL]
+        undecided = [c for c in checks if c.verdict == INCONCLUSIVE]
+        result = outcome(checks) if rules else "passed"
+        seeds = None
+        if groups:
+            from lsfix.seeds import summarise
+
+            idx = 0
+            per_model = []
+            for name, paths in groups:
+                names = {preds[j].name for j in range(idx, idx + len(paths))}
+                per_model.append((name, [r for r in gate_rows if r["file"] in names]))
+                idx += len(paths)
+            seeds = summarise(per_model, level=level)
 
         grouped = None
         if by is not None:
@@ -253,12 +264,24 @@ def compare(
             body = {
                 "baseline": base_name, "convention": convention, "percent": percent,
                 "results": result_json(results, percent=percent), "paired": paired,
-                "gate": {"rules": [r.text for r in rules], "failed": breaches,
-                         "passed": not breaches},
+                "fits": [{"file": p.name, **f.to_dict()} for p, f in zip(preds, fits,
+                                                                      strict=True) if f],
+                "gate": {"rules": [r.text for r in rules], "mode": gate, "level": level,
+                         "n_boot": (bootstrap or GATE_BOOT) if gate == "interval" else None,
+                         "outcome": result, "failed": [_breach(c) for c in fails],
+                         "inconclusive": [_breach(c) for c in undecided],
+                         "passed": result == "passed",
+                         "checks": [c.to_dict() for c in checks]},
             }
+            if groups and seeds is not None:
+                body["models"] = [{"name": g, "files": ps} for g, ps in groups]
+                body["seeds"] = [vars(s) | {"values": list(s.values)} for s in seeds[0]]
+                body["seeds_paired"] = [vars(s) for s in seeds[1]]
             if grouped is not None:
                 body.update({"by": by, "groups": grouped[0], "paired_groups": grouped[2]})
             text = dumps(document("compare", body))
+        elif out_fmt == "tsv" and seeds is not None:
+            text = tsv(*_seed_tsv(seeds))
         elif out_fmt == "tsv" and grouped is not None:
             g_rows, g_paired = grouped[1], grouped[2]
             g_cols = list(g_rows[0].keys())
@@ -291,6 +314,8 @@ def compare(
                                 show_file=True)
             if paired:
                 text += _paired_text(paired)
+            if seeds is not None:
+                text += _seed_text(seeds, percent=percent)
             if grouped is not None:
                 text += "\n" + render_table(grouped[1], f"by {by}", show_file=True)
                 if grouped[2]:
@@ -329,9 +354,17 @@ def compare(
                 md.append(markdown_table(paired, ["file", "score", "metric", "difference", "low",
                                                   "high", "p_value"]))
             if rules:
-                md.append("\n**Gate: " + ("FAILED**" if breaches else "passed**")
-                          + f" ({len(breaches)} of {len(checks)} check(s) failed)\n\n")
-                md.append(markdown_table(checks, ["rule", "row", "value", "verdict"]))
+                how = ("on the point estimates" if gate == "point" else
+                       f"on {level:.0%} bootstrap intervals")
+                md.append("\n**Gate: " + {"failed": "FAILED", "inconclusive": "INCONCLUSIVE",
+                                          "passed": "passed"}[result] + "**"
+                          + f" ({len(fails)} of {len(checks)} check(s) failed, "
+                          f"{len(undecided)} inconclusive; judged {how})\n\n")
+                md.append(markdown_table(
+                    [{"rule": f"`{c.rule.text}`", "row": f"{c.file} · {c.score}",
+                      "value": c.line(), "verdict": {"fail": "**FAIL**", "pass": "pass",
+                                                     "inconclusive": "inconclusive"}[c.verdict]}
+                     for c in checks], ["rule", "row", "value", "verdict"]))
             from lsfix.report import markdown_figure
 
             if plot_path:
@@ -342,12 +375,192 @@ def compare(
         write_text_atomic(output, text)
         for pred in preds:
             pred.close()
-        if breaches:
-            for b in breaches:
-                note(f"lsfix compare: gate: {b}")
-            raise GateFailed(f"{len(breaches)} gate rule breach(es); first: {breaches[0]}")
+        if fails:
+            for c in fails:
+                note(f"lsfix compare: gate: {_breach(c)}")
+            raise GateFailed(f"{len(fails)} gate rule breach(es); first: {_breach(fails[0])}")
+        if undecided:
+            for c in undecided:
+                note(f"lsfix compare: gate: {_breach(c)}")
+            raise GateInconclusive(f"{len(undecided)} gate check(s) inconclusive, none failed; "
+                                   f"first: {_breach(undecided[0])}")
         if rules:
             note(f"lsfix compare: gate passed ({len(rules)} rule(s))")
+
+
+#: Bootstrap replicates of the interval gate when --bootstrap does not say.
+GATE_BOOT = 1000
+
+
+def _breach(c: Any) -> str:
+    word = {"fail": "failed", "inconclusive": "inconclusive", "pass": "passed"}[c.verdict]
+    return f"rule '{c.rule.text}' {word} for {c.file} {c.score}: {c.line()}"
+
+
+def _fits(preds: list[Any], score: list[str] | None, fit: list[str] | None,
+          fit_labels: list[str] | None, fit_fraction: float | None, *, seed: int, select: str,
+          select_level: float, ignore_index: int | None) -> list[Any]:
+    """One :class:`lsfix.fitpolicy.FitResult` per input when fit data are given and a score
+    needs them (``pnorm``, ``msp_ts``, or no ``-s``), else None each."""
+    from lsfix.comparison import needs_fit
+    from lsfix.fitpolicy import choose_fit
+
+    if not fit and fit_fraction is None:
+        return [None] * len(preds)
+    if score and not needs_fit(score):
+        note("lsfix compare: no score needs fit data (pnorm, msp_ts); --fit/--fit-fraction "
+             "not used")
+        return [None] * len(preds)
+    out = []
+    for i, pred in enumerate(preds):
+        if pred.logits is None:
+            raise UsageError(f"{pred.name} has no logits: p (and T) are tuned on logits; "
+                             "compare it without --fit/--fit-fraction")
+        val = None
+        if fit:
+            val = load(fit[i], need_logits=True, ignore_index=ignore_index,
+                       labels=fit_labels[i] if fit_labels else None)
+            require_fit_labels(val, "--fit-labels")
+        res = choose_fit(pred, fit=val, fit_fraction=fit_fraction, seed=seed,
+                         temperature=bool(score and "msp_ts" in score) or not score,
+                         select=select, level=select_level)
+        if val is not None:
+            val.close()
+        if res.fit_mask is not None:
+            pred.fit_mask = res.fit_mask
+        note(f"lsfix compare: {pred.name}: pnorm: {res.describe()}")
+        from lsfix.cli.inputopts import warn_later
+
+        for line in res.notes:  # printed when the command succeeds
+            warn_later(f"lsfix compare: {pred.name}: warning: {line}")
+        out.append(res)
+    return out
+
+
+def _tune_command(inputs: list[str], score: list[str] | None,
+                  groups: list[tuple[str, list[str]]]) -> str:
+    import shlex
+
+    files = ([f"--model {shlex.quote(g + '=' + ','.join(ps))}" for g, ps in groups] if groups
+             else [shlex.quote(i) for i in inputs])
+    scores = [f"-s {shlex.quote(s)}" for s in (score or [])]
+    return " ".join(["lsfix compare", *files, *scores, "--fit-fraction 0.2"])
+
+
+def _evaluate(pred: Any, score: list[str] | None, fit: Any, hint: str, *, convention: str,
+              coverages: tuple[float, ...], risks: tuple[float, ...], n_boot: int, seed: int,
+              level: float) -> tuple[list[Any], Any]:
+    """Every score of one input on its evaluation rows (with row intervals when
+    ``n_boot``), and the evaluation mask."""
+    from lsfix import parallel
+    from lsfix.comparison import compare_scores
+    from lsfix.core import bootstrap_ci
+    from lsfix.pipeline import ScoreResult, correct_of, eval_mask
+
+    correct = correct_of(pred)  # first: "no /labels" is found before any pass for scores
+    confs = compare_scores(pred, score, fit, command=hint)
+    mask = eval_mask(pred)
+    if mask is not None:
+        correct = correct[mask]
+    out = []
+    for name, conf in confs.items():
+        c = conf if mask is None else conf[mask]
+        m = parallel.evaluate(c, correct, convention=convention, coverages=coverages,
+                              risks=risks)
+        ci = (bootstrap_ci(c, correct, n_boot=n_boot, seed=seed, level=level,
+                           convention=convention, coverages=tuple(coverages),
+                           risks=tuple(risks)) if n_boot else None)
+        out.append(ScoreResult(pred.name, name, m, ci, c, correct))
+    return out, mask
+
+
+def _gate_checks(rules: list[Rule], results: list[Any], gate_rows: list[dict[str, Any]],
+                 base_name: str, pairings: list[Any], file_of: dict[int, int], aligned: Any,
+                 *, mode: str, n_boot: int, seed: int, level: float, convention: str,
+                 coverages: tuple[float, ...], risks: tuple[float, ...]) -> list[Any]:
+    """Every rule on every row (lsfix.gate): the point estimate, or the bootstrap interval
+    (paired with the baseline where the rows pair, independent draws otherwise)."""
+    from lsfix.core.replicates import metric_replicates
+    from lsfix.gate import check_rule
+
+    if not rules:
+        return []
+    cache: dict[tuple[int, str], dict[str, Any]] = {}
+
+    def reps(r: Any) -> dict[str, Any]:
+        i = file_of[id(r)]
+        key = (i, r.score)
+        if key not in cache:
+            pr = pairings[i]
+            together = i == 0 or (pr is not None and pr.paired)
+            c, y = aligned(r) if together else (r.confidence, r.correct)
+            cache[key] = metric_replicates(c, y, n_boot=n_boot,
+                                           seed=seed if together else seed + i,
+                                           convention=convention, coverages=coverages,
+                                           risks=risks)
+        return cache[key]
+
+    base_res = {r.score: (r, row) for r, row in zip(results, gate_rows, strict=True)
+                if r.file == base_name}
+    checks = []
+    for rule in rules:
+        for r, row in zip(results, gate_rows, strict=True):
+            is_base = r.file == base_name
+            if rule.delta and is_base:
+                continue
+            b = base_res.get(r.score)
+            base_value = None if b is None else b[1].get(rule.metric)
+            kw: dict[str, Any] = {}
+            if mode == "interval" and r.correct.shape[0]:
+                kw["rep"] = reps(r)[rule.metric]
+                if rule.delta and b is not None:
+                    kw["base_rep"] = reps(b[0])[rule.metric]
+                pr = pairings[file_of[id(r)]]
+                kw["paired"] = pr is not None and pr.paired
+            checks.append(check_rule(rule, file=r.file, score=r.score,
+                                     value=row.get(rule.metric), baseline=base_value,
+                                     mode=mode, n=int(r.correct.shape[0]), level=level, **kw))
+    return checks
+
+
+def _seed_text(seeds: Any, *, percent: bool) -> str:
+    from lsfix.report import fmt
+
+    summaries, paired = seeds
+    f = 100.0 if percent else 1.0
+    lines = ["", "across seeds (mean ± sd over each model's files):"]
+    for s in summaries:
+        k = f if s.metric != "auroc" or percent else 1.0
+        lines.append(f"  {s.model} {s.score}: {s.metric} = {fmt(s.mean * k, 4)} ± "
+                     f"{fmt(s.sd * k, 3)} (n = {s.n})")
+    if paired:
+        lines.append("paired across seeds (model − baseline, seed by seed; Student's t):")
+    for p in paired:
+        iv = ("" if p.low is None else
+              f" [{fmt(p.low * f, 4)}, {fmt(p.high * f, 4)}] ({p.level:.0%})")
+        tp = ("t undefined (the differences do not vary)" if p.t is None else
+              f"t = {p.t:.3g}, p = {fmt(p.p_value, 3)}")
+        lines.append(f"  {p.model} − {p.baseline} {p.score}: Δ{p.metric} = "
+                     f"{fmt(p.mean * f, 4)} ± {fmt(p.sd * f, 3)} over {p.n_pairs} seed(s){iv}; "
+                     f"{tp}")
+    return "\n".join(lines) + "\n"
+
+
+def _seed_tsv(seeds: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    summaries, paired = seeds
+    by = {(p.model, p.score, p.metric): p for p in paired}
+    rows = []
+    for s in summaries:
+        p = by.get((s.model, s.score, s.metric))
+        rows.append({"model": s.model, "score": s.score, "metric": s.metric, "n": s.n,
+                     "mean": s.mean, "sd": s.sd,
+                     "d_mean": None if p is None else p.mean,
+                     "d_sd": None if p is None else p.sd,
+                     "t": None if p is None else p.t,
+                     "p_value": None if p is None else p.p_value,
+                     "d_low": None if p is None else p.low,
+                     "d_high": None if p is None else p.high})
+    return rows, list(rows[0].keys()) if rows else ["model"]
 
 
 def _paired_text(paired: list[dict[str, Any]]) -> str:

@@ -10,19 +10,22 @@ Definition. ``S`` candidate scores and a baseline score on the same ``n`` rows w
 correctness ``y``. For candidate ``s``, ``Δ_s = AURC(s) − AURC(baseline)`` (lower is better).
 ``B`` bootstrap replicates draw the rows with replacement (the same draw for every score:
 paired); ``Δ*_{s,b}`` is the difference on replicate ``b`` and ``σ_s`` its standard deviation
-over the replicates. With ``T_b = max_s |Δ*_{s,b} − Δ_s| / σ_s`` (over the candidates with
-``σ_s > 0``) and ``c`` the ``level`` quantile of the ``T_b``, the intervals
+over the replicates. With ``c`` the ``level`` quantile of ``max_s (Δ_s − Δ*_{s,b}) / σ_s``
+(over the candidates with ``σ_s > 0``), the **upper bounds**
 
-    ``[Δ_s − c·σ_s, Δ_s + c·σ_s]``   for every ``s`` at once
+    ``U_s = Δ_s + c·σ_s``   for every ``s`` at once
 
-cover every true ``Δ_s`` together with probability ≈ ``level`` (a max-|t| bootstrap band,
-Romano & Wolf 2005, first step). A candidate is **significantly better** when its whole
-interval lies below 0; the selection takes, among those, the one with the lowest ``Δ_s``
-(ties: the first), and keeps the baseline when there is none. Because the band covers all
-candidates at once, it covers the one picked: the choice needs no re-doing inside each
-replicate. When no candidate is truly better, a switch happens with probability at most
-about ``(1 − level)/2`` (one side of the two-sided band). A candidate with ``σ_s = 0`` (the
-same ranking as the baseline in every replicate) gets the interval ``[Δ_s, Δ_s]``.
+hold together (every true ``Δ_s ≤ U_s``) with probability ≈ ``level``: a one-sided max-t
+bootstrap band (Romano & Wolf 2005, its first step). The question is one-sided (leave the
+baseline only for a better score), so the bound is too. A candidate is **significantly
+better** when ``U_s < 0``; the selection takes, among those, the one with the lowest ``Δ_s``
+(ties: the first), and keeps the baseline when there is none. Because the bounds hold for
+all candidates at once, they hold for the one picked: the choice needs no re-doing inside
+each replicate, and when no candidate is truly better a switch happens with probability at
+most about ``1 − level``. ``L_s = Δ_s − c'·σ_s``, with ``c'`` the ``level`` quantile of
+``max_s (Δ*_{s,b} − Δ_s) / σ_s``, is the matching simultaneous lower bound (shown, not used:
+``[L_s, U_s]`` together is a two-sided band of level ``2·level − 1``). A candidate with
+``σ_s = 0`` (the same ranking as the baseline in every replicate) gets ``[Δ_s, Δ_s]``.
 
 **Stability**: the share of replicates in which the plain rule "lowest AURC among baseline and
 candidates" picks the final choice: how reproducible the choice is under resampling.
@@ -43,8 +46,14 @@ from typing import Any
 import numpy as np
 
 from lsfix.core.bootstrap import _check, _replicate_counts
-from lsfix.core.metrics import _as_inputs, _blocks, _check_convention, aurc, metrics_from_blocks
-from lsfix.core.metrics import blocks_from_counts
+from lsfix.core.metrics import (
+    _as_inputs,
+    _blocks,
+    _check_convention,
+    aurc,
+    blocks_from_counts,
+    metrics_from_blocks,
+)
 from lsfix.errors import InputError
 
 #: Replicates evaluated together (bounds memory to about ``16·n`` float64 per score).
@@ -55,8 +64,9 @@ REPLICATE_CHUNK = 16
 class Candidate:
     """One candidate's difference to the baseline.
 
-    ``delta`` = AURC(candidate) − AURC(baseline) on the full rows; ``low``/``high`` its
-    simultaneous interval; ``sd`` the bootstrap standard deviation of the difference.
+    ``delta`` = AURC(candidate) − AURC(baseline) on the full rows; ``high`` its simultaneous
+    upper bound (what decides), ``low`` the simultaneous lower bound; ``sd`` the bootstrap
+    standard deviation of the difference.
     """
 
     name: str
@@ -68,7 +78,7 @@ class Candidate:
 
     @property
     def better(self) -> bool:
-        """The whole simultaneous interval is below 0."""
+        """The simultaneous upper bound is below 0."""
         return self.high < 0
 
 
@@ -87,7 +97,7 @@ class Selection:
     candidates : tuple of Candidate
         Every candidate, in input order.
     critical : float
-        ``c``, the band's multiplier (NaN when no candidate varies).
+        ``c``, the upper bounds' multiplier (NaN when no candidate varies).
     level, n_boot, seed : as given
     stability : float
         Share of replicates whose plain rule picks ``choice`` (the baseline when None).
@@ -117,7 +127,7 @@ class Selection:
             return None if math.isnan(x) else float(x)
 
         return {
-            "method": "simultaneous paired bootstrap (max-|t| band), two-sided",
+            "method": "simultaneous paired bootstrap (one-sided max-t upper bounds)",
             "baseline": self.baseline, "baseline_aurc": num(self.baseline_aurc),
             "choice": self.choice, "point_choice": self.point_choice,
             "level": self.level, "n_boot": self.n_boot, "seed": self.seed, "n": self.n,
@@ -256,8 +266,8 @@ def select_better(
     candidates : sequence of (name, confidence array of shape (n,))
     baseline : (name, confidence array of shape (n,))
     correct : array_like of bool, shape (n,)
-    n_boot, seed, level, convention : the bootstrap's replicates, seed, band level (two-sided)
-        and the AURC convention.
+    n_boot, seed, level, convention : the bootstrap's replicates, seed, the bounds' level
+        (one-sided, simultaneous) and the AURC convention.
 
     Returns
     -------
@@ -305,14 +315,15 @@ def select_better(
     d_rep = reps[1:] - reps[0]  # (S, B)
     sd = d_rep.std(axis=1, ddof=1) if n_boot > 1 else np.zeros(len(confs))
     varies = sd > 0
+    crit = crit_low = math.nan
     if varies.any():
-        t = np.abs(d_rep[varies] - delta[varies, None]) / sd[varies, None]
-        crit = float(np.quantile(t.max(axis=0), level))
-    else:
-        crit = math.nan
-    half = np.where(varies, (0.0 if math.isnan(crit) else crit) * sd, 0.0)
-    cands = tuple(Candidate(nm, float(a), float(d), float(d - hw), float(d + hw), float(s))
-                  for nm, a, d, hw, s in zip(names, full, delta, half, sd, strict=True))
+        t = (d_rep[varies] - delta[varies, None]) / sd[varies, None]
+        crit = float(np.quantile((-t).max(axis=0), level))
+        crit_low = float(np.quantile(t.max(axis=0), level))
+    up = np.where(varies, (0.0 if math.isnan(crit) else crit) * sd, 0.0)
+    down = np.where(varies, (0.0 if math.isnan(crit_low) else crit_low) * sd, 0.0)
+    cands = tuple(Candidate(nm, float(a), float(d), float(d - lo), float(d + hi), float(s))
+                  for nm, a, d, lo, hi, s in zip(names, full, delta, down, up, sd, strict=True))
     better = [i for i, cd in enumerate(cands) if cd.better]
     choice = names[min(better, key=lambda i: (delta[i], i))] if better else None
     point = names[int(np.argmin(full))] if full.min() < base_a else None

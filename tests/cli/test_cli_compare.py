@@ -44,13 +44,15 @@ def test_json_document(run, files):
     assert doc["format"] == "lsfix.compare" and doc["version"] == 1
     assert doc["baseline"] == files.a
     assert doc["paired"] == []
-    assert doc["gate"] == {"rules": [], "failed": [], "passed": True}
+    assert doc["gate"] == {"rules": [], "mode": "interval", "level": 0.95, "n_boot": 1000,
+                           "outcome": "passed", "failed": [], "inconclusive": [],
+                           "passed": True, "checks": []}
     for res in doc["results"]:  # the same keys as curve's results
         assert set(res) == {"file", "score", "convention", "n", "n_errors", "n_tied",
                             "accuracy", "aurc", "oracle_aurc", "eaurc", "naurc", "augrc",
                             "auroc", "fpr_at_95tpr", "risk_at_coverage", "coverage_at_risk",
                             "undefined", "ci"}
-        assert res["ci"] is None  # compare's bootstrap is paired (see "paired")
+        assert res["ci"] is None  # no --bootstrap: no row intervals
 
 
 def test_table_on_a_terminal(run, files):
@@ -61,13 +63,13 @@ def test_table_on_a_terminal(run, files):
 
 
 # --------------------------------------------------------------------------------------------
-# the gate
+# the gate (point mode: the rule arithmetic; the interval gate is tested in test_cli_gate.py)
 
 
 def test_absolute_rule_breached_exits_4_and_names_the_rule(run, files, aurcs):
     lo = min(r["aurc"] for r in aurcs.values())
     rule = f"aurc>{lo / 2:.4f}"  # every row is above: every row breaches
-    r = run(["compare", files.a, files.b, "-s", "msp", "-s", "pnorm:2", "--fail-if", rule,
+    r = run(["compare", files.a, files.b, "-s", "msp", "-s", "pnorm:2", "--gate", "point", "--fail-if", rule,
              "-f", "tsv"])
     assert r.code == ExitCode.GATE_FAILED == 4
     assert len(_rows(r.stdout)) == 4  # the report is still written
@@ -83,7 +85,7 @@ def test_absolute_rule_breached_exits_4_and_names_the_rule(run, files, aurcs):
 def test_absolute_rule_passed_exits_0(run, files, aurcs):
     hi = max(r["aurc"] for r in aurcs.values())
     r = run(["compare", files.a, files.b, "-s", "msp", "-s", "pnorm:2",
-             "--fail-if", f"aurc>{hi + 0.01:.4f}", "--fail-if", "auroc<0.01", "-f", "tsv"])
+             "--gate", "point", "--fail-if", f"aurc>{hi + 0.01:.4f}", "--gate", "point", "--fail-if", "auroc<0.01", "-f", "tsv"])
     assert r.code == 0, r
     assert r.stderr == "lsfix compare: gate passed (2 rule(s))\n"
 
@@ -100,16 +102,18 @@ def _delta_rules(a: float, b: float) -> tuple[str, str]:
 def test_delta_rule(run, files, aurcs):
     a, b = aurcs[(files.a, "msp")]["aurc"], aurcs[(files.b, "msp")]["aurc"]
     breach, ok = _delta_rules(a, b)
-    r = run(["compare", files.a, files.b, "-s", "msp", "--fail-if", breach, "-f", "json"])
+    r = run(["compare", files.a, files.b, "-s", "msp", "--gate", "point", "--fail-if", breach, "-f", "json"])
     assert r.code == 4, r
     gate = json.loads(r.stdout)["gate"]
     assert gate["passed"] is False and gate["rules"] == [breach]
     assert gate["failed"] == [line.removeprefix("lsfix compare: gate: ")
                               for line in r.stderr.splitlines()[:-1]]
     assert f"aurc {b:.6g} vs baseline {a:.6g} (change {b - a:+.6g})" in gate["failed"][0]
-    r = run(["compare", files.a, files.b, "-s", "msp", "--fail-if", ok, "-f", "json"])
+    r = run(["compare", files.a, files.b, "-s", "msp", "--gate", "point", "--fail-if", ok, "-f", "json"])
     assert r.code == 0, r
-    assert json.loads(r.stdout)["gate"] == {"rules": [ok], "failed": [], "passed": True}
+    gate = json.loads(r.stdout)["gate"]
+    assert (gate["rules"], gate["failed"], gate["passed"]) == ([ok], [], True)
+    assert gate["mode"] == "point" and gate["outcome"] == "passed"
 
 
 def test_relative_percent_rule(run, files, aurcs):
@@ -119,38 +123,38 @@ def test_relative_percent_rule(run, files, aurcs):
         breach, ok = f"auroc>+{rel / 2:.4f}%", f"auroc>+{2 * rel:.4f}%"
     else:
         breach, ok = f"auroc<-{-rel / 2:.4f}%", f"auroc<-{-2 * rel:.4f}%"
-    r = run(["compare", files.a, files.b, "-s", "msp", "--fail-if", breach, "-f", "tsv"])
+    r = run(["compare", files.a, files.b, "-s", "msp", "--gate", "point", "--fail-if", breach, "-f", "tsv"])
     assert r.code == 4, r
     assert f"(change {rel:+.6g}%)" in r.stderr
-    assert run(["compare", files.a, files.b, "-s", "msp", "--fail-if", ok]).code == 0
+    assert run(["compare", files.a, files.b, "-s", "msp", "--gate", "point", "--fail-if", ok]).code == 0
     # relative rules do not depend on the display unit
-    assert run(["compare", files.a, files.b, "-s", "msp", "--fail-if", breach,
+    assert run(["compare", files.a, files.b, "-s", "msp", "--gate", "point", "--fail-if", breach,
                 "--percent"]).code == 4
-    assert run(["compare", files.a, files.b, "-s", "msp", "--fail-if", ok,
+    assert run(["compare", files.a, files.b, "-s", "msp", "--gate", "point", "--fail-if", ok,
                 "--percent"]).code == 0
 
 
 def test_delta_rules_skip_the_baseline_absolute_rules_do_not(run, files):
     # 'aurc>-1': a change above -1, true of every row; the baseline row is not judged
-    r = run(["compare", files.a, files.b, "-s", "msp", "--fail-if", "aurc>-1"])
+    r = run(["compare", files.a, files.b, "-s", "msp", "--gate", "point", "--fail-if", "aurc>-1"])
     assert r.code == 4 and f"failed for {files.b} msp" in r.stderr
     assert f"failed for {files.a} msp" not in r.stderr
-    r = run(["compare", files.a, "-s", "msp", "--fail-if", "aurc>0.0001"])
+    r = run(["compare", files.a, "-s", "msp", "--gate", "point", "--fail-if", "aurc>0.0001"])
     assert r.code == 4 and f"failed for {files.a} msp" in r.stderr
 
 
 def test_coverage_metric_in_a_rule(run, files):
-    r = run(["compare", files.a, files.b, "--coverage", "0.8", "--fail-if", "risk@0.8>0.999"])
+    r = run(["compare", files.a, files.b, "--coverage", "0.8", "--gate", "point", "--fail-if", "risk@0.8>0.999"])
     assert r.code == 0, r
-    r = run(["compare", files.a, files.b, "--coverage", "0.8", "--fail-if", "risk@0.8>0.0"])
+    r = run(["compare", files.a, files.b, "--coverage", "0.8", "--gate", "point", "--fail-if", "risk@0.8>0.0"])
     assert r.code == 4, r
 
 
 def test_percent_does_not_change_absolute_gate(run, files, aurcs):
     hi = max(r["aurc"] for r in aurcs.values())
     rule = f"aurc>{hi + 0.05:.3f}"
-    assert run(["compare", files.a, files.b, "-s", "msp", "--fail-if", rule]).code == 0
-    r = run(["compare", files.a, files.b, "-s", "msp", "--fail-if", rule, "--percent"])
+    assert run(["compare", files.a, files.b, "-s", "msp", "--gate", "point", "--fail-if", rule]).code == 0
+    r = run(["compare", files.a, files.b, "-s", "msp", "--gate", "point", "--fail-if", rule, "--percent"])
     assert r.code == 0, r
 
 
@@ -234,9 +238,9 @@ def test_paired_bootstrap_deterministic(run, files, aurcs):
 @pytest.mark.parametrize(
     ("other", "why"),
     [
-        ("other_labels.h5", "labels differ (first at row 0)"),
-        ("other_ids.h5", "sample ids differ (first at row 0)"),
-        ("short.h5", "a.h5 has 300 rows, short.h5 has 200"),
+        ("other_labels.h5", "labels differ for sample id 's0000'"),
+        ("other_ids.h5", "their sample ids are not the same set (e.g. 's0000' is in only one)"),
+        ("short.h5", "a.h5 has 300 evaluated rows, short.h5 has 200"),
         ("nolabels.h5", None),
     ],
 )
