@@ -40,10 +40,7 @@ from lsfix.core import (
     PairedDifference,
     PNormFit,
     ScoreSpec,
-    aurc,
-    compute_scores,
     evaluate,
-    fit_temperature,
     paired_bootstrap,
 )
 from lsfix.core.ceiling import (
@@ -51,9 +48,9 @@ from lsfix.core.ceiling import (
     ceiling_from_alpha,
     estimate_label_smoothing,
 )
-from lsfix.core.scores import is_single_logit
+from lsfix.core.selection import Selection
 from lsfix.errors import UsageError
-from lsfix.pipeline import ScoreResult, _RowSubset, correct_of, eval_mask
+from lsfix.pipeline import ScoreResult, correct_of, eval_mask
 from lsfix.predictions import Predictions
 
 
@@ -82,6 +79,12 @@ class AuditResult:
     groups: tuple[Any, ...] = ()
     #: what the paired bootstrap resampled: ``row`` or ``image`` (dense files)
     bootstrap_unit: str = "row"
+    #: every score against MSP on simultaneous bounds (None with image clusters)
+    selection: Selection | None = None
+    #: one-line remarks on the fit (a small fit set, a skipped selection test)
+    fit_notes: tuple[str, ...] = ()
+    #: the p-fitting policy's whole answer (lsfix.fitpolicy)
+    fit_result: Any = None
 
 
 def audit(
@@ -95,6 +98,8 @@ def audit(
     level: float = 0.95,
     by: str | None = None,
     bootstrap_unit: str = "row",
+    select: str = "test",
+    select_level: float = 0.95,
 ) -> AuditResult:
     """Audit ``pred`` (see module docstring). ``pred`` needs logits and labels.
 
@@ -102,7 +107,6 @@ def audit(
     ``bootstrap_unit="image"`` (dense files) makes the paired bootstrap resample whole images
     (:func:`lsfix.core.bootstrap.paired_bootstrap` with the image of each evaluated pixel as
     its cluster): both scores get the same drawn images."""
-    from lsfix.core import tune_pnorm
 
     pred.require_labels("audit")
     if pred.logits is None:
@@ -110,47 +114,25 @@ def audit(
     if val is None and pred.fit_mask is not None and pred.fit_mask.any():
         raise UsageError(f"{pred.name} already holds a fit split (/fit_mask); audit the file "
                          "before 'normalise --fit-fraction', or pass --val")
-    labels = pred.labels
-    assert labels is not None
+    from lsfix.fitpolicy import choose_fit
+
     if val is not None:
         val.require_labels("fitting (--val)")
         if val.logits is None:
             raise UsageError(f"{val.name}: --val needs /logits")
-        if val.k != pred.k:
-            raise UsageError(f"{val.name} has K={val.k} classes, {pred.name} has K={pred.k}")
-        fit_logits, fit_labels = val.logits, val.labels
-        keep = val.keep
-        if keep is not None:
-            idx = np.flatnonzero(keep)
-            fit_logits, fit_labels = _RowSubset(val.logits, idx), val.labels[idx]
-        source = f"{val.name} ({fit_labels.shape[0]} samples)"
-        split = {"kind": "file", "file": val.name, "n": int(fit_labels.shape[0])}
+        chosen = choose_fit(pred, fit=val, convention=convention, temperature=True,
+                            select=select, level=select_level, seed=seed)
         mask = eval_mask(pred)
     else:
-        from lsfix.dense import fit_split
-
-        fit_rows = fit_split(pred, fit_fraction, seed)  # dense: whole images
-        if pred.keep is not None:
-            fit_rows &= pred.keep
-        idx = np.flatnonzero(fit_rows)
-        fit_logits, fit_labels = _RowSubset(pred.logits, idx), labels[idx]
-        source = (f"{idx.shape[0]} random rows of {pred.name} "
-                  f"(fraction {fit_fraction:g}, seed {seed})")
-        split = {"kind": "fraction", "fraction": fit_fraction, "seed": seed,
-                 "n": int(idx.shape[0])}
+        chosen = choose_fit(pred, fit_fraction=fit_fraction, seed=seed, convention=convention,
+                            temperature=True, select=select, level=select_level)
+        assert chosen.fit_mask is not None
+        fit_rows = chosen.fit_mask
         mask = ~fit_rows if pred.keep is None else (pred.keep & ~fit_rows)
-    binary = is_single_logit(pred.logits)
-    if binary:
-        fit_msp = compute_scores(fit_logits, [ScoreSpec("msp")], labels=fit_labels)
-        fit = PNormFit(p=None, fallback_msp=True, grid=(),
-                       msp_aurc=aurc(fit_msp["msp"], fit_msp["_correct"], convention),
-                       convention=convention, split={**split, "kind": "none", "reason": (
-                           "single-logit (binary) model: centred pNorm has nothing to "
-                           "normalise")})
-    else:
-        fit = tune_pnorm(fit_logits, fit_labels, convention=convention, split=split)
-    temperature = fit_temperature(fit_logits, fit_labels)
-
+    fit, source = chosen.fit, chosen.source
+    binary = chosen.kind == "binary"
+    temperature = chosen.temperature
+    assert temperature is not None
     specs = [ScoreSpec(s) for s in PLAIN_SCORES] + [ScoreSpec("msp_ts", temperature)]
     scores = parallel.compute_scores(pred.logits, specs)
     scores["pnorm"] = parallel.compute_scores(pred.logits, [fit.spec])[fit.spec.name]
@@ -187,6 +169,13 @@ def audit(
     msp_m, pn_m = by_score["msp"].metrics, by_score["pnorm"].metrics
     paired = paired_bootstrap(scores["msp"], correct, scores["pnorm"], correct, n_boot=n_boot,
                               seed=seed, level=level, convention=convention, clusters=clusters)
+    selection = None
+    if clusters is None:  # the row bootstrap; image clusters: pNorm vs MSP only (above)
+        from lsfix.core.selection import select_better
+
+        selection = select_better([(k, v) for k, v in scores.items() if k != "msp"],
+                                  ("msp", scores["msp"]), correct, n_boot=n_boot, seed=seed,
+                                  level=level, convention=convention)
     excess = msp_m.aurc - msp_m.oracle_aurc
     removed = (msp_m.aurc - pn_m.aurc) / excess if excess > 0 else math.nan
     from lsfix.explain import alpha_of
@@ -195,6 +184,9 @@ def audit(
                                   n_boot=n_boot, level=level, seed=seed)
     if binary:
         broken, verdict = False, BINARY_VERDICT
+    elif selection is not None:
+        broken, verdict = _verdict_all(fit, selection, removed)
+        verdict += _ls_clause(broken, ls)
     else:
         broken, verdict = _verdict(fit, paired, removed)
         verdict += _ls_clause(broken, ls)
@@ -203,7 +195,8 @@ def audit(
         fit=fit, temperature=temperature, fit_source=source, results=results, paired=paired,
         excess_removed=removed, broken=broken, verdict=verdict, label_smoothing=ls,
         recorded_alpha=alpha_of(pred), binary=binary, by=by, groups=per_group,
-        bootstrap_unit=bootstrap_unit,
+        bootstrap_unit=bootstrap_unit, selection=selection, fit_notes=chosen.notes,
+        fit_result=chosen,
     )
 
 
@@ -248,6 +241,30 @@ def _verdict(fit: PNormFit, d: PairedDifference, removed: float) -> tuple[bool, 
     if d.low > 0:
         return False, f"MSP is fine: keep it (normalisation makes AURC worse: {iv})"
     return False, f"MSP is fine: keep it (normalisation's change is within noise: {iv})"
+
+
+def _verdict_all(fit: PNormFit, sel: Selection, removed: float) -> tuple[bool, str]:
+    """The verdict from every score against MSP (module docstring, step 5)."""
+    lvl = f"{sel.level:.0%}"
+    n = len(sel.candidates)
+    if sel.choice is None:
+        best = min(sel.candidates, key=lambda c: (c.delta, c.name))
+        tail = ("; on the fit data no p beat MSP, so pNorm is MSP" if fit.fallback_msp
+                else "")
+        if best.delta >= 0:
+            return False, (f"MSP is fine: keep it (none of the {n} other scores has a lower "
+                           f"AURC than MSP{tail})")
+        return False, (f"MSP is fine: keep it (no score is significantly better: the best of "
+                       f"{n}, {best.name}, has ΔAURC = {best.delta:+.4g}, simultaneous {lvl} "
+                       f"upper bound {best.high:+.4g} >= 0{tail})")
+    c = sel.candidate(sel.choice)
+    iv = (f"ΔAURC = {c.delta:+.4g}, simultaneous {lvl} bounds [{c.low:+.4g}, {c.high:+.4g}], "
+          f"best of {n} scores against MSP")
+    if sel.choice == "pnorm":
+        return True, (f"MSP ranking is broken: normalisation (p={fit.p:g}) removes "
+                      f"{100 * removed:.1f}% of excess AURC ({iv})")
+    return True, (f"MSP ranking is beaten: {sel.choice} ranks better than MSP ({iv}); use "
+                  f"{sel.choice} instead of MSP")
 
 
 # --------------------------------------------------------------------------------------------

@@ -37,11 +37,13 @@ from lsfix.cli.curve_cmd import (
 )
 
 HELP = """Audit any classifier's logits: every confidence score, MaxLogit-pNorm with p fitted
-on --val (or on a held-out --fit-fraction of the input, excluded from the numbers), the paired
-bootstrap difference pNorm − MSP, a plain-language verdict, and the label smoothing the logit
-gaps reveal (a ceiling at log(1 + K(1−α)/α) means LS with α; none means plain CE). --report
-DIR writes report.md, report.html and the plots (RC curves, the label-smoothing mechanism,
-the histogram of logit gaps).
+on --val (or on a held-out --fit-fraction of the input, excluded from the numbers; MSP kept
+unless a p is significantly better there, --select), the paired bootstrap difference
+pNorm − MSP, a plain-language verdict that weighs every score against MSP (simultaneous
+bounds at --level: "keep MSP" only when none is significantly better), and the label
+smoothing the logit gaps reveal (a ceiling at log(1 + K(1−α)/α) means LS with α; none
+means plain CE). --report DIR writes report.md, report.html and the plots (RC curves, the
+label-smoothing mechanism, the histogram of logit gaps).
 
 Examples:
 
@@ -72,11 +74,27 @@ def audit_json(res: Any) -> dict[str, Any]:
             "excess_aurc_removed": "MSP's AURC equals the oracle's: there is no excess to remove"
         }),
         "broken": res.broken,
+        "selection": None if getattr(res, "selection", None) is None
+        else res.selection.to_dict(),
+        "best": _best_json(res),
+        "fit_policy": None if getattr(res, "fit_result", None) is None
+        else res.fit_result.to_dict(),
         "binary": bool(getattr(res, "binary", False)),
         **({"by": res.by, "groups": _group_json(res)} if getattr(res, "by", None) else {}),
         "verdict": res.verdict,
         "label_smoothing": label_smoothing_json(res),
     }
+
+
+def _best_json(res: Any) -> dict[str, Any] | None:
+    """The best score against MSP, on the simultaneous bounds (None without them)."""
+    sel = getattr(res, "selection", None)
+    if sel is None:
+        return None
+    best = min(sel.candidates, key=lambda c: (c.delta, c.name))
+    return {"score": best.name, "aurc": best.aurc, "delta_vs_msp": best.delta,
+            "low": best.low, "high": best.high, "level": sel.level,
+            "significant": sel.choice is not None, "chosen": sel.choice}
 
 
 def label_smoothing_json(res: Any) -> dict[str, Any] | None:
@@ -130,8 +148,12 @@ def audit_text(res: Any) -> str:
     choice = "MSP (fallback)" if fit.fallback_msp else f"p = {fit.p:g}"
     grid = ", ".join(f"p={p:g}: {a:.5g}" for p, a in fit.grid)
     ls = "".join(f"{line}\n" for line in label_smoothing_lines(res))
+    how = ""
+    if getattr(res, "fit_result", None) is not None:
+        how = f"p: {res.fit_result.describe()}\n"
     return (f"{table}\nfit on {res.fit_source}: {choice}; temperature T = {res.temperature:.4g}\n"
-            f"held-out AURC by p: {grid}; MSP: {fit.msp_aurc:.5g}\n{ls}\nverdict: {res.verdict}\n")
+            f"held-out AURC by p: {grid}; MSP: {fit.msp_aurc:.5g}\n{how}{ls}\n"
+            f"verdict: {res.verdict}\n")
 
 
 def write_report(res: Any, pred: Any, folder: str) -> list[str]:
@@ -157,11 +179,8 @@ def write_report(res: Any, pred: Any, folder: str) -> list[str]:
     fitted = (f"Fitted on {res.fit_source}: pNorm {chosen}; temperature T = "
               f"{res.temperature:.4g} (msp_ts); oracle AURC (ideal ranking) = "
               f"{fmt(by['msp'].metrics.oracle_aurc)}.")
-    from lsfix.pipeline import small_fit_warning
-
-    small = small_fit_warning(res.fit)
-    if small:
-        fitted += f" Warning: {small}."
+    for line in getattr(res, "fit_notes", ()):
+        fitted += f" Warning: {line}."
     md = (
         f"# lsfix audit: `{res.file}`\n\n**Verdict:** {res.verdict}\n\n"
         f"Evaluated on {res.n_eval} samples (convention `{res.convention}`). {fitted}\n\n"
@@ -243,6 +262,11 @@ def audit_cmd(
     bootstrap: Annotated[int, typer.Option("--bootstrap", "-b",
                                            help="Replicates of the paired bootstrap.")] = 1000,
     level: LevelOpt = 0.95,
+    select: Annotated[str, typer.Option(
+        "--select", help="How p is chosen: test (leave MSP only for a significant gain on "
+                         "the fit rows) or point (the lowest fit AURC).")] = "test",
+    select_level: Annotated[float, typer.Option(
+        "--select-level", help="Level of the p-selection test.")] = 0.95,
     report: Annotated[str | None, typer.Option("--report", help="Folder for report.md, "
                                                                 "report.html and plots.")] = None,
     fmt: FormatOpt = None,
@@ -276,14 +300,11 @@ def audit_cmd(
             require_fit_labels(val_pred, "--val-labels")
         res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
                     convention=convention, n_boot=bootstrap, level=level, by=by,
-                    bootstrap_unit=bootstrap_unit)
-        from lsfix.pipeline import small_fit_warning
-
-        small = small_fit_warning(res.fit)
-        if small:  # printed when the command succeeds (a failure is one error line)
+                    bootstrap_unit=bootstrap_unit, select=select, select_level=select_level)
+        for line in res.fit_notes:  # printed when the command succeeds (a failure: one line)
             from lsfix.cli.inputopts import warn_later
 
-            warn_later(f"lsfix audit: warning: {small}")
+            warn_later(f"lsfix audit: warning: {line}")
         if out_fmt == "json":
             text = dumps(document("audit", audit_json(res)))
         elif out_fmt == "tsv":

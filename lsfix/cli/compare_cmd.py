@@ -62,9 +62,9 @@ Gate rules: METRIC OP VALUE, OP one of > >= < <=.
 Metrics: aurc, oracle_aurc, eaurc, naurc, augrc, auroc, fpr_at_95tpr, accuracy,
 risk@C and coverage@R (C/R given by --coverage/--risk).
 
-Seeds: --model 'CE=ce_s*.h5' --model 'LS=ls_s*.h5' compares models trained over several
-seeds: mean ± sd over each model's files and Student's paired t-test across seeds (the i-th
-file of a model against the i-th of the first model).
+Seeds: --model NAME=FILES (repeatable; FILES comma-separated or a glob) compares models
+trained over several seeds: mean ± sd over each model's files and Student's paired t-test
+across seeds (the i-th file of a model against the i-th of the first model).
 
 Examples:
 
@@ -123,9 +123,10 @@ def compare(
         "--select-level", help="Level of the p-selection test.")] = 0.95,
     model: Annotated[list[str] | None, typer.Option(
         "--model", metavar="NAME=FILES",
-        help="A model as a group of files, one per seed (comma-separated paths or globs, "
-             "e.g. 'CE=ce_s*.h5'); repeatable, the first is the baseline. Adds mean ± sd "
-             "across seeds and a paired t-test across seeds.")] = None,
+        help="A model as a group of files, one per seed: comma-separated paths or globs, "
+             "as in CE=ce_s0.h5,ce_s1.h5 or \"CE=ce_s*.h5\" (quoted); repeatable, the first "
+             "is the baseline. Adds mean ± sd across seeds and a paired t-test across "
+             "seeds.")] = None,
     plot: Annotated[str | None, typer.Option("--plot", help="Overlay RC plot (.png/.svg/.pdf).")
                     ] = None,
     report: Annotated[str | None, typer.Option(

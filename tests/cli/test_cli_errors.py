@@ -83,7 +83,8 @@ def test_output_folder_missing_is_runtime_error(run, files, tmp_path, monkeypatc
 
 def test_exit_code_table():
     assert {e.name: int(e) for e in ExitCode} == {
-        "OK": 0, "RUNTIME": 1, "USAGE": 2, "BAD_INPUT": 3, "GATE_FAILED": 4, "INTERRUPTED": 130}
+        "OK": 0, "RUNTIME": 1, "USAGE": 2, "BAD_INPUT": 3, "GATE_FAILED": 4,
+        "GATE_INCONCLUSIVE": 5, "INTERRUPTED": 130}
 
 
 def test_readme_documents_every_exit_code():

@@ -39,8 +39,11 @@ CASES: dict[str, tuple[list[str], int]] = {
     "compare_bootstrap.json": (["compare", "sample.h5", "sample_b.h5", "-s", "msp", "-s",
                                 "pnorm:2", "-b", "200", "--seed", "3", "-f", "json"], 0),
     "compare_gate.json": (["compare", "sample.h5", "sample_b.h5", "-s", "msp", "-s", "pnorm:2",
-                           "--fail-if", "aurc>+0.002", "--fail-if", "auroc<-1%", "-f", "json"],
-                          4),
+                           "--fail-if", "aurc>+0.002", "--fail-if", "auroc<-1%", "--gate",
+                           "point", "-f", "json"], 4),
+    "compare_gate_interval.json": (["compare", "sample.h5", "sample_b.h5", "-s", "msp", "-s",
+                                    "pnorm:2", "--fail-if", "aurc>+0.002", "--fail-if",
+                                    "auroc<-1%", "-b", "200", "--seed", "3", "-f", "json"], 4),
 }
 
 

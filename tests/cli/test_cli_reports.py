@@ -54,13 +54,25 @@ def test_audit_report_names_the_fit_and_the_oracle(audit_dir: Path) -> None:
 def test_gate_report_lists_each_rule_value_and_verdict(tmp_path: Path) -> None:
     rep = tmp_path / "pr.md"
     res = CliRunner().invoke(app, ["compare", CE, LS, "-s", "msp", "--fail-if", "eaurc>+5%",
-                                   "--fail-if", "accuracy<-1%", "--report", str(rep)])
+                                   "--fail-if", "accuracy<-1%", "--gate", "point",
+                                   "--report", str(rep)])
     assert res.exit_code == 4
     md = rep.read_text(encoding="utf-8")
-    assert "**Gate: FAILED** (1 of 2 check(s) failed)" in md
+    assert ("**Gate: FAILED** (1 of 2 check(s) failed, 0 inconclusive; judged on the point "
+            "estimates)") in md
     assert "| `eaurc>+5%` | " in md and "(change +7.22189%) | **FAIL** |" in md
     assert "| `accuracy<-1%` | " in md and "(change +0.18073%) | pass |" in md
     assert f"*{CAPTIONS['rc']}*" in md
+    # the interval gate (the default): the +7.2 % is within the noise of one seed
+    res = CliRunner().invoke(app, ["compare", CE, LS, "-s", "msp", "--fail-if", "eaurc>+5%",
+                                   "--fail-if", "accuracy<-1%", "--report", str(rep)])
+    assert res.exit_code == 5, res.output
+    md = rep.read_text(encoding="utf-8")
+    assert ("**Gate: INCONCLUSIVE** (0 of 2 check(s) failed, 1 inconclusive; judged on 95% "
+            "bootstrap intervals)") in md
+    assert re.search(r"\(change \+7\.22189%\); change interval \[[-+][0-9.]+%, \+[0-9.]+%\]; "
+                     r"about [0-9,]+ samples \(now 10,000\) would decide it \| inconclusive \|",
+                     md), md
 
 
 def test_compare_plot_has_oracle_and_marks_requested_points(tmp_path: Path,
