@@ -249,8 +249,11 @@ def _verdict_all(fit: PNormFit, sel: Selection, removed: float) -> tuple[bool, s
     n = len(sel.candidates)
     if sel.choice is None:
         best = min(sel.candidates, key=lambda c: (c.delta, c.name))
-        tail = ("; on the fit data no p beat MSP, so pNorm is MSP" if fit.fallback_msp
-                else "")
+        tail = ""
+        if fit.fallback_msp:
+            tested = (fit.split or {}).get("selection") is not None
+            tail = ("; on the fit data no p beat MSP " + ("significantly, " if tested else ", ")
+                    + "so pNorm is MSP").replace(" ,", ",")
         if best.delta >= 0:
             return False, (f"MSP is fine: keep it (none of the {n} other scores has a lower "
                            f"AURC than MSP{tail})")

@@ -171,7 +171,7 @@ def choose_fit(
         owner = fit
         rows = np.ones(fit.n, dtype=bool) if fit.keep is None else fit.keep.copy()
         n_fit = int(rows.sum())
-        source = f"{fit.name} ({n_fit} rows)"
+        source = f"{fit.name} ({n_fit} samples)"
         split: dict[str, Any] = {"kind": "file", "file": fit.name, "n": n_fit}
     else:
         assert fit_fraction is not None
@@ -218,7 +218,7 @@ def choose_fit(
     from lsfix.pipeline import small_fit_warning
 
     small = small_fit_warning(point)
-    if small:
+    if small and not fitted.fallback_msp:  # a p left MSP on few rows: say so
         notes.append(small)
     return FitResult(fitted, "file" if fit is not None else "fraction", source, fit_mask=mask,
                      temperature=temp, selection=selection, point_p=point.p,

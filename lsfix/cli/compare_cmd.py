@@ -486,6 +486,11 @@ def _gate_checks(rules: list[Rule], results: list[Any], gate_rows: list[dict[str
 
     if not rules:
         return []
+    from lsfix.core import BOOTSTRAP_METRICS
+
+    need = tuple(m for m in BOOTSTRAP_METRICS if any(r.metric == m for r in rules))
+    covs = tuple(c for c in coverages if any(r.metric == f"risk@{c:g}" for r in rules))
+    rsks = tuple(c for c in risks if any(r.metric == f"coverage@{c:g}" for r in rules))
     cache: dict[tuple[int, str], dict[str, Any]] = {}
 
     def reps(r: Any) -> dict[str, Any]:
@@ -497,8 +502,8 @@ def _gate_checks(rules: list[Rule], results: list[Any], gate_rows: list[dict[str
             c, y = aligned(r) if together else (r.confidence, r.correct)
             cache[key] = metric_replicates(c, y, n_boot=n_boot,
                                            seed=seed if together else seed + i,
-                                           convention=convention, coverages=coverages,
-                                           risks=risks)
+                                           convention=convention, metrics=need,
+                                           coverages=covs, risks=rsks)
         return cache[key]
 
     base_res = {r.score: (r, row) for r, row in zip(results, gate_rows, strict=True)

@@ -42,6 +42,8 @@ def test_val_file(run, files):
     doc = _doc(run, files.a, "--val", files.val)
     assert doc["n_eval"] == 300
     assert doc["fit_source"] == f"{files.val} (300 samples)"
+    selection = doc["fit"]["split"].pop("selection")  # the p-selection test (lsfix.fitpolicy)
+    assert selection["choice"] == f"pnorm:{doc['fit']['p']}" and selection["n_boot"] == 1000
     assert doc["fit"]["split"] == {"kind": "file", "file": files.val, "n": 300}
 
 

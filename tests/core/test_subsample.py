@@ -127,7 +127,10 @@ def test_normalise_fit_fraction_on_a_dense_file_splits_whole_images(tmp_path: Pa
     assert (fit.all(axis=1) | ~fit.any(axis=1)).all()  # every image all in or all out
     assert per_image.sum() == 2  # ceil(0.4 * 5) images
     assert per_image.tolist() == split_fit_rows(5, 0.4, 1).tolist()
-    assert split["unit"] == "image" and split["n"] == 2 * 16 * 32
+    # n counts the fit rows used: the pixels of the fit images that are not ignored
+    kept = read_predictions(str(path)).keep.reshape(5, -1)
+    assert split["unit"] == "image" and split["n"] == int(kept[per_image].sum())
+    assert split["n"] < 2 * 16 * 32
 
 
 def test_audit_fit_fraction_on_a_dense_file_holds_out_whole_images(tmp_path: Path) -> None:
