@@ -10,7 +10,7 @@ The public numeric API (the same numbers the CLI prints)::
 The names of :mod:`lsfix.core` are loaded on first use, so ``import lsfix`` (and so the CLI's
 ``--help`` and shell completion) stays fast. Importing :mod:`lsfix` never imports h5py, typer,
 torch or matplotlib (``tests/test_architecture.py`` holds that line); file I/O lives in
-:mod:`lsfix.schema`.
+:mod:`lsfix.readers.logitsfile`.
 """
 
 from __future__ import annotations

@@ -123,8 +123,7 @@ def note(message: str) -> None:
 @contextlib.contextmanager
 def handle_errors(cmd: str) -> Iterator[None]:
     """Map lsfix errors, OS errors and Ctrl-C to one-line messages and exit codes."""
-    from lsfix import io
-
+    from lsfix import streams as io
     io.reset_committed()
     try:
         with io.command_outputs():  # every output is committed only if the command succeeds
@@ -233,7 +232,7 @@ def _unraisable(info: Any) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    from lsfix import io
+    from lsfix import streams as io
 
     # SIGTERM while an output is being written: clean up and exit 130, like Ctrl-C
     io.sigterm_interrupts_writes = True

@@ -11,7 +11,7 @@ import typer
 from lsfix.errors import UsageError
 
 if TYPE_CHECKING:
-    from lsfix.predictions import Predictions
+    from lsfix.readers.predictions import Predictions
 
 
 InputArg = Annotated[
@@ -54,10 +54,9 @@ SchedulerOpt = Annotated[
 
 
 def use_scheduler(value: str) -> contextlib.AbstractContextManager[object]:
-    """``--scheduler``: a context in which scores and metrics run there (:mod:`lsfix.parallel`;
+    """``--scheduler``: a context in which scores and metrics run there (:mod:`lsfix.evaluation.scheduler`;
     ``sync`` imports no Dask)."""
-    from lsfix import parallel
-
+    from lsfix.evaluation import scheduler as parallel
     parallel.check_scheduler(value)
     return parallel.scheduler(value)
 
@@ -67,7 +66,7 @@ def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False
          labels: str | None = None) -> Predictions:
     """Read and validate an input (``-`` = stdin). ``labels``: a labels file for this input
     alone (``--fit-labels`` for a ``--fit`` file), checked like ``--labels``."""
-    from lsfix import inputs
+    from lsfix.readers import entry as inputs
     from lsfix.cli import inputopts
     from lsfix.cli.app import note
 
@@ -110,7 +109,7 @@ def load_joined(path: str, with_files: list[str] | None, *, overwrite: bool = Fa
                 allow_incomplete: bool = False, need_labels: bool = False,
                 need_logits: bool = False, ignore_index: int | None = None) -> Predictions:
     """Read ``path`` and join each scores file of ``with_files`` to it (``--with``)."""
-    from lsfix.pipeline import join_scores
+    from lsfix.evaluation.inmemory import join_scores
 
     pred = load(path, allow_incomplete=allow_incomplete, need_labels=need_labels,
                 need_logits=need_logits or bool(with_files), ignore_index=ignore_index)
@@ -231,9 +230,9 @@ MAX_JSON_FILE = 16 << 20
 
 def read_json_file(path: str) -> object:
     """A JSON document named on the command line, read strictly
-    (:func:`lsfix.untrusted.loads`: size, nesting, NaN/Infinity refused; exit 3 naming it)."""
-    from lsfix import io as lio
-    from lsfix import untrusted
+    (:func:`lsfix.readers.untrusted.loads`: size, nesting, NaN/Infinity refused; exit 3 naming it)."""
+    from lsfix import streams as lio
+    from lsfix.readers import untrusted
     from lsfix.errors import InputError
 
     name = lio.display_name(path)
@@ -253,8 +252,8 @@ def read_json_file(path: str) -> object:
 
 
 def stdout_write(text: str) -> None:
-    """Text for stdout, held until the command succeeds (:func:`lsfix.io.command_outputs`)."""
-    from lsfix.io import STDIO, write_text_atomic
+    """Text for stdout, held until the command succeeds (:func:`lsfix.streams.command_outputs`)."""
+    from lsfix.streams import STDIO, write_text_atomic
 
     write_text_atomic(STDIO, text)
 
@@ -262,8 +261,8 @@ def stdout_write(text: str) -> None:
 def fit_from_json(doc: object, path: str) -> object:
     """A :class:`lsfix.core.PNormFit` from a ``--params`` document, every key checked for type
     and range first (exit 3 naming the file and the key)."""
-    from lsfix import io as lio
-    from lsfix import untrusted
+    from lsfix import streams as lio
+    from lsfix.readers import untrusted
     from lsfix.core import PNormFit
     from lsfix.errors import InputError
 

@@ -90,14 +90,14 @@ def check_report_options(convention: str, bootstrap: int, level: float, fmt: str
     covs = parse_floats(coverage, "--coverage", lo=0.0, hi=1.0)
     risks = parse_floats(risk, "--risk", lo=0.0, hi=1.0, lo_open=False)
     if plot is not None:
-        from lsfix.plot import plot_format
+        from lsfix.output.plot import plot_format
 
         plot_format(plot)
     return out_fmt, covs, risks
 
 
 def result_rows(results: list[Any], *, percent: bool) -> list[dict[str, Any]]:
-    from lsfix.report import ci_dict, flat_row, metrics_dict
+    from lsfix.output.report import ci_dict, flat_row, metrics_dict
 
     rows = []
     for r in results:
@@ -108,7 +108,7 @@ def result_rows(results: list[Any], *, percent: bool) -> list[dict[str, Any]]:
 
 
 def result_json(results: list[Any], *, percent: bool) -> list[dict[str, Any]]:
-    from lsfix.report import ci_dict, metrics_dict
+    from lsfix.output.report import ci_dict, metrics_dict
 
     out = []
     for r in results:
@@ -144,7 +144,7 @@ def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool,
     from rich.console import Console
     from rich.table import Table
 
-    from lsfix.report import COLUMNS, fmt
+    from lsfix.output.report import COLUMNS, fmt
 
     width = width or table_width()
     heads = dict((k, h) for k, h, _ in COLUMNS)
@@ -207,7 +207,7 @@ def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False,
     """Plot lines of ``results``; ``curves`` gives each one's ``(coverage, risk)`` when the
     results hold no per-row arrays (the out-of-core path)."""
     from lsfix.core import rc_curve
-    from lsfix.plot import Line
+    from lsfix.output.plot import Line
 
     lines = []
     for i, r in enumerate(results):
@@ -271,23 +271,23 @@ def curve(
     ] = "2G",
 ) -> None:
     with handle_errors("curve"), use_scheduler(scheduler):
-        from lsfix.io import write_text_atomic
-        from lsfix.pipeline import evaluate_file
+        from lsfix.streams import write_text_atomic
+        from lsfix.evaluation.inmemory import evaluate_file
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
-        from lsfix.outofcore import parse_memory_limit, wanted
+        from lsfix.evaluation.bounded import parse_memory_limit, wanted
 
         limit = parse_memory_limit(memory_limit)
         if rank_map is not None:
-            from lsfix.plot import plot_format
+            from lsfix.output.plot import plot_format
 
             plot_format(rank_map)
             if by is not None:
                 raise UsageError("--rank-map does not go with --by")
         check_boot_unit(bootstrap_unit, by)
         from lsfix.cli import inputopts
-        from lsfix.predictions import deferring_dense_labels
+        from lsfix.readers.predictions import deferring_dense_labels
 
         opts = inputopts.current.get()
         may_bound = (by is None and not bootstrap and subsample is None and rank_map is None
@@ -300,8 +300,8 @@ def curve(
             pred.load_labels()
         if subsample is not None:
             from lsfix.cli.app import note
-            from lsfix.dense import apply_subsample
-            from lsfix.pipeline import excluded_rows
+            from lsfix.evaluation.dense import apply_subsample
+            from lsfix.evaluation.inmemory import excluded_rows
 
             kept = apply_subsample(pred, subsample, seed)
             ex = excluded_rows(pred)
@@ -313,7 +313,7 @@ def curve(
             pred.close()
             return
         if pred.deferred_labels is not None or (may_bound and wanted(pred, score, limit)):
-            from lsfix.outofcore import CURVE_POINTS, evaluate_bounded
+            from lsfix.evaluation.bounded import CURVE_POINTS, evaluate_bounded
 
             results, curves, oracle, ex = evaluate_bounded(
                 pred, score, convention=convention, coverages=covs, risks=risks,
@@ -323,13 +323,13 @@ def curve(
             return
         clusters = None
         if bootstrap_unit == "image":
-            from lsfix.dense import image_of_rows
+            from lsfix.evaluation.dense import image_of_rows
 
             clusters = image_of_rows(pred, "--bootstrap-unit image")
         results = evaluate_file(pred, score, convention=convention, coverages=covs, risks=risks,
                                 n_boot=bootstrap, seed=seed, level=level, clusters=clusters)
         if rank_map is not None:
-            from lsfix.dense import write_rank_map
+            from lsfix.evaluation.dense import write_rank_map
 
             write_rank_map(pred, results[0], rank_map)
         _report(pred, results, out_fmt, convention, percent, plot, output, None, None, None,
@@ -340,15 +340,15 @@ def _report(pred: Any, results: list[Any], out_fmt: str, convention: str, percen
             plot: str | None, output: str, curves: list[Any] | None, oracle: Any,
             ex: Any, bootstrap_unit: str) -> None:
     """Print (or write) the report of ``results`` and draw the RC plot. ``ex``: the
-    excluded-row counts (:class:`lsfix.pipeline.ExcludedRows`; counted from ``pred`` when
+    excluded-row counts (:class:`lsfix.evaluation.inmemory.ExcludedRows`; counted from ``pred`` when
     None)."""
-    from lsfix.io import write_text_atomic
-    from lsfix.report import document, dumps, tsv
+    from lsfix.streams import write_text_atomic
+    from lsfix.output.report import document, dumps, tsv
 
     warn_undefined("curve", results)
     if out_fmt == "json":
         if ex is None:
-            from lsfix.pipeline import excluded_rows
+            from lsfix.evaluation.inmemory import excluded_rows
 
             ex = excluded_rows(pred)
         text = dumps(document("curve", {
@@ -368,7 +368,7 @@ def _report(pred: Any, results: list[Any], out_fmt: str, convention: str, percen
             text = render_table(rows, f"{pred.name} — convention {convention}{unit}",
                                 show_file=False)
     if plot is not None:
-        from lsfix.plot import rc_plot
+        from lsfix.output.plot import rc_plot
 
         rc_plot(curve_lines(results, show_file=False, percent=percent, curves=curves), plot,
                 title=f"Risk-coverage: {pred.name}",
@@ -381,8 +381,8 @@ def curve_by(pred: Any, score: list[str] | None, by: str, out_fmt: str, conventi
              covs: tuple[float, ...], risks: tuple[float, ...], bootstrap: int, seed: int,
              level: float, percent: bool) -> str:
     """``curve --by``: the whole file (group ``all``) and every group, in one report."""
-    from lsfix.groups import evaluate_by, group_json, group_rows
-    from lsfix.report import document, dumps, tsv
+    from lsfix.evaluation.grouped import evaluate_by, group_json, group_rows
+    from lsfix.output.report import document, dumps, tsv
 
     results = evaluate_by(pred, score, by, convention=convention, coverages=covs, risks=risks,
                           n_boot=bootstrap, seed=seed, level=level)

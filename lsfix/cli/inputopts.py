@@ -10,7 +10,7 @@ outputs are often saved as probabilities. These two options say so, for ``score`
     (``table.csv:COLUMN``); integers, or class names matched against the input's class names.
     An input that already holds labels must hold the same ones.
 ``--input logits|probs|log-probs``
-    what the numbers are (:mod:`lsfix.input_kind`); without it lsfix detects probabilities and
+    what the numbers are (:mod:`lsfix.readers.kind`); without it lsfix detects probabilities and
     log-probabilities and says in one line what it assumed.
 
 :func:`install` adds both options to the registered commands by wrapping their callbacks (the
@@ -124,8 +124,7 @@ def adapt(pred: Any, path: str, note: Any, *, ignore_index: int | None = None) -
 
     ``note(message)`` prints a one-line warning (what lsfix assumed about the input).
     """
-    from lsfix import input_kind
-
+    from lsfix.readers import kind as input_kind
     opts = current.get()
     if opts is None:
         return
@@ -145,8 +144,8 @@ def adapt(pred: Any, path: str, note: Any, *, ignore_index: int | None = None) -
 
 def attach_labels(pred: Any, spec: str, *, ignore_index: int | None = None) -> None:
     """Give ``pred`` the labels of ``spec`` (validated against its rows and classes)."""
-    from lsfix.foreign import read_labels_file
-    from lsfix.predictions import validate_labels
+    from lsfix.readers.foreign import read_labels_file
+    from lsfix.readers.predictions import validate_labels
 
     spatial = tuple(getattr(getattr(pred, "logits", None), "spatial", ()) or ())
     dense_shape = None

@@ -99,12 +99,12 @@ def normalise(
     quiet: QuietOpt = False,
 ) -> None:
     with handle_errors("normalise"), use_scheduler(scheduler):
-        from lsfix import parallel
+        from lsfix.evaluation import scheduler as parallel
         from lsfix.core import PNormFit
-        from lsfix.io import dumps_json, refuse_binary_to_tty, write_text_atomic
-        from lsfix.pipeline import describe_fit, fit_on_rows
-        from lsfix.schema import write_predictions
-        from lsfix.scorefile import write_scores_file
+        from lsfix.streams import dumps_json, refuse_binary_to_tty, write_text_atomic
+        from lsfix.evaluation.inmemory import describe_fit, fit_on_rows
+        from lsfix.readers.logitsfile import write_predictions
+        from lsfix.readers.scoresfile import write_scores_file
 
         check_convention(convention)
         chosen = [x for x, v in (("--p", p), ("--fit", fit), ("--fit-fraction", fit_fraction),
@@ -182,7 +182,7 @@ def normalise(
             if pred.fit_mask is not None and pred.fit_mask.any():
                 raise UsageError(f"{pred.name} already has a fit split (/fit_mask); tune with "
                                  "--fit VAL.h5 or reuse --params")
-            from lsfix.dense import fit_split, is_dense
+            from lsfix.evaluation.dense import fit_split, is_dense
 
             fit_mask = fit_split(pred, fit_fraction, seed)  # dense: whole images
             fitted = fit_on_rows(pred, fit_mask, grid=p_grid, convention=convention,
@@ -202,7 +202,7 @@ def normalise(
         values = computed[spec.name]
         require_finite_scores(values, f"p={fitted.p:g}" if fitted.p is not None else "msp",
                               pred.name)
-        from lsfix.pipeline import small_fit_warning
+        from lsfix.evaluation.inmemory import small_fit_warning
 
         small = small_fit_warning(fitted) if fitted.grid and fitted.n_fit else None
         if not quiet:

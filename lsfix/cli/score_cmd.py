@@ -66,11 +66,11 @@ def score(
         import numpy as np
 
         from lsfix.core import ScoreSpec, fit_temperature, parse_score
-        from lsfix.io import refuse_binary_to_tty
-        from lsfix.parallel import compute_scores
-        from lsfix.pipeline import evaluation_rows
-        from lsfix.schema import write_predictions
-        from lsfix.scorefile import write_scores_file
+        from lsfix.streams import refuse_binary_to_tty
+        from lsfix.evaluation.scheduler import compute_scores
+        from lsfix.evaluation.inmemory import evaluation_rows
+        from lsfix.readers.logitsfile import write_predictions
+        from lsfix.readers.scoresfile import write_scores_file
 
         if fmt not in ("h5", "tsv"):
             raise UsageError(f"--format must be h5 or tsv, got {fmt!r}")
@@ -129,7 +129,7 @@ def score(
             shown = spec.family if spec.param is None else f"{spec.family}:{spec.param:.6g}"
             require_finite_scores(out[spec.name], f"-m {shown}", pred.name)
         if fmt == "tsv":
-            from lsfix.io import write_text_atomic
+            from lsfix.streams import write_text_atomic
 
             mask, ignored, fitted = evaluation_rows(pred)
             if mask is not None and not quiet:  # ignored pixels and fit rows: never evaluated
@@ -160,7 +160,7 @@ def _score_table(pred: Any, conf: Any, corr: Any, mask: Any = None) -> str:
 
     import numpy as np
 
-    from lsfix.groups import _per_row
+    from lsfix.evaluation.grouped import _per_row
 
     def rows(a: Any) -> Any:
         return a if mask is None else np.asarray(a)[mask]

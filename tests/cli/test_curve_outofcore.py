@@ -1,4 +1,4 @@
-"""``curve``'s out-of-core path (lsfix/outofcore.py) equals the in-memory path bit for bit:
+"""``curve``'s out-of-core path (lsfix/evaluation/bounded.py) equals the in-memory path bit for bit:
 dense files with ignored pixels (uint8 and int64 labels, ignore_index 255 and -1), fit rows,
 several scores, a spill budget so small that every piece becomes runs, and plain (N, K) files
 sent there by ``--memory-limit 0``."""
@@ -15,9 +15,9 @@ import typer.testing
 
 from lsfix.cli.app import app
 from lsfix.cli.common import load
-from lsfix.outofcore import evaluate_bounded, parse_memory_limit, wanted
-from lsfix.pipeline import evaluate_file
-from lsfix.schema import set_root_attrs
+from lsfix.evaluation.bounded import evaluate_bounded, parse_memory_limit, wanted
+from lsfix.evaluation.inmemory import evaluate_file
+from lsfix.readers.logitsfile import set_root_attrs
 
 SCORES = ["msp", "pnorm_raw:8", "max_logit", "neg_entropy"]
 KW = {"coverages": (0.25, 0.9), "risks": (0.5, 0.9)}
@@ -124,7 +124,7 @@ def test_stored_scores_and_bad_limit():
 def test_labels_left_on_disk_read_image_by_image(tmp_path, dtype, ignore):
     """Inside ``deferring_dense_labels`` a dense file's labels stay on disk (no per-pixel
     array); the bounded path reads them image by image and gets the same numbers."""
-    from lsfix.predictions import deferring_dense_labels
+    from lsfix.readers.predictions import deferring_dense_labels
 
     path = _dense(tmp_path / "d.h5", dtype, ignore, fit=True)
     for scores in (SCORES, ["msp"]):
@@ -167,8 +167,8 @@ def test_every_pixel_ignored_gives_the_normal_error(tmp_path):
 def test_dense_probabilities_with_labels_on_disk(tmp_path):
     """A dense file of probabilities (read as log p through ``input_kind.ProbRows``) takes the
     row kernels, with the labels still read image by image, and matches in memory."""
-    from lsfix import input_kind
-    from lsfix.predictions import deferring_dense_labels
+    from lsfix.readers import kind as input_kind
+    from lsfix.readers.predictions import deferring_dense_labels
 
     rng = np.random.default_rng(4)
     z = rng.normal(size=(2, 4, 5, 6))

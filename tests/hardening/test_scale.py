@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import lsfix
-from lsfix.schema import new_file
+from lsfix.readers.logitsfile import new_file
 
 from .conftest import cli, error_line
 

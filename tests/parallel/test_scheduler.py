@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import typer.testing
 
-from lsfix import parallel
+from lsfix.evaluation import scheduler as parallel
 from lsfix.cli.app import app
 from lsfix.core import (
     CONVENTIONS,
@@ -28,8 +28,8 @@ from lsfix.core import (
     tie_blocks,
 )
 from lsfix.errors import MissingDependency, UsageError
-from lsfix.inputs import read_predictions
-from lsfix.schema import new_file, set_root_attrs
+from lsfix.readers.entry import read_predictions
+from lsfix.readers.logitsfile import new_file, set_root_attrs
 
 LSFIX = str(Path(sys.executable).parent / "lsfix")
 SPECS = [parse_score(s) for s in ("msp", "max_logit", "logit_margin", "softmax_margin",

@@ -1,9 +1,9 @@
 """Foreign inputs: arrays and tables users already have, converted to :class:`Predictions`.
 
-:func:`lsfix.inputs.read_predictions` hands every input that is not HDF5 to :func:`read_foreign`.
+:func:`lsfix.readers.entry.read_predictions` hands every input that is not HDF5 to :func:`read_foreign`.
 The format is chosen by the first bytes, then by the file extension; stdin and paths without an
 extension are sniffed (text is read as a table). Everything is read into memory and validated by
-:func:`lsfix.predictions.predictions_from_arrays`, so messages match those of an HDF5 read, with the
+:func:`lsfix.readers.predictions.predictions_from_arrays`, so messages match those of an HDF5 read, with the
 array's name in place of the dataset path (``preds.npz:/labels: 2 label(s) not in [0, 10); ...``).
 Every problem is an :class:`~lsfix.errors.InputError` (exit 3) naming the file; no other
 exception escapes, whatever the bytes.
@@ -71,9 +71,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from lsfix import untrusted
+from lsfix.readers import untrusted
 from lsfix.errors import InputError, LsfixError, MissingDependency, RuntimeFailure
-from lsfix.predictions import Predictions, ignore_index_in_effect, predictions_from_arrays
+from lsfix.readers.predictions import Predictions, ignore_index_in_effect, predictions_from_arrays
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # local file header; empty archive
@@ -536,10 +536,9 @@ _NEEDS_TORCH = object()
 
 
 def _torch_zip_without_torch(zf: zipfile.ZipFile, name: str) -> Any:
-    """The object of a torch.save zip read by :mod:`lsfix.torchzip` (no torch import), or
+    """The object of a torch.save zip read by :mod:`lsfix.readers.torchzip` (no torch import), or
     ``_NEEDS_TORCH`` for a feature only torch.load reads (then only if torch is installed)."""
-    from lsfix import torchzip
-
+    from lsfix.readers import torchzip
     try:
         return torchzip.load(zf)
     except torchzip.Refused as exc:
@@ -597,7 +596,7 @@ def _weights_only_reason(text: str) -> str:
 
 def _is_array(value: Any) -> bool:
     """A numpy array, or a torch tensor (checked without importing torch)."""
-    from lsfix.torchzip import ViewOverStorage
+    from lsfix.readers.torchzip import ViewOverStorage
 
     if isinstance(value, np.ndarray | ViewOverStorage):
         return True
@@ -606,7 +605,7 @@ def _is_array(value: Any) -> bool:
 
 
 def _torch_meta(value: Any) -> tuple[str, int]:
-    from lsfix.torchzip import ViewOverStorage
+    from lsfix.readers.torchzip import ViewOverStorage
 
     if isinstance(value, np.ndarray | ViewOverStorage):
         return (value.dtype.kind, value.ndim)
@@ -617,7 +616,7 @@ def _torch_meta(value: Any) -> tuple[str, int]:
 
 def _to_numpy(value: Any, name: str, where: str) -> np.ndarray:
     """A tensor, numpy array or list of numbers/strings as a numpy array."""
-    from lsfix.torchzip import ViewOverStorage
+    from lsfix.readers.torchzip import ViewOverStorage
 
     if isinstance(value, np.ndarray):
         return value
@@ -955,7 +954,7 @@ def _finite_floats(cells: list[str]) -> np.ndarray:
 
 def _int_labels(cells: list[str], n_logits: int) -> np.ndarray:
     """Labels in ``[0, K)``; 0/1 for one logit column (as in
-    :func:`lsfix.predictions.validate_labels`)."""
+    :func:`lsfix.readers.predictions.validate_labels`)."""
     k = 2 if n_logits == 1 else n_logits
     try:
         values = list(map(int, cells))

@@ -14,7 +14,7 @@ What is split, and how the pieces are merged (``docs/dask.md`` has the long form
 
 * **Scores** (:func:`compute_scores`): the rows of ``/logits`` are cut into partitions of
   whole items (images for dense files), aligned to the HDF5 storage chunks. A task opens the
-  file itself (by path, through :func:`lsfix.h5safe.open_local`: the local-only rule holds on
+  file itself (by path, through :func:`lsfix.readers.h5safe.open_local`: the local-only rule holds on
   every worker, and the workers must see the file under the same path), checks the shape and
   dtype it was promised, and runs :func:`lsfix.core.compute_scores` on its rows. Every row is
   computed by the same kernel as in one process, so the concatenated scores are identical.
@@ -222,7 +222,7 @@ class _Window:
 def _file_of(src: ArrayRows) -> FileLogits | None:
     """The HDF5 file behind a row source, when it is a named file on disk."""
     data = getattr(src, "_data", None)
-    ds = getattr(data, "_ds", None)  # lsfix.schema.CheckedDataset
+    ds = getattr(data, "_ds", None)  # lsfix.readers.logitsfile.CheckedDataset
     if ds is None:
         return None
     try:
@@ -241,8 +241,8 @@ def _score_task(where: Any, i0: int, i1: int, specs: list[ScoreSpec],
                 labels: np.ndarray | None) -> dict[str, np.ndarray]:
     """Scores of items ``[i0, i1)`` (runs on a worker)."""
     if isinstance(where, FileLogits):
-        from lsfix import h5safe
-        from lsfix.schema import CheckedDataset, check_local
+        from lsfix.readers import h5safe
+        from lsfix.readers.logitsfile import CheckedDataset, check_local
 
         f = h5safe.open_local(where.path, where.path)
         try:

@@ -13,8 +13,8 @@ Schema ``lsfix.predictions`` version 1::
 
 Files are read once and validated once (:func:`read_hdf5`); every error names
 ``file:/dataset`` and the shapes. Files are written atomically (:func:`write_predictions`).
-The in-memory view is :class:`lsfix.predictions.Predictions`; :func:`lsfix.inputs.read_input`
-picks the reader for any input (this module, :mod:`lsfix.scorefile`, :mod:`lsfix.foreign`).
+The in-memory view is :class:`lsfix.readers.predictions.Predictions`; :func:`lsfix.readers.entry.read_input`
+picks the reader for any input (this module, :mod:`lsfix.readers.scoresfile`, :mod:`lsfix.readers.foreign`).
 """
 
 from __future__ import annotations
@@ -30,10 +30,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lsfix import __version__, h5safe, untrusted
+from lsfix import __version__
+
+from lsfix.readers import h5safe
+
+from lsfix.readers import untrusted
 from lsfix.core.source import ArrayRows, chunk_rows_for
 from lsfix.errors import InputError, RuntimeFailure
-from lsfix.io import (
+from lsfix.streams import (
     STDIO,
     atomic_output,
     display_name,
@@ -41,7 +45,7 @@ from lsfix.io import (
     note_input,
     read_stdin_bytes,
 )
-from lsfix.predictions import (
+from lsfix.readers.predictions import (
     CLASS_NAMES,
     FIT_MASK,
     LABELS,
@@ -98,7 +102,7 @@ def open_source(path: str) -> tuple[Any, str, bytes, bool]:
     they cannot be read twice.
     """
     name = display_name(path)
-    note_input(path)  # an output of this command may never replace it (lsfix.io)
+    note_input(path)  # an output of this command may never replace it (lsfix.streams)
     if path == STDIO:
         buf = read_stdin_bytes()
         return buf, name, buf.getvalue()[:8], _hdf5_signature_at(buf, len(buf.getvalue()))
@@ -130,7 +134,7 @@ def open_source(path: str) -> tuple[Any, str, bytes, bool]:
 def json_attr(attrs: Any, key: str, default: Any = None, name: str | None = None
               ) -> Any:
     """A JSON-valued attribute; ``default`` when absent. Invalid JSON (or JSON nested too deep,
-    too large, holding NaN/Infinity: :func:`lsfix.untrusted.loads`) raises
+    too large, holding NaN/Infinity: :func:`lsfix.readers.untrusted.loads`) raises
     :class:`InputError` naming ``name`` (the file), or gives ``default`` when ``name`` is None."""
     if key not in attrs:
         return default
@@ -149,7 +153,7 @@ def json_attr(attrs: Any, key: str, default: Any = None, name: str | None = None
 
 def check_local(f: h5py.File, path: str, name: str) -> None:
     """Refuse a dataset that reads outside the file or is not backed by stored data
-    (:mod:`lsfix.h5safe`; the whole file's links were checked when it was opened)."""
+    (:mod:`lsfix.readers.h5safe`; the whole file's links were checked when it was opened)."""
     obj = f[path]
     if isinstance(obj, h5py.Dataset):
         h5safe.check_dataset(obj, name, path)
@@ -245,10 +249,10 @@ KindReader = Callable[[h5py.File, str, bool], Predictions]
 
 def read_hdf5(src: Any, name: str, *, allow_incomplete: bool,
               kinds: Mapping[str, KindReader] | None = None) -> Predictions:
-    """Open (local-only, :func:`lsfix.h5safe.open_local`) and validate an lsfix HDF5 file.
+    """Open (local-only, :func:`lsfix.readers.h5safe.open_local`) and validate an lsfix HDF5 file.
 
     ``kinds`` maps another schema name (``lsfix.scores``) to its reader, so a caller that
-    knows every kind (:mod:`lsfix.inputs`) can hand this module the file's first read without
+    knows every kind (:mod:`lsfix.readers.entry`) can hand this module the file's first read without
     this module importing the other readers. Any h5py failure becomes an :class:`InputError`.
     """
     f = h5safe.open_local(src, name)
@@ -436,7 +440,7 @@ class DeferredLabels:
         self.dtype = ds.dtype
 
     def read_all(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(labels, keep)`` as :func:`~lsfix.predictions.validate_labels` gives them."""
+        """``(labels, keep)`` as :func:`~lsfix.readers.predictions.validate_labels` gives them."""
         return validate_labels(read_all(self._ds, self._name, LABELS), self._k, self._name,
                                ignore_index=self.ignore_index, binary=self._binary)
 

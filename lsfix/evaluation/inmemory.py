@@ -1,4 +1,4 @@
-"""Operations on a read :class:`~lsfix.predictions.Predictions` shared by the commands.
+"""Operations on a read :class:`~lsfix.readers.predictions.Predictions` shared by the commands.
 
 Kept apart from the CLI so notebooks and ``audit`` get the same numbers as ``curve``/``compare``.
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from lsfix import parallel
+from lsfix.evaluation import scheduler as parallel
 from lsfix.core import (
     Metrics,
     PNormFit,
@@ -22,12 +22,12 @@ from lsfix.core import (
 )
 from lsfix.core.bootstrap import Interval
 from lsfix.errors import InputError, UsageError
-from lsfix.predictions import FIT_MASK, Predictions
+from lsfix.readers.predictions import FIT_MASK, Predictions
 
 
 def is_score_table(pred: Predictions) -> bool:
     """A ``confidence``/``correct`` table (no logits): ``labels`` hold correctness."""
-    from lsfix.foreign import SCORE_TABLE
+    from lsfix.readers.foreign import SCORE_TABLE
 
     return pred.foreign_format == SCORE_TABLE
 
@@ -57,7 +57,7 @@ def join_scores(pred: Predictions, extra: Predictions, *, overwrite: bool = Fals
     differ) or its fit mask disagrees with ``pred``'s; :class:`UsageError` when both hold a
     score of one name and ``overwrite`` is not set.
     """
-    from lsfix.scorefile import SCHEMA_NAME, check_same_source
+    from lsfix.readers.scoresfile import SCHEMA_NAME, check_same_source
 
     if extra.kind != SCHEMA_NAME:
         raise UsageError(f"--with takes a scores file (written by 'lsfix score' or 'lsfix "

@@ -1,8 +1,8 @@
 """The in-memory data model: :class:`Predictions`, the one view of every input lsfix reads.
 
 A leaf module (numpy, the standard library, :mod:`lsfix.core` and :mod:`lsfix.errors` only):
-the readers of lsfix logits files (:mod:`lsfix.schema`), scores files (:mod:`lsfix.scorefile`)
-and foreign formats (:mod:`lsfix.foreign`) all build a :class:`Predictions` from here, and none
+the readers of lsfix logits files (:mod:`lsfix.readers.logitsfile`), scores files (:mod:`lsfix.readers.scoresfile`)
+and foreign formats (:mod:`lsfix.readers.foreign`) all build a :class:`Predictions` from here, and none
 of them imports another. :func:`predictions_from_arrays` and :func:`validate_labels` hold the
 checks every reader shares, so an in-memory array is validated exactly as an HDF5 dataset.
 
@@ -69,7 +69,7 @@ _DEFER_DENSE: ContextVar[bool] = ContextVar("lsfix_defer_dense_labels", default=
 def deferring_dense_labels(on: bool = True) -> Iterator[None]:
     """Within the block, readers of dense HDF5 files leave ``/labels`` on disk
     (:attr:`Predictions.deferred_labels`) instead of reading them whole: ``curve``'s
-    out-of-core path reads them image by image (:mod:`lsfix.outofcore`)."""
+    out-of-core path reads them image by image (:mod:`lsfix.evaluation.bounded`)."""
     token = _DEFER_DENSE.set(on)
     try:
         yield
@@ -104,9 +104,9 @@ class Predictions:
     correct : ndarray of bool, shape (n,) or None
         Per-row correctness (row order of ``scores``). Given by the input for a scores file
         and a confidence/correct table; otherwise ``argmax logits == label``, computed once on
-        first use by :func:`lsfix.pipeline.correct_of` and kept here.
+        first use by :func:`lsfix.evaluation.inmemory.correct_of` and kept here.
     fingerprint : dict or None
-        Fingerprint of the logits source (:mod:`lsfix.scorefile`): for a logits file, computed
+        Fingerprint of the logits source (:mod:`lsfix.readers.scoresfile`): for a logits file, computed
         on demand; for a scores file, the ``source`` it records. ``None`` when unknown.
     groups : dict of str to ndarray
         Group values for ``--by NAME`` (``/groups/<NAME>``), one per sample (an image's
@@ -126,7 +126,7 @@ class Predictions:
     history: list[str] = field(default_factory=list)
     fit_mask: np.ndarray | None = None
     keep: np.ndarray | None = None  #: rows kept (dense ignore_index), None = all
-    #: rows drawn by ``--subsample-pixels`` (:func:`lsfix.dense.apply_subsample`), None = no
+    #: rows drawn by ``--subsample-pixels`` (:func:`lsfix.evaluation.dense.apply_subsample`), None = no
     #: subsampling; apart from ``keep`` so an undrawn pixel is never counted as ignored
     drawn: np.ndarray | None = None
     raw_logits: Any = None  #: the array-like behind ``logits`` (h5py.Dataset or ndarray)

@@ -1,16 +1,20 @@
 """Reading any input: picks the reader for a path and returns a :class:`Predictions`.
 
-HDF5 inputs go to :mod:`lsfix.schema` (lsfix logits files) or :mod:`lsfix.scorefile`
+HDF5 inputs go to :mod:`lsfix.readers.logitsfile` (lsfix logits files) or :mod:`lsfix.readers.scoresfile`
 (scores files, by their ``lsfix_schema`` attribute); anything else goes to
-:mod:`lsfix.foreign` (``.npy``, ``.npz``, ``.pt``, ``.csv``/``.tsv``). This is the only module
+:mod:`lsfix.readers.foreign` (``.npy``, ``.npz``, ``.pt``, ``.csv``/``.tsv``). This is the only module
 that knows every reader, so the readers never import one another.
 """
 
 from __future__ import annotations
 
-from lsfix import foreign, schema, scorefile
+from lsfix.readers import foreign
+
+from lsfix.readers import logitsfile as schema
+
+from lsfix.readers import scoresfile as scorefile
 from lsfix.errors import InputError
-from lsfix.predictions import LOGITS, Predictions, ignoring
+from lsfix.readers.predictions import LOGITS, Predictions, ignoring
 
 #: Readers of the lsfix HDF5 kinds other than the logits file.
 HDF5_KINDS = {scorefile.SCHEMA_NAME: scorefile.read_scores_file}

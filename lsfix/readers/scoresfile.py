@@ -17,8 +17,8 @@ A scores file is never paired with logits or labels of another source: the **fin
 (:func:`fingerprint`) of the logits it was computed from is stored in ``source`` and checked
 wherever files are combined (:func:`check_same_source`, :func:`check_same_samples`).
 
-This module builds on the HDF5 helpers of :mod:`lsfix.schema` (root attributes, local-only
-datasets) and never imports :mod:`lsfix.foreign`.
+This module builds on the HDF5 helpers of :mod:`lsfix.readers.logitsfile` (root attributes, local-only
+datasets) and never imports :mod:`lsfix.readers.foreign`.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lsfix import untrusted
+from lsfix.readers import untrusted
 from lsfix.errors import InputError
-from lsfix.io import atomic_output, dumps_json
-from lsfix.predictions import (
+from lsfix.streams import atomic_output, dumps_json
+from lsfix.readers.predictions import (
     CLASS_NAMES,
     CORRECT,
     FIT_MASK,
@@ -44,7 +44,7 @@ from lsfix.predictions import (
     ignore_index_in_effect,
     validate_labels,
 )
-from lsfix.schema import (
+from lsfix.readers.logitsfile import (
     ATTR_IGNORE_INDEX,
     ATTR_METHOD,
     ATTR_PARAMS,
@@ -224,7 +224,7 @@ def check_same_samples(a: Predictions, b: Predictions, why: str) -> None:
 
 
 def read_scores_file(f: h5py.File, name: str, allow_incomplete: bool) -> Predictions:
-    """Validate an open ``lsfix.scores`` file (:func:`lsfix.schema.read_hdf5` calls this
+    """Validate an open ``lsfix.scores`` file (:func:`lsfix.readers.logitsfile.read_hdf5` calls this
     for files of this kind)."""
     provenance, history = check_root(f, name, SCHEMA_NAME, SCHEMA_VERSION,
                                      allow_incomplete=allow_incomplete)
