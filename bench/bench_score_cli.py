@@ -70,7 +70,7 @@ def score_cli(path: Path, out: Path) -> None:
 
 def score_in_process(path: Path) -> None:
     from lsfix.core import ScoreSpec, compute_scores
-    from lsfix.readers.entry import read_predictions
+    from lsfix.readers.entry import read as read_predictions
 
     with read_predictions(str(path)) as pred:
         compute_scores(pred.logits, [ScoreSpec("msp")], labels=pred.labels)

@@ -47,7 +47,7 @@ import numpy as np
 
 import lsfix
 from lsfix.core.source import chunk_rows_for
-from lsfix.readers.entry import read_predictions
+from lsfix.readers.entry import read as read_predictions
 from lsfix.readers.logitsfile import LABELS, LOGITS, set_root_attrs
 
 TARGET_RATIO = 2.0

@@ -187,7 +187,7 @@ def h5_case(args: argparse.Namespace, threads: list[int | None]) -> float:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_stream import create_file
 
-    from lsfix.readers.entry import read_predictions
+    from lsfix.readers.entry import read as read_predictions
 
     tmpdir = None
     if args.path:

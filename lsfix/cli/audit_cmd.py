@@ -10,6 +10,8 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
+    InputKindOpt,
+    LabelsOpt,
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
@@ -20,7 +22,6 @@ from lsfix.cli.common import (
     WithOpt,
     check_convention,
     load,
-    load_joined,
     report_format,
     require_fit_labels,
     use_scheduler,
@@ -253,8 +254,11 @@ def audit_cmd(
     scheduler: SchedulerOpt = "sync",
     bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
+    labels: LabelsOpt = None,
+    input_kind: InputKindOpt = None,
 ) -> None:
-    with handle_errors("audit"), use_scheduler(scheduler):
+    with handle_errors("audit", labels=labels, kind=input_kind,
+                       inputs=[input]) as run, use_scheduler(scheduler) as runner:
         from lsfix.evaluation.audit import audit
         from lsfix.errors import UsageError
         from lsfix.streams import write_text_atomic
@@ -266,11 +270,12 @@ def audit_cmd(
             raise UsageError("--bootstrap must be >= 1 for audit (the verdict needs it)")
         check_boot_unit(bootstrap_unit, by)
         out_fmt = report_format(fmt)
-        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
-                           need_labels=True, need_logits=True, ignore_index=ignore_index)
+        pred = load(input, run, runner=runner, with_files=with_files, allow_incomplete=allow_incomplete,
+                    need_labels=True, need_logits=True, ignore_index=ignore_index)
         if fit_labels is not None and val is None:
             raise UsageError("--val-labels gives the labels of the --val file; pass --val too")
-        val_pred = (load(val, need_logits=True, ignore_index=ignore_index, labels=fit_labels)
+        val_pred = (load(val, run, need_logits=True, ignore_index=ignore_index,
+                         labels=fit_labels)
                     if val else None)
         if val_pred is not None:
             require_fit_labels(val_pred, "--val-labels")
@@ -281,9 +286,7 @@ def audit_cmd(
 
         small = small_fit_warning(res.fit)
         if small:  # printed when the command succeeds (a failure is one error line)
-            from lsfix.cli.inputopts import warn_later
-
-            warn_later(f"lsfix audit: warning: {small}")
+            run.warn_later(f"lsfix audit: warning: {small}")
         if out_fmt == "json":
             text = dumps(document("audit", audit_json(res)))
         elif out_fmt == "tsv":

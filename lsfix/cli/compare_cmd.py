@@ -12,6 +12,8 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
+    InputKindOpt,
+    LabelsOpt,
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
@@ -178,8 +180,11 @@ def compare(
     ignore_index: IgnoreIndexOpt = None,
     bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
+    labels: LabelsOpt = None,
+    input_kind: InputKindOpt = None,
 ) -> None:
-    with handle_errors("compare"):
+    with handle_errors("compare", labels=labels, kind=input_kind,
+                       inputs=inputs) as run:
         from lsfix.core import paired_bootstrap
         from lsfix.streams import write_text_atomic
         from lsfix.evaluation.inmemory import evaluate_file
@@ -193,7 +198,7 @@ def compare(
             raise UsageError(f"--report {report!r} must end in .md")
         if sum(1 for i in inputs if i == "-") > 1:
             raise UsageError("stdin (-) can be given only once")
-        preds = [load(p, allow_incomplete=allow_incomplete, ignore_index=ignore_index)
+        preds = [load(p, run, allow_incomplete=allow_incomplete, ignore_index=ignore_index)
                  for p in inputs]
         results = []
         for pred in preds:

@@ -152,8 +152,9 @@ def audit(
     temperature = fit_temperature(fit_logits, fit_labels)
 
     specs = [ScoreSpec(s) for s in PLAIN_SCORES] + [ScoreSpec("msp_ts", temperature)]
-    scores = parallel.compute_scores(pred.logits, specs)
-    scores["pnorm"] = parallel.compute_scores(pred.logits, [fit.spec])[fit.spec.name]
+    scores = parallel.compute_scores(pred.logits, specs, runner=pred.runner)
+    scores["pnorm"] = parallel.compute_scores(pred.logits, [fit.spec],
+                                              runner=pred.runner)[fit.spec.name]
     correct = correct_all = correct_of(pred)
     clusters = None
     if bootstrap_unit == "image":
@@ -179,7 +180,8 @@ def audit(
                               group_index, grp.names, convention=convention, n_boot=n_boot,
                               seed=seed, level=level)
     results = tuple(
-        ScoreResult(pred.name, name, parallel.evaluate(conf, correct, convention=convention),
+        ScoreResult(pred.name, name, parallel.evaluate(conf, correct, convention=convention,
+                                                   runner=pred.runner),
                     None, conf, correct)
         for name, conf in scores.items()
     )

@@ -39,7 +39,6 @@ Dask buys parallel reading, scoring and sorting, not a larger ``n`` than the cli
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import math
 import os
 import re
@@ -143,30 +142,19 @@ class Runner:
             self.client = None
 
 
-_ACTIVE: contextvars.ContextVar[Runner | None] = contextvars.ContextVar("lsfix_runner",
-                                                                       default=None)
-
-
 @contextlib.contextmanager
 def scheduler(value: str | None) -> Iterator[Runner | None]:
-    """Use ``value`` for :func:`compute_scores` and :func:`evaluate` inside the block.
-
-    ``sync`` (or ``None``) yields ``None`` and imports nothing."""
+    """A :class:`Runner` for ``value`` (closed at the end of the block); ``sync`` (or ``None``)
+    yields ``None`` and imports nothing. Pass it as ``runner=`` (or set
+    ``Predictions.runner``) where the work should run there."""
     if value is None or value == "sync":
         yield None
         return
     runner = Runner(value)
-    token = _ACTIVE.set(runner)
     try:
         yield runner
     finally:
-        _ACTIVE.reset(token)
         runner.close()
-
-
-def active() -> Runner | None:
-    """The runner of the enclosing :func:`scheduler` block, or ``None`` (one process)."""
-    return _ACTIVE.get()
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,10 +264,10 @@ def item_partitions(n_items: int, item_elements: int, workers: int,
 
 
 def compute_scores(logits: Any, specs: Sequence[ScoreSpec], *,
-                   labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """:func:`lsfix.core.compute_scores` on the active scheduler (identical results); in one
-    process when none is active or the logits are not an :class:`ArrayRows`."""
-    runner = active()
+                   labels: np.ndarray | None = None,
+                   runner: Runner | None = None) -> dict[str, np.ndarray]:
+    """:func:`lsfix.core.compute_scores` on ``runner`` (identical results); in one process
+    when it is ``None`` or the logits are not an :class:`ArrayRows`."""
     specs = list(specs)
     if runner is None or not isinstance(logits, ArrayRows) or not specs and labels is None:
         return _core_compute_scores(logits, specs, labels=labels)
@@ -323,12 +311,11 @@ def _reduce_task(*parts: Blocks) -> Blocks:
 
 def tie_blocks(confidence: Any, correct: Any, *, runner: Runner | None = None,
                partition_rows: int | None = None) -> Blocks:
-    """Tie blocks by a sample sort on ``runner`` (default: the active one; in one process
-    when none). Equal to :func:`lsfix.core.tie_blocks` (:mod:`lsfix.core.partition`)."""
+    """Tie blocks by a sample sort on ``runner`` (in one process when ``None``). Equal to
+    :func:`lsfix.core.tie_blocks` (:mod:`lsfix.core.partition`)."""
     from lsfix.core.metrics import _blocks
 
     c, y = _as_inputs(confidence, correct)
-    runner = runner or active()
     if runner is None:
         return _blocks(c, y)
     n = c.shape[0]
@@ -346,12 +333,13 @@ def tie_blocks(confidence: Any, correct: Any, *, runner: Runner | None = None,
 
 def evaluate(confidence: Any, correct: Any, *, convention: str = "lsfix",
              coverages: tuple[float, ...] | list[float] = (),
-             risks: tuple[float, ...] | list[float] = ()) -> Metrics:
-    """:func:`lsfix.core.evaluate` with the tie blocks from :func:`tie_blocks` on the active
-    scheduler (bit-identical); :func:`lsfix.core.evaluate` itself when none is active."""
-    if active() is None:
+             risks: tuple[float, ...] | list[float] = (),
+             runner: Runner | None = None) -> Metrics:
+    """:func:`lsfix.core.evaluate` with the tie blocks from :func:`tie_blocks` on ``runner``
+    (bit-identical); :func:`lsfix.core.evaluate` itself when it is ``None``."""
+    if runner is None:
         return _core_evaluate(confidence, correct, convention=convention,
                               coverages=coverages, risks=risks)
     _check_convention(convention)
-    b = tie_blocks(confidence, correct)
+    b = tie_blocks(confidence, correct, runner=runner)
     return metrics_from_blocks(b, convention=convention, coverages=coverages, risks=risks)

@@ -113,6 +113,14 @@ def dumps(doc: dict[str, Any]) -> str:
     return dumps_json(doc, indent=2) + "\n"  # strict: non-finite numbers are null
 
 
+def strict(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` as the JSON lsfix prints reads back: non-finite numbers ``None``, tuples lists
+    (what :meth:`lsfix.evaluation.planner.Evaluation.to_dict` returns)."""
+    import json
+
+    return json.loads(dumps(doc))
+
+
 def fmt(x: Any, digits: int = 6) -> str:
     """Human number: ``—`` for undefined, ints as ints, floats to ``digits`` significant."""
     if x is None:

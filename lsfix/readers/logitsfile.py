@@ -54,9 +54,6 @@ from lsfix.readers.predictions import (
     SCORES,
     Predictions,
     check_unique,
-    dense_labels_deferred,
-    ignore_index_in_effect,
-    ignoring,
     predictions_from_arrays,
     score_path,
     validate_labels,
@@ -248,19 +245,24 @@ KindReader = Callable[[h5py.File, str, bool], Predictions]
 
 
 def read_hdf5(src: Any, name: str, *, allow_incomplete: bool,
-              kinds: Mapping[str, KindReader] | None = None) -> Predictions:
+              kinds: Mapping[str, KindReader] | None = None, ignore_index: int | None = None,
+              defer_dense_labels: bool = False) -> Predictions:
     """Open (local-only, :func:`lsfix.readers.h5safe.open_local`) and validate an lsfix HDF5 file.
 
     ``kinds`` maps another schema name (``lsfix.scores``) to its reader, so a caller that
     knows every kind (:mod:`lsfix.readers.entry`) can hand this module the file's first read without
     this module importing the other readers. Any h5py failure becomes an :class:`InputError`.
+    ``ignore_index``: the label value of rows never evaluated, for a file that does not record
+    one (a recorded one that disagrees is an error). ``defer_dense_labels``: a dense file's
+    ``/labels`` stay on disk (:attr:`Predictions.deferred_labels`) for the bounded path.
     """
     f = h5safe.open_local(src, name)
     try:
         reader = (kinds or {}).get(schema_of(f, name))
         if reader is not None:
-            return reader(f, name, allow_incomplete)
-        return _validate_hdf5(f, name, allow_incomplete=allow_incomplete)
+            return reader(f, name, allow_incomplete, ignore_index=ignore_index)
+        return _validate_hdf5(f, name, allow_incomplete=allow_incomplete,
+                              ignore_index=ignore_index, defer_dense_labels=defer_dense_labels)
     except InputError:
         f.close()
         raise
@@ -315,7 +317,8 @@ def check_root(f: h5py.File, name: str, schema_name: str, schema_version: int, *
     return provenance, [str(h) for h in history]
 
 
-def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predictions:
+def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool,
+                   ignore_index: int | None, defer_dense_labels: bool) -> Predictions:
     provenance, history = check_root(f, name, SCHEMA_NAME, SCHEMA_VERSION,
                                      allow_incomplete=allow_incomplete)
 
@@ -379,7 +382,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
             ignore = untrusted.integer(ignore, file=name, dataset=LABELS,
                                        key=f"attribute {ATTR_IGNORE_INDEX!r}",
                                        lo=-(2**63), hi=2**64 - 1)
-        given = ignore_index_in_effect()
+        given = ignore_index
         if given is not None:
             if ignore is not None and int(ignore) != given:
                 raise InputError(f"attribute ignore_index={int(ignore)} disagrees with "
@@ -388,7 +391,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
             labels_attrs[ATTR_IGNORE_INDEX] = np.int64(given)
         deferred = DeferredLabels(labels_ds, name, k, None if ignore is None else int(ignore),
                                   binary=rows is not None and rows.binary)
-        if not (spatial and dense_labels_deferred() and labels_ds.dtype.kind in "iu"):
+        if not (spatial and defer_dense_labels and labels_ds.dtype.kind in "iu"):
             labels, keep = deferred.read_all()
             deferred = None
     sample_ids = None
@@ -681,11 +684,10 @@ def new_file(
     attribute the reader uses to leave those pixels out.
     """
     logits = np.asarray(logits)
-    with ignoring(ignore_index):
-        pred = predictions_from_arrays(
-            str(path), logits, labels=labels, sample_ids=sample_ids, class_names=class_names,
-            provenance=provenance or {}, history=history or [],
-        )
+    pred = predictions_from_arrays(
+        str(path), logits, labels=labels, sample_ids=sample_ids, class_names=class_names,
+        provenance=provenance or {}, history=history or [], ignore_index=ignore_index,
+    )
     with atomic_output(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w", track_order=True) as out:
             set_root_attrs(out, pred.provenance, pred.history)

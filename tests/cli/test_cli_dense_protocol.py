@@ -22,7 +22,7 @@ import typer
 
 from lsfix.core import PNormFit, compute_scores, paired_bootstrap, parse_score, tune_pnorm
 from lsfix.errors import ExitCode
-from lsfix.readers.entry import read_predictions
+from lsfix.readers.entry import read as read_predictions
 from lsfix.readers.logitsfile import set_root_attrs
 from tests.cli.conftest import ls_logits
 

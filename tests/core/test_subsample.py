@@ -18,7 +18,7 @@ from lsfix.core import bootstrap_ci, compute_scores, evaluate, parse_score
 from lsfix.core.bootstrap import cluster_bootstrap_ci
 from lsfix.core.subsample import parse_subsample, subsample_rows
 from lsfix.errors import UsageError
-from lsfix.readers.entry import read_predictions
+from lsfix.readers.entry import read as read_predictions
 from lsfix.evaluation.inmemory import split_fit_rows
 from lsfix.readers.logitsfile import new_file, set_root_attrs
 

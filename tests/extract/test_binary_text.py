@@ -24,7 +24,7 @@ from typer.testing import CliRunner  # noqa: E402
 from lsfix.cli import app  # noqa: E402
 from lsfix.core import compute_scores, parse_score  # noqa: E402
 from lsfix.core.scores import BINARY_NOTE  # noqa: E402
-from lsfix.readers.entry import read_predictions  # noqa: E402
+from lsfix.readers.entry import read as read_predictions  # noqa: E402
 
 runner = CliRunner()
 N, L, VOCAB = 300, 24, 50

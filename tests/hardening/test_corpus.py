@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import pytest
 
-from lsfix.readers.entry import read_predictions
+from lsfix.readers.entry import read as read_predictions
 
 from .conftest import ROOT, Result, cli, error_line, lsfix_proc, tree_digest
 from .corpus import COMMANDS, Case, cases, pwned_markers

@@ -286,7 +286,7 @@ import os, signal, sys, time
 import lsfix.streams as io
 import lsfix.readers.entry as inputs
 
-TARGET = {"read": (inputs, "read_predictions"), "write": (io, "_target_mode")}[WHERE]
+TARGET = {"read": (inputs, "read"), "write": (io, "_target_mode")}[WHERE]
 real = getattr(*TARGET)
 
 

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from lsfix.readers import foreign
 from lsfix.errors import ExitCode, InputError, LsfixError, MissingDependency
-from lsfix.readers.entry import read_predictions
+from lsfix.readers.entry import read as read_predictions
 from lsfix.readers.predictions import Predictions
 from lsfix.readers.logitsfile import new_file, set_root_attrs
 

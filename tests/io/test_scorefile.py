@@ -14,7 +14,7 @@ import typer.testing
 from lsfix.cli.app import app
 from lsfix.core import evaluate
 from lsfix.errors import InputError
-from lsfix.readers.entry import read_predictions
+from lsfix.readers.entry import read as read_predictions
 from lsfix.readers.predictions import predictions_from_arrays
 from lsfix.readers.logitsfile import new_file, set_root_attrs
 from lsfix.readers.scoresfile import (

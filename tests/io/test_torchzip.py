@@ -51,7 +51,7 @@ def test_views_offsets_and_containers() -> None:
 def test_reading_a_pt_input_does_not_import_torch(tmp_path: Path) -> None:
     z = torch.randn(50, 4)
     torch.save({"logits": z, "labels": torch.arange(50) % 4}, tmp_path / "x.pt")
-    code = ("import sys; from lsfix.readers.entry import read_predictions; "
+    code = ("import sys; from lsfix.readers.entry import read as read_predictions; "
             f"p = read_predictions({str(tmp_path / 'x.pt')!r}); "
             "print(p.logits.shape, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
