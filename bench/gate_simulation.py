@@ -9,7 +9,7 @@ A positive ``shift`` plants a worse candidate; its true ΔAURC is measured on 2,
 population rows (lsfix ``aurc``, convention ``lsfix``).
 
 Each trial draws ``n`` rows and judges the rule ``aurc>+0`` (fail when the candidate's AURC is
-above the baseline's) with lsfix's own gate (:func:`lsfix.gate.check_rule` on
+above the baseline's) with lsfix's own gate (:func:`lsfix.evaluation.gate.check_rule` on
 :func:`lsfix.core.replicates.metric_replicates`, paired, 1000 replicates, 95 %: exactly what
 ``compare --fail-if 'aurc>+0'`` does) and with the point gate (``--gate point``). It prints the
 fail / inconclusive / pass rates per planted ΔAURC and ``n``. With ``shift = 0`` the interval
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lsfix.core import aurc  # noqa: E402
 from lsfix.core.replicates import metric_replicates  # noqa: E402
-from lsfix.gate import FAIL, INCONCLUSIVE, check_rule, parse_rule  # noqa: E402
+from lsfix.evaluation.gate import FAIL, INCONCLUSIVE, check_rule, parse_rule  # noqa: E402
 
 MU, RHO, ACC = 1.5, 0.5, 0.9
 

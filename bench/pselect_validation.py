@@ -3,7 +3,7 @@
 For each model of the α sweep shipped in ``sample_data/`` (Fashion-MNIST CNN: CE, LS α = 0.1,
 LS α = 0.2; 10,000 validation rows to draw fit sets from, 10,000 test rows to judge on), and
 each fit-set size, ``--draws`` fit sets are drawn from the validation rows (without
-replacement, seeded). On each, p is chosen by lsfix's own policy (:func:`lsfix.fitpolicy.
+replacement, seeded). On each, p is chosen by lsfix's own policy (:func:`lsfix.evaluation.fitpolicy.
 choose_fit`, grid 0..9, AURC ``lsfix`` convention) twice:
 
 * **before**: ``select="point"``: the lowest fit AURC, MSP when no worse (lsfix 0.1);
@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lsfix.core import ScoreSpec, aurc, compute_scores  # noqa: E402
-from lsfix.fitpolicy import choose_fit  # noqa: E402
-from lsfix.predictions import predictions_from_arrays  # noqa: E402
+from lsfix.evaluation.fitpolicy import choose_fit  # noqa: E402
+from lsfix.readers.predictions import predictions_from_arrays  # noqa: E402
 
 MODELS = (("CE", "fmnist_ce"), ("LS 0.1", "fmnist_ls01"), ("LS 0.2", "fmnist_ls02"))
 GRID = tuple(float(p) for p in range(10))

@@ -8,11 +8,11 @@ import json
 import numpy as np
 from typer.testing import CliRunner
 
-from lsfix.audit import _verdict_all
 from lsfix.cli import app
 from lsfix.core import PNormFit
 from lsfix.core.selection import Candidate, Selection
-from lsfix.schema import new_file
+from lsfix.evaluation.audit import _verdict_all
+from lsfix.readers.logitsfile import new_file
 
 
 def _sel(choice: str | None, cands: list[Candidate]) -> Selection:

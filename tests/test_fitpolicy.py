@@ -1,4 +1,4 @@
-"""lsfix.fitpolicy: one policy for every way of choosing p (and T)."""
+"""lsfix.evaluation.fitpolicy: one policy for every way of choosing p (and T)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 from lsfix.core import PNormFit, fit_temperature, tune_pnorm
 from lsfix.errors import UsageError
-from lsfix.fitpolicy import choose_fit
-from lsfix.predictions import predictions_from_arrays
+from lsfix.evaluation.fitpolicy import choose_fit
+from lsfix.readers.predictions import predictions_from_arrays
 
 
 def _ls(seed: int, n: int = 600, k: int = 5, scale: float = 2.5):  # noqa: ANN202

@@ -1,4 +1,5 @@
-"""lsfix.gate: verdicts on intervals, the sample size that would decide, rule subjects."""
+"""lsfix.evaluation.gate: verdicts on intervals, the sample size that would decide, rule
+subjects."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lsfix.gate import (
+from lsfix.evaluation.gate import (
     FAIL,
     INCONCLUSIVE,
     PASS,

@@ -1,4 +1,5 @@
-"""lsfix.seeds: Student's t against closed forms, the paired test written plainly, --model."""
+"""lsfix.evaluation.seeds: Student's t against closed forms, the paired test written plainly,
+--model."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lsfix.errors import UsageError
-from lsfix.seeds import betainc, paired_t, parse_model, summarise, t_quantile, t_sf2
+from lsfix.evaluation.seeds import betainc, paired_t, parse_model, summarise, t_quantile, t_sf2
 
 
 @pytest.mark.parametrize("t", [0.0, 0.1, 0.5, 1.0, 2.5, 10.0, 1e3])

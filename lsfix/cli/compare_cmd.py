@@ -13,6 +13,8 @@ from lsfix.cli.common import (
     ConventionOpt,
     FormatOpt,
     IgnoreIndexOpt,
+    InputKindOpt,
+    LabelsOpt,
     OutputOpt,
     load,
     require_fit_labels,
@@ -36,7 +38,7 @@ from lsfix.cli.curve_cmd import (
     warn_undefined,
 )
 from lsfix.errors import GateFailed, GateInconclusive, InputError, UsageError
-from lsfix.gate import Rule, parse_rule
+from lsfix.evaluation.gate import Rule, parse_rule
 
 HELP = """Compare files × scores: one row each, the first file's rows being the baseline.
 Paired bootstrap of each row's AURC difference to the baseline when the files hold the same
@@ -141,14 +143,17 @@ def compare(
     ignore_index: IgnoreIndexOpt = None,
     bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
+    labels: LabelsOpt = None,
+    input_kind: InputKindOpt = None,
 ) -> None:
-    with handle_errors("compare"):
+    with handle_errors("compare", labels=labels, kind=input_kind,
+                       inputs=inputs or ()) as run:
 
-        from lsfix.comparison import pair_rows
         from lsfix.core import paired_bootstrap
-        from lsfix.gate import GATE_MODES
-        from lsfix.io import write_text_atomic
-        from lsfix.report import document, dumps, paired_dict, tsv
+        from lsfix.evaluation.comparison import pair_rows
+        from lsfix.evaluation.gate import GATE_MODES
+        from lsfix.output.report import document, dumps, paired_dict, tsv
+        from lsfix.streams import write_text_atomic
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
@@ -160,7 +165,7 @@ def compare(
             raise UsageError(f"--report {report!r} must end in .md")
         groups: list[tuple[str, list[str]]] = []
         if model:
-            from lsfix.seeds import parse_model
+            from lsfix.evaluation.seeds import parse_model
 
             if inputs:
                 raise UsageError("give the files either as arguments or with --model, not both")
@@ -168,6 +173,7 @@ def compare(
             if len({g for g, _ in groups}) != len(groups):
                 raise UsageError("--model: two models share a name")
             inputs = [p for _, ps in groups for p in ps]
+            run.inputs = tuple(inputs)  # --labels/--input apply to the models' files
         if not inputs:
             raise UsageError("no files to compare: give FILES or --model NAME=FILES")
         if sum(1 for i in inputs if i == "-") > 1:
@@ -181,10 +187,10 @@ def compare(
             raise UsageError("--fit-labels: give one per --fit file, in the same order")
         if fit_fraction is not None and not 0 < fit_fraction < 1:
             raise UsageError(f"--fit-fraction must be in (0, 1), got {fit_fraction}")
-        preds = [load(p, allow_incomplete=allow_incomplete, ignore_index=ignore_index)
+        preds = [load(p, run, allow_incomplete=allow_incomplete, ignore_index=ignore_index)
                  for p in inputs]
-        fits = _fits(preds, score, fit, fit_labels, fit_fraction, seed=seed, select=select,
-                     select_level=select_level, ignore_index=ignore_index)
+        fits = _fits(preds, run, score, fit, fit_labels, fit_fraction, seed=seed,
+                     select=select, select_level=select_level, ignore_index=ignore_index)
         hint = _tune_command(inputs, score, groups)
         results = []
         masks = []
@@ -239,14 +245,14 @@ def compare(
         checks = _gate_checks(rules, results, gate_rows, base_name, pairings, file_of,
                               aligned, mode=gate, n_boot=bootstrap or GATE_BOOT, seed=seed,
                               level=level, convention=convention, coverages=covs, risks=risks)
-        from lsfix.gate import FAIL, INCONCLUSIVE, outcome
+        from lsfix.evaluation.gate import FAIL, INCONCLUSIVE, outcome
 
         fails = [c for c in checks if c.verdict == FAIL]
         undecided = [c for c in checks if c.verdict == INCONCLUSIVE]
         result = outcome(checks) if rules else "passed"
         seeds = None
         if groups:
-            from lsfix.seeds import summarise
+            from lsfix.evaluation.seeds import summarise
 
             idx = 0
             per_model = []
@@ -324,14 +330,14 @@ def compare(
                                           for p in grouped[2]])
         plot_path = plot
         if report is not None:
-            from lsfix.io import make_folders
+            from lsfix.streams import make_folders
 
             make_folders(Path(report).parent)  # removed again if the command fails
         if report is not None and plot_path is None:
             plot_path = str(Path(report).with_suffix(".png"))
         if plot_path is not None:
             from lsfix.cli.curve_cmd import oracle_curve
-            from lsfix.plot import rc_plot
+            from lsfix.output.plot import rc_plot
 
             rc_plot(curve_lines(results, show_file=True, percent=percent), plot_path,
                     title="Risk-coverage comparison", oracle=oracle_curve(results[0].correct),
@@ -340,11 +346,11 @@ def compare(
         if explain:
             if plot_path is None:
                 raise UsageError("--explain draws plots: give --plot or --report too")
-            from lsfix.explain import explain_plots
+            from lsfix.output.explain import explain_plots
 
             explain_path = explain_plots(preds, plot_path)
         if report is not None:
-            from lsfix.report import markdown_table
+            from lsfix.output.report import markdown_table
 
             cols = ["file", "score", "n", "accuracy", "aurc", "oracle_aurc", "eaurc", "naurc",
                     "augrc", "auroc", "fpr_at_95tpr"]
@@ -366,7 +372,7 @@ def compare(
                       "value": c.line(), "verdict": {"fail": "**FAIL**", "pass": "pass",
                                                      "inconclusive": "inconclusive"}[c.verdict]}
                      for c in checks], ["rule", "row", "value", "verdict"]))
-            from lsfix.report import markdown_figure
+            from lsfix.output.report import markdown_figure
 
             if plot_path:
                 md.append("\n" + markdown_figure(plot_path, "risk-coverage"))
@@ -398,13 +404,13 @@ def _breach(c: Any) -> str:
     return f"rule '{c.rule.text}' {word} for {c.file} {c.score}: {c.line()}"
 
 
-def _fits(preds: list[Any], score: list[str] | None, fit: list[str] | None,
+def _fits(preds: list[Any], run: Any, score: list[str] | None, fit: list[str] | None,
           fit_labels: list[str] | None, fit_fraction: float | None, *, seed: int, select: str,
           select_level: float, ignore_index: int | None) -> list[Any]:
-    """One :class:`lsfix.fitpolicy.FitResult` per input when fit data are given and a score
-    needs them (``pnorm``, ``msp_ts``, or no ``-s``), else None each."""
-    from lsfix.comparison import needs_fit
-    from lsfix.fitpolicy import choose_fit
+    """One :class:`lsfix.evaluation.fitpolicy.FitResult` per input when fit data are given and
+    a score needs them (``pnorm``, ``msp_ts``, or no ``-s``), else None each."""
+    from lsfix.evaluation.comparison import needs_fit
+    from lsfix.evaluation.fitpolicy import choose_fit
 
     if not fit and fit_fraction is None:
         return [None] * len(preds)
@@ -419,7 +425,7 @@ def _fits(preds: list[Any], score: list[str] | None, fit: list[str] | None,
                              "compare it without --fit/--fit-fraction")
         val = None
         if fit:
-            val = load(fit[i], need_logits=True, ignore_index=ignore_index,
+            val = load(fit[i], run, need_logits=True, ignore_index=ignore_index,
                        labels=fit_labels[i] if fit_labels else None)
             require_fit_labels(val, "--fit-labels")
         res = choose_fit(pred, fit=val, fit_fraction=fit_fraction, seed=seed,
@@ -430,10 +436,8 @@ def _fits(preds: list[Any], score: list[str] | None, fit: list[str] | None,
         if res.fit_mask is not None:
             pred.fit_mask = res.fit_mask
         note(f"lsfix compare: {pred.name}: pnorm: {res.describe()}")
-        from lsfix.cli.inputopts import warn_later
-
         for line in res.notes:  # printed when the command succeeds
-            warn_later(f"lsfix compare: {pred.name}: warning: {line}")
+            run.warn_later(f"lsfix compare: {pred.name}: warning: {line}")
         out.append(res)
     return out
 
@@ -453,10 +457,10 @@ def _evaluate(pred: Any, score: list[str] | None, fit: Any, hint: str, *, conven
               level: float) -> tuple[list[Any], Any]:
     """Every score of one input on its evaluation rows (with row intervals when
     ``n_boot``), and the evaluation mask."""
-    from lsfix import parallel
-    from lsfix.comparison import compare_scores
     from lsfix.core import bootstrap_ci
-    from lsfix.pipeline import ScoreResult, correct_of, eval_mask
+    from lsfix.evaluation import scheduler as parallel
+    from lsfix.evaluation.comparison import compare_scores
+    from lsfix.evaluation.inmemory import ScoreResult, correct_of, eval_mask
 
     correct = correct_of(pred)  # first: "no /labels" is found before any pass for scores
     confs = compare_scores(pred, score, fit, command=hint)
@@ -467,7 +471,7 @@ def _evaluate(pred: Any, score: list[str] | None, fit: Any, hint: str, *, conven
     for name, conf in confs.items():
         c = conf if mask is None else conf[mask]
         m = parallel.evaluate(c, correct, convention=convention, coverages=coverages,
-                              risks=risks)
+                              risks=risks, runner=getattr(pred, "runner", None))
         ci = (bootstrap_ci(c, correct, n_boot=n_boot, seed=seed, level=level,
                            convention=convention, coverages=tuple(coverages),
                            risks=tuple(risks)) if n_boot else None)
@@ -479,10 +483,10 @@ def _gate_checks(rules: list[Rule], results: list[Any], gate_rows: list[dict[str
                  base_name: str, pairings: list[Any], file_of: dict[int, int], aligned: Any,
                  *, mode: str, n_boot: int, seed: int, level: float, convention: str,
                  coverages: tuple[float, ...], risks: tuple[float, ...]) -> list[Any]:
-    """Every rule on every row (lsfix.gate): the point estimate, or the bootstrap interval
-    (paired with the baseline where the rows pair, independent draws otherwise)."""
+    """Every rule on every row (lsfix.evaluation.gate): the point estimate, or the bootstrap
+    interval (paired with the baseline where the rows pair, independent draws otherwise)."""
     from lsfix.core.replicates import metric_replicates
-    from lsfix.gate import check_rule
+    from lsfix.evaluation.gate import check_rule
 
     if not rules:
         return []
@@ -530,7 +534,7 @@ def _gate_checks(rules: list[Rule], results: list[Any], gate_rows: list[dict[str
 
 
 def _seed_text(seeds: Any, *, percent: bool) -> str:
-    from lsfix.report import fmt
+    from lsfix.output.report import fmt
 
     summaries, paired = seeds
     f = 100.0 if percent else 1.0
@@ -570,7 +574,7 @@ def _seed_tsv(seeds: Any) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def _paired_text(paired: list[dict[str, Any]]) -> str:
-    from lsfix.report import fmt
+    from lsfix.output.report import fmt
 
     lines = ["", "paired bootstrap (row − baseline):"]
     for p in paired:
@@ -585,7 +589,7 @@ def paired_images(preds: list[Any], unit: str) -> Any:
     every paired difference (the files hold the same samples, :func:`same_samples`; each must
     be dense with the same pixels per image, so its rows are the same images'); ``None`` for
     ``row``."""
-    from lsfix.dense import evaluated_images, items_and_pixels
+    from lsfix.evaluation.dense import evaluated_images, items_and_pixels
 
     if unit == "row":
         return None
@@ -610,8 +614,8 @@ def compare_by(preds: list[Any], score: list[str] | None, by: str, *, convention
     import numpy as np
 
     from lsfix.core import paired_bootstrap
-    from lsfix.groups import ALL, evaluate_by, group_json, group_rows, grouping
-    from lsfix.report import paired_dict
+    from lsfix.evaluation.grouped import ALL, evaluate_by, group_json, group_rows, grouping
+    from lsfix.output.report import paired_dict
 
     results = []
     for pred in preds:

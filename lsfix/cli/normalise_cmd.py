@@ -12,6 +12,8 @@ from lsfix.cli.common import (
     ConventionOpt,
     IgnoreIndexOpt,
     InputArg,
+    InputKindOpt,
+    LabelsOpt,
     OutputOpt,
     QuietOpt,
     SchedulerOpt,
@@ -20,7 +22,6 @@ from lsfix.cli.common import (
     check_p,
     fit_from_json,
     load,
-    load_joined,
     parse_grid,
     read_json_file,
     require_finite_scores,
@@ -107,12 +108,15 @@ def normalise(
     scheduler: SchedulerOpt = "sync",
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
+    labels: LabelsOpt = None,
+    input_kind: InputKindOpt = None,
 ) -> None:
-    with handle_errors("normalise"), use_scheduler(scheduler):
-        from lsfix import parallel
-        from lsfix.io import dumps_json, refuse_binary_to_tty, write_text_atomic
-        from lsfix.schema import write_predictions
-        from lsfix.scorefile import write_scores_file
+    with handle_errors("normalise", labels=labels, kind=input_kind,
+                       inputs=[input]) as run, use_scheduler(scheduler) as runner:
+        from lsfix.evaluation import scheduler as parallel
+        from lsfix.readers.logitsfile import write_predictions
+        from lsfix.readers.scoresfile import write_scores_file
+        from lsfix.streams import dumps_json, refuse_binary_to_tty, write_text_atomic
 
         check_convention(convention)
         chosen = [x for x, v in (("--p", p), ("--fit", fit), ("--fit-fraction", fit_fraction),
@@ -136,20 +140,19 @@ def normalise(
             raise UsageError(f"--name must be letters, digits and _, got {name!r}")
         refuse_binary_to_tty(output)
         p_grid = parse_grid(grid)
-        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
-                           need_logits=True, overwrite=overwrite, ignore_index=ignore_index)
+        pred = load(input, run, runner=runner, with_files=with_files,
+                    allow_incomplete=allow_incomplete,
+                    need_logits=True, overwrite=overwrite, ignore_index=ignore_index)
         if name in pred.scores and not overwrite:
             raise UsageError(f"{pred.name}: /scores/{name} already exists; pass --overwrite "
                              "to replace it")
         from lsfix.core.scores import BINARY_NOTE, is_single_logit
-        from lsfix.fitpolicy import choose_fit
+        from lsfix.evaluation.fitpolicy import choose_fit
 
         binary = is_single_logit(pred.logits)
         if binary and not quiet:
-            from lsfix.cli.inputopts import warn_later
-
             # printed when the command succeeds: a failure stays one stderr line
-            warn_later(f"lsfix normalise: {pred.name}: {BINARY_NOTE}")
+            run.warn_later(f"lsfix normalise: {pred.name}: {BINARY_NOTE}")
         centred = centre is not False  # a --params fit decided it above
         if binary and p is None and params is None:
             # nothing to tune: p = 0 is MSP's ranking, every p >= 1 a constant
@@ -162,7 +165,7 @@ def normalise(
             fit_fraction = 0.2
         val = None
         if fit is not None:
-            val = load(fit, need_logits=True, ignore_index=ignore_index, labels=fit_labels)
+            val = load(fit, run, need_logits=True, ignore_index=ignore_index, labels=fit_labels)
             require_fit_labels(val, "--fit-labels")
         result = choose_fit(pred, p=None if p is None else check_p(p), fit=val,
                             fit_fraction=fit_fraction, params=saved,  # type: ignore[arg-type]
@@ -179,13 +182,13 @@ def normalise(
         # one pass: the score and correctness (reads every row: bad rows fail before any note)
         spec = fitted.spec
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            computed = parallel.compute_scores(pred.logits, [spec], labels=pred.labels)
+            computed = parallel.compute_scores(pred.logits, [spec], labels=pred.labels,
+                                               runner=pred.runner)
         values = computed[spec.name]
         require_finite_scores(values, f"p={fitted.p:g}" if fitted.p is not None else "msp",
                               pred.name)
         if not quiet:
-            from lsfix.cli.inputopts import warn_later
-
+            warn_later = run.warn_later
             if result.kind == "binary":
                 warn_later(f"lsfix normalise: nothing to tune; /scores/{name} holds MSP (the "
                            "|z| ranking)")

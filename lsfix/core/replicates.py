@@ -6,7 +6,7 @@ bookkeeping), and returns each metric's value on every replicate. Two scores of 
 rows called with the same ``seed`` get the **same** draws, so differences of their replicates
 are a paired bootstrap (:func:`lsfix.core.bootstrap.paired_bootstrap` for any metric, and for
 relative changes); different seeds give independent draws (an unpaired bootstrap of two
-different sample sets). The ``compare`` gate judges its rules on these (``lsfix.gate``).
+different sample sets). The ``compare`` gate judges its rules on these (``lsfix.evaluation.gate``).
 AURC alone (not ``fd-shifts``) is computed for many replicates at once
 (:func:`lsfix.core.selection.replicate_aurcs`), equal to the per-replicate block metrics to
 ~1e-13 relative (``tests/core/test_replicates.py``).

@@ -14,7 +14,7 @@ import pytest
 
 from lsfix.core import ScoreSpec, aurc, compute_scores
 from lsfix.errors import ExitCode
-from lsfix.schema import new_file
+from lsfix.readers.logitsfile import new_file
 
 # --------------------------------------------------------------------------------------------
 # the four operators at equality, absolute and relative, both gates
@@ -282,7 +282,7 @@ def test_logits_files_with_reordered_ids_are_aligned(run, files, tmp_path) -> No
 
 def test_models_over_seeds_mean_sd_and_paired_t(run, files, tmp_path) -> None:
     for i in range(3):
-        za, y = _logits(files.a), _correct(files.a)
+        za = _logits(files.a)
         with h5py.File(files.a, "r") as f:
             labels = f["labels"][()]
         rng = np.random.default_rng(10 + i)

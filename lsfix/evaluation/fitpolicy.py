@@ -43,7 +43,7 @@ import numpy as np
 from lsfix.core import P_GRID, PNormFit, ScoreSpec, compute_scores, fit_temperature, tune_pnorm
 from lsfix.core.scores import is_single_logit
 from lsfix.errors import InputError, UsageError
-from lsfix.predictions import Predictions
+from lsfix.readers.predictions import Predictions
 
 #: Above this many fit rows the selection test is skipped (the point rule's noise is small
 #: there, and the test holds ``len(grid) + 1`` scores of every fit row in memory).
@@ -179,7 +179,7 @@ def choose_fit(
         if pred.fit_mask is not None and pred.fit_mask.any():
             raise UsageError(f"{pred.name} already has a fit split (/fit_mask); tune with "
                              "--fit VAL.h5 or reuse --params")
-        from lsfix.dense import fit_split, is_dense
+        from lsfix.evaluation.dense import fit_split, is_dense
 
         mask = fit_split(pred, fit_fraction, seed)  # dense: whole images
         owner = pred
@@ -195,7 +195,7 @@ def choose_fit(
         raise InputError("no labelled rows to fit p on", file=owner.name)
     point = tune_pnorm(owner.logits, owner.require_labels("fitting p"), grid=grid,
                        convention=convention, split=split, rows=rows, centred=centred)
-    from lsfix.pipeline import _RowSubset
+    from lsfix.evaluation.inmemory import _RowSubset
 
     idx = np.flatnonzero(rows)
     sub = _RowSubset(owner.logits, idx)
@@ -204,7 +204,7 @@ def choose_fit(
     notes: list[str] = []
     fitted, selection = point, None
     if select == "test" and not point.fallback_msp:
-        from lsfix.dense import is_dense
+        from lsfix.evaluation.dense import is_dense
 
         if is_dense(owner):
             notes.append("p chosen by the point rule: the selection test resamples rows, and "
@@ -215,7 +215,7 @@ def choose_fit(
         else:
             fitted, selection = _tested(point, sub, sub_labels, grid, centred, convention,
                                         seed, level, n_boot)
-    from lsfix.pipeline import small_fit_warning
+    from lsfix.evaluation.inmemory import small_fit_warning
 
     small = small_fit_warning(point)
     if small and not fitted.fallback_msp:  # a p left MSP on few rows: say so
@@ -264,7 +264,7 @@ def _binary(owner: Predictions, rows: np.ndarray | None, mask: np.ndarray | None
                    split={"kind": "none", "reason": reason})
     temp = None
     if temperature and rows is not None and n_fit:
-        from lsfix.pipeline import _RowSubset
+        from lsfix.evaluation.inmemory import _RowSubset
 
         idx = np.flatnonzero(rows)
         temp = fit_temperature(_RowSubset(owner.logits, idx),

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 
-from lsfix import parallel
 from lsfix.core import (
     PLAIN_SCORES,
     PairedDifference,
@@ -50,8 +49,9 @@ from lsfix.core.ceiling import (
 )
 from lsfix.core.selection import Selection
 from lsfix.errors import UsageError
-from lsfix.pipeline import ScoreResult, correct_of, eval_mask
-from lsfix.predictions import Predictions
+from lsfix.evaluation import scheduler as parallel
+from lsfix.evaluation.inmemory import ScoreResult, correct_of, eval_mask
+from lsfix.readers.predictions import Predictions
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class AuditResult:
     selection: Selection | None = None
     #: one-line remarks on the fit (a small fit set, a skipped selection test)
     fit_notes: tuple[str, ...] = ()
-    #: the p-fitting policy's whole answer (lsfix.fitpolicy)
+    #: the p-fitting policy's whole answer (lsfix.evaluation.fitpolicy)
     fit_result: Any = None
 
 
@@ -103,7 +103,7 @@ def audit(
 ) -> AuditResult:
     """Audit ``pred`` (see module docstring). ``pred`` needs logits and labels.
 
-    ``by`` (:mod:`lsfix.groups`) adds msp and pnorm per group, with bootstrap intervals.
+    ``by`` (:mod:`lsfix.evaluation.grouped`) adds msp and pnorm per group, with bootstrap intervals.
     ``bootstrap_unit="image"`` (dense files) makes the paired bootstrap resample whole images
     (:func:`lsfix.core.bootstrap.paired_bootstrap` with the image of each evaluated pixel as
     its cluster): both scores get the same drawn images."""
@@ -114,7 +114,7 @@ def audit(
     if val is None and pred.fit_mask is not None and pred.fit_mask.any():
         raise UsageError(f"{pred.name} already holds a fit split (/fit_mask); audit the file "
                          "before 'normalise --fit-fraction', or pass --val")
-    from lsfix.fitpolicy import choose_fit
+    from lsfix.evaluation.fitpolicy import choose_fit
 
     if val is not None:
         val.require_labels("fitting (--val)")
@@ -134,19 +134,20 @@ def audit(
     temperature = chosen.temperature
     assert temperature is not None
     specs = [ScoreSpec(s) for s in PLAIN_SCORES] + [ScoreSpec("msp_ts", temperature)]
-    scores = parallel.compute_scores(pred.logits, specs)
-    scores["pnorm"] = parallel.compute_scores(pred.logits, [fit.spec])[fit.spec.name]
+    scores = parallel.compute_scores(pred.logits, specs, runner=pred.runner)
+    scores["pnorm"] = parallel.compute_scores(pred.logits, [fit.spec],
+                                              runner=pred.runner)[fit.spec.name]
     correct = correct_all = correct_of(pred)
     clusters = None
     if bootstrap_unit == "image":
-        from lsfix.dense import image_of_rows
+        from lsfix.evaluation.dense import image_of_rows
 
         clusters = image_of_rows(pred, "--bootstrap-unit image")
     elif bootstrap_unit != "row":
         raise UsageError(f"--bootstrap-unit must be row or image, got {bootstrap_unit!r}")
     group_index = None
     if by is not None:
-        from lsfix.groups import grouping
+        from lsfix.evaluation.grouped import grouping
 
         grp = grouping(pred, by)
         group_index = grp.index
@@ -161,7 +162,8 @@ def audit(
                               group_index, grp.names, convention=convention, n_boot=n_boot,
                               seed=seed, level=level)
     results = tuple(
-        ScoreResult(pred.name, name, parallel.evaluate(conf, correct, convention=convention),
+        ScoreResult(pred.name, name, parallel.evaluate(conf, correct, convention=convention,
+                                                   runner=pred.runner),
                     None, conf, correct)
         for name, conf in scores.items()
     )
@@ -178,7 +180,7 @@ def audit(
                                   level=level, convention=convention)
     excess = msp_m.aurc - msp_m.oracle_aurc
     removed = (msp_m.aurc - pn_m.aurc) / excess if excess > 0 else math.nan
-    from lsfix.explain import alpha_of
+    from lsfix.output.explain import alpha_of
 
     ls = estimate_label_smoothing(pred.logits, rows=pred.keep, correct=correct_all,
                                   n_boot=n_boot, level=level, seed=seed)
@@ -204,7 +206,7 @@ def _by_group(file: str, scores: dict[str, np.ndarray], correct: np.ndarray,
               index: Any, names: list[str], *, convention: str, n_boot: int, seed: int,
               level: float) -> tuple[Any, ...]:
     from lsfix.core import bootstrap_ci
-    from lsfix.groups import ALL, GroupResult
+    from lsfix.evaluation.grouped import ALL, GroupResult
 
     out = []
     for name, conf in scores.items():

@@ -10,8 +10,8 @@ a release file cannot choose its own score. A stored score is used as stored onl
 file has no logits (a scores file, a score table) or where it names nothing lsfix can compute.
 
 **pNorm and T need fit data.** A bare ``pnorm`` (or ``msp_ts``) is the choice of
-:func:`lsfix.fitpolicy.choose_fit` when fit data are given; else the stored tuned score (its
-recorded p recomputed from the logits); else an error that says the command to run.
+:func:`lsfix.evaluation.fitpolicy.choose_fit` when fit data are given; else the stored tuned
+score (its recorded p recomputed from the logits); else an error that says the command to run.
 
 **Pairing** (:func:`pair_rows`): two files' evaluated rows are the same samples when both
 have sample ids and they are the same set (in any order: the second file's rows are then
@@ -32,7 +32,7 @@ import numpy as np
 
 from lsfix.core import PLAIN_SCORES, ScoreSpec, parse_score
 from lsfix.errors import InputError, UsageError
-from lsfix.predictions import Predictions
+from lsfix.readers.predictions import Predictions
 
 #: Scores that need fit data when named bare (p or T to choose).
 FIT_SCORES = ("pnorm", "msp_ts")
@@ -121,10 +121,10 @@ def compare_scores(pred: Predictions, names: list[str] | None, fit: Any = None, 
 
     ``names``: the requested scores (None: every stored score, or ``msp`` when there is
     none; with a fit, ``msp`` and ``pnorm``). ``fit``: a
-    :class:`lsfix.fitpolicy.FitResult` for this file, or None. ``command``: the command line
-    that would tune p, for the error when a bare ``pnorm`` cannot be had.
+    :class:`lsfix.evaluation.fitpolicy.FitResult` for this file, or None. ``command``: the
+    command line that would tune p, for the error when a bare ``pnorm`` cannot be had.
     """
-    from lsfix import parallel
+    from lsfix.evaluation import scheduler as parallel
 
     if not names:
         names = ["msp", "pnorm"] if fit is not None else (list(pred.scores) or ["msp"])
@@ -161,7 +161,8 @@ def compare_scores(pred: Predictions, names: list[str] | None, fit: Any = None, 
     if todo:
         specs = list({s.name: s for s in todo.values()}.values())
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            computed = parallel.compute_scores(pred.logits, specs)
+            computed = parallel.compute_scores(pred.logits, specs,
+                                               runner=getattr(pred, "runner", None))
         for name, spec in todo.items():
             values = computed[spec.name]
             if name in pred.scores:
@@ -223,7 +224,7 @@ def _eval_rows(pred: Predictions, mask: np.ndarray | None) -> np.ndarray:
 
 
 def _true_labels(pred: Predictions) -> np.ndarray | None:
-    from lsfix.pipeline import is_score_table
+    from lsfix.evaluation.inmemory import is_score_table
 
     if is_score_table(pred):
         return pred.true_labels  # the labels column holds correctness there
