@@ -146,15 +146,15 @@ def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool,
     from rich.console import Console
     from rich.table import Table
 
-    from lsfix.output.report import COLUMNS, fmt
+    from lsfix.output.report import columns, fmt
 
     width = width or table_width()
-    heads = dict((k, h) for k, h, _ in COLUMNS)
+    heads = dict((k, h) for k, h, _ in columns())
     extra = [k for k in rows[0] if k.startswith(("risk@", "coverage@"))
              and not k.endswith(("_low", "_high"))] if rows else []
     grouped = bool(rows) and "group" in rows[0]
     keys = ((["file"] if show_file else []) + ["score"] + (["group"] if grouped else [])
-            + [k for k, _, _ in COLUMNS] + extra)
+            + [k for k, _, _ in columns()] + extra)
 
     def cell(r: dict[str, Any], key: str) -> str:
         if key in ("file", "score", "group"):
