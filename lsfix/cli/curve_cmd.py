@@ -309,9 +309,13 @@ def curve(
                  f"seed {seed}); not drawn {ex.not_drawn}, ignored {ex.ignored}, fit rows "
                  f"{ex.fit}")
         if rank_map is not None:
-            from lsfix.evaluation.dense import write_rank_map
+            from lsfix.evaluation.dense import rank_map_data
+            from lsfix.output.plot import rank_map_plot
 
-            write_rank_map(pred, ev.results[0], rank_map)
+            first = str(ev.results[0].score)
+            maps, names = rank_map_data(pred, first)
+            rank_map_plot(maps, names, rank_map,
+                          title=f"Uncertainty rank per pixel: {pred.name} · {first}")
         _report(ev, out_fmt, plot, output)
         pred.close()
 
