@@ -77,12 +77,11 @@ Examples:
   lsfix compare --model 'CE=ce_s*.h5' --model 'LS=ls_s*.h5' -s msp
 """
 
-_GATE_METRICS = ("aurc", "oracle_aurc", "eaurc", "naurc", "augrc", "auroc", "fpr_at_95tpr",
-                 "accuracy")
-
-
 def _check_rule_metric(rule: Rule, rows: list[dict[str, Any]]) -> None:
-    known = set(_GATE_METRICS) | {k for k in rows[0] if k.startswith(("risk@", "coverage@"))}
+    from lsfix.core import bootstrap_metrics
+
+    known = set(bootstrap_metrics()) | {k for k in rows[0]
+                                        if k.startswith(("risk@", "coverage@"))}
     if rule.metric not in known:
         raise UsageError(f"--fail-if {rule.text!r}: unknown metric {rule.metric!r}; "
                          f"choose from {', '.join(sorted(known))}")
@@ -490,9 +489,9 @@ def _gate_checks(rules: list[Rule], results: list[Any], gate_rows: list[dict[str
 
     if not rules:
         return []
-    from lsfix.core import BOOTSTRAP_METRICS
+    from lsfix.core import bootstrap_metrics
 
-    need = tuple(m for m in BOOTSTRAP_METRICS if any(r.metric == m for r in rules))
+    need = tuple(m for m in bootstrap_metrics() if any(r.metric == m for r in rules))
     covs = tuple(c for c in coverages if any(r.metric == f"risk@{c:g}" for r in rules))
     rsks = tuple(c for c in risks if any(r.metric == f"coverage@{c:g}" for r in rules))
     cache: dict[tuple[int, str], dict[str, Any]] = {}

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from lsfix.core.bootstrap import (
-    BOOTSTRAP_METRICS,
     _check,
     _replicate_counts,
     _Resampler,
     _values,
+    bootstrap_metrics,
 )
 from lsfix.core.metrics import _as_inputs, _check_convention, metrics_from_blocks
 
@@ -35,11 +35,14 @@ def metric_replicates(
     n_boot: int = 1000,
     seed: int = 0,
     convention: str = "lsfix",
-    metrics: tuple[str, ...] = BOOTSTRAP_METRICS,
+    metrics: tuple[str, ...] | None = None,
     coverages: tuple[float, ...] = (),
     risks: tuple[float, ...] = (),
 ) -> dict[str, np.ndarray]:
     """Every metric on every bootstrap replicate.
+
+    ``metrics``: the metrics to keep (default: every metric with an interval,
+    :func:`lsfix.core.bootstrap.bootstrap_metrics`).
 
     Returns
     -------
@@ -57,7 +60,8 @@ def metric_replicates(
     _check(n_boot, 0.5)
     _check_convention(convention)
     c, y = _as_inputs(confidence, correct)
-    if tuple(metrics) == ("aurc",) and not coverages and not risks \
+    metrics = bootstrap_metrics() if metrics is None else tuple(metrics)
+    if metrics == ("aurc",) and not coverages and not risks \
             and convention != "fd-shifts":
         return {"aurc": _aurc_only(c, y, n_boot, seed, convention)}
     rs = _Resampler(c, y)

@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 
 from lsfix.core import (
-    PLAIN_SCORES,
     PairedDifference,
     PNormFit,
     ScoreSpec,
@@ -47,6 +46,7 @@ from lsfix.core.ceiling import (
     ceiling_from_alpha,
     estimate_label_smoothing,
 )
+from lsfix.core.scores import plain_scores
 from lsfix.core.selection import Selection
 from lsfix.errors import UsageError
 from lsfix.evaluation import scheduler as parallel
@@ -133,7 +133,7 @@ def audit(
     binary = chosen.kind == "binary"
     temperature = chosen.temperature
     assert temperature is not None
-    specs = [ScoreSpec(s) for s in PLAIN_SCORES] + [ScoreSpec("msp_ts", temperature)]
+    specs = [ScoreSpec(s) for s in plain_scores()] + [ScoreSpec("msp_ts", temperature)]
     scores = parallel.compute_scores(pred.logits, specs, runner=pred.runner)
     scores["pnorm"] = parallel.compute_scores(pred.logits, [fit.spec],
                                               runner=pred.runner)[fit.spec.name]
