@@ -10,11 +10,14 @@
 #   INPUT_SCORES      scores, blank- or comma-separated (default msp)
 #   INPUT_FAIL_IF     gate rules, blank- or newline-separated (METRIC OP VALUE, see README)
 #   INPUT_BOOTSTRAP   paired bootstrap replicates (default 1000)
+#   INPUT_GATE        interval (default: a rule fails when its whole bootstrap interval breaches
+#                     it, is inconclusive, exit 5, when the interval straddles it) or point
 #   INPUT_REPORT      Markdown report path (default lsfix-report/pr-comment.md)
 #   INPUT_COMMENT     "true": post the report on the pull request with `gh pr comment`
 #   GH_TOKEN          token for gh (the action passes github.token)
 # Outputs: exit-code and report in $GITHUB_OUTPUT; the report is added to $GITHUB_STEP_SUMMARY.
-# Exit status: lsfix's (0 pass, 4 a rule broke, anything else an error; see README).
+# Exit status: lsfix's (0 pass, 4 a rule broke, 5 a rule undecided, anything else an error;
+# see README).
 set -uo pipefail
 set -f  # rules such as aurc>0.08 are never globbed
 
@@ -25,7 +28,8 @@ for f in ${INPUT_CANDIDATES:?INPUT_CANDIDATES: the candidate file(s)}; do args+=
 scores=${INPUT_SCORES:-msp}
 for s in ${scores//,/ }; do args+=(--score "$s"); done
 for rule in ${INPUT_FAIL_IF:-}; do args+=(--fail-if "$rule"); done
-args+=(--bootstrap "${INPUT_BOOTSTRAP:-1000}" --report "$report" -f table)
+args+=(--bootstrap "${INPUT_BOOTSTRAP:-1000}" --gate "${INPUT_GATE:-interval}" --report "$report"
+       -f table)
 mkdir -p "$(dirname "$report")"
 
 echo "+ lsfix ${args[*]}" >&2

@@ -63,7 +63,7 @@ def _gate(tmp_path: Path, fail_if: str, **extra: str) -> tuple[subprocess.Comple
 
 
 def test_gate_fails_with_exit_4_and_posts_the_report(tmp_path: Path) -> None:
-    res, d = _gate(tmp_path, "eaurc>+5%\naccuracy<-1%")
+    res, d = _gate(tmp_path, "eaurc>+5%\naccuracy<-1%", INPUT_GATE="point")
     assert res.returncode == 4, res.stderr
     assert "rule 'eaurc>+5%' failed" in res.stderr
     outputs = (d / "out.txt").read_text().splitlines()
@@ -74,6 +74,15 @@ def test_gate_fails_with_exit_4_and_posts_the_report(tmp_path: Path) -> None:
     assert (d / "gh.log").read_text().split() == ["pr", "comment", "7", "--body-file",
                                                   "lsfix-report/pr-comment.md"]
     assert (d / "gh.log.body").read_text() == report
+
+
+def test_interval_gate_is_inconclusive_with_exit_5(tmp_path: Path) -> None:
+    # the default gate: +7.2 % E-AURC on one seed is within the bootstrap's noise
+    res, d = _gate(tmp_path, "eaurc>+5%\naccuracy<-1%", INPUT_COMMENT="false")
+    assert res.returncode == 5, res.stderr
+    assert "--gate interval" in res.stderr and "rule 'eaurc>+5%' inconclusive" in res.stderr
+    assert (d / "out.txt").read_text().splitlines()[0] == "exit-code=5"
+    assert "**Gate: INCONCLUSIVE**" in (d / "lsfix-report" / "pr-comment.md").read_text()
 
 
 def test_gate_passes(tmp_path: Path) -> None:

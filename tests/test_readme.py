@@ -203,12 +203,13 @@ RUNNABLE_DOCS = [doc for doc in DOCS if any(b.skip is None for b in shell_blocks
 @pytest.mark.parametrize("doc", RUNNABLE_DOCS)
 def test_doc_shell_examples_run(doc: str, tmp_path: Path) -> None:
     """Each document's runnable shell blocks, in order, in one folder holding a copy of
-    ``sample_data/`` and links to ``examples/``, ``completions/``, ``scripts/`` and
+    ``sample_data/`` and links to ``examples/``, ``completions/``, ``scripts/``, ``bench/`` and
     ``tests/data/``."""
     shutil.copytree(ROOT / "sample_data", tmp_path / "sample_data")
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     (tmp_path / "completions").symlink_to(ROOT / "completions")
     (tmp_path / "scripts").symlink_to(ROOT / "scripts")
+    (tmp_path / "bench").symlink_to(ROOT / "bench")
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "data").symlink_to(ROOT / "tests" / "data")
     (tmp_path / "home").mkdir()
@@ -222,8 +223,10 @@ def test_doc_shell_examples_run(doc: str, tmp_path: Path) -> None:
             continue
         run_block(block, tmp_path)
     # the examples never write into the data they read
-    for p in (ROOT / "sample_data").iterdir():
-        assert (tmp_path / "sample_data" / p.name).read_bytes() == p.read_bytes(), p.name
+    for p in (ROOT / "sample_data").rglob("*"):
+        if p.is_file():
+            rel = p.relative_to(ROOT / "sample_data")
+            assert (tmp_path / "sample_data" / rel).read_bytes() == p.read_bytes(), rel
     if not_run:
         pytest.skip("; ".join(not_run) + " (pip install 'lsfix[extract]')")
 

@@ -59,7 +59,7 @@ def test_test_files_carry_scores(tag: str) -> None:
 
 
 def test_sample_data_is_small() -> None:
-    total = sum(p.stat().st_size for p in SAMPLE.iterdir() if p.is_file())
+    total = sum(p.stat().st_size for p in SAMPLE.rglob("*") if p.is_file())
     assert total < 10_000_000, f"sample_data/ holds {total / 1e6:.2f} MB"
 
 

@@ -218,7 +218,7 @@ def choose_fit(
     from lsfix.evaluation.inmemory import small_fit_warning
 
     small = small_fit_warning(point)
-    if small and not fitted.fallback_msp:  # a p left MSP on few rows: say so
+    if small:
         notes.append(small)
     return FitResult(fitted, "file" if fit is not None else "fraction", source, fit_mask=mask,
                      temperature=temp, selection=selection, point_p=point.p,
@@ -309,10 +309,13 @@ def describe(res: FitResult) -> str:
     stab = f"{100 * sel['stability']:.0f}%"
     if fit.p is None:
         pc = next(c for c in sel["candidates"] if c["name"] == sel["point_choice"])
+        picks = {d["option"]: d["count"] for d in sel["picks"]}
+        pp = f"{100 * picks.get(sel['point_choice'], 0) / sel['n_boot']:.0f}%"
         return (f"MSP kept: the best p={res.point_p:g} has held-out AURC {pc['aurc']:.6g} vs "
                 f"MSP {fit.msp_aurc:.6g} {on}, not significantly lower (ΔAURC "
                 f"{pc['delta']:+.3g}, simultaneous {lvl} upper bound {pc['high']:+.3g} >= 0); "
-                f"MSP is the bootstrap's pick in {stab} of replicates")
+                f"resampled, the lowest AURC is p={res.point_p:g}'s in {pp} of replicates and "
+                f"MSP's in {stab}")
     c = next(c for c in sel["candidates"] if c["name"] == sel["choice"])
     return (f"chose p={fit.p:g}{variant}: held-out AURC {c['aurc']:.6g} vs MSP "
             f"{fit.msp_aurc:.6g} {on}; significant (ΔAURC {c['delta']:+.3g}, simultaneous "
