@@ -46,9 +46,11 @@ def stored_spec(pred: Predictions, name: str) -> ScoreSpec | None:
     """The score a stored ``/scores/<name>`` says it is (from its name, or its recorded
     ``method``/``params``), or None when it names nothing lsfix computes."""
     try:
-        return parse_score(name)
+        spec = parse_score(name)
+        if spec.param is not None or spec.family not in ("msp_ts",):
+            return spec
     except UsageError:
-        pass
+        pass  # a bare pnorm, or a name of the user's: its recorded method says what it is
     attrs = pred.score_attrs.get(name) or {}
     method = attrs.get("method")
     params: Any = attrs.get("params") or {}

@@ -310,3 +310,14 @@ def test_models_over_seeds_mean_sd_and_paired_t(run, files, tmp_path) -> None:
     table = run(["compare", "--model", f"CE={tmp_path}/ce_s*.h5", "--model",
                  f"LS={tmp_path}/ls_s*.h5", "-s", "msp", "-f", "table"])
     assert "LS − CE msp: Δaurc = " in table.stdout and "over 3 seed(s)" in table.stdout
+
+
+def test_stored_msp_ts_is_recomputed_from_its_temperature(run, files, tmp_path) -> None:
+    assert run(["score", files.a, "-m", "msp_ts", "--fit", files.val, "--copy-logits", "-o",
+                tmp_path / "t.h5"]).code == 0
+    r = run(["compare", tmp_path / "t.h5", "-s", "msp_ts", "-f", "json"])
+    assert r.code == 0, r
+    with h5py.File(tmp_path / "t.h5", "r+") as f:
+        f["scores/msp_ts"][...] = f["scores/msp_ts"][()][::-1]
+    r = run(["compare", tmp_path / "t.h5", "-s", "msp_ts"])
+    assert r.code == 3 and "/scores/msp_ts disagrees with msp_ts:" in r.stderr
