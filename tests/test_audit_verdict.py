@@ -30,9 +30,19 @@ def test_a_better_score_other_than_pnorm_is_named() -> None:
              Candidate("logit_margin", 0.008, -0.002, -0.003, -0.001, 0.0005)]
     broken, verdict = _verdict_all(FALLBACK, _sel("logit_margin", cands), 0.1)
     assert broken
-    assert verdict == ("MSP ranking is beaten: logit_margin ranks better than MSP (ΔAURC = "
-                       "-0.002, simultaneous 95% bounds [-0.003, -0.001], best of 2 scores "
-                       "against MSP); use logit_margin instead of MSP")
+    assert verdict == ("MSP ranking is broken: logit_margin ranks better than MSP (ΔAURC = "
+                       "-0.002, simultaneous 95% bounds [-0.003, -0.001], 2 scores against "
+                       "MSP); use logit_margin instead of MSP")
+
+
+def test_a_significant_score_and_a_lower_one_are_both_named() -> None:
+    cands = [Candidate("pnorm", 0.007, -0.003, -0.006, 0.0005, 0.001),
+             Candidate("logit_margin", 0.008, -0.002, -0.003, -0.001, 0.0005)]
+    broken, verdict = _verdict_all(FIT, _sel("logit_margin", cands), 0.3)
+    assert broken and verdict.endswith(
+        "use logit_margin instead of MSP; the lowest AURC is pnorm's (normalisation (p=2) "
+        "would remove 30.0% of excess AURC, ΔAURC = -0.003, upper bound +0.0005: not "
+        "significant)")
 
 
 def test_keep_msp_names_the_best_and_its_bound() -> None:

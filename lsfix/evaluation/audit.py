@@ -263,13 +263,21 @@ def _verdict_all(fit: PNormFit, sel: Selection, removed: float) -> tuple[bool, s
                        f"{n}, {best.name}, has ΔAURC = {best.delta:+.4g}, simultaneous {lvl} "
                        f"upper bound {best.high:+.4g} >= 0{tail})")
     c = sel.candidate(sel.choice)
+    best = min(sel.candidates, key=lambda x: (x.delta, x.name))
     iv = (f"ΔAURC = {c.delta:+.4g}, simultaneous {lvl} bounds [{c.low:+.4g}, {c.high:+.4g}], "
-          f"best of {n} scores against MSP")
+          f"{n} scores against MSP")
     if sel.choice == "pnorm":
-        return True, (f"MSP ranking is broken: normalisation (p={fit.p:g}) removes "
-                      f"{100 * removed:.1f}% of excess AURC ({iv})")
-    return True, (f"MSP ranking is beaten: {sel.choice} ranks better than MSP ({iv}); use "
-                  f"{sel.choice} instead of MSP")
+        head = (f"MSP ranking is broken: normalisation (p={fit.p:g}) removes "
+                f"{100 * removed:.1f}% of excess AURC ({iv})")
+    else:
+        head = (f"MSP ranking is broken: {sel.choice} ranks better than MSP ({iv}); use "
+                f"{sel.choice} instead of MSP")
+    if best.name != c.name:  # the lowest AURC is another score's, short of significance
+        what = (f"normalisation (p={fit.p:g}) would remove {100 * removed:.1f}% of excess "
+                "AURC, " if best.name == "pnorm" and fit.p is not None else "")
+        head += (f"; the lowest AURC is {best.name}'s ({what}ΔAURC = {best.delta:+.4g}, upper "
+                 f"bound {best.high:+.4g}: not significant)")
+    return True, head
 
 
 # --------------------------------------------------------------------------------------------
