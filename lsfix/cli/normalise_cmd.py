@@ -39,9 +39,10 @@ p is fixed (--p), tuned on another labelled file (--fit VAL.h5), tuned on a rand
 split of the input (--fit-fraction F --seed S; those rows are then excluded from what 'curve'
 and 'compare' evaluate), or reused from a saved fit (--params P.json). Tuning keeps MSP
 unless a p in --grid beats it significantly on the fit rows (--select test: simultaneous
-95 % paired bootstrap intervals of AURC(p) - AURC(MSP) over the whole grid; the lowest fit
-AURC among the p whose interval lies below 0), and reports how often the bootstrap picks
-the choice; --select point takes the lowest fit AURC (MSP when no worse). With none of
+one-sided 95 % paired-bootstrap upper bounds of AURC(p) - AURC(MSP) over the whole grid,
+--select-level; the lowest fit AURC among the p whose bound is below 0), and reports how
+often the bootstrap picks the choice; --select point takes the lowest fit AURC (MSP when no
+worse). With none of
 these, a labelled input is tuned on --fit-fraction 0.2 --seed 0.
 
 --no-centre uses the un-centred variant max_k z_k / ||z||_p (the paper's Cityscapes score,
@@ -92,7 +93,7 @@ def normalise(
                          "fit rows (simultaneous paired bootstrap); point: the lowest fit "
                          "AURC, as lsfix 0.1 did.")] = "test",
     select_level: Annotated[float, typer.Option(
-        "--select-level", help="Level of the selection test's simultaneous intervals.")
+        "--select-level", help="Level of the selection test's simultaneous upper bounds.")
     ] = 0.95,
     convention: ConventionOpt = "lsfix",
     name: Annotated[str | None, typer.Option(
