@@ -270,9 +270,10 @@ def test_runner_parses_markers_and_console_blocks() -> None:
             "<!-- doc-test: skip gpu: needs eight CUDA devices at once -->\n"
             "```bash\ntorchrun\n```\n"
             "```console\n$ echo 1 \\\n  2\n1 2\n...\n$ false\n[exit 1]\n```\n")
-    a, b, c = shell_blocks("t.md", text)
+    a, py, b, c = shell_blocks("t.md", text)
     assert (a.line, a.lang, a.exit, a.expect, a.files) == (3, "sh", 4, ["a b", "c"],
                                                            ["o.md", "p.png"])
+    assert (py.lang, py.body, py.expect) == ("python", "print(1)\n", [])
     assert b.skip == "gpu: needs eight CUDA devices at once"
     assert console_commands(c.body) == [("echo 1  2", ["1 2"], None), ("false", [], 1)]
 
