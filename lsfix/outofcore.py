@@ -32,6 +32,7 @@ from lsfix.core import ScoreSpec
 from lsfix.core import compute_scores as core_compute_scores
 from lsfix.core.blockmetrics import errors_at, totals
 from lsfix.core.densescores import msp_columns
+from lsfix.core.rowblocks import run_image_pieces
 from lsfix.core.source import ArrayRows, chunk_rows_for
 from lsfix.core.spill import RUN_ROWS, SpilledBlocks
 from lsfix.errors import UsageError
@@ -182,42 +183,61 @@ def _select(mask: np.ndarray | None, keep: np.ndarray | None, start: int, stop: 
 
 def _dense_msp(src: ArrayRows, deferred: Any, labels: np.ndarray | None,
                mask: np.ndarray | None, names: list[str],
-               spills: dict[str, SpilledBlocks]) -> None:
-    """msp of a dense source image by image: each image read once into one reused buffer in
-    its stored layout, scored piece by piece in ``(K, pixels)`` (bit-identical to the row
-    kernels: :func:`lsfix.core.densescores.msp_columns`)."""
+               spills: dict[str, SpilledBlocks], threads: int | None = None) -> None:
+    """msp of a dense source image by image: each image read once into one of two reused
+    buffers in its stored layout, scored piece by piece in ``(K, pixels)`` by worker threads
+    (:func:`lsfix.core.rowblocks.run_image_pieces`; bit-identical to the row kernels:
+    :func:`lsfix.core.densescores.msp_columns`), spilled in image order by this thread."""
     n, k = src.shape
     n_items = int(src.n_items)
     pixels = n // n_items
     src.drop_cache()  # an image read whole for a look at the first rows (input detection)
-    image = np.empty((k, *src.spatial), dtype=src.raw_dtype)
-    flat = image.reshape(k, pixels)
-    work = np.empty((k, min(PIECE_PIXELS, pixels)), dtype=np.float64)
-    for item in range(n_items):
+    values = [np.empty(pixels), np.empty(pixels)]
+    args = [np.empty(pixels, dtype=np.intp), np.empty(pixels, dtype=np.intp)]
+
+    def exact(piece_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # finite logits whose float64 sum overflowed (or unchecked non-finite ones): the row
+        # kernels, exactly
+        return (core_compute_scores(np.ascontiguousarray(piece_.T), [ScoreSpec("msp")])["msp"],
+                np.argmax(piece_, axis=0))
+
+    def piece(flat: np.ndarray, slot: int, a: int, b: int, work: np.ndarray) -> bool:
+        value, arg, finite = msp_columns(flat[:, a:b], work[:, : b - a])
+        if not finite:
+            if not np.isfinite(flat[:, a:b]).all():
+                return True  # the main thread raises the input error (finish)
+            value, arg = exact(flat[:, a:b])
+        values[slot][a:b] = value
+        args[slot][a:b] = arg
+        return False
+
+    def finish(item: int, slot: int, image: np.ndarray, bad: bool) -> None:
+        if bad:
+            src.check_finite_block(item, image[None])  # raises, naming the row
+            flat = image.reshape(k, pixels)  # not checked: score every piece as before
+            for a in range(0, pixels, PIECE_PIXELS):
+                b = min(pixels, a + PIECE_PIXELS)
+                value, arg, finite = msp_columns(flat[:, a:b])
+                if not finite:
+                    value, arg = exact(flat[:, a:b])
+                values[slot][a:b], args[slot][a:b] = value, arg
         first = item * pixels
-        src.read_image_into(item, image)
         if deferred is not None:
             lab, keep = deferred.image(item)
         else:
             assert labels is not None
             lab, keep = labels[first : first + pixels], None
-        for a in range(0, pixels, PIECE_PIXELS):
-            b = min(pixels, a + PIECE_PIXELS)
-            piece = flat[:, a:b]
-            value, arg, finite = msp_columns(piece, work)
-            if not finite:
-                if not np.isfinite(piece).all():
-                    src.check_finite_block(item, image[None])  # raises, naming the row
-                # finite logits whose float64 sum overflowed: the row kernels, exactly
-                out = core_compute_scores(np.ascontiguousarray(piece.T), [ScoreSpec("msp")])
-                value = out["msp"]
-                arg = np.argmax(piece, axis=0)
-            correct = arg == lab[a:b]
-            sel = _select(mask, keep, first + a, first + b, first)
-            if sel is not None:
-                value, correct = value[sel], correct[sel]
-            for name in names:
-                spills[name].add(value, correct)
+        correct = args[slot] == lab
+        value = values[slot]
+        sel = _select(mask, keep, first, first + pixels, first)
+        if sel is not None:
+            value, correct = value[sel], correct[sel]
+        for name in names:
+            spills[name].add(value, correct)
+
+    run_image_pieces(n_items, (k, *src.spatial), src.raw_dtype, src.read_image_into, piece,
+                     lambda p: np.empty((k, p), dtype=np.float64), finish,
+                     piece_pixels=PIECE_PIXELS, threads=threads)
 
 
 def _add_rows(z: np.ndarray, labels: np.ndarray, mask: np.ndarray | None,
