@@ -34,7 +34,7 @@ from lsfix.core.blockmetrics import errors_at, totals
 from lsfix.core.densescores import msp_columns
 from lsfix.core.rowblocks import run_image_pieces
 from lsfix.core.source import ArrayRows, chunk_rows_for
-from lsfix.core.spill import RUN_ROWS, SpilledBlocks
+from lsfix.core.spill import DISK_BYTES_PER_ROW, RUN_ROWS, SpilledBlocks, check_space
 from lsfix.errors import UsageError
 from lsfix.predictions import Predictions
 
@@ -88,6 +88,10 @@ def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: 
     score (empty ``confidence``/``correct``); with ``curve_points``, the RC curve of each score
     and of the ideal ranking as ``(coverage, risk)`` at up to that many ``k``; and the
     :class:`lsfix.pipeline.ExcludedRows` counts, made while reading (no per-row array).
+    ``folder``: where the temporary runs go (``--tmpdir``; else ``TMPDIR``, else the system
+    default); its free space is checked first against :data:`lsfix.core.spill.
+    DISK_BYTES_PER_ROW` per row that may be evaluated and score (an upper bound: every
+    confidence distinct), with a one-line :class:`~lsfix.errors.RuntimeFailure` when short.
     """
     from lsfix.core.metrics import metrics_from_blocks
     from lsfix.pipeline import ExcludedRows, ScoreResult, eval_mask, score_specs
@@ -106,6 +110,11 @@ def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: 
     # dense labels left on disk are read image by image (a row range never spans two)
     spatial = getattr(src, "spatial", ())
     pixels = n // int(src.n_items) if spatial else n  # type: ignore[attr-defined]
+    upper = n if mask is None else int(mask.sum())  # rows that may be evaluated
+    if upper > run_rows:  # fewer stay in memory: no disk
+        check_space(folder, upper * DISK_BYTES_PER_ROW * len(names),
+                    f"{DISK_BYTES_PER_ROW} B per row that may be evaluated x {upper:,} rows"
+                    f"{f' x {len(names)} scores' if len(names) > 1 else ''}")
     spills = {name: SpilledBlocks(run_rows=run_rows, folder=folder) for name in names}
     try:
         kernel = bool(spatial)  # dense: the (K, pixels) msp kernel when only msp is asked
@@ -271,5 +280,50 @@ def oracle_curve(n: int, n_errors: int, points: int) -> tuple[np.ndarray, np.nda
     return ks / n, e / ks
 
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "evaluate_bounded", "oracle_curve", "parse_memory_limit",
-           "wanted"]
+
+#: Engines :func:`choose_engine` picks from.
+ENGINES = ("memory", "bounded", "drawn")
+
+
+def choose_engine(pred: Predictions, names: list[str] | None, *, per_row: bool,
+                  subsample: str | None, memory_limit: int,
+                  bytes_per_row: int = IN_MEMORY_BYTES_PER_ROW, command: str = "curve",
+                  allow_drawn: bool = True) -> str:
+    """Where a command evaluates ``pred``: one of :data:`ENGINES`.
+
+    * ``"drawn"``: dense logits with ``--subsample-pixels`` (``subsample``, and
+      ``allow_drawn``): only the drawn pixels are read into memory
+      (:func:`lsfix.drawn.gather`), then the in-memory path runs on them;
+    * ``"bounded"``: :func:`evaluate_bounded` (exact, memory bounded by a run), when no
+      option needs per-row arrays (``per_row``: a bootstrap, ``--by``, ...) and
+      :func:`wanted` says so;
+    * ``"memory"``: the in-memory path. For dense logits whose in-memory estimate,
+      ``n × bytes_per_row``, is above ``memory_limit``, a one-line :class:`UsageError`
+      instead, saying what fits (``--subsample-pixels``, or a larger ``--memory-limit``).
+
+    ``command`` names the command in that message. ``pred``'s dense labels may still be on
+    disk; the caller reads them (``pred.load_labels()``) for ``"memory"``.
+    """
+    dense = _dense_logits(pred) and not any(n in pred.scores for n in (names or []))
+    if dense and subsample is not None and allow_drawn:
+        return "drawn"
+    if not per_row and wanted(pred, names, memory_limit):
+        return "bounded"
+    if dense and memory_limit > 0 and pred.n * bytes_per_row > memory_limit:
+        raise UsageError(
+            f"{pred.name}: {command} would hold every pixel in memory here (about "
+            f"{pred.n * bytes_per_row / 1e9:.1f} GB for {pred.n:,} pixels, above --memory-limit "
+            f"{_size(memory_limit)}); evaluate a random share of the pixels with "
+            "--subsample-pixels N/IMAGES (the paper: 5000/12), or raise --memory-limit")
+    return "memory"
+
+
+def _size(b: int) -> str:
+    for unit, scale in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if b >= scale and b % scale == 0:
+            return f"{b // scale}{unit}"
+    return str(b)
+
+
+__all__ = ["DEFAULT_MEMORY_LIMIT", "ENGINES", "choose_engine", "evaluate_bounded",
+           "oracle_curve", "parse_memory_limit", "wanted"]

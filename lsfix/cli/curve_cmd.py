@@ -58,6 +58,19 @@ BootUnitOpt = Annotated[str, typer.Option(
     "--bootstrap-unit", metavar="row|image",
     help="What the bootstrap resamples: rows, or whole images of a dense file (pixels of "
          "one image are not independent; paired differences draw the same images for both).")]
+SubsampleOpt = Annotated[str | None, typer.Option(
+    "--subsample-pixels", metavar="N[/IMAGES]",
+    help="Dense files: evaluate N random pixels of every IMAGES images (default 1; the "
+         "paper: 5000/12), drawn with --seed among the evaluated pixels.")]
+MemoryLimitOpt = Annotated[str, typer.Option(
+    "--memory-limit", metavar="SIZE",
+    help="Scores computed from logits are evaluated out of core (exact, bounded memory) "
+         "for dense files, or when the in-memory path would need more than SIZE (2G, "
+         "512M; 0 = always). Options needing per-row arrays use the in-memory path.")]
+TmpdirOpt = Annotated[str | None, typer.Option(
+    "--tmpdir", metavar="DIR",
+    help="Folder for the out-of-core path's temporary files (default: TMPDIR, else the "
+         "system's); its free space is checked before starting.")]
 
 
 def check_boot_unit(unit: str, by: str | None) -> None:
@@ -205,13 +218,13 @@ def warn_undefined(cmd: str, results: list[Any]) -> None:
 def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False,
                 curves: list[Any] | None = None) -> list[Any]:
     """Plot lines of ``results``; ``curves`` gives each one's ``(coverage, risk)`` when the
-    results hold no per-row arrays (the out-of-core path)."""
+    results hold no per-row arrays (the out-of-core path; ``None`` entries: from the rows)."""
     from lsfix.core import rc_curve
     from lsfix.plot import Line
 
     lines = []
     for i, r in enumerate(results):
-        if curves is not None:
+        if curves is not None and curves[i] is not None:
             cov, rsk = curves[i]
         else:
             c = rc_curve(r.confidence, r.correct)
@@ -253,22 +266,15 @@ def curve(
     with_files: WithOpt = None,
     ignore_index: IgnoreIndexOpt = None,
     scheduler: SchedulerOpt = "sync",
-    subsample: Annotated[str | None, typer.Option(
-        "--subsample-pixels", metavar="N[/IMAGES]",
-        help="Dense files: evaluate N random pixels of every IMAGES images (default 1; the "
-             "paper: 5000/12), drawn with --seed among the evaluated pixels.")] = None,
+    subsample: SubsampleOpt = None,
     rank_map: Annotated[str | None, typer.Option(
         "--rank-map", metavar="PATH",
         help="Dense files: plot each image's per-pixel uncertainty rank under the first "
              "score (.png/.svg/.pdf; up to 12 images).")] = None,
     bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
-    memory_limit: Annotated[str, typer.Option(
-        "--memory-limit", metavar="SIZE",
-        help="Scores computed from logits are evaluated out of core (exact, bounded memory) "
-             "for dense files, or when the in-memory path would need more than SIZE (2G, "
-             "512M; 0 = always). Options needing per-row arrays use the in-memory path.")
-    ] = "2G",
+    memory_limit: MemoryLimitOpt = "2G",
+    tmpdir: TmpdirOpt = None,
 ) -> None:
     with handle_errors("curve"), use_scheduler(scheduler):
         from lsfix.io import write_text_atomic
@@ -276,7 +282,7 @@ def curve(
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
-        from lsfix.outofcore import parse_memory_limit, wanted
+        from lsfix.outofcore import choose_engine, parse_memory_limit, wanted
 
         limit = parse_memory_limit(memory_limit)
         if rank_map is not None:
@@ -293,9 +299,18 @@ def curve(
         may_bound = (by is None and not bootstrap and subsample is None and rank_map is None
                      and not with_files and scheduler == "sync"
                      and not (opts is not None and opts.labels))
-        with deferring_dense_labels(may_bound):  # dense labels stay on disk until needed
+        may_draw = (subsample is not None and by is None and rank_map is None
+                    and not with_files and scheduler == "sync"
+                    and not (opts is not None and opts.labels))
+        with deferring_dense_labels(may_bound or may_draw):  # dense labels stay on disk
             pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
                                ignore_index=ignore_index)
+        if may_draw and choose_engine(pred, score, per_row=True, subsample=subsample,
+                                      memory_limit=limit) == "drawn":
+            _curve_drawn(pred, score, subsample, seed, convention=convention, covs=covs,
+                         risks=risks, bootstrap=bootstrap, level=level, unit=bootstrap_unit,
+                         out_fmt=out_fmt, percent=percent, plot=plot, output=output)
+            return
         if not (may_bound and wanted(pred, score, limit)):
             pred.load_labels()
         if subsample is not None:
@@ -317,7 +332,7 @@ def curve(
 
             results, curves, oracle, ex = evaluate_bounded(
                 pred, score, convention=convention, coverages=covs, risks=risks,
-                curve_points=CURVE_POINTS if plot is not None else 0)
+                curve_points=CURVE_POINTS if plot is not None else 0, folder=tmpdir)
             _report(pred, results, out_fmt, convention, percent, plot, output, curves, oracle,
                     ex, bootstrap_unit)
             return
@@ -334,6 +349,26 @@ def curve(
             write_rank_map(pred, results[0], rank_map)
         _report(pred, results, out_fmt, convention, percent, plot, output, None, None, None,
                 bootstrap_unit)
+
+
+def _curve_drawn(pred: Any, score: list[str] | None, subsample: str, seed: int, *,
+                 convention: str, covs: tuple[float, ...], risks: tuple[float, ...],
+                 bootstrap: int, level: float, unit: str, out_fmt: str, percent: bool,
+                 plot: str | None, output: str) -> None:
+    """``curve --subsample-pixels`` on dense logits: only the drawn pixels are read into
+    memory (:func:`lsfix.drawn.gather`); the numbers are the in-memory path's."""
+    from lsfix.cli.app import note
+    from lsfix.drawn import gather
+    from lsfix.pipeline import evaluate_file
+
+    d = gather(pred, subsample, seed)
+    ex = d.excluded
+    note(f"lsfix curve: {ex.evaluated} pixels drawn (--subsample-pixels {subsample}, seed "
+         f"{seed}); not drawn {ex.not_drawn}, ignored {ex.ignored}, fit rows {ex.fit}")
+    results = evaluate_file(d.pred, score, convention=convention, coverages=covs, risks=risks,
+                            n_boot=bootstrap, seed=seed, level=level,
+                            clusters=d.images if unit == "image" else None)
+    _report(pred, results, out_fmt, convention, percent, plot, output, None, None, ex, unit)
 
 
 def _report(pred: Any, results: list[Any], out_fmt: str, convention: str, percent: bool,

@@ -12,8 +12,9 @@ samples). The runs are merged window by window (at most ``window`` entries per r
 * :meth:`SpilledBlocks.blocks` gives the merged blocks as one in-memory :class:`Blocks`
   (24 bytes per distinct confidence);
 * :meth:`SpilledBlocks.block_file` writes them to a :class:`BlockFile` (size and errors,
-  int64, 16 bytes per block) that :func:`lsfix.core.metrics.metrics_from_blocks` reads back a
-  window at a time: memory bounded by the windows whatever the number of distinct values;
+  uint32 up to 2^32 samples, else int64: 8 or 16 bytes per block) that
+  :func:`lsfix.core.metrics.metrics_from_blocks` reads back a window at a time: memory
+  bounded by the windows whatever the number of distinct values;
   :meth:`SpilledBlocks.block_source` does the same, or keeps the blocks in memory when no run
   was ever spilled (fewer than ``run_rows`` pairs).
 
@@ -35,7 +36,8 @@ removes every ``lsfix-runs-<pid>-*`` folder there whose process no longer exists
 by SIGKILL cannot clean up after itself; the next run does). The folder must be local to this
 machine (a process id is only meaningful here).
 
-Disk: at most ``16 B × (blocks of the runs) + 16 B × (merged blocks)`` at once (plus one
+Disk: at most ``16 B × (blocks of the runs) + 8 B × (merged blocks)`` at once (16 B above
+2^32 samples) (plus one
 group's merged run while a level is merged: at most as many blocks as its inputs), in that
 folder; removed by :meth:`SpilledBlocks.close`. :func:`check_space` refuses to start when the
 folder's free space is below an estimate (:data:`DISK_BYTES_PER_ROW` per row).
@@ -66,8 +68,9 @@ MERGE_BYTES_PER_ENTRY = 100
 #: Runs merged at once (more are merged in groups of this many first, level by level).
 FAN_IN = 64
 #: Temporary disk per row of a score (upper bound): 16 B per distinct confidence in the runs
-#: plus 16 B in the merged block file, when every confidence is distinct.
-DISK_BYTES_PER_ROW = 32
+#: plus 8 B in the merged block file (16 B above 2^32 rows), when every confidence is
+#: distinct.
+DISK_BYTES_PER_ROW = 24
 #: Name prefix of a run folder; the owner's process id follows.
 FOLDER_PREFIX = "lsfix-runs-"
 _OWNED = re.compile(r"^lsfix-runs-(\d+)-[A-Za-z0-9_]+$")
@@ -124,17 +127,21 @@ class _Run:
 
 class BlockFile:
     """Merged tie blocks on disk (descending confidence): a block source for
-    :mod:`lsfix.core.blockmetrics` that reads ``window`` blocks at a time."""
+    :mod:`lsfix.core.blockmetrics` that reads ``window`` blocks at a time. Sizes and errors
+    are stored as ``count_dtype`` (uint32 when the total number of samples fits, 8 bytes per
+    block; else int64) and handed out as int64."""
 
-    def __init__(self, stem: Path, window: int = 1 << 20) -> None:
+    def __init__(self, stem: Path, window: int = 1 << 20,
+                 count_dtype: Any = np.int64) -> None:
         self.stem = stem
         self.window = int(window)
         self.length = 0
+        self.count_dtype = np.dtype(count_dtype)
         self._files = [open(f"{stem}.size", "wb"), open(f"{stem}.errors", "wb")]
 
     def _append(self, size: np.ndarray, errors: np.ndarray) -> None:
-        size.astype(np.int64).tofile(self._files[0])
-        errors.astype(np.int64).tofile(self._files[1])
+        size.astype(self.count_dtype).tofile(self._files[0])
+        errors.astype(self.count_dtype).tofile(self._files[1])
         self.length += int(size.shape[0])
 
     def _finish(self) -> None:
@@ -145,8 +152,8 @@ class BlockFile:
         """``(size, errors)`` int64 of ``window`` consecutive blocks at a time."""
         with open(f"{self.stem}.size", "rb") as fs, open(f"{self.stem}.errors", "rb") as fe:
             for _ in range(0, self.length, self.window):
-                yield (np.fromfile(fs, np.int64, self.window),
-                       np.fromfile(fe, np.int64, self.window))
+                yield (np.fromfile(fs, self.count_dtype, self.window).astype(np.int64),
+                       np.fromfile(fe, self.count_dtype, self.window).astype(np.int64))
 
 
 class SpilledBlocks:
@@ -251,7 +258,8 @@ class SpilledBlocks:
     def block_file(self) -> BlockFile:
         """The tie blocks of every pair added, written to a :class:`BlockFile` in the
         temporary folder (the runs are deleted once merged)."""
-        out = BlockFile(self._dir / "merged")
+        out = BlockFile(self._dir / "merged", count_dtype=np.uint32
+                        if self.n <= np.iinfo(np.uint32).max else np.int64)
         try:
             for _, size, errors in self._merged():
                 out._append(size, errors)
