@@ -55,10 +55,11 @@ class Drawn:
 
 
 def gather(pred: Predictions, subsample: str, seed: int, *,
-           exclude: np.ndarray | None = None) -> Drawn:
+           exclude: np.ndarray | None = None, use_fit_mask: bool = True) -> Drawn:
     """Draw ``subsample`` (``N[/IMAGES]``) pixels of ``pred`` with ``seed`` among the pixels
     that are not ignored and not in ``exclude`` (a row mask, e.g. the fit rows; default the
-    file's ``/fit_mask``), reading the file batch by batch (module docstring).
+    file's ``/fit_mask``, none with ``use_fit_mask=False``), reading the file batch by
+    batch (module docstring).
 
     ``pred`` must hold dense logits (labels in memory or left on disk); the result equals
     :func:`lsfix.dense.apply_subsample` followed by the in-memory evaluation rows."""
@@ -67,7 +68,7 @@ def gather(pred: Predictions, subsample: str, seed: int, *,
     src = pred.logits
     if src is None or not getattr(src, "spatial", ()):
         raise UsageError(f"{pred.name}: --subsample-pixels needs the dense logits")
-    if exclude is None:
+    if exclude is None and use_fit_mask:
         exclude = pred.fit_mask
     deferred = pred.deferred_labels
     if deferred is None:

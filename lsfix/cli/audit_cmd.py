@@ -22,14 +22,15 @@ from lsfix.cli.common import (
     load,
     load_joined,
     report_format,
-    require_fit_labels,
     use_scheduler,
 )
 from lsfix.cli.curve_cmd import (
     BootUnitOpt,
     ByOpt,
     LevelOpt,
+    MemoryLimitOpt,
     SeedOpt,
+    SubsampleOpt,
     check_boot,
     check_boot_unit,
     render_table,
@@ -253,9 +254,10 @@ def audit_cmd(
     scheduler: SchedulerOpt = "sync",
     bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
+    subsample: SubsampleOpt = None,
+    memory_limit: MemoryLimitOpt = "2G",
 ) -> None:
     with handle_errors("audit"), use_scheduler(scheduler):
-        from lsfix.audit import audit
         from lsfix.errors import UsageError
         from lsfix.io import write_text_atomic
         from lsfix.report import document, dumps
@@ -266,17 +268,22 @@ def audit_cmd(
             raise UsageError("--bootstrap must be >= 1 for audit (the verdict needs it)")
         check_boot_unit(bootstrap_unit, by)
         out_fmt = report_format(fmt)
-        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
-                           need_labels=True, need_logits=True, ignore_index=ignore_index)
+        from lsfix.audit import audit_planned
+        from lsfix.outofcore import parse_memory_limit
+        from lsfix.predictions import deferring_dense_labels
+
+        limit = parse_memory_limit(memory_limit)
         if fit_labels is not None and val is None:
             raise UsageError("--val-labels gives the labels of the --val file; pass --val too")
-        val_pred = (load(val, need_logits=True, ignore_index=ignore_index, labels=fit_labels)
-                    if val else None)
-        if val_pred is not None:
-            require_fit_labels(val_pred, "--val-labels")
-        res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
-                    convention=convention, n_boot=bootstrap, level=level, by=by,
-                    bootstrap_unit=bootstrap_unit)
+        with deferring_dense_labels(True):  # dense labels stay on disk until needed
+            pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
+                               need_logits=True, ignore_index=ignore_index)
+            val_pred = (load(val, need_logits=True, ignore_index=ignore_index,
+                             labels=fit_labels) if val else None)
+        res, evaluated = audit_planned(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
+                            convention=convention, n_boot=bootstrap, level=level, by=by,
+                            bootstrap_unit=bootstrap_unit, subsample=subsample,
+                            memory_limit=limit, fit_option="--val-labels")
         from lsfix.pipeline import small_fit_warning
 
         small = small_fit_warning(res.fit)
@@ -302,7 +309,7 @@ def audit_cmd(
         else:
             text = audit_text(res)
         if report is not None:
-            write_report(res, pred, report)
+            write_report(res, evaluated, report)
         write_text_atomic(output, text)
         pred.close()
         if val_pred is not None:

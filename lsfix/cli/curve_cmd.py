@@ -224,7 +224,7 @@ def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False,
 
     lines = []
     for i, r in enumerate(results):
-        if curves is not None and curves[i] is not None:
+        if curves and curves[i] is not None:
             cov, rsk = curves[i]
         else:
             c = rc_curve(r.confidence, r.correct)
