@@ -42,7 +42,7 @@ import h5py
 import numpy as np
 
 from lsfix.extract.writer import item_chunks
-from lsfix.schema import set_root_attrs
+from lsfix.readers.logitsfile import set_root_attrs
 
 LSFIX = Path(sys.executable).parent / "lsfix"
 GNU_TIME = "/usr/bin/time"
@@ -138,14 +138,13 @@ def run(label: str, args: list[str], tmpdir: Path) -> dict:
 
 def check(path: Path, out: dict) -> dict:
     """Every number of the runs against the in-memory path, in this process."""
-    from lsfix.audit import audit
-    from lsfix.cli.common import load
     from lsfix.core import paired_bootstrap
-    from lsfix.dense import apply_subsample, image_of_rows
-    from lsfix.drawn import gather
-    from lsfix.pipeline import eval_mask, evaluate_file
-    from lsfix.predictions import deferring_dense_labels
-    from lsfix.report import metrics_dict
+    from lsfix.evaluation.audit import audit
+    from lsfix.evaluation.dense import apply_subsample, image_of_rows
+    from lsfix.evaluation.drawn import gather
+    from lsfix.evaluation.inmemory import eval_mask, evaluate_file
+    from lsfix.output.report import metrics_dict
+    from lsfix.readers.entry import read as load
 
     def same(got: dict, metrics) -> bool:
         want = metrics_dict(metrics, percent=False)
@@ -171,8 +170,7 @@ def check(path: Path, out: dict) -> dict:
         all(same(g, w.metrics) for g, w in zip(cp["results"], want + want, strict=True))
         and [(p["difference"], p["low"], p["high"]) for p in cp["paired"]]
         == [(q.estimate, q.low, q.high) for q in pairs])
-    with deferring_dense_labels(True):
-        d = gather(load(str(path)), "5000/12", 0)
+    d = gather(load(str(path), defer_dense_labels=True), "5000/12", 0)
     full = load(str(path))
     apply_subsample(full, "5000/12", 0)
     mask = eval_mask(full)

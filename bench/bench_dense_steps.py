@@ -3,7 +3,7 @@
     python bench/bench_dense_steps.py --images 8 --folder /work/scratch/dense [--threads 1]
 
 Makes a dense file (bench_cityscapes's generator; float32 by default) and runs
-:func:`lsfix.outofcore.evaluate_bounded` (``-s msp``) in this process with timers wrapped
+:func:`lsfix.evaluation.bounded.evaluate_bounded` (``-s msp``) in this process with timers wrapped
 around each step (wall seconds summed over calls; the msp pieces run in worker threads, so
 their sum is CPU time spread over the threads):
 
@@ -61,11 +61,10 @@ def main() -> None:
     if args.threads:
         os.environ["LSFIX_THREADS"] = str(args.threads)
     import lsfix.core.spill as spill
-    import lsfix.outofcore as ooc
-    from lsfix.cli.common import load
+    import lsfix.evaluation.bounded as ooc
     from lsfix.core.source import ArrayRows
-    from lsfix.predictions import deferring_dense_labels
-    from lsfix.schema import DeferredLabels
+    from lsfix.readers.entry import read as load
+    from lsfix.readers.logitsfile import DeferredLabels
 
     args.folder.mkdir(parents=True, exist_ok=True)
     path = args.folder / f"steps-{args.images}-{args.dtype}.h5"
@@ -95,8 +94,7 @@ def main() -> None:
                 T["metrics"] += time.perf_counter() - t
 
         cm.metrics_from_blocks = mfb
-        with deferring_dense_labels(True):
-            pred = load(str(path))
+        pred = load(str(path), defer_dense_labels=True)
         t0 = time.perf_counter()
         cpu0 = time.process_time()
         ooc.evaluate_bounded(pred, ["msp"], convention="lsfix", coverages=(), risks=(),

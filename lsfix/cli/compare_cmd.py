@@ -16,6 +16,8 @@ from lsfix.cli.common import (
     ConventionOpt,
     FormatOpt,
     IgnoreIndexOpt,
+    InputKindOpt,
+    LabelsOpt,
     OutputOpt,
     load,
 )
@@ -40,7 +42,6 @@ from lsfix.cli.curve_cmd import (
     result_rows,
     warn_undefined,
 )
-from lsfix.engines import evaluate_files, paired_images, same_samples  # noqa: F401
 from lsfix.errors import GateFailed, UsageError
 
 HELP = """Compare files × scores: one row each, the first file's rows being the baseline.
@@ -160,14 +161,17 @@ def compare(
     ignore_index: IgnoreIndexOpt = None,
     bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
+    labels: LabelsOpt = None,
+    input_kind: InputKindOpt = None,
     subsample: SubsampleOpt = None,
     memory_limit: MemoryLimitOpt = "2G",
     tmpdir: TmpdirOpt = None,
 ) -> None:
-    with handle_errors("compare"):
+    with handle_errors("compare", labels=labels, kind=input_kind,
+                       inputs=inputs) as run:
         from lsfix.core import paired_bootstrap
-        from lsfix.io import write_text_atomic
-        from lsfix.report import document, dumps, paired_dict, tsv
+        from lsfix.output.report import document, dumps, paired_dict, tsv
+        from lsfix.streams import write_text_atomic
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
@@ -177,13 +181,13 @@ def compare(
             raise UsageError(f"--report {report!r} must end in .md")
         if sum(1 for i in inputs if i == "-") > 1:
             raise UsageError("stdin (-) can be given only once")
-        from lsfix.outofcore import parse_memory_limit
-        from lsfix.predictions import deferring_dense_labels
+        from lsfix.evaluation.bounded import parse_memory_limit
+        from lsfix.evaluation.engines import evaluate_files
 
         limit = parse_memory_limit(memory_limit)
-        with deferring_dense_labels(True):  # dense labels stay on disk until needed
-            preds = [load(p, allow_incomplete=allow_incomplete, ignore_index=ignore_index)
-                     for p in inputs]
+        preds = [load(p, run, allow_incomplete=allow_incomplete, ignore_index=ignore_index,
+                      defer_dense_labels=not labels)  # dense labels stay on disk until needed
+                 for p in inputs]
         ev = evaluate_files(preds, score, convention=convention, coverages=covs, risks=risks,
                             per_row=bool(bootstrap) or by is not None or explain,
                             subsample=subsample, seed=seed, memory_limit=limit,
@@ -284,14 +288,14 @@ def compare(
                                           for p in grouped[2]])
         plot_path = plot
         if report is not None:
-            from lsfix.io import make_folders
+            from lsfix.streams import make_folders
 
             make_folders(Path(report).parent)  # removed again if the command fails
         if report is not None and plot_path is None:
             plot_path = str(Path(report).with_suffix(".png"))
         if plot_path is not None:
             from lsfix.cli.curve_cmd import oracle_curve
-            from lsfix.plot import rc_plot
+            from lsfix.output.plot import rc_plot
 
             rc_plot(curve_lines(results, show_file=True, percent=percent, curves=ev.curves),
                     plot_path, title="Risk-coverage comparison",
@@ -302,11 +306,11 @@ def compare(
         if explain:
             if plot_path is None:
                 raise UsageError("--explain draws plots: give --plot or --report too")
-            from lsfix.explain import explain_plots
+            from lsfix.output.explain import explain_plots
 
             explain_path = explain_plots(preds, plot_path)
         if report is not None:
-            from lsfix.report import markdown_table
+            from lsfix.output.report import markdown_table
 
             cols = ["file", "score", "n", "accuracy", "aurc", "oracle_aurc", "eaurc", "naurc",
                     "augrc", "auroc", "fpr_at_95tpr"]
@@ -320,7 +324,7 @@ def compare(
                 md.append("\n**Gate: " + ("FAILED**" if breaches else "passed**")
                           + f" ({len(breaches)} of {len(checks)} check(s) failed)\n\n")
                 md.append(markdown_table(checks, ["rule", "row", "value", "verdict"]))
-            from lsfix.report import markdown_figure
+            from lsfix.output.report import markdown_figure
 
             if plot_path:
                 md.append("\n" + markdown_figure(plot_path, "risk-coverage"))
@@ -339,7 +343,7 @@ def compare(
 
 
 def _paired_text(paired: list[dict[str, Any]]) -> str:
-    from lsfix.report import fmt
+    from lsfix.output.report import fmt
 
     lines = ["", "paired bootstrap (row − baseline):"]
     for p in paired:
@@ -360,8 +364,8 @@ def compare_by(preds: list[Any], score: list[str] | None, by: str, *, convention
     import numpy as np
 
     from lsfix.core import paired_bootstrap
-    from lsfix.groups import ALL, evaluate_by, group_json, group_rows, grouping
-    from lsfix.report import paired_dict
+    from lsfix.evaluation.grouped import ALL, evaluate_by, group_json, group_rows, grouping
+    from lsfix.output.report import paired_dict
 
     results = []
     for pred in preds:

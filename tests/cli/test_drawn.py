@@ -1,7 +1,7 @@
 """Dense files on the bounded engines (issue 20): ``--subsample-pixels`` reads only the drawn
-pixels (lsfix/drawn.py) and gives the in-memory path's numbers bit for bit; ``compare`` takes
-the out-of-core path for dense files; ``audit``/``compare`` refuse, in one line, a dense file
-that would not fit ``--memory-limit`` in memory."""
+pixels (lsfix/evaluation/drawn.py) and gives the in-memory path's numbers bit for bit;
+``compare`` takes the out-of-core path for dense files; ``audit``/``compare`` refuse, in one
+line, a dense file that would not fit ``--memory-limit`` in memory."""
 
 from __future__ import annotations
 
@@ -15,12 +15,11 @@ import typer.testing
 
 from lsfix.cli.app import app
 from lsfix.core import paired_bootstrap
-from lsfix.dense import apply_subsample, image_of_rows
-from lsfix.drawn import gather
-from lsfix.inputs import read_predictions
-from lsfix.pipeline import eval_mask, evaluate_file, excluded_rows
-from lsfix.predictions import deferring_dense_labels
-from lsfix.schema import set_root_attrs
+from lsfix.evaluation.dense import apply_subsample, image_of_rows
+from lsfix.evaluation.drawn import gather
+from lsfix.evaluation.inmemory import eval_mask, evaluate_file, excluded_rows
+from lsfix.readers.entry import read
+from lsfix.readers.logitsfile import set_root_attrs
 
 K, H, W = 5, 6, 10
 
@@ -50,8 +49,7 @@ def _dense(path: Path, seed: int, *, n: int = 7, dtype: type = np.float32,
 
 
 def _read(path: Path, deferred: bool):
-    with deferring_dense_labels(deferred):
-        return read_predictions(str(path))
+    return read(str(path), defer_dense_labels=deferred)
 
 
 @pytest.mark.parametrize("deferred", [True, False])
@@ -151,7 +149,7 @@ def test_compare_subsample_refuses_files_whose_draws_differ(tmp_path):
 
 
 def test_compare_dense_without_bootstrap_is_out_of_core_and_exact(tmp_path, monkeypatch):
-    import lsfix.outofcore as ooc
+    import lsfix.evaluation.bounded as ooc
 
     a = _dense(tmp_path / "a.h5", 5)
     b = _dense(tmp_path / "b.h5", 6)
@@ -185,8 +183,8 @@ def test_audit_subsample_reads_only_drawn_pixels_and_splits_by_image(tmp_path):
              "--memory-limit", "1K")
     assert r.exit_code == 0, r.stderr
     got = json.loads(r.stdout)
-    from lsfix.audit import audit
-    from lsfix.pipeline import split_fit_rows
+    from lsfix.evaluation.audit import audit
+    from lsfix.evaluation.inmemory import split_fit_rows
 
     full = _read(a, False)
     apply_subsample(full, "40/2", 3)

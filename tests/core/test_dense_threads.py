@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from lsfix.core import ScoreSpec, compute_scores
 from lsfix.core.densescores import msp_columns
 from lsfix.core.rowblocks import run_image_pieces
-from lsfix.schema import set_root_attrs
+from lsfix.readers.logitsfile import set_root_attrs
 
 
 def _scores(z: np.ndarray, threads: int, piece: int) -> tuple[np.ndarray, np.ndarray, list]:
@@ -76,9 +76,9 @@ def test_an_error_in_finish_stops_the_pass_after_the_workers():
 
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
 def test_bounded_dense_curve_is_the_same_for_any_thread_count(tmp_path, monkeypatch, threads):
-    from lsfix.cli.common import load
-    from lsfix.outofcore import evaluate_bounded
-    from lsfix.pipeline import evaluate_file
+    from lsfix.evaluation.bounded import evaluate_bounded
+    from lsfix.evaluation.inmemory import evaluate_file
+    from lsfix.readers.entry import read as load
 
     rng = np.random.default_rng(5)
     z = rng.normal(size=(4, 6, 20, 30)).round(1).astype(np.float32)
@@ -90,15 +90,16 @@ def test_bounded_dense_curve_is_the_same_for_any_thread_count(tmp_path, monkeypa
         set_root_attrs(f, {}, [])
         f.create_dataset("logits", data=z, chunks=(1, 6, 20, 30))
         f.create_dataset("labels", data=y).attrs["ignore_index"] = np.int64(255)
-    monkeypatch.setattr("lsfix.outofcore.PIECE_PIXELS", 64)
+    monkeypatch.setattr("lsfix.evaluation.bounded.PIECE_PIXELS", 64)
     monkeypatch.setenv("LSFIX_THREADS", threads)
-    pred = load(str(path))
     if threads == "3":  # a non-finite logit: the normal error, naming its image's row
         from lsfix.errors import InputError
 
         with pytest.raises(InputError, match="1 non-finite logit value"):
-            evaluate_bounded(pred, ["msp"], convention="lsfix", coverages=(0.5,), risks=())
+            evaluate_bounded(load(str(path)), ["msp"], convention="lsfix", coverages=(0.5,),
+                             risks=())
         return
+    pred = load(str(path))
     got = evaluate_bounded(pred, ["msp"], convention="lsfix", coverages=(0.5,), risks=(0.3,),
                            run_rows=500)[0]
     want = evaluate_file(pred, ["msp"], convention="lsfix", coverages=(0.5,), risks=(0.3,))

@@ -1,11 +1,11 @@
-"""Evaluate one or several files, each on the engine :func:`lsfix.outofcore.choose_engine`
+"""Evaluate one or several files, each on the engine :func:`lsfix.evaluation.bounded.choose_engine`
 picks for it (``compare`` today; the planner of ``lsfix.evaluate`` calls the same).
 
-* ``memory``: every row in memory (:func:`lsfix.pipeline.evaluate_file`; with
-  ``--subsample-pixels``, the drawn rows of :func:`lsfix.dense.apply_subsample`);
-* ``bounded``: :func:`lsfix.outofcore.evaluate_bounded` (exact, memory bounded by a run, the
-  RC curve at up to ``curve_points`` points);
-* ``drawn``: only the drawn pixels of a dense file are read (:func:`lsfix.drawn.gather`),
+* ``memory``: every row in memory (:func:`lsfix.evaluation.inmemory.evaluate_file`; with
+  ``--subsample-pixels``, the drawn rows of :func:`lsfix.evaluation.dense.apply_subsample`);
+* ``bounded``: :func:`lsfix.evaluation.bounded.evaluate_bounded` (exact, memory bounded by a
+  run, the RC curve at up to ``curve_points`` points);
+* ``drawn``: only the drawn pixels of a dense file are read (:func:`lsfix.evaluation.drawn.gather`),
   then evaluated in memory.
 
 Every engine gives the same numbers for the same rows (tests/cli/test_drawn.py,
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from lsfix.errors import InputError
-from lsfix.predictions import Predictions
+from lsfix.readers.predictions import Predictions
 
 
 @dataclass
@@ -68,13 +68,13 @@ def evaluate_files(preds: list[Predictions], names: list[str] | None, *, convent
                    curve_points: int = 0, folder: str | None = None,
                    allow_drawn: bool = True, command: str = "compare") -> Evaluated:
     """Evaluate ``names`` on each of ``preds`` (dense labels may still be on disk), each on
-    the engine :func:`~lsfix.outofcore.choose_engine` picks; ``per_row``: the caller needs
+    the engine :func:`~lsfix.evaluation.bounded.choose_engine` picks; ``per_row``: the caller needs
     each row's confidence and correctness (a bootstrap, ``--by``, ...). A file whose
     in-memory estimate is above ``memory_limit`` and that no bounded engine can take is
     refused before anything is computed."""
-    from lsfix.drawn import gather
-    from lsfix.outofcore import choose_engine, evaluate_bounded, oracle_curve
-    from lsfix.pipeline import evaluate_file
+    from lsfix.evaluation.bounded import choose_engine, evaluate_bounded, oracle_curve
+    from lsfix.evaluation.drawn import gather
+    from lsfix.evaluation.inmemory import evaluate_file
 
     engines = [choose_engine(p, names, per_row=per_row, subsample=subsample,
                              memory_limit=memory_limit, command=command,
@@ -97,7 +97,7 @@ def evaluate_files(preds: list[Predictions], names: list[str] | None, *, convent
         else:
             pred.load_labels()
             if subsample is not None:
-                from lsfix.dense import apply_subsample
+                from lsfix.evaluation.dense import apply_subsample
 
                 apply_subsample(pred, subsample, seed)
             res, ex = evaluate_file(pred, names, convention=convention, coverages=coverages,
@@ -115,7 +115,7 @@ def evaluate_files(preds: list[Predictions], names: list[str] | None, *, convent
 
 
 def _same_drawn(a: Predictions, da: Any, b: Predictions, db: Any) -> str | None:
-    from lsfix.drawn import same_draw
+    from lsfix.evaluation.drawn import same_draw
 
     if da is None or db is None:
         return "one file's pixels were drawn (--subsample-pixels) and the other's were not"
@@ -129,7 +129,7 @@ def _same_drawn(a: Predictions, da: Any, b: Predictions, db: Any) -> str | None:
 
 
 def _same_image_shape(preds: list[Predictions], unit: str) -> tuple[int, int]:
-    from lsfix.dense import items_and_pixels
+    from lsfix.evaluation.dense import items_and_pixels
 
     shape = items_and_pixels(preds[0], "--bootstrap-unit image")
     for pred in preds[1:]:
@@ -166,7 +166,7 @@ def paired_images(preds: list[Any], unit: str) -> Any:
     every paired difference (the files hold the same samples, :func:`same_samples`; each must
     be dense with the same pixels per image, so its rows are the same images'); ``None`` for
     ``row``."""
-    from lsfix.dense import evaluated_images
+    from lsfix.evaluation.dense import evaluated_images
 
     if unit == "row":
         return None

@@ -14,12 +14,12 @@ eligible rows in the same order) but reads the file batch by batch:
    logits (the whole image, as the in-memory path does), and the drawn pixels' logits are
    copied out in their stored dtype (``K`` values per drawn pixel).
 
-The result is a :class:`Drawn`: an ordinary in-memory :class:`~lsfix.predictions.Predictions`
-of the drawn pixels (``(M, K)`` logits, their labels), the image of every drawn pixel (the
-clusters of ``--bootstrap-unit image``), the file row of every drawn pixel, and the counts of
-pixels left out. Every score of a row depends on that row alone, so the scores, metrics and
-bootstrap intervals computed on it are bit-identical to the in-memory path's on the whole file
-(``tests/cli/test_drawn.py``).
+The result is a :class:`Drawn`: an ordinary in-memory
+:class:`~lsfix.readers.predictions.Predictions` of the drawn pixels (``(M, K)`` logits,
+their labels), the image of every drawn pixel (the clusters of ``--bootstrap-unit image``),
+the file row of every drawn pixel, and the counts of pixels left out. Every score of a row
+depends on that row alone, so the scores, metrics and bootstrap intervals computed on it are
+bit-identical to the in-memory path's on the whole file (``tests/cli/test_drawn.py``).
 
 Memory: ``K × itemsize + 17`` bytes per drawn pixel (logits, label, image, row), plus one
 batch's eligibility and draw (about 17 bytes per pixel of ``IMAGES`` images) and one image of
@@ -34,10 +34,10 @@ import numpy as np
 
 from lsfix.core.source import ArrayRows
 from lsfix.core.subsample import parse_subsample
-from lsfix.dense import items_and_pixels
 from lsfix.errors import UsageError
-from lsfix.pipeline import ExcludedRows
-from lsfix.predictions import Predictions
+from lsfix.evaluation.dense import items_and_pixels
+from lsfix.evaluation.inmemory import ExcludedRows
+from lsfix.readers.predictions import Predictions
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def gather(pred: Predictions, subsample: str, seed: int, *,
     batch (module docstring).
 
     ``pred`` must hold dense logits (labels in memory or left on disk); the result equals
-    :func:`lsfix.dense.apply_subsample` followed by the in-memory evaluation rows."""
+    :func:`lsfix.evaluation.dense.apply_subsample` followed by the in-memory evaluation rows."""
     per, images = parse_subsample(subsample)
     n_items, pixels = items_and_pixels(pred, "--subsample-pixels")
     src = pred.logits

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 
-from lsfix import parallel
 from lsfix.core import (
     PLAIN_SCORES,
     PairedDifference,
@@ -53,8 +52,9 @@ from lsfix.core.ceiling import (
 )
 from lsfix.core.scores import is_single_logit
 from lsfix.errors import InputError, UsageError
-from lsfix.pipeline import ScoreResult, _RowSubset, correct_of, eval_mask
-from lsfix.predictions import Predictions
+from lsfix.evaluation import scheduler as parallel
+from lsfix.evaluation.inmemory import ScoreResult, _RowSubset, correct_of, eval_mask
+from lsfix.readers.predictions import Predictions
 
 
 @dataclass(frozen=True)
@@ -100,16 +100,16 @@ def audit(
 ) -> AuditResult:
     """Audit ``pred`` (see module docstring). ``pred`` needs logits and labels.
 
-    ``by`` (:mod:`lsfix.groups`) adds msp and pnorm per group, with bootstrap intervals.
+    ``by`` (:mod:`lsfix.evaluation.grouped`) adds msp and pnorm per group, with bootstrap intervals.
     ``bootstrap_unit="image"`` (dense files) makes the paired bootstrap resample whole images
     (:func:`lsfix.core.bootstrap.paired_bootstrap` with the image of each evaluated pixel as
     its cluster): both scores get the same drawn images.
 
     ``images``: the image of every row when ``pred`` holds pixels drawn from a dense file
-    (:func:`lsfix.drawn.gather`, ``--subsample-pixels``): without ``val`` the fit rows are
-    then the drawn pixels of a random ``fit_fraction`` of the file's ``n_images`` **images**
-    (drawn as :func:`lsfix.dense.fit_split` draws them), and ``bootstrap_unit="image"``
-    resamples those images."""
+    (:func:`lsfix.evaluation.drawn.gather`, ``--subsample-pixels``): without ``val`` the fit
+    rows are then the drawn pixels of a random ``fit_fraction`` of the file's ``n_images``
+    **images** (drawn as :func:`lsfix.evaluation.dense.fit_split` draws them), and
+    ``bootstrap_unit="image"`` resamples those images."""
     from lsfix.core import tune_pnorm
 
     pred.require_labels("audit")
@@ -135,12 +135,12 @@ def audit(
         split = {"kind": "file", "file": val.name, "n": int(fit_labels.shape[0])}
         mask = eval_mask(pred)
     else:
-        from lsfix.dense import fit_split
+        from lsfix.evaluation.dense import fit_split
 
         if images is None:
             fit_rows = fit_split(pred, fit_fraction, seed)  # dense: whole images
         else:  # drawn pixels: the fit images of the whole file
-            from lsfix.pipeline import split_fit_rows
+            from lsfix.evaluation.inmemory import split_fit_rows
 
             if n_images is None:
                 raise UsageError("audit(images=...) needs n_images")
@@ -167,21 +167,22 @@ def audit(
     temperature = fit_temperature(fit_logits, fit_labels)
 
     specs = [ScoreSpec(s) for s in PLAIN_SCORES] + [ScoreSpec("msp_ts", temperature)]
-    scores = parallel.compute_scores(pred.logits, specs)
-    scores["pnorm"] = parallel.compute_scores(pred.logits, [fit.spec])[fit.spec.name]
+    scores = parallel.compute_scores(pred.logits, specs, runner=pred.runner)
+    scores["pnorm"] = parallel.compute_scores(pred.logits, [fit.spec],
+                                              runner=pred.runner)[fit.spec.name]
     correct = correct_all = correct_of(pred)
     clusters = None
     if bootstrap_unit == "image" and images is not None:
         clusters = images
     elif bootstrap_unit == "image":
-        from lsfix.dense import image_of_rows
+        from lsfix.evaluation.dense import image_of_rows
 
         clusters = image_of_rows(pred, "--bootstrap-unit image")
     elif bootstrap_unit != "row":
         raise UsageError(f"--bootstrap-unit must be row or image, got {bootstrap_unit!r}")
     group_index = None
     if by is not None:
-        from lsfix.groups import grouping
+        from lsfix.evaluation.grouped import grouping
 
         grp = grouping(pred, by)
         group_index = grp.index
@@ -196,7 +197,8 @@ def audit(
                               group_index, grp.names, convention=convention, n_boot=n_boot,
                               seed=seed, level=level)
     results = tuple(
-        ScoreResult(pred.name, name, parallel.evaluate(conf, correct, convention=convention),
+        ScoreResult(pred.name, name, parallel.evaluate(conf, correct, convention=convention,
+                                                   runner=pred.runner),
                     None, conf, correct)
         for name, conf in scores.items()
     )
@@ -206,7 +208,7 @@ def audit(
                               seed=seed, level=level, convention=convention, clusters=clusters)
     excess = msp_m.aurc - msp_m.oracle_aurc
     removed = (msp_m.aurc - pn_m.aurc) / excess if excess > 0 else math.nan
-    from lsfix.explain import alpha_of
+    from lsfix.output.explain import alpha_of
 
     ls = estimate_label_smoothing(pred.logits, rows=pred.keep, correct=correct_all,
                                   n_boot=n_boot, level=level, seed=seed)
@@ -223,7 +225,6 @@ def audit(
         bootstrap_unit=bootstrap_unit,
     )
 
-
 #: Peak bytes per row of :func:`audit`'s in-memory path, measured on a dense file
 #: (bench/README.md, issue 20): every plain score, msp_ts and pnorm in float64, correctness,
 #: masks, the fit's row subset, the bootstrap's resampled copies and the sort temporaries.
@@ -234,11 +235,11 @@ def audit_planned(pred: Predictions, *, val: Predictions | None = None,
                   subsample: str | None = None, memory_limit: int = 2 << 30,
                   fit_option: str = "--val-labels", seed: int = 0, by: str | None = None,
                   **kw: Any) -> tuple[AuditResult, Predictions]:
-    """:func:`audit` on the engine :func:`lsfix.outofcore.choose_engine` picks.
+    """:func:`audit` on the engine :func:`lsfix.evaluation.bounded.choose_engine` picks.
 
     ``pred`` and ``val`` may hold dense labels still on disk. With ``subsample``
     (``--subsample-pixels N[/IMAGES]``) on dense logits, only the drawn pixels are read
-    (:func:`lsfix.drawn.gather`, with ``seed``): the input's drawn pixels among those not
+    (:func:`lsfix.evaluation.drawn.gather`, with ``seed``): the input's drawn pixels among those not
     ignored (and not in its ``/fit_mask``); without ``val`` the fit rows are the drawn pixels
     of the ``fit_fraction`` of images :func:`audit` holds out; a dense ``val`` file is drawn
     the same way (among its pixels that are not ignored). The label-smoothing estimate then
@@ -247,8 +248,8 @@ def audit_planned(pred: Predictions, *, val: Predictions | None = None,
     one-line error that names the way out. Returns the result and the predictions it was
     computed on (the drawn pixels, or ``pred``), for the report.
     """
-    from lsfix.drawn import gather
-    from lsfix.outofcore import choose_engine
+    from lsfix.evaluation.bounded import choose_engine
+    from lsfix.evaluation.drawn import gather
 
     if subsample is not None and by is not None:
         raise UsageError("--subsample-pixels does not go with --by in audit")
@@ -256,7 +257,7 @@ def audit_planned(pred: Predictions, *, val: Predictions | None = None,
                            memory_limit=memory_limit, bytes_per_row=AUDIT_BYTES_PER_ROW,
                            command="audit")
     if engine != "drawn" and subsample is not None:
-        from lsfix.dense import items_and_pixels
+        from lsfix.evaluation.dense import items_and_pixels
 
         items_and_pixels(pred, "--subsample-pixels")  # not dense: the usual error
     if engine != "drawn":
@@ -281,7 +282,7 @@ def audit_planned(pred: Predictions, *, val: Predictions | None = None,
     if val is None and pred.fit_mask is not None and pred.fit_mask.any():
         raise UsageError(f"{pred.name} already holds a fit split (/fit_mask); audit the file "
                          "before 'normalise --fit-fraction', or pass --val")
-    from lsfix.dense import items_and_pixels
+    from lsfix.evaluation.dense import items_and_pixels
 
     d = gather(pred, subsample, seed)  # type: ignore[arg-type]
     n_images = items_and_pixels(pred, "--subsample-pixels")[0]
@@ -293,7 +294,7 @@ def _by_group(file: str, scores: dict[str, np.ndarray], correct: np.ndarray,
               index: Any, names: list[str], *, convention: str, n_boot: int, seed: int,
               level: float) -> tuple[Any, ...]:
     from lsfix.core import bootstrap_ci
-    from lsfix.groups import ALL, GroupResult
+    from lsfix.evaluation.grouped import ALL, GroupResult
 
     out = []
     for name, conf in scores.items():
