@@ -13,9 +13,10 @@ layout (1 MiB slabs of every class of their pixels), then times, one after the o
 * ``curve (exact)``: ``lsfix curve F -s msp`` (every pixel, out of core);
 * ``curve (paper)``: ``-s msp -s pnorm_raw:8 --subsample-pixels 5000/12 --bootstrap 1000
   --bootstrap-unit image`` (un-centred pNorm, p = 8, as the paper's code for Cityscapes);
-* ``compare (exact)``: ``lsfix compare F F -s msp`` (the same file twice: two full files do not
-  fit the disk with their temporary files; each is read and evaluated in full);
-* ``compare (paper)``: ``compare F F`` with the paper's options as ``curve (paper)``;
+* ``compare (exact)``: ``lsfix compare F G -s msp`` where ``G`` is a hard link to ``F`` (the
+  same logits under another name: two full files do not fit the disk with their temporary
+  files; each is read and evaluated in full, and paired by the bootstrap like two models);
+* ``compare (paper)``: ``compare F G`` with the paper's options as ``curve (paper)``;
 * ``audit (paper)``: ``lsfix audit F --subsample-pixels 5000/12 --bootstrap 1000
   --bootstrap-unit image`` (p tuned on the drawn pixels of 20 % of the images).
 
@@ -219,12 +220,16 @@ def main() -> None:
         figures["read_s"] = round(read_once(path), 2)
         print(f"read once: {figures['read_s']} s", flush=True)
         f_ = str(path)
+        twin = path.with_name(path.stem + "-twin.h5")  # a hard link: another name, no disk
+        if not twin.exists():
+            os.link(path, twin)
+        g_ = str(twin)
         plan = [
             ("curve (exact)", ["curve", f_, "-s", "msp", "-f", "json"]),
             ("curve (paper)", ["curve", f_, "-s", "msp", "-s", "pnorm_raw:8", *PAPER,
                                "-f", "json"]),
-            ("compare (exact)", ["compare", f_, f_, "-s", "msp", "-f", "json"]),
-            ("compare (paper)", ["compare", f_, f_, "-s", "msp", "-s", "pnorm_raw:8", *PAPER,
+            ("compare (exact)", ["compare", f_, g_, "-s", "msp", "-f", "json"]),
+            ("compare (paper)", ["compare", f_, g_, "-s", "msp", "-s", "pnorm_raw:8", *PAPER,
                                  "-f", "json"]),
             ("audit (paper)", ["audit", f_, *PAPER, "-f", "json"]),
         ]
@@ -241,6 +246,7 @@ def main() -> None:
             figures["check"] = check(path, figures["runs"])
             print("same as the in-memory path:", figures["check"], flush=True)
     finally:
+        path.with_name(path.stem + "-twin.h5").unlink(missing_ok=True)
         if not args.keep:
             path.unlink(missing_ok=True)
         shutil.rmtree(tmpdir, ignore_errors=True)
