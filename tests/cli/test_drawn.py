@@ -211,3 +211,18 @@ def test_audit_with_a_dense_val_file_draws_from_it(tmp_path):
     want = gather(_read(v, True), "50/2", 0, use_fit_mask=False)
     assert f"({want.excluded.evaluated} samples)" in got["fit_source"]
     assert got["fit"]["split"]["n"] == want.excluded.evaluated
+
+
+def test_the_planner_draws_from_disk_and_matches_its_in_memory_plan(tmp_path):
+    import lsfix
+
+    path = _dense(tmp_path / "d.h5", 9, fit=True)
+    kw = dict(subsample_pixels="15/2", seed=5, bootstrap=25, bootstrap_unit="image",
+              coverages=[0.5], risks=[0.2])
+    drawn = lsfix.evaluate(str(path), ["msp", "max_logit"], **kw)
+    assert drawn.plan == "drawn"
+    full = _read(path, False)  # labels in memory: the planner keeps the in-memory path
+    mem = lsfix.evaluate(full, ["msp", "max_logit"], **kw)
+    assert mem.plan == "in-memory"
+    assert drawn.to_dict() == mem.to_dict()
+    assert drawn.subsampled == mem.subsampled == drawn.excluded.evaluated
