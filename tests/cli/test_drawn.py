@@ -226,3 +226,29 @@ def test_the_planner_draws_from_disk_and_matches_its_in_memory_plan(tmp_path):
     assert mem.plan == "in-memory"
     assert drawn.to_dict() == mem.to_dict()
     assert drawn.subsampled == mem.subsampled == drawn.excluded.evaluated
+
+
+def test_too_little_temporary_disk_is_refused_before_any_run(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from lsfix.errors import RuntimeFailure
+    from lsfix.evaluation.bounded import evaluate_bounded
+
+    path = _dense(tmp_path / "d.h5", 4)
+    pred = _read(path, True)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
+    tmp = tmp_path / "t"
+    tmp.mkdir()
+    with pytest.raises(RuntimeFailure, match=r"not enough temporary disk in .*/t: needs up to "
+                                             r"[\d.]+ MB \(24 B per row that may be "
+                                             r"evaluated x 420 rows x 2 scores\)"):
+        evaluate_bounded(pred, ["msp", "max_logit"], convention="lsfix", coverages=(),
+                         risks=(), run_rows=10, folder=str(tmp))
+    assert not any(tmp.iterdir())  # nothing written
+    monkeypatch.undo()
+    got = evaluate_bounded(pred, ["msp"], convention="lsfix", coverages=(), risks=(),
+                           run_rows=10, folder=str(tmp))[0]
+    assert got[0].metrics.n == int(_read(path, False).keep.sum())
+    assert not any(tmp.iterdir())  # removed at the end
