@@ -90,8 +90,10 @@ def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: 
     :class:`lsfix.evaluation.inmemory.ExcludedRows` counts, made while reading (no per-row array).
     ``folder``: where the temporary runs go (``--tmpdir``; else ``TMPDIR``, else the system
     default); its free space is checked first against :data:`lsfix.core.spill.
-    DISK_BYTES_PER_ROW` per row that may be evaluated and score (an upper bound: every
-    confidence distinct), with a one-line :class:`~lsfix.errors.RuntimeFailure` when short.
+    DISK_BYTES_PER_ROW` per row that may be evaluated (not ignored, not a fit row; dense
+    labels on disk are read once more, image by image, to count them) and score (an upper
+    bound: every confidence distinct), with a one-line :class:`~lsfix.errors.RuntimeFailure`
+    when short.
     """
     from lsfix.core.metrics import metrics_from_blocks
     from lsfix.evaluation.inmemory import ExcludedRows, ScoreResult, eval_mask, score_specs
@@ -111,6 +113,8 @@ def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: 
     spatial = getattr(src, "spatial", ())
     pixels = n // int(src.n_items) if spatial else n  # type: ignore[attr-defined]
     upper = n if mask is None else int(mask.sum())  # rows that may be evaluated
+    if upper > run_rows and deferred is not None and spatial:
+        upper = _not_ignored(deferred, n // pixels, pixels, mask)  # one pass over the labels
     if upper > run_rows:  # fewer stay in memory: no disk
         check_space(folder, upper * DISK_BYTES_PER_ROW * len(names),
                     f"{DISK_BYTES_PER_ROW} B per row that may be evaluated x {upper:,} rows"
@@ -158,6 +162,17 @@ def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: 
         for sb in spills.values():
             sb.close()
     return results, curves, oracle, excluded
+
+
+def _not_ignored(deferred: Any, n_items: int, pixels: int, mask: np.ndarray | None) -> int:
+    """Pixels that may be evaluated (not ignored, not masked), from the labels on disk read
+    image by image (1 byte per pixel for uint8 labels): the temporary-disk estimate."""
+    total = 0
+    for item in range(n_items):
+        _, keep = deferred.image(item)
+        sel = _select(mask, keep, item * pixels, (item + 1) * pixels, item * pixels)
+        total += pixels if sel is None else int(sel.sum())
+    return total
 
 
 def _fit_ignored(pred: Predictions, deferred: Any, pixels: int) -> int:

@@ -243,10 +243,10 @@ def test_too_little_temporary_disk_is_refused_before_any_run(tmp_path, monkeypat
     tmp.mkdir()
     with pytest.raises(RuntimeFailure, match=r"not enough temporary disk in .*/t: needs up to "
                                              r"[\d.]+ MB \(24 B per row that may be "
-                                             r"evaluated x 420 rows x 2 scores\)"):
+                                             r"evaluated x 270 rows x 2 scores\)"):
         evaluate_bounded(pred, ["msp", "max_logit"], convention="lsfix", coverages=(),
                          risks=(), run_rows=10, folder=str(tmp))
-    assert not any(tmp.iterdir())  # nothing written
+    assert not any(tmp.iterdir())  # nothing written (270: the pixels that are not ignored)
     monkeypatch.undo()
     got = evaluate_bounded(pred, ["msp"], convention="lsfix", coverages=(), risks=(),
                            run_rows=10, folder=str(tmp))[0]
