@@ -242,6 +242,8 @@ def main() -> None:
             print(f"{label:16s} {r['wall_s']:8.1f} s  {r['ratio_to_read']:6.1f}x read  "
                   f"peak RSS {r['peak_rss_gb']:.3f} GB  peak tmp {r['peak_tmp_gb']:.2f} GB  "
                   f"load {r['load_before']}  left {r['left_in_tmpdir']}", flush=True)
+            if args.out:  # after every run: a long run stopped early keeps what it measured
+                args.out.write_text(json.dumps(figures, indent=1, default=str))
         if args.check:
             figures["check"] = check(path, figures["runs"])
             print("same as the in-memory path:", figures["check"], flush=True)
