@@ -27,7 +27,8 @@ the temporary disk (24 B per pixel at most).
 correct), best of ``--repeats``: lsfix (``lsfix.core.evaluate`` in the fd-shifts and
 torch-uncertainty conventions, every metric), torch-uncertainty's ``AURC`` (torchmetrics
 ``update``/``compute``), fd-shifts' ``StatsCache(...).aurc`` (its module files taken unchanged
-from the repository at ``FD_SHIFTS_COMMIT`` into ``--peers``, run as its code runs), and
+from the repository at ``FD_SHIFTS_COMMIT`` into ``--peers``, run as its code runs; under
+numpy 2 ``np.trapz``, which it calls, is aliased to its new name ``np.trapezoid``), and
 scikit-learn's ``roc_auc_score`` against lsfix's AUROC; with the values and their
 differences.
 """
@@ -215,6 +216,8 @@ def metrics_part(n: int, peers: Path | None, repeats: int) -> dict:
         try:
             import warnings
 
+            if not hasattr(np, "trapz"):  # numpy 2 renamed it (same function); fd-shifts
+                setattr(np, "trapz", np.trapezoid)  # pins numpy < 2, calls the old name
             from fd_shifts.analysis import metrics as fd
 
             warnings.simplefilter("ignore")
@@ -238,6 +241,7 @@ def main() -> None:
     ap.add_argument("--dense-repeats", type=int, default=2)
     ap.add_argument("--peers", type=Path, help="folder holding fd_shifts/analysis (see doc)")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--no-dense", action="store_true", help="only the metrics on arrays")
     args = ap.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
     head = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -245,7 +249,8 @@ def main() -> None:
                        f"{mem_available():.1f} GB available, load {os.getloadavg()[0]:.1f}",
             "python": platform.python_version(), "numpy": np.__version__}
     print(head, flush=True)
-    result = {**head, "dense": dense_part(args.folder, args.images, args.dense_repeats),
+    result = {**head, "dense": None if args.no_dense else dense_part(args.folder, args.images,
+                                                                      args.dense_repeats),
               "metrics": [metrics_part(n, args.peers, args.repeats)
                           for n in (args.n or [1_000_000])]}
     if args.out:
