@@ -217,7 +217,7 @@ def metrics_part(n: int, peers: Path | None, repeats: int) -> dict:
             import warnings
 
             if not hasattr(np, "trapz"):  # numpy 2 renamed it (same function); fd-shifts
-                setattr(np, "trapz", np.trapezoid)  # pins numpy < 2, calls the old name
+                np.trapz = np.trapezoid  # noqa: NPY201  (fd-shifts pins numpy < 2)
             from fd_shifts.analysis import metrics as fd
 
             warnings.simplefilter("ignore")
