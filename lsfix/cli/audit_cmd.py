@@ -23,14 +23,15 @@ from lsfix.cli.common import (
     check_convention,
     load,
     report_format,
-    require_fit_labels,
     use_scheduler,
 )
 from lsfix.cli.curve_cmd import (
     BootUnitOpt,
     ByOpt,
     LevelOpt,
+    MemoryLimitOpt,
     SeedOpt,
+    SubsampleOpt,
     check_boot,
     check_boot_unit,
     render_table,
@@ -280,11 +281,12 @@ def audit_cmd(
     allow_incomplete: AllowIncompleteOpt = False,
     labels: LabelsOpt = None,
     input_kind: InputKindOpt = None,
+    subsample: SubsampleOpt = None,
+    memory_limit: MemoryLimitOpt = "2G",
 ) -> None:
     with handle_errors("audit", labels=labels, kind=input_kind,
                        inputs=[input]) as run, use_scheduler(scheduler) as runner:
         from lsfix.errors import UsageError
-        from lsfix.evaluation.audit import audit
         from lsfix.output.report import document, dumps
         from lsfix.streams import write_text_atomic
 
@@ -294,19 +296,25 @@ def audit_cmd(
             raise UsageError("--bootstrap must be >= 1 for audit (the verdict needs it)")
         check_boot_unit(bootstrap_unit, by)
         out_fmt = report_format(fmt)
+        from lsfix.evaluation.audit import audit_planned
+        from lsfix.evaluation.bounded import parse_memory_limit
+
+        limit = parse_memory_limit(memory_limit)
+        defer = not labels and not with_files  # dense labels stay on disk until needed
         pred = load(input, run, runner=runner, with_files=with_files,
-                    allow_incomplete=allow_incomplete,
-                    need_labels=True, need_logits=True, ignore_index=ignore_index)
+                    allow_incomplete=allow_incomplete, need_labels=True, need_logits=True,
+                    ignore_index=ignore_index, defer_dense_labels=defer)
         if fit_labels is not None and val is None:
             raise UsageError("--val-labels gives the labels of the --val file; pass --val too")
         val_pred = (load(val, run, need_logits=True, ignore_index=ignore_index,
-                         labels=fit_labels)
+                         labels=fit_labels, defer_dense_labels=fit_labels is None)
                     if val else None)
-        if val_pred is not None:
-            require_fit_labels(val_pred, "--val-labels")
-        res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
-                    convention=convention, n_boot=bootstrap, level=level, by=by,
-                    bootstrap_unit=bootstrap_unit, select=select, select_level=select_level)
+        res, evaluated = audit_planned(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
+                                       convention=convention, n_boot=bootstrap, level=level,
+                                       by=by, bootstrap_unit=bootstrap_unit,
+                                       subsample=subsample, memory_limit=limit,
+                                       fit_option="--val-labels", select=select,
+                                       select_level=select_level)
         for line in res.fit_notes:  # printed when the command succeeds (a failure: one line)
             run.warn_later(f"lsfix audit: warning: {line}")
         if out_fmt == "json":
@@ -327,7 +335,7 @@ def audit_cmd(
         else:
             text = audit_text(res)
         if report is not None:
-            write_report(res, pred, report)
+            write_report(res, evaluated, report)
         write_text_atomic(output, text)
         pred.close()
         if val_pred is not None:

@@ -25,10 +25,13 @@ from lsfix.cli.curve_cmd import (
     ByOpt,
     CoverageOpt,
     LevelOpt,
+    MemoryLimitOpt,
     PercentOpt,
     RiskOpt,
     ScoreOpt,
     SeedOpt,
+    SubsampleOpt,
+    TmpdirOpt,
     check_boot_unit,
     check_report_options,
     curve_lines,
@@ -144,6 +147,9 @@ def compare(
     allow_incomplete: AllowIncompleteOpt = False,
     labels: LabelsOpt = None,
     input_kind: InputKindOpt = None,
+    subsample: SubsampleOpt = None,
+    memory_limit: MemoryLimitOpt = "2G",
+    tmpdir: TmpdirOpt = None,
 ) -> None:
     with handle_errors("compare", labels=labels, kind=input_kind,
                        inputs=inputs or ()) as run:
@@ -186,18 +192,38 @@ def compare(
             raise UsageError("--fit-labels: give one per --fit file, in the same order")
         if fit_fraction is not None and not 0 < fit_fraction < 1:
             raise UsageError(f"--fit-fraction must be in (0, 1), got {fit_fraction}")
-        preds = [load(p, run, allow_incomplete=allow_incomplete, ignore_index=ignore_index)
+        if (fit or fit_fraction is not None) and subsample is not None:
+            raise UsageError("--fit/--fit-fraction do not go with --subsample-pixels; tune p "
+                             "with 'lsfix normalise' first")
+        from lsfix.evaluation.bounded import parse_memory_limit
+        from lsfix.evaluation.comparison import compare_scores
+        from lsfix.evaluation.engines import evaluate_files
+
+        limit = parse_memory_limit(memory_limit)
+        preds = [load(p, run, allow_incomplete=allow_incomplete, ignore_index=ignore_index,
+                      defer_dense_labels=not labels)  # dense labels stay on disk until needed
                  for p in inputs]
         fits = _fits(preds, run, score, fit, fit_labels, fit_fraction, seed=seed,
                      select=select, select_level=select_level, ignore_index=ignore_index)
         hint = _tune_command(inputs, score, groups)
-        results = []
-        masks = []
-        for pred, f in zip(preds, fits, strict=True):
-            got, mask = _evaluate(pred, score, f, hint, convention=convention, coverages=covs,
-                                  risks=risks, n_boot=bootstrap, seed=seed, level=level)
-            results += got
-            masks.append(mask)
+        fit_of = {id(p): f for p, f in zip(preds, fits, strict=True)}
+
+        def scores_of(pred: Any) -> Any:  # scores from the logits, stored ones checked
+            return compare_scores(pred, score, fit_of.get(id(pred)), command=hint)
+
+        # the gate, the bootstrap and the fit split need every row's scores (no bounded engine)
+        ev = evaluate_files(preds, score, convention=convention, coverages=covs, risks=risks,
+                            per_row=(bool(bootstrap) or by is not None or explain or bool(rules)
+                                     or any(f is not None for f in fits)),
+                            subsample=subsample, seed=seed, memory_limit=limit,
+                            curve_points=0 if plot is None and report is None else 4096,
+                            folder=tmpdir, allow_drawn=by is None, scores_of=scores_of,
+                            n_boot=bootstrap, level=level)
+        results = ev.results
+        from lsfix.evaluation.inmemory import eval_mask
+
+        masks = [eval_mask(p) if e == "memory" else None
+                 for p, e in zip(preds, ev.engines, strict=True)]
         warn_undefined("compare", results)
         base_name = preds[0].name
         rows = result_rows(results, percent=percent)  # display
@@ -208,6 +234,8 @@ def compare(
                    if r.file == pred.name}
         pairings = [None] + [pair_rows(preds[0], masks[0], p, masks[i])
                              for i, p in enumerate(preds) if i]
+        if any(e != "memory" for e in ev.engines):  # drawn pixels pair as drawn, in order
+            pairings = [None] + [_drawn_pairing(ev, i) for i in range(1, len(preds))]
         for i, pr in enumerate(pairings):
             if pr is not None and pr.by_id:
                 note(f"lsfix compare: {preds[i].name}: rows aligned to {base_name} by sample id")
@@ -220,13 +248,18 @@ def compare(
 
         paired: list[dict[str, Any]] = []
         if bootstrap:
-            for i, pred in enumerate(preds[1:], start=1):
-                pr = pairings[i]
-                assert pr is not None
-                if not pr.paired:
-                    raise InputError(f"cannot pair {preds[0].name} and {pred.name} for the "
-                                     f"bootstrap: {pr.why}")
-            clusters = paired_images(preds, bootstrap_unit)
+            if any(e != "memory" for e in ev.engines):  # drawn pixels: paired as drawn
+                clusters = ev.paired_clusters(bootstrap_unit)
+            else:
+                for i, pred in enumerate(preds[1:], start=1):
+                    pr = pairings[i]
+                    assert pr is not None
+                    if not pr.paired:
+                        raise InputError(f"cannot pair {preds[0].name} and {pred.name} for the "
+                                         f"bootstrap: {pr.why}")
+                from lsfix.evaluation.engines import paired_images
+
+                clusters = paired_images(preds, bootstrap_unit)
             base_res = {r.score: r for r in results if r.file == base_name}
             for r in results:
                 if r.file == base_name:
@@ -338,8 +371,10 @@ def compare(
             from lsfix.cli.curve_cmd import oracle_curve
             from lsfix.output.plot import rc_plot
 
-            rc_plot(curve_lines(results, show_file=True, percent=percent), plot_path,
-                    title="Risk-coverage comparison", oracle=oracle_curve(results[0].correct),
+            rc_plot(curve_lines(results, show_file=True, percent=percent, curves=ev.curves),
+                    plot_path, title="Risk-coverage comparison",
+                    oracle=ev.oracle if ev.oracle is not None
+                    else oracle_curve(results[0].correct),
                     oracle_label=f"oracle of {results[0].file} (ideal ranking)")
         explain_path = None
         if explain:
@@ -451,31 +486,22 @@ def _tune_command(inputs: list[str], score: list[str] | None,
     return " ".join(["lsfix compare", *files, *scores, "--fit-fraction 0.2"])
 
 
-def _evaluate(pred: Any, score: list[str] | None, fit: Any, hint: str, *, convention: str,
-              coverages: tuple[float, ...], risks: tuple[float, ...], n_boot: int, seed: int,
-              level: float) -> tuple[list[Any], Any]:
-    """Every score of one input on its evaluation rows (with row intervals when
-    ``n_boot``), and the evaluation mask."""
-    from lsfix.core import bootstrap_ci
-    from lsfix.evaluation import scheduler as parallel
-    from lsfix.evaluation.comparison import compare_scores
-    from lsfix.evaluation.inmemory import ScoreResult, correct_of, eval_mask
+def _drawn_pairing(ev: Any, i: int) -> Any:
+    """Pairing of file ``i`` with the first when their pixels were drawn (engine ``drawn``):
+    row by row when :meth:`Evaluated.paired_clusters` accepts the two, else unpaired."""
+    import numpy as np
 
-    correct = correct_of(pred)  # first: "no /labels" is found before any pass for scores
-    confs = compare_scores(pred, score, fit, command=hint)
-    mask = eval_mask(pred)
-    if mask is not None:
-        correct = correct[mask]
-    out = []
-    for name, conf in confs.items():
-        c = conf if mask is None else conf[mask]
-        m = parallel.evaluate(c, correct, convention=convention, coverages=coverages,
-                              risks=risks, runner=getattr(pred, "runner", None))
-        ci = (bootstrap_ci(c, correct, n_boot=n_boot, seed=seed, level=level,
-                           convention=convention, coverages=tuple(coverages),
-                           risks=tuple(risks)) if n_boot else None)
-        out.append(ScoreResult(pred.name, name, m, ci, c, correct))
-    return out, mask
+    from lsfix.evaluation.comparison import Pairing
+    from lsfix.evaluation.engines import Evaluated
+
+    two = Evaluated(preds=[ev.preds[0], ev.preds[i]], engines=[ev.engines[0], ev.engines[i]],
+                    drawn=[ev.drawn[0], ev.drawn[i]])
+    try:
+        two.paired_clusters("row")
+    except InputError as exc:
+        return Pairing(None, str(exc))
+    k = next(r.correct.shape[0] for r in ev.results if r.file == ev.preds[i].name)
+    return Pairing(np.arange(k))
 
 
 def _gate_checks(rules: list[Rule], results: list[Any], gate_rows: list[dict[str, Any]],
@@ -581,25 +607,6 @@ def _paired_text(paired: list[dict[str, Any]]) -> str:
                      f"[{fmt(p['low'], 4)}, {fmt(p['high'], 4)}] ({p['level']:.0%}), "
                      f"p = {fmt(p['p_value'], 3)}")
     return "\n".join(lines) + "\n"
-
-
-def paired_images(preds: list[Any], unit: str) -> Any:
-    """``--bootstrap-unit image``: the image of every evaluated row of the baseline, shared by
-    every paired difference (the files hold the same samples, :func:`same_samples`; each must
-    be dense with the same pixels per image, so its rows are the same images'); ``None`` for
-    ``row``."""
-    from lsfix.evaluation.dense import evaluated_images, items_and_pixels
-
-    if unit == "row":
-        return None
-    shape = items_and_pixels(preds[0], "--bootstrap-unit image")
-    for pred in preds[1:]:
-        other = items_and_pixels(pred, "--bootstrap-unit image")
-        if other != shape:
-            raise InputError(f"cannot pair {preds[0].name} and {pred.name} by image: "
-                             f"{shape[0]} images of {shape[1]} pixels vs {other[0]} of "
-                             f"{other[1]}")
-    return evaluated_images(preds[0], unit)
 
 
 def compare_by(preds: list[Any], score: list[str] | None, by: str, *, convention: str,
