@@ -16,7 +16,7 @@ fail / inconclusive / pass rates per planted ΔAURC and ``n``. With ``shift = 0`
 gate's fail rate must be at most the stated level (5 %; about 2.5 % is expected, one side of
 the 95 % interval); the point gate fails about half the time.
 
-    python bench/gate_simulation.py               # ~10 min on 2 shared cores
+    python bench/gate_simulation.py               # ~15 min on 2 shared cores
     python bench/gate_simulation.py --trials 50   # a quick look
 """
 
@@ -49,10 +49,10 @@ def draw(rng: np.random.Generator, n: int, shift: float
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[500, 2000])
     ap.add_argument("--shifts", type=float, nargs="+",
                     default=[0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4])
-    ap.add_argument("--trials", type=int, nargs="+", default=[1000, 200],
+    ap.add_argument("--trials", type=int, nargs="+", default=[500, 80],
                     help="trials at shift 0, and at every other shift")
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--level", type=float, default=0.95)

@@ -66,12 +66,16 @@ def evaluate_files(preds: list[Predictions], names: list[str] | None, *, convent
                    coverages: tuple[float, ...], risks: tuple[float, ...], per_row: bool,
                    subsample: str | None, seed: int, memory_limit: int,
                    curve_points: int = 0, folder: str | None = None,
-                   allow_drawn: bool = True, command: str = "compare") -> Evaluated:
+                   allow_drawn: bool = True, command: str = "compare",
+                   scores_of: Any = None, n_boot: int = 0, level: float = 0.95) -> Evaluated:
     """Evaluate ``names`` on each of ``preds`` (dense labels may still be on disk), each on
     the engine :func:`~lsfix.evaluation.bounded.choose_engine` picks; ``per_row``: the caller needs
     each row's confidence and correctness (a bootstrap, ``--by``, ...). A file whose
     in-memory estimate is above ``memory_limit`` and that no bounded engine can take is
-    refused before anything is computed."""
+    refused before anything is computed. ``scores_of(pred)``, when given, supplies the
+    confidences of the in-memory engines (``compare``: computed from the logits, stored ones
+    checked, pNorm tuned; :func:`lsfix.evaluation.comparison.compare_scores`); ``n_boot``
+    adds each row's bootstrap intervals there."""
     from lsfix.evaluation.bounded import choose_engine, evaluate_bounded, oracle_curve
     from lsfix.evaluation.drawn import gather
     from lsfix.evaluation.inmemory import evaluate_file
@@ -92,7 +96,9 @@ def evaluate_files(preds: list[Predictions], names: list[str] | None, *, convent
         elif engine == "drawn":
             d = gather(pred, subsample, seed)  # type: ignore[arg-type]
             res, ex = evaluate_file(d.pred, names, convention=convention, coverages=coverages,
-                                    risks=risks), d.excluded
+                                    risks=risks, n_boot=n_boot, seed=seed, level=level,
+                                    scores=None if scores_of is None else scores_of(d.pred)
+                                    ), d.excluded
             out.curves += [None] * len(res)
         else:
             pred.load_labels()
@@ -101,7 +107,9 @@ def evaluate_files(preds: list[Predictions], names: list[str] | None, *, convent
 
                 apply_subsample(pred, subsample, seed)
             res, ex = evaluate_file(pred, names, convention=convention, coverages=coverages,
-                                    risks=risks), None
+                                    risks=risks, n_boot=n_boot, seed=seed, level=level,
+                                    scores=None if scores_of is None else scores_of(pred)
+                                    ), None
             out.curves += [None] * len(res)
         out.results += res
         out.drawn.append(d)

@@ -130,12 +130,15 @@ def choose_fit(
     select: str = "test",
     level: float = 0.95,
     n_boot: int = 1000,
+    fraction_rows: np.ndarray | None = None,
 ) -> FitResult:
     """Choose MaxLogit-pNorm's p for ``pred`` (module docstring).
 
     Give at most one of ``p``, ``fit`` (a labelled :class:`Predictions` with logits),
     ``fit_fraction`` and ``params``. With none, a single-logit ``pred`` is ``binary`` and any
     other is an error (the caller decides a default, e.g. ``fit_fraction=0.2``).
+    ``fraction_rows``: with ``fit_fraction``, the split already drawn (``audit`` on pixels
+    drawn from a dense file: the drawn pixels of the fit images), used instead of drawing one.
     """
     given = [n for n, v in (("p", p), ("fit", fit), ("fit_fraction", fit_fraction),
                             ("params", params)) if v is not None]
@@ -181,14 +184,15 @@ def choose_fit(
                              "--fit VAL.h5 or reuse --params")
         from lsfix.evaluation.dense import fit_split, is_dense
 
-        mask = fit_split(pred, fit_fraction, seed)  # dense: whole images
+        mask = (fit_split(pred, fit_fraction, seed) if fraction_rows is None  # dense: images
+                else np.asarray(fraction_rows, dtype=bool).copy())
         owner = pred
         rows = mask if pred.keep is None else (mask & pred.keep)
         n_fit = int(rows.sum())
         source = (f"{n_fit} random rows of {pred.name} (fraction {fit_fraction:g}, "
                   f"seed {seed})")
         split = {"kind": "fraction", "fraction": fit_fraction, "seed": seed, "n": n_fit,
-                 **({"unit": "image"} if is_dense(pred) else {})}
+                 **({"unit": "image"} if is_dense(pred) or fraction_rows is not None else {})}
     if binary:
         return _binary(owner, rows, mask, source, convention, centred, temperature)
     if n_fit == 0:

@@ -161,12 +161,15 @@ def evaluate_file(
     seed: int = 0,
     level: float = 0.95,
     clusters: np.ndarray | None = None,
+    scores: dict[str, np.ndarray] | None = None,
 ) -> list[ScoreResult]:
     """Evaluate each resolved score of ``pred`` on its evaluation rows. ``clusters`` (one
     id per row, e.g. the image of each pixel) makes the bootstrap resample clusters
-    (:func:`lsfix.core.bootstrap.cluster_bootstrap_ci`)."""
+    (:func:`lsfix.core.bootstrap.cluster_bootstrap_ci`). ``scores``: the confidences of every
+    row, already resolved by the caller (``names`` then only orders nothing)."""
     correct = correct_of(pred)  # first: "no /labels" is found before any pass for scores
-    scores = resolve_scores(pred, names)
+    if scores is None:
+        scores = resolve_scores(pred, names)
     mask = eval_mask(pred)
     if mask is not None:
         correct = correct[mask]
