@@ -38,11 +38,34 @@ ALL = "all"
 
 @dataclass(frozen=True)
 class Grouping:
-    """Group of every row (``n`` rows, as the file's evaluation rows before masking)."""
+    """Group of every row (``n`` rows, as the file's evaluation rows before masking).
+
+    ``names`` never holds :data:`ALL`: a data group of that name is shown as ``all (data)``
+    (names are data; the whole-file row keeps its reserved name)."""
 
     by: str
     index: np.ndarray  #: int64 (n,): position of the row's group in ``names``
     names: list[str]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", unreserved(self.names))
+
+
+def unreserved(names: list[str]) -> list[str]:
+    """``names`` with a data group named :data:`ALL` renamed ``all (data)`` (then
+    ``all (data) (data)``, ...: never equal to another name)."""
+    if ALL not in names:
+        return names
+    taken = set(names)
+    out = []
+    for n in names:
+        if n == ALL:
+            n = f"{ALL} (data)"
+            while n in taken:
+                n += " (data)"
+            taken.add(n)
+        out.append(n)
+    return out
 
 
 @dataclass(frozen=True)
@@ -140,15 +163,19 @@ def evaluate_by(
     mask = eval_mask(pred)
     if mask is not None:
         correct, index = correct[mask], index[mask]
+    # the rows of each group, by one stable sort: O(n log n) time and O(n) memory however
+    # many groups there are (a boolean mask per group would cost n bytes per group)
+    order = np.argsort(index, kind="stable")
+    bounds = np.searchsorted(index[order], np.arange(len(g.names) + 1))
     out = []
     for name, conf in scores.items():
         c = conf if mask is None else conf[mask]
-        parts = [(ALL, np.ones(c.shape[0], dtype=bool))]
-        parts += [(gname, index == i) for i, gname in enumerate(g.names)]
+        parts: list[tuple[str, Any]] = [(ALL, slice(None))]
+        parts += [(gname, order[bounds[i]:bounds[i + 1]]) for i, gname in enumerate(g.names)]
         for gname, sel in parts:
-            if not sel.any():
-                continue  # a group whose rows are all excluded (fit split, ignored pixels)
             cg, yg = c[sel], correct[sel]
+            if cg.shape[0] == 0:
+                continue  # a group whose rows are all excluded (fit split, ignored pixels)
             m = evaluate(cg, yg, convention=convention, coverages=coverages, risks=risks)
             ci = None
             if n_boot:

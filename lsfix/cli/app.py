@@ -46,8 +46,10 @@ class LsfixGroup(TyperGroup):
                 return _finish(int(exc.exit_code), standalone_mode)
             ctx = getattr(exc, "ctx", None)
             path = ctx.command_path if ctx is not None else "lsfix"
-            msg = " ".join(str(exc.format_message()).split())
-            sys.stderr.write(f"{path}: error: {msg} (see '{path} --help')\n")
+            from lsfix.safetext import one_line
+
+            msg = one_line(exc.format_message())
+            sys.stderr.write(one_line(f"{path}: error: {msg} (see '{path} --help')") + "\n")
             sys.stderr.flush()
             return _finish(int(exc.exit_code), standalone_mode)
         code = rv if isinstance(rv, int) else 0
@@ -102,21 +104,26 @@ def err(cmd: str, message: str) -> None:
     """Print ``lsfix <cmd>: error: <message>`` on stderr (one line)."""
     global _reported
     _reported = True
-    line = " ".join(str(message).split())
+    from lsfix.safetext import one_line
+
     prefix = f"lsfix {cmd}" if cmd else "lsfix"
-    sys.stderr.write(f"{prefix}: error: {line}\n")
+    sys.stderr.write(one_line(f"{prefix}: error: {message}") + "\n")
     sys.stderr.flush()
 
 
 def warn(cmd: str, message: str) -> None:
     """Print ``lsfix <cmd>: warning: <message>`` on stderr."""
-    sys.stderr.write(f"lsfix {cmd}: warning: {' '.join(str(message).split())}\n")
+    from lsfix.safetext import one_line
+
+    sys.stderr.write(one_line(f"lsfix {cmd}: warning: {message}") + "\n")
     sys.stderr.flush()
 
 
 def note(message: str) -> None:
     """An informational line on stderr."""
-    sys.stderr.write(f"{message}\n")
+    from lsfix.safetext import one_line
+
+    sys.stderr.write(one_line(message) + "\n")
     sys.stderr.flush()
 
 

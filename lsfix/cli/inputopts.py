@@ -53,12 +53,14 @@ pending: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
 
 def warn_later(line: str) -> None:
     """Queue a warning line for the end of a successful command (now, outside a command)."""
+    from lsfix.safetext import one_line
+
     queue = pending.get()
     if queue is None:
-        sys.stderr.write(line + "\n")
+        sys.stderr.write(one_line(line) + "\n")
         sys.stderr.flush()
     else:
-        queue.append(" ".join(line.split()))
+        queue.append(one_line(line))
 
 LabelsOpt = Annotated[str | None, typer.Option(
     "--labels", metavar="FILE",
