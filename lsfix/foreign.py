@@ -73,6 +73,7 @@ import numpy as np
 
 from lsfix import untrusted
 from lsfix.errors import InputError, LsfixError, MissingDependency, RuntimeFailure
+from lsfix.labelsfile import LABEL_COLUMNS, read_labels_file  # noqa: F401 (--labels FILE)
 from lsfix.predictions import Predictions, ignore_index_in_effect, predictions_from_arrays
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -270,6 +271,9 @@ def _open(src: str | io.BytesIO, name: str) -> Iterator[IO[bytes]]:
         fh = open(src, "rb")
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror or exc})", file=name) from None
+    from lsfix.io import note_input
+
+    note_input(src, name)  # an output of this command may never replace it
     with fh:
         yield fh
 
@@ -1001,97 +1005,6 @@ def _unique_strings(cells: list[str]) -> np.ndarray:
                 raise _CellError(i, f"sample id {sid!r} is repeated", other=first[sid])
             first[sid] = i
     return np.asarray(ids, dtype=object)
-
-
-# --------------------------------------------------------------------------------------------
-# a labels file (--labels FILE)
-
-LABEL_COLUMNS = ("label", "labels", "y", "y_true", "target", "targets", "true_label", "class")
-
-
-def read_labels_file(spec: str, dense_shape: tuple[int, ...] | None = None
-                     ) -> tuple[np.ndarray, str]:
-    """Labels from ``--labels FILE``: ``(labels as given, display name)``.
-
-    ``dense_shape`` ``(N, H, W)``: the labels of dense predictions; an array of exactly that
-    shape (``.npy``/``.npz``) is flattened in the rows' order (image by image, then row-major
-    pixels). Any other shape than one column is refused (never reshaped by guess).
-
-    ``FILE.npy`` (one integer array), ``FILE.npz`` (key ``labels``/``y``/``y_true``/
-    ``targets``), ``FILE.txt`` (integers separated by blanks or newlines; ``np.savetxt``), or
-    ``FILE.csv``/``FILE.tsv``: the column ``label``/``y_true``/``target``/... (see
-    :data:`LABEL_COLUMNS`), a single column, or the column named after a colon:
-    ``table.csv:species``. Values may be class names; they are returned as strings then and
-    mapped onto the input's class names by the caller. Nothing is unpickled.
-    """
-    path, column = spec, None
-    if not Path(spec).exists() and ":" in spec:
-        path, column = spec.rsplit(":", 1)
-    name = spec
-    p = Path(path)
-    if not p.is_file():
-        raise InputError("no such file (--labels)", file=path)
-    suffix = p.suffix.lower()
-    try:
-        if suffix == ".npy":
-            arr = np.load(p, allow_pickle=False)
-        elif suffix == ".npz":
-            with np.load(p, allow_pickle=False) as z:
-                key = next((k for k in ("labels", "y", "y_true", "targets", "label")
-                            if k in z.files), None)
-                if key is None:
-                    raise InputError(f"no labels array (looked for labels, y, y_true, targets; "
-                                     f"it holds {', '.join(z.files) or 'nothing'})", file=name)
-                arr = z[key]
-        elif suffix in (".csv", ".tsv"):
-            arr = _labels_column(p.read_bytes(), name, "\t" if suffix == ".tsv" else ",",
-                                 column)
-        else:
-            cells = p.read_bytes().decode("utf-8-sig").split()
-            arr = np.asarray(cells)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"unreadable labels file ({_describe(exc)})", file=name) from None
-    arr = np.asarray(arr)
-    if arr.ndim > 1 and dense_shape is not None and arr.shape == tuple(dense_shape):
-        arr = arr.reshape(-1)  # (N, H, W): the pixel rows' order
-    if arr.ndim != 1:
-        also = f" or {tuple(dense_shape)} (N, H, W)" if dense_shape is not None else ""
-        raise InputError(f"labels must be one column{also}, got shape {arr.shape}",
-                         file=name)
-    if arr.dtype.kind in "US":
-        try:
-            arr = np.asarray([int(c) for c in arr], dtype=np.int64)
-        except ValueError:
-            arr = arr.astype(str)  # class names
-    elif arr.dtype.kind == "f":
-        if not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
-            raise InputError("labels must be integers (or class names), got non-integral "
-                             "numbers", file=name)
-        arr = arr.astype(np.int64)
-    elif arr.dtype.kind not in "iub":
-        raise InputError(f"labels must be integers or class names, got {arr.dtype}", file=name)
-    return arr, name
-
-
-def _labels_column(data: bytes, name: str, delimiter: str, column: str | None) -> np.ndarray:
-    rows, _ = _csv_rows(data.decode("utf-8-sig"), name, delimiter)
-    if not rows:
-        raise InputError("empty table", file=name)
-    header = [c.strip() for c in rows[0]]
-    if column is not None:
-        if column not in header:
-            raise InputError(f"no column {column!r}; columns: {', '.join(header)}", file=name)
-        j = header.index(column)
-        body = rows[1:]
-    elif len(header) == 1:
-        j, body = 0, rows[1:] if not _is_number(header[0]) else rows
-    else:
-        found = [h for h in header if h.lower() in LABEL_COLUMNS]
-        if len(found) != 1:
-            raise InputError(f"which column holds the labels? name it FILE:COLUMN (columns: "
-                             f"{', '.join(header)})", file=name)
-        j, body = header.index(found[0]), rows[1:]
-    return np.asarray([r[j].strip() if j < len(r) else "" for r in body])
 
 
 __all__ = [

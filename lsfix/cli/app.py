@@ -192,8 +192,10 @@ def missing_module_message(exc: ImportError) -> str:
 
 #: Command parameters that name files lsfix reads, and files it writes.
 INPUT_PARAMS = ("input", "inputs", "fit", "val", "params", "shards", "model", "dataset",
-                "weights", "class_names", "fit_labels")
-OUTPUT_PARAMS = ("output", "save_params", "plot", "report")
+                "weights", "class_names", "fit_labels", "labels", "with_files")
+#: of those, the ones that may name a table column after a colon (``table.csv:COLUMN``)
+COLUMN_PARAMS = ("labels", "fit_labels")
+OUTPUT_PARAMS = ("output", "save_params", "plot", "report", "rank_map")
 
 
 def _planned_paths() -> tuple[list[str], list[str]]:
@@ -213,6 +215,8 @@ def _planned_paths() -> tuple[list[str], list[str]]:
             for v in value if isinstance(value, list | tuple) else [value]:
                 if isinstance(v, str) and v:
                     out.append(v)
+                    if name in COLUMN_PARAMS and ":" in v and not os.path.exists(v):
+                        out.append(v.rsplit(":", 1)[0])  # FILE.csv:COLUMN reads FILE.csv
         return out
 
     return paths(INPUT_PARAMS), [p for p in paths(OUTPUT_PARAMS) if not os.path.isdir(p)]

@@ -147,8 +147,9 @@ def adapt(pred: Any, path: str, note: Any, *, ignore_index: int | None = None) -
 
 def attach_labels(pred: Any, spec: str, *, ignore_index: int | None = None) -> None:
     """Give ``pred`` the labels of ``spec`` (validated against its rows and classes)."""
-    from lsfix.foreign import read_labels_file
+    from lsfix.labelsfile import ClassNames, class_name_codes, read_labels_file
     from lsfix.predictions import validate_labels
+    from lsfix.safetext import quote
 
     spatial = tuple(getattr(getattr(pred, "logits", None), "spatial", ()) or ())
     dense_shape = None
@@ -158,19 +159,13 @@ def attach_labels(pred: Any, spec: str, *, ignore_index: int | None = None) -> N
     if getattr(pred, "logits", None) is None:
         raise UsageError(f"--labels: {pred.name} holds scores and their correctness, not "
                          "logits; labels cannot be added to it")
-    if raw.dtype.kind == "U":  # class names
+    if isinstance(raw, ClassNames):  # class names
         classes = list(pred.class_names or [])
         if not classes:
-            raise InputError(f"holds class names ({raw[0]!r}, ...) but {pred.name} has no "
-                             "class names to match them with; give class indices",
+            raise InputError(f"holds class names ({quote(raw.first())}, ...) but {pred.name} "
+                             "has no class names to match them with; give class indices",
                              file=name)
-        index = {c: i for i, c in enumerate(classes)}
-        unknown = [c for c in raw if c not in index]
-        if unknown:
-            raise InputError(f"class {unknown[0]!r} is not one of {pred.name}'s classes "
-                             f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})",
-                             file=name)
-        raw = np.asarray([index[c] for c in raw], dtype=np.int64)
+        raw = class_name_codes(raw, classes, file=name, input_name=pred.name)
     n = pred.logits.shape[0]
     if raw.shape[0] != n:
         raise InputError(f"{raw.shape[0]} labels for {n} rows of {pred.name}", file=name)
