@@ -372,12 +372,12 @@ def _read_zip(src: str | io.BytesIO, name: str) -> Predictions:
             raise InputError(f"not a readable zip archive ({_describe(exc)}); truncated or "
                              "corrupt?", file=name) from None
         with zf:
+            from lsfix.torchzip import has_pickle
+
             members = zf.namelist()
-            if any(m == "data.pkl" or m.endswith("/data.pkl") for m in members):
-                obj = _torch_zip_without_torch(zf, name)
-                if obj is not _NEEDS_TORCH:
-                    return _from_torch_object(obj, name)
-                return _read_torch(src, name)
+            if has_pickle(zf):  # read by lsfix's own reader or refused: never torch.load
+                return _from_torch_object(_torch_zip_without_torch(zf, name), name)
+            untrusted.check_zip(zf, file=name)
             return _read_npz(zf, members, name)
 
 
@@ -536,12 +536,10 @@ def _read_torch(src: str | io.BytesIO, name: str) -> Predictions:
     return _from_torch_object(obj, name)
 
 
-_NEEDS_TORCH = object()
-
-
 def _torch_zip_without_torch(zf: zipfile.ZipFile, name: str) -> Any:
-    """The object of a torch.save zip read by :mod:`lsfix.torchzip` (no torch import), or
-    ``_NEEDS_TORCH`` for a feature only torch.load reads (then only if torch is installed)."""
+    """The object of a torch.save zip read by :mod:`lsfix.torchzip` (no torch import). A
+    feature that reader does not support is refused too: the file never chooses
+    ``torch.load`` as its parser (only ``extract --trust-pickle`` hands files to torch)."""
     from lsfix import torchzip
 
     try:
@@ -553,10 +551,14 @@ def _torch_zip_without_torch(zf: zipfile.ZipFile, name: str) -> Any:
             "e.g. torch.save({'logits': logits, 'labels': labels}, path))",
             file=name,
         ) from None
-    except torchzip.Unsupported:
-        return _NEEDS_TORCH
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, KeyError,
-            TypeError, AttributeError, IndexError, OSError) as exc:
+    except torchzip.Unsupported as exc:
+        raise InputError(
+            f"holds {str(exc)[:80]}, which lsfix's tensor reader does not read (it never hands "
+            "a data file to torch.load); save plain dense tensors, e.g. torch.save({'logits': "
+            "logits.detach().cpu(), 'labels': labels}, path)", file=name) from None
+    except (LsfixError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # pickle, zip, zlib, struct errors of corrupt bytes
         raise InputError(f"unreadable torch.save file ({_describe(exc)}); truncated or corrupt?",
                          file=name) from None
 
