@@ -17,6 +17,7 @@ from lsfix.cli.common import (
     InputArg,
     OutputOpt,
     SchedulerOpt,
+    SchedulerTimeoutOpt,
     WithOpt,
     check_convention,
     load,
@@ -258,10 +259,11 @@ def audit_cmd(
     with_files: WithOpt = None,
     ignore_index: IgnoreIndexOpt = None,
     scheduler: SchedulerOpt = "sync",
+    scheduler_timeout: SchedulerTimeoutOpt = 10.0,
     bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
 ) -> None:
-    with handle_errors("audit"), use_scheduler(scheduler):
+    with handle_errors("audit"), use_scheduler(scheduler, scheduler_timeout):
         from lsfix.audit import audit
         from lsfix.errors import UsageError
         from lsfix.io import write_text_atomic

@@ -53,13 +53,24 @@ SchedulerOpt = Annotated[
 ]
 
 
-def use_scheduler(value: str) -> contextlib.AbstractContextManager[object]:
+SchedulerTimeoutOpt = Annotated[
+    float,
+    typer.Option("--scheduler-timeout", metavar="SECONDS",
+                 help="How long to wait for a --scheduler ADDRESS to answer (default 10); "
+                      "then one error line, never a hang."),
+]
+
+
+def use_scheduler(value: str, timeout: float = 10.0
+                  ) -> contextlib.AbstractContextManager[object]:
     """``--scheduler``: a context in which scores and metrics run there (:mod:`lsfix.parallel`;
-    ``sync`` imports no Dask)."""
+    ``sync`` imports no Dask; an address is checked before Dask is imported and must answer
+    within ``timeout`` seconds)."""
     from lsfix import parallel
 
     parallel.check_scheduler(value)
-    return parallel.scheduler(value)
+    parallel.check_timeout(timeout)
+    return parallel.scheduler(value, timeout)
 
 
 def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False,

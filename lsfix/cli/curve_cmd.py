@@ -15,6 +15,7 @@ from lsfix.cli.common import (
     InputArg,
     OutputOpt,
     SchedulerOpt,
+    SchedulerTimeoutOpt,
     WithOpt,
     check_convention,
     load_joined,
@@ -288,6 +289,7 @@ def curve(
     with_files: WithOpt = None,
     ignore_index: IgnoreIndexOpt = None,
     scheduler: SchedulerOpt = "sync",
+    scheduler_timeout: SchedulerTimeoutOpt = 10.0,
     subsample: Annotated[str | None, typer.Option(
         "--subsample-pixels", metavar="N[/IMAGES]",
         help="Dense files: evaluate N random pixels of every IMAGES images (default 1; the "
@@ -305,7 +307,7 @@ def curve(
              "512M; 0 = always). Options needing per-row arrays use the in-memory path.")
     ] = "2G",
 ) -> None:
-    with handle_errors("curve"), use_scheduler(scheduler):
+    with handle_errors("curve"), use_scheduler(scheduler, scheduler_timeout):
         from lsfix.io import write_text_atomic
         from lsfix.pipeline import evaluate_file
 

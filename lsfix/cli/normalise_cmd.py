@@ -15,6 +15,7 @@ from lsfix.cli.common import (
     OutputOpt,
     QuietOpt,
     SchedulerOpt,
+    SchedulerTimeoutOpt,
     WithOpt,
     check_convention,
     check_p,
@@ -95,10 +96,11 @@ def normalise(
                               "instead of a scores file.")] = False,
     ignore_index: IgnoreIndexOpt = None,
     scheduler: SchedulerOpt = "sync",
+    scheduler_timeout: SchedulerTimeoutOpt = 10.0,
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    with handle_errors("normalise"), use_scheduler(scheduler):
+    with handle_errors("normalise"), use_scheduler(scheduler, scheduler_timeout):
         from lsfix import parallel
         from lsfix.core import PNormFit
         from lsfix.io import dumps_json, refuse_binary_to_tty, write_text_atomic

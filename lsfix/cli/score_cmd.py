@@ -15,6 +15,7 @@ from lsfix.cli.common import (
     OutputOpt,
     QuietOpt,
     SchedulerOpt,
+    SchedulerTimeoutOpt,
     WithOpt,
     load,
     load_joined,
@@ -59,10 +60,11 @@ def score(
         "--overwrite", help="Replace scores that already exist.")] = False,
     ignore_index: IgnoreIndexOpt = None,
     scheduler: SchedulerOpt = "sync",
+    scheduler_timeout: SchedulerTimeoutOpt = 10.0,
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    with handle_errors("score"), use_scheduler(scheduler):
+    with handle_errors("score"), use_scheduler(scheduler, scheduler_timeout):
         import numpy as np
 
         from lsfix.core import ScoreSpec, fit_temperature, parse_score
