@@ -435,10 +435,16 @@ def _only(keys: Sequence[str], present: dict[str, Any], name: str, what: str) ->
     if len(found) > 1:
         listed = ", ".join(repr(k) for k in keys)
         raise InputError(
-            f"has both {found[0]!r} and {found[1]!r}; keep one ({what}s read from {listed})",
+            f"has both {found[0]!r} and {found[1]!r}; keep one ({_plural(what)} read from "
+            f"{listed})",
             file=name,
         )
     return found[0] if found else None
+
+
+def _plural(what: str) -> str:
+    """``entry`` -> ``entries``, ``array`` -> ``arrays``."""
+    return what[:-1] + "ies" if what.endswith("y") and what[-2:-1] not in "aeiou" else what + "s"
 
 
 def _from_named_arrays(
@@ -457,8 +463,8 @@ def _from_named_arrays(
             listed = ", ".join(repr(k) for k in meta) or "none"
             why = "no floating " if not floats else f"{len(floats)} floating "
             raise InputError(
-                f"no 'logits' {what}, and {why}{what}s with 2+ axes to take instead "
-                f"({what}s: {listed}); name the logits 'logits'",
+                f"no 'logits' {what}, and {why}{_plural(what)} with 2+ axes to take instead "
+                f"({_plural(what)}: {listed}); name the logits 'logits'",
                 file=name,
             )
         logits_key = floats[0]

@@ -230,14 +230,21 @@ def read_scores_file(f: h5py.File, name: str, allow_incomplete: bool) -> Predict
                                      allow_incomplete=allow_incomplete)
     source = json_attr(f.attrs, ATTR_SOURCE, None, name)
     if not isinstance(source, dict) or not isinstance(source.get("shape"), list) or not all(
-            isinstance(s, int) and s > 0 for s in source["shape"]):
+            type(s) is int and s > 0 for s in source["shape"]) or not 1 <= len(
+            source["shape"]) <= 8:
         raise InputError(f"attribute {ATTR_SOURCE!r} is not a fingerprint with a shape",
                          file=name, dataset="/")
     shape = tuple(int(s) for s in source["shape"])
+    rows = 1  # exact Python integers with an early exit: int64 products wrap (2**63)
+    for s in (shape[0], *shape[2:]):
+        rows *= s
+        if rows > 1 << 48:
+            raise InputError(f"attribute {ATTR_SOURCE!r}: the shape {list(shape)[:8]} "
+                             "describes more than 2**48 rows", file=name, dataset="/")
     binary = len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)
     k = 2 if binary else shape[1]
     n_items = shape[0]
-    n = n_items * (int(np.prod(shape[2:])) if len(shape) > 2 else 1)
+    n = rows
     if "/logits" in f:
         raise InputError("a scores file must not hold /logits", file=name, dataset="/logits")
     scores, score_attrs = read_score_group(f, name, n, against=f"the source {list(shape)}")

@@ -207,7 +207,7 @@ def check_zip(archive: Any, error: Any = None, *, file: str = "", dataset: str |
     spans = sorted((i.header_offset, 30 + len(i.orig_filename.encode("utf-8", "replace"))
                     + i.compress_size, i.orig_filename) for i in infos)
     end = getattr(archive, "start_dir", None)
-    for (start, length, name), nxt in zip(spans, [*spans[1:], None], strict=True):
+    for (start, length, name), nxt in zip(spans, [*spans[1:], None], strict=False):
         limit = nxt[0] if nxt is not None else end
         if start < 0 or (limit is not None and start + length > limit):
             refuse(f"zip member {name[:60]!r} overlaps the next one (a zip bomb?)")
