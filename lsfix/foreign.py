@@ -73,6 +73,7 @@ import numpy as np
 
 from lsfix import untrusted
 from lsfix.errors import InputError, LsfixError, MissingDependency, RuntimeFailure
+from lsfix.safetext import quote as _quote
 from lsfix.labelsfile import LABEL_COLUMNS, read_labels_file  # noqa: F401 (--labels FILE)
 from lsfix.predictions import Predictions, ignore_index_in_effect, predictions_from_arrays
 
@@ -385,7 +386,7 @@ def _read_npz(zf: zipfile.ZipFile, members: list[str], name: str) -> Predictions
     odd = [m for m in members if not m.endswith(".npy")]
     if odd:
         raise InputError(
-            f"is a zip archive but neither an .npz (member {odd[0]!r} is not *.npy) nor a "
+            f"is a zip archive but neither an .npz (member {_quote(odd[0])} is not *.npy) nor a "
             "torch.save file (no data.pkl)",
             file=name,
         )
@@ -435,7 +436,7 @@ def _only(keys: Sequence[str], present: dict[str, Any], name: str, what: str) ->
     if len(found) > 1:
         listed = ", ".join(repr(k) for k in keys)
         raise InputError(
-            f"has both {found[0]!r} and {found[1]!r}; keep one ({_plural(what)} read from "
+            f"has both {_quote(found[0])} and {_quote(found[1])}; keep one ({_plural(what)} read from "
             f"{listed})",
             file=name,
         )
@@ -485,7 +486,7 @@ def _from_named_arrays(
     if unused:
         pred.notes.append(
             f"{name}: {what}(s) {', '.join(map(repr, unused))} not used; read "
-            + ", ".join(f"{k!r} as {role}" for k, role in zip(
+            + ", ".join(f"{_quote(k)} as {role}" for k, role in zip(
                 (logits_key, labels_key, ids_key, names_key),
                 ("logits", "labels", "sample ids", "class names"), strict=True) if k))
     return pred
@@ -706,7 +707,7 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
     seen: set[str] = set()
     for col in header:
         if col in seen:
-            raise InputError(f"line {header_line}: duplicate column {col!r}", file=name)
+            raise InputError(f"line {header_line}: duplicate column {_quote(col)}", file=name)
         seen.add(col)
     data_rows, data_lines = rows[1:], lines[1:]
 
@@ -738,7 +739,7 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
         advice = "Rename the columns to those names"
         if len(text) == 1 and len(header) >= 3:
             advice = (f"One numeric column per class is read with a label column: if "
-                      f"{header[text[0]]!r} holds the labels, rename it to 'label' (or y_true)")
+                      f"{_quote(header[text[0]])} holds the labels, rename it to 'label' (or y_true)")
         raise InputError(
             f"line {header_line}: neither a logits table (logit_0..logit_<K-1> or one "
             f"numeric column per class, and label) nor a score table (confidence and correct, "
@@ -750,12 +751,12 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
     for col in header:
         if col not in allowed:
             if col in known or _LOGIT_COLUMN.fullmatch(col) or col.startswith("logit"):
-                raise InputError(f"line {header_line}: unknown column {col!r} ({expected})",
+                raise InputError(f"line {header_line}: unknown column {_quote(col)} ({expected})",
                                  file=name)
             group_cols.append(col)  # any other column: a group (--by COLUMN), said below
     for col in required:
         if col not in seen:
-            raise InputError(f"line {header_line}: missing column {col!r} ({expected})",
+            raise InputError(f"line {header_line}: missing column {_quote(col)} ({expected})",
                              file=name)
     if not data_rows:
         raise InputError(f"no data rows (only the header, line {header_line})", file=name)
@@ -787,7 +788,7 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
             errors.append((exc.index, pos, col, message))
     if errors:  # report the earliest line, then the leftmost column
         index, _, col, message = min(errors)
-        raise InputError(f"line {data_lines[index]}, column {col!r}: {message}", file=name)
+        raise InputError(f"line {data_lines[index]}, column {_quote(col)}: {message}", file=name)
 
     ids = parsed.get("sample_id")
     groups = {col: parsed[col] for col in group_cols}
@@ -945,7 +946,7 @@ def _csv_rows(text: str, name: str, delimiter: str) -> tuple[list[list[str]], Se
 
 
 def _bad_cell(cell: str, what: str) -> str:
-    return "empty cell" if not cell.strip() else f"{cell.strip()!r} is not {what}"
+    return "empty cell" if not cell.strip() else f"{_quote(cell.strip())} is not {what}"
 
 
 def _finite_floats(cells: list[str]) -> np.ndarray:
@@ -961,7 +962,7 @@ def _finite_floats(cells: list[str]) -> np.ndarray:
     bad = ~np.isfinite(arr)
     if bad.any():
         i = int(np.argmax(bad))
-        raise _CellError(i, f"{cells[i].strip()!r} is not finite")
+        raise _CellError(i, f"{_quote(cells[i].strip())} is not finite")
     return arr
 
 
@@ -1010,7 +1011,7 @@ def _unique_strings(cells: list[str]) -> np.ndarray:
             if not sid:
                 raise _CellError(i, "empty cell")
             if sid in first:
-                raise _CellError(i, f"sample id {sid!r} is repeated", other=first[sid])
+                raise _CellError(i, f"sample id {_quote(sid)} is repeated", other=first[sid])
             first[sid] = i
     return np.asarray(ids, dtype=object)
 

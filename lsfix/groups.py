@@ -27,6 +27,7 @@ from lsfix.core import bootstrap_ci, evaluate
 from lsfix.core.bootstrap import Interval
 from lsfix.core.metrics import Metrics
 from lsfix.errors import InputError, UsageError
+from lsfix.safetext import quote as _quote
 from lsfix.pipeline import correct_of, eval_mask, resolve_scores
 from lsfix.predictions import Predictions
 
@@ -130,8 +131,10 @@ def grouping(pred: Predictions, by: str) -> Grouping:
         index = np.repeat(np.arange(items, dtype=np.int64), int(np.prod(spatial)))
         return Grouping(by, index, [str(s) for s in ids])
     if by not in pred.groups:
-        have = ", ".join(sorted(pred.groups)) or "none"
-        raise UsageError(f"{pred.name}: no group {by!r} (groups in the file: {have}; or "
+        from lsfix.safetext import listing
+
+        have = listing(sorted(pred.groups))
+        raise UsageError(f"{pred.name}: no group {_quote(by)} (groups in the file: {have}; or "
                          f"--by {', '.join(BUILTIN)})")
     raw = np.asarray(pred.groups[by])
     values = raw.astype(str) if raw.dtype.kind in "OSU" else raw

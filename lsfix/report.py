@@ -165,16 +165,19 @@ def flat_row(base: dict[str, Any], md: dict[str, Any], ci: dict[str, Any] | None
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str],
-                   headers: Sequence[str] | None = None) -> str:
+                   headers: Sequence[str] | None = None, *, markdown: Sequence[str] = ()
+                   ) -> str:
     """A Markdown table; every text cell (file, score and group names: data) is a code span
-    that cannot be broken out of (:func:`lsfix.safetext.md_code`)."""
-    from lsfix.safetext import md_code, md_text
+    that cannot be broken out of (:func:`lsfix.safetext.md_code`), except in the columns
+    ``markdown`` names, which lsfix formats itself (a rule, a verdict)."""
+    from lsfix.safetext import md_code
 
-    heads = [md_text(h) for h in (headers or columns)]
+    heads = list(headers or columns)  # lsfix's own column names
     out = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
     for r in rows:
-        out.append("| " + " | ".join(fmt(r.get(c)) if not isinstance(r.get(c), str)
-                                     else md_code(r.get(c)) for c in columns) + " |")
+        out.append("| " + " | ".join(
+            fmt(r.get(c)) if not isinstance(r.get(c), str)
+            else str(r.get(c)) if c in markdown else md_code(r.get(c)) for c in columns) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -213,7 +216,7 @@ def markdown_figure(path: str, alt: str) -> str:
     from lsfix.safetext import md_link_target, md_text
 
     return (f"![{md_text(alt)}]({md_link_target(Path(path).name)})\n\n"
-            f"*{md_text(caption(path))}*\n\n")
+            f"*{caption(path)}*\n\n")  # the caption is lsfix's own text
 
 
 def html_figure(path: str, alt: str) -> str:

@@ -86,6 +86,13 @@ def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
     return "'" + clip(s, limit).replace("'", "\\'") + "'"
 
 
+def listing(names: Any, limit: int = 10) -> str:
+    """At most ``limit`` names, each quoted with :func:`quote`, then ``... (N in all)``."""
+    names = list(names)
+    shown = ", ".join(quote(n, 40) for n in names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "") or "none"
+
+
 def tsv_field(text: Any) -> str:
     """One TSV cell: backslash, tab, newline, carriage return as ``\\\\ \\t \\n \\r`` and every
     other control character as ``\\xNN`` (the escapes of PostgreSQL's text format and of
@@ -107,16 +114,17 @@ def md_code(text: Any) -> str:
     return f"{fence}{pad}{s}{pad}{fence}"
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
 
 def md_text(text: Any) -> str:
     """``text`` as Markdown prose, shown literally: ``& < >`` as HTML entities (no raw HTML),
-    Markdown punctuation backslash-escaped (no emphasis, links or headings), on one line."""
+    the punctuation of emphasis, code, links and tables backslash-escaped, a leading ``#``,
+    ``-``, ``+`` or ``>`` escaped (no heading, list or quote), on one line."""
     import html as _html
 
-    s = _html.escape(term(text, keep_newlines=False), quote=False)
-    return _MD_SPECIAL.sub(r"\\\1", s)
+    s = _MD_SPECIAL.sub(r"\\\1", _html.escape(term(text, keep_newlines=False), quote=False))
+    return "\\" + s if s[:1] in ("#", "-", "+", "=") else s
 
 
 def md_link_target(name: Any) -> str:
@@ -148,6 +156,6 @@ def rich_text(text: Any) -> Any:
     return Text(term(text, keep_newlines=False))
 
 
-__all__ = ["LINE_LIMIT", "QUOTE_LIMIT", "clip", "html", "md_code", "md_link_target", "md_text",
+__all__ = ["LINE_LIMIT", "QUOTE_LIMIT", "clip", "html", "listing", "md_code", "md_link_target", "md_text",
            "mpl", "one_line",
            "quote", "rich_text", "term", "tsv_field"]

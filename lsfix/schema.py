@@ -33,6 +33,7 @@ import numpy as np
 from lsfix import __version__, h5safe, untrusted
 from lsfix.core.source import ArrayRows, chunk_rows_for
 from lsfix.errors import InputError, RuntimeFailure
+from lsfix.safetext import quote as _quote
 from lsfix.io import (
     STDIO,
     atomic_output,
@@ -281,7 +282,7 @@ def check_root(f: h5py.File, name: str, schema_name: str, schema_version: int, *
     attrs = f.attrs
     schema = schema_of(f, name)
     if schema != schema_name:
-        raise InputError(f"schema {schema!r} is not {schema_name!r}", file=name)
+        raise InputError(f"schema {_quote(schema)} is not {schema_name!r}", file=name)
     try:
         version = untrusted.integer(attrs.get(ATTR_VERSION, -1), file=name, key=ATTR_VERSION,
                                     lo=-1, hi=2**31)

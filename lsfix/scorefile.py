@@ -31,6 +31,7 @@ import numpy as np
 
 from lsfix import untrusted
 from lsfix.errors import InputError
+from lsfix.safetext import quote as _quote
 from lsfix.io import atomic_output, dumps_json
 from lsfix.predictions import (
     CLASS_NAMES,
@@ -208,7 +209,7 @@ def check_same_samples(a: Predictions, b: Predictions, why: str) -> None:
         if not np.array_equal(ia, ib):
             i = int(np.argmax(ia != ib))
             raise InputError(f"cannot pair {a.name} and {b.name} for {why}: sample ids differ "
-                             f"at row {i} ({ia[i]!r} vs {ib[i]!r})", file=b.name)
+                             f"at row {i} ({_quote(ia[i])} vs {_quote(ib[i])})", file=b.name)
     if a.labels is not None and b.labels is not None:
         ka = np.ones(a.n, bool) if a.keep is None else a.keep
         kb = np.ones(b.n, bool) if b.keep is None else b.keep

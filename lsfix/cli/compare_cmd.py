@@ -333,7 +333,8 @@ def compare(
             if rules:
                 md.append("\n**Gate: " + ("FAILED**" if breaches else "passed**")
                           + f" ({len(breaches)} of {len(checks)} check(s) failed)\n\n")
-                md.append(markdown_table(checks, ["rule", "row", "value", "verdict"]))
+                md.append(markdown_table(checks, ["rule", "row", "value", "verdict"],
+                                         markdown=("rule", "value", "verdict")))
             from lsfix.report import markdown_figure
 
             if plot_path:
