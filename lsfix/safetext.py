@@ -143,7 +143,7 @@ def html(text: Any) -> str:
 
 def mpl(text: Any, limit: int = 120) -> str:
     """``text`` for a matplotlib label: controls escaped, at most ``limit`` characters.
-    lsfix draws with mathtext and TeX off (:func:`lsfix.plot._figure`), so ``$`` is shown as
+    lsfix draws with mathtext and TeX off (:func:`lsfix.output.plot._figure`), so ``$`` is shown as
     itself and no name reaches matplotlib's TeX parser."""
     s = text if isinstance(text, str) else str(text)
     return clip(s, limit) if len(s) > limit else term(s, keep_newlines=True)

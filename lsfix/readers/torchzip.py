@@ -23,7 +23,7 @@ cannot set attributes on them.
 
 Cost is bounded by the archive's real bytes, never by what the pickle claims:
 
-* the zip's members may not overlap (:func:`lsfix.untrusted.check_zip`);
+* the zip's members may not overlap (:func:`lsfix.readers.untrusted.check_zip`);
 * ``byteorder`` is read 16 bytes at most, ``data.pkl`` at most :data:`MAX_PICKLE_BYTES`;
 * the pickle is parsed once without building anything (:func:`_prescan`): at most
   :data:`MAX_OPS` opcodes and memo indices below :data:`MAX_MEMO` (the C unpickler sizes its
@@ -134,7 +134,7 @@ def _ints(value: Any, what: str) -> tuple[int, ...]:
 
 class _Reader:
     """The archive's members, read only as far as a tensor needs, within one expansion
-    budget for the whole archive (the rule of :func:`lsfix.untrusted.check_expansion`
+    budget for the whole archive (the rule of :func:`lsfix.readers.untrusted.check_expansion`
     applied to the sums over every read)."""
 
     def __init__(self, archive: zipfile.ZipFile) -> None:
@@ -262,7 +262,7 @@ class _Unpickler(pickle.Unpickler):
 
 
 def _refuse_expansion(stored: int, expanded: int, what: str) -> None:
-    from lsfix.untrusted import EXPANSION_FLOOR, MAX_EXPANSION
+    from lsfix.readers.untrusted import EXPANSION_FLOOR, MAX_EXPANSION
 
     if expanded > EXPANSION_FLOOR and expanded > MAX_EXPANSION * max(1, stored):
         raise Refused(f"{what[:80]}: {stored} stored bytes expand to {expanded} (a "
@@ -270,7 +270,7 @@ def _refuse_expansion(stored: int, expanded: int, what: str) -> None:
 
 
 def _refuse_bomb(info: zipfile.ZipInfo) -> None:
-    """A deflated member expanding past lsfix's limit (:func:`lsfix.untrusted.check_expansion`;
+    """A deflated member expanding past lsfix's limit (:func:`lsfix.readers.untrusted.check_expansion`;
     torch.save stores members uncompressed)."""
     _refuse_expansion(info.compress_size, info.file_size, f"member {info.filename!r}")
 
@@ -317,7 +317,7 @@ def load(archive: zipfile.ZipFile) -> Any:
 
     Raises :class:`Refused`, :class:`Unsupported`, or pickle/zip errors for corrupt bytes.
     """
-    from lsfix.untrusted import check_zip
+    from lsfix.readers.untrusted import check_zip
 
     check_zip(archive, Refused)
     prefix = is_torch_zip(archive)

@@ -8,9 +8,9 @@
 
 Every file is untrusted. Memory follows the real data, never what a header or a token claims:
 
-* ``.npy``/``.npz`` go through the bounded array reader of :mod:`lsfix.foreign` (the declared
+* ``.npy``/``.npz`` go through the bounded array reader of :mod:`lsfix.readers.foreign` (the declared
   shape is checked against the bytes present; a deflated member may expand at most
-  :data:`lsfix.untrusted.MAX_EXPANSION` times beyond its floor); every zip and zlib failure
+  :data:`lsfix.readers.untrusted.MAX_EXPANSION` times beyond its floor); every zip and zlib failure
   (not a zip, bad CRC, bad deflate stream) is one line naming the file.
 * text and tables are read in blocks; a cell longer than :data:`MAX_CELL` characters is
   refused (a name of a million characters would otherwise widen every cell of a numpy string
@@ -140,7 +140,7 @@ def read_labels_file(spec: str, dense_shape: tuple[int, ...] | None = None
     array of exactly that shape (``.npy``/``.npz``) is flattened in the rows' order (image by
     image, then row-major pixels). Any other shape than one column is refused.
     """
-    from lsfix.io import display_name, note_input
+    from lsfix.streams import display_name, note_input
 
     path, column = spec, None
     if not Path(spec).exists() and ":" in spec:
@@ -210,7 +210,7 @@ def _checked(arr: np.ndarray | ClassNames, name: str, dense_shape: tuple[int, ..
 
 
 def _npy(fh: IO[bytes], name: str) -> np.ndarray:
-    from lsfix.foreign import _npy_data, _npy_header
+    from lsfix.readers.foreign import _npy_data, _npy_header
 
     size = fh.seek(0, io.SEEK_END)
     fh.seek(0)
@@ -222,8 +222,8 @@ def _npy(fh: IO[bytes], name: str) -> np.ndarray:
 
 
 def _npz(fh: IO[bytes], name: str) -> np.ndarray:
-    from lsfix import untrusted
-    from lsfix.foreign import _npy_data, _npy_header
+    from lsfix.readers import untrusted
+    from lsfix.readers.foreign import _npy_data, _npy_header
 
     try:
         zf = zipfile.ZipFile(fh)
