@@ -13,10 +13,11 @@ through one of these functions:
 :func:`quote`
     a value quoted inside a message: ``'text'`` (never a Python repr such as
     ``np.str_('one')``), controls escaped, at most :data:`QUOTE_LIMIT` characters shown.
-:func:`md_code`
-    a Markdown code span that cannot be broken out of (the fence is longer than any run of
-    backticks inside; ``|`` escaped for tables; line breaks and controls escaped). Nothing in
-    it is rendered as Markdown or HTML.
+:func:`md_code` / :func:`md_text`
+    Markdown: a code span that cannot be broken out of (the fence is longer than any run of
+    backticks inside; ``|`` escaped for tables; line breaks and controls escaped), or prose
+    with ``& < >`` as entities and Markdown punctuation backslash-escaped. Nothing from a file
+    is rendered as Markdown or HTML, and no raw ``<`` from a file reaches a report.
 :func:`html`
     HTML text or attribute: ``& < > " '`` as entities, controls escaped.
 :func:`mpl`
@@ -25,7 +26,7 @@ through one of these functions:
 :func:`rich_text`
     a cell for a rich table: a ``rich.text.Text`` (rich never reads markup from it).
 
-``tests/hardening/test_names_are_data.py::test_no_output_path_bypasses_safetext`` greps the
+``tests/hardening/test_surfaces.py::test_no_output_path_bypasses_safetext`` greps the
 package for writes to stdout/stderr and for report and plot text that do not go through here.
 """
 
@@ -104,7 +105,12 @@ def tsv_field(text: Any) -> str:
 
 
 def md_code(text: Any) -> str:
-    """A Markdown code span holding ``text`` literally (safe inside a table cell)."""
+    """``text`` in Markdown, shown literally and safe inside a table cell: a code span that
+    cannot be broken out of (the fence is longer than any run of backticks inside), or, when
+    the text holds ``<``, ``>`` or ``&``, :func:`md_text` (entities: no raw ``<`` from data
+    in a report, even where a reader does not render Markdown)."""
+    if any(c in str(text) for c in "<>&"):
+        return md_text(text)
     s = term(text, keep_newlines=False).replace("|", "\\|")
     if not s:
         return "` `"

@@ -199,6 +199,41 @@ def connect(address: str, timeout: float) -> tuple[Any, int]:
     return box["client"], int(box["workers"])
 
 
+#: Largest first message a Dask scheduler sends (its handshake is a few hundred bytes).
+_HANDSHAKE_BYTES = 1 << 20
+
+
+def _raw_probe(hostport: str, timeout: float) -> None:
+    """Read a TCP scheduler's handshake with plain sockets: Dask's own reader allocates
+    whatever length the first 8 bytes announce (a garbage answer asks for exabytes)."""
+    import socket
+    import struct
+    import time
+
+    host, _, port = hostport.rpartition(":")
+    host = host[1:-1] if host.startswith("[") else host
+    deadline = time.monotonic() + timeout
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+
+        def read(n: int) -> bytes:
+            got = b""
+            while len(got) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("no handshake")
+                sock.settimeout(left)
+                chunk = sock.recv(n - len(got))
+                if not chunk:
+                    raise ConnectionError("the connection closed before Dask's handshake")
+                got += chunk
+            return got
+
+        (size,) = struct.unpack("<Q", read(8))
+        if not 0 < size <= _HANDSHAKE_BYTES:
+            raise ValueError("not Dask's protocol")
+        read(size)
+
+
 def _probe(address: str, timeout: float) -> None:
     """Ask ``address`` who it is over Dask's own protocol, within ``timeout`` seconds: a
     ``distributed.Client`` that fails half-way leaves a finaliser that prints a traceback,
@@ -206,6 +241,9 @@ def _probe(address: str, timeout: float) -> None:
     import asyncio
 
     from distributed.comm import connect as comm_connect
+
+    if address.startswith("tcp://") or "://" not in address:
+        _raw_probe(address.split("://")[-1], timeout)
 
     async def ask() -> Any:
         comm = await comm_connect(address, timeout=timeout)

@@ -153,8 +153,8 @@ def draw_lines(
             if sel.any():
                 top = max(top, float(np.max(y[sel])))
         z.set_ylim(0.0, top * 1.08 if top > 0 else 1.0)
-        z.set_title(f"zoom: {zoom[0]:.0%}–{zoom[1]:.0%}" if percent_x else
-                    f"zoom: {zoom[0]:g}–{zoom[1]:g}")
+        z.set_title(mpl(f"zoom: {zoom[0]:.0%}–{zoom[1]:.0%}" if percent_x else
+                        f"zoom: {zoom[0]:g}–{zoom[1]:g}"))
     axes[0].legend(fontsize=8, frameon=True)
     save(fig, path)
     plt.close(fig)
@@ -217,7 +217,7 @@ def gap_histogram(series: Sequence[GapSeries], path: str, *,
                        label=mpl(s.recorded_label
                                  or f"recorded-α ceiling {s.recorded_ceiling:.2f}"))
     ax.set_xlabel(mpl(xlabel))
-    ax.set_ylabel("share of rows per bin")
+    ax.set_ylabel(mpl("share of rows per bin"))
     ax.set_title(mpl(title))
     ax.set_xlim(0.0, top)
     ax.grid(True, color="#dddddd", linewidth=0.6)

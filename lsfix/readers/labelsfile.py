@@ -231,6 +231,7 @@ def _npz(fh: IO[bytes], name: str) -> np.ndarray:
         raise InputError(f"not a readable .npz (zip) archive ({_describe(exc)}); truncated or "
                          "corrupt?", file=name) from None
     with zf:
+        untrusted.check_zip(zf, file=name)  # overlapping members: a zip bomb
         members = {m[:-4]: m for m in zf.namelist() if m.endswith(".npy")}
         key = next((k for k in NPZ_KEYS if k in members), None)
         if key is None:
