@@ -388,8 +388,10 @@ def compare(
 
             cols = ["file", "score", "n", "accuracy", "aurc", "oracle_aurc", "eaurc", "naurc",
                     "augrc", "auroc", "fpr_at_95tpr"]
-            md = [f"## lsfix compare (convention `{convention}`)\n\n",
-                  f"Baseline: `{base_name}`\n\n", markdown_table(rows, cols)]
+            from lsfix.safetext import md_code
+
+            md = [f"## lsfix compare (convention {md_code(convention)})\n\n",
+                  f"Baseline: {md_code(base_name)}\n\n", markdown_table(rows, cols)]
             if paired:
                 md.append("\nPaired bootstrap (row − baseline):\n\n")
                 md.append(markdown_table(paired, ["file", "score", "metric", "difference", "low",
@@ -405,7 +407,8 @@ def compare(
                     [{"rule": f"`{c.rule.text}`", "row": f"{c.file} · {c.score}",
                       "value": c.line(), "verdict": {"fail": "**FAIL**", "pass": "pass",
                                                      "inconclusive": "inconclusive"}[c.verdict]}
-                     for c in checks], ["rule", "row", "value", "verdict"]))
+                     for c in checks], ["rule", "row", "value", "verdict"],
+                    markdown=("rule", "value", "verdict")))
             from lsfix.output.report import markdown_figure
 
             if plot_path:
