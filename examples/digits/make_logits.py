@@ -36,6 +36,12 @@ def _data() -> tuple[np.ndarray, np.ndarray]:
     return (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)
 
 
+def sklearn_version() -> str:
+    import sklearn
+
+    return str(sklearn.__version__)
+
+
 def train(x: np.ndarray, y: np.ndarray, alpha: float, *, steps: int = 150, seed: int = 0):  # noqa: ANN201
     import torch
 
@@ -80,7 +86,8 @@ def main() -> None:
     (out / "README.md").write_text(
         "# sample_data/digits — scikit-learn digits, a small MLP, CE vs label smoothing\n\n"
         "Made by `python -m examples.digits.make_logits` (see its docstring for the exact "
-        f"recipe), torch {torch.__version__}, {platform.machine()}.\n\n"
+        f"recipe), torch {torch.__version__}, scikit-learn {sklearn_version()}, "
+        f"{platform.machine()}.\n\n"
         "| file | training | split | rows | accuracy | errors |\n|---|---|---|---|---|---|\n"
         + "\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
