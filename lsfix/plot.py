@@ -245,3 +245,55 @@ def rank_map_plot(maps: np.ndarray, names: Sequence[str], path: str, *,
         save(fig, path)
     finally:
         plt.close(fig)
+
+
+@dataclass(frozen=True)
+class ReliabilitySeries:
+    """One set of probabilities for :func:`reliability_plot`: its equal-width bins
+    (:class:`lsfix.core.calibration.ReliabilityBins`) and a legend label (with its ECE)."""
+
+    label: str
+    edges: np.ndarray
+    count: np.ndarray
+    accuracy: np.ndarray
+    confidence: np.ndarray
+
+
+def reliability_plot(series: Sequence[ReliabilitySeries], path: str, *,
+                     title: str = "Reliability diagram") -> None:
+    """Reliability diagram: per equal-width confidence bin, accuracy (y) against the bin's
+    mean confidence (x), one line per series with markers sized by the bin's share of rows,
+    the diagonal (perfect calibration) dashed, and below it the share of rows per bin. A bin
+    above the diagonal is under-confident, below it over-confident."""
+    plt = _figure()
+    fig, (ax, hx) = plt.subplots(2, 1, figsize=(6.4, 6.4), sharex=True,
+                                 gridspec_kw={"height_ratios": [3.0, 1.0]})
+    ax.plot([0, 1], [0, 1], color="#777777", linestyle=(0, (2, 2)), linewidth=1.0,
+            label="perfect calibration")
+    nb = len(series[0].edges) - 1 if series else 1
+    width = 1.0 / max(nb, 1) / max(1, len(series))
+    for i, s in enumerate(series):
+        ok = np.asarray(s.count) > 0
+        color = _COLORS[i % len(_COLORS)]
+        share = np.asarray(s.count, dtype=np.float64) / max(1, int(np.sum(s.count)))
+        ax.plot(np.asarray(s.confidence)[ok], np.asarray(s.accuracy)[ok], color=color,
+                linestyle=_DASHES[i % len(_DASHES)], linewidth=1.6, label=s.label)
+        ax.scatter(np.asarray(s.confidence)[ok], np.asarray(s.accuracy)[ok], color=color,
+                   marker=_MARKERS[i % len(_MARKERS)], s=10 + 120 * share[ok], zorder=3,
+                   alpha=0.8)
+        e = np.asarray(s.edges)
+        left = e[:-1] + i * width
+        hx.bar(left, share[: len(left)], width=width, align="edge", color=color, alpha=0.7)
+    ax.set_ylabel("accuracy in bin")
+    ax.set_title(title)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.02)
+    ax.grid(True, color="#dddddd", linewidth=0.6)
+    ax.legend(fontsize=8, frameon=True, loc="lower right")
+    hx.set_xlabel("confidence (max softmax probability), bin mean")
+    hx.set_ylabel("share of rows")
+    hx.grid(True, color="#dddddd", linewidth=0.6)
+    try:
+        save(fig, path)
+    finally:
+        plt.close(fig)

@@ -185,8 +185,8 @@ def missing_module_message(exc: ImportError) -> str:
 
 #: Command parameters that name files lsfix reads, and files it writes.
 INPUT_PARAMS = ("input", "inputs", "fit", "val", "params", "shards", "model", "dataset",
-                "weights", "class_names", "fit_labels")
-OUTPUT_PARAMS = ("output", "save_params", "plot", "report")
+                "weights", "class_names", "fit_labels", "calibration_fit", "threshold_params")
+OUTPUT_PARAMS = ("output", "save_params", "plot", "report", "reliability")
 
 
 def _planned_paths() -> tuple[list[str], list[str]]:

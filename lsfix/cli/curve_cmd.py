@@ -269,6 +269,23 @@ def curve(
              "for dense files, or when the in-memory path would need more than SIZE (2G, "
              "512M; 0 = always). Options needing per-row arrays use the in-memory path.")
     ] = "2G",
+    calibration: Annotated[bool, typer.Option(
+        "--calibration", help="Also report calibration: accuracy, ECE (equal-width, as "
+                              "torchmetrics), equal-mass ECE, MCE, NLL, Brier (table/json).")
+    ] = False,
+    bins: Annotated[int, typer.Option(
+        "--bins", help="Bins of ECE/MCE and the reliability diagram.")] = 15,
+    calibration_fit: Annotated[str | None, typer.Option(
+        "--calibration-fit", metavar="VAL",
+        help="Fit a temperature on this labelled file and report calibration after it too.")
+    ] = None,
+    reliability: Annotated[str | None, typer.Option(
+        "--reliability", metavar="PATH",
+        help="Write the reliability diagram (.png/.svg/.pdf); implies --calibration.")] = None,
+    threshold_params: Annotated[str | None, typer.Option(
+        "--threshold-params", metavar="FILE",
+        help="Report the realised coverage and risk at a threshold saved by 'lsfix threshold "
+             "--save-params' (table/json).")] = None,
 ) -> None:
     with handle_errors("curve"), use_scheduler(scheduler):
         from lsfix.io import write_text_atomic
@@ -276,6 +293,21 @@ def curve(
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
+        calibration = calibration or reliability is not None or calibration_fit is not None
+        sections = calibration or threshold_params is not None
+        if sections:
+            from lsfix.calibration_report import check_bins
+
+            check_bins(bins)
+            if reliability is not None:
+                from lsfix.plot import plot_format
+
+                plot_format(reliability)
+            if out_fmt == "tsv":
+                raise UsageError("--calibration and --threshold-params add sections: pass "
+                                 "-f table or -f json (TSV stays one table)")
+            if by is not None:
+                raise UsageError("--calibration and --threshold-params do not go with --by")
         from lsfix.outofcore import parse_memory_limit, wanted
 
         limit = parse_memory_limit(memory_limit)
@@ -291,7 +323,7 @@ def curve(
 
         opts = inputopts.current.get()
         may_bound = (by is None and not bootstrap and subsample is None and rank_map is None
-                     and not with_files and scheduler == "sync"
+                     and not sections and not with_files and scheduler == "sync"
                      and not (opts is not None and opts.labels))
         with deferring_dense_labels(may_bound):  # dense labels stay on disk until needed
             pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
@@ -332,13 +364,28 @@ def curve(
             from lsfix.dense import write_rank_map
 
             write_rank_map(pred, results[0], rank_map)
+        extra: dict[str, Any] = {}
+        extra_text = ""
+        if calibration:
+            from lsfix.curve_sections import calibration_section
+
+            extra["calibration"], text_part = calibration_section(
+                pred, bins=bins, fit_path=calibration_fit, n_boot=bootstrap, seed=seed,
+                level=level, reliability=reliability)
+            extra_text += "\n" + text_part
+        if threshold_params is not None:
+            from lsfix.curve_sections import threshold_section
+
+            extra["threshold"], text_part = threshold_section(pred, threshold_params)
+            extra_text += "\n" + text_part
         _report(pred, results, out_fmt, convention, percent, plot, output, None, None, None,
-                bootstrap_unit)
+                bootstrap_unit, extra, extra_text)
 
 
 def _report(pred: Any, results: list[Any], out_fmt: str, convention: str, percent: bool,
             plot: str | None, output: str, curves: list[Any] | None, oracle: Any,
-            ex: Any, bootstrap_unit: str) -> None:
+            ex: Any, bootstrap_unit: str, extra: dict[str, Any] | None = None,
+            extra_text: str = "") -> None:
     """Print (or write) the report of ``results`` and draw the RC plot. ``ex``: the
     excluded-row counts (:class:`lsfix.pipeline.ExcludedRows`; counted from ``pred`` when
     None)."""
@@ -357,6 +404,7 @@ def _report(pred: Any, results: list[Any], out_fmt: str, convention: str, percen
             "n_ignored": ex.ignored, "n_not_drawn": ex.not_drawn,
             "bootstrap_unit": bootstrap_unit,
             "results": result_json(results, percent=percent),
+            **(extra or {}),
         }))
     else:
         rows = result_rows(results, percent=percent)
@@ -366,7 +414,7 @@ def _report(pred: Any, results: list[Any], out_fmt: str, convention: str, percen
         else:
             unit = " (×100)" if percent else ""
             text = render_table(rows, f"{pred.name} — convention {convention}{unit}",
-                                show_file=False)
+                                show_file=False) + extra_text
     if plot is not None:
         from lsfix.plot import rc_plot
 

@@ -33,7 +33,7 @@ import typer
 
 from lsfix.errors import InputError, UsageError
 
-COMMANDS = ("score", "normalise", "curve", "compare", "audit")
+COMMANDS = ("score", "normalise", "curve", "compare", "audit", "threshold")
 
 
 @dataclass(frozen=True)
