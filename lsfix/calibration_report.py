@@ -218,3 +218,36 @@ def _signed(x: float) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
     return ("+" if x >= 0 else "−") + fmt(abs(x), 3)
+
+
+@dataclass(frozen=True)
+class AuditCalibration:
+    """The audit's calibration section: the model's and the temperature-scaled
+    probabilities, and the side-by-side rows (:func:`side_by_side`)."""
+
+    variants: tuple[CalibrationVariant, ...]
+    rows: tuple[dict[str, Any], ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**section(list(self.variants)), "side_by_side": list(self.rows)}
+
+    def text(self) -> str:
+        return (side_by_side_text(list(self.rows)) + "\n"
+                + table_text(list(self.variants), "calibration (evaluation rows)"))
+
+
+def audit_calibration(res: Any, pred: Any, *, n_bins: int = N_BINS, n_boot: int = 0,
+                      seed: int = 0, level: float = 0.95) -> AuditCalibration:
+    """Calibration of an audit's evaluation rows before and after its fitted temperature,
+    and accuracy / calibration / AURC of MSP, msp_ts and pNorm side by side."""
+    mask = res.eval_rows
+    kw = {"n_bins": n_bins, "n_boot": n_boot, "seed": seed, "level": level}
+    model = variant(rows_of(pred, mask), "model (T = 1)", **kw)
+    scaled = variant(rows_of(pred, mask, res.temperature), f"T = {res.temperature:.4g}", **kw)
+    by = {r.score: r for r in res.results}
+    fit = res.fit
+    label = ("pNorm (fell back to MSP)" if fit.fallback_msp or fit.p is None
+             else f"pNorm p = {fit.p:g}")
+    rows = side_by_side(by["msp"], by["msp_ts"], by["pnorm"], model, scaled,
+                        temperature=res.temperature, pnorm_label=label)
+    return AuditCalibration((model, scaled), tuple(rows))

@@ -253,6 +253,8 @@ def audit_cmd(
     scheduler: SchedulerOpt = "sync",
     bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
+    bins: Annotated[int, typer.Option(
+        "--bins", help="Bins of ECE/MCE and the reliability diagram.")] = 15,
 ) -> None:
     with handle_errors("audit"), use_scheduler(scheduler):
         from lsfix.audit import audit
@@ -277,6 +279,10 @@ def audit_cmd(
         res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
                     convention=convention, n_boot=bootstrap, level=level, by=by,
                     bootstrap_unit=bootstrap_unit)
+        from lsfix.calibration_report import audit_calibration, check_bins
+
+        cal = audit_calibration(res, pred, n_bins=check_bins(bins), n_boot=bootstrap,
+                                seed=seed, level=level)
         from lsfix.pipeline import small_fit_warning
 
         small = small_fit_warning(res.fit)
@@ -285,7 +291,7 @@ def audit_cmd(
 
             warn_later(f"lsfix audit: warning: {small}")
         if out_fmt == "json":
-            text = dumps(document("audit", audit_json(res)))
+            text = dumps(document("audit", {**audit_json(res), "calibration": cal.as_dict()}))
         elif out_fmt == "tsv":
             from lsfix.report import tsv
 
@@ -300,9 +306,9 @@ def audit_cmd(
             for line in label_smoothing_lines(res):
                 note(f"lsfix audit: {line.strip()}")
         else:
-            text = audit_text(res)
+            text = audit_text(res) + "\n" + cal.text()
         if report is not None:
-            write_report(res, pred, report)
+            write_report(res, pred, report, cal)
         write_text_atomic(output, text)
         pred.close()
         if val_pred is not None:
