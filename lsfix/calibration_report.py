@@ -79,13 +79,8 @@ def rows_of(pred: Any, mask: np.ndarray | None, temperature: float = 1.0) -> Cal
         raise UsageError(f"{pred.name}: calibration needs logits (a scores file or a score "
                          "table holds no probabilities)")
     labels = pred.require_labels("calibration")
-    from lsfix.core.scores import is_single_logit
-
-    logits = pred.logits
-    if is_single_logit(logits):  # read as (0, z), as every score does
-        z = np.asarray(logits[:], dtype=np.float64).reshape(-1)
-        logits = np.stack([np.zeros_like(z), z], axis=1)
-    rows = calibration_rows(logits, labels, temperature=temperature)
+    # a row source: a single-logit binary model reads as (0, z), dense files as pixel rows
+    rows = calibration_rows(pred.logits, labels, temperature=temperature)
     if mask is None:
         return rows
     return rows.take(np.flatnonzero(mask))

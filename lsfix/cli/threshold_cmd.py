@@ -100,7 +100,7 @@ def threshold(
             raise UsageError(f"--risk must be in [0, 1), got {risk:g}")
         if not (0.0 < delta < 1.0):
             raise UsageError(f"--delta must be in (0, 1), got {delta:g}")
-        out_fmt = report_format(fmt)
+        out_fmt = report_format(fmt) if fmt is not None else "table"  # a summary, not a table
         if out_fmt == "tsv":
             raise UsageError("--format must be table or json for threshold")
         ps = parse_grid(grid)
