@@ -62,8 +62,7 @@ def _table(d: dict[str, Any]) -> str:
                      f"was above {fmt(d['risk'])}; more rows or a larger --risk/--delta would "
                      "help)")
     lines.append(f"  score {d['score']} ({how.get(d['tuning'].get('kind'), '')}); "
-                 f"{d['n_tests']} tests at delta/{d['n_tests']} = "
-                 f"{fmt(d['delta_per_test'], 4)}")
+                 f"{d['n_tests']} binary-search tests at {fmt(d['delta_per_test'], 4)} each")
     return "\n".join(lines) + "\n"
 
 
