@@ -8,6 +8,8 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
+    InputKindOpt,
+    LabelsOpt,
     MAX_P,
     AllowIncompleteOpt,
     IgnoreIndexOpt,
@@ -17,7 +19,6 @@ from lsfix.cli.common import (
     SchedulerOpt,
     WithOpt,
     load,
-    load_joined,
     require_finite_scores,
     use_scheduler,
 )
@@ -61,25 +62,29 @@ def score(
     scheduler: SchedulerOpt = "sync",
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
+    labels: LabelsOpt = None,
+    input_kind: InputKindOpt = None,
     params: Annotated[str | None, typer.Option(
         "--params", help="Apply a threshold saved by 'lsfix threshold --save-params': its "
                          "score, plus an accept column (1 = confidence >= threshold); -f tsv."
     )] = None,
 ) -> None:
     if params is not None:
-        with handle_errors("score"), use_scheduler(scheduler):
-            _apply_params(input, params, method, fmt, output, with_files, ignore_index,
-                          allow_incomplete, fit)
+        with handle_errors("score", labels=labels, kind=input_kind,
+                           inputs=[input]) as run, use_scheduler(scheduler) as runner:
+            _apply_params(input, run, runner, params, method, fmt, output, with_files,
+                          ignore_index, allow_incomplete, fit)
         return
-    with handle_errors("score"), use_scheduler(scheduler):
+    with handle_errors("score", labels=labels, kind=input_kind,
+                       inputs=[input]) as run, use_scheduler(scheduler) as runner:
         import numpy as np
 
         from lsfix.core import ScoreSpec, fit_temperature, parse_score
-        from lsfix.io import refuse_binary_to_tty
-        from lsfix.parallel import compute_scores
-        from lsfix.pipeline import evaluation_rows
-        from lsfix.schema import write_predictions
-        from lsfix.scorefile import write_scores_file
+        from lsfix.streams import refuse_binary_to_tty
+        from lsfix.evaluation.scheduler import compute_scores
+        from lsfix.evaluation.inmemory import evaluation_rows
+        from lsfix.readers.logitsfile import write_predictions
+        from lsfix.readers.scoresfile import write_scores_file
 
         if fmt not in ("h5", "tsv"):
             raise UsageError(f"--format must be h5 or tsv, got {fmt!r}")
@@ -96,15 +101,13 @@ def score(
             refuse_binary_to_tty(output)
         if copy_logits and fmt != "h5":
             raise UsageError("--copy-logits writes an HDF5 file; it does not go with --format tsv")
-        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
-                           need_logits=True, ignore_index=ignore_index)
+        pred = load(input, run, runner=runner, with_files=with_files, allow_incomplete=allow_incomplete,
+                    need_logits=True, ignore_index=ignore_index)
         from lsfix.core.scores import BINARY_NOTE, is_single_logit
 
         if is_single_logit(pred.logits) and not quiet:
-            from lsfix.cli.inputopts import warn_later
-
             # printed when the command succeeds: a failure stays one stderr line
-            warn_later(f"lsfix score: {pred.name}: {BINARY_NOTE}")
+            run.warn_later(f"lsfix score: {pred.name}: {BINARY_NOTE}")
         if fmt == "h5" and not overwrite:
             clash = [n for n in names if n in pred.scores]
             if clash:
@@ -116,7 +119,7 @@ def score(
             if spec.family == "msp_ts" and spec.param is None:
                 if fit is None:
                     raise UsageError("msp_ts needs a temperature: give msp_ts:T or --fit VAL.h5")
-                val = load(fit, need_labels=True, need_logits=True)
+                val = load(fit, run, need_labels=True, need_logits=True)
                 if val.k != pred.k:
                     raise UsageError(f"{val.name} has K={val.k} classes, {pred.name} has "
                                      f"K={pred.k}")
@@ -133,12 +136,13 @@ def score(
             raise UsageError(f"{pred.name}: --format tsv needs /labels to print 'correct'")
         assert pred.logits is not None
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            out = compute_scores(pred.logits, resolved, labels=labels)  # checked just below
+            out = compute_scores(pred.logits, resolved, labels=labels,  # checked below
+                                 runner=pred.runner)
         for spec in resolved:  # an option that overflows float64: exit 2, nothing written
             shown = spec.family if spec.param is None else f"{spec.family}:{spec.param:.6g}"
             require_finite_scores(out[spec.name], f"-m {shown}", pred.name)
         if fmt == "tsv":
-            from lsfix.io import write_text_atomic
+            from lsfix.streams import write_text_atomic
 
             mask, ignored, fitted = evaluation_rows(pred)
             if mask is not None and not quiet:  # ignored pixels and fit rows: never evaluated
@@ -169,7 +173,7 @@ def _score_table(pred: Any, conf: Any, corr: Any, mask: Any = None) -> str:
 
     import numpy as np
 
-    from lsfix.groups import _per_row
+    from lsfix.evaluation.grouped import _per_row
 
     def rows(a: Any) -> Any:
         return a if mask is None else np.asarray(a)[mask]
@@ -188,9 +192,9 @@ def _score_table(pred: Any, conf: Any, corr: Any, mask: Any = None) -> str:
     return buf.getvalue()
 
 
-def _apply_params(input: str, params: str, method: list[str] | None, fmt: str, output: str,
-                  with_files: list[str] | None, ignore_index: int | None,
-                  allow_incomplete: bool, fit: str | None) -> None:
+def _apply_params(input: str, run: Any, runner: Any, params: str, method: list[str] | None,
+                  fmt: str, output: str, with_files: list[str] | None,
+                  ignore_index: int | None, allow_incomplete: bool, fit: str | None) -> None:
     """``score --params THR.json``: the threshold's score on ``input`` and an ``accept``
     column, as a table (``correct`` too when the input has labels)."""
     import csv
@@ -199,8 +203,8 @@ def _apply_params(input: str, params: str, method: list[str] | None, fmt: str, o
     import numpy as np
 
     from lsfix.cli.common import read_json_file
-    from lsfix.io import display_name, write_text_atomic
-    from lsfix.threshold import accept, confidence_for, params_from_json
+    from lsfix.evaluation.threshold import accept, confidence_for, params_from_json
+    from lsfix.streams import display_name, write_text_atomic
 
     if method:
         raise UsageError("--params decides the score; it does not go with -m")
@@ -210,8 +214,8 @@ def _apply_params(input: str, params: str, method: list[str] | None, fmt: str, o
         raise UsageError("--params writes a table: pass -f tsv (the accept column is a "
                          "decision, not a score to store)")
     t = params_from_json(read_json_file(params), params)
-    pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
-                       ignore_index=ignore_index)
+    pred = load(input, run, runner=runner, with_files=with_files,
+                allow_incomplete=allow_incomplete, ignore_index=ignore_index)
     conf = confidence_for(pred, t)
     require_finite_scores(conf, f"the score of {display_name(params)}", pred.name)
     acc = accept(conf, t)
@@ -221,7 +225,7 @@ def _apply_params(input: str, params: str, method: list[str] | None, fmt: str, o
     cols.append(("confidence", [repr(c) for c in np.asarray(conf, dtype=float).tolist()]))
     cols.append(("accept", ["1" if a else "0" for a in acc.tolist()]))
     if pred.labels is not None or pred.correct is not None:
-        from lsfix.pipeline import correct_of
+        from lsfix.evaluation.inmemory import correct_of
 
         cols.append(("correct", [str(int(k)) for k in correct_of(pred).tolist()]))
     buf = io.StringIO()

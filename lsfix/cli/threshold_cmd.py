@@ -11,10 +11,11 @@ from lsfix.cli.common import (
     AllowIncompleteOpt,
     FormatOpt,
     InputArg,
+    InputKindOpt,
+    LabelsOpt,
     OutputOpt,
     WithOpt,
     load,
-    load_joined,
     parse_grid,
     report_format,
     require_fit_labels,
@@ -40,7 +41,7 @@ Examples:
 
 
 def _table(d: dict[str, Any]) -> str:
-    from lsfix.report import fmt
+    from lsfix.output.report import fmt
 
     how = {"none": "score fixed before the rows were seen",
            "union_bound": (f"p tuned on these rows: union bound over "
@@ -87,13 +88,15 @@ def threshold(
     output: OutputOpt = "-",
     with_files: WithOpt = None,
     allow_incomplete: AllowIncompleteOpt = False,
+    labels: LabelsOpt = None,
+    input_kind: InputKindOpt = None,
 ) -> None:
-    with handle_errors("threshold"):
+    with handle_errors("threshold", labels=labels, kind=input_kind, inputs=[input]) as run:
         import math
 
-        from lsfix.io import dumps_json, write_text_atomic
-        from lsfix.report import document, dumps
-        from lsfix.threshold import choose_threshold
+        from lsfix.evaluation.threshold import choose_threshold
+        from lsfix.output.report import document, dumps
+        from lsfix.streams import dumps_json, write_text_atomic
 
         if not (0.0 <= risk < 1.0) or math.isnan(risk):
             raise UsageError(f"--risk must be in [0, 1), got {risk:g}")
@@ -103,8 +106,8 @@ def threshold(
         if out_fmt == "tsv":
             raise UsageError("--format must be table or json for threshold")
         ps = parse_grid(grid)
-        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
-                           need_labels=True)
+        pred = load(input, run, with_files=with_files, allow_incomplete=allow_incomplete,
+                    need_labels="threshold")
         fit_pred = None
         if fit is not None:
             import os
@@ -114,7 +117,7 @@ def threshold(
                 raise UsageError(f"--fit {fit} is the input: a p or T fitted on the rows that "
                                  "certify the threshold voids the guarantee (use other rows, or "
                                  "-s pnorm without --fit for the union bound)")
-            fit_pred = load(fit, need_logits=True)
+            fit_pred = load(fit, run, need_logits=True)
             require_fit_labels(fit_pred, "--fit with its own /labels")
             if pred.logits is not None and fit_pred.k != pred.k:
                 raise UsageError(f"{fit_pred.name} has K={fit_pred.k} classes, {pred.name} "

@@ -18,7 +18,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     ``val`` (a fit file like ``ls``)."""
     from conftest import calibrated_logits, ids, ls_logits
 
-    from lsfix.schema import new_file
+    from lsfix.readers.logitsfile import new_file
 
     d = tmp_path_factory.mktemp("thr")
     out = {}
@@ -156,9 +156,9 @@ def test_score_params_usage_errors(run: Any, files: Any, error_of: Any, tmp_path
 
 def test_curve_calibration_json_and_table(run: Any, files: Any, tmp_path: Path) -> None:
     from lsfix.core.calibration import calibration_metrics, calibration_rows
-    from lsfix.inputs import read_predictions
+    import lsfix
 
-    pred = read_predictions(files.a)
+    pred = lsfix.read(files.a)
     ref = calibration_metrics(calibration_rows(pred.logits.rows(0, pred.n), pred.labels), 10)
     pred.close()
     rel = tmp_path / "rel.png"

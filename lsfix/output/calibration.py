@@ -96,7 +96,7 @@ def section(variants: list[CalibrationVariant]) -> dict[str, Any]:
 
 
 def cell(v: CalibrationVariant, key: str) -> str:
-    from lsfix.report import fmt
+    from lsfix.output.report import fmt
 
     value = getattr(v.metrics, key)
     if v.ci is not None and key in v.ci and not math.isnan(v.ci[key].low):
@@ -139,8 +139,8 @@ def tsv_rows(variants: list[CalibrationVariant]) -> list[dict[str, Any]]:
 
 
 def reliability_series(variants: list[CalibrationVariant]) -> list[Any]:
-    from lsfix.plot import ReliabilitySeries
-    from lsfix.report import fmt
+    from lsfix.output.plot import ReliabilitySeries
+    from lsfix.output.report import fmt
 
     out = []
     for v in variants:
@@ -188,7 +188,7 @@ def side_by_side(msp: Any, msp_ts: Any, pnorm: Any, model: CalibrationVariant,
 
 
 def side_by_side_text(rows: list[dict[str, Any]]) -> str:
-    from lsfix.report import fmt
+    from lsfix.output.report import fmt
 
     m, t, p = rows
     lines = ["accuracy, calibration and selective classification (evaluation rows):"]
@@ -208,7 +208,7 @@ def side_by_side_text(rows: list[dict[str, Any]]) -> str:
 
 
 def _signed(x: float) -> str:
-    from lsfix.report import fmt
+    from lsfix.output.report import fmt
 
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"

@@ -7,18 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 
-def calibration_section(pred: Any, *, bins: int, fit_path: str | None, n_boot: int, seed: int,
+def calibration_section(pred: Any, run: Any, *, bins: int, fit_path: str | None, n_boot: int, seed: int,
                         level: float, reliability: str | None) -> tuple[dict[str, Any], str]:
     """Calibration of ``pred``'s evaluation rows: the model's probabilities and, with
     ``fit_path``, after a temperature fitted there (:func:`lsfix.core.fit_temperature`)."""
-    from lsfix.calibration_report import (
+    from lsfix.output.calibration import (
         reliability_series,
         rows_of,
         section,
         table_text,
         variant,
     )
-    from lsfix.pipeline import eval_mask
+    from lsfix.evaluation.inmemory import eval_mask
 
     mask = eval_mask(pred)
     kw = {"n_bins": bins, "n_boot": n_boot, "seed": seed, "level": level}
@@ -29,7 +29,7 @@ def calibration_section(pred: Any, *, bins: int, fit_path: str | None, n_boot: i
         from lsfix.core import fit_temperature
         from lsfix.errors import UsageError
 
-        val = load(fit_path, need_logits=True)
+        val = load(fit_path, run, need_logits=True)
         require_fit_labels(val, "--calibration-fit with its own /labels")
         if val.k != pred.k:
             raise UsageError(f"{val.name} has K={val.k} classes, {pred.name} has K={pred.k}")
@@ -41,7 +41,7 @@ def calibration_section(pred: Any, *, bins: int, fit_path: str | None, n_boot: i
     doc = section(variants)
     doc["temperature_fit"] = fitted
     if reliability is not None:
-        from lsfix.plot import reliability_plot
+        from lsfix.output.plot import reliability_plot
 
         reliability_plot(reliability_series(variants), reliability,
                          title=f"Reliability: {_base(pred.name)}")
@@ -53,9 +53,9 @@ def threshold_section(pred: Any, params_path: str) -> tuple[dict[str, Any], str]
     """The realised coverage and selective risk on ``pred``'s evaluation rows at the
     threshold of ``params_path``, next to what was certified."""
     from lsfix.cli.common import read_json_file
-    from lsfix.pipeline import correct_of, eval_mask
-    from lsfix.report import fmt
-    from lsfix.threshold import confidence_for, params_from_json, realised
+    from lsfix.evaluation.inmemory import correct_of, eval_mask
+    from lsfix.evaluation.threshold import confidence_for, params_from_json, realised
+    from lsfix.output.report import fmt
 
     t = params_from_json(read_json_file(params_path), params_path)
     conf = confidence_for(pred, t)

@@ -134,8 +134,8 @@ def choose_threshold(pred: Any, score: str, *, risk: float, delta: float,
     ``pred``: a labelled :class:`lsfix.predictions.Predictions`; ``fit``: an optional labelled
     Predictions to fit ``p`` or ``T`` on (other rows).
     """
-    from lsfix import parallel
-    from lsfix.pipeline import correct_of, eval_mask
+    from lsfix.evaluation import scheduler as parallel
+    from lsfix.evaluation.inmemory import correct_of, eval_mask
 
     correct = correct_of(pred)
     mask = eval_mask(pred)
@@ -160,13 +160,13 @@ def choose_threshold(pred: Any, score: str, *, risk: float, delta: float,
             f = tune_pnorm(fit.logits, fit.labels, grid=grid, centred=centred,
                            split={"kind": "file", "file": fit.name})
             spec = f.spec
-            conf = parallel.compute_scores(pred.logits, [spec])[spec.name]
+            conf = parallel.compute_scores(pred.logits, [spec], runner=pred.runner)[spec.name]
             res = sgr(rows(conf), ok, risk=risk, delta=delta)
             tuning = {"kind": "fit_file", "fit_file": fit.name, "fit_n": fit.n,
                       "fitted": "p", "fallback_msp": f.fallback_msp}
             return _from_result(spec.name, _spec_text(spec), res, tuning, pred.name)
         specs = [ScoreSpec("msp")] + [ScoreSpec(family, float(p)) for p in grid]
-        computed = parallel.compute_scores(pred.logits, specs)
+        computed = parallel.compute_scores(pred.logits, specs, runner=pred.runner)
         cands = [(_spec_text(s), rows(computed[s.name])) for s in specs]
         sel = sgr_select(cands, ok, risk=risk, delta=delta)
         chosen = sel.chosen or cands[0][0]
@@ -181,7 +181,7 @@ def choose_threshold(pred: Any, score: str, *, risk: float, delta: float,
                              "the threshold is certified on: pass --fit VAL, or msp_ts:T")
         t = fit_temperature(fit.logits, fit.labels)
         spec = ScoreSpec("msp_ts", t)
-        conf = parallel.compute_scores(pred.logits, [spec])[spec.name]
+        conf = parallel.compute_scores(pred.logits, [spec], runner=pred.runner)[spec.name]
         res = sgr(rows(conf), ok, risk=risk, delta=delta)
         tuning = {"kind": "fit_file", "fit_file": fit.name, "fit_n": fit.n,
                   "fitted": "temperature"}
@@ -189,7 +189,7 @@ def choose_threshold(pred: Any, score: str, *, risk: float, delta: float,
     spec = parse_score(score)
     if fit is not None:
         raise UsageError(f"-s {score} has nothing to fit; --fit goes with -s pnorm or -s msp_ts")
-    conf = parallel.compute_scores(pred.logits, [spec])[spec.name]
+    conf = parallel.compute_scores(pred.logits, [spec], runner=pred.runner)[spec.name]
     res = sgr(rows(conf), ok, risk=risk, delta=delta)
     return _from_result(spec.name, _spec_text(spec), res, {"kind": "none"}, pred.name)
 
@@ -256,13 +256,13 @@ def accept(conf: np.ndarray, t: AppliedThreshold) -> np.ndarray:
 def confidence_for(pred: Any, t: AppliedThreshold) -> np.ndarray:
     """The params' score on ``pred``: computed from its logits with the recorded spec, or a
     stored score of that name when the params carry no spec (e.g. a score table's)."""
-    from lsfix import parallel
+    from lsfix.evaluation import scheduler as parallel
 
     if t.spec is not None and pred.logits is not None:
         s = parse_score(t.spec)
         if s.family == "msp_ts" and s.param is None:
             raise InputError("spec 'msp_ts' has no temperature", file=pred.name)
-        return parallel.compute_scores(pred.logits, [s])[s.name]
+        return parallel.compute_scores(pred.logits, [s], runner=pred.runner)[s.name]
     if t.score in pred.scores:
         return pred.scores[t.score]
     if t.spec is None:
