@@ -205,12 +205,20 @@ def warn_undefined(cmd: str, results: list[Any]) -> None:
 
 
 def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False,
-                curves: list[Any] | None = None) -> list[Any]:
+                curves: list[Any] | None = None,
+                notes: dict[tuple[str, str], str] | None = None) -> list[Any]:
     """Plot lines of ``results``; ``curves`` gives each one's ``(coverage, risk)`` when the
-    results hold no per-row arrays (the out-of-core path)."""
+    results hold no per-row arrays (the out-of-core path). Files are named by their base
+    name when those are unique. ``notes[(file, score)]`` is added to that line's label (a
+    fallback to MSP, whose line then lies under MSP's)."""
+    import os
+
     from lsfix.core import rc_curve
     from lsfix.output.plot import Line
 
+    files = {r.file for r in results}
+    short = ({f: os.path.basename(f) or f for f in files}
+             if len({os.path.basename(f) for f in files}) == len(files) else {f: f for f in files})
     lines = []
     for i, r in enumerate(results):
         if curves is not None:
@@ -218,7 +226,10 @@ def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False,
         else:
             c = rc_curve(r.confidence, r.correct)
             cov, rsk = c.coverage, c.risk
-        who = f"{r.file} · {r.score}" if show_file else r.score
+        who = f"{short[r.file]} · {r.score}" if show_file else r.score
+        note = (notes or {}).get((r.file, r.score))
+        if note:
+            who = f"{who} = {note}"
         value, unit = (100 * r.metrics.aurc, "%AURC") if percent else (r.metrics.aurc, "AURC")
         label = f"{who} ({unit} {value:.4g}, {r.metrics.convention})"
         points = tuple((p.coverage, p.risk, f"risk@{p.target:g}")
@@ -402,3 +413,16 @@ class _Named:
 
     def __init__(self, r: Any) -> None:
         self.file, self.score, self.metrics = r.file, f"{r.score} [{r.group}]", r.metrics
+
+
+def fallback_notes(preds: list[Any]) -> dict[tuple[str, str], str]:
+    """``(file, score) -> "MSP (fell back)"`` for stored scores that are MSP because their
+    p-norm fit fell back (their curve is MSP's: the legend must say why it is hidden)."""
+    out = {}
+    for pred in preds:
+        for name, attrs in getattr(pred, "score_attrs", {}).items():
+            params = attrs.get("params") if isinstance(attrs, dict) else None
+            if isinstance(params, dict) and params.get("fallback_msp") is True \
+                    and name != "msp":
+                out[(pred.name, name)] = "MSP (fell back: no p beat MSP)"
+    return out
