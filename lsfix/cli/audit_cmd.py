@@ -183,7 +183,7 @@ def write_report(res: Any, pred: Any, path: str, cal: Any = None) -> list[str]:
     written: list[str] = []
     if target.md is not None:
         md = (
-            f"# lsfix audit: `{H.md_esc(res.file)}`\n\n**Verdict:** {H.md_esc(res.verdict)}\n\n"
+            f"# lsfix audit: {H.md_code(res.file)}\n\n**Verdict:** {H.md_esc(res.verdict)}\n\n"
             f"Evaluated on {res.n_eval} samples (convention `{res.convention}`). "
             f"{H.md_esc(fitted)}\n\n"
             f"## Scores\n\n{markdown_table(rows, cols)}\n"

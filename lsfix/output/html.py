@@ -41,16 +41,22 @@ def esc(value: object) -> str:
 
 def md_esc(value: object) -> str:
     """Text for a Markdown table cell or line: characters that would start markup (``|``,
-    ``*``, ``_``, backticks, brackets, ``<``, ``>``, ``#``, ``\\``) are backslash-escaped and
-    line breaks become spaces, so a hostile file name cannot inject links, HTML or rows."""
+    ``*``, backticks, brackets, ``<``, ``>``, ``#``, ``!``, ``\\``) are backslash-escaped and
+    line breaks become spaces, so a hostile file name cannot inject links, HTML or rows
+    (``_`` inside a word is not emphasis in GitHub Markdown: file names keep it as is)."""
     s = " ".join(str(value).splitlines())
     out = []
     for ch in s:
-        if ch in "\\|*_`[]<>#!":
+        if ch in "\\|*`[]<>#!":
             out.append("\\" + ch)
         else:
             out.append(ch)
     return "".join(out)
+
+
+def md_code(value: object) -> str:
+    """``value`` as a Markdown code span (backticks in it replaced by ``'``; one line)."""
+    return "`" + " ".join(str(value).replace("`", "'").splitlines()) + "`"
 
 
 @dataclass(frozen=True)
