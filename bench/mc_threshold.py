@@ -63,7 +63,7 @@ def main() -> None:
                 continue
             cands = [("informative", c)] + [(f"noise{j}", rng.random(n)) for j in range(g - 1)]
 
-            def risk_of(name: str, theta: float) -> float:
+            def risk_of(name: str, theta: float, a: float = a) -> float:
                 return true_risk(theta, a) if name == "informative" else a / 3.0
 
             sel = sgr_select(cands, ok, risk=risk, delta=delta)

@@ -357,7 +357,8 @@ def audit_cmd(
             from lsfix.output.html import report_target
 
             report_target(report)  # an unknown suffix: exit 2 before any work
-        pred = load(input, run, runner=runner, with_files=with_files, allow_incomplete=allow_incomplete,
+        pred = load(input, run, runner=runner, with_files=with_files,
+                    allow_incomplete=allow_incomplete,
                     need_labels=True, need_logits=True, ignore_index=ignore_index)
         if fit_labels is not None and val is None:
             raise UsageError("--val-labels gives the labels of the --val file; pass --val too")

@@ -7,10 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 
-def calibration_section(pred: Any, run: Any, *, bins: int, fit_path: str | None, n_boot: int, seed: int,
+def calibration_section(pred: Any, run: Any, *, bins: int, fit_path: str | None,
+                        n_boot: int, seed: int,
                         level: float, reliability: str | None) -> tuple[dict[str, Any], str]:
     """Calibration of ``pred``'s evaluation rows: the model's probabilities and, with
     ``fit_path``, after a temperature fitted there (:func:`lsfix.core.fit_temperature`)."""
+    from lsfix.evaluation.inmemory import eval_mask
     from lsfix.output.calibration import (
         reliability_series,
         rows_of,
@@ -18,10 +20,9 @@ def calibration_section(pred: Any, run: Any, *, bins: int, fit_path: str | None,
         table_text,
         variant,
     )
-    from lsfix.evaluation.inmemory import eval_mask
 
     mask = eval_mask(pred)
-    kw = {"n_bins": bins, "n_boot": n_boot, "seed": seed, "level": level}
+    kw: dict[str, Any] = {"n_bins": bins, "n_boot": n_boot, "seed": seed, "level": level}
     variants = [variant(rows_of(pred, mask), "model (T = 1)", **kw)]
     fitted = None
     if fit_path is not None:
@@ -36,7 +37,8 @@ def calibration_section(pred: Any, run: Any, *, bins: int, fit_path: str | None,
         t = fit_temperature(val.logits, val.labels)
         fitted = {"file": val.name, "n": val.n, "temperature": t}
         val.close()
-        variants.append(variant(rows_of(pred, mask, t), f"T = {t:.4g} (fitted on {_base(val.name)})",
+        label = f"T = {t:.4g} (fitted on {_base(val.name)})"
+        variants.append(variant(rows_of(pred, mask, t), label,
                                 **kw))
     doc = section(variants)
     doc["temperature_fit"] = fitted

@@ -16,7 +16,8 @@ confidence is ``c = max_k π_k = 1 / Σ_k exp(z_k/T − z_(1)/T)`` and a row is 
     confidences to float32 and takes float32 ``linspace`` edges, which are not always the
     float32 nearest to ``j / B`` (for ``B = 15``, its edge 3/15 is 0.20000002): a confidence
     within float32 rounding of an edge can land in the other bin there. lsfix uses the exact
-    edges ``j / B`` in float64 (``numpy.linspace`` would give 0.6000000000000001 for 3/5). ``acc_b`` and ``conf_b`` are the bin's mean correctness and
+    edges ``j / B`` in float64 (``numpy.linspace`` would give 0.6000000000000001 for 3/5).
+    ``acc_b`` and ``conf_b`` are the bin's mean correctness and
     mean confidence.
 ``ece_mass`` (equal-mass ECE)
     The same sum over ``B`` bins whose edges are the sample quantiles of the confidences

@@ -11,7 +11,8 @@ selective risk ``P(wrong | c ≥ θ)`` is at most the reported ``bound ≤ r*``.
     the largest ``b`` with ``P(Bin(m, b) ≤ e) ≥ δ`` (SGR's ``B*(r̂, δ, S)``). Computed by
     bisection on ``b`` to float64 resolution; the upper end of the final bracket is widened
     by a relative ``1e-9`` (:data:`SAFETY`) so that rounding in the tail can never return a
-    value below the exact root (tested against exact rational arithmetic); the binomial tail is the regularised incomplete beta
+    value below the exact root (tested against exact rational arithmetic); the binomial tail
+    is the regularised incomplete beta
     ``P(Bin(m, b) ≤ e) = I_{1−b}(m − e, e + 1)``, evaluated by its continued fraction. ``e = m``
     gives 1; ``m = 0`` gives 1 (nothing is certified about an empty set).
 ``sgr(confidence, correct, risk=r*, delta=δ)``

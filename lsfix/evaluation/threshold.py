@@ -121,7 +121,8 @@ def _from_result(name: str, spec: str | None, res: SGRResult, tuning: dict[str, 
     return ThresholdParams(
         score=name, spec=spec, threshold=res.threshold, certified=res.certified,
         certified_coverage=res.coverage, bound=res.bound, empirical_risk=res.risk,
-        risk=res.target_risk, delta=res.delta if delta is None else delta, n=res.n, n_accepted=res.n_accepted,
+        risk=res.target_risk, delta=res.delta if delta is None else delta, n=res.n,
+        n_accepted=res.n_accepted,
         n_errors=res.n_errors, n_tests=len(res.tests), delta_per_test=res.delta_per_test,
         tuning=tuning, file=file)
 
@@ -147,9 +148,9 @@ def choose_threshold(pred: Any, score: str, *, risk: float, delta: float,
     family, _, arg = score.strip().partition(":")
     family = family.replace("-", "_")
     if score in pred.scores:
-        spec = spec_of_stored(pred.score_attrs.get(score, {}))
+        stored = spec_of_stored(pred.score_attrs.get(score, {}))
         res = sgr(rows(pred.scores[score]), ok, risk=risk, delta=delta)
-        return _from_result(score, spec, res, {"kind": "none", "note": "stored score"},
+        return _from_result(score, stored, res, {"kind": "none", "note": "stored score"},
                             pred.name)
     if pred.logits is None:
         have = ", ".join(pred.scores) or "none"
@@ -159,12 +160,12 @@ def choose_threshold(pred: Any, score: str, *, risk: float, delta: float,
         if fit is not None:
             f = tune_pnorm(fit.logits, fit.labels, grid=grid, centred=centred,
                            split={"kind": "file", "file": fit.name})
-            spec = f.spec
-            conf = parallel.compute_scores(pred.logits, [spec], runner=pred.runner)[spec.name]
+            tuned = f.spec
+            conf = parallel.compute_scores(pred.logits, [tuned], runner=pred.runner)[tuned.name]
             res = sgr(rows(conf), ok, risk=risk, delta=delta)
             tuning = {"kind": "fit_file", "fit_file": fit.name, "fit_n": fit.n,
                       "fitted": "p", "fallback_msp": f.fallback_msp}
-            return _from_result(spec.name, _spec_text(spec), res, tuning, pred.name)
+            return _from_result(tuned.name, _spec_text(tuned), res, tuning, pred.name)
         specs = [ScoreSpec("msp")] + [ScoreSpec(family, float(p)) for p in grid]
         computed = parallel.compute_scores(pred.logits, specs, runner=pred.runner)
         cands = [(_spec_text(s), rows(computed[s.name])) for s in specs]
@@ -180,18 +181,18 @@ def choose_threshold(pred: Any, score: str, *, risk: float, delta: float,
             raise UsageError("msp_ts's temperature must be fitted on rows other than the ones "
                              "the threshold is certified on: pass --fit VAL, or msp_ts:T")
         t = fit_temperature(fit.logits, fit.labels)
-        spec = ScoreSpec("msp_ts", t)
-        conf = parallel.compute_scores(pred.logits, [spec], runner=pred.runner)[spec.name]
+        scaled = ScoreSpec("msp_ts", t)
+        conf = parallel.compute_scores(pred.logits, [scaled], runner=pred.runner)[scaled.name]
         res = sgr(rows(conf), ok, risk=risk, delta=delta)
         tuning = {"kind": "fit_file", "fit_file": fit.name, "fit_n": fit.n,
                   "fitted": "temperature"}
-        return _from_result(spec.name, _spec_text(spec), res, tuning, pred.name)
-    spec = parse_score(score)
+        return _from_result(scaled.name, _spec_text(scaled), res, tuning, pred.name)
+    fixed = parse_score(score)
     if fit is not None:
         raise UsageError(f"-s {score} has nothing to fit; --fit goes with -s pnorm or -s msp_ts")
-    conf = parallel.compute_scores(pred.logits, [spec], runner=pred.runner)[spec.name]
+    conf = parallel.compute_scores(pred.logits, [fixed], runner=pred.runner)[fixed.name]
     res = sgr(rows(conf), ok, risk=risk, delta=delta)
-    return _from_result(spec.name, _spec_text(spec), res, {"kind": "none"}, pred.name)
+    return _from_result(fixed.name, _spec_text(fixed), res, {"kind": "none"}, pred.name)
 
 
 # --------------------------------------------------------------------------------------------

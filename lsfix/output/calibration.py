@@ -236,7 +236,7 @@ def audit_calibration(res: Any, pred: Any, *, n_bins: int = N_BINS, n_boot: int 
     """Calibration of an audit's evaluation rows before and after its fitted temperature,
     and accuracy / calibration / AURC of MSP, msp_ts and pNorm side by side."""
     mask = res.eval_rows
-    kw = {"n_bins": n_bins, "n_boot": n_boot, "seed": seed, "level": level}
+    kw: dict[str, Any] = {"n_bins": n_bins, "n_boot": n_boot, "seed": seed, "level": level}
     model = variant(rows_of(pred, mask), "model (T = 1)", **kw)
     scaled = variant(rows_of(pred, mask, res.temperature), f"T = {res.temperature:.4g}", **kw)
     by = {r.score: r for r in res.results}

@@ -175,9 +175,9 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], *,
     marked (bold, ★)."""
     best: dict[str, float] = {}
     for c in columns:
-        vals = [r.get(c.key) for r in rows]
-        vals = [v for v in vals if isinstance(v, int | float) and not isinstance(v, bool)
-                and not math.isnan(v)]
+        vals: list[float] = [float(v) for v in (r.get(c.key) for r in rows)
+                             if isinstance(v, int | float) and not isinstance(v, bool)
+                             and not math.isnan(v)]
         if c.lower_is_better is not None and len(vals) > 1 and min(vals) != max(vals):
             best[c.key] = min(vals) if c.lower_is_better else max(vals)
     head = "".join(f"<th class='l'>{esc(k)}</th>" for k in label_keys)

@@ -8,7 +8,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 
@@ -155,8 +154,8 @@ def test_score_params_usage_errors(run: Any, files: Any, error_of: Any, tmp_path
 
 
 def test_curve_calibration_json_and_table(run: Any, files: Any, tmp_path: Path) -> None:
-    from lsfix.core.calibration import calibration_metrics, calibration_rows
     import lsfix
+    from lsfix.core.calibration import calibration_metrics, calibration_rows
 
     pred = lsfix.read(files.a)
     ref = calibration_metrics(calibration_rows(pred.logits.rows(0, pred.n), pred.labels), 10)
