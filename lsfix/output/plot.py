@@ -167,15 +167,16 @@ def draw_lines(
         z = axes[1]
         z.set_xlim(*zoom)
         top = 0.0
+        y_from = max(zoom[0], NOISY_START)  # the first accepted rows' noise sets no height
         for line in [*lines, *(Line(lab, ex, ey) for lab, ex, ey in extra)]:
             x, y = np.asarray(line.x), np.asarray(line.y)
-            sel = (x >= zoom[0]) & (x <= zoom[1]) & np.isfinite(y)
+            sel = (x >= y_from) & (x <= zoom[1]) & np.isfinite(y)
             if sel.any():
                 top = max(top, float(np.max(y[sel])))
         low = top
         for line in lines:
             x, y = np.asarray(line.x), np.asarray(line.y)
-            sel = (x >= zoom[0]) & (x <= zoom[1]) & np.isfinite(y)
+            sel = (x >= y_from) & (x <= zoom[1]) & np.isfinite(y)
             if sel.any():
                 low = min(low, float(np.min(y[sel])))
         pad = 0.08 * (top - low) if top > low else (0.08 * top or 0.01)
@@ -196,13 +197,14 @@ def draw_lines(
 
 def place_labels(ax, items: Sequence[tuple[float, float, str]]) -> None:  # type: ignore[no-untyped-def]
     """Annotate points so that no two labels overprint: each label tries offsets around its
-    point, nearest first, and takes the first whose box overlaps no label placed before it
-    (points outside the panel's limits are not labelled there)."""
+    point, nearest first, and takes the first whose box stays inside the panel and overlaps
+    no label placed before it (points outside the panel's limits are not labelled there)."""
     if not items:
         return
     x0, x1 = sorted(ax.get_xlim())
     y0, y1 = sorted(ax.get_ylim())
     renderer = ax.figure.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
     placed = []
     offsets = [(-8, 10), (8, 10), (-8, -16), (8, -16), (-8, 24), (8, 24), (-8, -30), (8, -30),
                (-8, 38), (8, 38), (-8, -44), (8, -44)]
@@ -216,7 +218,9 @@ def place_labels(ax, items: Sequence[tuple[float, float, str]]) -> None:  # type
                               bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
                                     "alpha": 0.8})
             box = ann.get_window_extent(renderer)
-            if not any(box.overlaps(b) for b in placed):
+            inside = (frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0
+                      and box.y1 <= frame.y1)
+            if inside and not any(box.overlaps(b) for b in placed):
                 break
             ann.remove()
             ann = None
@@ -262,11 +266,22 @@ def rc_zoom(lines: Sequence[Line]) -> tuple[float, float] | None:
     tail = (1.0 - ZOOM_SHARE) / 2
     lo = float(grid[int(np.searchsorted(cum, tail))])
     hi = float(grid[min(len(grid) - 1, int(np.searchsorted(cum, 1.0 - tail)))])
-    if hi - lo > 0.85:
-        return None
     width = max(hi - lo, 0.05)
     lo, hi = max(0.0, lo - 0.1 * width), min(1.0, hi + 0.1 * width)
-    return (lo, hi)
+    if hi - lo <= 0.8:
+        return (lo, hi)
+    # the curves differ everywhere. On an accurate model the first few accepted rows (a
+    # handful of samples: noisy risks) set the main panel's height and flatten the rest;
+    # then zoom on everything past them, with the height of that part
+    early = grid < NOISY_START
+    if stack[:, early].max() > 2.0 * stack[:, ~early].max():
+        return (NOISY_START, 1.0)
+    return None
+
+
+#: coverage below which a risk-coverage curve is a handful of samples (the y range of the
+#: zoom panel ignores it)
+NOISY_START = 0.05
 
 
 def rc_plot(lines: Sequence[Line], path: str, *, title: str = "Risk-coverage curve",

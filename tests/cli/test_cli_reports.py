@@ -269,3 +269,15 @@ def test_compare_html_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert img.shape[:2] == (2400, 1200)
     dark = (img[..., :3].mean(axis=2) < 0.5).mean()
     assert 0.005 < dark < 0.5, dark
+
+
+def test_accurate_model_zoom_skips_the_noisy_first_rows() -> None:
+    """Curves that differ everywhere, with a spike from the first few accepted rows: the zoom
+    shows everything past them at their own height."""
+    from lsfix.output.plot import NOISY_START, Line, rc_zoom
+
+    x = np.linspace(0.0005, 1, 2000)
+    spike = np.where(x < 0.02, 0.12, 0.0)
+    a = Line("a", x, 0.004 + 0.004 * x + spike)
+    b = Line("b", x, 0.0002 * x)
+    assert rc_zoom([a, b]) == (NOISY_START, 1.0)
