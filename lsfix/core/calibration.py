@@ -319,26 +319,72 @@ def calibration_metrics(rows: CalibrationRows, n_bins: int = N_BINS) -> Calibrat
     )
 
 
+class _Weighted:
+    """Every metric of :data:`CALIBRATION_METRICS` for row weights (how often a bootstrap
+    replicate drew each row) without materialising the resample: equal-width bins are fixed
+    per row; equal-mass edges are the quantiles of the weighted sample, read off the sorted
+    confidences and the cumulative weights (numpy's linear interpolation on the expanded
+    sample, exactly)."""
+
+    def __init__(self, rows: CalibrationRows, n_bins: int) -> None:
+        self.nb = n_bins
+        self.c = rows.confidence
+        self.y = rows.correct.astype(np.float64)
+        self.nll, self.brier = rows.nll, rows.brier
+        edges = np.arange(n_bins + 1, dtype=np.float64) / n_bins
+        self.width_idx = np.searchsorted(edges, self.c, side="right") - 1
+        self.order = np.argsort(self.c, kind="stable")
+        self.sorted_c = self.c[self.order]
+
+    def _gap_sum(self, idx: np.ndarray, w: np.ndarray, slots: int, total: float
+                 ) -> tuple[float, float]:
+        cnt = np.bincount(idx, weights=w, minlength=slots)
+        acc = np.bincount(idx, weights=w * self.y, minlength=slots)
+        conf = np.bincount(idx, weights=w * self.c, minlength=slots)
+        ok = cnt > 0
+        gaps = np.abs(acc[ok] / cnt[ok] - conf[ok] / cnt[ok])
+        return float(np.sum(cnt[ok] * gaps) / total), float(gaps.max())
+
+    def values(self, w: np.ndarray) -> list[float]:
+        total = float(w.sum())
+        ece_v, mce_v = self._gap_sum(self.width_idx, w, self.nb + 1, total)
+        # equal-mass edges: quantile q of the expanded sorted sample of size N
+        cum = np.cumsum(w[self.order])
+        size = int(round(total))
+        h = (size - 1) * np.linspace(0.0, 1.0, self.nb + 1)
+        lo_i = np.floor(h).astype(np.int64)
+        hi_i = np.minimum(lo_i + 1, size - 1)
+        lo_v = self.sorted_c[np.searchsorted(cum, lo_i, side="right")]
+        hi_v = self.sorted_c[np.searchsorted(cum, hi_i, side="right")]
+        edges = lo_v + (h - lo_i) * (hi_v - lo_v)
+        edges[0], edges[-1] = 0.0, 1.0
+        mass_idx = np.minimum(np.searchsorted(edges, self.c, side="right") - 1, self.nb - 1)
+        mass_v, _ = self._gap_sum(mass_idx, w, self.nb, total)
+        return [float(np.dot(w, self.y) / total), ece_v, mass_v, mce_v,
+                float(np.dot(w, self.nll) / total), float(np.dot(w, self.brier) / total)]
+
+
 def calibration_bootstrap(rows: CalibrationRows, n_bins: int = N_BINS, *, n_boot: int = 1000,
                           seed: int = 0, level: float = 0.95) -> dict[str, Interval]:
     """Percentile bootstrap intervals of every metric of :data:`CALIBRATION_METRICS`.
 
     A replicate draws ``n`` rows with replacement exactly as :func:`lsfix.core.bootstrap_ci`
     does with the same ``seed`` and recomputes the metrics (equal-mass edges included) on
-    them.
+    them, from the draw counts (:class:`_Weighted`: O(n) per replicate, no copy of the rows).
     """
     if n_boot < 1:
         raise UsageError(f"bootstrap replicates must be >= 1, got {n_boot}")
     if not 0 < level < 1:
         raise UsageError(f"confidence level must be in (0, 1), got {level}")
-    full = calibration_metrics(rows, n_bins)
+    nb = _check_bins(n_bins)
+    full = calibration_metrics(rows, nb)
     reps = np.full((len(CALIBRATION_METRICS), n_boot), np.nan)
-    base = np.arange(rows.n)
-    for i, counts in enumerate(_replicate_counts(rows.n, None, n_boot, seed)):
-        if counts is None:
-            continue
-        m = calibration_metrics(rows.take(np.repeat(base, counts.astype(np.int64))), n_bins)
-        reps[:, i] = [getattr(m, k) for k in CALIBRATION_METRICS]
+    if rows.n:
+        weighted = _Weighted(rows, nb)
+        for i, counts in enumerate(_replicate_counts(rows.n, None, n_boot, seed)):
+            if counts is None:
+                continue
+            reps[:, i] = weighted.values(counts)
     out = {}
     for j, k in enumerate(CALIBRATION_METRICS):
         lo, hi, valid = _percentiles(reps[j], level)
