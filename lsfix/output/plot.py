@@ -238,7 +238,8 @@ ZOOM_SHARE = 0.9
 def rc_zoom(lines: Sequence[Line]) -> tuple[float, float] | None:
     """The coverage range where the curves differ: the central :data:`ZOOM_SHARE` of
     ``∫ (max − min of the lines' risks) / (their mean risk) d coverage`` (the mean floored at
-    2 % of the largest risk), on a grid of 400 coverages from 0.25 %. None (no
+    2 % of the largest risk), on a grid of 400 coverages from 0.25 %. None (no zoom panel)
+    when the curves' areas agree within :data:`SAME_AREA` (0.5 %), or (no
     zoom panel) with fewer than two lines, when they never differ, or when that range is
     nearly the whole axis (the main panel shows it already)."""
     if len(lines) < 2:
@@ -255,6 +256,9 @@ def rc_zoom(lines: Sequence[Line]) -> tuple[float, float] | None:
     if len(risks) < 2:
         return None
     stack = np.vstack(risks)
+    areas = stack.mean(axis=1)  # each curve's area on the grid (its AURC, nearly)
+    if areas.max() <= (1.0 + SAME_AREA) * areas.min():
+        return None  # the same curve for every practical purpose: nothing to zoom on
     # relative to the curves' level: at high coverage every risk is large and small relative
     # differences look big on the main panel already; the zoom is for where they are hidden
     floor = 0.02 * max(float(stack.max()), 1e-12)
@@ -278,6 +282,9 @@ def rc_zoom(lines: Sequence[Line]) -> tuple[float, float] | None:
         return (NOISY_START, 1.0)
     return None
 
+
+#: curves whose areas agree within this relative margin count as one (no zoom panel)
+SAME_AREA = 0.005
 
 #: coverage below which a risk-coverage curve is a handful of samples (the y range of the
 #: zoom panel ignores it)
