@@ -238,10 +238,13 @@ ZOOM_SHARE = 0.9
 def rc_zoom(lines: Sequence[Line]) -> tuple[float, float] | None:
     """The coverage range where the curves differ: the central :data:`ZOOM_SHARE` of
     ``∫ (max − min of the lines' risks) / (their mean risk) d coverage`` (the mean floored at
-    2 % of the largest risk), on a grid of 400 coverages from 0.25 %. None (no zoom panel)
-    when the curves' areas agree within :data:`SAME_AREA` (0.5 %), or (no
-    zoom panel) with fewer than two lines, when they never differ, or when that range is
-    nearly the whole axis (the main panel shows it already)."""
+    2 % of the largest risk), on a grid of 400 coverages from 0.25 %, widened by a tenth.
+
+    None (no zoom panel) with fewer than two lines, when the curves' areas agree within
+    :data:`SAME_AREA` (one curve for every practical purpose), or when the range is more than
+    80 % of the axis (the main panel shows it) - unless the first :data:`NOISY_START` of
+    coverage (a handful of rows) is more than twice as high as the rest: then the zoom is
+    everything past it, at that part's height (an accurate model's flat curves)."""
     if len(lines) < 2:
         return None
     grid = np.linspace(0.0025, 1.0, 400)

@@ -208,6 +208,7 @@ def test_rc_zoom_follows_the_differences_or_is_left_out() -> None:
     lo, hi = rc_zoom([a, b])  # type: ignore[misc]
     assert lo == 0.0 and 0.25 < hi < 0.4
     assert rc_zoom([a]) is None and rc_zoom([a, a]) is None
+    assert rc_zoom([a, Line("a2", x, 0.1 * x ** 3 * 1.001)]) is None  # the same curve, nearly
     # twice the risk at every coverage: they differ everywhere, the main panel shows it
     d, e = Line("d", x, 0.05 + 0.1 * x), Line("e", x, 0.1 + 0.2 * x)
     assert rc_zoom([d, e]) is None
