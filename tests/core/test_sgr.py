@@ -200,3 +200,15 @@ def test_monte_carlo_violation_rate_is_at_most_delta() -> None:
         bad += res.certified and true_risk(res.threshold, a) > risk
     assert certified > 250
     assert bad / 300 <= delta
+
+
+def test_every_test_is_at_delta_over_k() -> None:
+    rng = np.random.default_rng(5)
+    c = rng.random(1000)
+    y = rng.random(1000) >= 0.4 * (1 - c) ** 2
+    res = sgr(c, y, risk=0.05, delta=0.1)
+    k = n_tests(1000)
+    assert k == 10 and len(res.tests) == k and res.delta_per_test == 0.1 / k
+    for t in res.tests:
+        assert t.bound == binomial_upper_bound(t.n_errors, t.n_accepted, 0.1 / k)
+        assert t.n_accepted == int(np.count_nonzero(c >= t.threshold))
