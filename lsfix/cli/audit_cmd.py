@@ -40,13 +40,15 @@ from lsfix.cli.curve_cmd import (
 HELP = """Audit any classifier's logits: every confidence score, MaxLogit-pNorm with p fitted
 on --val (or on a held-out --fit-fraction of the input, excluded from the numbers), the paired
 bootstrap difference pNorm − MSP, a plain-language verdict, and the label smoothing the logit
-gaps reveal (a ceiling at log(1 + K(1−α)/α) means LS with α; none means plain CE). --report
-DIR writes report.md, report.html and the plots (RC curves, the label-smoothing mechanism,
+gaps reveal (a ceiling at log(1 + K(1−α)/α) means LS with α; none means plain CE), with
+accuracy, calibration (ECE, NLL, Brier) and AURC side by side for the model, the fitted
+temperature and pNorm. --report audit.html writes one self-contained page; --report DIR/
+report.md, report.html and the plots (RC curves, reliability, the label-smoothing mechanism,
 the histogram of logit gaps).
 
 Examples:
 
-  lsfix audit test.h5 --val val.h5 --report audit/
+  lsfix audit test.h5 --val val.h5 --report audit.html
 
   lsfix audit logits.npz --format json | jq .verdict
 """
