@@ -148,6 +148,7 @@ def choose_threshold(pred: Any, score: str, *, risk: float, delta: float,
     family, _, arg = score.strip().partition(":")
     family = family.replace("-", "_")
     if score in pred.scores:
+        _refuse_tuned_here(pred, score)
         stored = spec_of_stored(pred.score_attrs.get(score, {}))
         res = sgr(rows(pred.scores[score]), ok, risk=risk, delta=delta)
         return _from_result(score, stored, res, {"kind": "none", "note": "stored score"},
@@ -193,6 +194,42 @@ def choose_threshold(pred: Any, score: str, *, risk: float, delta: float,
     conf = parallel.compute_scores(pred.logits, [fixed], runner=pred.runner)[fixed.name]
     res = sgr(rows(conf), ok, risk=risk, delta=delta)
     return _from_result(fixed.name, _spec_text(fixed), res, {"kind": "none"}, pred.name)
+
+
+def _refuse_tuned_here(pred: Any, score: str) -> None:
+    """A stored score whose p was tuned on a file that is this input (``normalise --fit``
+    recorded the file in its params): certifying on those rows would see them twice."""
+    import os
+
+    params = pred.score_attrs.get(score, {}).get("params", {})
+    split = params.get("split") if isinstance(params, dict) else None
+    if not isinstance(split, dict) or split.get("kind") != "file":
+        return
+    fitted = split.get("file")
+    if not isinstance(fitted, str) or not fitted:
+        return
+    here = pred.name
+    same = fitted == here
+    if not same and os.path.exists(fitted) and os.path.exists(here):
+        same = os.path.samefile(fitted, here)
+    if not same and os.path.isfile(fitted):  # a scores file of those rows: same fingerprint
+        from lsfix.errors import LsfixError
+        from lsfix.readers.entry import read
+        from lsfix.readers.scoresfile import fingerprint
+
+        try:
+            other = read(fitted)
+            try:
+                same = fingerprint(other) == fingerprint(pred)
+            finally:
+                other.close()
+        except (LsfixError, OSError):
+            same = False  # unreadable now: nothing to compare
+    if same:
+        raise UsageError(f"{here}: /scores/{score} was tuned on this file ({fitted}); a "
+                         "threshold certified on the rows p was tuned on has no guarantee. "
+                         "Certify on other rows, or on the logits alone, where -s pnorm tunes "
+                         "p with a union bound over the grid")
 
 
 # --------------------------------------------------------------------------------------------

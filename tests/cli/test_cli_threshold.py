@@ -192,3 +192,20 @@ def test_audit_shows_accuracy_calibration_and_ranking_side_by_side(run: Any,
     t = run(["audit", files.a, "--val", files.val, "-b", "20", "-f", "table"])
     assert "accuracy, calibration and selective classification" in t.stdout
     assert "pNorm re-ranks rows without changing any probability" in t.stdout
+
+
+def test_a_stored_pnorm_tuned_on_these_rows_is_refused(run: Any, big: Any, error_of: Any,
+                                                        tmp_path: Path) -> None:
+    """normalise --fit X records X; certifying on X's rows (the logits joined, or X's own
+    scores file, found by fingerprint) would see them twice."""
+    same = tmp_path / "same.h5"
+    assert run(["normalise", big["ls"], "--fit", big["ls"], "-o", same]).code == 0
+    for args in ([same], [big["ls"], "--with", same]):
+        r = run(["threshold", *args, "-s", "pnorm", "--risk", "0.2"])
+        assert r.code == 2, r.stderr
+        assert "/scores/pnorm was tuned on this file" in error_of(r, "threshold")
+    other = tmp_path / "other.h5"
+    assert run(["normalise", big["ls"], "--fit", big["val"], "-o", other]).code == 0
+    d = _doc(run, other, "-s", "pnorm", "--risk", "0.2")
+    assert d["tuning"] == {"kind": "none", "note": "stored score"} and d["spec"].startswith(
+        "pnorm:")
