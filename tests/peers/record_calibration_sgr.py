@@ -99,7 +99,20 @@ def record_calibration() -> dict:
                 float(brier_score_loss(y, p, labels=list(range(k)), scale_by_half=False)),
         }
         out.append({**case, "outputs": res})
+    env = {"python": platform.python_version(), "numpy": np.__version__,
+           "torch": torch.__version__, "torchmetrics": torchmetrics.__version__,
+           "netcal": netcal.__version__, "scikit-learn": sklearn.__version__}
     return {
+        "peer": "torchmetrics, netcal, scikit-learn",
+        "repository": "https://pypi.org/project/torchmetrics/ https://pypi.org/project/netcal/ "
+                      "https://pypi.org/project/scikit-learn/",
+        "commit": f"PyPI releases: torchmetrics {torchmetrics.__version__}, netcal "
+                  f"{netcal.__version__}, scikit-learn {sklearn.__version__}",
+        "files": ["torchmetrics/functional/classification/calibration_error.py",
+                  "netcal/metrics/confidence/ECE.py", "netcal/metrics/confidence/MCE.py",
+                  "netcal/metrics/Miscalibration.py", "sklearn/metrics/_classification.py"],
+        "called": "see peers.*.called",
+        "environment": env,
         "peers": {
             "torchmetrics": {"version": torchmetrics.__version__, "torch": torch.__version__,
                              "called": "MulticlassCalibrationError(num_classes=K, n_bins=B, "
@@ -112,7 +125,7 @@ def record_calibration() -> dict:
                                        "brier_score_loss(labels, probs, labels=range(K), "
                                        "scale_by_half=False)"},
         },
-        "numpy": np.__version__, "python": platform.python_version(), "command": COMMAND,
+        "command": COMMAND,
         "cases": out,
     }
 
@@ -152,14 +165,15 @@ def record_sgr() -> dict:
                        "bound": float(ev.calculate_bound(delta, m, erm))})
     import scipy
     return {
-        "peer": {"repository": "https://github.com/IML-DKFZ/fd-shifts", "commit": FD_COMMIT,
-                 "file": "fd_shifts/analysis/eval_utils.py",
-                 "called": "ConfidEvaluator(confids, correct, labels=None, query_metrics=[], "
-                           "query_plots=[], bins=20).get_val_risk_scores(rstar, delta) and "
-                           ".calculate_bound(delta, m, erm)",
-                 "scipy": scipy.__version__},
-        "numpy": np.__version__, "python": platform.python_version(), "command": COMMAND,
-        "runs": runs, "bounds": bounds,
+        "peer": "fd-shifts", "repository": "https://github.com/IML-DKFZ/fd-shifts",
+        "commit": FD_COMMIT, "files": ["fd_shifts/analysis/eval_utils.py"],
+        "called": "ConfidEvaluator(confids, correct, labels=None, query_metrics=[], "
+                  "query_plots=[], bins=20).get_val_risk_scores(rstar, delta) and "
+                  ".calculate_bound(delta, m, erm)",
+        "environment": {"python": platform.python_version(), "numpy": np.__version__,
+                        "scipy": scipy.__version__},
+        "command": COMMAND,
+        "cases": runs, "bounds": bounds,
     }
 
 

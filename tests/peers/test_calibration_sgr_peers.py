@@ -36,7 +36,7 @@ def test_recorded_versions_are_named() -> None:
     assert peers["torchmetrics"]["version"] == "1.9.0"
     assert peers["netcal"]["version"] == "1.4.0"
     assert peers["scikit-learn"]["version"] == "1.9.1"
-    assert SGR["peer"]["commit"] == "c4467aec134e99691359da209f811d91283fc1e3"
+    assert SGR["commit"] == "c4467aec134e99691359da209f811d91283fc1e3"
     assert set(CASES) == {"k10_random", "k2_random", "k100_random", "edge_ties_5bins",
                           "k4_coarse_ties"}
 
@@ -143,7 +143,7 @@ def fd_shifts_search(c: np.ndarray, correct: np.ndarray, rstar: float, delta: fl
     return {"val_risk": risk, "val_cov": cov, "theta": theta}
 
 
-@pytest.mark.parametrize("run", SGR["runs"], ids=lambda r: r["name"])
+@pytest.mark.parametrize("run", SGR["cases"], ids=lambda r: r["name"])
 def test_fd_shifts_sgr_is_reproduced_and_lsfix_certifies(run: dict) -> None:
     c = np.array(run["confids"])
     y = np.array(run["correct"])
