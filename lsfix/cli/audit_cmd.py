@@ -10,27 +10,28 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
-    InputKindOpt,
-    LabelsOpt,
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
     IgnoreIndexOpt,
     InputArg,
+    InputKindOpt,
+    LabelsOpt,
     OutputOpt,
     SchedulerOpt,
     WithOpt,
     check_convention,
     load,
     report_format,
-    require_fit_labels,
     use_scheduler,
 )
 from lsfix.cli.curve_cmd import (
     BootUnitOpt,
     ByOpt,
     LevelOpt,
+    MemoryLimitOpt,
     SeedOpt,
+    SubsampleOpt,
     check_boot,
     check_boot_unit,
     render_table,
@@ -84,8 +85,8 @@ def audit_json(res: Any) -> dict[str, Any]:
 
 def label_smoothing_json(res: Any) -> dict[str, Any] | None:
     """The logit-gap ceiling (lsfix.core.ceiling) with its sentences and the recorded α."""
-    from lsfix.evaluation.audit import label_smoothing_notes, label_smoothing_summary
     from lsfix.core.ceiling import ceiling_from_alpha
+    from lsfix.evaluation.audit import label_smoothing_notes, label_smoothing_summary
 
     ls = res.label_smoothing
     if ls is None:
@@ -339,15 +340,16 @@ def audit_cmd(
     allow_incomplete: AllowIncompleteOpt = False,
     labels: LabelsOpt = None,
     input_kind: InputKindOpt = None,
+    subsample: SubsampleOpt = None,
+    memory_limit: MemoryLimitOpt = "2G",
     bins: Annotated[int, typer.Option(
         "--bins", help="Bins of ECE/MCE and the reliability diagram.")] = 15,
 ) -> None:
     with handle_errors("audit", labels=labels, kind=input_kind,
                        inputs=[input]) as run, use_scheduler(scheduler) as runner:
-        from lsfix.evaluation.audit import audit
         from lsfix.errors import UsageError
-        from lsfix.streams import write_text_atomic
         from lsfix.output.report import document, dumps
+        from lsfix.streams import write_text_atomic
 
         check_convention(convention)
         check_boot(bootstrap, level)
@@ -359,22 +361,27 @@ def audit_cmd(
             from lsfix.output.html import report_target
 
             report_target(report)  # an unknown suffix: exit 2 before any work
+        from lsfix.evaluation.audit import audit_planned
+        from lsfix.evaluation.bounded import parse_memory_limit
+
+        limit = parse_memory_limit(memory_limit)
+        defer = not labels and not with_files  # dense labels stay on disk until needed
         pred = load(input, run, runner=runner, with_files=with_files,
-                    allow_incomplete=allow_incomplete,
-                    need_labels=True, need_logits=True, ignore_index=ignore_index)
+                    allow_incomplete=allow_incomplete, need_labels=True, need_logits=True,
+                    ignore_index=ignore_index, defer_dense_labels=defer)
         if fit_labels is not None and val is None:
             raise UsageError("--val-labels gives the labels of the --val file; pass --val too")
         val_pred = (load(val, run, need_logits=True, ignore_index=ignore_index,
-                         labels=fit_labels)
+                         labels=fit_labels, defer_dense_labels=fit_labels is None)
                     if val else None)
-        if val_pred is not None:
-            require_fit_labels(val_pred, "--val-labels")
-        res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
-                    convention=convention, n_boot=bootstrap, level=level, by=by,
-                    bootstrap_unit=bootstrap_unit)
+        res, evaluated = audit_planned(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
+                                       convention=convention, n_boot=bootstrap, level=level,
+                                       by=by, bootstrap_unit=bootstrap_unit,
+                                       subsample=subsample, memory_limit=limit,
+                                       fit_option="--val-labels")
         from lsfix.output.calibration import audit_calibration, check_bins
 
-        cal = audit_calibration(res, pred, n_bins=check_bins(bins), n_boot=bootstrap,
+        cal = audit_calibration(res, evaluated, n_bins=check_bins(bins), n_boot=bootstrap,
                                 seed=seed, level=level)
         from lsfix.evaluation.inmemory import small_fit_warning
 
@@ -399,7 +406,7 @@ def audit_cmd(
         else:
             text = audit_text(res) + "\n" + cal.text()
         if report is not None:
-            write_report(res, pred, report, cal)
+            write_report(res, evaluated, report, cal)
         write_text_atomic(output, text)
         pred.close()
         if val_pred is not None:
