@@ -8,19 +8,19 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, warn
 from lsfix.cli.common import (
-    load,
-    InputKindOpt,
-    LabelsOpt,
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
     IgnoreIndexOpt,
     InputArg,
+    InputKindOpt,
+    LabelsOpt,
     OutputOpt,
     SchedulerOpt,
     SchedulerTimeoutOpt,
     WithOpt,
     check_convention,
+    load,
     parse_floats,
     report_format,
     use_scheduler,
@@ -61,6 +61,19 @@ BootUnitOpt = Annotated[str, typer.Option(
     "--bootstrap-unit", metavar="row|image",
     help="What the bootstrap resamples: rows, or whole images of a dense file (pixels of "
          "one image are not independent; paired differences draw the same images for both).")]
+SubsampleOpt = Annotated[str | None, typer.Option(
+    "--subsample-pixels", metavar="N[/IMAGES]",
+    help="Dense files: evaluate N random pixels of every IMAGES images (default 1; the "
+         "paper: 5000/12), drawn with --seed among the evaluated pixels.")]
+MemoryLimitOpt = Annotated[str, typer.Option(
+    "--memory-limit", metavar="SIZE",
+    help="Scores computed from logits are evaluated out of core (exact, bounded memory) "
+         "for dense files, or when the in-memory path would need more than SIZE (2G, "
+         "512M; 0 = always). Options needing per-row arrays use the in-memory path.")]
+TmpdirOpt = Annotated[str | None, typer.Option(
+    "--tmpdir", metavar="DIR",
+    help="Folder for the out-of-core path's temporary files (default: TMPDIR, else the "
+         "system's); its free space is checked before starting.")]
 
 
 def check_boot_unit(unit: str, by: str | None) -> None:
@@ -147,16 +160,16 @@ def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool,
     from rich.console import Console
     from rich.table import Table
 
-    from lsfix.output.report import COLUMNS, fmt
+    from lsfix.output.report import columns, fmt
     from lsfix.safetext import one_line, rich_text, term
 
     width = width or table_width()
-    heads = dict((k, h) for k, h, _ in COLUMNS)
+    heads = dict((k, h) for k, h, _ in columns())
     extra = [k for k in rows[0] if k.startswith(("risk@", "coverage@"))
              and not k.endswith(("_low", "_high"))] if rows else []
     grouped = bool(rows) and "group" in rows[0]
     keys = ((["file"] if show_file else []) + ["score"] + (["group"] if grouped else [])
-            + [k for k, _, _ in COLUMNS] + extra)
+            + [k for k, _, _ in columns()] + extra)
 
     def cell(r: dict[str, Any], key: str) -> str:
         if key in ("file", "score", "group"):
@@ -249,7 +262,7 @@ def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False,
 
     lines = []
     for i, r in enumerate(results):
-        if curves is not None:
+        if curves and curves[i] is not None:
             cov, rsk = curves[i]
         else:
             c = rc_curve(r.confidence, r.correct)
@@ -292,24 +305,17 @@ def curve(
     ignore_index: IgnoreIndexOpt = None,
     scheduler: SchedulerOpt = "sync",
     scheduler_timeout: SchedulerTimeoutOpt = 10.0,
-    subsample: Annotated[str | None, typer.Option(
-        "--subsample-pixels", metavar="N[/IMAGES]",
-        help="Dense files: evaluate N random pixels of every IMAGES images (default 1; the "
-             "paper: 5000/12), drawn with --seed among the evaluated pixels.")] = None,
+    subsample: SubsampleOpt = None,
     rank_map: Annotated[str | None, typer.Option(
         "--rank-map", metavar="PATH",
         help="Dense files: plot each image's per-pixel uncertainty rank under the first "
              "score (.png/.svg/.pdf; up to 12 images).")] = None,
     bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
-    memory_limit: Annotated[str, typer.Option(
-        "--memory-limit", metavar="SIZE",
-        help="Scores computed from logits are evaluated out of core (exact, bounded memory) "
-             "for dense files, or when the in-memory path would need more than SIZE (2G, "
-             "512M; 0 = always). Options needing per-row arrays use the in-memory path.")
-    ] = "2G",
+    memory_limit: MemoryLimitOpt = "2G",
     labels: LabelsOpt = None,
     input_kind: InputKindOpt = None,
+    tmpdir: TmpdirOpt = None,
 ) -> None:
     with handle_errors("curve", labels=labels, kind=input_kind, inputs=[input]) as run, \
             use_scheduler(scheduler, scheduler_timeout) as runner:
@@ -330,14 +336,18 @@ def curve(
         limit = parse_memory_limit(memory_limit)
         may_bound = (by is None and not bootstrap and subsample is None and rank_map is None
                      and not with_files and scheduler == "sync" and not labels)
+        may_draw = (subsample is not None and by is None and rank_map is None
+                    and not with_files and scheduler == "sync" and not labels)
         pred = load(input, run, runner=runner, with_files=with_files,
                     allow_incomplete=allow_incomplete, ignore_index=ignore_index,
-                    need_labels="evaluation (correctness)", defer_dense_labels=may_bound)
+                    need_labels="evaluation (correctness)",
+                    defer_dense_labels=may_bound or may_draw)
         ev = lsfix.evaluate(pred, score, convention=convention, coverages=covs, risks=risks,
                             bootstrap=bootstrap, seed=seed, level=level,
                             bootstrap_unit=bootstrap_unit, by=by, subsample_pixels=subsample,
                             percent=percent, memory_limit=limit,
-                            curve_points=CURVE_POINTS if plot is not None else 0)
+                            curve_points=CURVE_POINTS if plot is not None else 0,
+                            tmpdir=tmpdir)
         if ev.subsampled is not None:
             from lsfix.cli.app import note
 
@@ -346,9 +356,13 @@ def curve(
                  f"seed {seed}); not drawn {ex.not_drawn}, ignored {ex.ignored}, fit rows "
                  f"{ex.fit}")
         if rank_map is not None:
-            from lsfix.evaluation.dense import write_rank_map
+            from lsfix.evaluation.dense import rank_map_data
+            from lsfix.output.plot import rank_map_plot
 
-            write_rank_map(pred, ev.results[0], rank_map)
+            first = str(ev.results[0].score)
+            maps, names = rank_map_data(pred, first)
+            rank_map_plot(maps, names, rank_map,
+                          title=f"Uncertainty rank per pixel: {pred.name} · {first}")
         _report(ev, out_fmt, plot, output)
         pred.close()
 
