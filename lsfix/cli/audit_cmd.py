@@ -271,7 +271,7 @@ def audit_cmd(
 ) -> None:
     with handle_errors("audit", labels=labels, kind=input_kind,
                        inputs=[input]) as run, \
-                       use_scheduler(scheduler, scheduler_timeout) as runner:
+            use_scheduler(scheduler, scheduler_timeout) as runner:
         from lsfix.errors import UsageError
         from lsfix.output.report import document, dumps
         from lsfix.streams import write_text_atomic
