@@ -29,7 +29,7 @@ tunes nothing, ``pnorm`` is MSP, and the verdict is the binary answer with that 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -85,6 +85,8 @@ class AuditResult:
     fit_notes: tuple[str, ...] = ()
     #: the p-fitting policy's whole answer (lsfix.evaluation.fitpolicy)
     fit_result: Any = None
+    #: the evaluation rows of the input (None: all), for sections computed after the audit
+    eval_rows: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def audit(
@@ -217,7 +219,7 @@ def audit(
         excess_removed=removed, broken=broken, verdict=verdict, label_smoothing=ls,
         recorded_alpha=alpha_of(pred), binary=binary, by=by, groups=per_group,
         bootstrap_unit=bootstrap_unit, selection=selection, fit_notes=chosen.notes,
-        fit_result=chosen,
+        fit_result=chosen, eval_rows=mask,
     )
 
 #: Peak bytes per row of :func:`audit`'s in-memory path, measured on a dense file
