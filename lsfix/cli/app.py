@@ -32,6 +32,10 @@ class LsfixGroup(TyperGroup):
         from lsfix.cli.helptext import polish
 
         polish(self)
+        if os.environ.get("_LSFIX_COMPLETE"):  # a TAB: typer's completion classes answer it
+            from typer._completion_classes import completion_init
+
+            completion_init()
         try:
             rv = super().main(args=args, prog_name=prog_name or "lsfix",
                               complete_var=complete_var, standalone_mode=False, **extra)
@@ -70,20 +74,74 @@ app = typer.Typer(
         "How well does a classifier know when it is wrong? Selective-classification metrics "
         "from saved logits, and the MaxLogit-pNorm fix for label smoothing. "
         f"(lsfix {__version__})\n\n"
-        "Example:\n\n"
-        "  lsfix score model.h5 -m msp | lsfix normalise - | lsfix curve -"
+        "Examples:\n\n"
+        "  lsfix audit model.h5\n\n"
+        "  lsfix score model.h5 -m msp | lsfix normalise model.h5 --with - | lsfix curve -"
     ),
     no_args_is_help=True,
-    add_completion=True,
+    add_completion=False,  # --show-completion/--install-completion SHELL below
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
+def _say(text: str) -> None:
+    """``text`` on stdout for a root option (``--version``, ``--show-completion``): a closed
+    stdout is one error line and exit 1, as in a command."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except LsfixError as exc:
+        err("", str(exc))
+        raise typer.Exit(int(exc.exit_code)) from None
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise typer.Exit(0)
+
+
 def _print_version(value: bool) -> None:
     if value:
-        sys.stdout.write(f"lsfix {__version__}\n")
+        _say(f"lsfix {__version__}\n")
+
+
+#: the shells whose completion script lsfix prints (typer's completion classes)
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
+def _shell(value: str) -> str:
+    if value not in SHELLS:
+        raise typer.BadParameter(f"{value!r} is not a shell lsfix completes; choose one of "
+                                 f"{', '.join(SHELLS)}")
+    return value
+
+
+def completion_script(shell: str) -> str:
+    """The completion script ``lsfix --show-completion SHELL`` prints (typer's, for lsfix)."""
+    from typer._completion_classes import completion_init
+    from typer._completion_shared import get_completion_script
+
+    completion_init()
+    return get_completion_script(prog_name="lsfix", complete_var="_LSFIX_COMPLETE",
+                                 shell=_shell(shell))
+
+
+def _show_completion(value: str | None) -> None:
+    if value is not None:
+        _say(completion_script(value) + "\n")
+
+
+def _install_completion(value: str | None) -> None:
+    if value is not None:
+        from typer._completion_classes import completion_init
+        from typer._completion_shared import install
+
+        completion_init()
+        shell, path = install(shell=_shell(value), prog_name="lsfix",
+                              complete_var="_LSFIX_COMPLETE")
+        sys.stdout.write(f"{shell} completion installed in {path}; it takes effect in a new "
+                         "shell\n")
         raise typer.Exit(0)
 
 
@@ -91,6 +149,14 @@ def _print_version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", "-V", is_eager=True,
                                  callback=_print_version, help="Print the version and exit."),
+    show_completion: str | None = typer.Option(
+        None, "--show-completion", metavar="SHELL", is_eager=True, expose_value=False,
+        callback=_show_completion,
+        help=f"Print the completion script for SHELL ({', '.join(SHELLS)}) and exit."),
+    install_completion: str | None = typer.Option(
+        None, "--install-completion", metavar="SHELL", is_eager=True, expose_value=False,
+        callback=_install_completion,
+        help="Install the completion script for SHELL in your shell's start-up files."),
 ) -> None:
     """How well does a classifier know when it is wrong?"""
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import TYPE_CHECKING, Annotated
-
-import typer
+from typing import TYPE_CHECKING
 
 from lsfix.errors import UsageError
 
@@ -14,43 +12,18 @@ if TYPE_CHECKING:
     from lsfix.predictions import Predictions
 
 
-InputArg = Annotated[
-    str,
-    typer.Argument(help="Input file (lsfix HDF5, .npz, .npy, .pt, .csv, .tsv) or - for stdin.",
-                   show_default=True),
-]
-OutputOpt = Annotated[str, typer.Option("-o", "--output", help="Output path, or - for stdout.")]
-ConventionOpt = Annotated[
-    str,
-    typer.Option("--convention", "-c",
-                 help="AURC convention: lsfix (mean risk over k=1..n), xia (paper, trapezoid "
-                      "from 0), fd-shifts, torch-uncertainty."),
-]
-FormatOpt = Annotated[
-    str | None,
-    typer.Option("--format", "-f", help="table | tsv | json (default: table on a terminal, "
-                                        "tsv otherwise)."),
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr.")]
-AllowIncompleteOpt = Annotated[
-    bool, typer.Option("--allow-incomplete", help="Read an interrupted extract output anyway.")
-]
-
-
-IgnoreIndexOpt = Annotated[
-    int | None,
-    typer.Option("--ignore-index", help="Label value of pixels/rows never evaluated (e.g. 255 "
-                                        "or -100), for inputs that do not record one."),
-]
-
-
-SchedulerOpt = Annotated[
-    str,
-    typer.Option("--scheduler", metavar="sync|threads|processes|ADDRESS",
-                 help="Where the work runs: sync (one process, default), threads or processes "
-                      "(Dask on this machine), or a dask.distributed address such as "
-                      "tcp://host:8786. Numbers are identical; needs lsfix[dask] unless sync."),
-]
+# the shared options, declared once in lsfix.cli.options (imported here for the commands)
+from lsfix.cli.options import (  # noqa: E402,F401
+    AllowIncompleteOpt,
+    ConventionOpt,
+    FormatOpt,
+    IgnoreIndexOpt,
+    InputArg,
+    OutputOpt,
+    QuietOpt,
+    SchedulerOpt,
+    WithOpt,
+)
 
 
 def use_scheduler(value: str) -> contextlib.AbstractContextManager[object]:
@@ -97,13 +70,6 @@ def require_fit_labels(pred: Predictions, option: str) -> None:
         what = "no labels" if pred.foreign_format else "no /labels dataset"
         raise InputError(f"{what}; fitting needs labels (pass {option} FILE; --labels is for "
                          "the input only)", file=pred.name)
-
-
-WithOpt = Annotated[
-    list[str] | None,
-    typer.Option("--with", help="Scores file(s) computed from this input's logits to join "
-                                "(their scores, fit mask, correctness); checked by fingerprint."),
-]
 
 
 def load_joined(path: str, with_files: list[str] | None, *, overwrite: bool = False,

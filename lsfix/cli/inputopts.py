@@ -26,11 +26,11 @@ import inspect
 import sys
 import typing
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-import numpy as np
 import typer
 
+from lsfix.cli.options import InputKindOpt, LabelsOpt
 from lsfix.errors import InputError, UsageError
 
 COMMANDS = ("score", "normalise", "curve", "compare", "audit")
@@ -59,15 +59,6 @@ def warn_later(line: str) -> None:
         sys.stderr.flush()
     else:
         queue.append(" ".join(line.split()))
-
-LabelsOpt = Annotated[str | None, typer.Option(
-    "--labels", metavar="FILE",
-    help="Labels for the input(s): .npy, .npz, .txt, or a column of a .csv/.tsv "
-         "(FILE.csv:COLUMN); integers or class names.")]
-InputKindOpt = Annotated[str | None, typer.Option(
-    "--input", metavar="KIND",
-    help="What the input's numbers are: logits, probs or log-probs (default: logits, with "
-         "probabilities and log-probabilities detected and said so).")]
 
 
 def _wrap(fn: Any, command: str) -> Any:
@@ -145,6 +136,8 @@ def adapt(pred: Any, path: str, note: Any, *, ignore_index: int | None = None) -
 
 def attach_labels(pred: Any, spec: str, *, ignore_index: int | None = None) -> None:
     """Give ``pred`` the labels of ``spec`` (validated against its rows and classes)."""
+    import numpy as np
+
     from lsfix.foreign import read_labels_file
     from lsfix.predictions import validate_labels
 

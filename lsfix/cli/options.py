@@ -1,0 +1,131 @@
+"""Every option more than one command has, declared once (issue 17): the same flag, the same
+help and the same meaning wherever it appears.
+
+``-o/--output PATH``
+    where the command's main output goes; ``-`` is stdout. Its folder must exist (see below).
+``-f/--format``
+    the format of that output: ``table|tsv|json`` for the reports of ``curve``, ``compare`` and
+    ``audit`` (:data:`FormatOpt`); ``h5|tsv`` for the scores that ``score`` and ``normalise``
+    write (:data:`ScoresFormatOpt`: a scores file, or a ``sample_id``/score/``correct`` table).
+``-q/--quiet``
+    no notes or warnings on stderr (what was fitted, what was assumed, progress); an error
+    still prints its one line.
+``--labels FILE`` / ``--input KIND``
+    labels for the input(s), and what the input's numbers are (:mod:`lsfix.cli.inputopts`).
+``--overwrite``
+    replace an existing ``-o`` file (and ``--save-params`` file). Without it, a command that
+    writes a data file (``score``, ``normalise``, ``extract``) refuses to replace an existing
+    file, before any work. A score computed now always replaces a stored score of the same
+    name *in the file it writes*: the input is never changed, so that is no clash.
+``--plot PATH``
+    the RC plot, ``.png``/``.svg``/``.pdf``.
+
+One rule for where files go: every file lsfix writes (``-o``, ``--plot``, ``--save-params``,
+``--rank-map``) must go into a folder that exists; a missing folder is refused before any work
+(exit 1, ``folder 'x' does not exist; nothing was written``). lsfix makes no folder you did not
+name (``--report`` is the one option that names a folder).
+
+Options for dense files, Dask and memory are shown apart in ``--help``, in the
+:data:`ADVANCED` panel (typer's ``rich_help_panel``; :mod:`lsfix.cli.helptext` draws the panels
+in the plain help too).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+#: the ``--help`` panel of options most users never need
+ADVANCED = "Advanced (dense files, Dask, memory)"
+#: the ``--help`` panel of options about how inputs are read
+INPUT = "Input"
+
+InputArg = Annotated[
+    str,
+    typer.Argument(help="Input file (lsfix HDF5, .npz, .npy, .pt, .csv, .tsv) or - for stdin.",
+                   show_default=True),
+]
+OutputOpt = Annotated[str, typer.Option(
+    "-o", "--output", help="Output path, or - for stdout (its folder must exist).")]
+ConventionOpt = Annotated[
+    str,
+    typer.Option("--convention", "-c",
+                 help="AURC convention: lsfix (mean risk over k=1..n), xia (paper, trapezoid "
+                      "from 0), fd-shifts, torch-uncertainty."),
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", "-f", help="table | tsv | json (default: table on a terminal, "
+                                        "tsv otherwise)."),
+]
+ScoresFormatOpt = Annotated[
+    str,
+    typer.Option("--format", "-f",
+                 help="h5 (a scores file) or tsv (a table of the evaluated rows: sample_id when "
+                      "known, the score under its own name, correct, one column per group)."),
+]
+QuietOpt = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="No notes or warnings on stderr (errors still print).")]
+OverwriteOpt = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace the -o (and --save-params) file if it exists.")]
+PlotOpt = Annotated[str | None, typer.Option(
+    "--plot", help="Write the RC plot (.png/.svg/.pdf; its folder must exist).")]
+CoverageOpt = Annotated[list[str] | None, typer.Option(
+    "--coverage", help="Coverage(s) in (0, 1] for risk@coverage (repeatable or a,b).")]
+RiskOpt = Annotated[list[str] | None, typer.Option(
+    "--risk", help="Risk(s) in [0, 1] for coverage@risk (repeatable or a,b).")]
+BootOpt = Annotated[int, typer.Option("--bootstrap", "-b",
+                                      help="Bootstrap replicates for intervals (0 = none).")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Random seed (>= 0).")]
+LevelOpt = Annotated[float, typer.Option("--level", help="Interval confidence level.")]
+PercentOpt = Annotated[bool, typer.Option("--percent", help="Print rates ×100 (like %AURC).")]
+ScoreOpt = Annotated[list[str] | None, typer.Option(
+    "--score", "-s", help="Score to evaluate (repeatable; stored name or a score spec).")]
+ByOpt = Annotated[str | None, typer.Option(
+    "--by", metavar="class|predicted|image|NAME",
+    help="Also report every metric per group: true class, predicted class, image (dense "
+         "files), or a group NAME (/groups/NAME or a table column); 'all' is the whole file.")]
+LabelsOpt = Annotated[str | None, typer.Option(
+    "--labels", metavar="FILE", rich_help_panel=INPUT,
+    help="Labels for the input(s): .npy, an .npz array (FILE.npz:KEY, e.g. arr_1), .txt, or a "
+         "column of a .csv/.tsv (FILE.csv:COLUMN); integers or class names.")]
+InputKindOpt = Annotated[str | None, typer.Option(
+    "--input", metavar="KIND", rich_help_panel=INPUT,
+    help="What the input's numbers are: logits, probs or log-probs (default: logits, with "
+         "probabilities and log-probabilities detected and said so).")]
+WithOpt = Annotated[
+    list[str] | None,
+    typer.Option("--with", rich_help_panel=INPUT,
+                 help="Scores file(s) computed from this input's logits to join "
+                      "(their scores, fit mask, correctness); checked by fingerprint."),
+]
+AllowIncompleteOpt = Annotated[bool, typer.Option(
+    "--allow-incomplete", rich_help_panel=INPUT,
+    help="Read an interrupted extract output anyway.")]
+IgnoreIndexOpt = Annotated[
+    int | None,
+    typer.Option("--ignore-index", rich_help_panel=ADVANCED,
+                 help="Label value of pixels/rows never evaluated (e.g. 255 or -100), for "
+                      "inputs that do not record one."),
+]
+SchedulerOpt = Annotated[
+    str,
+    typer.Option("--scheduler", metavar="sync|threads|processes|ADDRESS",
+                 rich_help_panel=ADVANCED,
+                 help="Where the work runs: sync (one process, default), threads or processes "
+                      "(Dask on this machine), or a dask.distributed address such as "
+                      "tcp://host:8786. Numbers are identical; needs lsfix[dask] unless sync."),
+]
+BootUnitOpt = Annotated[str, typer.Option(
+    "--bootstrap-unit", metavar="row|image", rich_help_panel=ADVANCED,
+    help="What the bootstrap resamples: rows, or whole images of a dense file (pixels of "
+         "one image are not independent; paired differences draw the same images for both).")]
+
+__all__ = [
+    "ADVANCED", "INPUT", "AllowIncompleteOpt", "BootOpt", "BootUnitOpt", "ByOpt",
+    "ConventionOpt", "CoverageOpt", "FormatOpt", "LevelOpt", "PercentOpt", "ScoreOpt",
+    "SeedOpt", "IgnoreIndexOpt", "InputArg", "InputKindOpt", "LabelsOpt", "OutputOpt",
+    "OverwriteOpt", "PlotOpt", "QuietOpt", "RiskOpt", "SchedulerOpt", "ScoresFormatOpt",
+    "WithOpt",
+]
