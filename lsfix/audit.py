@@ -95,13 +95,16 @@ def audit(
     level: float = 0.95,
     by: str | None = None,
     bootstrap_unit: str = "row",
+    coverages: tuple[float, ...] = (),
+    risks: tuple[float, ...] = (),
 ) -> AuditResult:
     """Audit ``pred`` (see module docstring). ``pred`` needs logits and labels.
 
     ``by`` (:mod:`lsfix.groups`) adds msp and pnorm per group, with bootstrap intervals.
     ``bootstrap_unit="image"`` (dense files) makes the paired bootstrap resample whole images
     (:func:`lsfix.core.bootstrap.paired_bootstrap` with the image of each evaluated pixel as
-    its cluster): both scores get the same drawn images."""
+    its cluster): both scores get the same drawn images. ``coverages``/``risks`` add
+    risk@coverage and coverage@risk to every score's metrics (as ``lsfix.evaluate``)."""
     from lsfix.core import tune_pnorm
 
     pred.require_labels("audit")
@@ -179,7 +182,8 @@ def audit(
                               group_index, grp.names, convention=convention, n_boot=n_boot,
                               seed=seed, level=level)
     results = tuple(
-        ScoreResult(pred.name, name, parallel.evaluate(conf, correct, convention=convention),
+        ScoreResult(pred.name, name, parallel.evaluate(conf, correct, convention=convention,
+                                                       coverages=coverages, risks=risks),
                     None, conf, correct)
         for name, conf in scores.items()
     )

@@ -473,11 +473,15 @@ def _from_named_arrays(
     used = [k for k in (logits_key, labels_key, ids_key, names_key) if k is not None]
     unused = [k for k in meta if k not in used]
     if unused:
+        hint = ""
+        one_d = [k for k in unused if meta[k][1] == 1 and meta[k][0] in "iu"]
+        if fmt == "npz" and labels_key is None and len(one_d) == 1:
+            hint = f" (labels in {one_d[0]!r}? pass --labels {name}:{one_d[0]})"
         pred.notes.append(
             f"{name}: {what}(s) {', '.join(map(repr, unused))} not used; read "
             + ", ".join(f"{k!r} as {role}" for k, role in zip(
                 (logits_key, labels_key, ids_key, names_key),
-                ("logits", "labels", "sample ids", "class names"), strict=True) if k))
+                ("logits", "labels", "sample ids", "class names"), strict=True) if k) + hint)
     return pred
 
 
@@ -1033,15 +1037,26 @@ def read_labels_file(spec: str, dense_shape: tuple[int, ...] | None = None
         raise InputError("no such file (--labels)", file=path)
     suffix = p.suffix.lower()
     try:
+        if column is not None and suffix not in (".npz", ".csv", ".tsv"):
+            raise InputError(f"':{column}' names an array of an .npz or a column of a "
+                             f".csv/.tsv; {p.name} holds one list of labels (drop ':{column}')",
+                             file=path)
         if suffix == ".npy":
             arr = np.load(p, allow_pickle=False)
         elif suffix == ".npz":
             with np.load(p, allow_pickle=False) as z:
-                key = next((k for k in ("labels", "y", "y_true", "targets", "label")
-                            if k in z.files), None)
+                held = ", ".join(z.files) or "nothing"
+                if column is not None:  # FILE.npz:KEY, e.g. arr_1 of np.savez(f, logits, y)
+                    if column not in z.files:
+                        raise InputError(f"has no array {column!r} (it holds {held})",
+                                         file=path)
+                    key = column
+                else:
+                    key = next((k for k in ("labels", "y", "y_true", "targets", "label")
+                                if k in z.files), None)
                 if key is None:
                     raise InputError(f"no labels array (looked for labels, y, y_true, targets; "
-                                     f"it holds {', '.join(z.files) or 'nothing'})", file=name)
+                                     f"it holds {held}: name one as {path}:KEY)", file=name)
                 arr = z[key]
         elif suffix in (".csv", ".tsv"):
             arr = _labels_column(p.read_bytes(), name, "\t" if suffix == ".tsv" else ",",
@@ -1049,6 +1064,8 @@ def read_labels_file(spec: str, dense_shape: tuple[int, ...] | None = None
         else:
             cells = p.read_bytes().decode("utf-8-sig").split()
             arr = np.asarray(cells)
+    except LsfixError:
+        raise
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"unreadable labels file ({_describe(exc)})", file=name) from None
     arr = np.asarray(arr)

@@ -55,7 +55,8 @@ def join_scores(pred: Predictions, extra: Predictions, *, overwrite: bool = Fals
 
     Raises :class:`InputError` when ``extra`` was computed from other logits (fingerprints
     differ) or its fit mask disagrees with ``pred``'s; :class:`UsageError` when both hold a
-    score of one name and ``overwrite`` is not set.
+    score of one name with different values or attributes and ``overwrite`` is not set (the
+    same score in both is no clash).
     """
     from lsfix.scorefile import SCHEMA_NAME, check_same_source
 
@@ -66,7 +67,9 @@ def join_scores(pred: Predictions, extra: Predictions, *, overwrite: bool = Fals
         raise UsageError(f"--with joins a scores file to the logits it came from; {pred.name} "
                          "has no logits")
     check_same_source(extra, pred)
-    clash = sorted(set(extra.scores) & set(pred.scores))
+    # the same score in both (a scores file carries its input's stored scores) is no clash
+    clash = sorted(k for k in set(extra.scores) & set(pred.scores)
+                   if not _same_score(pred, extra, k))
     if clash and not overwrite:
         raise UsageError(f"{pred.name} and {extra.name} both hold /scores/{clash[0]}; pass "
                          "--overwrite to keep the one from --with")
@@ -82,6 +85,13 @@ def join_scores(pred: Predictions, extra: Predictions, *, overwrite: bool = Fals
     pred.groups.update(extra.groups)
     if len(extra.history) > len(pred.history):
         pred.history = list(extra.history)
+
+
+def _same_score(a: Predictions, b: Predictions, name: str) -> bool:
+    """Both hold score ``name`` with the same values (bit for bit) and the same attributes."""
+    va, vb = np.asarray(a.scores[name]), np.asarray(b.scores[name])
+    return (va.shape == vb.shape and np.array_equal(va, vb, equal_nan=True)
+            and a.score_attrs.get(name) == b.score_attrs.get(name))
 
 
 @dataclass(frozen=True)

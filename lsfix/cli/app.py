@@ -194,7 +194,14 @@ def handle_errors(cmd: str) -> Iterator[None]:
     io.reset_committed()
     try:
         with io.command_outputs():  # every output is committed only if the command succeeds
-            io.check_planned(*_planned_paths())  # an output may not be an input: refuse now
+            inputs, outputs = _planned_paths()
+            io.check_planned(inputs, outputs)  # an output may not be an input: refuse now
+            from lsfix.cli.preflight import check_output_folders
+
+            # every output file's folder exists: refuse now (--report names a folder, audit,
+            # or a file whose folder it makes, compare: its own rule)
+            report = _planned_paths(("report",))[1]
+            check_output_folders([p for p in outputs if p not in report])
             yield
     except LsfixError as exc:
         err(cmd, str(exc))
@@ -252,11 +259,12 @@ def missing_module_message(exc: ImportError) -> str:
 #: Command parameters that name files lsfix reads, and files it writes.
 INPUT_PARAMS = ("input", "inputs", "fit", "val", "params", "shards", "model", "dataset",
                 "weights", "class_names", "fit_labels")
-OUTPUT_PARAMS = ("output", "save_params", "plot", "report")
+OUTPUT_PARAMS = ("output", "save_params", "plot", "rank_map", "report")
 
 
-def _planned_paths() -> tuple[list[str], list[str]]:
-    """(input paths, output paths) of the running command, from its parsed parameters."""
+def _planned_paths(outputs: tuple[str, ...] = OUTPUT_PARAMS) -> tuple[list[str], list[str]]:
+    """(input paths, output paths) of the running command, from its parsed parameters
+    (``outputs``: the parameters that name outputs)."""
     try:
         from typer._click.globals import get_current_context
     except ImportError:  # pragma: no cover - typer's layout changed: the write-time check stays
@@ -274,7 +282,7 @@ def _planned_paths() -> tuple[list[str], list[str]]:
                     out.append(v)
         return out
 
-    return paths(INPUT_PARAMS), [p for p in paths(OUTPUT_PARAMS) if not os.path.isdir(p)]
+    return paths(INPUT_PARAMS), [p for p in paths(outputs) if not os.path.isdir(p)]
 
 
 _default_unraisablehook = sys.unraisablehook

@@ -16,10 +16,12 @@ from lsfix.cli.common import (
     IgnoreIndexOpt,
     InputArg,
     OutputOpt,
+    QuietOpt,
     SchedulerOpt,
     WithOpt,
     check_convention,
     load,
+    parse_floats,
     load_joined,
     report_format,
     require_fit_labels,
@@ -28,7 +30,9 @@ from lsfix.cli.common import (
 from lsfix.cli.curve_cmd import (
     BootUnitOpt,
     ByOpt,
+    CoverageOpt,
     LevelOpt,
+    RiskOpt,
     SeedOpt,
     check_boot,
     check_boot_unit,
@@ -243,6 +247,8 @@ def audit_cmd(
     bootstrap: Annotated[int, typer.Option("--bootstrap", "-b",
                                            help="Replicates of the paired bootstrap.")] = 1000,
     level: LevelOpt = 0.95,
+    coverage: CoverageOpt = None,
+    risk: RiskOpt = None,
     report: Annotated[str | None, typer.Option("--report", help="Folder for report.md, "
                                                                 "report.html and plots.")] = None,
     fmt: FormatOpt = None,
@@ -253,6 +259,7 @@ def audit_cmd(
     scheduler: SchedulerOpt = "sync",
     bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     with handle_errors("audit"), use_scheduler(scheduler):
         from lsfix.audit import audit
@@ -266,6 +273,8 @@ def audit_cmd(
             raise UsageError("--bootstrap must be >= 1 for audit (the verdict needs it)")
         check_boot_unit(bootstrap_unit, by)
         out_fmt = report_format(fmt)
+        covs = parse_floats(coverage, "--coverage", lo=0.0, hi=1.0)
+        risks = parse_floats(risk, "--risk", lo=0.0, hi=1.0, lo_open=False)
         pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
                            need_labels=True, need_logits=True, ignore_index=ignore_index)
         if fit_labels is not None and val is None:
@@ -276,11 +285,11 @@ def audit_cmd(
             require_fit_labels(val_pred, "--val-labels")
         res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
                     convention=convention, n_boot=bootstrap, level=level, by=by,
-                    bootstrap_unit=bootstrap_unit)
+                    bootstrap_unit=bootstrap_unit, coverages=covs, risks=risks)
         from lsfix.pipeline import small_fit_warning
 
         small = small_fit_warning(res.fit)
-        if small:  # printed when the command succeeds (a failure is one error line)
+        if small and not quiet:  # printed when the command succeeds (a failure is one error line)
             from lsfix.cli.inputopts import warn_later
 
             warn_later(f"lsfix audit: warning: {small}")
@@ -296,9 +305,10 @@ def audit_cmd(
             else:
                 rows = result_rows(list(res.results), percent=False)
             text = tsv(rows, list(rows[0].keys()))
-            note(f"lsfix audit: verdict: {res.verdict}")
-            for line in label_smoothing_lines(res):
-                note(f"lsfix audit: {line.strip()}")
+            if not quiet:  # the verdict is in the table and JSON outputs; here it is a note
+                note(f"lsfix audit: verdict: {res.verdict}")
+                for line in label_smoothing_lines(res):
+                    note(f"lsfix audit: {line.strip()}")
         else:
             text = audit_text(res)
         if report is not None:

@@ -19,6 +19,7 @@ from lsfix.cli.common import (
     OutputOpt,
     load,
 )
+from lsfix.cli.options import PlotOpt
 from lsfix.cli.curve_cmd import (
     BootOpt,
     BootUnitOpt,
@@ -164,8 +165,7 @@ def compare(
     level: LevelOpt = 0.95,
     fail_if: Annotated[list[str] | None, typer.Option(
         "--fail-if", help="Gate rule (repeatable); exit 4 when one is breached.")] = None,
-    plot: Annotated[str | None, typer.Option("--plot", help="Overlay RC plot (.png/.svg/.pdf).")
-                    ] = None,
+    plot: PlotOpt = None,
     report: Annotated[str | None, typer.Option(
         "--report", help="Write a Markdown summary (with the plot) for a pull request.")] = None,
     explain: Annotated[bool, typer.Option(
@@ -195,6 +195,10 @@ def compare(
             raise UsageError("stdin (-) can be given only once")
         preds = [load(p, allow_incomplete=allow_incomplete, ignore_index=ignore_index)
                  for p in inputs]
+        from lsfix.cli.preflight import check_unfitted_scores
+
+        for pred in preds:
+            check_unfitted_scores(score, pred.scores, pred.name, "compare")
         results = []
         for pred in preds:
             results += evaluate_file(pred, score, convention=convention, coverages=covs,

@@ -287,6 +287,9 @@ def curve(
         with deferring_dense_labels(may_bound):  # dense labels stay on disk until needed
             pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
                                ignore_index=ignore_index)
+        from lsfix.cli.preflight import check_unfitted_scores
+
+        check_unfitted_scores(score, pred.scores, pred.name, "curve")
         if not (may_bound and wanted(pred, score, limit)):
             pred.load_labels()
         if subsample is not None:
