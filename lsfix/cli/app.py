@@ -76,7 +76,7 @@ app = typer.Typer(
         f"(lsfix {__version__})\n\n"
         "Examples:\n\n"
         "  lsfix audit model.h5\n\n"
-        "  lsfix score model.h5 -m msp | lsfix normalise model.h5 --with - | lsfix curve -"
+        "  lsfix score model.h5 -m energy | lsfix normalise model.h5 --with - | lsfix curve -"
     ),
     no_args_is_help=True,
     add_completion=False,  # --show-completion/--install-completion SHELL below

@@ -49,9 +49,9 @@ the histogram of logit gaps).
 
 Examples:
 
-  lsfix audit test.h5 --val val.h5 --report audit/
+  lsfix audit model.h5 --val val.h5 --report audit/
 
-  lsfix audit logits.npz --format json | jq .verdict
+  lsfix audit logits.npz --labels labels.npy --coverage 0.9 --format json -o audit.json
 """
 
 

@@ -55,7 +55,7 @@ risk@C and coverage@R (C/R given by --coverage/--risk).
 
 Examples:
 
-  lsfix compare base.h5 candidate.h5 --score msp --fail-if 'aurc>+0.002'
+  lsfix compare ce.h5 ls.h5 --score msp --fail-if 'aurc>+0.002'
 
   lsfix compare ce.h5 ls.h5 -s msp -s pnorm --bootstrap 1000 --plot rc.png --report pr.md
 """

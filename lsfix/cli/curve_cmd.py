@@ -49,7 +49,7 @@ Examples:
 
   lsfix curve model.h5 --score msp --score pnorm --coverage 0.8 --plot rc.png
 
-  lsfix score model.h5 | lsfix normalise model.h5 --with - | lsfix curve - -f json
+  lsfix score model.h5 -m energy | lsfix normalise model.h5 --with - | lsfix curve - -f json
 """
 
 def check_boot_unit(unit: str, by: str | None) -> None:

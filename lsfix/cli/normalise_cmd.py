@@ -53,11 +53,13 @@ existing -o or --save-params file is replaced only with --overwrite.
 
 Examples:
 
-  lsfix normalise test.h5 --fit val.h5 --save-params p.json -o test.pnorm.h5
+  lsfix normalise model.h5 --fit val.h5 --save-params p.json -o model.pnorm.h5
 
-  lsfix score a.h5 | lsfix normalise a.h5 --with - | lsfix curve -
+  lsfix score model.h5 -m energy | lsfix normalise model.h5 --with - | lsfix curve -
 
-  lsfix normalise city.h5 --no-centre --fit city_val.h5 -o city.pnorm_raw.h5
+  lsfix normalise model.h5 --no-centre --fit val.h5 -o model.pnorm_raw.h5
+
+  lsfix normalise model.h5 --params p.json -f tsv -o model.pnorm.tsv
 """
 
 

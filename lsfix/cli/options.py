@@ -1,33 +1,33 @@
-"""Every option more than one command has, declared once (issue 17): the same flag, the same
-help and the same meaning wherever it appears.
+"""Every option more than one command has, declared once (issue 17).
 
-``-o/--output PATH``
-    where the command's main output goes; ``-`` is stdout. Its folder must exist (see below).
-``-f/--format``
-    the format of that output: ``table|tsv|json`` for the reports of ``curve``, ``compare`` and
-    ``audit`` (:data:`FormatOpt`); ``h5|tsv`` for the scores that ``score`` and ``normalise``
-    write (:data:`ScoresFormatOpt`: a scores file, or a ``sample_id``/score/``correct`` table).
-``-q/--quiet``
-    no notes or warnings on stderr (what was fitted, what was assumed, progress); an error
-    still prints its one line.
-``--labels FILE`` / ``--input KIND``
-    labels for the input(s), and what the input's numbers are (:mod:`lsfix.cli.inputopts`).
-``--overwrite``
-    replace an existing ``-o`` file (and ``--save-params`` file). Without it, a command that
-    writes a data file (``score``, ``normalise``, ``extract``) refuses to replace an existing
-    file, before any work. A score computed now always replaces a stored score of the same
-    name *in the file it writes*: the input is never changed, so that is no clash.
-``--plot PATH``
-    the RC plot, ``.png``/``.svg``/``.pdf``.
+The same flag has the same help and the same meaning wherever it appears:
 
-One rule for where files go: every file lsfix writes (``-o``, ``--plot``, ``--save-params``,
-``--rank-map``) must go into a folder that exists; a missing folder is refused before any work
-(exit 1, ``folder 'x' does not exist; nothing was written``). lsfix makes no folder you did not
-name (``--report`` is the one option that names a folder).
+- `-o/--output PATH`: where the command's main output goes; `-` is stdout.
+- `-f/--format`: the format of that output: `table`, `tsv` or `json` for the reports of
+  `curve`, `compare` and `audit`; `h5` or `tsv` for the scores that `score` and `normalise`
+  write (a scores file, or a table of the evaluated rows: `sample_id` when known,
+  `confidence` holding the score's value exactly as stored, `correct`, one column per group).
+  For `msp` and `msp_ts` the stored value is log-MSP, the log of the max softmax probability:
+  the same ranking as MSP, without its saturation at 1 (`exp` gives MSP).
+- `-q/--quiet`: no progress, notes or warnings on stderr; an error still prints its one line.
+- `--labels FILE` and `--input KIND`: labels for the input(s) (`.npy`; an array of an `.npz`,
+  `FILE.npz:KEY` such as `arr_1` of `np.savez(f, logits, labels)`; `.txt`; a column of a
+  `.csv`/`.tsv`, `FILE.csv:COLUMN`), and what the input's numbers are.
+- `--overwrite`: replace an existing `-o` file (and `--save-params` file). Without it,
+  `score`, `normalise` and `extract` refuse to replace an existing file, before any work. A
+  score computed now replaces a stored score of the same name *in the file written*: the
+  input never changes, so that is no clash. Two inputs (`--with`) holding one score name with
+  different values are a clash; `--overwrite` keeps the `--with` one.
+- `--plot PATH`: the risk-coverage plot, `.png`, `.svg` or `.pdf`.
 
-Options for dense files, Dask and memory are shown apart in ``--help``, in the
-:data:`ADVANCED` panel (typer's ``rich_help_panel``; :mod:`lsfix.cli.helptext` draws the panels
-in the plain help too).
+One rule for where files go: every file lsfix writes (`-o`, `--plot`, `--save-params`,
+`--rank-map`) goes into a folder that exists; a missing folder is refused before any work
+(exit 1, `folder 'x' does not exist; nothing was written`). lsfix makes no folder the user did
+not name (`--report` names one).
+
+Options for dense files, Dask and memory are listed apart in `--help`, under
+"Advanced (dense files, Dask, memory)", and those about reading inputs under "Input" (typer's
+`rich_help_panel`; `lsfix.cli.helptext` draws the panels in the plain help too).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ ScoresFormatOpt = Annotated[
                       "known, the score under its own name, correct, one column per group)."),
 ]
 QuietOpt = Annotated[bool, typer.Option(
-    "--quiet", "-q", help="No notes or warnings on stderr (errors still print).")]
+    "--quiet", "-q", help="No progress, notes or warnings on stderr (errors still print).")]
 OverwriteOpt = Annotated[bool, typer.Option(
     "--overwrite", help="Replace the -o (and --save-params) file if it exists.")]
 PlotOpt = Annotated[str | None, typer.Option(

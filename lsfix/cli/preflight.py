@@ -15,7 +15,7 @@ import os
 import stat
 from collections.abc import Iterable
 
-from lsfix.errors import RuntimeFailure, UsageError
+from lsfix.errors import LsfixError, RuntimeFailure, UsageError
 
 STDIO = "-"
 
@@ -59,7 +59,10 @@ def check_unfitted_scores(scores: Iterable[str] | None, stored: Iterable[str], f
     for name in scores or []:
         if name in have:
             continue
-        spec = parse_score(name)  # pnorm without p is refused there, saying how to tune it
+        try:
+            spec = parse_score(name)
+        except LsfixError:  # not a score spec: the evaluation says so, naming the file
+            continue
         if spec.family == "msp_ts" and spec.param is None:
             raise UsageError(
                 f"-s {name} needs a temperature and {file} stores no msp_ts score: give one "

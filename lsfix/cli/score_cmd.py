@@ -130,6 +130,10 @@ def score(
             shown = spec.family if spec.param is None else f"{spec.family}:{spec.param:.6g}"
             require_finite_scores(out[spec.name], f"-m {shown}", pred.name)
         if fmt == "tsv":
+            if resolved[0].family in ("msp", "msp_ts") and not quiet:  # say what it holds
+                note(f"lsfix score: column 'confidence' holds {resolved[0].name} as log-MSP "
+                     "(the log of the max softmax probability: MSP's ranking without its "
+                     "saturation at 1; exp() gives MSP)")
             write_score_table(pred, out[resolved[0].name], out, output, quiet=quiet,
                               command="score")
             return
