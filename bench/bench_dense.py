@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 
 from lsfix.extract.writer import item_chunks
-from lsfix.schema import set_root_attrs
+from lsfix.readers.logitsfile import set_root_attrs
 
 LSFIX = Path(sys.executable).parent / "lsfix"
 GNU_TIME = "/usr/bin/time"
@@ -91,8 +91,8 @@ def _run_curve(path: Path) -> tuple[dict, float, float]:
 def check_in_memory(path: Path, got: dict) -> bool:
     """The in-memory path's metrics of the same file equal the curve output's."""
     from lsfix.cli.common import load
-    from lsfix.pipeline import evaluate_file
-    from lsfix.report import metrics_dict
+    from lsfix.evaluation.inmemory import evaluate_file
+    from lsfix.output.report import metrics_dict
 
     want = metrics_dict(evaluate_file(load(str(path)), ["msp"])[0].metrics, percent=False)
     return all(repr(got[k]) == repr(v) for k, v in want.items() if k in got)

@@ -31,7 +31,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from lsfix.schema import set_root_attrs
+from lsfix.readers.logitsfile import set_root_attrs
 
 LSFIX = Path(sys.executable).parent / "lsfix"
 
@@ -70,7 +70,7 @@ def score_cli(path: Path, out: Path) -> None:
 
 def score_in_process(path: Path) -> None:
     from lsfix.core import ScoreSpec, compute_scores
-    from lsfix.inputs import read_predictions
+    from lsfix.readers.entry import read as read_predictions
 
     with read_predictions(str(path)) as pred:
         compute_scores(pred.logits, [ScoreSpec("msp")], labels=pred.labels)

@@ -4,7 +4,7 @@ Run:  python bench/bench_stream.py [--n 1000000] [--k 1000] [--path FILE] [--kee
 
 Workload (default 10^6 x 1000 float32 logits, ~4 GB on disk):
 
-* **score msp** — ``lsfix.inputs.read_predictions(path)`` then
+* **score msp** — ``lsfix.readers.entry.read_predictions(path)`` then
   ``lsfix.compute_scores(pred.logits, [parse_score("msp")], labels=pred.labels)``: one msp pass
   plus correctness (``argmax == label``), streamed in lsfix's own row chunks.
 * **score all 7** — the same with every plain score (``lsfix.PLAIN_SCORES``) in one pass
@@ -47,8 +47,8 @@ import numpy as np
 
 import lsfix
 from lsfix.core.source import chunk_rows_for
-from lsfix.inputs import read_predictions
-from lsfix.schema import LABELS, LOGITS, set_root_attrs
+from lsfix.readers.entry import read as read_predictions
+from lsfix.readers.logitsfile import LABELS, LOGITS, set_root_attrs
 
 TARGET_RATIO = 2.0
 TARGET_RSS_GB = 1.5

@@ -187,7 +187,7 @@ def h5_case(args: argparse.Namespace, threads: list[int | None]) -> float:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_stream import create_file
 
-    from lsfix.inputs import read_predictions
+    from lsfix.readers.entry import read as read_predictions
 
     tmpdir = None
     if args.path:
@@ -216,7 +216,7 @@ def h5_case(args: argparse.Namespace, threads: list[int | None]) -> float:
                         "tune": lambda t=t: lsfix.tune_pnorm(pred.logits, labels, threads=t),
                     }, max(1, args.repeats)))
             if args.fraction:
-                from lsfix.pipeline import _RowSubset, split_fit_rows
+                from lsfix.evaluation.inmemory import _RowSubset, split_fit_rows
 
                 mask = split_fit_rows(labels.shape[0], args.fraction, 0)
                 idx = np.flatnonzero(mask)

@@ -65,7 +65,7 @@ import json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np, torch, torchvision
 from lsfix.extract.runner import ExtractOptions, run_extract
-from lsfix.inputs import read_predictions
+from lsfix.readers.entry import read as read_predictions
 
 outdir = Path(sys.argv[1])
 tmp = Path(tempfile.mkdtemp(prefix="lsfix-gpu-check-"))

@@ -1,16 +1,23 @@
 """lsfix: how well does a classifier know when it is wrong? — and the fix for label smoothing.
 
-The public numeric API (the same numbers the CLI prints)::
+Files and arrays, the way the CLI reads and evaluates them::
 
     >>> import numpy as np, lsfix
-    >>> m = lsfix.evaluate(np.array([.9, .8, .7, .6, .8]), np.array([1, 1, 0, 0, 1], bool))
+    >>> z = np.array([[3.0, 0.0], [0.0, 1.0], [1.0, 0.9], [0.2, 2.0]])
+    >>> ev = lsfix.evaluate(lsfix.read(z, labels=[0, 1, 1, 1]), ["msp", "pnorm:2"])
+    >>> [r.score for r in ev.results], ev.to_dict()["format"]
+    (['msp', 'pnorm:2'], 'lsfix.curve')
+
+The numeric core on confidences and correctness (the same numbers the CLI prints)::
+
+    >>> m = lsfix.metrics(np.array([.9, .8, .7, .6, .8]), np.array([1, 1, 0, 0, 1], bool))
     >>> round(m.aurc, 12), round(m.augrc, 12)
     (0.13, 0.08)
 
 The names of :mod:`lsfix.core` are loaded on first use, so ``import lsfix`` (and so the CLI's
 ``--help`` and shell completion) stays fast. Importing :mod:`lsfix` never imports h5py, typer,
 torch or matplotlib (``tests/test_architecture.py`` holds that line); file I/O lives in
-:mod:`lsfix.schema`.
+:mod:`lsfix.readers.logitsfile`.
 """
 
 from __future__ import annotations
@@ -26,17 +33,30 @@ _CORE = (
     "ArrayRows", "Blocks", "CoveragePoint", "Interval", "Metrics", "PNormFit", "PairedDifference",
     "RCCurve", "RiskPoint", "RowSource", "ScoreSpec",
     "as_rows", "aurc", "blocks_from_counts", "bootstrap_ci", "compute_scores", "correctness",
-    "coverage_k", "curve_from_blocks", "energy", "evaluate", "evaluate_conventions",
+    "coverage_k", "curve_from_blocks", "energy", "evaluate_conventions",
     "fit_temperature", "gini",
     "logit_margin", "max_logit", "metrics_from_blocks", "msp", "msp_ts", "neg_entropy",
     "paired_bootstrap", "parse_score", "pnorm", "predictions", "rc_curve", "softmax_margin",
     "tie_blocks", "tune_pnorm",
 )
 
-__all__ = [*_CORE, "ExitCode", "InputError", "LsfixError", "UsageError", "__version__"]
+#: the one way in, the one planner, and the numeric evaluation of one score
+_ENTRIES = {"read": ("lsfix.readers.entry", "read"),
+            "evaluate": ("lsfix.evaluation.planner", "evaluate"),
+            "Evaluation": ("lsfix.evaluation.planner", "Evaluation"),
+            "Predictions": ("lsfix.readers.predictions", "Predictions"),
+            "metrics": ("lsfix.core", "evaluate")}
+
+__all__ = [*_CORE, *_ENTRIES, "ExitCode", "InputError", "LsfixError", "UsageError",
+           "__version__"]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _ENTRIES:
+        import importlib
+
+        module, attr = _ENTRIES[name]
+        return getattr(importlib.import_module(module), attr)
     if name in _CORE:
         from lsfix import core
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lsfix.inputs import read_predictions
+from lsfix.readers.entry import read as read_predictions
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data"

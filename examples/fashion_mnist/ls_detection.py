@@ -49,7 +49,7 @@ def models(out: Path) -> list[tuple[str, dict, Path]]:
 
 
 def load(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    from lsfix.inputs import read_predictions
+    from lsfix.readers.entry import read_predictions
 
     with read_predictions(str(path)) as p:
         return np.asarray(p.logits, dtype=np.float64), np.asarray(p.labels)

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t_start
 
     import lsfix
-    from lsfix.inputs import read_predictions
+    from lsfix.readers.entry import read_predictions
 
     summary = []
     for tag, alpha, rec, val, test in rows:

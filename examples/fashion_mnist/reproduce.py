@@ -86,7 +86,7 @@ def _seeds(text: str) -> list[int]:
 
 def _load(tag: str, alpha: float, seed: int, test: Path, rec: dict) -> Run:
     import lsfix
-    from lsfix.inputs import read_predictions
+    from lsfix.readers.entry import read_predictions
 
     with read_predictions(str(test)) as pred:
         correct = lsfix.correctness(pred.logits, pred.labels)

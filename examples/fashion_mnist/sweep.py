@@ -162,7 +162,7 @@ class Result:
 
 def evaluate_model(mdir: Path) -> Result:
     import lsfix
-    from lsfix.inputs import read_predictions
+    from lsfix.readers.entry import read_predictions
 
     rec = json.loads((mdir / "training.json").read_text())
     timing = json.loads((mdir / "timing.json").read_text())

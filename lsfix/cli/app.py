@@ -6,7 +6,8 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import typer
@@ -186,12 +187,38 @@ def note(message: str) -> None:
     sys.stderr.flush()
 
 
-@contextlib.contextmanager
-def handle_errors(cmd: str) -> Iterator[None]:
-    """Map lsfix errors, OS errors and Ctrl-C to one-line messages and exit codes."""
-    from lsfix import io
+@dataclass
+class Run:
+    """One command's run: its name, the ``--labels``/``--input`` options for its own inputs,
+    and the warning lines printed when it succeeds (a failed command prints one error line and
+    nothing else). :func:`handle_errors` makes it; commands pass it to
+    :func:`lsfix.cli.common.load`."""
 
+    cmd: str
+    labels: str | None = None
+    kind: str | None = None
+    inputs: tuple[str, ...] = ()
+    later: list[str] = field(default_factory=list)
+
+    def warn_later(self, line: str) -> None:
+        """Queue one stderr line for the end of a successful run."""
+        self.later.append(" ".join(str(line).split()))
+
+    def flush(self) -> None:
+        for line in self.later:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+        self.later.clear()
+
+
+@contextlib.contextmanager
+def handle_errors(cmd: str, *, labels: str | None = None, kind: str | None = None,
+                  inputs: Sequence[str] = ()) -> Iterator[Run]:
+    """Map lsfix errors, OS errors and Ctrl-C to one-line messages and exit codes; yields the
+    command's :class:`Run` (``labels``/``kind``: ``--labels``/``--input`` for ``inputs``)."""
+    from lsfix import streams as io
     io.reset_committed()
+    run = Run(cmd, labels, kind, tuple(inputs))
     try:
         with io.command_outputs():  # every output is committed only if the command succeeds
             inputs, outputs = _planned_paths()
@@ -202,7 +229,12 @@ def handle_errors(cmd: str) -> Iterator[None]:
             # or a file whose folder it makes, compare: its own rule)
             report = _planned_paths(("report",))[1]
             check_output_folders([p for p in outputs if p not in report])
-            yield
+            yield run
+        run.flush()
+    except typer.Exit as exc:
+        if exc.exit_code in (0, 4):  # 4: the gate failed, the run itself worked
+            run.flush()
+        raise
     except LsfixError as exc:
         err(cmd, str(exc))
         raise typer.Exit(int(exc.exit_code)) from None
@@ -307,7 +339,7 @@ def _unraisable(info: Any) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    from lsfix import io
+    from lsfix import streams as io
 
     # SIGTERM while an output is being written: clean up and exit 130, like Ctrl-C
     io.sigterm_interrupts_writes = True

@@ -10,6 +10,8 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
+    InputKindOpt,
+    LabelsOpt,
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
@@ -22,7 +24,6 @@ from lsfix.cli.common import (
     check_convention,
     load,
     parse_floats,
-    load_joined,
     report_format,
     require_fit_labels,
     use_scheduler,
@@ -56,7 +57,7 @@ Examples:
 
 
 def audit_json(res: Any) -> dict[str, Any]:
-    from lsfix.report import metrics_dict, paired_dict
+    from lsfix.output.report import metrics_dict, paired_dict
 
     return {
         "file": res.file,
@@ -85,7 +86,7 @@ def audit_json(res: Any) -> dict[str, Any]:
 
 def label_smoothing_json(res: Any) -> dict[str, Any] | None:
     """The logit-gap ceiling (lsfix.core.ceiling) with its sentences and the recorded α."""
-    from lsfix.audit import label_smoothing_notes, label_smoothing_summary
+    from lsfix.evaluation.audit import label_smoothing_notes, label_smoothing_summary
     from lsfix.core.ceiling import ceiling_from_alpha
 
     ls = res.label_smoothing
@@ -100,7 +101,7 @@ def label_smoothing_json(res: Any) -> dict[str, Any] | None:
 
 def label_smoothing_lines(res: Any) -> list[str]:
     """``label smoothing: …`` and its notes, for the table, TSV (stderr) and reports."""
-    from lsfix.audit import label_smoothing_notes, label_smoothing_summary
+    from lsfix.evaluation.audit import label_smoothing_notes, label_smoothing_summary
 
     if res.label_smoothing is None:
         return []
@@ -110,7 +111,7 @@ def label_smoothing_lines(res: Any) -> list[str]:
 
 
 def _group_json(res: Any) -> list[dict[str, Any]]:
-    from lsfix.groups import group_json
+    from lsfix.evaluation.grouped import group_json
 
     return group_json(list(res.groups), percent=False)
 
@@ -120,7 +121,7 @@ def audit_text(res: Any) -> str:
     table = render_table(rows, f"{res.file} — {res.n_eval} samples, convention {res.convention}",
                          show_file=False)
     if getattr(res, "by", None):
-        from lsfix.groups import group_rows
+        from lsfix.evaluation.grouped import group_rows
 
         table += "\n" + render_table(group_rows(list(res.groups), percent=False),
                                      f"msp and pnorm by {res.by}", show_file=False)
@@ -141,10 +142,10 @@ def audit_text(res: Any) -> str:
 def write_report(res: Any, pred: Any, folder: str) -> list[str]:
     """report.md, report.html, rc.png, mechanism/gradient plots in ``folder``."""
     from lsfix.cli.curve_cmd import curve_lines, oracle_curve
-    from lsfix.explain import explain_plots
-    from lsfix.io import make_folders, write_text_atomic
-    from lsfix.plot import rc_plot
-    from lsfix.report import fmt, html_figure, markdown_figure, markdown_table
+    from lsfix.output.explain import explain_plots
+    from lsfix.streams import make_folders, write_text_atomic
+    from lsfix.output.plot import rc_plot
+    from lsfix.output.report import fmt, html_figure, markdown_figure, markdown_table
 
     make_folders(folder)  # removed again if the command fails
     by = {r.score: r for r in res.results}
@@ -161,7 +162,7 @@ def write_report(res: Any, pred: Any, folder: str) -> list[str]:
     fitted = (f"Fitted on {res.fit_source}: pNorm {chosen}; temperature T = "
               f"{res.temperature:.4g} (msp_ts); oracle AURC (ideal ranking) = "
               f"{fmt(by['msp'].metrics.oracle_aurc)}.")
-    from lsfix.pipeline import small_fit_warning
+    from lsfix.evaluation.inmemory import small_fit_warning
 
     small = small_fit_warning(res.fit)
     if small:
@@ -259,13 +260,16 @@ def audit_cmd(
     scheduler: SchedulerOpt = "sync",
     bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
+    labels: LabelsOpt = None,
+    input_kind: InputKindOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    with handle_errors("audit"), use_scheduler(scheduler):
-        from lsfix.audit import audit
+    with handle_errors("audit", labels=labels, kind=input_kind,
+                       inputs=[input]) as run, use_scheduler(scheduler) as runner:
+        from lsfix.evaluation.audit import audit
         from lsfix.errors import UsageError
-        from lsfix.io import write_text_atomic
-        from lsfix.report import document, dumps
+        from lsfix.streams import write_text_atomic
+        from lsfix.output.report import document, dumps
 
         check_convention(convention)
         check_boot(bootstrap, level)
@@ -275,31 +279,31 @@ def audit_cmd(
         out_fmt = report_format(fmt)
         covs = parse_floats(coverage, "--coverage", lo=0.0, hi=1.0)
         risks = parse_floats(risk, "--risk", lo=0.0, hi=1.0, lo_open=False)
-        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
-                           need_labels=True, need_logits=True, ignore_index=ignore_index)
+        pred = load(input, run, runner=runner, with_files=with_files,
+                    allow_incomplete=allow_incomplete, need_labels=True, need_logits=True,
+                    ignore_index=ignore_index)
         if fit_labels is not None and val is None:
             raise UsageError("--val-labels gives the labels of the --val file; pass --val too")
-        val_pred = (load(val, need_logits=True, ignore_index=ignore_index, labels=fit_labels)
+        val_pred = (load(val, run, need_logits=True, ignore_index=ignore_index,
+                         labels=fit_labels)
                     if val else None)
         if val_pred is not None:
             require_fit_labels(val_pred, "--val-labels")
         res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
                     convention=convention, n_boot=bootstrap, level=level, by=by,
                     bootstrap_unit=bootstrap_unit, coverages=covs, risks=risks)
-        from lsfix.pipeline import small_fit_warning
+        from lsfix.evaluation.inmemory import small_fit_warning
 
         small = small_fit_warning(res.fit)
-        if small and not quiet:  # printed when the command succeeds (a failure is one error line)
-            from lsfix.cli.inputopts import warn_later
-
-            warn_later(f"lsfix audit: warning: {small}")
+        if small and not quiet:  # printed when the command succeeds (a failure is one line)
+            run.warn_later(f"lsfix audit: warning: {small}")
         if out_fmt == "json":
             text = dumps(document("audit", audit_json(res)))
         elif out_fmt == "tsv":
-            from lsfix.report import tsv
+            from lsfix.output.report import tsv
 
             if by is not None:
-                from lsfix.groups import group_rows
+                from lsfix.evaluation.grouped import group_rows
 
                 rows = group_rows(list(res.groups), percent=False)
             else:

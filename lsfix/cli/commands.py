@@ -12,9 +12,3 @@ COMMAND_MODULES = ("extract_cmd", "score_cmd", "normalise_cmd", "curve_cmd", "co
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"lsfix.cli.{_name}")
-
-# --labels FILE and --input KIND on every command that reads logits
-from lsfix.cli import inputopts  # noqa: E402
-from lsfix.cli.app import app  # noqa: E402
-
-inputopts.install(app)

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from lsfix.errors import UsageError
 
 if TYPE_CHECKING:
-    from lsfix.predictions import Predictions
+    from lsfix.cli.app import Run
+    from lsfix.readers.predictions import Predictions
 
 
 # the shared options, declared once in lsfix.cli.options (imported here for the commands)
@@ -19,6 +20,8 @@ from lsfix.cli.options import (  # noqa: E402,F401
     FormatOpt,
     IgnoreIndexOpt,
     InputArg,
+    InputKindOpt,
+    LabelsOpt,
     OutputOpt,
     QuietOpt,
     SchedulerOpt,
@@ -27,37 +30,39 @@ from lsfix.cli.options import (  # noqa: E402,F401
 
 
 def use_scheduler(value: str) -> contextlib.AbstractContextManager[object]:
-    """``--scheduler``: a context in which scores and metrics run there (:mod:`lsfix.parallel`;
-    ``sync`` imports no Dask)."""
-    from lsfix import parallel
-
+    """``--scheduler``: the runner scores and metrics run on (:mod:`lsfix.evaluation.scheduler`;
+    ``sync`` yields None and imports no Dask)."""
+    from lsfix.evaluation import scheduler as parallel
     parallel.check_scheduler(value)
     return parallel.scheduler(value)
 
 
-def load(path: str, *, allow_incomplete: bool = False, need_labels: bool = False,
+def load(path: str, run: Run, *, allow_incomplete: bool = False,
+         need_labels: bool | str = False,
          need_logits: bool = False, ignore_index: int | None = None,
-         labels: str | None = None) -> Predictions:
-    """Read and validate an input (``-`` = stdin). ``labels``: a labels file for this input
-    alone (``--fit-labels`` for a ``--fit`` file), checked like ``--labels``."""
-    from lsfix import inputs
-    from lsfix.cli import inputopts
+         labels: str | None = None, with_files: list[str] | None = None,
+         overwrite: bool = False, defer_dense_labels: bool = False,
+         runner: object = None) -> Predictions:
+    """Read one input of ``run`` with :func:`lsfix.read` (``-`` = stdin). ``--labels`` and
+    ``--input`` apply to the command's own inputs (``run.inputs``); ``labels``: a labels file
+    for this input alone (``--fit-labels`` for a ``--fit`` file). How a foreign input was read
+    is printed now; what lsfix assumed about it, when the command succeeds."""
+    import lsfix
     from lsfix.cli.app import note
 
-    pred = inputs.read_predictions(path, allow_incomplete=allow_incomplete,
-                                   ignore_index=ignore_index)
-    opts = inputopts.current.get()
-    cmd = f"lsfix {opts.command}" if opts is not None else "lsfix"
+    own = path in run.inputs
+    spec = labels if labels is not None else (run.labels if own else None)
+    pred = lsfix.read(path, labels=spec, input=run.kind if own else None,
+                      ignore_index=ignore_index, with_scores=with_files or (),
+                      overwrite_scores=overwrite, allow_incomplete=allow_incomplete,
+                      need_labels=need_labels,
+                      need_logits=need_logits or bool(with_files),
+                      defer_dense_labels=defer_dense_labels)
+    pred.runner = runner  # --scheduler: where this input's scores and metrics are computed
     for line in pred.notes:  # how a foreign input was read: groups taken, columns mapped
         note(f"lsfix: {line}")
-    inputopts.adapt(pred, path, lambda msg: inputopts.warn_later(f"{cmd}: warning: {msg}"),
-                    ignore_index=ignore_index)
-    if labels is not None:
-        inputopts.attach_labels(pred, labels, ignore_index=ignore_index)
-    if need_labels:
-        pred.require_labels("this command")
-    if need_logits:
-        inputs.require_logits(pred)
+    for line in pred.warnings:
+        run.warn_later(f"lsfix {run.cmd}: warning: {line}")
     return pred
 
 
@@ -70,23 +75,6 @@ def require_fit_labels(pred: Predictions, option: str) -> None:
         what = "no labels" if pred.foreign_format else "no /labels dataset"
         raise InputError(f"{what}; fitting needs labels (pass {option} FILE; --labels is for "
                          "the input only)", file=pred.name)
-
-
-def load_joined(path: str, with_files: list[str] | None, *, overwrite: bool = False,
-                allow_incomplete: bool = False, need_labels: bool = False,
-                need_logits: bool = False, ignore_index: int | None = None) -> Predictions:
-    """Read ``path`` and join each scores file of ``with_files`` to it (``--with``)."""
-    from lsfix.pipeline import join_scores
-
-    pred = load(path, allow_incomplete=allow_incomplete, need_labels=need_labels,
-                need_logits=need_logits or bool(with_files), ignore_index=ignore_index)
-    for extra_path in with_files or []:
-        extra = load(extra_path, ignore_index=ignore_index)
-        try:
-            join_scores(pred, extra, overwrite=overwrite)
-        finally:
-            extra.close()
-    return pred
 
 
 def report_format(fmt: str | None) -> str:
@@ -197,9 +185,9 @@ MAX_JSON_FILE = 16 << 20
 
 def read_json_file(path: str) -> object:
     """A JSON document named on the command line, read strictly
-    (:func:`lsfix.untrusted.loads`: size, nesting, NaN/Infinity refused; exit 3 naming it)."""
-    from lsfix import io as lio
-    from lsfix import untrusted
+    (:func:`lsfix.readers.untrusted.loads`: size, nesting, NaN/Infinity refused; exit 3 naming it)."""
+    from lsfix import streams as lio
+    from lsfix.readers import untrusted
     from lsfix.errors import InputError
 
     name = lio.display_name(path)
@@ -219,8 +207,8 @@ def read_json_file(path: str) -> object:
 
 
 def stdout_write(text: str) -> None:
-    """Text for stdout, held until the command succeeds (:func:`lsfix.io.command_outputs`)."""
-    from lsfix.io import STDIO, write_text_atomic
+    """Text for stdout, held until the command succeeds (:func:`lsfix.streams.command_outputs`)."""
+    from lsfix.streams import STDIO, write_text_atomic
 
     write_text_atomic(STDIO, text)
 
@@ -228,8 +216,8 @@ def stdout_write(text: str) -> None:
 def fit_from_json(doc: object, path: str) -> object:
     """A :class:`lsfix.core.PNormFit` from a ``--params`` document, every key checked for type
     and range first (exit 3 naming the file and the key)."""
-    from lsfix import io as lio
-    from lsfix import untrusted
+    from lsfix import streams as lio
+    from lsfix.readers import untrusted
     from lsfix.core import PNormFit
     from lsfix.errors import InputError
 

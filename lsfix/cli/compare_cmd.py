@@ -12,6 +12,8 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
+    InputKindOpt,
+    LabelsOpt,
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
@@ -178,12 +180,15 @@ def compare(
     ignore_index: IgnoreIndexOpt = None,
     bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
+    labels: LabelsOpt = None,
+    input_kind: InputKindOpt = None,
 ) -> None:
-    with handle_errors("compare"):
+    with handle_errors("compare", labels=labels, kind=input_kind,
+                       inputs=inputs) as run:
         from lsfix.core import paired_bootstrap
-        from lsfix.io import write_text_atomic
-        from lsfix.pipeline import evaluate_file
-        from lsfix.report import document, dumps, paired_dict, tsv
+        from lsfix.streams import write_text_atomic
+        from lsfix.evaluation.inmemory import evaluate_file
+        from lsfix.output.report import document, dumps, paired_dict, tsv
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
@@ -193,7 +198,7 @@ def compare(
             raise UsageError(f"--report {report!r} must end in .md")
         if sum(1 for i in inputs if i == "-") > 1:
             raise UsageError("stdin (-) can be given only once")
-        preds = [load(p, allow_incomplete=allow_incomplete, ignore_index=ignore_index)
+        preds = [load(p, run, allow_incomplete=allow_incomplete, ignore_index=ignore_index)
                  for p in inputs]
         from lsfix.cli.preflight import check_unfitted_scores
 
@@ -302,14 +307,14 @@ def compare(
                                           for p in grouped[2]])
         plot_path = plot
         if report is not None:
-            from lsfix.io import make_folders
+            from lsfix.streams import make_folders
 
             make_folders(Path(report).parent)  # removed again if the command fails
         if report is not None and plot_path is None:
             plot_path = str(Path(report).with_suffix(".png"))
         if plot_path is not None:
             from lsfix.cli.curve_cmd import oracle_curve
-            from lsfix.plot import rc_plot
+            from lsfix.output.plot import rc_plot
 
             rc_plot(curve_lines(results, show_file=True, percent=percent), plot_path,
                     title="Risk-coverage comparison", oracle=oracle_curve(results[0].correct),
@@ -318,11 +323,11 @@ def compare(
         if explain:
             if plot_path is None:
                 raise UsageError("--explain draws plots: give --plot or --report too")
-            from lsfix.explain import explain_plots
+            from lsfix.output.explain import explain_plots
 
             explain_path = explain_plots(preds, plot_path)
         if report is not None:
-            from lsfix.report import markdown_table
+            from lsfix.output.report import markdown_table
 
             cols = ["file", "score", "n", "accuracy", "aurc", "oracle_aurc", "eaurc", "naurc",
                     "augrc", "auroc", "fpr_at_95tpr"]
@@ -336,7 +341,7 @@ def compare(
                 md.append("\n**Gate: " + ("FAILED**" if breaches else "passed**")
                           + f" ({len(breaches)} of {len(checks)} check(s) failed)\n\n")
                 md.append(markdown_table(checks, ["rule", "row", "value", "verdict"]))
-            from lsfix.report import markdown_figure
+            from lsfix.output.report import markdown_figure
 
             if plot_path:
                 md.append("\n" + markdown_figure(plot_path, "risk-coverage"))
@@ -355,7 +360,7 @@ def compare(
 
 
 def _paired_text(paired: list[dict[str, Any]]) -> str:
-    from lsfix.report import fmt
+    from lsfix.output.report import fmt
 
     lines = ["", "paired bootstrap (row − baseline):"]
     for p in paired:
@@ -370,7 +375,7 @@ def paired_images(preds: list[Any], unit: str) -> Any:
     every paired difference (the files hold the same samples, :func:`same_samples`; each must
     be dense with the same pixels per image, so its rows are the same images'); ``None`` for
     ``row``."""
-    from lsfix.dense import evaluated_images, items_and_pixels
+    from lsfix.evaluation.dense import evaluated_images, items_and_pixels
 
     if unit == "row":
         return None
@@ -395,8 +400,8 @@ def compare_by(preds: list[Any], score: list[str] | None, by: str, *, convention
     import numpy as np
 
     from lsfix.core import paired_bootstrap
-    from lsfix.groups import ALL, evaluate_by, group_json, group_rows, grouping
-    from lsfix.report import paired_dict
+    from lsfix.evaluation.grouped import ALL, evaluate_by, group_json, group_rows, grouping
+    from lsfix.output.report import paired_dict
 
     results = []
     for pred in preds:

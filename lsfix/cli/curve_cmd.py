@@ -8,6 +8,9 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, warn
 from lsfix.cli.common import (
+    load,
+    InputKindOpt,
+    LabelsOpt,
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
@@ -17,7 +20,6 @@ from lsfix.cli.common import (
     SchedulerOpt,
     WithOpt,
     check_convention,
-    load_joined,
     parse_floats,
     report_format,
     use_scheduler,
@@ -82,14 +84,14 @@ def check_report_options(convention: str, bootstrap: int, level: float, fmt: str
     covs = parse_floats(coverage, "--coverage", lo=0.0, hi=1.0)
     risks = parse_floats(risk, "--risk", lo=0.0, hi=1.0, lo_open=False)
     if plot is not None:
-        from lsfix.plot import plot_format
+        from lsfix.output.plot import plot_format
 
         plot_format(plot)
     return out_fmt, covs, risks
 
 
 def result_rows(results: list[Any], *, percent: bool) -> list[dict[str, Any]]:
-    from lsfix.report import ci_dict, flat_row, metrics_dict
+    from lsfix.output.report import ci_dict, flat_row, metrics_dict
 
     rows = []
     for r in results:
@@ -100,7 +102,7 @@ def result_rows(results: list[Any], *, percent: bool) -> list[dict[str, Any]]:
 
 
 def result_json(results: list[Any], *, percent: bool) -> list[dict[str, Any]]:
-    from lsfix.report import ci_dict, metrics_dict
+    from lsfix.output.report import ci_dict, metrics_dict
 
     out = []
     for r in results:
@@ -136,7 +138,7 @@ def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool,
     from rich.console import Console
     from rich.table import Table
 
-    from lsfix.report import COLUMNS, fmt
+    from lsfix.output.report import COLUMNS, fmt
 
     width = width or table_width()
     heads = dict((k, h) for k, h, _ in COLUMNS)
@@ -199,7 +201,7 @@ def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False,
     """Plot lines of ``results``; ``curves`` gives each one's ``(coverage, risk)`` when the
     results hold no per-row arrays (the out-of-core path)."""
     from lsfix.core import rc_curve
-    from lsfix.plot import Line
+    from lsfix.output.plot import Line
 
     lines = []
     for i, r in enumerate(results):
@@ -260,139 +262,86 @@ def curve(
              "for dense files, or when the in-memory path would need more than SIZE (2G, "
              "512M; 0 = always). Options needing per-row arrays use the in-memory path.")
     ] = "2G",
+    labels: LabelsOpt = None,
+    input_kind: InputKindOpt = None,
 ) -> None:
-    with handle_errors("curve"), use_scheduler(scheduler):
-        from lsfix.io import write_text_atomic
-        from lsfix.pipeline import evaluate_file
+    with handle_errors("curve", labels=labels, kind=input_kind, inputs=[input]) as run, \
+            use_scheduler(scheduler) as runner:
+        import lsfix
+        from lsfix.evaluation.bounded import CURVE_POINTS
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
-        from lsfix.outofcore import parse_memory_limit, wanted
-
-        limit = parse_memory_limit(memory_limit)
         if rank_map is not None:
-            from lsfix.plot import plot_format
+            from lsfix.output.plot import plot_format
 
             plot_format(rank_map)
             if by is not None:
                 raise UsageError("--rank-map does not go with --by")
         check_boot_unit(bootstrap_unit, by)
-        from lsfix.cli import inputopts
-        from lsfix.predictions import deferring_dense_labels
+        from lsfix.evaluation.bounded import parse_memory_limit
 
-        opts = inputopts.current.get()
+        limit = parse_memory_limit(memory_limit)
         may_bound = (by is None and not bootstrap and subsample is None and rank_map is None
-                     and not with_files and scheduler == "sync"
-                     and not (opts is not None and opts.labels))
-        with deferring_dense_labels(may_bound):  # dense labels stay on disk until needed
-            pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
-                               ignore_index=ignore_index)
+                     and not with_files and scheduler == "sync" and not labels)
+        pred = load(input, run, runner=runner, with_files=with_files,
+                    allow_incomplete=allow_incomplete, ignore_index=ignore_index,
+                    need_labels="evaluation (correctness)", defer_dense_labels=may_bound)
         from lsfix.cli.preflight import check_unfitted_scores
 
         check_unfitted_scores(score, pred.scores, pred.name, "curve")
-        if not (may_bound and wanted(pred, score, limit)):
-            pred.load_labels()
-        if subsample is not None:
+        ev = lsfix.evaluate(pred, score, convention=convention, coverages=covs, risks=risks,
+                            bootstrap=bootstrap, seed=seed, level=level,
+                            bootstrap_unit=bootstrap_unit, by=by, subsample_pixels=subsample,
+                            percent=percent, memory_limit=limit,
+                            curve_points=CURVE_POINTS if plot is not None else 0)
+        if ev.subsampled is not None:
             from lsfix.cli.app import note
-            from lsfix.dense import apply_subsample
-            from lsfix.pipeline import excluded_rows
 
-            kept = apply_subsample(pred, subsample, seed)
-            ex = excluded_rows(pred)
-            note(f"lsfix curve: {kept} pixels drawn (--subsample-pixels {subsample}, seed {seed}); "
-                 f"not drawn {ex.not_drawn}, ignored {ex.ignored}, fit rows {ex.fit}")
-        if by is not None:
-            write_text_atomic(output, curve_by(pred, score, by, out_fmt, convention, covs, risks,
-                                               bootstrap, seed, level, percent))
-            pred.close()
-            return
-        if pred.deferred_labels is not None or (may_bound and wanted(pred, score, limit)):
-            from lsfix.outofcore import CURVE_POINTS, evaluate_bounded
-
-            results, curves, oracle, ex = evaluate_bounded(
-                pred, score, convention=convention, coverages=covs, risks=risks,
-                curve_points=CURVE_POINTS if plot is not None else 0)
-            _report(pred, results, out_fmt, convention, percent, plot, output, curves, oracle,
-                    ex, bootstrap_unit)
-            return
-        clusters = None
-        if bootstrap_unit == "image":
-            from lsfix.dense import image_of_rows
-
-            clusters = image_of_rows(pred, "--bootstrap-unit image")
-        results = evaluate_file(pred, score, convention=convention, coverages=covs, risks=risks,
-                                n_boot=bootstrap, seed=seed, level=level, clusters=clusters)
+            ex = ev.excluded
+            note(f"lsfix curve: {ev.subsampled} pixels drawn (--subsample-pixels {subsample}, "
+                 f"seed {seed}); not drawn {ex.not_drawn}, ignored {ex.ignored}, fit rows "
+                 f"{ex.fit}")
         if rank_map is not None:
-            from lsfix.dense import write_rank_map
+            from lsfix.evaluation.dense import write_rank_map
 
-            write_rank_map(pred, results[0], rank_map)
-        _report(pred, results, out_fmt, convention, percent, plot, output, None, None, None,
-                bootstrap_unit)
+            write_rank_map(pred, ev.results[0], rank_map)
+        _report(ev, out_fmt, plot, output)
+        pred.close()
 
 
-def _report(pred: Any, results: list[Any], out_fmt: str, convention: str, percent: bool,
-            plot: str | None, output: str, curves: list[Any] | None, oracle: Any,
-            ex: Any, bootstrap_unit: str) -> None:
-    """Print (or write) the report of ``results`` and draw the RC plot. ``ex``: the
-    excluded-row counts (:class:`lsfix.pipeline.ExcludedRows`; counted from ``pred`` when
-    None)."""
-    from lsfix.io import write_text_atomic
-    from lsfix.report import document, dumps, tsv
+def _report(ev: Any, out_fmt: str, plot: str | None, output: str) -> None:
+    """Print (or write) the report of an :class:`lsfix.evaluation.planner.Evaluation` and draw
+    its RC plot."""
+    from lsfix.output.report import dumps, tsv
+    from lsfix.streams import write_text_atomic
 
-    warn_undefined("curve", results)
-    if out_fmt == "json":
-        if ex is None:
-            from lsfix.pipeline import excluded_rows
-
-            ex = excluded_rows(pred)
-        text = dumps(document("curve", {
-            "file": pred.name, "convention": convention, "percent": percent,
-            "n_fit_excluded": int(pred.fit_mask.sum()) if pred.fit_mask is not None else 0,
-            "n_ignored": ex.ignored, "n_not_drawn": ex.not_drawn,
-            "bootstrap_unit": bootstrap_unit,
-            "results": result_json(results, percent=percent),
-        }))
+    if ev.by is not None:
+        warn_undefined("curve", [_Named(r) for r in ev.results])
     else:
-        rows = result_rows(results, percent=percent)
-        if out_fmt == "tsv":
-            cols = list(rows[0].keys())
-            text = tsv(rows, cols)
-        else:
-            unit = " (×100)" if percent else ""
-            text = render_table(rows, f"{pred.name} — convention {convention}{unit}",
-                                show_file=False)
-    if plot is not None:
-        from lsfix.plot import rc_plot
-
-        rc_plot(curve_lines(results, show_file=False, percent=percent, curves=curves), plot,
-                title=f"Risk-coverage: {pred.name}",
-                oracle=oracle if oracle is not None else oracle_curve(results[0].correct))
-    write_text_atomic(output, text)
-    pred.close()
-
-
-def curve_by(pred: Any, score: list[str] | None, by: str, out_fmt: str, convention: str,
-             covs: tuple[float, ...], risks: tuple[float, ...], bootstrap: int, seed: int,
-             level: float, percent: bool) -> str:
-    """``curve --by``: the whole file (group ``all``) and every group, in one report."""
-    from lsfix.groups import evaluate_by, group_json, group_rows
-    from lsfix.report import document, dumps, tsv
-
-    results = evaluate_by(pred, score, by, convention=convention, coverages=covs, risks=risks,
-                          n_boot=bootstrap, seed=seed, level=level)
-    warn_undefined("curve", [_Named(r) for r in results])
+        warn_undefined("curve", ev.results)
+    unit = " (×100)" if ev.percent else ""
     if out_fmt == "json":
-        return dumps(document("curve", {
-            "file": pred.name, "convention": convention, "percent": percent, "by": by,
-            "n_fit_excluded": int(pred.fit_mask.sum()) if pred.fit_mask is not None else 0,
-            "results": group_json(results, percent=percent),
-        }))
-    rows = group_rows(results, percent=percent)
-    if out_fmt == "tsv":
-        return tsv(rows, list(rows[0].keys()))
-    unit = " (×100)" if percent else ""
-    return render_table(rows, f"{pred.name} — by {by}, convention {convention}{unit}",
-                        show_file=False)
+        text = dumps(ev.to_dict())
+    else:
+        if ev.by is not None:
+            from lsfix.evaluation.grouped import group_rows
+
+            rows = group_rows(ev.results, percent=ev.percent)
+            title = f"{ev.file} — by {ev.by}, convention {ev.convention}{unit}"
+        else:
+            rows = result_rows(ev.results, percent=ev.percent)
+            title = f"{ev.file} — convention {ev.convention}{unit}"
+        text = (tsv(rows, list(rows[0].keys())) if out_fmt == "tsv"
+                else render_table(rows, title, show_file=False))
+    if plot is not None and ev.by is None:
+        from lsfix.output.plot import rc_plot
+
+        rc_plot(curve_lines(ev.results, show_file=False, percent=ev.percent, curves=ev.curves),
+                plot, title=f"Risk-coverage: {ev.file}",
+                oracle=ev.oracle if ev.oracle is not None
+                else oracle_curve(ev.results[0].correct))
+    write_text_atomic(output, text)
 
 
 class _Named:

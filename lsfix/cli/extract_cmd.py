@@ -179,7 +179,7 @@ def extract(
 ) -> None:
     """Run a model over a dataset and save its logits."""
     with handle_errors("extract"):
-        from lsfix.io import refuse_binary_to_tty
+        from lsfix.streams import refuse_binary_to_tty
 
         refuse_binary_to_tty(output)
         from lsfix.extract.preprocess import parse_floats, parse_size
@@ -228,8 +228,8 @@ def merge_cmd(
       lsfix merge dist.rank*-of-2.h5 -o dist.h5
     """
     with handle_errors("merge"):
-        from lsfix.io import refuse_binary_to_tty
-        from lsfix.schema import command_line
+        from lsfix.streams import refuse_binary_to_tty
+        from lsfix.readers.logitsfile import command_line
 
         refuse_binary_to_tty(output)
         from lsfix.extract.writer import merge_shards

@@ -8,6 +8,8 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
+    InputKindOpt,
+    LabelsOpt,
     AllowIncompleteOpt,
     ConventionOpt,
     IgnoreIndexOpt,
@@ -20,7 +22,6 @@ from lsfix.cli.common import (
     check_p,
     fit_from_json,
     load,
-    load_joined,
     parse_grid,
     read_json_file,
     require_finite_scores,
@@ -105,15 +106,18 @@ def normalise(
     scheduler: SchedulerOpt = "sync",
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
+    labels: LabelsOpt = None,
+    input_kind: InputKindOpt = None,
 ) -> None:
-    with handle_errors("normalise"), use_scheduler(scheduler):
-        from lsfix import parallel
+    with handle_errors("normalise", labels=labels, kind=input_kind,
+                       inputs=[input]) as run, use_scheduler(scheduler) as runner:
+        from lsfix.evaluation import scheduler as parallel
         from lsfix.core import PNormFit
-        from lsfix.io import dumps_json, refuse_binary_to_tty, write_text_atomic
+        from lsfix.streams import dumps_json, refuse_binary_to_tty, write_text_atomic
         from lsfix.cli.score_cmd import write_score_table
-        from lsfix.pipeline import describe_fit, fit_on_rows
-        from lsfix.schema import write_predictions
-        from lsfix.scorefile import write_scores_file
+        from lsfix.evaluation.inmemory import describe_fit, fit_on_rows
+        from lsfix.readers.logitsfile import write_predictions
+        from lsfix.readers.scoresfile import write_scores_file
 
         check_convention(convention)
         chosen = [x for x, v in (("--p", p), ("--fit", fit), ("--fit-fraction", fit_fraction),
@@ -144,8 +148,9 @@ def normalise(
         refuse_existing(output, overwrite)
         refuse_existing(save_params, overwrite)
         p_grid = parse_grid(grid)
-        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
-                           need_logits=True, overwrite=overwrite, ignore_index=ignore_index)
+        pred = load(input, run, runner=runner, with_files=with_files,
+                    allow_incomplete=allow_incomplete, need_logits=True, overwrite=overwrite,
+                    ignore_index=ignore_index)
         if fmt == "tsv" and pred.labels is None:  # before any p is tuned
             raise UsageError(f"{pred.name}: --format tsv needs /labels to print 'correct'")
         fit_mask = None
@@ -153,10 +158,8 @@ def normalise(
 
         binary = is_single_logit(pred.logits)
         if binary and not quiet:
-            from lsfix.cli.inputopts import warn_later
-
             # printed when the command succeeds: a failure stays one stderr line
-            warn_later(f"lsfix normalise: {pred.name}: {BINARY_NOTE}")
+            run.warn_later(f"lsfix normalise: {pred.name}: {BINARY_NOTE}")
         centred = centre is not False  # a --params fit decided it above
         if binary and p is None and params is None:
             # nothing to tune: p = 0 is MSP's ranking, every p >= 1 a constant
@@ -171,7 +174,7 @@ def normalise(
             fitted = PNormFit(p=check_p(p), fallback_msp=False, grid=(), msp_aurc=float("nan"),
                               convention=convention, split={"kind": "fixed"}, centred=centred)
         elif fit is not None:
-            val = load(fit, need_logits=True, ignore_index=ignore_index, labels=fit_labels)
+            val = load(fit, run, need_logits=True, ignore_index=ignore_index, labels=fit_labels)
             require_fit_labels(val, "--fit-labels")
             if val.k != pred.k:
                 raise UsageError(f"{val.name} has K={val.k} classes, {pred.name} has K={pred.k}")
@@ -197,7 +200,7 @@ def normalise(
             if pred.fit_mask is not None and pred.fit_mask.any():
                 raise UsageError(f"{pred.name} already has a fit split (/fit_mask); tune with "
                                  "--fit VAL.h5 or reuse --params")
-            from lsfix.dense import fit_split, is_dense
+            from lsfix.evaluation.dense import fit_split, is_dense
 
             fit_mask = fit_split(pred, fit_fraction, seed)  # dense: whole images
             fitted = fit_on_rows(pred, fit_mask, grid=p_grid, convention=convention,
@@ -213,25 +216,22 @@ def normalise(
         # one pass: the score and correctness (reads every row: bad rows fail before any note)
         spec = fitted.spec
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            computed = parallel.compute_scores(pred.logits, [spec], labels=pred.labels)
+            computed = parallel.compute_scores(pred.logits, [spec], labels=pred.labels,
+                                               runner=pred.runner)
         values = computed[spec.name]
         require_finite_scores(values, f"p={fitted.p:g}" if fitted.p is not None else "msp",
                               pred.name)
-        from lsfix.pipeline import small_fit_warning
+        from lsfix.evaluation.inmemory import small_fit_warning
 
         small = small_fit_warning(fitted) if fitted.grid and fitted.n_fit else None
         if not quiet:
             if binary and fitted.fallback_msp and not fitted.grid:
-                from lsfix.cli.inputopts import warn_later
-
-                warn_later(f"lsfix normalise: nothing to tune; /scores/{name} holds MSP (the |z| "
+                run.warn_later(f"lsfix normalise: nothing to tune; /scores/{name} holds MSP (the |z| "
                            "ranking)")
             elif fitted.grid:
                 note(f"lsfix normalise: {describe_fit(fitted)}")
                 if small:  # printed when the command succeeds (a failure is one line)
-                    from lsfix.cli.inputopts import warn_later
-
-                    warn_later(f"lsfix normalise: warning: {small}")
+                    run.warn_later(f"lsfix normalise: warning: {small}")
             else:
                 variant = "" if fitted.centred else " (un-centred pNorm)"
                 note(f"lsfix normalise: fixed p={fitted.p:g}{variant}" if fitted.p is not None

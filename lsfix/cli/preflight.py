@@ -3,7 +3,7 @@
 * :func:`check_output_folders`: the one rule for where files go (:mod:`lsfix.cli.options`):
   every file lsfix writes goes into a folder that exists; lsfix makes no folder the user did
   not name. The same message and exit code (1) as when the file is written
-  (:func:`lsfix.io.atomic_output`), only before the work instead of after it.
+  (:func:`lsfix.streams.atomic_output`), only before the work instead of after it.
 * :func:`refuse_existing`: the ``--overwrite`` rule of the commands that write data files.
 * :func:`check_unfitted_scores`: ``-s msp_ts`` with no temperature, said with the commands
   that work.
@@ -22,7 +22,7 @@ STDIO = "-"
 
 def check_output_folders(paths: Iterable[str]) -> None:
     """Refuse (exit 1) an output path whose folder does not exist."""
-    from lsfix.io import display_name
+    from lsfix.streams import display_name
 
     for path in paths:
         if not path or path == STDIO:
@@ -44,7 +44,7 @@ def refuse_existing(path: str | None, overwrite: bool) -> None:
     except OSError:
         return  # a new file (a missing folder is reported by check_output_folders)
     if stat.S_ISREG(st.st_mode):
-        from lsfix.io import display_name
+        from lsfix.streams import display_name
 
         raise UsageError(f"{display_name(path)}: exists; pass --overwrite to replace it")
 

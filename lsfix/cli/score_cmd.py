@@ -8,6 +8,8 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
+    InputKindOpt,
+    LabelsOpt,
     MAX_P,
     AllowIncompleteOpt,
     IgnoreIndexOpt,
@@ -17,7 +19,6 @@ from lsfix.cli.common import (
     SchedulerOpt,
     WithOpt,
     load,
-    load_joined,
     require_finite_scores,
     use_scheduler,
 )
@@ -66,15 +67,18 @@ def score(
     scheduler: SchedulerOpt = "sync",
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
+    labels: LabelsOpt = None,
+    input_kind: InputKindOpt = None,
 ) -> None:
-    with handle_errors("score"), use_scheduler(scheduler):
+    with handle_errors("score", labels=labels, kind=input_kind,
+                       inputs=[input]) as run, use_scheduler(scheduler) as runner:
         import numpy as np
 
         from lsfix.core import ScoreSpec, fit_temperature, parse_score
-        from lsfix.io import refuse_binary_to_tty
-        from lsfix.parallel import compute_scores
-        from lsfix.schema import write_predictions
-        from lsfix.scorefile import write_scores_file
+        from lsfix.evaluation.scheduler import compute_scores
+        from lsfix.readers.logitsfile import write_predictions
+        from lsfix.readers.scoresfile import write_scores_file
+        from lsfix.streams import refuse_binary_to_tty
 
         if fmt not in ("h5", "tsv"):
             raise UsageError(f"--format must be h5 or tsv, got {fmt!r}")
@@ -93,22 +97,22 @@ def score(
         if copy_logits and fmt != "h5":
             raise UsageError("--copy-logits writes an HDF5 file; it does not go with --format tsv")
         # a stored score of a name computed here is replaced in the file written: no clash
-        pred = load_joined(input, with_files, allow_incomplete=allow_incomplete,
-                           need_logits=True, ignore_index=ignore_index, overwrite=overwrite)
+        # (--overwrite: a --with file's differing score of one name replaces the input's)
+        pred = load(input, run, runner=runner, with_files=with_files,
+                    allow_incomplete=allow_incomplete, need_logits=True,
+                    ignore_index=ignore_index, overwrite=overwrite)
         from lsfix.core.scores import BINARY_NOTE, is_single_logit
 
         if is_single_logit(pred.logits) and not quiet:
-            from lsfix.cli.inputopts import warn_later
-
             # printed when the command succeeds: a failure stays one stderr line
-            warn_later(f"lsfix score: {pred.name}: {BINARY_NOTE}")
+            run.warn_later(f"lsfix score: {pred.name}: {BINARY_NOTE}")
         params_extra: dict[str, dict[str, object]] = {}
         resolved = []
         for spec in specs:
             if spec.family == "msp_ts" and spec.param is None:
                 if fit is None:
                     raise UsageError("msp_ts needs a temperature: give msp_ts:T or --fit VAL.h5")
-                val = load(fit, need_labels=True, need_logits=True)
+                val = load(fit, run, need_labels=True, need_logits=True)
                 if val.k != pred.k:
                     raise UsageError(f"{val.name} has K={val.k} classes, {pred.name} has "
                                      f"K={pred.k}")
@@ -125,7 +129,8 @@ def score(
             raise UsageError(f"{pred.name}: --format tsv needs /labels to print 'correct'")
         assert pred.logits is not None
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            out = compute_scores(pred.logits, resolved, labels=labels)  # checked just below
+            out = compute_scores(pred.logits, resolved, labels=labels,  # checked below
+                                 runner=pred.runner)
         for spec in resolved:  # an option that overflows float64: exit 2, nothing written
             shown = spec.family if spec.param is None else f"{spec.family}:{spec.param:.6g}"
             require_finite_scores(out[spec.name], f"-m {shown}", pred.name)
@@ -155,8 +160,8 @@ def write_score_table(pred: Any, values: Any, computed: dict[str, Any], output: 
     tuned on (left out, as the stored fit rows are)."""
     import numpy as np
 
-    from lsfix.io import write_text_atomic
-    from lsfix.pipeline import evaluation_rows
+    from lsfix.evaluation.inmemory import evaluation_rows
+    from lsfix.streams import write_text_atomic
 
     if pred.labels is None or "_correct" not in computed:
         raise UsageError(f"{pred.name}: --format tsv needs /labels to print 'correct'")
@@ -185,7 +190,7 @@ def _score_table(pred: Any, conf: Any, corr: Any, mask: Any = None) -> str:
 
     import numpy as np
 
-    from lsfix.groups import _per_row
+    from lsfix.evaluation.grouped import _per_row
 
     def rows(a: Any) -> Any:
         return a if mask is None else np.asarray(a)[mask]

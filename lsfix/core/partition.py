@@ -21,7 +21,7 @@ Those can be built in pieces and merged without losing a bit:
 The only liberty is the sign of a zero: ``-0.0`` and ``0.0`` share a block and the block's
 ``value`` may be either (no metric reads the value, only the order).
 
-:func:`partitioned_blocks` runs the four steps in one process; :mod:`lsfix.parallel` runs
+:func:`partitioned_blocks` runs the four steps in one process; :mod:`lsfix.evaluation.scheduler` runs
 steps 2 and 3 as Dask tasks.
 """
 

@@ -494,8 +494,7 @@ class H5Opener:
         self.path, self.key = path, key
 
     def __call__(self) -> Any:
-        from lsfix import h5safe
-
+        from lsfix.readers import h5safe
         return h5safe.open_local(self.path, self.path)[self.key]
 
 
@@ -569,8 +568,7 @@ def open_dataset(spec: str, *, root: str | None = None, split: str | None = None
     if suffix in (".h5", ".hdf5", ".he5"):
         import h5py
 
-        from lsfix import h5safe
-
+        from lsfix.readers import h5safe
         try:
             with h5safe.open_local(str(p), spec) as f:
                 keys = [k for k in f if isinstance(f[k], h5py.Dataset)]

@@ -151,7 +151,7 @@ def _run(opts: ExtractOptions, dist: DistInfo, device: Any, t0: float) -> Extrac
     }
     history_entry = opts.history_entry
     if history_entry is None:
-        from lsfix.schema import command_line
+        from lsfix.readers.logitsfile import command_line
 
         history_entry = command_line()
     prov_base = {
@@ -173,7 +173,7 @@ def _run(opts: ExtractOptions, dist: DistInfo, device: Any, t0: float) -> Extrac
         prov_base.setdefault(key, value)
 
     if opts.output == "-":
-        from lsfix.io import atomic_output, refuse_binary_to_tty
+        from lsfix.streams import atomic_output, refuse_binary_to_tty
 
         refuse_binary_to_tty("-")
         with atomic_output("-", suffix=".h5") as tmp:

@@ -3,7 +3,7 @@
 This module needs h5py and numpy only (no torch), so ``lsfix merge`` works on a machine
 without the ``extract`` extra.
 
-An extract output is an lsfix file (:mod:`lsfix.schema`) written *in place* while the model
+An extract output is an lsfix file (:mod:`lsfix.readers.logitsfile`) written *in place* while the model
 runs. Its datasets are resizable and chunked; every batch is appended and, at most every
 ``sync_every`` seconds, *committed*::
 
@@ -15,7 +15,7 @@ A run killed at any point leaves a file whose first ``lsfix_rows_done`` rows are
 past that may be half written and are cut off by ``--resume`` before it continues. The root
 attr ``lsfix_complete`` stays ``False`` until every row is committed, the final provenance is
 written and flushed; only then is it set to ``True`` and flushed again, so a reader never
-takes a partly written file for a complete one (:func:`lsfix.inputs.read_predictions` refuses
+takes a partly written file for a complete one (:func:`lsfix.readers.entry.read_predictions` refuses
 an incomplete file unless asked).
 
 Attributes this module adds (all on ``/``):
@@ -42,10 +42,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lsfix import h5safe, untrusted
+from lsfix.readers import h5safe
+
+from lsfix.readers import untrusted
 from lsfix.errors import InputError, RuntimeFailure, UsageError
-from lsfix.io import atomic_output, checkpoint, note_input
-from lsfix.schema import (
+from lsfix.streams import atomic_output, checkpoint, note_input
+from lsfix.readers.logitsfile import (
     ATTR_COMPLETE,
     ATTR_HISTORY,
     ATTR_IGNORE_INDEX,
@@ -145,7 +147,7 @@ MAX_ROWS = 1 << 48
 
 
 def read_state(path: str) -> FileState:
-    """:class:`FileState` of an lsfix file, opened local-only (:mod:`lsfix.h5safe`); every
+    """:class:`FileState` of an lsfix file, opened local-only (:mod:`lsfix.readers.h5safe`); every
     attribute checked for type and range (:class:`InputError` naming the file and the key)."""
     name = str(path)
     with h5safe.open_local(path, name) as f:
@@ -403,7 +405,7 @@ class ChunkedWriter:
         self.f.flush()
         self.rows_done = self.rows_written
         self._last_commit = time.monotonic()
-        checkpoint("extract-commit")  # a test hook: see lsfix.io.checkpoint
+        checkpoint("extract-commit")  # a test hook: see lsfix.streams.checkpoint
 
     def begin_segment(self, segment: dict[str, Any], *, offset: int = 0,
                       t0: float | None = None) -> None:

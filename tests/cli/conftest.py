@@ -24,7 +24,7 @@ import pytest
 import typer.testing
 
 from lsfix.cli import app
-from lsfix.schema import new_file
+from lsfix.readers.logitsfile import new_file
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 GOLDEN = DATA / "golden"
@@ -206,7 +206,7 @@ def run(monkeypatch: pytest.MonkeyPatch) -> RunFn:
 
 def _without_small_fit_warning(stderr: str) -> str:
     """The shared files here are small on purpose (n=300, so 60 rows to fit p on): every fit
-    warns that the fit set is too small (lsfix.pipeline.small_fit_warning). These tests check
+    warns that the fit set is too small (lsfix.evaluation.inmemory.small_fit_warning). These tests check
     the other lines; tests/cli/test_cli_inputs.py checks that warning."""
     return "".join(ln for ln in stderr.splitlines(keepends=True)
                    if "too few to choose p reliably" not in ln)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lsfix.core.ceiling import ceiling_from_alpha
-from lsfix.schema import new_file
+from lsfix.readers.logitsfile import new_file
 
 B = ["--bootstrap", "100"]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lsfix.core import ScoreSpec, compute_scores, evaluate
-from lsfix.schema import new_file
+from lsfix.readers.logitsfile import new_file
 
 #: Keys every JSON result carries (consumers rely on them).
 RESULT_KEYS = {"file", "score", "convention", "n", "n_errors", "n_tied", "accuracy", "aurc",
@@ -200,12 +200,12 @@ def test_undefined_metrics_warn_on_stderr_and_are_null(run, tmp_path):
 
 
 def test_interrupt_exits_130_and_writes_nothing(run, files, tmp_path, monkeypatch, error_of):
-    import lsfix.pipeline
+    import lsfix.evaluation.inmemory
 
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(lsfix.pipeline, "evaluate_file", boom)
+    monkeypatch.setattr(lsfix.evaluation.inmemory, "evaluate_file", boom)
     out = tmp_path / "c.tsv"
     r = run(["curve", files.a, "-o", out])
     assert r.code == 130

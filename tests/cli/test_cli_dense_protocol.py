@@ -22,8 +22,8 @@ import typer
 
 from lsfix.core import PNormFit, compute_scores, paired_bootstrap, parse_score, tune_pnorm
 from lsfix.errors import ExitCode
-from lsfix.inputs import read_predictions
-from lsfix.schema import set_root_attrs
+from lsfix.readers.entry import read as read_predictions
+from lsfix.readers.logitsfile import set_root_attrs
 from tests.cli.conftest import ls_logits
 
 H, W, K = 8, 16, 5
@@ -199,8 +199,8 @@ def test_audit_bootstrap_unit_image(run, tmp_path):
 
 
 def test_subsample_keeps_ignored_and_fit_counts_apart(tmp_path):
-    from lsfix.dense import apply_subsample
-    from lsfix.pipeline import eval_mask, evaluation_rows
+    from lsfix.evaluation.dense import apply_subsample
+    from lsfix.evaluation.inmemory import eval_mask, evaluation_rows
 
     path = tmp_path / "d.h5"
     _dense(path, 8)
@@ -214,7 +214,7 @@ def test_subsample_keeps_ignored_and_fit_counts_apart(tmp_path):
     fit_kept = H * W - 2 * W
     assert before == (ignored, fit_kept)
     assert evaluation_rows(pred)[1:] == (ignored, fit_kept)  # unchanged by subsampling
-    from lsfix.pipeline import excluded_rows
+    from lsfix.evaluation.inmemory import excluded_rows
 
     ex = excluded_rows(pred)
     assert (ex.ignored, ex.fit, ex.evaluated) == (ignored, fit_kept, drawn)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from lsfix.core import ScoreSpec, compute_scores, evaluate
-from lsfix.schema import new_file
+from lsfix.readers.logitsfile import new_file
 
 N, K = 300, 5  # tests/cli/conftest.py: file A has N rows of K classes
 

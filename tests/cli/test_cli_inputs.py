@@ -172,7 +172,7 @@ def test_tables_as_people_save_them(run: RunFn, data: Path, name: str, extra: li
 
 
 def test_class_name_columns_become_class_names(data: Path) -> None:
-    from lsfix.inputs import read_predictions
+    from lsfix.readers.entry import read as read_predictions
 
     pred = read_predictions(str(data / "pandas.csv"))
     assert pred.class_names == ["cat", "dog", "eel", "fox"]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lsfix.core import ScoreSpec, compute_scores, evaluate
-from lsfix.schema import HDF5_SIGNATURE
+from lsfix.readers.logitsfile import HDF5_SIGNATURE
 
 
 def _logits(path: str | Path) -> np.ndarray:

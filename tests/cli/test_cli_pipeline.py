@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lsfix.schema import new_file
+from lsfix.readers.logitsfile import new_file
 
 LSFIX = Path(sys.executable).parent / "lsfix"
 BASH = shutil.which("bash")

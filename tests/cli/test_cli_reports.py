@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lsfix.cli import app
-from lsfix.report import CAPTIONS
+from lsfix.output.report import CAPTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 CE = str(ROOT / "sample_data" / "fmnist_ce_test.h5")
@@ -66,8 +66,7 @@ def test_gate_report_lists_each_rule_value_and_verdict(tmp_path: Path) -> None:
 def test_compare_plot_has_oracle_and_marks_requested_points(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch
                                                             ) -> None:
-    from lsfix import plot
-
+    from lsfix.output import plot
     seen: dict[str, object] = {}
     real = plot.draw_lines
 
@@ -89,8 +88,8 @@ def test_compare_plot_has_oracle_and_marks_requested_points(tmp_path: Path,
 
 
 def test_gradient_marks_an_assumed_alpha(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lsfix import plot
-    from lsfix.schema import new_file
+    from lsfix.output import plot
+    from lsfix.readers.logitsfile import new_file
 
     rng = np.random.default_rng(0)
     z = rng.normal(size=(300, 4))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lsfix.core import ScoreSpec, compute_scores
-from lsfix.schema import HDF5_SIGNATURE
+from lsfix.readers.logitsfile import HDF5_SIGNATURE
 
 
 def _logits_labels(path: str) -> tuple[np.ndarray, np.ndarray | None]:

@@ -29,7 +29,7 @@ def rows() -> list[dict[str, Any]]:
                                    "--coverage", "0.8", "--risk", "0.01", "-f", "json"])
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
-    from lsfix.report import flat_row
+    from lsfix.output.report import flat_row
 
     return [flat_row({"file": r["file"], "score": r["score"]}, r, r["ci"])
             for r in doc["results"]]

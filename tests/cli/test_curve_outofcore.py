@@ -1,4 +1,4 @@
-"""``curve``'s out-of-core path (lsfix/outofcore.py) equals the in-memory path bit for bit:
+"""``curve``'s out-of-core path (lsfix/evaluation/bounded.py) equals the in-memory path bit for bit:
 dense files with ignored pixels (uint8 and int64 labels, ignore_index 255 and -1), fit rows,
 several scores, a spill budget so small that every piece becomes runs, and plain (N, K) files
 sent there by ``--memory-limit 0``."""
@@ -14,10 +14,10 @@ import pytest
 import typer.testing
 
 from lsfix.cli.app import app
-from lsfix.cli.common import load
-from lsfix.outofcore import evaluate_bounded, parse_memory_limit, wanted
-from lsfix.pipeline import evaluate_file
-from lsfix.schema import set_root_attrs
+from lsfix.readers.entry import read as load
+from lsfix.evaluation.bounded import evaluate_bounded, parse_memory_limit, wanted
+from lsfix.evaluation.inmemory import evaluate_file
+from lsfix.readers.logitsfile import set_root_attrs
 
 SCORES = ["msp", "pnorm_raw:8", "max_logit", "neg_entropy"]
 KW = {"coverages": (0.25, 0.9), "risks": (0.5, 0.9)}
@@ -122,14 +122,12 @@ def test_stored_scores_and_bad_limit():
 
 @pytest.mark.parametrize("dtype,ignore", [(np.uint8, 255), (np.int64, -1)])
 def test_labels_left_on_disk_read_image_by_image(tmp_path, dtype, ignore):
-    """Inside ``deferring_dense_labels`` a dense file's labels stay on disk (no per-pixel
+    """Read with ``defer_dense_labels=True``, a dense file's labels stay on disk (no per-pixel
     array); the bounded path reads them image by image and gets the same numbers."""
-    from lsfix.predictions import deferring_dense_labels
 
     path = _dense(tmp_path / "d.h5", dtype, ignore, fit=True)
     for scores in (SCORES, ["msp"]):
-        with deferring_dense_labels():
-            lazy = load(str(path))
+        lazy = load(str(path), defer_dense_labels=True)
         assert lazy.labels is None and lazy.keep is None and lazy.deferred_labels is not None
         want = evaluate_file(load(str(path)), scores, **KW)
         got, *_ = evaluate_bounded(lazy, scores, convention="lsfix", run_rows=11, **KW)
@@ -167,8 +165,7 @@ def test_every_pixel_ignored_gives_the_normal_error(tmp_path):
 def test_dense_probabilities_with_labels_on_disk(tmp_path):
     """A dense file of probabilities (read as log p through ``input_kind.ProbRows``) takes the
     row kernels, with the labels still read image by image, and matches in memory."""
-    from lsfix import input_kind
-    from lsfix.predictions import deferring_dense_labels
+    from lsfix.readers import kind as input_kind
 
     rng = np.random.default_rng(4)
     z = rng.normal(size=(2, 4, 5, 6))
@@ -180,11 +177,9 @@ def test_dense_probabilities_with_labels_on_disk(tmp_path):
         set_root_attrs(f, {}, [])
         f.create_dataset("logits", data=p.astype(np.float32))
         f.create_dataset("labels", data=y).attrs["ignore_index"] = np.int64(255)
-    with deferring_dense_labels():
-        lazy = load(str(path))
-    input_kind.apply(lazy, "probs")
-    eager = load(str(path))
-    input_kind.apply(eager, "probs")
+    lazy = load(str(path), defer_dense_labels=True, input="probs")
+    assert isinstance(lazy.logits, input_kind.ProbRows)
+    eager = load(str(path), input="probs")
     want = evaluate_file(eager, ["msp", "gini"], **KW)
     got, *_ = evaluate_bounded(lazy, ["msp", "gini"], convention="lsfix", run_rows=7, **KW)
     for a, b in zip(got, want, strict=True):

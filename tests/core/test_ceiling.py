@@ -375,7 +375,7 @@ def test_bin_grid_constant():
     ("ls02", "correct", "ceiling", 0.2123, 0.2103, 0.2148),
 ])
 def test_golden_sample_data(tag, rows, verdict, alpha, lo, hi):
-    from lsfix.inputs import read_predictions
+    from lsfix.readers.entry import read as read_predictions
 
     with read_predictions(str(ROOT / "sample_data" / f"fmnist_{tag}_test.h5")) as pred:
         z = np.asarray(pred.logits)

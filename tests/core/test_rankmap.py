@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from lsfix.cli.app import app
 from lsfix.core.rankmap import rank_maps, uncertainty_ranks
-from lsfix.schema import set_root_attrs
+from lsfix.readers.logitsfile import set_root_attrs
 
 
 def _slow(c: list[float]) -> list[float]:

@@ -18,9 +18,9 @@ from lsfix.core import bootstrap_ci, compute_scores, evaluate, parse_score
 from lsfix.core.bootstrap import cluster_bootstrap_ci
 from lsfix.core.subsample import parse_subsample, subsample_rows
 from lsfix.errors import UsageError
-from lsfix.inputs import read_predictions
-from lsfix.pipeline import split_fit_rows
-from lsfix.schema import new_file, set_root_attrs
+from lsfix.readers.entry import read as read_predictions
+from lsfix.evaluation.inmemory import split_fit_rows
+from lsfix.readers.logitsfile import new_file, set_root_attrs
 
 
 def _slow(eligible: list[bool], n_items: int, pixels: int, per: int, images: int, seed: int

@@ -10,7 +10,7 @@ Run from anywhere (the files land next to this script)::
 ``sample_b.h5`` a second model on the same samples (same labels and ids), a noisier copy of the
                 first, for ``compare``.
 
-Deterministic: a fixed seed, no timestamps (``lsfix.schema.new_file`` writes none), so the
+Deterministic: a fixed seed, no timestamps (``lsfix.readers.logitsfile.new_file`` writes none), so the
 same lsfix/h5py versions give the same bytes. Keep it small (a few tens of KB in all).
 """
 
@@ -45,7 +45,7 @@ def arrays(seed: int = SEED, n: int = N, k: int = K) -> dict[str, np.ndarray]:
 
 def build(folder: str | Path) -> list[Path]:
     """Write ``sample.h5`` and ``sample_b.h5`` into ``folder``; return their paths."""
-    from lsfix.schema import new_file
+    from lsfix.readers.logitsfile import new_file
 
     folder = Path(folder)
     d = arrays()

@@ -24,7 +24,7 @@ from typer.testing import CliRunner  # noqa: E402
 from lsfix.cli import app  # noqa: E402
 from lsfix.core import compute_scores, parse_score  # noqa: E402
 from lsfix.core.scores import BINARY_NOTE  # noqa: E402
-from lsfix.inputs import read_predictions  # noqa: E402
+from lsfix.readers.entry import read as read_predictions  # noqa: E402
 
 runner = CliRunner()
 N, L, VOCAB = 300, 24, 50
@@ -215,7 +215,7 @@ def test_audit_gives_the_binary_answer_with_its_reason(tmp_path, binary_file):
 def test_binary_gradient_term_is_the_bce_form():
     """BCE label smoothing, targets y(1-a)+a/2: the smoothing part of d loss / d|z| is
     a(sigmoid(|z|) - 1/2) = a(1/2 - P_err), checked against autograd."""
-    from lsfix.explain import ls_gradient_term
+    from lsfix.output.explain import ls_gradient_term
 
     alpha = 0.6
     z = torch.linspace(-6, 6, 41, dtype=torch.float64, requires_grad=True)

@@ -24,7 +24,7 @@ from typer.testing import CliRunner  # noqa: E402
 from lsfix.cli import app  # noqa: E402
 from lsfix.errors import InputError  # noqa: E402
 from lsfix.extract.writer import ATTR_JOB, ATTR_ROWS_DONE  # noqa: E402
-from lsfix.inputs import read_predictions  # noqa: E402
+from lsfix.readers.entry import read as read_predictions  # noqa: E402
 
 from .conftest import ROOT  # noqa: E402
 

@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from lsfix.cli import app  # noqa: E402
-from lsfix.inputs import read_predictions  # noqa: E402
+from lsfix.readers.entry import read as read_predictions  # noqa: E402
 
 from .conftest import (  # noqa: E402
     DARKNET,

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
 from lsfix.errors import InputError  # noqa: E402
 from lsfix.extract.writer import ATTR_ROWS_DONE  # noqa: E402
-from lsfix.inputs import read_predictions  # noqa: E402
+from lsfix.readers.entry import read as read_predictions  # noqa: E402
 
 from .conftest import ROOT, subprocess_env  # noqa: E402
 

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.torch, pytest.mark.slow]
 from typer.testing import CliRunner  # noqa: E402
 
 from lsfix.cli import app  # noqa: E402
-from lsfix.inputs import read_predictions  # noqa: E402
+from lsfix.readers.entry import read as read_predictions  # noqa: E402
 
 from .conftest import ROOT, subprocess_env  # noqa: E402
 

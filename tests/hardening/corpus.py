@@ -41,7 +41,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from lsfix.schema import root_attrs  # noqa: E402
+from lsfix.readers.logitsfile import root_attrs  # noqa: E402
 
 #: Commands every case is run through (``tests/hardening/test_corpus.py``).
 COMMANDS = ("curve", "score", "normalise", "audit")

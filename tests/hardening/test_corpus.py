@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import pytest
 
-from lsfix.inputs import read_predictions
+from lsfix.readers.entry import read as read_predictions
 
 from .conftest import ROOT, Result, cli, error_line, lsfix_proc, tree_digest
 from .corpus import COMMANDS, Case, cases, pwned_markers
@@ -173,7 +173,7 @@ def test_big_endian_logits_read_like_native_ones(corpus: tuple[Path, dict[str, C
         z = np.asarray(p.raw_logits[()])
         y = p.labels
     native = tmp_path / "native.h5"
-    from lsfix.schema import new_file
+    from lsfix.readers.logitsfile import new_file
 
     new_file(native, z.astype("<f4"), labels=y)
     a = cli(["curve", folder / "logits_bigendian.h5", "-f", "json"])

@@ -37,7 +37,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lsfix.schema import root_attrs
+from lsfix.readers.logitsfile import root_attrs
 
 from .conftest import HERE, subprocess_env
 

@@ -1,11 +1,11 @@
 """Killed, interrupted and starved runs: the output is the old file, the new file or nothing.
 
-``score`` and ``normalise`` write through :func:`lsfix.io.atomic_output`: a temporary file
+``score`` and ``normalise`` write through :func:`lsfix.streams.atomic_output`: a temporary file
 ``.<target>.<random>.h5`` in the target's folder, fsynced, then ``os.replace``-d over the
 target. So at every instant the target holds the previous complete file (or nothing), or the
 new complete one.
 
-No test here races a timer. lsfix has named checkpoints (:func:`lsfix.io.checkpoint`); with
+No test here races a timer. lsfix has named checkpoints (:func:`lsfix.streams.checkpoint`); with
 ``LSFIX_TEST_STOP_AT=NAME[:N]`` in its environment it stops itself (SIGSTOP) the N-th time it
 passes NAME. The test waits for that stop with ``waitpid(WUNTRACED)`` (a kernel handshake, not
 a sleep) and then delivers its signal, so each case lands at a known point however loaded the
@@ -50,7 +50,7 @@ import h5py
 import numpy as np
 import pytest
 
-from lsfix.schema import new_file
+from lsfix.readers.logitsfile import new_file
 
 from .conftest import LSFIX_EXE, file_digest, subprocess_env
 
@@ -61,7 +61,7 @@ pytestmark = [
 
 N_BIG, K_BIG = 20_000, 100  # 8 MB of float32 logits: size does not matter, the stops do
 TEMP_RE = re.compile(r"^\.out\.h5\.[A-Za-z0-9_]+\.h5$")
-#: checkpoints of lsfix.io.atomic_output, in the order a run passes them
+#: checkpoints of lsfix.streams.atomic_output, in the order a run passes them
 BEFORE_RENAME = ("temp-created", "temp-written")
 POINTS = (*BEFORE_RENAME, "replaced")
 
@@ -283,10 +283,10 @@ def test_stop_hook_is_inert_without_the_variable(big: Big) -> None:
 
 _FINALISER = """
 import os, signal, sys, time
-import lsfix.io as io
-import lsfix.inputs as inputs
+import lsfix.streams as io
+import lsfix.readers.entry as inputs
 
-TARGET = {"read": (inputs, "read_predictions"), "write": (io, "_target_mode")}[WHERE]
+TARGET = {"read": (inputs, "read"), "write": (io, "_target_mode")}[WHERE]
 real = getattr(*TARGET)
 
 

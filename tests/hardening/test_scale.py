@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import lsfix
-from lsfix.schema import new_file
+from lsfix.readers.logitsfile import new_file
 
 from .conftest import cli, error_line
 
@@ -211,7 +211,7 @@ def test_ten_million_scores_numeric_api() -> None:
     rng = np.random.default_rng(3)
     conf = rng.random(n)
     correct = rng.random(n) < conf
-    m = lsfix.evaluate(conf, correct)
+    m = lsfix.metrics(conf, correct)
     order = np.argsort(-conf)  # no ties among 10**7 random doubles (asserted below)
     assert m.n_tied == 0
     k = np.arange(1, n + 1, dtype=np.float64)
@@ -226,7 +226,7 @@ def test_ten_million_scores_numeric_api() -> None:
     auroc = (ranks[correct].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
     assert m.auroc == pytest.approx(auroc, rel=1e-9)
     assert m.n == n and math.isfinite(m.augrc) and math.isfinite(m.naurc)
-    every = lsfix.evaluate(conf, np.ones(n, dtype=bool))
+    every = lsfix.metrics(conf, np.ones(n, dtype=bool))
     assert every.aurc == 0.0
     assert math.isnan(every.auroc)  # the numeric API's undefined is NaN (null in JSON) ...
     assert dict(every.undefined)["auroc"] == "all predictions correct"  # ... with a reason

@@ -43,7 +43,7 @@ import h5py
 import numpy as np
 import pytest
 
-from lsfix.schema import new_file, root_attrs
+from lsfix.readers.logitsfile import new_file, root_attrs
 
 from .conftest import LSFIX_EXE, Result, cli, subprocess_env, tree_digest
 from .corpus import K, N, arrays, write_h5
@@ -1101,8 +1101,7 @@ def test_case(c: Case, tmp_path: Path) -> None:
 def _signal_self(how: str) -> None:
     """Ctrl-C, or a real SIGTERM to this process (only once lsfix routes it: else it would
     end the test run)."""
-    from lsfix import io as lio
-
+    from lsfix import streams as lio
     if how == "sigint":
         raise KeyboardInterrupt
     assert signal.getsignal(signal.SIGTERM) is lio._sigterm_as_interrupt, \
@@ -1114,8 +1113,7 @@ def _signal_self(how: str) -> None:
 
 def _interrupt_after_plots(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     """Make the final ``-o`` write raise as a signal would, once the plots are staged."""
-    from lsfix import io as lio
-
+    from lsfix import streams as lio
     real = lio.write_text_atomic
 
     def write(path: Any, text: str) -> None:
@@ -1142,13 +1140,12 @@ def test_interrupt_after_artefacts_leaves_nothing(tmp_path: Path, monkeypatch: p
         "normalise": ["normalise", a, "--p", "2", "--save-params", "p.json", "-o", "o.h5",
                       "--quiet"],
     }[cmd]
-    from lsfix import io as lio
-
+    from lsfix import streams as lio
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         pytest.skip("the test runner handles SIGTERM itself")
     monkeypatch.setattr(lio, "sigterm_interrupts_writes", True)  # as the console script sets
     if cmd == "normalise":
-        from lsfix import scorefile  # normalise writes a scores file
+        from lsfix.readers import scoresfile as scorefile  # normalise writes a scores file
 
         def boom(*x: Any, **k: Any) -> None:
             _signal_self(how)
@@ -1175,8 +1172,7 @@ def test_interrupt_after_artefacts_leaves_nothing(tmp_path: Path, monkeypatch: p
 def test_plugin_loading_is_off_and_the_search_path_empty() -> None:
     from h5py import h5pl
 
-    from lsfix import h5safe
-
+    from lsfix.readers import h5safe
     assert h5safe.disable_plugins() == "off"
     assert h5pl.size() == 0
 
@@ -1212,7 +1208,7 @@ def test_unknown_filter_does_not_search_plugin_folders(tmp_path: Path) -> None:
 
 def test_plugins_allowed_on_request(tmp_path: Path) -> None:
     """``LSFIX_HDF5_PLUGINS=1`` leaves libhdf5's plugin search as configured."""
-    code = ("import lsfix.h5safe as s; from h5py import h5pl; "
+    code = ("import lsfix.readers.h5safe as s; from h5py import h5pl; "
             "print(s.disable_plugins(), h5pl.size())")
     env = {**subprocess_env(), "LSFIX_HDF5_PLUGINS": "1", "HDF5_PLUGIN_PATH": str(tmp_path)}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -1222,7 +1218,7 @@ def test_plugins_allowed_on_request(tmp_path: Path) -> None:
 
 
 def test_only_h5safe_opens_hdf5_for_reading() -> None:
-    """Every HDF5 read goes through ``lsfix.h5safe.open_local``: no other module calls
+    """Every HDF5 read goes through ``lsfix.readers.h5safe.open_local``: no other module calls
     ``h5py.File`` except to create ("w") or resume ("r+", after an ``open_local`` check)."""
     import re
 
@@ -1246,8 +1242,7 @@ def test_chunked_logits_are_read_in_storage_chunk_steps(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """gzip-chunked /logits: every read starts on a storage chunk boundary and ends on one
     (or at N), so each chunk is decompressed once (before: 16x slower than uncompressed)."""
-    from lsfix import schema
-
+    from lsfix.readers import logitsfile as schema
     n, k, rows = 3000, 50, 128
     z = np.random.default_rng(0).normal(size=(n, k)).astype(np.float32)
     y = np.random.default_rng(1).integers(0, k, n)
@@ -1299,8 +1294,7 @@ def test_missing_labels_found_before_any_pass_over_logits(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """``curve`` on stored logits without /labels: refused before any pass over the logits
     (at most one bounded sample of rows is read, to tell logits from probabilities)."""
-    from lsfix import schema
-
+    from lsfix.readers import logitsfile as schema
     z, _ = arrays(20000, 10)
     raw_h5(tmp_path / "f.h5", logits=z, labels=None)
     reads: list[Any] = []

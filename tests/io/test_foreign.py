@@ -1,4 +1,4 @@
-"""Foreign inputs (``lsfix.foreign``): .npy, .npz, .pt, .csv/.tsv, stdin sniffing, refusals.
+"""Foreign inputs (``lsfix.readers.foreign``): .npy, .npz, .pt, .csv/.tsv, stdin sniffing, refusals.
 
 Round trips compare with an HDF5 file holding the same arrays, read by ``read_predictions``.
 Refusals assert the exact one-line message. The fuzz tests feed random, truncated and
@@ -25,11 +25,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lsfix import foreign
+from lsfix.readers import foreign
 from lsfix.errors import ExitCode, InputError, LsfixError, MissingDependency
-from lsfix.inputs import read_predictions
-from lsfix.predictions import Predictions
-from lsfix.schema import new_file, set_root_attrs
+from lsfix.readers.entry import read as read_predictions
+from lsfix.readers.predictions import Predictions
+from lsfix.readers.logitsfile import new_file, set_root_attrs
 
 RNG = np.random.default_rng(20240601)
 LOGITS = RNG.standard_normal((6, 3)).astype(np.float32)
@@ -388,7 +388,7 @@ def test_malicious_torch_file_is_refused_by_weights_only(
     kw = {"_use_new_zipfile_serialization": False} if legacy else {}
     torch.save({"logits": _Evil(marker)}, "evil.pt", **kw)
     msg = refusal("evil.pt")
-    # zip files are read by lsfix's own restricted unpickler (lsfix.torchzip), legacy ones by
+    # zip files are read by lsfix's own restricted unpickler (lsfix.readers.torchzip), legacy ones by
     # torch.load(weights_only=True)
     prefix = ("evil.pt: refused by torch.load(weights_only=True): " if legacy else
               "evil.pt: refused: the pickle in this torch.save file names the global ")

@@ -12,7 +12,7 @@ import typer.testing
 
 from lsfix.cli.app import app
 from lsfix.core import evaluate
-from lsfix.schema import new_file, set_root_attrs
+from lsfix.readers.logitsfile import new_file, set_root_attrs
 
 K = 4
 

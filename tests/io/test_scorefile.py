@@ -14,10 +14,10 @@ import typer.testing
 from lsfix.cli.app import app
 from lsfix.core import evaluate
 from lsfix.errors import InputError
-from lsfix.inputs import read_predictions
-from lsfix.predictions import predictions_from_arrays
-from lsfix.schema import new_file, set_root_attrs
-from lsfix.scorefile import (
+from lsfix.readers.entry import read as read_predictions
+from lsfix.readers.predictions import predictions_from_arrays
+from lsfix.readers.logitsfile import new_file, set_root_attrs
+from lsfix.readers.scoresfile import (
     FINGERPRINT_SAMPLES,
     SCHEMA_NAME,
     _sample_slices,

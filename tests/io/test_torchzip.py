@@ -1,4 +1,4 @@
-"""``.pt`` files read without torch (:mod:`lsfix.torchzip`): the same arrays as torch.load,
+"""``.pt`` files read without torch (:mod:`lsfix.readers.torchzip`): the same arrays as torch.load,
 nothing imported, nothing run, nothing read outside a storage."""
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lsfix import torchzip
-
+from lsfix.readers import torchzip
 torch = pytest.importorskip("torch", reason="needs torch to write .pt files "
                                             "(pip install 'lsfix[extract]')")
 
@@ -52,7 +51,7 @@ def test_views_offsets_and_containers() -> None:
 def test_reading_a_pt_input_does_not_import_torch(tmp_path: Path) -> None:
     z = torch.randn(50, 4)
     torch.save({"logits": z, "labels": torch.arange(50) % 4}, tmp_path / "x.pt")
-    code = ("import sys; from lsfix.inputs import read_predictions; "
+    code = ("import sys; from lsfix.readers.entry import read as read_predictions; "
             f"p = read_predictions({str(tmp_path / 'x.pt')!r}); "
             "print(p.logits.shape, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import typer.testing
 
-from lsfix import parallel
+from lsfix.evaluation import scheduler as parallel
 from lsfix.cli.app import app
 from lsfix.core import (
     CONVENTIONS,
@@ -28,8 +28,8 @@ from lsfix.core import (
     tie_blocks,
 )
 from lsfix.errors import MissingDependency, UsageError
-from lsfix.inputs import read_predictions
-from lsfix.schema import new_file, set_root_attrs
+from lsfix.readers.entry import read as read_predictions
+from lsfix.readers.logitsfile import new_file, set_root_attrs
 
 LSFIX = str(Path(sys.executable).parent / "lsfix")
 SPECS = [parse_score(s) for s in ("msp", "max_logit", "logit_margin", "softmax_margin",
@@ -167,13 +167,13 @@ def test_threads_scores_and_blocks_equal_sync(plain: Path, monkeypatch: pytest.M
     pred = read_predictions(str(plain))
     want = compute_scores(pred.logits, SPECS, labels=pred.labels)
     with parallel.scheduler("threads") as runner:
-        assert runner is not None and parallel.active() is runner
-        got = parallel.compute_scores(pred.logits, SPECS, labels=pred.labels)
+        assert runner is not None
+        got = parallel.compute_scores(pred.logits, SPECS, labels=pred.labels, runner=runner)
         _same(got, want)
         for name in ("msp", parse_score("pnorm:3").name, "max_logit"):
             c, y = want[name], want["_correct"]
             for rows in (3, 7, 100, 10_000):
-                b = parallel.tie_blocks(c, y, partition_rows=rows)
+                b = parallel.tie_blocks(c, y, partition_rows=rows, runner=runner)
                 ref = tie_blocks(c, y)
                 assert b.size.tolist() == ref.size.tolist()
                 assert b.errors.tolist() == ref.errors.tolist()
@@ -181,7 +181,7 @@ def test_threads_scores_and_blocks_equal_sync(plain: Path, monkeypatch: pytest.M
                 kw = {"coverages": (0.5, 0.9), "risks": (0.05, 0.3)}
                 assert repr(metrics_from_blocks(b, convention=cv, **kw)) == repr(
                     evaluate(c, y, convention=cv, **kw))
-    assert parallel.active() is None
+    assert not hasattr(parallel, "active")  # the runner is an argument, never module state
     pred.close()
 
 

@@ -13,8 +13,8 @@ Schema ``lsfix.predictions`` version 1::
 
 Files are read once and validated once (:func:`read_hdf5`); every error names
 ``file:/dataset`` and the shapes. Files are written atomically (:func:`write_predictions`).
-The in-memory view is :class:`lsfix.predictions.Predictions`; :func:`lsfix.inputs.read_input`
-picks the reader for any input (this module, :mod:`lsfix.scorefile`, :mod:`lsfix.foreign`).
+The in-memory view is :class:`lsfix.readers.predictions.Predictions`; :func:`lsfix.readers.entry.read_input`
+picks the reader for any input (this module, :mod:`lsfix.readers.scoresfile`, :mod:`lsfix.readers.foreign`).
 """
 
 from __future__ import annotations
@@ -30,10 +30,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lsfix import __version__, h5safe, untrusted
+from lsfix import __version__
+
+from lsfix.readers import h5safe
+
+from lsfix.readers import untrusted
 from lsfix.core.source import ArrayRows, chunk_rows_for
 from lsfix.errors import InputError, RuntimeFailure
-from lsfix.io import (
+from lsfix.streams import (
     STDIO,
     atomic_output,
     display_name,
@@ -41,7 +45,7 @@ from lsfix.io import (
     note_input,
     read_stdin_bytes,
 )
-from lsfix.predictions import (
+from lsfix.readers.predictions import (
     CLASS_NAMES,
     FIT_MASK,
     LABELS,
@@ -50,9 +54,6 @@ from lsfix.predictions import (
     SCORES,
     Predictions,
     check_unique,
-    dense_labels_deferred,
-    ignore_index_in_effect,
-    ignoring,
     predictions_from_arrays,
     score_path,
     validate_labels,
@@ -98,7 +99,7 @@ def open_source(path: str) -> tuple[Any, str, bytes, bool]:
     they cannot be read twice.
     """
     name = display_name(path)
-    note_input(path)  # an output of this command may never replace it (lsfix.io)
+    note_input(path)  # an output of this command may never replace it (lsfix.streams)
     if path == STDIO:
         buf = read_stdin_bytes()
         return buf, name, buf.getvalue()[:8], _hdf5_signature_at(buf, len(buf.getvalue()))
@@ -130,7 +131,7 @@ def open_source(path: str) -> tuple[Any, str, bytes, bool]:
 def json_attr(attrs: Any, key: str, default: Any = None, name: str | None = None
               ) -> Any:
     """A JSON-valued attribute; ``default`` when absent. Invalid JSON (or JSON nested too deep,
-    too large, holding NaN/Infinity: :func:`lsfix.untrusted.loads`) raises
+    too large, holding NaN/Infinity: :func:`lsfix.readers.untrusted.loads`) raises
     :class:`InputError` naming ``name`` (the file), or gives ``default`` when ``name`` is None."""
     if key not in attrs:
         return default
@@ -149,7 +150,7 @@ def json_attr(attrs: Any, key: str, default: Any = None, name: str | None = None
 
 def check_local(f: h5py.File, path: str, name: str) -> None:
     """Refuse a dataset that reads outside the file or is not backed by stored data
-    (:mod:`lsfix.h5safe`; the whole file's links were checked when it was opened)."""
+    (:mod:`lsfix.readers.h5safe`; the whole file's links were checked when it was opened)."""
     obj = f[path]
     if isinstance(obj, h5py.Dataset):
         h5safe.check_dataset(obj, name, path)
@@ -244,19 +245,24 @@ KindReader = Callable[[h5py.File, str, bool], Predictions]
 
 
 def read_hdf5(src: Any, name: str, *, allow_incomplete: bool,
-              kinds: Mapping[str, KindReader] | None = None) -> Predictions:
-    """Open (local-only, :func:`lsfix.h5safe.open_local`) and validate an lsfix HDF5 file.
+              kinds: Mapping[str, KindReader] | None = None, ignore_index: int | None = None,
+              defer_dense_labels: bool = False) -> Predictions:
+    """Open (local-only, :func:`lsfix.readers.h5safe.open_local`) and validate an lsfix HDF5 file.
 
     ``kinds`` maps another schema name (``lsfix.scores``) to its reader, so a caller that
-    knows every kind (:mod:`lsfix.inputs`) can hand this module the file's first read without
+    knows every kind (:mod:`lsfix.readers.entry`) can hand this module the file's first read without
     this module importing the other readers. Any h5py failure becomes an :class:`InputError`.
+    ``ignore_index``: the label value of rows never evaluated, for a file that does not record
+    one (a recorded one that disagrees is an error). ``defer_dense_labels``: a dense file's
+    ``/labels`` stay on disk (:attr:`Predictions.deferred_labels`) for the bounded path.
     """
     f = h5safe.open_local(src, name)
     try:
         reader = (kinds or {}).get(schema_of(f, name))
         if reader is not None:
-            return reader(f, name, allow_incomplete)
-        return _validate_hdf5(f, name, allow_incomplete=allow_incomplete)
+            return reader(f, name, allow_incomplete, ignore_index=ignore_index)
+        return _validate_hdf5(f, name, allow_incomplete=allow_incomplete,
+                              ignore_index=ignore_index, defer_dense_labels=defer_dense_labels)
     except InputError:
         f.close()
         raise
@@ -311,7 +317,8 @@ def check_root(f: h5py.File, name: str, schema_name: str, schema_version: int, *
     return provenance, [str(h) for h in history]
 
 
-def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predictions:
+def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool,
+                   ignore_index: int | None, defer_dense_labels: bool) -> Predictions:
     provenance, history = check_root(f, name, SCHEMA_NAME, SCHEMA_VERSION,
                                      allow_incomplete=allow_incomplete)
 
@@ -375,7 +382,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
             ignore = untrusted.integer(ignore, file=name, dataset=LABELS,
                                        key=f"attribute {ATTR_IGNORE_INDEX!r}",
                                        lo=-(2**63), hi=2**64 - 1)
-        given = ignore_index_in_effect()
+        given = ignore_index
         if given is not None:
             if ignore is not None and int(ignore) != given:
                 raise InputError(f"attribute ignore_index={int(ignore)} disagrees with "
@@ -384,7 +391,7 @@ def _validate_hdf5(f: h5py.File, name: str, *, allow_incomplete: bool) -> Predic
             labels_attrs[ATTR_IGNORE_INDEX] = np.int64(given)
         deferred = DeferredLabels(labels_ds, name, k, None if ignore is None else int(ignore),
                                   binary=rows is not None and rows.binary)
-        if not (spatial and dense_labels_deferred() and labels_ds.dtype.kind in "iu"):
+        if not (spatial and defer_dense_labels and labels_ds.dtype.kind in "iu"):
             labels, keep = deferred.read_all()
             deferred = None
     sample_ids = None
@@ -436,7 +443,7 @@ class DeferredLabels:
         self.dtype = ds.dtype
 
     def read_all(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(labels, keep)`` as :func:`~lsfix.predictions.validate_labels` gives them."""
+        """``(labels, keep)`` as :func:`~lsfix.readers.predictions.validate_labels` gives them."""
         return validate_labels(read_all(self._ds, self._name, LABELS), self._k, self._name,
                                ignore_index=self.ignore_index, binary=self._binary)
 
@@ -677,11 +684,10 @@ def new_file(
     attribute the reader uses to leave those pixels out.
     """
     logits = np.asarray(logits)
-    with ignoring(ignore_index):
-        pred = predictions_from_arrays(
-            str(path), logits, labels=labels, sample_ids=sample_ids, class_names=class_names,
-            provenance=provenance or {}, history=history or [],
-        )
+    pred = predictions_from_arrays(
+        str(path), logits, labels=labels, sample_ids=sample_ids, class_names=class_names,
+        provenance=provenance or {}, history=history or [], ignore_index=ignore_index,
+    )
     with atomic_output(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w", track_order=True) as out:
             set_root_attrs(out, pred.provenance, pred.history)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lsfix.errors import UsageError
-from lsfix.io import atomic_output
+from lsfix.streams import atomic_output
 
 FORMATS = ("png", "svg", "pdf")
 # Okabe-Ito colour-blind-safe palette, paired with dash patterns and markers for grey-scale.

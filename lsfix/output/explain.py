@@ -22,7 +22,7 @@ term. For such files view 1 plots the mean ``|z|`` (the binary confidence margin
 max logit ``max(0, z)``, which is no confidence there (docs/metrics.md, "Binary models").
 
 :func:`mechanism_curves` and :func:`ls_gradient_term` are numeric (numpy only);
-:func:`explain_plots` draws them via :mod:`lsfix.plot`.
+:func:`explain_plots` draws them via :mod:`lsfix.output.plot`.
 """
 
 from __future__ import annotations
@@ -139,8 +139,8 @@ def explain_plots(preds: Sequence[Any], plot_path: str) -> list[str]:
     Files without logits or labels are skipped (the mechanism needs both).
     """
     from lsfix.errors import UsageError
-    from lsfix.pipeline import eval_mask
-    from lsfix.plot import Line, draw_lines, plot_format
+    from lsfix.evaluation.inmemory import eval_mask
+    from lsfix.output.plot import Line, draw_lines, plot_format
 
     ext = plot_format(plot_path)
     base = Path(plot_path)
@@ -193,10 +193,10 @@ def gap_plot(preds: Sequence[Any], path: str) -> None:
     """Histogram of the logit gaps of correctly classified rows, per file, with the implied
     and the recorded-α ceilings."""
     from lsfix.core.ceiling import ceiling_from_alpha, estimate_label_smoothing, logit_gaps
-    from lsfix.plot import GapSeries, gap_histogram
+    from lsfix.output.plot import GapSeries, gap_histogram
 
     series = []
-    from lsfix.pipeline import correct_of
+    from lsfix.evaluation.inmemory import correct_of
 
     for p in preds:
         correct = correct_of(p)

@@ -1,4 +1,4 @@
-"""Operations on a read :class:`~lsfix.predictions.Predictions` shared by the commands.
+"""Operations on a read :class:`~lsfix.readers.predictions.Predictions` shared by the commands.
 
 Kept apart from the CLI so notebooks and ``audit`` get the same numbers as ``curve``/``compare``.
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from lsfix import parallel
+from lsfix.evaluation import scheduler as parallel
 from lsfix.core import (
     Metrics,
     PNormFit,
@@ -22,12 +22,12 @@ from lsfix.core import (
 )
 from lsfix.core.bootstrap import Interval
 from lsfix.errors import InputError, UsageError
-from lsfix.predictions import FIT_MASK, Predictions
+from lsfix.readers.predictions import FIT_MASK, Predictions
 
 
 def is_score_table(pred: Predictions) -> bool:
     """A ``confidence``/``correct`` table (no logits): ``labels`` hold correctness."""
-    from lsfix.foreign import SCORE_TABLE
+    from lsfix.readers.foreign import SCORE_TABLE
 
     return pred.foreign_format == SCORE_TABLE
 
@@ -44,54 +44,10 @@ def correct_of(pred: Predictions) -> np.ndarray:
         if pred.logits is None:
             raise InputError("has labels but no /logits; cannot tell which predictions are right",
                              file=pred.name)
-        out = parallel.compute_scores(pred.logits, [], labels=labels)["_correct"]
+        out = parallel.compute_scores(pred.logits, [], labels=labels,
+                                      runner=pred.runner)["_correct"]
     pred.correct = out
     return out
-
-
-def join_scores(pred: Predictions, extra: Predictions, *, overwrite: bool = False) -> None:
-    """Add the scores of ``extra`` (a scores file computed from ``pred``'s logits) to
-    ``pred``, in place: scores, correctness, fit mask, groups and history.
-
-    Raises :class:`InputError` when ``extra`` was computed from other logits (fingerprints
-    differ) or its fit mask disagrees with ``pred``'s; :class:`UsageError` when both hold a
-    score of one name with different values or attributes and ``overwrite`` is not set (the
-    same score in both is no clash).
-    """
-    from lsfix.scorefile import SCHEMA_NAME, check_same_source
-
-    if extra.kind != SCHEMA_NAME:
-        raise UsageError(f"--with takes a scores file (written by 'lsfix score' or 'lsfix "
-                         f"normalise'); {extra.name} is not one")
-    if pred.logits is None:
-        raise UsageError(f"--with joins a scores file to the logits it came from; {pred.name} "
-                         "has no logits")
-    check_same_source(extra, pred)
-    # the same score in both (a scores file carries its input's stored scores) is no clash
-    clash = sorted(k for k in set(extra.scores) & set(pred.scores)
-                   if not _same_score(pred, extra, k))
-    if clash and not overwrite:
-        raise UsageError(f"{pred.name} and {extra.name} both hold /scores/{clash[0]}; pass "
-                         "--overwrite to keep the one from --with")
-    pred.scores.update(extra.scores)
-    pred.score_attrs.update(extra.score_attrs)
-    if extra.fit_mask is not None:
-        if pred.fit_mask is not None and not np.array_equal(pred.fit_mask, extra.fit_mask):
-            raise InputError(f"its /fit_mask differs from the one in {pred.name}",
-                             file=extra.name, dataset=FIT_MASK)
-        pred.fit_mask = extra.fit_mask
-    if extra.correct is not None and pred.correct is None:
-        pred.correct = extra.correct  # same logits and labels: the same correctness
-    pred.groups.update(extra.groups)
-    if len(extra.history) > len(pred.history):
-        pred.history = list(extra.history)
-
-
-def _same_score(a: Predictions, b: Predictions, name: str) -> bool:
-    """Both hold score ``name`` with the same values (bit for bit) and the same attributes."""
-    va, vb = np.asarray(a.scores[name]), np.asarray(b.scores[name])
-    return (va.shape == vb.shape and np.array_equal(va, vb, equal_nan=True)
-            and a.score_attrs.get(name) == b.score_attrs.get(name))
 
 
 @dataclass(frozen=True)
@@ -142,7 +98,7 @@ def resolve_scores(pred: Predictions, names: list[str] | None) -> dict[str, np.n
     out = {name: pred.scores[name] for name in names if name in pred.scores}
     missing = score_specs(pred, [n for n in names if n not in pred.scores])
     if missing:
-        computed = parallel.compute_scores(pred.logits, missing)
+        computed = parallel.compute_scores(pred.logits, missing, runner=pred.runner)
         for spec, name in zip(missing, [n for n in names if n not in pred.scores], strict=True):
             out[name] = computed[spec.name]
     return {n: out[n] for n in names}
@@ -219,6 +175,7 @@ def evaluate_file(
     for name, conf in scores.items():
         c = conf if mask is None else conf[mask]
         m = parallel.evaluate(c, correct, convention=convention, coverages=coverages,
+                              runner=pred.runner,
                               risks=risks)
         ci = None
         if n_boot and clusters is not None:

@@ -152,9 +152,9 @@ class _Unpickler(pickle.Unpickler):
 
 
 def _refuse_bomb(info: zipfile.ZipInfo) -> None:
-    """A deflated member expanding past lsfix's limit (:func:`lsfix.untrusted.check_expansion`;
+    """A deflated member expanding past lsfix's limit (:func:`lsfix.readers.untrusted.check_expansion`;
     torch.save stores members uncompressed)."""
-    from lsfix.untrusted import EXPANSION_FLOOR, MAX_EXPANSION
+    from lsfix.readers.untrusted import EXPANSION_FLOOR, MAX_EXPANSION
 
     if info.file_size > EXPANSION_FLOOR and info.file_size > MAX_EXPANSION * max(
             1, info.compress_size):

@@ -1,9 +1,9 @@
 """Foreign inputs: arrays and tables users already have, converted to :class:`Predictions`.
 
-:func:`lsfix.inputs.read_predictions` hands every input that is not HDF5 to :func:`read_foreign`.
+:func:`lsfix.readers.entry.read_predictions` hands every input that is not HDF5 to :func:`read_foreign`.
 The format is chosen by the first bytes, then by the file extension; stdin and paths without an
 extension are sniffed (text is read as a table). Everything is read into memory and validated by
-:func:`lsfix.predictions.predictions_from_arrays`, so messages match those of an HDF5 read, with the
+:func:`lsfix.readers.predictions.predictions_from_arrays`, so messages match those of an HDF5 read, with the
 array's name in place of the dataset path (``preds.npz:/labels: 2 label(s) not in [0, 10); ...``).
 Every problem is an :class:`~lsfix.errors.InputError` (exit 3) naming the file; no other
 exception escapes, whatever the bytes.
@@ -71,9 +71,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from lsfix import untrusted
+from lsfix.readers import untrusted
 from lsfix.errors import InputError, LsfixError, MissingDependency, RuntimeFailure
-from lsfix.predictions import Predictions, ignore_index_in_effect, predictions_from_arrays
+from lsfix.readers.predictions import Predictions, predictions_from_arrays
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # local file header; empty archive
@@ -137,7 +137,8 @@ def table_correct(pred: Predictions) -> np.ndarray | None:
     return pred.labels.astype(bool)
 
 
-def read_foreign(src: str | io.BytesIO, name: str, head: bytes) -> Predictions:
+def read_foreign(src: str | io.BytesIO, name: str, head: bytes, *,
+                 ignore_index: int | None = None) -> Predictions:
     """Read a non-HDF5 input (``.npy``, ``.npz``, ``.pt``, ``.csv``/``.tsv``) into memory.
 
     Parameters
@@ -171,16 +172,17 @@ def read_foreign(src: str | io.BytesIO, name: str, head: bytes) -> Predictions:
     kind = _detect(src, name, head, suffix)
     try:
         if kind == "npy":
-            return _read_npy(src, name)
+            return _read_npy(src, name, ignore_index)
         if kind == "zip":
-            return _read_zip(src, name)
+            return _read_zip(src, name, ignore_index)
         if kind == "torch":
-            return _read_torch(src, name)
+            return _read_torch(src, name, ignore_index)
         data = _all_bytes(src, name)
         if kind == "txt":  # np.savetxt: whitespace-separated; a header comes after '# '
             data = _whitespace_to_tabs(data)
         return _read_table(data, name, "\t" if kind in ("tsv", "txt") else ",",
-                           hint_other=not isinstance(src, io.BytesIO) and suffix != "")
+                           hint_other=not isinstance(src, io.BytesIO) and suffix != "",
+                           ignore_index=ignore_index)
     except LsfixError:
         raise
     except MemoryError:
@@ -346,7 +348,7 @@ def _npy_data(fp: IO[bytes], hdr: _NpyHeader, avail: int, name: str, where: str)
     return arr
 
 
-def _read_npy(src: str | io.BytesIO, name: str) -> Predictions:
+def _read_npy(src: str | io.BytesIO, name: str, ignore_index: int | None) -> Predictions:
     with _open(src, name) as fp:
         size = fp.seek(0, io.SEEK_END)
         fp.seek(0)
@@ -355,12 +357,13 @@ def _read_npy(src: str | io.BytesIO, name: str) -> Predictions:
         except (ValueError, TypeError, SyntaxError, EOFError) as exc:
             raise InputError(f"not a valid .npy header ({_describe(exc)})", file=name) from None
         logits = _npy_data(fp, hdr, size - fp.tell(), name, "")
-    pred = predictions_from_arrays(name, logits, dataset_names=("", ""))
+    pred = predictions_from_arrays(name, logits, dataset_names=("", ""),
+                                   ignore_index=ignore_index)
     pred.foreign_format = "npy"
     return pred
 
 
-def _read_zip(src: str | io.BytesIO, name: str) -> Predictions:
+def _read_zip(src: str | io.BytesIO, name: str, ignore_index: int | None) -> Predictions:
     with _open(src, name) as fp:
         try:
             zf = zipfile.ZipFile(fp)
@@ -372,12 +375,13 @@ def _read_zip(src: str | io.BytesIO, name: str) -> Predictions:
             if any(m == "data.pkl" or m.endswith("/data.pkl") for m in members):
                 obj = _torch_zip_without_torch(zf, name)
                 if obj is not _NEEDS_TORCH:
-                    return _from_torch_object(obj, name)
-                return _read_torch(src, name)
-            return _read_npz(zf, members, name)
+                    return _from_torch_object(obj, name, ignore_index)
+                return _read_torch(src, name, ignore_index)
+            return _read_npz(zf, members, name, ignore_index)
 
 
-def _read_npz(zf: zipfile.ZipFile, members: list[str], name: str) -> Predictions:
+def _read_npz(zf: zipfile.ZipFile, members: list[str], name: str,
+              ignore_index: int | None) -> Predictions:
     odd = [m for m in members if not m.endswith(".npy")]
     if odd:
         raise InputError(
@@ -419,7 +423,7 @@ def _read_npz(zf: zipfile.ZipFile, members: list[str], name: str) -> Predictions
 
     meta: dict[str, tuple[str, int]] = {
         k: (h.dtype.kind, len(h.shape)) for k, h in headers.items()}
-    return _from_named_arrays(name, "npz", meta, load, what="array")
+    return _from_named_arrays(name, "npz", meta, load, what="array", ignore_index=ignore_index)
 
 
 # --------------------------------------------------------------------------------------------
@@ -444,6 +448,7 @@ def _from_named_arrays(
     load: Callable[[str], np.ndarray],
     *,
     what: str,
+    ignore_index: int | None,
 ) -> Predictions:
     """Pick the logits, labels, ids and class names by name and validate them like HDF5."""
     logits_key = _only(LOGITS_KEYS, meta, name, f"logits {what}")
@@ -468,6 +473,7 @@ def _from_named_arrays(
     pred = predictions_from_arrays(
         name, logits, labels=labels, sample_ids=ids, class_names=names,
         dataset_names=(f"/{logits_key}", f"/{labels_key or LABELS_KEYS[0]}"),
+        ignore_index=ignore_index,
     )
     pred.foreign_format = fmt
     used = [k for k in (logits_key, labels_key, ids_key, names_key) if k is not None]
@@ -506,7 +512,7 @@ def _strings(arr: np.ndarray, name: str, where: str) -> list[str]:
 # torch.save files
 
 
-def _read_torch(src: str | io.BytesIO, name: str) -> Predictions:
+def _read_torch(src: str | io.BytesIO, name: str, ignore_index: int | None) -> Predictions:
     try:
         import torch
     except ImportError:
@@ -533,17 +539,16 @@ def _read_torch(src: str | io.BytesIO, name: str) -> Predictions:
         raise InputError(f"unreadable torch.save file ({_describe(exc)}); truncated or corrupt?",
                          file=name) from None
 
-    return _from_torch_object(obj, name)
+    return _from_torch_object(obj, name, ignore_index)
 
 
 _NEEDS_TORCH = object()
 
 
 def _torch_zip_without_torch(zf: zipfile.ZipFile, name: str) -> Any:
-    """The object of a torch.save zip read by :mod:`lsfix.torchzip` (no torch import), or
+    """The object of a torch.save zip read by :mod:`lsfix.readers.torchzip` (no torch import), or
     ``_NEEDS_TORCH`` for a feature only torch.load reads (then only if torch is installed)."""
-    from lsfix import torchzip
-
+    from lsfix.readers import torchzip
     try:
         return torchzip.load(zf)
     except torchzip.Refused as exc:
@@ -561,21 +566,24 @@ def _torch_zip_without_torch(zf: zipfile.ZipFile, name: str) -> Any:
                          file=name) from None
 
 
-def _from_torch_object(obj: Any, name: str) -> Predictions:
+def _from_torch_object(obj: Any, name: str, ignore_index: int | None) -> Predictions:
     """Predictions from what a torch.save file held (tensors as torch or numpy arrays)."""
     if _is_array(obj):
-        pred = predictions_from_arrays(name, _to_numpy(obj, name, ""), dataset_names=("", ""))
+        pred = predictions_from_arrays(name, _to_numpy(obj, name, ""), dataset_names=("", ""),
+                                       ignore_index=ignore_index)
         pred.foreign_format = "torch"
         return pred
     if isinstance(obj, dict):
         values = {k: v for k, v in obj.items() if isinstance(k, str)}
         meta = {k: _torch_meta(v) for k, v in values.items()}
         return _from_named_arrays(name, "torch", meta,
-                                  lambda k: _to_numpy(values[k], name, f"/{k}"), what="entry")
+                                  lambda k: _to_numpy(values[k], name, f"/{k}"), what="entry",
+                                  ignore_index=ignore_index)
     if isinstance(obj, (list, tuple)) and len(obj) in (1, 2):
         logits = _to_numpy(obj[0], name, "[0]")
         labels = _to_numpy(obj[1], name, "[1]") if len(obj) == 2 else None
-        pred = predictions_from_arrays(name, logits, labels=labels, dataset_names=("[0]", "[1]"))
+        pred = predictions_from_arrays(name, logits, labels=labels, dataset_names=("[0]", "[1]"),
+                                       ignore_index=ignore_index)
         pred.foreign_format = "torch"
         return pred
     shape = f" of {len(obj)} items" if isinstance(obj, (list, tuple)) else ""
@@ -601,7 +609,7 @@ def _weights_only_reason(text: str) -> str:
 
 def _is_array(value: Any) -> bool:
     """A numpy array, or a torch tensor (checked without importing torch)."""
-    from lsfix.torchzip import ViewOverStorage
+    from lsfix.readers.torchzip import ViewOverStorage
 
     if isinstance(value, np.ndarray | ViewOverStorage):
         return True
@@ -610,7 +618,7 @@ def _is_array(value: Any) -> bool:
 
 
 def _torch_meta(value: Any) -> tuple[str, int]:
-    from lsfix.torchzip import ViewOverStorage
+    from lsfix.readers.torchzip import ViewOverStorage
 
     if isinstance(value, np.ndarray | ViewOverStorage):
         return (value.dtype.kind, value.ndim)
@@ -621,7 +629,7 @@ def _torch_meta(value: Any) -> tuple[str, int]:
 
 def _to_numpy(value: Any, name: str, where: str) -> np.ndarray:
     """A tensor, numpy array or list of numbers/strings as a numpy array."""
-    from lsfix.torchzip import ViewOverStorage
+    from lsfix.readers.torchzip import ViewOverStorage
 
     if isinstance(value, np.ndarray):
         return value
@@ -681,7 +689,8 @@ class _CellError(Exception):
         self.other = other
 
 
-def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> Predictions:
+def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool,
+                ignore_index: int | None = None) -> Predictions:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -764,7 +773,7 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
     parsers: dict[str, Callable[[list[str]], np.ndarray]] = {
         **{col: _group_values for col in group_cols},
         "sample_id": _unique_strings,
-        "label": lambda cells: _int_labels(cells, n_logits),
+        "label": lambda cells: _int_labels(cells, n_logits, ignore_index),
         "correct": _zero_one,
     }
     parsed: dict[str, np.ndarray] = {}
@@ -806,7 +815,7 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool) -> 
     pred = predictions_from_arrays(
         name, logits, labels=parsed.get("label"),
         sample_ids=None if ids is None else list(ids), class_names=class_names,
-        dataset_names=("", ""),
+        dataset_names=("", ""), ignore_index=ignore_index,
     )
     pred.foreign_format = LOGITS_TABLE
     pred.groups, pred.notes = groups, notes
@@ -957,9 +966,9 @@ def _finite_floats(cells: list[str]) -> np.ndarray:
     return arr
 
 
-def _int_labels(cells: list[str], n_logits: int) -> np.ndarray:
+def _int_labels(cells: list[str], n_logits: int, ignore: int | None) -> np.ndarray:
     """Labels in ``[0, K)``; 0/1 for one logit column (as in
-    :func:`lsfix.predictions.validate_labels`)."""
+    :func:`lsfix.readers.predictions.validate_labels`)."""
     k = 2 if n_logits == 1 else n_logits
     try:
         values = list(map(int, cells))
@@ -970,7 +979,6 @@ def _int_labels(cells: list[str], n_logits: int) -> np.ndarray:
             except ValueError:
                 raise _CellError(i, _bad_cell(cell, "an integer label")) from None
         raise
-    ignore = ignore_index_in_effect()  # --ignore-index: that value marks rows never evaluated
     lo, hi = min(values), max(values)
     if (lo < 0 or hi >= k) and any((v < 0 or v >= k) and v != ignore for v in values):
         i = next(i for i, v in enumerate(values) if (v < 0 or v >= k) and v != ignore)

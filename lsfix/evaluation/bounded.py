@@ -35,7 +35,7 @@ from lsfix.core.densescores import msp_columns
 from lsfix.core.source import ArrayRows, chunk_rows_for
 from lsfix.core.spill import RUN_ROWS, SpilledBlocks
 from lsfix.errors import UsageError
-from lsfix.predictions import Predictions
+from lsfix.readers.predictions import Predictions
 
 #: Measured peak bytes per evaluated row of the in-memory ``curve`` (one score): scores,
 #: correctness, masks, the sort and the per-sample curve (bench/README.md, issue 11).
@@ -58,7 +58,7 @@ def parse_memory_limit(text: str) -> int:
 
 
 def _dense_logits(pred: Predictions) -> bool:
-    """The logits themselves are ``(N, K, *spatial)`` (``lsfix.dense.is_dense`` also counts a
+    """The logits themselves are ``(N, K, *spatial)`` (``lsfix.evaluation.dense.is_dense`` also counts a
     scores file made from them, which this path cannot read)."""
     return bool(getattr(pred.logits, "spatial", ())) if pred.logits is not None else False
 
@@ -83,13 +83,13 @@ def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: 
                      folder: str | None = None) -> tuple[list[Any], list[Any], Any, Any]:
     """Every metric of each score of ``pred`` (see the module docstring).
 
-    Returns ``(results, curves, oracle, excluded)``: :class:`lsfix.pipeline.ScoreResult` per
+    Returns ``(results, curves, oracle, excluded)``: :class:`lsfix.evaluation.inmemory.ScoreResult` per
     score (empty ``confidence``/``correct``); with ``curve_points``, the RC curve of each score
     and of the ideal ranking as ``(coverage, risk)`` at up to that many ``k``; and the
-    :class:`lsfix.pipeline.ExcludedRows` counts, made while reading (no per-row array).
+    :class:`lsfix.evaluation.inmemory.ExcludedRows` counts, made while reading (no per-row array).
     """
     from lsfix.core.metrics import metrics_from_blocks
-    from lsfix.pipeline import ExcludedRows, ScoreResult, eval_mask, score_specs
+    from lsfix.evaluation.inmemory import ExcludedRows, ScoreResult, eval_mask, score_specs
 
     if pred.deferred_labels is not None and not getattr(pred.logits, "spatial", ()):
         pred.load_labels()  # a view of the logits (probabilities) that is not image-shaped
@@ -152,7 +152,7 @@ def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: 
 
 def _fit_ignored(pred: Predictions, deferred: Any, pixels: int) -> int:
     """Fit rows that are also ignored pixels (counted as ignored, like
-    :func:`lsfix.pipeline.excluded_rows`), image by image when the labels are on disk."""
+    :func:`lsfix.evaluation.inmemory.excluded_rows`), image by image when the labels are on disk."""
     fit = pred.fit_mask
     assert fit is not None
     if deferred is None:

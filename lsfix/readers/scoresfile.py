@@ -17,8 +17,8 @@ A scores file is never paired with logits or labels of another source: the **fin
 (:func:`fingerprint`) of the logits it was computed from is stored in ``source`` and checked
 wherever files are combined (:func:`check_same_source`, :func:`check_same_samples`).
 
-This module builds on the HDF5 helpers of :mod:`lsfix.schema` (root attributes, local-only
-datasets) and never imports :mod:`lsfix.foreign`.
+This module builds on the HDF5 helpers of :mod:`lsfix.readers.logitsfile` (root attributes, local-only
+datasets) and never imports :mod:`lsfix.readers.foreign`.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lsfix import untrusted
-from lsfix.errors import InputError
-from lsfix.io import atomic_output, dumps_json
-from lsfix.predictions import (
+from lsfix.readers import untrusted
+from lsfix.errors import InputError, UsageError
+from lsfix.streams import atomic_output, dumps_json
+from lsfix.readers.predictions import (
     CLASS_NAMES,
     CORRECT,
     FIT_MASK,
@@ -41,10 +41,9 @@ from lsfix.predictions import (
     SCORES,
     Predictions,
     check_unique,
-    ignore_index_in_effect,
     validate_labels,
 )
-from lsfix.schema import (
+from lsfix.readers.logitsfile import (
     ATTR_IGNORE_INDEX,
     ATTR_METHOD,
     ATTR_PARAMS,
@@ -223,8 +222,9 @@ def check_same_samples(a: Predictions, b: Predictions, why: str) -> None:
 # reading
 
 
-def read_scores_file(f: h5py.File, name: str, allow_incomplete: bool) -> Predictions:
-    """Validate an open ``lsfix.scores`` file (:func:`lsfix.schema.read_hdf5` calls this
+def read_scores_file(f: h5py.File, name: str, allow_incomplete: bool, *,
+                     ignore_index: int | None = None) -> Predictions:
+    """Validate an open ``lsfix.scores`` file (:func:`lsfix.readers.logitsfile.read_hdf5` calls this
     for files of this kind)."""
     provenance, history = check_root(f, name, SCHEMA_NAME, SCHEMA_VERSION,
                                      allow_incomplete=allow_incomplete)
@@ -265,7 +265,7 @@ def read_scores_file(f: h5py.File, name: str, allow_incomplete: bool) -> Predict
             ignore = untrusted.integer(ignore, file=name, dataset=LABELS,
                                        key=f"attribute {ATTR_IGNORE_INDEX!r}",
                                        lo=-(2**63), hi=2**64 - 1)
-        given = ignore_index_in_effect()
+        given = ignore_index
         if given is not None and ignore is not None and int(ignore) != given:
             raise InputError(f"attribute ignore_index={int(ignore)} disagrees with "
                              f"--ignore-index {given}", file=name, dataset=LABELS)
@@ -379,7 +379,50 @@ def _write_labels(pred: Predictions, out: h5py.File) -> None:
         ds.attrs[ATTR_IGNORE_INDEX] = np.int64(-1 if ignore is None else int(ignore))
 
 
+
+def _same_score(a: Predictions, b: Predictions, name: str) -> bool:
+    """Both hold score ``name`` with the same values (bit for bit) and the same attributes."""
+    va, vb = np.asarray(a.scores[name]), np.asarray(b.scores[name])
+    return (va.shape == vb.shape and np.array_equal(va, vb, equal_nan=True)
+            and a.score_attrs.get(name) == b.score_attrs.get(name))
+
+
+def join_scores(pred: Predictions, extra: Predictions, *, overwrite: bool = False) -> None:
+    """Add the scores of ``extra`` (a scores file computed from ``pred``'s logits) to
+    ``pred``, in place: scores, correctness, fit mask, groups and history.
+
+    Raises :class:`InputError` when ``extra`` was computed from other logits (fingerprints
+    differ) or its fit mask disagrees with ``pred``'s; :class:`UsageError` when both hold a
+    score of one name and ``overwrite`` is not set.
+    """
+    if extra.kind != SCHEMA_NAME:
+        raise UsageError(f"--with takes a scores file (written by 'lsfix score' or 'lsfix "
+                         f"normalise'); {extra.name} is not one")
+    if pred.logits is None:
+        raise UsageError(f"--with joins a scores file to the logits it came from; {pred.name} "
+                         "has no logits")
+    check_same_source(extra, pred)
+    # the same score in both (a scores file carries its input's stored scores) is no clash
+    clash = sorted(k for k in set(extra.scores) & set(pred.scores)
+                   if not _same_score(pred, extra, k))
+    if clash and not overwrite:
+        raise UsageError(f"{pred.name} and {extra.name} both hold /scores/{clash[0]}; pass "
+                         "--overwrite to keep the one from --with")
+    pred.scores.update(extra.scores)
+    pred.score_attrs.update(extra.score_attrs)
+    if extra.fit_mask is not None:
+        if pred.fit_mask is not None and not np.array_equal(pred.fit_mask, extra.fit_mask):
+            raise InputError(f"its /fit_mask differs from the one in {pred.name}",
+                             file=extra.name, dataset=FIT_MASK)
+        pred.fit_mask = extra.fit_mask
+    if extra.correct is not None and pred.correct is None:
+        pred.correct = extra.correct  # same logits and labels: the same correctness
+    pred.groups.update(extra.groups)
+    if len(extra.history) > len(pred.history):
+        pred.history = list(extra.history)
+
+
 __all__ = [
     "ATTR_SOURCE", "SCHEMA_NAME", "SCHEMA_VERSION", "check_same_samples", "check_same_source",
-    "fingerprint", "read_scores_file", "write_scores_file",
+    "fingerprint", "join_scores", "read_scores_file", "write_scores_file",
 ]

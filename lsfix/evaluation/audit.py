@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from lsfix import parallel
+from lsfix.evaluation import scheduler as parallel
 from lsfix.core import (
     PLAIN_SCORES,
     PairedDifference,
@@ -53,8 +53,8 @@ from lsfix.core.ceiling import (
 )
 from lsfix.core.scores import is_single_logit
 from lsfix.errors import UsageError
-from lsfix.pipeline import ScoreResult, _RowSubset, correct_of, eval_mask
-from lsfix.predictions import Predictions
+from lsfix.evaluation.inmemory import ScoreResult, _RowSubset, correct_of, eval_mask
+from lsfix.readers.predictions import Predictions
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def audit(
 ) -> AuditResult:
     """Audit ``pred`` (see module docstring). ``pred`` needs logits and labels.
 
-    ``by`` (:mod:`lsfix.groups`) adds msp and pnorm per group, with bootstrap intervals.
+    ``by`` (:mod:`lsfix.evaluation.grouped`) adds msp and pnorm per group, with bootstrap intervals.
     ``bootstrap_unit="image"`` (dense files) makes the paired bootstrap resample whole images
     (:func:`lsfix.core.bootstrap.paired_bootstrap` with the image of each evaluated pixel as
     its cluster): both scores get the same drawn images. ``coverages``/``risks`` add
@@ -130,7 +130,7 @@ def audit(
         split = {"kind": "file", "file": val.name, "n": int(fit_labels.shape[0])}
         mask = eval_mask(pred)
     else:
-        from lsfix.dense import fit_split
+        from lsfix.evaluation.dense import fit_split
 
         fit_rows = fit_split(pred, fit_fraction, seed)  # dense: whole images
         if pred.keep is not None:
@@ -155,19 +155,20 @@ def audit(
     temperature = fit_temperature(fit_logits, fit_labels)
 
     specs = [ScoreSpec(s) for s in PLAIN_SCORES] + [ScoreSpec("msp_ts", temperature)]
-    scores = parallel.compute_scores(pred.logits, specs)
-    scores["pnorm"] = parallel.compute_scores(pred.logits, [fit.spec])[fit.spec.name]
+    scores = parallel.compute_scores(pred.logits, specs, runner=pred.runner)
+    scores["pnorm"] = parallel.compute_scores(pred.logits, [fit.spec],
+                                              runner=pred.runner)[fit.spec.name]
     correct = correct_all = correct_of(pred)
     clusters = None
     if bootstrap_unit == "image":
-        from lsfix.dense import image_of_rows
+        from lsfix.evaluation.dense import image_of_rows
 
         clusters = image_of_rows(pred, "--bootstrap-unit image")
     elif bootstrap_unit != "row":
         raise UsageError(f"--bootstrap-unit must be row or image, got {bootstrap_unit!r}")
     group_index = None
     if by is not None:
-        from lsfix.groups import grouping
+        from lsfix.evaluation.grouped import grouping
 
         grp = grouping(pred, by)
         group_index = grp.index
@@ -183,7 +184,8 @@ def audit(
                               seed=seed, level=level)
     results = tuple(
         ScoreResult(pred.name, name, parallel.evaluate(conf, correct, convention=convention,
-                                                       coverages=coverages, risks=risks),
+                                                   coverages=coverages, risks=risks,
+                                                   runner=pred.runner),
                     None, conf, correct)
         for name, conf in scores.items()
     )
@@ -193,7 +195,7 @@ def audit(
                               seed=seed, level=level, convention=convention, clusters=clusters)
     excess = msp_m.aurc - msp_m.oracle_aurc
     removed = (msp_m.aurc - pn_m.aurc) / excess if excess > 0 else math.nan
-    from lsfix.explain import alpha_of
+    from lsfix.output.explain import alpha_of
 
     ls = estimate_label_smoothing(pred.logits, rows=pred.keep, correct=correct_all,
                                   n_boot=n_boot, level=level, seed=seed)
@@ -215,7 +217,7 @@ def _by_group(file: str, scores: dict[str, np.ndarray], correct: np.ndarray,
               index: Any, names: list[str], *, convention: str, n_boot: int, seed: int,
               level: float) -> tuple[Any, ...]:
     from lsfix.core import bootstrap_ci
-    from lsfix.groups import ALL, GroupResult
+    from lsfix.evaluation.grouped import ALL, GroupResult
 
     out = []
     for name, conf in scores.items():

@@ -108,9 +108,17 @@ def document(kind: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def dumps(doc: dict[str, Any]) -> str:
-    from lsfix.io import dumps_json
+    from lsfix.streams import dumps_json
 
     return dumps_json(doc, indent=2) + "\n"  # strict: non-finite numbers are null
+
+
+def strict(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` as the JSON lsfix prints reads back: non-finite numbers ``None``, tuples lists
+    (what :meth:`lsfix.evaluation.planner.Evaluation.to_dict` returns)."""
+    import json
+
+    return json.loads(dumps(doc))
 
 
 def fmt(x: Any, digits: int = 6) -> str:
@@ -128,7 +136,7 @@ def fmt(x: Any, digits: int = 6) -> str:
 
 def tsv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     """Tab-separated table with a header; undefined = empty cell; floats at full precision."""
-    from lsfix.io import tsv_field
+    from lsfix.streams import tsv_field
 
     buf = io.StringIO()
     buf.write("\t".join(tsv_field(str(c)) for c in columns) + "\n")

@@ -27,8 +27,8 @@ from lsfix.core import bootstrap_ci, evaluate
 from lsfix.core.bootstrap import Interval
 from lsfix.core.metrics import Metrics
 from lsfix.errors import InputError, UsageError
-from lsfix.pipeline import correct_of, eval_mask, resolve_scores
-from lsfix.predictions import Predictions
+from lsfix.evaluation.inmemory import correct_of, eval_mask, resolve_scores
+from lsfix.readers.predictions import Predictions
 
 #: ``--by`` values with a built-in meaning; anything else names a group.
 BUILTIN = ("class", "predicted", "image")
@@ -160,7 +160,7 @@ def evaluate_by(
 
 def group_rows(results: list[GroupResult], *, percent: bool) -> list[dict[str, Any]]:
     """Flat rows (``file, score, group``, metrics, interval columns) for tables and TSV."""
-    from lsfix.report import ci_dict, flat_row, metrics_dict
+    from lsfix.output.report import ci_dict, flat_row, metrics_dict
 
     return [flat_row({"file": r.file, "score": r.score, "group": r.group},
                      metrics_dict(r.metrics, percent=percent), ci_dict(r.ci, percent=percent))
@@ -168,7 +168,7 @@ def group_rows(results: list[GroupResult], *, percent: bool) -> list[dict[str, A
 
 
 def group_json(results: list[GroupResult], *, percent: bool) -> list[dict[str, Any]]:
-    from lsfix.report import ci_dict, metrics_dict
+    from lsfix.output.report import ci_dict, metrics_dict
 
     return [{"file": r.file, "score": r.score, "group": r.group,
              **metrics_dict(r.metrics, percent=percent), "ci": ci_dict(r.ci, percent=percent)}

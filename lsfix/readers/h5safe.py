@@ -35,7 +35,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lsfix import untrusted
+from lsfix.readers import untrusted
 from lsfix.errors import InputError
 
 #: Environment variable that allows libhdf5 to load filter plugins (value ``1``).

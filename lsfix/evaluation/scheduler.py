@@ -14,7 +14,7 @@ What is split, and how the pieces are merged (``docs/dask.md`` has the long form
 
 * **Scores** (:func:`compute_scores`): the rows of ``/logits`` are cut into partitions of
   whole items (images for dense files), aligned to the HDF5 storage chunks. A task opens the
-  file itself (by path, through :func:`lsfix.h5safe.open_local`: the local-only rule holds on
+  file itself (by path, through :func:`lsfix.readers.h5safe.open_local`: the local-only rule holds on
   every worker, and the workers must see the file under the same path), checks the shape and
   dtype it was promised, and runs :func:`lsfix.core.compute_scores` on its rows. Every row is
   computed by the same kernel as in one process, so the concatenated scores are identical.
@@ -39,7 +39,6 @@ Dask buys parallel reading, scoring and sorting, not a larger ``n`` than the cli
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import math
 import os
 import re
@@ -143,30 +142,19 @@ class Runner:
             self.client = None
 
 
-_ACTIVE: contextvars.ContextVar[Runner | None] = contextvars.ContextVar("lsfix_runner",
-                                                                       default=None)
-
-
 @contextlib.contextmanager
 def scheduler(value: str | None) -> Iterator[Runner | None]:
-    """Use ``value`` for :func:`compute_scores` and :func:`evaluate` inside the block.
-
-    ``sync`` (or ``None``) yields ``None`` and imports nothing."""
+    """A :class:`Runner` for ``value`` (closed at the end of the block); ``sync`` (or ``None``)
+    yields ``None`` and imports nothing. Pass it as ``runner=`` (or set
+    ``Predictions.runner``) where the work should run there."""
     if value is None or value == "sync":
         yield None
         return
     runner = Runner(value)
-    token = _ACTIVE.set(runner)
     try:
         yield runner
     finally:
-        _ACTIVE.reset(token)
         runner.close()
-
-
-def active() -> Runner | None:
-    """The runner of the enclosing :func:`scheduler` block, or ``None`` (one process)."""
-    return _ACTIVE.get()
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,7 +210,7 @@ class _Window:
 def _file_of(src: ArrayRows) -> FileLogits | None:
     """The HDF5 file behind a row source, when it is a named file on disk."""
     data = getattr(src, "_data", None)
-    ds = getattr(data, "_ds", None)  # lsfix.schema.CheckedDataset
+    ds = getattr(data, "_ds", None)  # lsfix.readers.logitsfile.CheckedDataset
     if ds is None:
         return None
     try:
@@ -241,8 +229,8 @@ def _score_task(where: Any, i0: int, i1: int, specs: list[ScoreSpec],
                 labels: np.ndarray | None) -> dict[str, np.ndarray]:
     """Scores of items ``[i0, i1)`` (runs on a worker)."""
     if isinstance(where, FileLogits):
-        from lsfix import h5safe
-        from lsfix.schema import CheckedDataset, check_local
+        from lsfix.readers import h5safe
+        from lsfix.readers.logitsfile import CheckedDataset, check_local
 
         f = h5safe.open_local(where.path, where.path)
         try:
@@ -276,10 +264,10 @@ def item_partitions(n_items: int, item_elements: int, workers: int,
 
 
 def compute_scores(logits: Any, specs: Sequence[ScoreSpec], *,
-                   labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """:func:`lsfix.core.compute_scores` on the active scheduler (identical results); in one
-    process when none is active or the logits are not an :class:`ArrayRows`."""
-    runner = active()
+                   labels: np.ndarray | None = None,
+                   runner: Runner | None = None) -> dict[str, np.ndarray]:
+    """:func:`lsfix.core.compute_scores` on ``runner`` (identical results); in one process
+    when it is ``None`` or the logits are not an :class:`ArrayRows`."""
     specs = list(specs)
     if runner is None or not isinstance(logits, ArrayRows) or not specs and labels is None:
         return _core_compute_scores(logits, specs, labels=labels)
@@ -323,12 +311,11 @@ def _reduce_task(*parts: Blocks) -> Blocks:
 
 def tie_blocks(confidence: Any, correct: Any, *, runner: Runner | None = None,
                partition_rows: int | None = None) -> Blocks:
-    """Tie blocks by a sample sort on ``runner`` (default: the active one; in one process
-    when none). Equal to :func:`lsfix.core.tie_blocks` (:mod:`lsfix.core.partition`)."""
+    """Tie blocks by a sample sort on ``runner`` (in one process when ``None``). Equal to
+    :func:`lsfix.core.tie_blocks` (:mod:`lsfix.core.partition`)."""
     from lsfix.core.metrics import _blocks
 
     c, y = _as_inputs(confidence, correct)
-    runner = runner or active()
     if runner is None:
         return _blocks(c, y)
     n = c.shape[0]
@@ -346,12 +333,13 @@ def tie_blocks(confidence: Any, correct: Any, *, runner: Runner | None = None,
 
 def evaluate(confidence: Any, correct: Any, *, convention: str = "lsfix",
              coverages: tuple[float, ...] | list[float] = (),
-             risks: tuple[float, ...] | list[float] = ()) -> Metrics:
-    """:func:`lsfix.core.evaluate` with the tie blocks from :func:`tie_blocks` on the active
-    scheduler (bit-identical); :func:`lsfix.core.evaluate` itself when none is active."""
-    if active() is None:
+             risks: tuple[float, ...] | list[float] = (),
+             runner: Runner | None = None) -> Metrics:
+    """:func:`lsfix.core.evaluate` with the tie blocks from :func:`tie_blocks` on ``runner``
+    (bit-identical); :func:`lsfix.core.evaluate` itself when it is ``None``."""
+    if runner is None:
         return _core_evaluate(confidence, correct, convention=convention,
                               coverages=coverages, risks=risks)
     _check_convention(convention)
-    b = tie_blocks(confidence, correct)
+    b = tie_blocks(confidence, correct, runner=runner)
     return metrics_from_blocks(b, convention=convention, coverages=coverages, risks=risks)

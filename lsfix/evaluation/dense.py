@@ -1,5 +1,5 @@
 """Options of the paper's protocol for dense ``(N, K, H, W)`` predictions, applied to a read
-:class:`~lsfix.predictions.Predictions` (the math is in :mod:`lsfix.core.subsample`).
+:class:`~lsfix.readers.predictions.Predictions` (the math is in :mod:`lsfix.core.subsample`).
 
 ``--subsample-pixels N[/IMAGES] --seed S``: evaluate only ``N`` random pixels of every batch
 of ``IMAGES`` images (default 1: per image), drawn among the pixels that would be evaluated
@@ -14,7 +14,7 @@ import numpy as np
 
 from lsfix.core.subsample import parse_subsample, subsample_rows
 from lsfix.errors import UsageError
-from lsfix.predictions import Predictions
+from lsfix.readers.predictions import Predictions
 
 
 def items_and_pixels(pred: Predictions, option: str) -> tuple[int, int]:
@@ -58,9 +58,9 @@ def fit_split(pred: Predictions, fraction: float, seed: int) -> np.ndarray:
     """The ``--fit-fraction`` row mask: a random fraction of the **images** of a dense input
     (every pixel of a chosen image is a fit row: pixels of one image are not independent, so a
     pixel-level split would tune on the images it then evaluates), else of the rows. The
-    images are drawn exactly as rows are (:func:`lsfix.pipeline.split_fit_rows` on the image
+    images are drawn exactly as rows are (:func:`lsfix.evaluation.inmemory.split_fit_rows` on the image
     count)."""
-    from lsfix.pipeline import split_fit_rows
+    from lsfix.evaluation.inmemory import split_fit_rows
 
     if not is_dense(pred):
         return split_fit_rows(pred.n, fraction, seed, pred.name)
@@ -77,12 +77,12 @@ def image_of_rows(pred: Predictions, option: str) -> np.ndarray:
 def evaluated_images(pred: Predictions, unit: str, option: str = "--bootstrap-unit image"
                      ) -> np.ndarray | None:
     """``--bootstrap-unit``: ``None`` for ``row``; for ``image``, the image index of every
-    **evaluated** row (:func:`lsfix.pipeline.eval_mask` applied), the cluster ids that
+    **evaluated** row (:func:`lsfix.evaluation.inmemory.eval_mask` applied), the cluster ids that
     :func:`lsfix.core.bootstrap.cluster_bootstrap_ci` and
     :func:`lsfix.core.bootstrap.paired_bootstrap` take."""
     if unit == "row":
         return None
-    from lsfix.pipeline import eval_mask
+    from lsfix.evaluation.inmemory import eval_mask
 
     images = image_of_rows(pred, option)
     mask = eval_mask(pred)
@@ -92,8 +92,8 @@ def evaluated_images(pred: Predictions, unit: str, option: str = "--bootstrap-un
 def write_rank_map(pred: Predictions, result: Any, path: str) -> None:
     """``curve --rank-map``: the uncertainty-rank map of every image (first score)."""
     from lsfix.core.rankmap import rank_maps
-    from lsfix.pipeline import eval_mask, resolve_scores
-    from lsfix.plot import rank_map_plot
+    from lsfix.evaluation.inmemory import eval_mask, resolve_scores
+    from lsfix.output.plot import rank_map_plot
 
     n_items, pixels = items_and_pixels(pred, "--rank-map")
     spatial = tuple(getattr(pred.logits, "spatial", ())) if pred.logits is not None else ()

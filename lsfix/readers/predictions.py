@@ -1,8 +1,8 @@
 """The in-memory data model: :class:`Predictions`, the one view of every input lsfix reads.
 
 A leaf module (numpy, the standard library, :mod:`lsfix.core` and :mod:`lsfix.errors` only):
-the readers of lsfix logits files (:mod:`lsfix.schema`), scores files (:mod:`lsfix.scorefile`)
-and foreign formats (:mod:`lsfix.foreign`) all build a :class:`Predictions` from here, and none
+the readers of lsfix logits files (:mod:`lsfix.readers.logitsfile`), scores files (:mod:`lsfix.readers.scoresfile`)
+and foreign formats (:mod:`lsfix.readers.foreign`) all build a :class:`Predictions` from here, and none
 of them imports another. :func:`predictions_from_arrays` and :func:`validate_labels` hold the
 checks every reader shares, so an in-memory array is validated exactly as an HDF5 dataset.
 
@@ -13,9 +13,6 @@ reference for every field.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,46 +39,6 @@ LOGIT_DTYPES = (np.float16, np.float32, np.float64)
 COMMON_IGNORE_VALUES = (255, -100, -1, 65535)
 
 
-#: The label value marking rows never evaluated (``--ignore-index``) for inputs that carry no
-#: ``ignore_index`` attribute of their own (.npy/.npz/.pt/tables, or an HDF5 file without one).
-_IGNORE_INDEX: ContextVar[int | None] = ContextVar("lsfix_ignore_index", default=None)
-
-
-@contextmanager
-def ignoring(index: int | None) -> Iterator[None]:
-    """Within the block, readers treat label ``index`` as ignored (``--ignore-index``)."""
-    token = _IGNORE_INDEX.set(index)
-    try:
-        yield
-    finally:
-        _IGNORE_INDEX.reset(token)
-
-
-def ignore_index_in_effect() -> int | None:
-    """The ``--ignore-index`` value of the current read, or ``None``."""
-    return _IGNORE_INDEX.get()
-
-
-_DEFER_DENSE: ContextVar[bool] = ContextVar("lsfix_defer_dense_labels", default=False)
-
-
-@contextmanager
-def deferring_dense_labels(on: bool = True) -> Iterator[None]:
-    """Within the block, readers of dense HDF5 files leave ``/labels`` on disk
-    (:attr:`Predictions.deferred_labels`) instead of reading them whole: ``curve``'s
-    out-of-core path reads them image by image (:mod:`lsfix.outofcore`)."""
-    token = _DEFER_DENSE.set(on)
-    try:
-        yield
-    finally:
-        _DEFER_DENSE.reset(token)
-
-
-def dense_labels_deferred() -> bool:
-    """Whether the current read defers dense labels (:func:`deferring_dense_labels`)."""
-    return _DEFER_DENSE.get()
-
-
 def score_path(name: str) -> str:
     """HDF5 path of the score dataset ``name``."""
     return f"{SCORES}/{name}"
@@ -104,9 +61,9 @@ class Predictions:
     correct : ndarray of bool, shape (n,) or None
         Per-row correctness (row order of ``scores``). Given by the input for a scores file
         and a confidence/correct table; otherwise ``argmax logits == label``, computed once on
-        first use by :func:`lsfix.pipeline.correct_of` and kept here.
+        first use by :func:`lsfix.evaluation.inmemory.correct_of` and kept here.
     fingerprint : dict or None
-        Fingerprint of the logits source (:mod:`lsfix.scorefile`): for a logits file, computed
+        Fingerprint of the logits source (:mod:`lsfix.readers.scoresfile`): for a logits file, computed
         on demand; for a scores file, the ``source`` it records. ``None`` when unknown.
     groups : dict of str to ndarray
         Group values for ``--by NAME`` (``/groups/<NAME>``), one per sample (an image's
@@ -126,7 +83,7 @@ class Predictions:
     history: list[str] = field(default_factory=list)
     fit_mask: np.ndarray | None = None
     keep: np.ndarray | None = None  #: rows kept (dense ignore_index), None = all
-    #: rows drawn by ``--subsample-pixels`` (:func:`lsfix.dense.apply_subsample`), None = no
+    #: rows drawn by ``--subsample-pixels`` (:func:`lsfix.evaluation.dense.apply_subsample`), None = no
     #: subsampling; apart from ``keep`` so an undrawn pixel is never counted as ignored
     drawn: np.ndarray | None = None
     raw_logits: Any = None  #: the array-like behind ``logits`` (h5py.Dataset or ndarray)
@@ -140,10 +97,17 @@ class Predictions:
     #: one-line notes on how a foreign input was read (columns taken as groups, arrays not
     #: used); the CLI prints them to stderr
     notes: list[str] = field(default_factory=list)
+    #: one-line warnings on what lsfix assumed about the input (probabilities detected, ...);
+    #: the CLI prints them when the command succeeds
+    warnings: list[str] = field(default_factory=list)
+    #: where scores and metrics of this input are computed: a
+    #: :class:`lsfix.evaluation.scheduler.Runner` (Dask), or None for this process; set by the
+    #: evaluation planner from its ``scheduler`` argument, never by a reader
+    runner: Any = field(default=None, repr=False)
     #: schema of an HDF5 input (``lsfix.predictions`` or ``lsfix.scores``), else None
     kind: str | None = None
     #: dense labels left on disk (``labels`` and ``keep`` are then None until
-    #: :meth:`load_labels`); set only inside :func:`deferring_dense_labels`
+    #: :meth:`load_labels`); set only when read with ``defer_dense_labels=True``
     deferred_labels: Any = field(default=None, repr=False)
 
     def load_labels(self) -> None:
@@ -279,8 +243,10 @@ def predictions_from_arrays(
     provenance: dict[str, Any] | None = None,
     history: list[str] | None = None,
     dataset_names: tuple[str, str] = (LOGITS, LABELS),
+    ignore_index: int | None = None,
 ) -> Predictions:
-    """Validate in-memory arrays exactly as :func:`read_predictions` validates a file."""
+    """Validate in-memory arrays exactly as :func:`lsfix.read` validates a file; label
+    ``ignore_index`` marks rows never evaluated."""
     lpath, ypath = dataset_names
     if logits.dtype.kind != "f":
         raise InputError(f"logits must be floating point, got {logits.dtype}", file=name,
@@ -313,7 +279,7 @@ def predictions_from_arrays(
         if labels_arr.shape != expected:
             raise InputError(f"shape {labels_arr.shape} does not match logits {logits.shape} "
                              f"(expected {expected})", file=name, dataset=ypath)
-        ignore = ignore_index_in_effect()
+        ignore = ignore_index
         lab, keep = validate_labels(labels_arr, rows.shape[1], name, binary=rows.binary,
                                     dataset=ypath, ignore_index=ignore)
     ids = None
@@ -344,6 +310,6 @@ def predictions_from_arrays(
 
 __all__ = [
     "CLASS_NAMES", "CORRECT", "FIT_MASK", "GROUPS", "LABELS", "LOGITS", "LOGIT_DTYPES",
-    "SAMPLE_IDS", "SCORES", "Predictions", "check_unique", "ignore_index_in_effect", "ignoring",
+    "SAMPLE_IDS", "SCORES", "Predictions", "check_unique",
     "predictions_from_arrays", "score_path", "validate_labels",
 ]

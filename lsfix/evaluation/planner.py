@@ -1,0 +1,270 @@
+"""The one planner: :func:`evaluate` picks how to evaluate an input and returns an
+:class:`Evaluation` whose :meth:`Evaluation.to_dict` is the JSON ``lsfix curve -f json`` prints.
+
+How (chosen here, never by a command):
+
+* **grouped** — ``by=`` (class, predicted class, image or a named group): every metric per
+  group and for the whole file (:mod:`lsfix.evaluation.grouped`);
+* **bounded** — scores computed from logits, for a dense ``(N, K, H, W)`` file or when the
+  in-memory path would need more than ``memory_limit``, and no option needs per-row arrays
+  (bootstrap, subsampling, groups, joined scores files, labels from another file, Dask):
+  exact metrics out of core in bounded memory (:mod:`lsfix.evaluation.bounded`);
+* **in memory** — everything else (:mod:`lsfix.evaluation.inmemory`), on this process or on a
+  Dask ``scheduler`` (:mod:`lsfix.evaluation.scheduler`; identical numbers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lsfix.errors import UsageError
+from lsfix.evaluation.inmemory import ExcludedRows, excluded_rows
+from lsfix.readers.predictions import Predictions
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` found for one input.
+
+    Attributes
+    ----------
+    file : str
+        The input's display name.
+    results : list
+        One :class:`lsfix.evaluation.inmemory.ScoreResult` per score, or with ``by`` one
+        :class:`lsfix.evaluation.grouped.GroupResult` per score and group (``all`` first).
+    plan : str
+        ``"in-memory"``, ``"bounded"`` or ``"grouped"``.
+    excluded : ExcludedRows
+        Rows left out (ignored pixels, fit rows, pixels not drawn) and evaluated.
+    curves, oracle
+        On the bounded path with ``curve_points``: each score's RC curve and the ideal one as
+        ``(coverage, risk)`` arrays (the results hold no per-row arrays there).
+    """
+
+    file: str
+    convention: str
+    percent: bool
+    results: list[Any]
+    plan: str
+    excluded: ExcludedRows
+    n_fit_excluded: int
+    bootstrap_unit: str = "row"
+    by: str | None = None
+    subsampled: int | None = None
+    curves: list[Any] | None = None
+    oracle: Any = None
+    predictions: Predictions | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``lsfix curve -f json`` (format ``lsfix.curve``), with
+        undefined numbers as ``None`` and their reasons under ``undefined``."""
+        from lsfix.output.report import ci_dict, document, metrics_dict, strict
+
+        if self.by is not None:
+            from lsfix.evaluation.grouped import group_json
+
+            body: dict[str, Any] = {
+                "file": self.file, "convention": self.convention, "percent": self.percent,
+                "by": self.by, "n_fit_excluded": self.n_fit_excluded,
+                "results": group_json(self.results, percent=self.percent)}
+        else:
+            body = {
+                "file": self.file, "convention": self.convention, "percent": self.percent,
+                "n_fit_excluded": self.n_fit_excluded, "n_ignored": self.excluded.ignored,
+                "n_not_drawn": self.excluded.not_drawn, "bootstrap_unit": self.bootstrap_unit,
+                "results": [{"file": r.file, "score": r.score,
+                             **metrics_dict(r.metrics, percent=self.percent),
+                             "ci": ci_dict(r.ci, percent=self.percent)}
+                            for r in self.results]}
+        return strict(document("curve", body))
+
+    def close(self) -> None:
+        """Close the input's backing file (when :func:`evaluate` read it)."""
+        if self.predictions is not None:
+            self.predictions.close()
+
+
+def evaluate(
+    source: Any,
+    scores: Sequence[str] | str | None = None,
+    *,
+    labels: Any = None,
+    input: str | None = None,  # noqa: A002  (the CLI's --input)
+    ignore_index: int | None = None,
+    with_scores: Sequence[Any] = (),
+    convention: str = "lsfix",
+    coverages: Sequence[float] = (),
+    risks: Sequence[float] = (),
+    bootstrap: int = 0,
+    seed: int = 0,
+    level: float = 0.95,
+    bootstrap_unit: str = "row",
+    by: str | None = None,
+    subsample_pixels: str | None = None,
+    percent: bool = False,
+    memory_limit: int | str = "2G",
+    scheduler: Any = None,
+    curve_points: int = 0,
+    allow_incomplete: bool = False,
+    keep_open: bool = False,
+) -> Evaluation:
+    """Every selective-classification metric of each score of one input.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, array-like or Predictions
+        Anything :func:`lsfix.read` reads (a path is read with ``labels``, ``input``,
+        ``ignore_index`` and ``with_scores``), or what it returned.
+    scores : str or sequence of str, optional
+        Stored score names or score specs (``msp``, ``pnorm:2``, ``energy:0.5``, ...); default:
+        every stored score, or ``msp`` when none is stored.
+    convention : {"lsfix", "xia", "fd-shifts", "torch-uncertainty"}
+        The AURC convention (``docs/metrics.md``).
+    coverages, risks : sequence of float
+        Targets of risk@coverage (in (0, 1]) and coverage@risk (in [0, 1]).
+    bootstrap, seed, level, bootstrap_unit
+        Percentile-bootstrap intervals: replicates (0 = none), seed, level, and what is
+        resampled (``row``, or ``image`` for dense files).
+    by : str, optional
+        Also every metric per group: ``class``, ``predicted``, ``image`` or a group name.
+    subsample_pixels : str, optional
+        Dense files: ``N[/IMAGES]`` random pixels per batch of images (the paper: ``5000/12``),
+        drawn with ``seed``.
+    percent : bool
+        Rates ×100 in :meth:`Evaluation.to_dict` (as ``--percent``).
+    memory_limit : int or str
+        Bytes (or ``2G``, ``512M``; 0 = always bounded) above which scores computed from
+        logits are evaluated out of core.
+    scheduler : str or Runner, optional
+        ``sync`` (default), ``threads``, ``processes`` or a ``dask.distributed`` address;
+        identical numbers.
+    curve_points : int
+        On the bounded path, keep each RC curve at up to this many points (for plots).
+    keep_open : bool
+        Keep the input's file open (``Evaluation.predictions``) for more work on it.
+
+    Returns
+    -------
+    Evaluation
+
+    Examples
+    --------
+    >>> import numpy as np, lsfix
+    >>> z = np.array([[3.0, 0.0], [0.0, 1.0], [1.0, 0.9], [0.2, 2.0]])
+    >>> ev = lsfix.evaluate(z, ["msp"], labels=[0, 1, 1, 1])
+    >>> ev.plan, ev.results[0].metrics.n_errors
+    ('in-memory', 1)
+    """
+    from lsfix.evaluation import scheduler as sched
+    from lsfix.evaluation.bounded import parse_memory_limit, wanted
+
+    names = [scores] if isinstance(scores, str) else (list(scores) if scores else None)
+    from lsfix.core import CONVENTIONS
+
+    if convention not in CONVENTIONS:
+        raise UsageError(f"unknown convention {str(convention)[:40]!r}; choose one of "
+                         f"{', '.join(CONVENTIONS)}")
+    if bootstrap_unit not in ("row", "image"):
+        raise UsageError(f"bootstrap unit must be row or image, got {str(bootstrap_unit)[:40]!r}")
+    if bootstrap_unit == "image" and by is not None:
+        raise UsageError("--bootstrap-unit image does not go with --by (groups resample rows)")
+    limit = parse_memory_limit(memory_limit) if isinstance(memory_limit, str) else int(
+        memory_limit)
+    covs, rsk = tuple(float(c) for c in coverages), tuple(float(r) for r in risks)
+    runner_given = scheduler is not None and not isinstance(scheduler, str)
+    sched_name = None if runner_given else (scheduler or "sync")
+    if sched_name is not None:
+        sched.check_scheduler(sched_name)
+    may_bound = (by is None and not bootstrap and subsample_pixels is None and not with_scores
+                 and labels is None and not runner_given and sched_name == "sync")
+    owned = not isinstance(source, Predictions)
+    if owned:
+        import lsfix
+
+        pred = lsfix.read(source, labels=labels, input=input, ignore_index=ignore_index,
+                          with_scores=with_scores, allow_incomplete=allow_incomplete,
+                          need_labels="evaluation (correctness)",
+                          defer_dense_labels=may_bound)
+    else:
+        pred = source
+        if labels is not None or with_scores or input is not None:
+            import lsfix
+
+            pred = lsfix.read(pred, labels=labels, input=input, ignore_index=ignore_index,
+                              with_scores=with_scores)
+    try:
+        bounded = (pred.deferred_labels is not None
+                   or (may_bound and pred.runner is None and wanted(pred, names, limit)))
+        if not bounded:
+            pred.load_labels()
+        subsampled = None
+        if subsample_pixels is not None:
+            from lsfix.evaluation.dense import apply_subsample
+
+            subsampled = apply_subsample(pred, subsample_pixels, seed)
+        fit_excluded = int(pred.fit_mask.sum()) if pred.fit_mask is not None else 0
+        common = dict(file=pred.name, convention=convention, percent=percent,
+                      n_fit_excluded=fit_excluded, bootstrap_unit=bootstrap_unit,
+                      subsampled=subsampled, predictions=pred)
+        if by is not None:
+            from lsfix.evaluation.grouped import evaluate_by
+
+            with _runner(pred, scheduler, sched_name):
+                results = evaluate_by(pred, names, by, convention=convention, coverages=covs,
+                                      risks=rsk, n_boot=bootstrap, seed=seed, level=level)
+            return Evaluation(results=results, plan="grouped", by=by,
+                              excluded=excluded_rows(pred), **common)
+        if bounded:
+            from lsfix.evaluation.bounded import evaluate_bounded
+
+            results, curves, oracle, ex = evaluate_bounded(
+                pred, names, convention=convention, coverages=covs, risks=rsk,
+                curve_points=curve_points)
+            return Evaluation(results=results, plan="bounded", excluded=ex, curves=curves,
+                              oracle=oracle, **common)
+        from lsfix.evaluation.inmemory import evaluate_file
+
+        clusters = None
+        if bootstrap_unit == "image":
+            from lsfix.evaluation.dense import image_of_rows
+
+            clusters = image_of_rows(pred, "--bootstrap-unit image")
+        with _runner(pred, scheduler, sched_name):
+            results = evaluate_file(pred, names, convention=convention, coverages=covs,
+                                    risks=rsk, n_boot=bootstrap, seed=seed, level=level,
+                                    clusters=clusters)
+        return Evaluation(results=results, plan="in-memory", excluded=excluded_rows(pred),
+                          **common)
+    finally:
+        if owned and not keep_open:
+            pred.close()
+
+
+class _runner:
+    """Set ``pred.runner`` for the block: a given :class:`Runner`, or one made for a
+    scheduler name (closed after the block); ``sync`` keeps whatever ``pred`` has."""
+
+    def __init__(self, pred: Predictions, given: Any, name: str | None) -> None:
+        self.pred, self.given, self.name = pred, given, name
+        self._cm: Any = None
+        self._before: Any = None
+
+    def __enter__(self) -> None:
+        self._before = self.pred.runner
+        if self.given is not None and not isinstance(self.given, str):
+            self.pred.runner = self.given
+        elif self.name not in (None, "sync"):
+            from lsfix.evaluation import scheduler as sched
+
+            self._cm = sched.scheduler(self.name)
+            self.pred.runner = self._cm.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.pred.runner = self._before
+        if self._cm is not None:
+            self._cm.__exit__(*exc)
+
+
+__all__ = ["Evaluation", "evaluate"]

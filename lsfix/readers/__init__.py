@@ -1,0 +1,1 @@
+"""Reading every input lsfix knows: one entry (:func:`lsfix.read`), one module per format, and the safety modules (the local-only HDF5 opener, checks of untrusted values, the torch-free ``.pt`` reader) beside the readers they guard. Reading never imports evaluation."""
