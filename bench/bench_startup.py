@@ -58,10 +58,10 @@ def _env(repo: Path) -> dict[str, str]:
     return env
 
 
-def run_once(argv: list[str], env: dict[str, str]) -> float:
+def run_once(argv: list[str], env: dict[str, str], cwd: str) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          timeout=300, check=False)
+    proc = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, timeout=300, check=False)
     dt = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"bench_startup: {' '.join(argv[-4:])} exited {proc.returncode}: "
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.importtime is not None:
         proc = subprocess.run([sys.executable, "-X", "importtime", "-c", ENTRY,
                                *args.importtime], env=env, capture_output=True, text=True,
-                              check=False)
+                              check=False, cwd=tempfile.gettempdir())
         rows = [ln for ln in proc.stderr.splitlines() if ln.startswith("import time:")]
         rows = [r for r in rows if r.split("|")[1].strip().isdigit()]
         rows.sort(key=lambda r: int(r.split("|")[1]), reverse=True)
@@ -93,12 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         for label, cmd in COMMANDS.items():
             runs[label] = [sys.executable, "-c", ENTRY, *(a.format(d=tmp) for a in cmd)]
         times: dict[str, list[float]] = {k: [] for k in runs}
+        # cwd: the temporary folder (python -c puts the cwd first on sys.path: a checkout's
+        # own folder would shadow --repo)
         for argv_ in runs.values():  # warm-up: page cache, .pyc files
-            run_once(argv_, env)
+            run_once(argv_, env, tmp)
         for _ in range(args.repeats):
             for label, argv_ in runs.items():
-                times[label].append(run_once(argv_, env))
-    print(f"lsfix of {args.repo} (python {sys.version.split()[0]}, {args.repeats} runs each, "
+                times[label].append(run_once(argv_, env, tmp))
+    where = subprocess.run([sys.executable, "-c", "import lsfix; print(lsfix.__file__)"],
+                           env=env, cwd=tempfile.gettempdir(), capture_output=True,
+                           text=True, check=True).stdout.strip()
+    print(f"lsfix of {where} (python {sys.version.split()[0]}, {args.repeats} runs each, "
           f"interleaved)")
     print(f"{'command':<40} {'min s':>8} {'median s':>9}")
     for label, ts in times.items():

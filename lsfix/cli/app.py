@@ -62,6 +62,17 @@ class LsfixGroup(TyperGroup):
         return _finish(code, standalone_mode)
 
 
+    def get_help_option(self, ctx: Any) -> Any:
+        """``-h/--help`` of the root, coerced without pydantic (see
+        :func:`lsfix.cli.helptext.plain_coercion`)."""
+        option = super().get_help_option(ctx)
+        if option is not None:
+            from lsfix.cli.helptext import plain_coercion
+
+            plain_coercion(option, bool)
+        return option
+
+
 def _finish(code: int, standalone_mode: bool) -> int:
     if standalone_mode:
         sys.exit(code)

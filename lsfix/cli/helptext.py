@@ -153,11 +153,38 @@ def _panelled(cls: type) -> type:
     return _PANELLED[cls]
 
 
+def plain_coercion(param: Any, annotation: type) -> None:
+    """Give ``param`` typer's pass-through coercion (values of type ``annotation`` pass as
+    they are; its callback checks them) instead of the pydantic adapter typer >= 0.2x builds
+    the first time a parameter is processed, for any value, None included. Parsing the root
+    (``lsfix curve --help``, every TAB) then imports no pydantic. Older typers have no such
+    layer; then nothing is done."""
+    try:
+        from typer._coercion import PassThroughRuntimeParam
+    except ImportError:
+        return
+    info = getattr(getattr(param, "type_descriptor", None), "parameter_info", None)
+    if info is not None and getattr(param, "_runtime_param", False) is None:
+        param._runtime_param = PassThroughRuntimeParam(parameter_info=info,
+                                                       annotation=annotation)
+
+
+def _plain_root_options(group: Any) -> None:
+    """The root's own options: ``-V`` and ``-h`` flags, and the shell names of
+    ``--show-completion``/``--install-completion`` (checked by their callbacks)."""
+    for param in getattr(group, "params", []):
+        if param.name in ("show_completion", "install_completion"):
+            plain_coercion(param, str)
+        elif param.name == "version":
+            plain_coercion(param, bool)
+
+
 def polish(group: Any) -> None:
     """Apply the metavars, example paragraphs and value completion to every command."""
     if getattr(group, "_lsfix_polished", False):
         return
     group._lsfix_polished = True
+    _plain_root_options(group)
     group.help = _keep_examples(getattr(group, "help", None))
     for cmd_name, cmd in getattr(group, "commands", {}).items():
         cmd.help = _keep_examples(cmd.help)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -135,7 +136,9 @@ def score(
             shown = spec.family if spec.param is None else f"{spec.family}:{spec.param:.6g}"
             require_finite_scores(out[spec.name], f"-m {shown}", pred.name)
         if fmt == "tsv":
-            if resolved[0].family in ("msp", "msp_ts") and not quiet:  # say what it holds
+            piped = output == "-" and not sys.stdout.isatty()  # read by the next command
+            if resolved[0].family in ("msp", "msp_ts") and not (quiet or piped):
+                # say what the column holds (docs/cli.md, -f)
                 note(f"lsfix score: column 'confidence' holds {resolved[0].name} as log-MSP "
                      "(the log of the max softmax probability: MSP's ranking without its "
                      "saturation at 1; exp() gives MSP)")
