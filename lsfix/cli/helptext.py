@@ -53,7 +53,7 @@ def value_choices(command: str, param_name: str) -> list[str] | None:
     if param_name == "convention":
         return _conventions()
     if param_name in ("fmt", "format"):
-        return list(FORMATS_SCORE if command == "score" else FORMATS_REPORT)
+        return list(FORMATS_SCORE if command in ("score", "normalise") else FORMATS_REPORT)
     if param_name in ("method", "score", "scores"):
         return _score_names()
     if param_name == "input_kind":
