@@ -145,6 +145,31 @@ def test_predictions_class_defined_once() -> None:
     assert hits == [PKG / "readers" / "predictions.py"], hits
 
 
+#: Data flows one way: read -> evaluate -> output, with the CLI on top. What each layer may
+#: not import (by module prefix), checked on every import statement of its modules.
+_LAYER_MAY_NOT = {
+    "readers": ("lsfix.evaluation", "lsfix.output", "lsfix.cli", "lsfix.extract"),
+    "evaluation": ("lsfix.output.plot", "lsfix.cli", "lsfix.extract"),
+    "output": ("lsfix.cli", "lsfix.extract"),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(_LAYER_MAY_NOT))
+def test_layers_import_only_downwards(layer: str) -> None:
+    bad = []
+    for path in (PKG / layer).rglob("*.py"):
+        for name in _lsfix_imports(path):
+            if name.startswith(_LAYER_MAY_NOT[layer]):
+                bad.append(f"{path.relative_to(PKG)} imports {name}")
+    assert not bad, bad
+
+
+def test_no_context_variables() -> None:
+    """Options travel as arguments: no ContextVar anywhere in lsfix."""
+    for path in PKG.rglob("*.py"):
+        assert "contextvars" not in {n.split(".")[0] for n in _imports(path)}, path
+
+
 # ---------------------------------------------------------------- start-up (issue 17, item 6)
 
 #: modules the command line's start-up (version, help, completion) never needs

@@ -121,12 +121,11 @@ def parse_rule(text: str) -> Rule:
                 percent=bool(pct))
 
 
-_GATE_METRICS = ("aurc", "oracle_aurc", "eaurc", "naurc", "augrc", "auroc", "fpr_at_95tpr",
-                 "accuracy")
-
-
 def _check_rule_metric(rule: Rule, rows: list[dict[str, Any]]) -> None:
-    known = set(_GATE_METRICS) | {k for k in rows[0] if k.startswith(("risk@", "coverage@"))}
+    from lsfix.core import bootstrap_metrics
+
+    known = set(bootstrap_metrics()) | {k for k in rows[0]
+                                        if k.startswith(("risk@", "coverage@"))}
     if rule.metric not in known:
         raise UsageError(f"--fail-if {rule.text!r}: unknown metric {rule.metric!r}; "
                          f"choose from {', '.join(sorted(known))}")

@@ -138,15 +138,15 @@ def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool,
     from rich.console import Console
     from rich.table import Table
 
-    from lsfix.output.report import COLUMNS, fmt
+    from lsfix.output.report import columns, fmt
 
     width = width or table_width()
-    heads = dict((k, h) for k, h, _ in COLUMNS)
+    heads = dict((k, h) for k, h, _ in columns())
     extra = [k for k in rows[0] if k.startswith(("risk@", "coverage@"))
              and not k.endswith(("_low", "_high"))] if rows else []
     grouped = bool(rows) and "group" in rows[0]
     keys = ((["file"] if show_file else []) + ["score"] + (["group"] if grouped else [])
-            + [k for k, _, _ in COLUMNS] + extra)
+            + [k for k, _, _ in columns()] + extra)
 
     def cell(r: dict[str, Any], key: str) -> str:
         if key in ("file", "score", "group"):
@@ -303,9 +303,13 @@ def curve(
                  f"seed {seed}); not drawn {ex.not_drawn}, ignored {ex.ignored}, fit rows "
                  f"{ex.fit}")
         if rank_map is not None:
-            from lsfix.evaluation.dense import write_rank_map
+            from lsfix.evaluation.dense import rank_map_data
+            from lsfix.output.plot import rank_map_plot
 
-            write_rank_map(pred, ev.results[0], rank_map)
+            first = str(ev.results[0].score)
+            maps, names = rank_map_data(pred, first)
+            rank_map_plot(maps, names, rank_map,
+                          title=f"Uncertainty rank per pixel: {pred.name} · {first}")
         _report(ev, out_fmt, plot, output)
         pred.close()
 

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from lsfix.core.scores import SCORES
 from lsfix.core import Metrics, ScoreSpec, metrics_from_blocks
 from lsfix.core import compute_scores as _core_compute_scores
 from lsfix.core import evaluate as _core_evaluate
@@ -272,7 +273,8 @@ def compute_scores(logits: Any, specs: Sequence[ScoreSpec], *,
     if runner is None or not isinstance(logits, ArrayRows) or not specs and labels is None:
         return _core_compute_scores(logits, specs, labels=labels)
     for s in specs:  # the same refusals as the core, before any task runs
-        if s.family in ("msp_ts", "pnorm", "pnorm_raw") and s.param is None:
+        if s.param is None and SCORES[s.family].param is not None \
+                and SCORES[s.family].default is None:
             return _core_compute_scores(logits, specs, labels=labels)
     n, _ = logits.shape
     if labels is not None:
