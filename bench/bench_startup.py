@@ -10,7 +10,7 @@ main; main()``) with that checkout first on ``PYTHONPATH``, so two checkouts can
 with one interpreter::
 
     python bench/bench_startup.py                      # this checkout
-    python bench/bench_startup.py --repo /path/to/old  # another checkout (e.g. main before)
+    python bench/bench_startup.py --repo /path/to/old --repo .   # two checkouts, interleaved
     python bench/bench_startup.py --importtime curve --help   # python -X importtime, top 25
 
 ``small.npz`` (1,000 × 10 float32 logits and their labels, seed 0) is written to a temporary
@@ -71,48 +71,55 @@ def run_once(argv: list[str], env: dict[str, str], cwd: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repo", type=Path, default=ROOT, help="checkout whose lsfix is run")
+    ap.add_argument("--repo", type=Path, action="append",
+                    help="checkout whose lsfix is run (repeat to compare checkouts, "
+                         "interleaved in one run; default: this one)")
     ap.add_argument("--repeats", "-n", type=int, default=15)
     ap.add_argument("--importtime", nargs=argparse.REMAINDER,
                     help="print python -X importtime of 'lsfix ARGS...' (top 25) and exit")
     args = ap.parse_args(argv)
-    env = _env(args.repo.resolve())
+    repos = [r.resolve() for r in (args.repo or [ROOT])]
     if args.importtime is not None:
         proc = subprocess.run([sys.executable, "-X", "importtime", "-c", ENTRY,
-                               *args.importtime], env=env, capture_output=True, text=True,
-                              check=False, cwd=tempfile.gettempdir())
+                               *args.importtime], env=_env(repos[0]), capture_output=True,
+                              text=True, check=False, cwd=tempfile.gettempdir())
         rows = [ln for ln in proc.stderr.splitlines() if ln.startswith("import time:")]
         rows = [r for r in rows if r.split("|")[1].strip().isdigit()]
         rows.sort(key=lambda r: int(r.split("|")[1]), reverse=True)
         print("\n".join(rows[:25]))
         return 0
     with tempfile.TemporaryDirectory(prefix="lsfix-startup-") as tmp:
-        folder = Path(tmp)
-        make_small(folder)
-        runs = {"python -c pass (bare)": [sys.executable, "-c", "pass"]}
-        for label, cmd in COMMANDS.items():
-            runs[label] = [sys.executable, "-c", ENTRY, *(a.format(d=tmp) for a in cmd)]
-        times: dict[str, list[float]] = {k: [] for k in runs}
-        # cwd: the temporary folder (python -c puts the cwd first on sys.path: a checkout's
-        # own folder would shadow --repo)
-        for argv_ in runs.values():  # warm-up: page cache, .pyc files
+        make_small(Path(tmp))
+        # (repo, label) -> argv; cwd is the temporary folder (python -c puts the cwd first on
+        # sys.path: a checkout's own folder would shadow --repo)
+        runs: dict[tuple[int, str], tuple[list[str], dict[str, str]]] = {}
+        for i, repo in enumerate(repos):
+            env = _env(repo)
+            runs[(i, "python -c pass (bare)")] = ([sys.executable, "-c", "pass"], env)
+            for label, cmd in COMMANDS.items():
+                runs[(i, label)] = ([sys.executable, "-c", ENTRY,
+                                     *(a.format(d=tmp) for a in cmd)], env)
+        times: dict[tuple[int, str], list[float]] = {k: [] for k in runs}
+        for argv_, env in runs.values():  # warm-up: page cache, .pyc files
             run_once(argv_, env, tmp)
         for _ in range(args.repeats):
-            for label, argv_ in runs.items():
-                times[label].append(run_once(argv_, env, tmp))
-    where = subprocess.run([sys.executable, "-c", "import lsfix; print(lsfix.__file__)"],
-                           env=env, cwd=tempfile.gettempdir(), capture_output=True,
-                           text=True, check=True).stdout.strip()
-    print(f"lsfix of {where} (python {sys.version.split()[0]}, {args.repeats} runs each, "
-          f"interleaved)")
-    print(f"{'command':<40} {'min s':>8} {'median s':>9}")
-    for label, ts in times.items():
-        print(f"{label:<40} {min(ts):8.3f} {statistics.median(ts):9.3f}")
-    bare = statistics.median(times["python -c pass (bare)"])
-    version = statistics.median(times["lsfix --version"])
-    ok = version <= bare + TARGET_VERSION
-    print(f"target: lsfix --version <= bare python + {TARGET_VERSION} s (medians): "
-          f"{version:.3f} vs {bare + TARGET_VERSION:.3f}: {'met' if ok else 'MISSED'}")
+            for key, (argv_, env) in runs.items():
+                times[key].append(run_once(argv_, env, tmp))
+    print(f"python {sys.version.split()[0]}, {args.repeats} runs of each, all interleaved")
+    for i, repo in enumerate(repos):
+        where = subprocess.run([sys.executable, "-c", "import lsfix; print(lsfix.__file__)"],
+                               env=_env(repo), cwd=tempfile.gettempdir(), capture_output=True,
+                               text=True, check=True).stdout.strip()
+        print(f"\nlsfix of {where}")
+        print(f"{'command':<40} {'min s':>8} {'median s':>9}")
+        for (j, label), ts in times.items():
+            if j == i:
+                print(f"{label:<40} {min(ts):8.3f} {statistics.median(ts):9.3f}")
+        bare = statistics.median(times[(i, "python -c pass (bare)")])
+        version = statistics.median(times[(i, "lsfix --version")])
+        ok = version <= bare + TARGET_VERSION
+        print(f"target: lsfix --version <= bare python + {TARGET_VERSION} s (medians): "
+              f"{version:.3f} vs {bare + TARGET_VERSION:.3f}: {'met' if ok else 'MISSED'}")
     return 0
 
 

@@ -297,7 +297,7 @@ def test_curve_msp_ts_without_temperature_names_commands_that_work(run, files, t
     assert r.code == 2 and "then lsfix compare scored.h5 -s msp_ts" in error_of(r, "compare")
 
 
-# ------------------------------------------------------------------ --with: the same score is no clash
+# ------------------------------------------------------------------ --with: same score, no clash
 
 
 def test_with_a_scores_file_that_carries_the_inputs_scores(run, files, tmp_path,
