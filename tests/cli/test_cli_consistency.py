@@ -312,3 +312,15 @@ def test_with_a_scores_file_that_carries_the_inputs_scores(run, files, tmp_path,
     joined = run(["score", files.a, "--with", "ge.h5", "--with", "g.h5", "-m", "msp",
                   "-o", "all.h5", "-q"])
     assert (joined.code, joined.stderr) == (0, "")
+
+
+def test_install_completion_takes_a_shell(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
+    r = subprocess.run([*LSFIX, "--install-completion", "fish"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    script = tmp_path / ".config" / "fish" / "completions" / "lsfix.fish"
+    assert "complete --command lsfix" in script.read_text()
+    bad = subprocess.run([*LSFIX, "--install-completion", "tcsh"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "'tcsh' is not a shell lsfix completes" in bad.stderr
