@@ -63,7 +63,8 @@ ScoresFormatOpt = Annotated[
     str,
     typer.Option("--format", "-f",
                  help="h5 (a scores file) or tsv (a table of the evaluated rows: sample_id when "
-                      "known, the score under its own name, correct, one column per group)."),
+                      "known, confidence = the score's value as stored, log-MSP for msp and "
+                      "msp_ts; correct; one column per group)."),
 ]
 QuietOpt = Annotated[bool, typer.Option(
     "--quiet", "-q", help="No progress, notes or warnings on stderr (errors still print).")]

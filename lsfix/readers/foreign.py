@@ -482,7 +482,7 @@ def _from_named_arrays(
         hint = ""
         one_d = [k for k in unused if meta[k][1] == 1 and meta[k][0] in "iu"]
         if fmt == "npz" and labels_key is None and len(one_d) == 1:
-            hint = f" (labels in {one_d[0]!r}? pass --labels {name}:{one_d[0]})"
+            hint = f" (--labels {name}:{one_d[0]} takes labels from {one_d[0]!r})"
         pred.notes.append(
             f"{name}: {what}(s) {', '.join(map(repr, unused))} not used; read "
             + ", ".join(f"{k!r} as {role}" for k, role in zip(

@@ -256,8 +256,8 @@ def test_curve_of_a_positional_npz_says_which_arrays_it_took(run, positional_npz
     r = run(["curve", "pos.npz"])
     assert r.code == 3
     assert r.stderr == ("lsfix curve: error: no labels in pos.npz (pass --labels FILE); pos.npz: "
-                        "array(s) 'arr_1' not used; read 'arr_0' as logits (labels in 'arr_1'? "
-                        "pass --labels pos.npz:arr_1)\n")
+                        "array(s) 'arr_1' not used; read 'arr_0' as logits (--labels "
+                        "pos.npz:arr_1 takes labels from 'arr_1')\n")
 
 
 @pytest.mark.parametrize(("spec", "message"), [
