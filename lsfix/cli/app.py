@@ -61,7 +61,6 @@ class LsfixGroup(TyperGroup):
             err("", "interrupted")
         return _finish(code, standalone_mode)
 
-
     def get_help_option(self, ctx: Any) -> Any:
         """``-h/--help`` of the root, coerced without pydantic (see
         :func:`lsfix.cli.helptext.plain_coercion`)."""
@@ -232,14 +231,14 @@ def handle_errors(cmd: str, *, labels: str | None = None, kind: str | None = Non
     run = Run(cmd, labels, kind, tuple(inputs))
     try:
         with io.command_outputs():  # every output is committed only if the command succeeds
-            inputs, outputs = _planned_paths()
-            io.check_planned(inputs, outputs)  # an output may not be an input: refuse now
+            planned_in, planned_out = _planned_paths()
+            io.check_planned(planned_in, planned_out)  # an output may not be an input: refuse
             from lsfix.cli.preflight import check_output_folders
 
             # every output file's folder exists: refuse now (--report names a folder, audit,
             # or a file whose folder it makes, compare: its own rule)
             report = _planned_paths(("report",))[1]
-            check_output_folders([p for p in outputs if p not in report])
+            check_output_folders([p for p in planned_out if p not in report])
             yield run
         run.flush()
     except typer.Exit as exc:
