@@ -10,13 +10,13 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
-    InputKindOpt,
-    LabelsOpt,
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
     IgnoreIndexOpt,
     InputArg,
+    InputKindOpt,
+    LabelsOpt,
     OutputOpt,
     QuietOpt,
     SchedulerOpt,
@@ -25,7 +25,6 @@ from lsfix.cli.common import (
     load,
     parse_floats,
     report_format,
-    require_fit_labels,
     use_scheduler,
 )
 from lsfix.cli.curve_cmd import (
@@ -33,8 +32,10 @@ from lsfix.cli.curve_cmd import (
     ByOpt,
     CoverageOpt,
     LevelOpt,
+    MemoryLimitOpt,
     RiskOpt,
     SeedOpt,
+    SubsampleOpt,
     check_boot,
     check_boot_unit,
     render_table,
@@ -86,8 +87,8 @@ def audit_json(res: Any) -> dict[str, Any]:
 
 def label_smoothing_json(res: Any) -> dict[str, Any] | None:
     """The logit-gap ceiling (lsfix.core.ceiling) with its sentences and the recorded α."""
-    from lsfix.evaluation.audit import label_smoothing_notes, label_smoothing_summary
     from lsfix.core.ceiling import ceiling_from_alpha
+    from lsfix.evaluation.audit import label_smoothing_notes, label_smoothing_summary
 
     ls = res.label_smoothing
     if ls is None:
@@ -143,9 +144,9 @@ def write_report(res: Any, pred: Any, folder: str) -> list[str]:
     """report.md, report.html, rc.png, mechanism/gradient plots in ``folder``."""
     from lsfix.cli.curve_cmd import curve_lines, oracle_curve
     from lsfix.output.explain import explain_plots
-    from lsfix.streams import make_folders, write_text_atomic
     from lsfix.output.plot import rc_plot
     from lsfix.output.report import fmt, html_figure, markdown_figure, markdown_table
+    from lsfix.streams import make_folders, write_text_atomic
 
     make_folders(folder)  # removed again if the command fails
     by = {r.score: r for r in res.results}
@@ -262,14 +263,15 @@ def audit_cmd(
     allow_incomplete: AllowIncompleteOpt = False,
     labels: LabelsOpt = None,
     input_kind: InputKindOpt = None,
+    subsample: SubsampleOpt = None,
+    memory_limit: MemoryLimitOpt = "2G",
     quiet: QuietOpt = False,
 ) -> None:
     with handle_errors("audit", labels=labels, kind=input_kind,
                        inputs=[input]) as run, use_scheduler(scheduler) as runner:
-        from lsfix.evaluation.audit import audit
         from lsfix.errors import UsageError
-        from lsfix.streams import write_text_atomic
         from lsfix.output.report import document, dumps
+        from lsfix.streams import write_text_atomic
 
         check_convention(convention)
         check_boot(bootstrap, level)
@@ -279,19 +281,25 @@ def audit_cmd(
         out_fmt = report_format(fmt)
         covs = parse_floats(coverage, "--coverage", lo=0.0, hi=1.0)
         risks = parse_floats(risk, "--risk", lo=0.0, hi=1.0, lo_open=False)
+        from lsfix.evaluation.audit import audit_planned
+        from lsfix.evaluation.bounded import parse_memory_limit
+
+        limit = parse_memory_limit(memory_limit)
+        defer = not labels and not with_files  # dense labels stay on disk until needed
         pred = load(input, run, runner=runner, with_files=with_files,
                     allow_incomplete=allow_incomplete, need_labels=True, need_logits=True,
-                    ignore_index=ignore_index)
+                    ignore_index=ignore_index, defer_dense_labels=defer)
         if fit_labels is not None and val is None:
             raise UsageError("--val-labels gives the labels of the --val file; pass --val too")
         val_pred = (load(val, run, need_logits=True, ignore_index=ignore_index,
-                         labels=fit_labels)
+                         labels=fit_labels, defer_dense_labels=fit_labels is None)
                     if val else None)
-        if val_pred is not None:
-            require_fit_labels(val_pred, "--val-labels")
-        res = audit(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
-                    convention=convention, n_boot=bootstrap, level=level, by=by,
-                    bootstrap_unit=bootstrap_unit, coverages=covs, risks=risks)
+        res, evaluated = audit_planned(pred, val=val_pred, fit_fraction=fit_fraction, seed=seed,
+                                       convention=convention, n_boot=bootstrap, level=level,
+                                       by=by, bootstrap_unit=bootstrap_unit,
+                                       subsample=subsample, memory_limit=limit,
+                                       fit_option="--val-labels", coverages=covs,
+                                       risks=risks)
         from lsfix.evaluation.inmemory import small_fit_warning
 
         small = small_fit_warning(res.fit)
@@ -316,7 +324,7 @@ def audit_cmd(
         else:
             text = audit_text(res)
         if report is not None:
-            write_report(res, pred, report)
+            write_report(res, evaluated, report)
         write_text_atomic(output, text)
         pred.close()
         if val_pred is not None:

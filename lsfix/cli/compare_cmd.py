@@ -12,12 +12,12 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
-    InputKindOpt,
-    LabelsOpt,
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
     IgnoreIndexOpt,
+    InputKindOpt,
+    LabelsOpt,
     OutputOpt,
     load,
 )
@@ -28,10 +28,13 @@ from lsfix.cli.curve_cmd import (
     ByOpt,
     CoverageOpt,
     LevelOpt,
+    MemoryLimitOpt,
     PercentOpt,
     RiskOpt,
     ScoreOpt,
     SeedOpt,
+    SubsampleOpt,
+    TmpdirOpt,
     check_boot_unit,
     check_report_options,
     curve_lines,
@@ -40,7 +43,7 @@ from lsfix.cli.curve_cmd import (
     result_rows,
     warn_undefined,
 )
-from lsfix.errors import GateFailed, InputError, UsageError
+from lsfix.errors import GateFailed, UsageError
 
 HELP = """Compare files × scores: one row each, the first file's rows being the baseline.
 Paired bootstrap of each row's AURC difference to the baseline when the files hold the same
@@ -131,28 +134,6 @@ def _check_rule_metric(rule: Rule, rows: list[dict[str, Any]]) -> None:
                          f"choose from {', '.join(sorted(known))}")
 
 
-def same_samples(a: Any, b: Any) -> str | None:
-    """Why two files do not hold the same samples, or None when they do."""
-    import numpy as np
-
-    if a.n != b.n:
-        return f"{a.name} has {a.n} rows, {b.name} has {b.n}"
-    if a.sample_ids is not None and b.sample_ids is not None:
-        if not np.array_equal(a.sample_ids.astype(str), b.sample_ids.astype(str)):
-            i = int(np.argmax(a.sample_ids.astype(str) != b.sample_ids.astype(str)))
-            return f"sample ids differ (first at row {i})"
-    if a.labels is None or b.labels is None:
-        return "labels are missing"
-    if not np.array_equal(a.labels, b.labels):
-        i = int(np.argmax(a.labels != b.labels))
-        return f"labels differ (first at row {i})"
-    ma = a.fit_mask if a.fit_mask is not None else np.zeros(a.n, bool)
-    mb = b.fit_mask if b.fit_mask is not None else np.zeros(b.n, bool)
-    if not np.array_equal(ma, mb):
-        return "their fit splits (/fit_mask) differ"
-    return None
-
-
 @app.command("compare", help=HELP)
 def compare(
     inputs: Annotated[list[str], typer.Argument(help="Files to compare; the first is the "
@@ -181,13 +162,15 @@ def compare(
     allow_incomplete: AllowIncompleteOpt = False,
     labels: LabelsOpt = None,
     input_kind: InputKindOpt = None,
+    subsample: SubsampleOpt = None,
+    memory_limit: MemoryLimitOpt = "2G",
+    tmpdir: TmpdirOpt = None,
 ) -> None:
     with handle_errors("compare", labels=labels, kind=input_kind,
                        inputs=inputs) as run:
         from lsfix.core import paired_bootstrap
-        from lsfix.streams import write_text_atomic
-        from lsfix.evaluation.inmemory import evaluate_file
         from lsfix.output.report import document, dumps, paired_dict, tsv
+        from lsfix.streams import write_text_atomic
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
@@ -197,16 +180,23 @@ def compare(
             raise UsageError(f"--report {report!r} must end in .md")
         if sum(1 for i in inputs if i == "-") > 1:
             raise UsageError("stdin (-) can be given only once")
-        preds = [load(p, run, allow_incomplete=allow_incomplete, ignore_index=ignore_index)
+        from lsfix.evaluation.bounded import parse_memory_limit
+        from lsfix.evaluation.engines import evaluate_files
+
+        limit = parse_memory_limit(memory_limit)
+        preds = [load(p, run, allow_incomplete=allow_incomplete, ignore_index=ignore_index,
+                      defer_dense_labels=not labels)  # dense labels stay on disk until needed
                  for p in inputs]
         from lsfix.cli.preflight import check_unfitted_scores
 
         for pred in preds:
             check_unfitted_scores(score, pred.scores, pred.name, "compare")
-        results = []
-        for pred in preds:
-            results += evaluate_file(pred, score, convention=convention, coverages=covs,
-                                     risks=risks)
+        ev = evaluate_files(preds, score, convention=convention, coverages=covs, risks=risks,
+                            per_row=bool(bootstrap) or by is not None or explain,
+                            subsample=subsample, seed=seed, memory_limit=limit,
+                            curve_points=0 if plot is None and report is None else 4096,
+                            folder=tmpdir, allow_drawn=by is None)
+        results = ev.results
         warn_undefined("compare", results)
         base_name = preds[0].name
         rows = result_rows(results, percent=percent)  # display
@@ -217,12 +207,7 @@ def compare(
 
         paired: list[dict[str, Any]] = []
         if bootstrap:
-            for pred in preds[1:]:
-                why = same_samples(preds[0], pred)
-                if why is not None:
-                    raise InputError(f"cannot pair {preds[0].name} and {pred.name} for the "
-                                     f"bootstrap: {why}")
-            clusters = paired_images(preds, bootstrap_unit)
+            clusters = ev.paired_clusters(bootstrap_unit)
             base_res = {r.score: r for r in results if r.file == base_name}
             for r in results:
                 if r.file == base_name:
@@ -315,8 +300,10 @@ def compare(
             from lsfix.cli.curve_cmd import oracle_curve
             from lsfix.output.plot import rc_plot
 
-            rc_plot(curve_lines(results, show_file=True, percent=percent), plot_path,
-                    title="Risk-coverage comparison", oracle=oracle_curve(results[0].correct),
+            rc_plot(curve_lines(results, show_file=True, percent=percent, curves=ev.curves),
+                    plot_path, title="Risk-coverage comparison",
+                    oracle=ev.oracle if ev.oracle is not None
+                    else oracle_curve(results[0].correct),
                     oracle_label=f"oracle of {results[0].file} (ideal ranking)")
         explain_path = None
         if explain:
@@ -367,25 +354,6 @@ def _paired_text(paired: list[dict[str, Any]]) -> str:
                      f"[{fmt(p['low'], 4)}, {fmt(p['high'], 4)}] ({p['level']:.0%}), "
                      f"p = {fmt(p['p_value'], 3)}")
     return "\n".join(lines) + "\n"
-
-
-def paired_images(preds: list[Any], unit: str) -> Any:
-    """``--bootstrap-unit image``: the image of every evaluated row of the baseline, shared by
-    every paired difference (the files hold the same samples, :func:`same_samples`; each must
-    be dense with the same pixels per image, so its rows are the same images'); ``None`` for
-    ``row``."""
-    from lsfix.evaluation.dense import evaluated_images, items_and_pixels
-
-    if unit == "row":
-        return None
-    shape = items_and_pixels(preds[0], "--bootstrap-unit image")
-    for pred in preds[1:]:
-        other = items_and_pixels(pred, "--bootstrap-unit image")
-        if other != shape:
-            raise InputError(f"cannot pair {preds[0].name} and {pred.name} by image: "
-                             f"{shape[0]} images of {shape[1]} pixels vs {other[0]} of "
-                             f"{other[1]}")
-    return evaluated_images(preds[0], unit)
 
 
 def compare_by(preds: list[Any], score: list[str] | None, by: str, *, convention: str,

@@ -8,18 +8,18 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, warn
 from lsfix.cli.common import (
-    load,
-    InputKindOpt,
-    LabelsOpt,
     AllowIncompleteOpt,
     ConventionOpt,
     FormatOpt,
     IgnoreIndexOpt,
     InputArg,
+    InputKindOpt,
+    LabelsOpt,
     OutputOpt,
     SchedulerOpt,
     WithOpt,
     check_convention,
+    load,
     parse_floats,
     report_format,
     use_scheduler,
@@ -31,11 +31,14 @@ from lsfix.cli.options import (
     ByOpt,
     CoverageOpt,
     LevelOpt,
+    MemoryLimitOpt,
     PercentOpt,
     PlotOpt,
     RiskOpt,
     ScoreOpt,
     SeedOpt,
+    SubsampleOpt,
+    TmpdirOpt,
 )
 from lsfix.errors import UsageError
 
@@ -205,7 +208,7 @@ def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False,
 
     lines = []
     for i, r in enumerate(results):
-        if curves is not None:
+        if curves and curves[i] is not None:
             cov, rsk = curves[i]
         else:
             c = rc_curve(r.confidence, r.correct)
@@ -246,24 +249,17 @@ def curve(
     with_files: WithOpt = None,
     ignore_index: IgnoreIndexOpt = None,
     scheduler: SchedulerOpt = "sync",
-    subsample: Annotated[str | None, typer.Option(
-        "--subsample-pixels", metavar="N[/IMAGES]", rich_help_panel=ADVANCED,
-        help="Dense files: evaluate N random pixels of every IMAGES images (default 1; the "
-             "paper: 5000/12), drawn with --seed among the evaluated pixels.")] = None,
+    subsample: SubsampleOpt = None,
     rank_map: Annotated[str | None, typer.Option(
         "--rank-map", metavar="PATH", rich_help_panel=ADVANCED,
         help="Dense files: plot each image's per-pixel uncertainty rank under the first "
              "score (.png/.svg/.pdf; up to 12 images).")] = None,
     bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
-    memory_limit: Annotated[str, typer.Option(
-        "--memory-limit", metavar="SIZE", rich_help_panel=ADVANCED,
-        help="Scores computed from logits are evaluated out of core (exact, bounded memory) "
-             "for dense files, or when the in-memory path would need more than SIZE (2G, "
-             "512M; 0 = always). Options needing per-row arrays use the in-memory path.")
-    ] = "2G",
+    memory_limit: MemoryLimitOpt = "2G",
     labels: LabelsOpt = None,
     input_kind: InputKindOpt = None,
+    tmpdir: TmpdirOpt = None,
 ) -> None:
     with handle_errors("curve", labels=labels, kind=input_kind, inputs=[input]) as run, \
             use_scheduler(scheduler) as runner:
@@ -284,9 +280,12 @@ def curve(
         limit = parse_memory_limit(memory_limit)
         may_bound = (by is None and not bootstrap and subsample is None and rank_map is None
                      and not with_files and scheduler == "sync" and not labels)
+        may_draw = (subsample is not None and by is None and rank_map is None
+                    and not with_files and scheduler == "sync" and not labels)
         pred = load(input, run, runner=runner, with_files=with_files,
                     allow_incomplete=allow_incomplete, ignore_index=ignore_index,
-                    need_labels="evaluation (correctness)", defer_dense_labels=may_bound)
+                    need_labels="evaluation (correctness)",
+                    defer_dense_labels=may_bound or may_draw)
         from lsfix.cli.preflight import check_unfitted_scores
 
         check_unfitted_scores(score, pred.scores, pred.name, "curve")
@@ -294,7 +293,8 @@ def curve(
                             bootstrap=bootstrap, seed=seed, level=level,
                             bootstrap_unit=bootstrap_unit, by=by, subsample_pixels=subsample,
                             percent=percent, memory_limit=limit,
-                            curve_points=CURVE_POINTS if plot is not None else 0)
+                            curve_points=CURVE_POINTS if plot is not None else 0,
+                            tmpdir=tmpdir)
         if ev.subsampled is not None:
             from lsfix.cli.app import note
 

@@ -123,10 +123,24 @@ BootUnitOpt = Annotated[str, typer.Option(
     help="What the bootstrap resamples: rows, or whole images of a dense file (pixels of "
          "one image are not independent; paired differences draw the same images for both).")]
 
+SubsampleOpt = Annotated[str | None, typer.Option(
+    "--subsample-pixels", metavar="N[/IMAGES]", rich_help_panel=ADVANCED,
+    help="Dense files: evaluate N random pixels of every IMAGES images (default 1; the "
+         "paper: 5000/12), drawn with --seed among the evaluated pixels.")]
+MemoryLimitOpt = Annotated[str, typer.Option(
+    "--memory-limit", metavar="SIZE", rich_help_panel=ADVANCED,
+    help="Scores computed from logits are evaluated out of core (exact, bounded memory) "
+         "for dense files, or when the in-memory path would need more than SIZE (2G, "
+         "512M; 0 = always). Options needing per-row arrays use the in-memory path.")]
+TmpdirOpt = Annotated[str | None, typer.Option(
+    "--tmpdir", metavar="DIR", rich_help_panel=ADVANCED,
+    help="Folder for the out-of-core path's temporary files (default: TMPDIR, else the "
+         "system's); its free space is checked before starting.")]
+
 __all__ = [
     "ADVANCED", "INPUT", "AllowIncompleteOpt", "BootOpt", "BootUnitOpt", "ByOpt",
     "ConventionOpt", "CoverageOpt", "FormatOpt", "LevelOpt", "PercentOpt", "ScoreOpt",
     "SeedOpt", "IgnoreIndexOpt", "InputArg", "InputKindOpt", "LabelsOpt", "OutputOpt",
-    "OverwriteOpt", "PlotOpt", "QuietOpt", "RiskOpt", "SchedulerOpt", "ScoresFormatOpt",
-    "WithOpt",
+    "MemoryLimitOpt", "OverwriteOpt", "PlotOpt", "QuietOpt", "RiskOpt", "SchedulerOpt",
+    "ScoresFormatOpt", "SubsampleOpt", "TmpdirOpt", "WithOpt",
 ]

@@ -173,3 +173,83 @@ def _run_inline(src: Any, piece: PieceFn, scratch: Any, n: int, b_rows: int,
             bad |= piece(block[p : p + p_rows], start + p, scratch)
         if bad:
             src.check_finite_block(start, block)
+
+
+#: ``piece(flat, slot, a, b, scratch) -> bool``: compute pixels ``a:b`` of the image in
+#: ``flat`` (``(K, pixels)``, stored dtype) into the outputs of buffer ``slot``; True when a
+#: value was not finite (see :data:`PieceFn`).
+ImagePieceFn = Callable[[np.ndarray, int, int, int, Any], bool]
+
+
+def run_image_pieces(n_items: int, shape: tuple[int, ...], dtype: Any,
+                     read: Callable[[int, np.ndarray], None], piece: ImagePieceFn,
+                     make_scratch: Callable[[int], Any],
+                     finish: Callable[[int, int, np.ndarray, bool], None], *,
+                     piece_pixels: int, threads: int | None = None) -> None:
+    """One pass over the images of a dense source, the dense twin of :func:`run_pieces`.
+
+    Each image (``shape`` = ``(K, *spatial)``, ``dtype`` as stored) is read whole by
+    ``read(item, out)`` into one of two buffers; its pixels are cut into pieces of
+    ``piece_pixels`` that the worker threads compute (``piece``, writing to the outputs of
+    that buffer's ``slot``, 0 or 1), while the main thread calls ``finish(item, slot, image,
+    bad)`` on the image before and reads the next. ``finish`` runs in image order, in the
+    calling thread, after every piece of that image is done. The threads change nothing but
+    the time: each pixel's values come from that pixel alone, written to disjoint slices.
+    """
+    k = int(shape[0])
+    pixels = int(np.prod(shape[1:], dtype=np.int64))
+    if n_items == 0:
+        return
+    p_pix = max(1, min(pixels, int(piece_pixels)))
+    t = thread_count() if threads is None else threads
+    buffers = [np.empty(shape, dtype=dtype) for _ in range(1 if t <= 1 else 2)]
+    if t <= 1 or pixels <= p_pix:
+        scratch = make_scratch(p_pix)
+        image = buffers[0]
+        flat = image.reshape(k, pixels)
+        for item in range(n_items):
+            read(item, image)
+            bad = False
+            for a in range(0, pixels, p_pix):
+                bad |= piece(flat, 0, a, min(pixels, a + p_pix), scratch)
+            finish(item, 0, image, bad)
+        return
+    local = _Scratch()
+
+    def task(slot: int, first: int, stop: int) -> bool:
+        if local.value is None:
+            local.value = make_scratch(p_pix)
+        flat = buffers[slot].reshape(k, pixels)
+        bad = False
+        for a in range(first, stop, p_pix):
+            bad |= piece(flat, slot, a, min(stop, a + p_pix), local.value)
+        return bad
+
+    pending: list[tuple[int, list[Future[bool]]] | None] = [None, None]
+
+    def settle(slot: int) -> None:
+        entry = pending[slot]
+        pending[slot] = None
+        if entry is not None:
+            item, futures = entry
+            bad = any([f.result() for f in futures])  # list: wait for all
+            finish(item, slot, buffers[slot], bad)
+
+    with ThreadPoolExecutor(max_workers=t, thread_name_prefix="lsfix-images") as pool:
+        try:
+            for item in range(n_items):
+                slot = item % 2
+                settle(slot)  # image item - 2: its buffer is free again
+                read(item, buffers[slot])
+                pending[slot] = (item, [pool.submit(task, slot, first, last)
+                                        for first, last in _shares(pixels, p_pix, t)])
+                settle(1 - slot)  # image item - 1, while this one is computed
+            settle((n_items - 1) % 2)
+        finally:
+            for entry in pending:  # an error left work running: let it finish first
+                if entry is not None:
+                    for f in entry[1]:
+                        f.cancel()
+                    for f in entry[1]:
+                        if not f.cancelled():
+                            f.exception()

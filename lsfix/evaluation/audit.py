@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 
-from lsfix.evaluation import scheduler as parallel
 from lsfix.core.scores import plain_scores
 from lsfix.core import (
     PairedDifference,
@@ -52,7 +51,8 @@ from lsfix.core.ceiling import (
     estimate_label_smoothing,
 )
 from lsfix.core.scores import is_single_logit
-from lsfix.errors import UsageError
+from lsfix.errors import InputError, UsageError
+from lsfix.evaluation import scheduler as parallel
 from lsfix.evaluation.inmemory import ScoreResult, _RowSubset, correct_of, eval_mask
 from lsfix.readers.predictions import Predictions
 
@@ -95,6 +95,8 @@ def audit(
     level: float = 0.95,
     by: str | None = None,
     bootstrap_unit: str = "row",
+    images: np.ndarray | None = None,
+    n_images: int | None = None,
     coverages: tuple[float, ...] = (),
     risks: tuple[float, ...] = (),
 ) -> AuditResult:
@@ -103,7 +105,13 @@ def audit(
     ``by`` (:mod:`lsfix.evaluation.grouped`) adds msp and pnorm per group, with bootstrap intervals.
     ``bootstrap_unit="image"`` (dense files) makes the paired bootstrap resample whole images
     (:func:`lsfix.core.bootstrap.paired_bootstrap` with the image of each evaluated pixel as
-    its cluster): both scores get the same drawn images. ``coverages``/``risks`` add
+    its cluster): both scores get the same drawn images.
+
+    ``images``: the image of every row when ``pred`` holds pixels drawn from a dense file
+    (:func:`lsfix.evaluation.drawn.gather`, ``--subsample-pixels``): without ``val`` the fit
+    rows are then the drawn pixels of a random ``fit_fraction`` of the file's ``n_images``
+    **images** (drawn as :func:`lsfix.evaluation.dense.fit_split` draws them), and
+    ``bootstrap_unit="image"`` resamples those images. ``coverages``/``risks`` add
     risk@coverage and coverage@risk to every score's metrics (as ``lsfix.evaluate``)."""
     from lsfix.core import tune_pnorm
 
@@ -132,7 +140,14 @@ def audit(
     else:
         from lsfix.evaluation.dense import fit_split
 
-        fit_rows = fit_split(pred, fit_fraction, seed)  # dense: whole images
+        if images is None:
+            fit_rows = fit_split(pred, fit_fraction, seed)  # dense: whole images
+        else:  # drawn pixels: the fit images of the whole file
+            from lsfix.evaluation.inmemory import split_fit_rows
+
+            if n_images is None:
+                raise UsageError("audit(images=...) needs n_images")
+            fit_rows = split_fit_rows(n_images, fit_fraction, seed, pred.name)[images]
         if pred.keep is not None:
             fit_rows &= pred.keep
         idx = np.flatnonzero(fit_rows)
@@ -160,7 +175,9 @@ def audit(
                                               runner=pred.runner)[fit.spec.name]
     correct = correct_all = correct_of(pred)
     clusters = None
-    if bootstrap_unit == "image":
+    if bootstrap_unit == "image" and images is not None:
+        clusters = images
+    elif bootstrap_unit == "image":
         from lsfix.evaluation.dense import image_of_rows
 
         clusters = image_of_rows(pred, "--bootstrap-unit image")
@@ -211,6 +228,70 @@ def audit(
         recorded_alpha=alpha_of(pred), binary=binary, by=by, groups=per_group,
         bootstrap_unit=bootstrap_unit,
     )
+
+#: Peak bytes per row of :func:`audit`'s in-memory path, measured on a dense file
+#: (bench/README.md, issue 20): every plain score, msp_ts and pnorm in float64, correctness,
+#: masks, the fit's row subset, the bootstrap's resampled copies and the sort temporaries.
+AUDIT_BYTES_PER_ROW = 400
+
+
+def audit_planned(pred: Predictions, *, val: Predictions | None = None,
+                  subsample: str | None = None, memory_limit: int = 2 << 30,
+                  fit_option: str = "--val-labels", seed: int = 0, by: str | None = None,
+                  **kw: Any) -> tuple[AuditResult, Predictions]:
+    """:func:`audit` on the engine :func:`lsfix.evaluation.bounded.choose_engine` picks.
+
+    ``pred`` and ``val`` may hold dense labels still on disk. With ``subsample``
+    (``--subsample-pixels N[/IMAGES]``) on dense logits, only the drawn pixels are read
+    (:func:`lsfix.evaluation.drawn.gather`, with ``seed``): the input's drawn pixels among those not
+    ignored (and not in its ``/fit_mask``); without ``val`` the fit rows are the drawn pixels
+    of the ``fit_fraction`` of images :func:`audit` holds out; a dense ``val`` file is drawn
+    the same way (among its pixels that are not ignored). The label-smoothing estimate then
+    reads the drawn pixels. Without ``subsample``, a dense input whose in-memory estimate
+    (:data:`AUDIT_BYTES_PER_ROW` per pixel) is above ``memory_limit`` is refused with a
+    one-line error that names the way out. Returns the result and the predictions it was
+    computed on (the drawn pixels, or ``pred``), for the report.
+    """
+    from lsfix.evaluation.bounded import choose_engine
+    from lsfix.evaluation.drawn import gather
+
+    if subsample is not None and by is not None:
+        raise UsageError("--subsample-pixels does not go with --by in audit")
+    engine = choose_engine(pred, None, per_row=True, subsample=subsample,
+                           memory_limit=memory_limit, bytes_per_row=AUDIT_BYTES_PER_ROW,
+                           command="audit")
+    if engine != "drawn" and subsample is not None:
+        from lsfix.evaluation.dense import items_and_pixels
+
+        items_and_pixels(pred, "--subsample-pixels")  # not dense: the usual error
+    if engine != "drawn":
+        pred.load_labels()
+        pred.require_labels("this command")
+    fit_val = None
+    if val is not None:
+        v_engine = choose_engine(val, None, per_row=True, subsample=subsample
+                                 if engine == "drawn" else None, memory_limit=memory_limit,
+                                 bytes_per_row=AUDIT_BYTES_PER_ROW, command="audit --val")
+        if v_engine == "drawn":
+            fit_val = gather(val, subsample, seed, use_fit_mask=False).pred  # type: ignore[arg-type]
+        else:
+            val.load_labels()
+            if val.labels is None:
+                what = "no labels" if val.foreign_format else "no /labels dataset"
+                raise InputError(f"{what}; fitting needs labels (pass {fit_option} FILE; "
+                                 "--labels is for the input only)", file=val.name)
+            fit_val = val
+    if engine != "drawn":
+        return audit(pred, val=fit_val, seed=seed, by=by, **kw), pred
+    if val is None and pred.fit_mask is not None and pred.fit_mask.any():
+        raise UsageError(f"{pred.name} already holds a fit split (/fit_mask); audit the file "
+                         "before 'normalise --fit-fraction', or pass --val")
+    from lsfix.evaluation.dense import items_and_pixels
+
+    d = gather(pred, subsample, seed)  # type: ignore[arg-type]
+    n_images = items_and_pixels(pred, "--subsample-pixels")[0]
+    return audit(d.pred, val=fit_val, seed=seed, by=by, images=d.images, n_images=n_images,
+                 **kw), d.pred
 
 
 def _by_group(file: str, scores: dict[str, np.ndarray], correct: np.ndarray,

@@ -32,8 +32,9 @@ from lsfix.core import ScoreSpec
 from lsfix.core import compute_scores as core_compute_scores
 from lsfix.core.blockmetrics import errors_at, totals
 from lsfix.core.densescores import msp_columns
+from lsfix.core.rowblocks import run_image_pieces
 from lsfix.core.source import ArrayRows, chunk_rows_for
-from lsfix.core.spill import RUN_ROWS, SpilledBlocks
+from lsfix.core.spill import DISK_BYTES_PER_ROW, RUN_ROWS, SpilledBlocks, check_space
 from lsfix.errors import UsageError
 from lsfix.readers.predictions import Predictions
 
@@ -58,8 +59,8 @@ def parse_memory_limit(text: str) -> int:
 
 
 def _dense_logits(pred: Predictions) -> bool:
-    """The logits themselves are ``(N, K, *spatial)`` (``lsfix.evaluation.dense.is_dense`` also counts a
-    scores file made from them, which this path cannot read)."""
+    """The logits themselves are ``(N, K, *spatial)`` (``lsfix.evaluation.dense.is_dense`` also
+    counts a scores file made from them, which this path cannot read)."""
     return bool(getattr(pred.logits, "spatial", ())) if pred.logits is not None else False
 
 
@@ -83,10 +84,16 @@ def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: 
                      folder: str | None = None) -> tuple[list[Any], list[Any], Any, Any]:
     """Every metric of each score of ``pred`` (see the module docstring).
 
-    Returns ``(results, curves, oracle, excluded)``: :class:`lsfix.evaluation.inmemory.ScoreResult` per
-    score (empty ``confidence``/``correct``); with ``curve_points``, the RC curve of each score
+    Returns ``(results, curves, oracle, excluded)``: :class:`lsfix.evaluation.inmemory.ScoreResult`
+    per score (empty ``confidence``/``correct``); with ``curve_points``, the RC curve of each score
     and of the ideal ranking as ``(coverage, risk)`` at up to that many ``k``; and the
     :class:`lsfix.evaluation.inmemory.ExcludedRows` counts, made while reading (no per-row array).
+    ``folder``: where the temporary runs go (``--tmpdir``; else ``TMPDIR``, else the system
+    default); its free space is checked first against :data:`lsfix.core.spill.
+    DISK_BYTES_PER_ROW` per row that may be evaluated (not ignored, not a fit row; dense
+    labels on disk are read once more, image by image, to count them) and score (an upper
+    bound: every confidence distinct), with a one-line :class:`~lsfix.errors.RuntimeFailure`
+    when short.
     """
     from lsfix.core.metrics import metrics_from_blocks
     from lsfix.evaluation.inmemory import ExcludedRows, ScoreResult, eval_mask, score_specs
@@ -105,6 +112,13 @@ def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: 
     # dense labels left on disk are read image by image (a row range never spans two)
     spatial = getattr(src, "spatial", ())
     pixels = n // int(src.n_items) if spatial else n  # type: ignore[attr-defined]
+    upper = n if mask is None else int(mask.sum())  # rows that may be evaluated
+    if upper > run_rows and deferred is not None and spatial:
+        upper = _not_ignored(deferred, n // pixels, pixels, mask)  # one pass over the labels
+    if upper > run_rows:  # fewer stay in memory: no disk
+        check_space(folder, upper * DISK_BYTES_PER_ROW * len(names),
+                    f"{DISK_BYTES_PER_ROW} B per row that may be evaluated x {upper:,} rows"
+                    f"{f' x {len(names)} scores' if len(names) > 1 else ''}")
     spills = {name: SpilledBlocks(run_rows=run_rows, folder=folder) for name in names}
     try:
         kernel = bool(spatial)  # dense: the (K, pixels) msp kernel when only msp is asked
@@ -150,6 +164,17 @@ def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: 
     return results, curves, oracle, excluded
 
 
+def _not_ignored(deferred: Any, n_items: int, pixels: int, mask: np.ndarray | None) -> int:
+    """Pixels that may be evaluated (not ignored, not masked), from the labels on disk read
+    image by image (1 byte per pixel for uint8 labels): the temporary-disk estimate."""
+    total = 0
+    for item in range(n_items):
+        _, keep = deferred.image(item)
+        sel = _select(mask, keep, item * pixels, (item + 1) * pixels, item * pixels)
+        total += pixels if sel is None else int(sel.sum())
+    return total
+
+
 def _fit_ignored(pred: Predictions, deferred: Any, pixels: int) -> int:
     """Fit rows that are also ignored pixels (counted as ignored, like
     :func:`lsfix.evaluation.inmemory.excluded_rows`), image by image when the labels are on disk."""
@@ -182,42 +207,61 @@ def _select(mask: np.ndarray | None, keep: np.ndarray | None, start: int, stop: 
 
 def _dense_msp(src: ArrayRows, deferred: Any, labels: np.ndarray | None,
                mask: np.ndarray | None, names: list[str],
-               spills: dict[str, SpilledBlocks]) -> None:
-    """msp of a dense source image by image: each image read once into one reused buffer in
-    its stored layout, scored piece by piece in ``(K, pixels)`` (bit-identical to the row
-    kernels: :func:`lsfix.core.densescores.msp_columns`)."""
+               spills: dict[str, SpilledBlocks], threads: int | None = None) -> None:
+    """msp of a dense source image by image: each image read once into one of two reused
+    buffers in its stored layout, scored piece by piece in ``(K, pixels)`` by worker threads
+    (:func:`lsfix.core.rowblocks.run_image_pieces`; bit-identical to the row kernels:
+    :func:`lsfix.core.densescores.msp_columns`), spilled in image order by this thread."""
     n, k = src.shape
     n_items = int(src.n_items)
     pixels = n // n_items
     src.drop_cache()  # an image read whole for a look at the first rows (input detection)
-    image = np.empty((k, *src.spatial), dtype=src.raw_dtype)
-    flat = image.reshape(k, pixels)
-    work = np.empty((k, min(PIECE_PIXELS, pixels)), dtype=np.float64)
-    for item in range(n_items):
+    values = [np.empty(pixels), np.empty(pixels)]
+    args = [np.empty(pixels, dtype=np.intp), np.empty(pixels, dtype=np.intp)]
+
+    def exact(piece_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # finite logits whose float64 sum overflowed (or unchecked non-finite ones): the row
+        # kernels, exactly
+        return (core_compute_scores(np.ascontiguousarray(piece_.T), [ScoreSpec("msp")])["msp"],
+                np.argmax(piece_, axis=0))
+
+    def piece(flat: np.ndarray, slot: int, a: int, b: int, work: np.ndarray) -> bool:
+        value, arg, finite = msp_columns(flat[:, a:b], work[:, : b - a])
+        if not finite:
+            if not np.isfinite(flat[:, a:b]).all():
+                return True  # the main thread raises the input error (finish)
+            value, arg = exact(flat[:, a:b])
+        values[slot][a:b] = value
+        args[slot][a:b] = arg
+        return False
+
+    def finish(item: int, slot: int, image: np.ndarray, bad: bool) -> None:
+        if bad:
+            src.check_finite_block(item, image[None])  # raises, naming the row
+            flat = image.reshape(k, pixels)  # not checked: score every piece as before
+            for a in range(0, pixels, PIECE_PIXELS):
+                b = min(pixels, a + PIECE_PIXELS)
+                value, arg, finite = msp_columns(flat[:, a:b])
+                if not finite:
+                    value, arg = exact(flat[:, a:b])
+                values[slot][a:b], args[slot][a:b] = value, arg
         first = item * pixels
-        src.read_image_into(item, image)
         if deferred is not None:
             lab, keep = deferred.image(item)
         else:
             assert labels is not None
             lab, keep = labels[first : first + pixels], None
-        for a in range(0, pixels, PIECE_PIXELS):
-            b = min(pixels, a + PIECE_PIXELS)
-            piece = flat[:, a:b]
-            value, arg, finite = msp_columns(piece, work)
-            if not finite:
-                if not np.isfinite(piece).all():
-                    src.check_finite_block(item, image[None])  # raises, naming the row
-                # finite logits whose float64 sum overflowed: the row kernels, exactly
-                out = core_compute_scores(np.ascontiguousarray(piece.T), [ScoreSpec("msp")])
-                value = out["msp"]
-                arg = np.argmax(piece, axis=0)
-            correct = arg == lab[a:b]
-            sel = _select(mask, keep, first + a, first + b, first)
-            if sel is not None:
-                value, correct = value[sel], correct[sel]
-            for name in names:
-                spills[name].add(value, correct)
+        correct = args[slot] == lab
+        value = values[slot]
+        sel = _select(mask, keep, first, first + pixels, first)
+        if sel is not None:
+            value, correct = value[sel], correct[sel]
+        for name in names:
+            spills[name].add(value, correct)
+
+    run_image_pieces(n_items, (k, *src.spatial), src.raw_dtype, src.read_image_into, piece,
+                     lambda p: np.empty((k, p), dtype=np.float64), finish,
+                     piece_pixels=PIECE_PIXELS, threads=threads)
 
 
 def _add_rows(z: np.ndarray, labels: np.ndarray, mask: np.ndarray | None,
@@ -251,5 +295,50 @@ def oracle_curve(n: int, n_errors: int, points: int) -> tuple[np.ndarray, np.nda
     return ks / n, e / ks
 
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "evaluate_bounded", "oracle_curve", "parse_memory_limit",
-           "wanted"]
+
+#: Engines :func:`choose_engine` picks from.
+ENGINES = ("memory", "bounded", "drawn")
+
+
+def choose_engine(pred: Predictions, names: list[str] | None, *, per_row: bool,
+                  subsample: str | None, memory_limit: int,
+                  bytes_per_row: int = IN_MEMORY_BYTES_PER_ROW, command: str = "curve",
+                  allow_drawn: bool = True) -> str:
+    """Where a command evaluates ``pred``: one of :data:`ENGINES`.
+
+    * ``"drawn"``: dense logits with ``--subsample-pixels`` (``subsample``, and
+      ``allow_drawn``): only the drawn pixels are read into memory
+      (:func:`lsfix.evaluation.drawn.gather`), then the in-memory path runs on them;
+    * ``"bounded"``: :func:`evaluate_bounded` (exact, memory bounded by a run), when no
+      option needs per-row arrays (``per_row``: a bootstrap, ``--by``, ...) and
+      :func:`wanted` says so;
+    * ``"memory"``: the in-memory path. For dense logits whose in-memory estimate,
+      ``n × bytes_per_row``, is above ``memory_limit``, a one-line :class:`UsageError`
+      instead, saying what fits (``--subsample-pixels``, or a larger ``--memory-limit``).
+
+    ``command`` names the command in that message. ``pred``'s dense labels may still be on
+    disk; the caller reads them (``pred.load_labels()``) for ``"memory"``.
+    """
+    dense = _dense_logits(pred) and not any(n in pred.scores for n in (names or []))
+    if dense and subsample is not None and allow_drawn:
+        return "drawn"
+    if not per_row and wanted(pred, names, memory_limit):
+        return "bounded"
+    if dense and memory_limit > 0 and pred.n * bytes_per_row > memory_limit:
+        raise UsageError(
+            f"{pred.name}: {command} would hold every pixel in memory here (about "
+            f"{pred.n * bytes_per_row / 1e9:.1f} GB for {pred.n:,} pixels, above --memory-limit "
+            f"{_size(memory_limit)}); evaluate a random share of the pixels with "
+            "--subsample-pixels N/IMAGES (the paper: 5000/12), or raise --memory-limit")
+    return "memory"
+
+
+def _size(b: int) -> str:
+    for unit, scale in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if b >= scale and b % scale == 0:
+            return f"{b // scale}{unit}"
+    return str(b)
+
+
+__all__ = ["DEFAULT_MEMORY_LIMIT", "ENGINES", "choose_engine", "evaluate_bounded",
+           "oracle_curve", "parse_memory_limit", "wanted"]

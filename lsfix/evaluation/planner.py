@@ -9,6 +9,10 @@ How (chosen here, never by a command):
   in-memory path would need more than ``memory_limit``, and no option needs per-row arrays
   (bootstrap, subsampling, groups, joined scores files, labels from another file, Dask):
   exact metrics out of core in bounded memory (:mod:`lsfix.evaluation.bounded`);
+* **drawn** — ``subsample_pixels`` on dense logits whose labels are still on disk (a path
+  given here, or a :class:`Predictions` read with ``defer_dense_labels``), no ``by``, joined
+  scores, other labels or Dask: only the drawn pixels are read
+  (:mod:`lsfix.evaluation.drawn`), then evaluated in memory (the same numbers);
 * **in memory** — everything else (:mod:`lsfix.evaluation.inmemory`), on this process or on a
   Dask ``scheduler`` (:mod:`lsfix.evaluation.scheduler`; identical numbers).
 """
@@ -23,6 +27,7 @@ from lsfix.errors import UsageError
 from lsfix.evaluation.inmemory import ExcludedRows, excluded_rows
 from lsfix.readers.predictions import Predictions
 
+
 @dataclass
 class Evaluation:
     """What :func:`evaluate` found for one input.
@@ -35,7 +40,7 @@ class Evaluation:
         One :class:`lsfix.evaluation.inmemory.ScoreResult` per score, or with ``by`` one
         :class:`lsfix.evaluation.grouped.GroupResult` per score and group (``all`` first).
     plan : str
-        ``"in-memory"``, ``"bounded"`` or ``"grouped"``.
+        ``"in-memory"``, ``"bounded"``, ``"drawn"`` or ``"grouped"``.
     excluded : ExcludedRows
         Rows left out (ignored pixels, fit rows, pixels not drawn) and evaluated.
     curves, oracle
@@ -109,6 +114,7 @@ def evaluate(
     curve_points: int = 0,
     allow_incomplete: bool = False,
     keep_open: bool = False,
+    tmpdir: str | None = None,
 ) -> Evaluation:
     """Every selective-classification metric of each score of one input.
 
@@ -144,6 +150,9 @@ def evaluate(
         On the bounded path, keep each RC curve at up to this many points (for plots).
     keep_open : bool
         Keep the input's file open (``Evaluation.predictions``) for more work on it.
+    tmpdir : str, optional
+        Where the bounded path's temporary runs go (default ``TMPDIR``, else the system's);
+        its free space is checked first (:func:`lsfix.core.spill.check_space`).
 
     Returns
     -------
@@ -179,6 +188,8 @@ def evaluate(
         sched.check_scheduler(sched_name)
     may_bound = (by is None and not bootstrap and subsample_pixels is None and not with_scores
                  and labels is None and not runner_given and sched_name == "sync")
+    may_draw = (subsample_pixels is not None and by is None and not with_scores
+                and labels is None and not runner_given and sched_name == "sync")
     owned = not isinstance(source, Predictions)
     if owned:
         import lsfix
@@ -186,7 +197,7 @@ def evaluate(
         pred = lsfix.read(source, labels=labels, input=input, ignore_index=ignore_index,
                           with_scores=with_scores, allow_incomplete=allow_incomplete,
                           need_labels="evaluation (correctness)",
-                          defer_dense_labels=may_bound)
+                          defer_dense_labels=may_bound or may_draw)
     else:
         pred = source
         if labels is not None or with_scores or input is not None:
@@ -195,6 +206,15 @@ def evaluate(
             pred = lsfix.read(pred, labels=labels, input=input, ignore_index=ignore_index,
                               with_scores=with_scores)
     try:
+        if may_draw and pred.deferred_labels is not None and pred.runner is None:
+            from lsfix.evaluation.bounded import choose_engine
+
+            if choose_engine(pred, names, per_row=True, subsample=subsample_pixels,
+                             memory_limit=limit) == "drawn":
+                return _evaluate_drawn(pred, names, subsample_pixels, convention=convention,
+                                       coverages=covs, risks=rsk, bootstrap=bootstrap,
+                                       seed=seed, level=level, bootstrap_unit=bootstrap_unit,
+                                       percent=percent)
         bounded = (pred.deferred_labels is not None
                    or (may_bound and pred.runner is None and wanted(pred, names, limit)))
         if not bounded:
@@ -221,7 +241,7 @@ def evaluate(
 
             results, curves, oracle, ex = evaluate_bounded(
                 pred, names, convention=convention, coverages=covs, risks=rsk,
-                curve_points=curve_points)
+                curve_points=curve_points, folder=tmpdir)
             return Evaluation(results=results, plan="bounded", excluded=ex, curves=curves,
                               oracle=oracle, **common)
         from lsfix.evaluation.inmemory import evaluate_file
@@ -240,6 +260,26 @@ def evaluate(
     finally:
         if owned and not keep_open:
             pred.close()
+
+
+def _evaluate_drawn(pred: Predictions, names: list[str] | None, subsample: str, *,
+                   convention: str, coverages: tuple[float, ...], risks: tuple[float, ...],
+                   bootstrap: int, seed: int, level: float, bootstrap_unit: str,
+                   percent: bool) -> Evaluation:
+    """The drawn engine: only the drawn pixels are read (:func:`lsfix.evaluation.drawn.gather`),
+    then evaluated in memory with their images as the bootstrap clusters."""
+    from lsfix.evaluation.drawn import gather
+    from lsfix.evaluation.inmemory import evaluate_file
+
+    d = gather(pred, subsample, seed)
+    results = evaluate_file(d.pred, names, convention=convention, coverages=coverages,
+                            risks=risks, n_boot=bootstrap, seed=seed, level=level,
+                            clusters=d.images if bootstrap_unit == "image" else None)
+    fit_excluded = int(pred.fit_mask.sum()) if pred.fit_mask is not None else 0
+    return Evaluation(file=pred.name, convention=convention, percent=percent,
+                      results=results, plan="drawn", excluded=d.excluded,
+                      n_fit_excluded=fit_excluded, bootstrap_unit=bootstrap_unit,
+                      subsampled=d.excluded.evaluated, predictions=pred)
 
 
 class _runner:

@@ -233,7 +233,8 @@ def run_loop(model: Any, src: DataSource, pre: Preprocess, device: Any, device_p
         writer.init_datasets(item, np_dtype, label_shape=label_shape,
                              transforms=json.loads(json.dumps(pre.record(
                                  input_dtype=src.input_dtype, layout=src.layout))),
-                             class_names=names, ignore_index=opts.ignore_index)
+                             class_names=names, ignore_index=opts.ignore_index,
+                             n_classes=n_classes)
 
     def finish(pending: tuple[Any, Any, Any, Any]) -> None:
         host, event, y, idx = pending

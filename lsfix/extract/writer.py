@@ -337,8 +337,11 @@ class ChunkedWriter:
 
     def init_datasets(self, item_shape: tuple[int, ...], dtype: np.dtype, *,
                       label_shape: tuple[int, ...] | None, transforms: dict[str, Any],
-                      class_names: Sequence[str] | None, ignore_index: int | None) -> None:
-        """Create the resizable datasets once the first batch tells the logits' shape."""
+                      class_names: Sequence[str] | None, ignore_index: int | None,
+                      n_classes: int | None = None) -> None:
+        """Create the resizable datasets once the first batch tells the logits' shape.
+        ``/labels`` gets :func:`label_dtype` of ``n_classes`` and ``ignore_index`` (int64
+        when ``n_classes`` is not given)."""
         f = self.f
         if LOGITS in f:
             have = tuple(f[LOGITS].shape[1:])
@@ -357,9 +360,11 @@ class ChunkedWriter:
                                                               chunk_rows), track_times=False)
         ds.attrs[ATTR_TRANSFORMS] = json.dumps(transforms, sort_keys=True)
         if label_shape is not None:
-            lrow = int(np.prod(label_shape)) * 8
+            ldtype = (np.dtype(np.int64) if n_classes is None
+                      else label_dtype(n_classes, ignore_index))
+            lrow = int(np.prod(label_shape)) * ldtype.itemsize
             lab = f.create_dataset(LABELS, shape=(0, *label_shape),
-                                   maxshape=(None, *label_shape), dtype=np.int64,
+                                   maxshape=(None, *label_shape), dtype=ldtype,
                                    chunks=(min(cap, _rows_per_chunk(lrow)), *label_shape),
                                    track_times=False)
             if ignore_index is not None:
@@ -386,6 +391,7 @@ class ChunkedWriter:
         ds[start:stop] = logits
         if labels is not None and LABELS in f:
             lab = f[LABELS]
+            _check_fits(labels, lab.dtype, self.path)
             lab.resize(stop, axis=0)
             lab[start:stop] = labels
         sid = f[SAMPLE_IDS]
@@ -621,3 +627,29 @@ def merge_shards(shards: Sequence[str | os.PathLike[str]], output: str,
         for f in files:
             f.close()
     return {"rows": total, "shards": len(metas), "output": output}
+
+
+def label_dtype(n_classes: int, ignore_index: int | None) -> np.dtype[Any]:
+    """The smallest integer dtype holding the labels ``0 .. n_classes - 1`` and
+    ``ignore_index`` (uint8 for Cityscapes: 19 classes, 255 ignored; int8 for -100 with up to
+    128 classes; uint16 for 1,000 classes)."""
+    lo, hi = 0, max(1, int(n_classes) - 1)
+    if ignore_index is not None:
+        lo, hi = min(lo, int(ignore_index)), max(hi, int(ignore_index))
+    for dt in (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32):
+        info = np.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return np.dtype(dt)
+    return np.dtype(np.int64)
+
+
+def _check_fits(labels: np.ndarray, dtype: np.dtype[Any], path: Any) -> None:
+    """A label that the dataset's dtype cannot hold is refused (never wrapped)."""
+    a = np.asarray(labels)
+    if a.size == 0 or a.dtype == dtype:
+        return
+    info = np.iinfo(dtype)
+    lo, hi = int(a.min()), int(a.max())
+    if lo < info.min or hi > info.max:
+        raise RuntimeFailure(f"{path}: label {lo if lo < info.min else hi} does not fit the "
+                             f"file's {dtype} /labels")

@@ -56,6 +56,12 @@ SHARED = {
     "--ignore-index": ("score", "normalise", "curve", "compare", "audit"),
     "--coverage": ("curve", "compare", "audit"),
     "--risk": ("curve", "compare", "audit"),
+    "--scheduler": ("score", "normalise", "curve", "audit"),
+    "--memory-limit": ("curve", "compare", "audit"),
+    "--subsample-pixels": ("curve", "compare", "audit"),
+    "--tmpdir": ("curve", "compare"),
+    "--bootstrap-unit": ("curve", "compare", "audit"),
+    "--by": ("curve", "compare", "audit"),
 }
 
 

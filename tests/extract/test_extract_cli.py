@@ -139,9 +139,15 @@ def test_dense_output_written_as_nkhw_with_pixel_labels(tmp_path: Path) -> None:
         assert f["logits"].shape == (20, 3, 8, 8)
         assert f["labels"].shape == (20, 8, 8)
         assert int(f["labels"].attrs["ignore_index"]) == 255
+        assert f["labels"].dtype == np.uint8  # 3 classes and 255: one byte per pixel
+        np.testing.assert_array_equal(f["labels"][()], masks)  # read back exactly
     with read_predictions(str(out)) as p:
         assert p.logits.shape == (20 * 64, 3)  # pixel-major rows
         assert p.keep is not None and int(p.keep.sum()) == 20 * 63  # ignored pixels
+        assert p.labels.dtype == np.uint8
+        flat = masks.reshape(-1)
+        np.testing.assert_array_equal(p.keep, flat != 255)
+        np.testing.assert_array_equal(p.labels[p.keep], flat[flat != 255])
 
 
 def test_vector_inputs(tmp_path: Path) -> None:
