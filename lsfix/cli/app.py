@@ -209,10 +209,14 @@ class Run:
     kind: str | None = None
     inputs: tuple[str, ...] = ()
     later: list[str] = field(default_factory=list)
+    #: ``-q``: no notes or warnings on stderr (:func:`lsfix.cli.common.load` and
+    #: :meth:`warn_later` drop them); errors still print
+    quiet: bool = False
 
     def warn_later(self, line: str) -> None:
-        """Queue one stderr line for the end of a successful run."""
-        self.later.append(" ".join(str(line).split()))
+        """Queue one stderr line for the end of a successful run (none under ``-q``)."""
+        if not self.quiet:
+            self.later.append(" ".join(str(line).split()))
 
     def flush(self) -> None:
         for line in self.later:
@@ -223,12 +227,13 @@ class Run:
 
 @contextlib.contextmanager
 def handle_errors(cmd: str, *, labels: str | None = None, kind: str | None = None,
-                  inputs: Sequence[str] = ()) -> Iterator[Run]:
+                  inputs: Sequence[str] = (), quiet: bool = False) -> Iterator[Run]:
     """Map lsfix errors, OS errors and Ctrl-C to one-line messages and exit codes; yields the
-    command's :class:`Run` (``labels``/``kind``: ``--labels``/``--input`` for ``inputs``)."""
+    command's :class:`Run` (``labels``/``kind``: ``--labels``/``--input`` for ``inputs``;
+    ``quiet``: ``-q``)."""
     from lsfix import streams as io
     io.reset_committed()
-    run = Run(cmd, labels, kind, tuple(inputs))
+    run = Run(cmd, labels, kind, tuple(inputs), quiet=quiet)
     try:
         with io.command_outputs():  # every output is committed only if the command succeeds
             planned_in, planned_out = _planned_paths()

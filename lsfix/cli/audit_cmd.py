@@ -267,8 +267,8 @@ def audit_cmd(
     memory_limit: MemoryLimitOpt = "2G",
     quiet: QuietOpt = False,
 ) -> None:
-    with handle_errors("audit", labels=labels, kind=input_kind,
-                       inputs=[input]) as run, use_scheduler(scheduler) as runner:
+    with handle_errors("audit", labels=labels, kind=input_kind, inputs=[input],
+                       quiet=quiet) as run, use_scheduler(scheduler) as runner:
         from lsfix.errors import UsageError
         from lsfix.output.report import document, dumps
         from lsfix.streams import write_text_atomic

@@ -59,7 +59,7 @@ def load(path: str, run: Run, *, allow_incomplete: bool = False,
                       need_logits=need_logits or bool(with_files),
                       defer_dense_labels=defer_dense_labels)
     pred.runner = runner  # --scheduler: where this input's scores and metrics are computed
-    for line in pred.notes:  # how a foreign input was read: groups taken, columns mapped
+    for line in [] if run.quiet else pred.notes:  # how a foreign input was read
         note(f"lsfix: {line}")
     for line in pred.warnings:
         run.warn_later(f"lsfix {run.cmd}: warning: {line}")

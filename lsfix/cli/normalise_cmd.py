@@ -109,8 +109,8 @@ def normalise(
     labels: LabelsOpt = None,
     input_kind: InputKindOpt = None,
 ) -> None:
-    with handle_errors("normalise", labels=labels, kind=input_kind,
-                       inputs=[input]) as run, use_scheduler(scheduler) as runner:
+    with handle_errors("normalise", labels=labels, kind=input_kind, inputs=[input],
+                       quiet=quiet) as run, use_scheduler(scheduler) as runner:
         from lsfix.evaluation import scheduler as parallel
         from lsfix.core import PNormFit
         from lsfix.streams import dumps_json, refuse_binary_to_tty, write_text_atomic

@@ -71,8 +71,8 @@ def score(
     labels: LabelsOpt = None,
     input_kind: InputKindOpt = None,
 ) -> None:
-    with handle_errors("score", labels=labels, kind=input_kind,
-                       inputs=[input]) as run, use_scheduler(scheduler) as runner:
+    with handle_errors("score", labels=labels, kind=input_kind, inputs=[input],
+                       quiet=quiet) as run, use_scheduler(scheduler) as runner:
         import numpy as np
 
         from lsfix.core import ScoreSpec, fit_temperature, parse_score

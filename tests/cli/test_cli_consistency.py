@@ -330,3 +330,18 @@ def test_install_completion_takes_a_shell(tmp_path: Path) -> None:
     bad = subprocess.run([*LSFIX, "--install-completion", "tcsh"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "'tcsh' is not a shell lsfix completes" in bad.stderr
+
+
+@pytest.mark.parametrize("cmd", [["score", "-f", "tsv", "-o", "s.tsv"],
+                                 ["normalise", "--p", "1", "-o", "n.h5"],
+                                 ["audit", "-b", "10", "-f", "tsv", "-o", "a.tsv"]])
+def test_quiet_means_no_notes_or_warnings_on_every_command(run, positional_npz: Path,
+                                                           monkeypatch, cmd: list[str]) -> None:
+    """-q silences how an input was read (the unused array), what was assumed and fitted."""
+    monkeypatch.chdir(positional_npz)
+    args = [cmd[0], "pos.npz", "--labels", "pos.npz:arr_1", *cmd[1:]]
+    loud = run(args)
+    assert loud.code == 0 and "'arr_1' not used" in loud.stderr
+    Path(cmd[-1]).unlink()
+    quiet = run([*args, "-q"])
+    assert (quiet.code, quiet.stderr) == (0, "")
