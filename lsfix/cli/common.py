@@ -25,16 +25,21 @@ from lsfix.cli.options import (  # noqa: E402,F401
     OutputOpt,
     QuietOpt,
     SchedulerOpt,
+    SchedulerTimeoutOpt,
     WithOpt,
 )
 
 
-def use_scheduler(value: str) -> contextlib.AbstractContextManager[object]:
+def use_scheduler(value: str, timeout: float = 10.0
+                  ) -> contextlib.AbstractContextManager[object]:
     """``--scheduler``: the runner scores and metrics run on (:mod:`lsfix.evaluation.scheduler`;
-    ``sync`` yields None and imports no Dask)."""
+    ``sync`` yields None and imports no Dask; an address is checked before Dask is imported
+    and must answer within ``timeout`` seconds)."""
     from lsfix.evaluation import scheduler as parallel
+
     parallel.check_scheduler(value)
-    return parallel.scheduler(value)
+    parallel.check_timeout(timeout)
+    return parallel.scheduler(value, timeout)
 
 
 def load(path: str, run: Run, *, allow_incomplete: bool = False,

@@ -317,8 +317,10 @@ def compare(
 
             cols = ["file", "score", "n", "accuracy", "aurc", "oracle_aurc", "eaurc", "naurc",
                     "augrc", "auroc", "fpr_at_95tpr"]
-            md = [f"## lsfix compare (convention `{convention}`)\n\n",
-                  f"Baseline: `{base_name}`\n\n", markdown_table(rows, cols)]
+            from lsfix.safetext import md_code
+
+            md = [f"## lsfix compare (convention {md_code(convention)})\n\n",
+                  f"Baseline: {md_code(base_name)}\n\n", markdown_table(rows, cols)]
             if paired:
                 md.append("\nPaired bootstrap (row − baseline):\n\n")
                 md.append(markdown_table(paired, ["file", "score", "metric", "difference", "low",
@@ -326,7 +328,8 @@ def compare(
             if rules:
                 md.append("\n**Gate: " + ("FAILED**" if breaches else "passed**")
                           + f" ({len(breaches)} of {len(checks)} check(s) failed)\n\n")
-                md.append(markdown_table(checks, ["rule", "row", "value", "verdict"]))
+                md.append(markdown_table(checks, ["rule", "row", "value", "verdict"],
+                                         markdown=("rule", "value", "verdict")))
             from lsfix.output.report import markdown_figure
 
             if plot_path:

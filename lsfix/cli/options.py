@@ -118,6 +118,12 @@ SchedulerOpt = Annotated[
                       "(Dask on this machine), or a dask.distributed address such as "
                       "tcp://host:8786. Numbers are identical; needs lsfix[dask] unless sync."),
 ]
+SchedulerTimeoutOpt = Annotated[
+    float,
+    typer.Option("--scheduler-timeout", metavar="SECONDS", rich_help_panel=ADVANCED,
+                 help="How long to wait for a --scheduler ADDRESS to answer (default 10); "
+                      "then one error line, never a hang."),
+]
 BootUnitOpt = Annotated[str, typer.Option(
     "--bootstrap-unit", metavar="row|image", rich_help_panel=ADVANCED,
     help="What the bootstrap resamples: rows, or whole images of a dense file (pixels of "
@@ -142,5 +148,5 @@ __all__ = [
     "ConventionOpt", "CoverageOpt", "FormatOpt", "LevelOpt", "PercentOpt", "ScoreOpt",
     "SeedOpt", "IgnoreIndexOpt", "InputArg", "InputKindOpt", "LabelsOpt", "OutputOpt",
     "MemoryLimitOpt", "OverwriteOpt", "PlotOpt", "QuietOpt", "RiskOpt", "SchedulerOpt",
-    "ScoresFormatOpt", "SubsampleOpt", "TmpdirOpt", "WithOpt",
+    "SchedulerTimeoutOpt", "ScoresFormatOpt", "SubsampleOpt", "TmpdirOpt", "WithOpt",
 ]

@@ -18,6 +18,7 @@ from lsfix.cli.common import (
     OutputOpt,
     QuietOpt,
     SchedulerOpt,
+    SchedulerTimeoutOpt,
     WithOpt,
     load,
     require_finite_scores,
@@ -66,13 +67,15 @@ def score(
     overwrite: OverwriteOpt = False,
     ignore_index: IgnoreIndexOpt = None,
     scheduler: SchedulerOpt = "sync",
+    scheduler_timeout: SchedulerTimeoutOpt = 10.0,
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
     labels: LabelsOpt = None,
     input_kind: InputKindOpt = None,
 ) -> None:
     with handle_errors("score", labels=labels, kind=input_kind, inputs=[input],
-                       quiet=quiet) as run, use_scheduler(scheduler) as runner:
+                       quiet=quiet) as run, \
+            use_scheduler(scheduler, scheduler_timeout) as runner:
         import numpy as np
 
         from lsfix.core import ScoreSpec, fit_temperature, parse_score

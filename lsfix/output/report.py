@@ -190,12 +190,19 @@ def flat_row(base: dict[str, Any], md: dict[str, Any], ci: dict[str, Any] | None
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str],
-                   headers: Sequence[str] | None = None) -> str:
-    heads = list(headers or columns)
+                   headers: Sequence[str] | None = None, *, markdown: Sequence[str] = ()
+                   ) -> str:
+    """A Markdown table; every text cell (file, score and group names: data) is a code span
+    that cannot be broken out of (:func:`lsfix.safetext.md_code`), except in the columns
+    ``markdown`` names, which lsfix formats itself (a rule, a verdict)."""
+    from lsfix.safetext import md_code
+
+    heads = list(headers or columns)  # lsfix's own column names
     out = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
     for r in rows:
-        out.append("| " + " | ".join(fmt(r.get(c)) if not isinstance(r.get(c), str)
-                                     else str(r.get(c)) for c in columns) + " |")
+        out.append("| " + " | ".join(
+            fmt(r.get(c)) if not isinstance(r.get(c), str)
+            else str(r.get(c)) if c in markdown else md_code(r.get(c)) for c in columns) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -230,15 +237,18 @@ def caption(path: str) -> str:
 
 
 def markdown_figure(path: str, alt: str) -> str:
-    """``![alt](file)`` followed by its caption in italics."""
-    return f"![{alt}]({Path(path).name})\n\n*{caption(path)}*\n\n"
+    """``![alt](file)`` followed by its caption in italics (alt text and file name escaped)."""
+    from lsfix.safetext import md_link_target, md_text
+
+    return (f"![{md_text(alt)}]({md_link_target(Path(path).name)})\n\n"
+            f"*{caption(path)}*\n\n")  # the caption is lsfix's own text
 
 
 def html_figure(path: str, alt: str) -> str:
     """``<figure>`` with the image and its caption (escaped)."""
-    import html
+    from lsfix.safetext import html, md_link_target
 
-    return (f"<figure><img src='{html.escape(Path(path).name, quote=True)}' "
-            f"alt='{html.escape(alt, quote=True)}'><figcaption>"
-            f"{html.escape(caption(path))}</figcaption></figure>")
+    return (f"<figure><img src='{md_link_target(Path(path).name)}' "
+            f"alt='{html(alt)}'><figcaption>"
+            f"{html(caption(path))}</figcaption></figure>")
 

@@ -57,6 +57,7 @@ SHARED = {
     "--coverage": ("curve", "compare", "audit"),
     "--risk": ("curve", "compare", "audit"),
     "--scheduler": ("score", "normalise", "curve", "audit"),
+    "--scheduler-timeout": ("score", "normalise", "curve", "audit"),
     "--memory-limit": ("curve", "compare", "audit"),
     "--subsample-pixels": ("curve", "compare", "audit"),
     "--tmpdir": ("curve", "compare"),
@@ -267,9 +268,9 @@ def test_curve_of_a_positional_npz_says_which_arrays_it_took(run, positional_npz
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ("pos.npz:arr_7", "pos.npz: has no array 'arr_7' (it holds arr_0, arr_1)"),
+    ("pos.npz:arr_7", "pos.npz: has no array 'arr_7' (it holds 'arr_0', 'arr_1')"),
     ("pos.npz", "pos.npz: no labels array (looked for labels, y, y_true, targets; it holds "
-                "arr_0, arr_1: name one as pos.npz:KEY)"),
+                "'arr_0', 'arr_1': name one as pos.npz:KEY)"),
     ("y.npy:arr_1", "y.npy: ':arr_1' names an array of an .npz or a column of a .csv/.tsv; "
                     "y.npy holds one list of labels (drop ':arr_1')"),
 ])
