@@ -21,6 +21,7 @@ from lsfix.cli.common import (
     OutputOpt,
     load,
 )
+from lsfix.cli.options import PlotOpt
 from lsfix.cli.curve_cmd import (
     BootOpt,
     BootUnitOpt,
@@ -59,7 +60,7 @@ risk@C and coverage@R (C/R given by --coverage/--risk).
 
 Examples:
 
-  lsfix compare base.h5 candidate.h5 --score msp --fail-if 'aurc>+0.002'
+  lsfix compare ce.h5 ls.h5 --score msp --fail-if 'aurc>+0.002'
 
   lsfix compare ce.h5 ls.h5 -s msp -s pnorm --bootstrap 1000 --plot rc.png --report pr.md
 """
@@ -146,8 +147,7 @@ def compare(
     level: LevelOpt = 0.95,
     fail_if: Annotated[list[str] | None, typer.Option(
         "--fail-if", help="Gate rule (repeatable); exit 4 when one is breached.")] = None,
-    plot: Annotated[str | None, typer.Option("--plot", help="Overlay RC plot (.png/.svg/.pdf).")
-                    ] = None,
+    plot: PlotOpt = None,
     report: Annotated[str | None, typer.Option(
         "--report", metavar="PATH",
         help="PATH.md: Markdown for a pull request (the plot beside it); PATH.html: one "
@@ -193,6 +193,10 @@ def compare(
         preds = [load(p, run, allow_incomplete=allow_incomplete, ignore_index=ignore_index,
                       defer_dense_labels=not labels)  # dense labels stay on disk until needed
                  for p in inputs]
+        from lsfix.cli.preflight import check_unfitted_scores
+
+        for pred in preds:
+            check_unfitted_scores(score, pred.scores, pred.name, "compare")
         ev = evaluate_files(preds, score, convention=convention, coverages=covs, risks=risks,
                             per_row=bool(bootstrap) or by is not None or explain,
                             subsample=subsample, seed=seed, memory_limit=limit,

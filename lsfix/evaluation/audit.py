@@ -99,6 +99,8 @@ def audit(
     bootstrap_unit: str = "row",
     images: np.ndarray | None = None,
     n_images: int | None = None,
+    coverages: tuple[float, ...] = (),
+    risks: tuple[float, ...] = (),
 ) -> AuditResult:
     """Audit ``pred`` (see module docstring). ``pred`` needs logits and labels.
 
@@ -111,7 +113,8 @@ def audit(
     (:func:`lsfix.evaluation.drawn.gather`, ``--subsample-pixels``): without ``val`` the fit
     rows are then the drawn pixels of a random ``fit_fraction`` of the file's ``n_images``
     **images** (drawn as :func:`lsfix.evaluation.dense.fit_split` draws them), and
-    ``bootstrap_unit="image"`` resamples those images."""
+    ``bootstrap_unit="image"`` resamples those images. ``coverages``/``risks`` add
+    risk@coverage and coverage@risk to every score's metrics (as ``lsfix.evaluate``)."""
     from lsfix.core import tune_pnorm
 
     pred.require_labels("audit")
@@ -200,6 +203,7 @@ def audit(
                               seed=seed, level=level)
     results = tuple(
         ScoreResult(pred.name, name, parallel.evaluate(conf, correct, convention=convention,
+                                                   coverages=coverages, risks=risks,
                                                    runner=pred.runner),
                     None, conf, correct)
         for name, conf in scores.items()
