@@ -18,19 +18,23 @@ from lsfix.cli.common import (
     InputKindOpt,
     LabelsOpt,
     OutputOpt,
+    QuietOpt,
     SchedulerOpt,
     SchedulerTimeoutOpt,
     WithOpt,
     check_convention,
     load,
+    parse_floats,
     report_format,
     use_scheduler,
 )
 from lsfix.cli.curve_cmd import (
     BootUnitOpt,
     ByOpt,
+    CoverageOpt,
     LevelOpt,
     MemoryLimitOpt,
+    RiskOpt,
     SeedOpt,
     SubsampleOpt,
     check_boot,
@@ -52,9 +56,9 @@ label-smoothing mechanism, the histogram of logit gaps).
 
 Examples:
 
-  lsfix audit test.h5 --val val.h5 --report audit.html
+  lsfix audit model.h5 --val val.h5 --report audit.html
 
-  lsfix audit logits.npz --format json | jq .verdict
+  lsfix audit logits.npz --labels labels.npy --coverage 0.9 --format json -o audit.json
 """
 
 
@@ -357,6 +361,8 @@ def audit_cmd(
                          "the fit rows) or point (the lowest fit AURC).")] = "test",
     select_level: Annotated[float, typer.Option(
         "--select-level", help="Level of the p-selection test.")] = 0.95,
+    coverage: CoverageOpt = None,
+    risk: RiskOpt = None,
     report: Annotated[str | None, typer.Option(
         "--report", metavar="PATH",
         help="PATH.html: one self-contained page; PATH.md: Markdown with its figures beside "
@@ -377,9 +383,10 @@ def audit_cmd(
     memory_limit: MemoryLimitOpt = "2G",
     bins: Annotated[int, typer.Option(
         "--bins", help="Bins of ECE/MCE and the reliability diagram.")] = 15,
+    quiet: QuietOpt = False,
 ) -> None:
-    with handle_errors("audit", labels=labels, kind=input_kind,
-                       inputs=[input]) as run, \
+    with handle_errors("audit", labels=labels, kind=input_kind, inputs=[input],
+                       quiet=quiet) as run, \
             use_scheduler(scheduler, scheduler_timeout) as runner:
         from lsfix.errors import UsageError
         from lsfix.output.report import document, dumps
@@ -395,6 +402,8 @@ def audit_cmd(
             from lsfix.output.html import report_target
 
             report_target(report)  # an unknown suffix: exit 2 before any work
+        covs = parse_floats(coverage, "--coverage", lo=0.0, hi=1.0)
+        risks = parse_floats(risk, "--risk", lo=0.0, hi=1.0, lo_open=False)
         from lsfix.evaluation.audit import audit_planned
         from lsfix.evaluation.bounded import parse_memory_limit
 
@@ -413,12 +422,12 @@ def audit_cmd(
                                        by=by, bootstrap_unit=bootstrap_unit,
                                        subsample=subsample, memory_limit=limit,
                                        fit_option="--val-labels", select=select,
-                                       select_level=select_level)
+                                       select_level=select_level, coverages=covs, risks=risks)
         from lsfix.output.calibration import audit_calibration, check_bins
 
         cal = audit_calibration(res, evaluated, n_bins=check_bins(bins), n_boot=bootstrap,
                                 seed=seed, level=level)
-        for line in res.fit_notes:  # printed when the command succeeds (a failure: one line)
+        for line in res.fit_notes if not quiet else ():  # printed when the command succeeds
             run.warn_later(f"lsfix audit: warning: {line}")
         if out_fmt == "json":
             text = dumps(document("audit", {**audit_json(res), "calibration": cal.as_dict()}))
@@ -432,9 +441,10 @@ def audit_cmd(
             else:
                 rows = result_rows(list(res.results), percent=False)
             text = tsv(rows, list(rows[0].keys()))
-            note(f"lsfix audit: verdict: {res.verdict}")
-            for line in label_smoothing_lines(res):
-                note(f"lsfix audit: {line.strip()}")
+            if not quiet:  # the verdict is in the table and JSON outputs; here it is a note
+                note(f"lsfix audit: verdict: {res.verdict}")
+                for line in label_smoothing_lines(res):
+                    note(f"lsfix audit: {line.strip()}")
         else:
             text = audit_text(res) + "\n" + cal.text()
         if report is not None:

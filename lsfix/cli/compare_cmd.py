@@ -40,6 +40,7 @@ from lsfix.cli.curve_cmd import (
     result_rows,
     warn_undefined,
 )
+from lsfix.cli.options import PlotOpt
 from lsfix.errors import GateFailed, GateInconclusive, InputError, UsageError
 from lsfix.evaluation.gate import Rule, parse_rule
 
@@ -73,7 +74,7 @@ across seeds (the i-th file of a model against the i-th of the first model).
 
 Examples:
 
-  lsfix compare base.h5 candidate.h5 --score msp --fail-if 'aurc>+0.002'
+  lsfix compare ce.h5 ls.h5 --score msp --fail-if 'aurc>+0.002'
 
   lsfix compare ce.npz ls.npz -s msp -s pnorm --fit ce_val.npz --fit ls_val.npz -b 1000
 
@@ -131,8 +132,7 @@ def compare(
              "as in CE=ce_s0.h5,ce_s1.h5 or \"CE=ce_s*.h5\" (quoted); repeatable, the first "
              "is the baseline. Adds mean ± sd across seeds and a paired t-test across "
              "seeds.")] = None,
-    plot: Annotated[str | None, typer.Option("--plot", help="Overlay RC plot (.png/.svg/.pdf).")
-                    ] = None,
+    plot: PlotOpt = None,
     report: Annotated[str | None, typer.Option(
         "--report", metavar="PATH",
         help="PATH.md: Markdown for a pull request (the plot beside it); PATH.html: one "
@@ -209,6 +209,11 @@ def compare(
         preds = [load(p, run, allow_incomplete=allow_incomplete, ignore_index=ignore_index,
                       defer_dense_labels=not labels)  # dense labels stay on disk until needed
                  for p in inputs]
+        if not fit and fit_fraction is None:  # msp_ts without :T and no fit data: say how
+            from lsfix.cli.preflight import check_unfitted_scores
+
+            for pred in preds:
+                check_unfitted_scores(score, pred.scores, pred.name, "compare")
         fits = _fits(preds, run, score, fit, fit_labels, fit_fraction, seed=seed,
                      select=select, select_level=select_level, ignore_index=ignore_index)
         hint = _tune_command(inputs, score, groups)

@@ -25,6 +25,22 @@ from lsfix.cli.common import (
     report_format,
     use_scheduler,
 )
+from lsfix.cli.options import (
+    ADVANCED,
+    BootOpt,
+    BootUnitOpt,
+    ByOpt,
+    CoverageOpt,
+    LevelOpt,
+    MemoryLimitOpt,
+    PercentOpt,
+    PlotOpt,
+    RiskOpt,
+    ScoreOpt,
+    SeedOpt,
+    SubsampleOpt,
+    TmpdirOpt,
+)
 from lsfix.errors import UsageError
 
 HELP = """Risk-coverage metrics of each score in a file: AURC (in the named convention),
@@ -39,42 +55,8 @@ Examples:
 
   lsfix curve model.h5 --score msp --score pnorm --coverage 0.8 --plot rc.png
 
-  lsfix score model.h5 | lsfix normalise model.h5 --with - | lsfix curve - -f json
+  lsfix score model.h5 -m energy | lsfix normalise model.h5 --with - | lsfix curve - -f json
 """
-
-BootOpt = Annotated[int, typer.Option("--bootstrap", "-b",
-                                      help="Bootstrap replicates for intervals (0 = none).")]
-SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Random seed (>= 0).")]
-LevelOpt = Annotated[float, typer.Option("--level", help="Interval confidence level.")]
-PercentOpt = Annotated[bool, typer.Option("--percent", help="Print rates ×100 (like %AURC).")]
-ScoreOpt = Annotated[list[str] | None, typer.Option(
-    "--score", "-s", help="Score to evaluate (repeatable; stored name or a score spec).")]
-CoverageOpt = Annotated[list[str] | None, typer.Option(
-    "--coverage", help="Coverage(s) in (0, 1] for risk@coverage (repeatable or a,b).")]
-RiskOpt = Annotated[list[str] | None, typer.Option(
-    "--risk", help="Risk(s) in [0, 1] for coverage@risk (repeatable or a,b).")]
-ByOpt = Annotated[str | None, typer.Option(
-    "--by", metavar="class|predicted|image|NAME",
-    help="Also report every metric per group: true class, predicted class, image (dense "
-         "files), or a group NAME (/groups/NAME or a table column); 'all' is the whole file.")]
-BootUnitOpt = Annotated[str, typer.Option(
-    "--bootstrap-unit", metavar="row|image",
-    help="What the bootstrap resamples: rows, or whole images of a dense file (pixels of "
-         "one image are not independent; paired differences draw the same images for both).")]
-SubsampleOpt = Annotated[str | None, typer.Option(
-    "--subsample-pixels", metavar="N[/IMAGES]",
-    help="Dense files: evaluate N random pixels of every IMAGES images (default 1; the "
-         "paper: 5000/12), drawn with --seed among the evaluated pixels.")]
-MemoryLimitOpt = Annotated[str, typer.Option(
-    "--memory-limit", metavar="SIZE",
-    help="Scores computed from logits are evaluated out of core (exact, bounded memory) "
-         "for dense files, or when the in-memory path would need more than SIZE (2G, "
-         "512M; 0 = always). Options needing per-row arrays use the in-memory path.")]
-TmpdirOpt = Annotated[str | None, typer.Option(
-    "--tmpdir", metavar="DIR",
-    help="Folder for the out-of-core path's temporary files (default: TMPDIR, else the "
-         "system's); its free space is checked before starting.")]
-
 
 def check_boot_unit(unit: str, by: str | None) -> None:
     """``--bootstrap-unit``: ``row`` or ``image``, and ``image`` not with ``--by``."""
@@ -306,8 +288,7 @@ def curve(
     bootstrap: BootOpt = 0,
     seed: SeedOpt = 0,
     level: LevelOpt = 0.95,
-    plot: Annotated[str | None, typer.Option("--plot", help="Write the RC plot (.png/.svg/.pdf).")
-                    ] = None,
+    plot: PlotOpt = None,
     fmt: FormatOpt = None,
     percent: PercentOpt = False,
     by: ByOpt = None,
@@ -318,7 +299,7 @@ def curve(
     scheduler_timeout: SchedulerTimeoutOpt = 10.0,
     subsample: SubsampleOpt = None,
     rank_map: Annotated[str | None, typer.Option(
-        "--rank-map", metavar="PATH",
+        "--rank-map", metavar="PATH", rich_help_panel=ADVANCED,
         help="Dense files: plot each image's per-pixel uncertainty rank under the first "
              "score (.png/.svg/.pdf; up to 12 images).")] = None,
     bootstrap_unit: BootUnitOpt = "row",
@@ -386,6 +367,9 @@ def curve(
                     allow_incomplete=allow_incomplete, ignore_index=ignore_index,
                     need_labels="evaluation (correctness)",
                     defer_dense_labels=may_bound or may_draw)
+        from lsfix.cli.preflight import check_unfitted_scores
+
+        check_unfitted_scores(score, pred.scores, pred.name, "curve")
         ev = lsfix.evaluate(pred, score, convention=convention, coverages=covs, risks=risks,
                             bootstrap=bootstrap, seed=seed, level=level,
                             bootstrap_unit=bootstrap_unit, by=by, subsample_pixels=subsample,

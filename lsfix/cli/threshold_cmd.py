@@ -36,7 +36,7 @@ Examples:
 
   lsfix threshold val.h5 -s msp --risk 0.02 --delta 0.05 --save-params thr.json
 
-  lsfix score test.h5 --params thr.json -f tsv
+  lsfix score model.h5 --params thr.json -f tsv
 """
 
 

@@ -104,6 +104,8 @@ def audit(
     select_level: float = 0.95,
     images: np.ndarray | None = None,
     n_images: int | None = None,
+    coverages: tuple[float, ...] = (),
+    risks: tuple[float, ...] = (),
 ) -> AuditResult:
     """Audit ``pred`` (see module docstring). ``pred`` needs logits and labels.
 
@@ -116,8 +118,9 @@ def audit(
     (:func:`lsfix.evaluation.drawn.gather`, ``--subsample-pixels``): without ``val`` the fit
     rows are then the drawn pixels of a random ``fit_fraction`` of the file's ``n_images``
     **images** (drawn as :func:`lsfix.evaluation.dense.fit_split` draws them), and
-    ``bootstrap_unit="image"`` resamples those images. ``select``/``select_level``: how p
-    is chosen (:func:`lsfix.evaluation.fitpolicy.choose_fit`)."""
+    ``bootstrap_unit="image"`` resamples those images. ``coverages``/``risks`` add
+    risk@coverage and coverage@risk to every score's metrics (as ``lsfix.evaluate``).
+    ``select``/``select_level``: how p is chosen (:func:`lsfix.evaluation.fitpolicy.choose_fit`)."""
 
     pred.require_labels("audit")
     if pred.logits is None:
@@ -184,6 +187,7 @@ def audit(
                               seed=seed, level=level)
     results = tuple(
         ScoreResult(pred.name, name, parallel.evaluate(conf, correct, convention=convention,
+                                                   coverages=coverages, risks=risks,
                                                    runner=pred.runner),
                     None, conf, correct)
         for name, conf in scores.items()

@@ -27,11 +27,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from lsfix.errors import UsageError
+
+if TYPE_CHECKING:  # numpy is imported where it is used: `compare --help` stays numpy-free
+    import numpy as np
 
 _RULE = re.compile(r"^\s*([a-z0-9_@.]+)\s*(>=|<=|>|<)\s*([+-]?)\s*([0-9.eE+-]+)\s*(%?)\s*$")
 #: The VALUE of a rule: a plain unsigned decimal (``-1``, ``1e``, ``.`` and ``1.2.3`` are not)
@@ -83,6 +84,8 @@ class Rule:
 
     def replicate_subject(self, rep: np.ndarray, base_rep: np.ndarray | None) -> np.ndarray:
         """The subject on every bootstrap replicate (NaN where undefined)."""
+        import numpy as np
+
         if not self.delta:
             return rep
         assert base_rep is not None
@@ -193,6 +196,8 @@ class Check:
 
 
 def _pct(reps: np.ndarray, level: float) -> tuple[float, float]:
+    import numpy as np
+
     ok = reps[~np.isnan(reps)]
     if ok.shape[0] < 2:
         return math.nan, math.nan
