@@ -76,9 +76,9 @@ Examples:
 
   lsfix compare ce.h5 ls.h5 --score msp --fail-if 'aurc>+0.002'
 
-  lsfix compare ce.npz ls.npz -s msp -s pnorm --fit ce_val.npz --fit ls_val.npz -b 1000
+  lsfix compare ce.h5 ls.h5 -s msp -s pnorm --fit-fraction 0.2 -b 200
 
-  lsfix compare --model 'CE=ce_s*.h5' --model 'LS=ls_s*.h5' -s msp
+  lsfix compare --model 'CE=ce*.h5' --model 'LS=ls*.h5' -s msp
 """
 
 def _check_rule_metric(rule: Rule, rows: list[dict[str, Any]]) -> None:

@@ -131,15 +131,18 @@ def compare_scores(pred: Predictions, names: list[str] | None, fit: Any = None, 
     if not names:
         names = ["msp", "pnorm"] if fit is not None else (list(pred.scores) or ["msp"])
     todo: dict[str, ScoreSpec] = {}
+    fitted: set[str] = set()  # chosen here on fit data: a stored copy is another choice
     stored_used: dict[str, np.ndarray] = {}
     for name in names:
         spec: ScoreSpec | None = None
         if name == "pnorm" and fit is not None:
             spec = fit.spec
+            fitted.add(name)
         elif name == "msp_ts" and fit is not None:
             if fit.temperature is None:
                 raise UsageError(f"{pred.name}: no temperature fitted for msp_ts")
             spec = ScoreSpec("msp_ts", fit.temperature)
+            fitted.add(name)
         elif pred.logits is not None:
             spec = stored_spec(pred, name) if name in pred.scores else _computable(name)
             if spec is not None and spec.param is None and spec.family in ("msp_ts",):
@@ -167,7 +170,7 @@ def compare_scores(pred: Predictions, names: list[str] | None, fit: Any = None, 
                                                runner=getattr(pred, "runner", None))
         for name, spec in todo.items():
             values = computed[spec.name]
-            if name in pred.scores:
+            if name in pred.scores and name not in fitted:
                 check_stored(pred, name, pred.scores[name], values,
                              _describe_spec(spec))
             out[name] = values

@@ -321,3 +321,14 @@ def test_stored_msp_ts_is_recomputed_from_its_temperature(run, files, tmp_path) 
         f["scores/msp_ts"][...] = f["scores/msp_ts"][()][::-1]
     r = run(["compare", tmp_path / "t.h5", "-s", "msp_ts"])
     assert r.code == 3 and "/scores/msp_ts disagrees with msp_ts:" in r.stderr
+
+
+def test_fit_data_replace_a_stored_tuned_score_without_a_check(run, files, tmp_path) -> None:
+    # the stored pnorm was tuned elsewhere; with fit data compare tunes its own and uses it
+    out = tmp_path / "a.pn.h5"
+    assert run(["normalise", files.a, "--p", "7", "--copy-logits", "-o", out, "-q"]).code == 0
+    r = run(["compare", out, "-s", "pnorm", "--fit", files.val, "--select", "point", "-f",
+             "json"])
+    assert r.code == 0, r
+    (fit,) = json.loads(r.stdout)["fits"]
+    assert fit["fit"]["p"] != 7
