@@ -314,10 +314,11 @@ def missing_module_message(exc: ImportError) -> str:
 
 #: Command parameters that name files lsfix reads, and files it writes.
 INPUT_PARAMS = ("input", "inputs", "fit", "val", "params", "shards", "model", "dataset",
-                "weights", "class_names", "fit_labels", "labels", "with_files")
+                "weights", "class_names", "fit_labels", "labels", "with_files", "calibration_fit",
+                "threshold_params")
 #: of those, the ones that may name a table column after a colon (``table.csv:COLUMN``)
 COLUMN_PARAMS = ("labels", "fit_labels")
-OUTPUT_PARAMS = ("output", "save_params", "plot", "report", "rank_map")
+OUTPUT_PARAMS = ("output", "save_params", "plot", "report", "rank_map", "reliability")
 
 
 def _planned_paths(outputs: tuple[str, ...] = OUTPUT_PARAMS) -> tuple[list[str], list[str]]:

@@ -236,12 +236,20 @@ def warn_undefined_groups(cmd: str, results: list[Any]) -> None:
 
 
 def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False,
-                curves: list[Any] | None = None) -> list[Any]:
+                curves: list[Any] | None = None,
+                notes: dict[tuple[str, str], str] | None = None) -> list[Any]:
     """Plot lines of ``results``; ``curves`` gives each one's ``(coverage, risk)`` when the
-    results hold no per-row arrays (the out-of-core path)."""
+    results hold no per-row arrays (the out-of-core path). Files are named by their base
+    name when those are unique. ``notes[(file, score)]`` is added to that line's label (a
+    fallback to MSP, whose line then lies under MSP's)."""
+    import os
+
     from lsfix.core import rc_curve
     from lsfix.output.plot import Line
 
+    files = {r.file for r in results}
+    short = ({f: os.path.basename(f) or f for f in files}
+             if len({os.path.basename(f) for f in files}) == len(files) else {f: f for f in files})
     lines = []
     for i, r in enumerate(results):
         if curves and curves[i] is not None:
@@ -249,7 +257,10 @@ def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False,
         else:
             c = rc_curve(r.confidence, r.correct)
             cov, rsk = c.coverage, c.risk
-        who = f"{r.file} · {r.score}" if show_file else r.score
+        who = f"{short[r.file]} · {r.score}" if show_file else r.score
+        note = (notes or {}).get((r.file, r.score))
+        if note:
+            who = f"{who} = {note}"
         value, unit = (100 * r.metrics.aurc, "%AURC") if percent else (r.metrics.aurc, "AURC")
         label = f"{who} ({unit} {value:.4g}, {r.metrics.convention})"
         points = tuple((p.coverage, p.risk, f"risk@{p.target:g}")
@@ -297,6 +308,23 @@ def curve(
     labels: LabelsOpt = None,
     input_kind: InputKindOpt = None,
     tmpdir: TmpdirOpt = None,
+    calibration: Annotated[bool, typer.Option(
+        "--calibration", help="Also report calibration: accuracy, ECE (equal-width, as "
+                              "torchmetrics), equal-mass ECE, MCE, NLL, Brier (table/json).")
+    ] = False,
+    bins: Annotated[int, typer.Option(
+        "--bins", help="Bins of ECE/MCE and the reliability diagram.")] = 15,
+    calibration_fit: Annotated[str | None, typer.Option(
+        "--calibration-fit", metavar="VAL",
+        help="Fit a temperature on this labelled file and report calibration after it too.")
+    ] = None,
+    reliability: Annotated[str | None, typer.Option(
+        "--reliability", metavar="PATH",
+        help="Write the reliability diagram (.png/.svg/.pdf); implies --calibration.")] = None,
+    threshold_params: Annotated[str | None, typer.Option(
+        "--threshold-params", metavar="FILE",
+        help="Report the realised coverage and risk at a threshold saved by 'lsfix threshold "
+             "--save-params' (table/json).")] = None,
 ) -> None:
     with handle_errors("curve", labels=labels, kind=input_kind, inputs=[input]) as run, \
             use_scheduler(scheduler, scheduler_timeout) as runner:
@@ -305,6 +333,21 @@ def curve(
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
+        calibration = calibration or reliability is not None or calibration_fit is not None
+        sections = calibration or threshold_params is not None
+        if sections:
+            from lsfix.output.calibration import check_bins
+
+            check_bins(bins)
+            if reliability is not None:
+                from lsfix.output.plot import plot_format
+
+                plot_format(reliability)
+            if out_fmt == "tsv":
+                raise UsageError("--calibration and --threshold-params add sections: pass "
+                                 "-f table or -f json (TSV stays one table)")
+            if by is not None:
+                raise UsageError("--calibration and --threshold-params do not go with --by")
         if rank_map is not None:
             from lsfix.output.plot import plot_format
 
@@ -316,8 +359,9 @@ def curve(
 
         limit = parse_memory_limit(memory_limit)
         may_bound = (by is None and not bootstrap and subsample is None and rank_map is None
-                     and not with_files and scheduler == "sync" and not labels)
-        may_draw = (subsample is not None and by is None and rank_map is None
+                     and not sections and not with_files and scheduler == "sync"
+                     and not labels)
+        may_draw = (subsample is not None and by is None and rank_map is None and not sections
                     and not with_files and scheduler == "sync" and not labels)
         pred = load(input, run, runner=runner, with_files=with_files,
                     allow_incomplete=allow_incomplete, ignore_index=ignore_index,
@@ -347,11 +391,26 @@ def curve(
             maps, names = rank_map_data(pred, first)
             rank_map_plot(maps, names, rank_map,
                           title=f"Uncertainty rank per pixel: {pred.name} · {first}")
-        _report(ev, out_fmt, plot, output)
+        extra: dict[str, Any] = {}
+        extra_text = ""
+        if calibration:
+            from lsfix.cli.sections import calibration_section
+
+            extra["calibration"], text_part = calibration_section(
+                pred, run, bins=bins, fit_path=calibration_fit, n_boot=bootstrap, seed=seed,
+                level=level, reliability=reliability)
+            extra_text += "\n" + text_part
+        if threshold_params is not None:
+            from lsfix.cli.sections import threshold_section
+
+            extra["threshold"], text_part = threshold_section(pred, threshold_params)
+            extra_text += "\n" + text_part
+        _report(ev, out_fmt, plot, output, extra, extra_text)
         pred.close()
 
 
-def _report(ev: Any, out_fmt: str, plot: str | None, output: str) -> None:
+def _report(ev: Any, out_fmt: str, plot: str | None, output: str,
+            extra: dict[str, Any] | None = None, extra_text: str = "") -> None:
     """Print (or write) the report of an :class:`lsfix.evaluation.planner.Evaluation` and draw
     its RC plot."""
     from lsfix.output.report import dumps, tsv
@@ -363,7 +422,7 @@ def _report(ev: Any, out_fmt: str, plot: str | None, output: str) -> None:
         warn_undefined("curve", ev.results)
     unit = " (×100)" if ev.percent else ""
     if out_fmt == "json":
-        text = dumps(ev.to_dict())
+        text = dumps({**ev.to_dict(), **(extra or {})})
     else:
         if ev.by is not None:
             from lsfix.evaluation.grouped import group_rows
@@ -374,7 +433,7 @@ def _report(ev: Any, out_fmt: str, plot: str | None, output: str) -> None:
             rows = result_rows(ev.results, percent=ev.percent)
             title = f"{ev.file} — convention {ev.convention}{unit}"
         text = (tsv(rows, list(rows[0].keys())) if out_fmt == "tsv"
-                else render_table(rows, title, show_file=False))
+                else render_table(rows, title, show_file=False) + extra_text)
     if plot is not None and ev.by is None:
         from lsfix.output.plot import rc_plot
 
@@ -390,3 +449,16 @@ class _Named:
 
     def __init__(self, r: Any) -> None:
         self.file, self.score, self.metrics = r.file, f"{r.score} [{r.group}]", r.metrics
+
+
+def fallback_notes(preds: list[Any]) -> dict[tuple[str, str], str]:
+    """``(file, score) -> "MSP (fell back)"`` for stored scores that are MSP because their
+    p-norm fit fell back (their curve is MSP's: the legend must say why it is hidden)."""
+    out = {}
+    for pred in preds:
+        for name, attrs in getattr(pred, "score_attrs", {}).items():
+            params = attrs.get("params") if isinstance(attrs, dict) else None
+            if isinstance(params, dict) and params.get("fallback_msp") is True \
+                    and name != "msp":
+                out[(pred.name, name)] = "MSP (fell back: no p beat MSP)"
+    return out

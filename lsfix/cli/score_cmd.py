@@ -72,7 +72,18 @@ def score(
     quiet: QuietOpt = False,
     labels: LabelsOpt = None,
     input_kind: InputKindOpt = None,
+    params: Annotated[str | None, typer.Option(
+        "--params", help="Apply a threshold saved by 'lsfix threshold --save-params': its "
+                         "score, plus an accept column (1 = confidence >= threshold); -f tsv."
+    )] = None,
 ) -> None:
+    if params is not None:
+        with handle_errors("score", labels=labels, kind=input_kind, inputs=[input],
+                           quiet=quiet) as run, \
+                use_scheduler(scheduler, scheduler_timeout) as runner:
+            _apply_params(input, run, runner, params, method, fmt, output, with_files,
+                          ignore_index, allow_incomplete, fit)
+        return
     with handle_errors("score", labels=labels, kind=input_kind, inputs=[input],
                        quiet=quiet) as run, \
             use_scheduler(scheduler, scheduler_timeout) as runner:
@@ -213,3 +224,47 @@ def _score_table(pred: Any, conf: Any, corr: Any, mask: Any = None) -> str:
     w.writerow([c for c, _ in cols])
     w.writerows(zip(*(v for _, v in cols), strict=True))
     return buf.getvalue()
+
+
+def _apply_params(input: str, run: Any, runner: Any, params: str, method: list[str] | None,
+                  fmt: str, output: str, with_files: list[str] | None,
+                  ignore_index: int | None, allow_incomplete: bool, fit: str | None) -> None:
+    """``score --params THR.json``: the threshold's score on ``input`` and an ``accept``
+    column, as a table (``correct`` too when the input has labels)."""
+    import csv
+    import io
+
+    import numpy as np
+
+    from lsfix.cli.common import read_json_file
+    from lsfix.evaluation.threshold import accept, confidence_for, params_from_json
+    from lsfix.streams import display_name, write_text_atomic
+
+    if method:
+        raise UsageError("--params decides the score; it does not go with -m")
+    if fit is not None:
+        raise UsageError("--params carries its fitted parameters; it does not go with --fit")
+    if fmt != "tsv":
+        raise UsageError("--params writes a table: pass -f tsv (the accept column is a "
+                         "decision, not a score to store)")
+    t = params_from_json(read_json_file(params), params)
+    pred = load(input, run, runner=runner, with_files=with_files,
+                allow_incomplete=allow_incomplete, ignore_index=ignore_index)
+    conf = confidence_for(pred, t)
+    require_finite_scores(conf, f"the score of {display_name(params)}", pred.name)
+    acc = accept(conf, t)
+    cols: list[tuple[str, list[str]]] = []
+    if pred.sample_ids is not None and len(pred.sample_ids) == pred.n:
+        cols.append(("sample_id", [str(s) for s in pred.sample_ids]))
+    cols.append(("confidence", [repr(c) for c in np.asarray(conf, dtype=float).tolist()]))
+    cols.append(("accept", ["1" if a else "0" for a in acc.tolist()]))
+    if pred.labels is not None or pred.correct is not None:
+        from lsfix.evaluation.inmemory import correct_of
+
+        cols.append(("correct", [str(int(k)) for k in correct_of(pred).tolist()]))
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    w.writerow([c for c, _ in cols])
+    w.writerows(zip(*(v for _, v in cols), strict=True))
+    write_text_atomic(output, buf.getvalue())
+    pred.close()

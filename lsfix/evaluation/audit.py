@@ -29,7 +29,7 @@ tunes nothing, ``pnorm`` is MSP, and the verdict is the binary answer with that 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -82,6 +82,8 @@ class AuditResult:
     groups: tuple[Any, ...] = ()
     #: what the paired bootstrap resampled: ``row`` or ``image`` (dense files)
     bootstrap_unit: str = "row"
+    #: the evaluation rows of the input (None: all), for sections computed after the audit
+    eval_rows: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def audit(
@@ -226,7 +228,7 @@ def audit(
         fit=fit, temperature=temperature, fit_source=source, results=results, paired=paired,
         excess_removed=removed, broken=broken, verdict=verdict, label_smoothing=ls,
         recorded_alpha=alpha_of(pred), binary=binary, by=by, groups=per_group,
-        bootstrap_unit=bootstrap_unit,
+        bootstrap_unit=bootstrap_unit, eval_rows=mask,
     )
 
 #: Peak bytes per row of :func:`audit`'s in-memory path, measured on a dense file

@@ -71,7 +71,8 @@ class _Cells:
         self.ints: list[np.ndarray] = []
         self.codes: array.array[int] | None = None
         self.vocab: dict[str, int] = {}
-        self.raw: list[str] = []  # cells that were integers, kept only once names start
+        self.seen = 0  # cells fed so far
+        self.odd: dict[int, str] = {}  # integer cells not written as str(int) ("007", "+3")
 
     def feed(self, cells: list[str]) -> None:
         for c in cells:
@@ -89,7 +90,11 @@ class _Cells:
                 raise InputError(f"label {quote(big)} is out of the int64 range",
                                  file=self.name) from None
             else:
+                for i, c in enumerate(cells):  # kept in case names follow: "007" stays "007"
+                    if c != str(int(arr[i])):
+                        self.odd[self.seen + i] = c
                 self.ints.append(arr)
+                self.seen += len(cells)
                 return
         assert self.codes is not None
         for c in cells:
@@ -104,8 +109,11 @@ class _Cells:
     def _to_names(self) -> None:
         self.codes = array.array("q")
         done, self.ints = self.ints, []
+        at = 0
         for block in done:  # integers seen before the first name are names too ("3")
-            self.feed_names([str(int(v)) for v in block])
+            self.feed_names([self.odd.get(at + i, str(int(v))) for i, v in enumerate(block)])
+            at += block.shape[0]
+        self.odd.clear()
 
     def feed_names(self, cells: list[str]) -> None:
         assert self.codes is not None
