@@ -29,7 +29,9 @@ from lsfix.errors import ExitCode, InputError, LsfixError, UsageError
 __version__ = "0.1.0"
 
 _CORE = (
-    "BOOTSTRAP_METRICS", "CONVENTIONS", "P_GRID", "PLAIN_SCORES", "SCORE_FAMILIES",
+    "BOOTSTRAP_METRICS", "CONVENTIONS", "P_GRID", "PLAIN_SCORES", "SCORE_FAMILIES", "SCORES",
+    "ScoreFamily", "plain_scores", "register_score", "score_families", "METRIC_FIELDS", "METRICS",
+    "MetricDef", "bootstrap_metrics", "register_metric",
     "ArrayRows", "Blocks", "CoveragePoint", "Interval", "Metrics", "PNormFit", "PairedDifference",
     "RCCurve", "RiskPoint", "RowSource", "ScoreSpec",
     "as_rows", "aurc", "blocks_from_counts", "bootstrap_ci", "compute_scores", "correctness",

@@ -70,8 +70,9 @@ def tsv_field(text: str) -> str:
     """One TSV cell: backslash, tab, newline and carriage return written as ``\\\\``,
     ``\\t``, ``\\n``, ``\\r`` (the escapes of PostgreSQL's text format and of Python), so
     a file name holding them cannot break rows or columns."""
-    return (text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-            .replace("\r", "\\r"))
+    from lsfix.safetext import tsv_field as _field
+
+    return _field(text)
 
 
 def strict_json(value: Any) -> Any:
@@ -523,6 +524,9 @@ def guard_closed_stdout() -> None:
 
 
 def _stdout_write(text: str) -> None:
+    from lsfix.safetext import term
+
+    text = term(text)  # names are data: no control character from a file reaches a terminal
     out = sys.stdout
     if out is None:
         raise RuntimeFailure("cannot write to stdout: it is closed; give -o FILE")
@@ -707,7 +711,11 @@ def _copy_to(path: Path, out: Any) -> None:
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` (or stdout for ``-``) atomically; inside
-    :func:`command_outputs` stdout text is held until the command succeeds."""
+    :func:`command_outputs` stdout text is held until the command succeeds. Control
+    characters (from names in the data) are written visibly (:func:`lsfix.safetext.term`)."""
+    from lsfix.safetext import term
+
+    text = term(text)
     if str(path) == STDIO:
         if _scope_depth:
             _stdout_text.append(text)

@@ -112,9 +112,11 @@ def test_data_model_is_a_leaf() -> None:
     for name in _imports(PKG / "readers" / "predictions.py"):
         top = name.split(".")[0]
         if top == "lsfix":
-            assert name.startswith(("lsfix.core", "lsfix.errors")), name
+            assert name.startswith(("lsfix.core", "lsfix.errors", "lsfix.safetext")), name
         else:
             assert top in sys.stdlib_module_names or top in ("numpy", "__future__"), name
+    # lsfix.safetext (names are data: quoting in messages) is itself a leaf
+    assert not _lsfix_imports(PKG / "safetext.py")
 
 
 #: What each reader may import of the others: the logits-file reader and the foreign reader
@@ -143,3 +145,28 @@ def test_predictions_class_defined_once() -> None:
     assert lsfix.readers.foreign.Predictions is lsfix.readers.predictions.Predictions
     hits = [p for p in PKG.rglob("*.py") if "class Predictions" in p.read_text(encoding="utf-8")]
     assert hits == [PKG / "readers" / "predictions.py"], hits
+
+
+#: Data flows one way: read -> evaluate -> output, with the CLI on top. What each layer may
+#: not import (by module prefix), checked on every import statement of its modules.
+_LAYER_MAY_NOT = {
+    "readers": ("lsfix.evaluation", "lsfix.output", "lsfix.cli", "lsfix.extract"),
+    "evaluation": ("lsfix.output.plot", "lsfix.cli", "lsfix.extract"),
+    "output": ("lsfix.cli", "lsfix.extract"),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(_LAYER_MAY_NOT))
+def test_layers_import_only_downwards(layer: str) -> None:
+    bad = []
+    for path in (PKG / layer).rglob("*.py"):
+        for name in _lsfix_imports(path):
+            if name.startswith(_LAYER_MAY_NOT[layer]):
+                bad.append(f"{path.relative_to(PKG)} imports {name}")
+    assert not bad, bad
+
+
+def test_no_context_variables() -> None:
+    """Options travel as arguments: no ContextVar anywhere in lsfix."""
+    for path in PKG.rglob("*.py"):
+        assert "contextvars" not in {n.split(".")[0] for n in _imports(path)}, path

@@ -1,7 +1,9 @@
-"""Every shell example in README.md and docs/*.md runs, as printed, against ``sample_data/``.
+"""Every shell and Python example in README.md and docs/*.md runs, as printed, against
+``sample_data/``.
 
-The runner picks up every fenced block whose language is ``sh``, ``bash``, ``shell`` or
-``console`` in ``README.md`` and ``docs/*.md``. The blocks of one document run in order in one
+The runner picks up every fenced block whose language is ``sh``, ``bash``, ``shell``,
+``console`` or ``python`` in ``README.md`` and ``docs/*.md`` (a ``python`` block runs with this
+checkout's interpreter and is checked like a shell block). The blocks of one document run in order in one
 fresh folder holding a copy of ``sample_data/`` (so a later block may use an earlier block's
 output), with the ``lsfix`` of this checkout first on ``PATH``, ``HOME`` pointing into that folder
 and ``COLUMNS=100``. How a block is checked is said by an HTML comment on the line right above
@@ -42,6 +44,9 @@ from lsfix.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parents[1]
 SHELL_LANGS = {"sh", "bash", "shell", "console"}
+#: Python examples (``python`` blocks) run too, with this checkout's interpreter, in the same
+#: folder and order as the shell blocks; a block prints what its marker expects
+RUN_LANGS = SHELL_LANGS | {"python"}
 DOCS = ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))]
 #: why a block may be left out; with the most blocks of each kind allowed in all the docs
 SKIP_CATEGORIES = {
@@ -99,7 +104,7 @@ def shell_blocks(doc: str, text: str | None = None) -> list[Block]:
     blocks = []
     for m in FENCE.finditer(text):
         lang = m.group(1).lower()
-        if lang not in SHELL_LANGS:
+        if lang not in RUN_LANGS:
             continue
         line = text.count("\n", 0, m.start()) + 1
         block = Block(doc, line, lang, m.group(2))
@@ -180,8 +185,9 @@ def run_block(block: Block, cwd: Path) -> None:
         f"{block.where}: a shell example must say what it checks: put "
         '<!-- doc-test: expect="..." --> (or files="...", exit=N) on the line above it, or '
         "<!-- doc-test: skip CATEGORY: reason --> (see tests/test_readme.py)")
-    res = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block.body], cwd=cwd, env=env,
-                         capture_output=True, text=True, timeout=600)
+    argv = ([sys.executable, "-c", block.body] if block.lang == "python"
+            else ["bash", "-e", "-o", "pipefail", "-c", block.body])
+    res = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     output = res.stdout + res.stderr
     assert res.returncode == block.exit, (
         f"{block.where}: exited {res.returncode}, the docs say {block.exit}:\n{output}")
@@ -264,9 +270,10 @@ def test_runner_parses_markers_and_console_blocks() -> None:
             "<!-- doc-test: skip gpu: needs eight CUDA devices at once -->\n"
             "```bash\ntorchrun\n```\n"
             "```console\n$ echo 1 \\\n  2\n1 2\n...\n$ false\n[exit 1]\n```\n")
-    a, b, c = shell_blocks("t.md", text)
+    a, py, b, c = shell_blocks("t.md", text)
     assert (a.line, a.lang, a.exit, a.expect, a.files) == (3, "sh", 4, ["a b", "c"],
                                                            ["o.md", "p.png"])
+    assert (py.lang, py.body, py.expect) == ("python", "print(1)\n", [])
     assert b.skip == "gpu: needs eight CUDA devices at once"
     assert console_commands(c.body) == [("echo 1  2", ["1 2"], None), ("false", [], 1)]
 

@@ -47,8 +47,10 @@ class LsfixGroup(TyperGroup):
                 return _finish(int(exc.exit_code), standalone_mode)
             ctx = getattr(exc, "ctx", None)
             path = ctx.command_path if ctx is not None else "lsfix"
-            msg = " ".join(str(exc.format_message()).split())
-            sys.stderr.write(f"{path}: error: {msg} (see '{path} --help')\n")
+            from lsfix.safetext import one_line
+
+            msg = one_line(exc.format_message())
+            sys.stderr.write(one_line(f"{path}: error: {msg} (see '{path} --help')") + "\n")
             sys.stderr.flush()
             return _finish(int(exc.exit_code), standalone_mode)
         code = rv if isinstance(rv, int) else 0
@@ -103,21 +105,26 @@ def err(cmd: str, message: str) -> None:
     """Print ``lsfix <cmd>: error: <message>`` on stderr (one line)."""
     global _reported
     _reported = True
-    line = " ".join(str(message).split())
+    from lsfix.safetext import one_line
+
     prefix = f"lsfix {cmd}" if cmd else "lsfix"
-    sys.stderr.write(f"{prefix}: error: {line}\n")
+    sys.stderr.write(one_line(f"{prefix}: error: {message}") + "\n")
     sys.stderr.flush()
 
 
 def warn(cmd: str, message: str) -> None:
     """Print ``lsfix <cmd>: warning: <message>`` on stderr."""
-    sys.stderr.write(f"lsfix {cmd}: warning: {' '.join(str(message).split())}\n")
+    from lsfix.safetext import one_line
+
+    sys.stderr.write(one_line(f"lsfix {cmd}: warning: {message}") + "\n")
     sys.stderr.flush()
 
 
 def note(message: str) -> None:
     """An informational line on stderr."""
-    sys.stderr.write(f"{message}\n")
+    from lsfix.safetext import one_line
+
+    sys.stderr.write(one_line(message) + "\n")
     sys.stderr.flush()
 
 
@@ -136,7 +143,9 @@ class Run:
 
     def warn_later(self, line: str) -> None:
         """Queue one stderr line for the end of a successful run."""
-        self.later.append(" ".join(str(line).split()))
+        from lsfix.safetext import one_line
+
+        self.later.append(one_line(line))
 
     def flush(self) -> None:
         for line in self.later:
@@ -217,8 +226,10 @@ def missing_module_message(exc: ImportError) -> str:
 
 #: Command parameters that name files lsfix reads, and files it writes.
 INPUT_PARAMS = ("input", "inputs", "fit", "val", "params", "shards", "model", "dataset",
-                "weights", "class_names", "fit_labels")
-OUTPUT_PARAMS = ("output", "save_params", "plot", "report")
+                "weights", "class_names", "fit_labels", "labels", "with_files")
+#: of those, the ones that may name a table column after a colon (``table.csv:COLUMN``)
+COLUMN_PARAMS = ("labels", "fit_labels")
+OUTPUT_PARAMS = ("output", "save_params", "plot", "report", "rank_map")
 
 
 def _planned_paths() -> tuple[list[str], list[str]]:
@@ -238,6 +249,8 @@ def _planned_paths() -> tuple[list[str], list[str]]:
             for v in value if isinstance(value, list | tuple) else [value]:
                 if isinstance(v, str) and v:
                     out.append(v)
+                    if name in COLUMN_PARAMS and ":" in v and not os.path.exists(v):
+                        out.append(v.rsplit(":", 1)[0])  # FILE.csv:COLUMN reads FILE.csv
         return out
 
     return paths(INPUT_PARAMS), [p for p in paths(OUTPUT_PARAMS) if not os.path.isdir(p)]

@@ -19,6 +19,7 @@ from lsfix.cli.common import (
     LabelsOpt,
     OutputOpt,
     SchedulerOpt,
+    SchedulerTimeoutOpt,
     WithOpt,
     check_convention,
     load,
@@ -156,17 +157,22 @@ def write_report(res: Any, pred: Any, folder: str) -> list[str]:
     d = res.paired
     chosen = ("MSP kept (no p beat it)" if res.fit.fallback_msp or res.fit.p is None
               else f"p = {res.fit.p:g}")
-    fitted = (f"Fitted on {res.fit_source}: pNorm {chosen}; temperature T = "
-              f"{res.temperature:.4g} (msp_ts); oracle AURC (ideal ranking) = "
-              f"{fmt(by['msp'].metrics.oracle_aurc)}.")
     from lsfix.evaluation.inmemory import small_fit_warning
+    from lsfix.safetext import md_code, md_text
 
     small = small_fit_warning(res.fit)
-    if small:
-        fitted += f" Warning: {small}."
+
+    def fitted_with(show: Any) -> str:  # names are data: escaped for the report's language
+        text = (f"Fitted on {show(res.fit_source)}: pNorm {show(chosen)}; temperature T = "
+                f"{res.temperature:.4g} (msp_ts); oracle AURC (ideal ranking) = "
+                f"{fmt(by['msp'].metrics.oracle_aurc)}.")
+        return text + (f" Warning: {show(small)}." if small else "")
+
+    fitted = fitted_with(_esc)
     md = (
-        f"# lsfix audit: `{res.file}`\n\n**Verdict:** {res.verdict}\n\n"
-        f"Evaluated on {res.n_eval} samples (convention `{res.convention}`). {fitted}\n\n"
+        f"# lsfix audit: {md_code(res.file)}\n\n**Verdict:** {md_text(res.verdict)}\n\n"
+        f"Evaluated on {res.n_eval} samples (convention {md_code(res.convention)}). "
+        f"{fitted_with(md_text)}\n\n"
         f"## Scores\n\n{markdown_table(rows, cols)}\n"
         f"## pNorm vs MSP (paired bootstrap, {d.n_boot} replicates"
         f"{', resampling images' if getattr(res, 'bootstrap_unit', 'row') == 'image' else ''})"
@@ -190,7 +196,7 @@ def write_report(res: Any, pred: Any, folder: str) -> list[str]:
         "margin-top:0.3em}</style></head><body>"
         f"<h1>lsfix audit: {_esc(res.file)}</h1><p><b>Verdict:</b> {_esc(res.verdict)}</p>"
         f"<p>Evaluated on {res.n_eval} samples (convention {_esc(res.convention)}). "
-        f"{_esc(fitted)}</p><table><tr>"
+        f"{fitted}</p><table><tr>"
         + "".join(f"<th>{c}</th>" for c in cols) + f"</tr>{html_rows}</table>"
         + _ls_html(res)
         + "<h2>Plots</h2>" + html_figure(rc, "risk-coverage")
@@ -207,8 +213,10 @@ def _ls_markdown(res: Any) -> str:
     if not lines:
         return ""
     head, notes = lines[0].removeprefix("label smoothing: "), lines[1:]
-    return ("## Label smoothing read from the logits\n\n" + head + "\n\n"
-            + "".join(f"- {n.strip().removeprefix('note: ')}\n" for n in notes)
+    from lsfix.safetext import md_text
+
+    return ("## Label smoothing read from the logits\n\n" + md_text(head) + "\n\n"
+            + "".join(f"- {md_text(n.strip().removeprefix('note: '))}\n" for n in notes)
             + ("\n" if notes else ""))
 
 
@@ -222,10 +230,10 @@ def _ls_html(res: Any) -> str:
             + (f"<ul>{items}</ul>" if items else ""))
 
 
-def _esc(s: str) -> str:
-    import html
+def _esc(s: Any) -> str:
+    from lsfix.safetext import html
 
-    return html.escape(str(s))
+    return html(s)
 
 
 @app.command("audit", help=HELP)
@@ -253,6 +261,7 @@ def audit_cmd(
     with_files: WithOpt = None,
     ignore_index: IgnoreIndexOpt = None,
     scheduler: SchedulerOpt = "sync",
+    scheduler_timeout: SchedulerTimeoutOpt = 10.0,
     bootstrap_unit: BootUnitOpt = "row",
     allow_incomplete: AllowIncompleteOpt = False,
     labels: LabelsOpt = None,
@@ -261,7 +270,8 @@ def audit_cmd(
     memory_limit: MemoryLimitOpt = "2G",
 ) -> None:
     with handle_errors("audit", labels=labels, kind=input_kind,
-                       inputs=[input]) as run, use_scheduler(scheduler) as runner:
+                       inputs=[input]) as run, \
+            use_scheduler(scheduler, scheduler_timeout) as runner:
         from lsfix.errors import UsageError
         from lsfix.output.report import document, dumps
         from lsfix.streams import write_text_atomic

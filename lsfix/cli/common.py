@@ -54,12 +54,24 @@ SchedulerOpt = Annotated[
 ]
 
 
-def use_scheduler(value: str) -> contextlib.AbstractContextManager[object]:
+SchedulerTimeoutOpt = Annotated[
+    float,
+    typer.Option("--scheduler-timeout", metavar="SECONDS",
+                 help="How long to wait for a --scheduler ADDRESS to answer (default 10); "
+                      "then one error line, never a hang."),
+]
+
+
+def use_scheduler(value: str, timeout: float = 10.0
+                  ) -> contextlib.AbstractContextManager[object]:
     """``--scheduler``: the runner scores and metrics run on (:mod:`lsfix.evaluation.scheduler`;
-    ``sync`` yields None and imports no Dask)."""
+    ``sync`` yields None and imports no Dask; an address is checked before Dask is imported
+    and must answer within ``timeout`` seconds)."""
     from lsfix.evaluation import scheduler as parallel
+
     parallel.check_scheduler(value)
-    return parallel.scheduler(value)
+    parallel.check_timeout(timeout)
+    return parallel.scheduler(value, timeout)
 
 
 LabelsOpt = Annotated[str | None, typer.Option(

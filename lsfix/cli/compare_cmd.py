@@ -123,12 +123,11 @@ def parse_rule(text: str) -> Rule:
                 percent=bool(pct))
 
 
-_GATE_METRICS = ("aurc", "oracle_aurc", "eaurc", "naurc", "augrc", "auroc", "fpr_at_95tpr",
-                 "accuracy")
-
-
 def _check_rule_metric(rule: Rule, rows: list[dict[str, Any]]) -> None:
-    known = set(_GATE_METRICS) | {k for k in rows[0] if k.startswith(("risk@", "coverage@"))}
+    from lsfix.core import bootstrap_metrics
+
+    known = set(bootstrap_metrics()) | {k for k in rows[0]
+                                        if k.startswith(("risk@", "coverage@"))}
     if rule.metric not in known:
         raise UsageError(f"--fail-if {rule.text!r}: unknown metric {rule.metric!r}; "
                          f"choose from {', '.join(sorted(known))}")
@@ -314,8 +313,10 @@ def compare(
 
             cols = ["file", "score", "n", "accuracy", "aurc", "oracle_aurc", "eaurc", "naurc",
                     "augrc", "auroc", "fpr_at_95tpr"]
-            md = [f"## lsfix compare (convention `{convention}`)\n\n",
-                  f"Baseline: `{base_name}`\n\n", markdown_table(rows, cols)]
+            from lsfix.safetext import md_code
+
+            md = [f"## lsfix compare (convention {md_code(convention)})\n\n",
+                  f"Baseline: {md_code(base_name)}\n\n", markdown_table(rows, cols)]
             if paired:
                 md.append("\nPaired bootstrap (row − baseline):\n\n")
                 md.append(markdown_table(paired, ["file", "score", "metric", "difference", "low",
@@ -323,7 +324,8 @@ def compare(
             if rules:
                 md.append("\n**Gate: " + ("FAILED**" if breaches else "passed**")
                           + f" ({len(breaches)} of {len(checks)} check(s) failed)\n\n")
-                md.append(markdown_table(checks, ["rule", "row", "value", "verdict"]))
+                md.append(markdown_table(checks, ["rule", "row", "value", "verdict"],
+                                         markdown=("rule", "value", "verdict")))
             from lsfix.output.report import markdown_figure
 
             if plot_path:

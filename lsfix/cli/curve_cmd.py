@@ -17,6 +17,7 @@ from lsfix.cli.common import (
     LabelsOpt,
     OutputOpt,
     SchedulerOpt,
+    SchedulerTimeoutOpt,
     WithOpt,
     check_convention,
     load,
@@ -159,19 +160,20 @@ def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool,
     from rich.console import Console
     from rich.table import Table
 
-    from lsfix.output.report import COLUMNS, fmt
+    from lsfix.output.report import columns, fmt
+    from lsfix.safetext import one_line, rich_text, term
 
     width = width or table_width()
-    heads = dict((k, h) for k, h, _ in COLUMNS)
+    heads = dict((k, h) for k, h, _ in columns())
     extra = [k for k in rows[0] if k.startswith(("risk@", "coverage@"))
              and not k.endswith(("_low", "_high"))] if rows else []
     grouped = bool(rows) and "group" in rows[0]
     keys = ((["file"] if show_file else []) + ["score"] + (["group"] if grouped else [])
-            + [k for k, _, _ in COLUMNS] + extra)
+            + [k for k, _, _ in columns()] + extra)
 
     def cell(r: dict[str, Any], key: str) -> str:
         if key in ("file", "score", "group"):
-            return str(r[key])
+            return term(r[key], keep_newlines=False)  # names are data (lsfix.safetext)
         if r.get(f"{key}_low") is not None and r.get(f"{key}_high") is not None:
             return (f"{fmt(r[key], 4)} [{fmt(r[f'{key}_low'], 4)}, "
                     f"{fmt(r[f'{key}_high'], 4)}]")
@@ -197,24 +199,58 @@ def render_table(rows: list[dict[str, Any]], title: str, *, show_file: bool,
 
     table = Table()  # the title goes on its own line above: a long path never wraps it
     for k in shown:
-        table.add_column(heads.get(k, k),
+        table.add_column(rich_text(heads.get(k, k)),
                          justify="left" if k in ("file", "score", "group") else "right",
                          no_wrap=k not in ("file",), overflow="fold")
     for i in range(len(rows)):
-        table.add_row(*(cells[k][i] for k in shown))
+        table.add_row(*(rich_text(cells[k][i]) for k in shown))
     buf = io.StringIO()
     Console(file=buf, width=width, no_color=True, force_terminal=False).print(table)
-    text = f"{title}\n{buf.getvalue()}"
+    text = f"{one_line(title)}\n{buf.getvalue()}"
     if dropped:
         text += (f"(not shown at {width} columns: {', '.join(dropped)}; -f tsv and -f json "
                  "show all)\n")
     return text
 
 
+#: Most "metric undefined" warning lines one command prints; the rest are counted in one line.
+MAX_WARNINGS = 6
+
+
 def warn_undefined(cmd: str, results: list[Any]) -> None:
+    """One warning per undefined metric of each result, at most :data:`MAX_WARNINGS` lines
+    (the rest counted in one more line): however many files and scores, stderr stays short."""
+    shown = hidden = 0
     for r in results:
         for metric, why in r.metrics.undefined:
-            warn(cmd, f"{r.file} {r.score}: {metric} undefined ({why})")
+            if shown < MAX_WARNINGS:
+                warn(cmd, f"{r.file} {r.score}: {metric} undefined ({why})")
+                shown += 1
+            else:
+                hidden += 1
+    if hidden:
+        warn(cmd, f"{hidden} more undefined metric(s) not listed; -f json names each under "
+                  "'undefined'")
+
+
+def warn_undefined_groups(cmd: str, results: list[Any]) -> None:
+    """``--by``: the whole file's undefined metrics as :func:`warn_undefined` says them; the
+    groups' in one summary line (a group of one class has no AUROC by definition)."""
+    from collections import Counter
+
+    from lsfix.evaluation.grouped import ALL
+
+    whole = [r for r in results if r.group == ALL]
+    warn_undefined(cmd, [_Named(r) for r in whole])
+    groups = [r for r in results if r.group != ALL]
+    hit = [r for r in groups if r.metrics.undefined]
+    if not hit:
+        return
+    why = Counter(f"{metric} ({reason})" for r in hit for metric, reason in r.metrics.undefined)
+    common = ", ".join(f"{k} in {v}" for k, v in why.most_common(3))
+    more = f" and {len(why) - 3} more kind(s)" if len(why) > 3 else ""
+    warn(cmd, f"{len(hit)} of {len(groups)} group result(s) have undefined metrics: {common}"
+              f"{more}; -f json names each under 'undefined'")
 
 
 def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False,
@@ -268,6 +304,7 @@ def curve(
     with_files: WithOpt = None,
     ignore_index: IgnoreIndexOpt = None,
     scheduler: SchedulerOpt = "sync",
+    scheduler_timeout: SchedulerTimeoutOpt = 10.0,
     subsample: SubsampleOpt = None,
     rank_map: Annotated[str | None, typer.Option(
         "--rank-map", metavar="PATH",
@@ -281,7 +318,7 @@ def curve(
     tmpdir: TmpdirOpt = None,
 ) -> None:
     with handle_errors("curve", labels=labels, kind=input_kind, inputs=[input]) as run, \
-            use_scheduler(scheduler) as runner:
+            use_scheduler(scheduler, scheduler_timeout) as runner:
         import lsfix
         from lsfix.evaluation.bounded import CURVE_POINTS
 
@@ -319,9 +356,13 @@ def curve(
                  f"seed {seed}); not drawn {ex.not_drawn}, ignored {ex.ignored}, fit rows "
                  f"{ex.fit}")
         if rank_map is not None:
-            from lsfix.evaluation.dense import write_rank_map
+            from lsfix.evaluation.dense import rank_map_data
+            from lsfix.output.plot import rank_map_plot
 
-            write_rank_map(pred, ev.results[0], rank_map)
+            first = str(ev.results[0].score)
+            maps, names = rank_map_data(pred, first)
+            rank_map_plot(maps, names, rank_map,
+                          title=f"Uncertainty rank per pixel: {pred.name} · {first}")
         _report(ev, out_fmt, plot, output)
         pred.close()
 
@@ -333,7 +374,7 @@ def _report(ev: Any, out_fmt: str, plot: str | None, output: str) -> None:
     from lsfix.streams import write_text_atomic
 
     if ev.by is not None:
-        warn_undefined("curve", [_Named(r) for r in ev.results])
+        warn_undefined_groups("curve", ev.results)
     else:
         warn_undefined("curve", ev.results)
     unit = " (×100)" if ev.percent else ""

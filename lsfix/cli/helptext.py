@@ -28,14 +28,12 @@ METAVARS = {
 FORMATS_REPORT = ("table", "tsv", "json")
 FORMATS_SCORE = ("h5", "tsv")
 INPUT_KINDS = ("logits", "probs", "log-probs")
-RULE_METRICS = ("aurc", "oracle_aurc", "eaurc", "naurc", "augrc", "auroc", "fpr_at_95tpr",
-                "accuracy")
 
 
 def _score_names() -> list[str]:
-    from lsfix.core import SCORE_FAMILIES
+    from lsfix.core.scores import score_families
 
-    return [*SCORE_FAMILIES, "pnorm:2", "energy:1"]
+    return [*score_families(), "pnorm:2", "energy:1"]
 
 
 def _conventions() -> list[str]:
@@ -55,7 +53,9 @@ def value_choices(command: str, param_name: str) -> list[str] | None:
     if param_name == "input_kind":
         return list(INPUT_KINDS)
     if param_name == "fail_if":
-        return [f"{m}>" for m in RULE_METRICS]
+        from lsfix.core.bootstrap import bootstrap_metrics
+
+        return [f"{m}>" for m in bootstrap_metrics()]
     return None
 
 

@@ -17,6 +17,7 @@ from lsfix.cli.common import (
     OutputOpt,
     QuietOpt,
     SchedulerOpt,
+    SchedulerTimeoutOpt,
     WithOpt,
     check_convention,
     check_p,
@@ -96,13 +97,14 @@ def normalise(
                               "instead of a scores file.")] = False,
     ignore_index: IgnoreIndexOpt = None,
     scheduler: SchedulerOpt = "sync",
+    scheduler_timeout: SchedulerTimeoutOpt = 10.0,
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
     labels: LabelsOpt = None,
     input_kind: InputKindOpt = None,
 ) -> None:
     with handle_errors("normalise", labels=labels, kind=input_kind,
-                       inputs=[input]) as run, use_scheduler(scheduler) as runner:
+                       inputs=[input]) as run, use_scheduler(scheduler, scheduler_timeout) as runner:
         from lsfix.evaluation import scheduler as parallel
         from lsfix.core import PNormFit
         from lsfix.streams import dumps_json, refuse_binary_to_tty, write_text_atomic

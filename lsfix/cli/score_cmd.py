@@ -17,6 +17,7 @@ from lsfix.cli.common import (
     OutputOpt,
     QuietOpt,
     SchedulerOpt,
+    SchedulerTimeoutOpt,
     WithOpt,
     load,
     require_finite_scores,
@@ -60,13 +61,14 @@ def score(
         "--overwrite", help="Replace scores that already exist.")] = False,
     ignore_index: IgnoreIndexOpt = None,
     scheduler: SchedulerOpt = "sync",
+    scheduler_timeout: SchedulerTimeoutOpt = 10.0,
     allow_incomplete: AllowIncompleteOpt = False,
     quiet: QuietOpt = False,
     labels: LabelsOpt = None,
     input_kind: InputKindOpt = None,
 ) -> None:
     with handle_errors("score", labels=labels, kind=input_kind,
-                       inputs=[input]) as run, use_scheduler(scheduler) as runner:
+                       inputs=[input]) as run, use_scheduler(scheduler, scheduler_timeout) as runner:
         import numpy as np
 
         from lsfix.core import ScoreSpec, fit_temperature, parse_score

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from lsfix.core.metrics import (
+    METRIC_FIELDS,
+    METRICS,
     Blocks,
     _as_inputs,
     _blocks,
@@ -39,9 +41,12 @@ from lsfix.core.metrics import (
 from lsfix.errors import InputError, UsageError
 
 #: Metrics that get an interval.
-BOOTSTRAP_METRICS: tuple[str, ...] = (
-    "aurc", "oracle_aurc", "eaurc", "naurc", "augrc", "auroc", "fpr_at_95tpr", "accuracy",
-)
+BOOTSTRAP_METRICS: tuple[str, ...] = METRIC_FIELDS
+
+
+def bootstrap_metrics() -> tuple[str, ...]:
+    """The built-in metrics and those added with :func:`lsfix.core.metrics.register_metric`."""
+    return (*METRIC_FIELDS, *METRICS)
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,7 @@ def bootstrap_ci(
     seed: int = 0,
     level: float = 0.95,
     convention: str = "lsfix",
-    metrics: tuple[str, ...] = BOOTSTRAP_METRICS,
+    metrics: tuple[str, ...] | None = None,
     coverages: tuple[float, ...] = (),
     risks: tuple[float, ...] = (),
 ) -> dict[str, Interval]:
@@ -165,12 +170,13 @@ def _check_clusters(clusters: Any, n: int) -> np.ndarray:
 
 def _resampled_intervals(c: np.ndarray, y: np.ndarray, clusters: np.ndarray | None, *,
                          n_boot: int, seed: int, level: float, convention: str,
-                         metrics: tuple[str, ...], coverages: tuple[float, ...],
+                         metrics: tuple[str, ...] | None, coverages: tuple[float, ...],
                          risks: tuple[float, ...]) -> dict[str, Interval]:
     """The percentile bootstrap of :func:`bootstrap_ci` (``clusters=None``: rows are drawn)
     and :func:`cluster_bootstrap_ci` (cluster ids ``0..G-1`` per row: clusters are drawn,
     each row counted as often as its cluster). Both draw ``rng.integers(0, G, G)`` per
     replicate, so ``clusters = arange(n)`` gives exactly the row bootstrap."""
+    metrics = bootstrap_metrics() if metrics is None else tuple(metrics)
     rs = _Resampler(c, y)
     kw = {"convention": convention, "coverages": tuple(coverages), "risks": tuple(risks)}
     full = metrics_from_blocks(rs.blocks, **kw)
@@ -193,7 +199,7 @@ def _values(m: Any, metrics: tuple[str, ...]) -> list[float]:
     def num(x: Any) -> float:
         return math.nan if x is None else float(x)
 
-    return [*(float(getattr(m, name)) for name in metrics),
+    return [*(float(m.value(name)) for name in metrics),
             *(num(p.risk) for p in m.risk_at_coverage),
             *(num(p.coverage) for p in m.coverage_at_risk)]
 
@@ -221,15 +227,16 @@ def paired_bootstrap(
     """
     _check(n_boot, level)
     _check_convention(convention)
-    if metric not in BOOTSTRAP_METRICS:
-        raise UsageError(f"unknown metric {metric!r}; choose one of {', '.join(BOOTSTRAP_METRICS)}")
+    if metric not in bootstrap_metrics():
+        raise UsageError(f"unknown metric {metric!r}; choose one of "
+                         f"{', '.join(bootstrap_metrics())}")
     ca, ya = _as_inputs(conf_a, correct_a)
     cb, yb = _as_inputs(conf_b, correct_b)
     if ca.shape != cb.shape:
         raise InputError(f"paired inputs differ in length: {ca.shape[0]} vs {cb.shape[0]}")
     ra, rb = _Resampler(ca, ya), _Resampler(cb, yb)
-    est = (getattr(metrics_from_blocks(rb.blocks, convention=convention), metric)
-           - getattr(metrics_from_blocks(ra.blocks, convention=convention), metric))
+    est = (metrics_from_blocks(rb.blocks, convention=convention).value(metric)
+           - metrics_from_blocks(ra.blocks, convention=convention).value(metric))
     g = None if clusters is None else _check_clusters(clusters, ca.shape[0])
     diffs = np.full(n_boot, np.nan)
     for i, counts in enumerate(_replicate_counts(ca.shape[0], g, n_boot, seed)):
@@ -237,7 +244,7 @@ def paired_bootstrap(
             continue
         ma = metrics_from_blocks(ra.replicate(counts), convention=convention)
         mb = metrics_from_blocks(rb.replicate(counts), convention=convention)
-        diffs[i] = getattr(mb, metric) - getattr(ma, metric)
+        diffs[i] = mb.value(metric) - ma.value(metric)
     lo, hi, valid = _percentiles(diffs, level)
     ok = diffs[~np.isnan(diffs)]
     if ok.shape[0]:
@@ -257,7 +264,7 @@ def cluster_bootstrap_ci(
     seed: int = 0,
     level: float = 0.95,
     convention: str = "lsfix",
-    metrics: tuple[str, ...] = BOOTSTRAP_METRICS,
+    metrics: tuple[str, ...] | None = None,
     coverages: tuple[float, ...] = (),
     risks: tuple[float, ...] = (),
 ) -> dict[str, Interval]:

@@ -61,6 +61,7 @@ All arithmetic is float64 (integer counts in int64); every function validates it
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
@@ -379,10 +380,64 @@ class Metrics:
     risk_at_coverage: tuple[CoveragePoint, ...] = ()
     coverage_at_risk: tuple[RiskPoint, ...] = ()
     undefined: tuple[tuple[str, str], ...] = field(default=())
+    #: values of the metrics added with :func:`register_metric`, ``(name, value)``
+    extra: tuple[tuple[str, float], ...] = field(default=())
 
     def reason(self, name: str) -> str | None:
         """Why metric ``name`` is undefined, or ``None`` when it is defined."""
         return dict(self.undefined).get(name)
+
+    def value(self, name: str) -> float:
+        """Metric ``name``: a field, or a metric added with :func:`register_metric`."""
+        extra = dict(self.extra)
+        if name in extra:
+            return extra[name]
+        if name in METRIC_FIELDS:
+            return float(getattr(self, name))
+        raise UsageError(f"unknown metric {name!r}; choose one of "
+                         f"{', '.join((*METRIC_FIELDS, *METRICS))}")
+
+
+#: The built-in metrics of :class:`Metrics` that are one number of a score (rates except
+#: ``naurc``), in the order reports list them.
+METRIC_FIELDS: tuple[str, ...] = (
+    "aurc", "oracle_aurc", "eaurc", "naurc", "augrc", "auroc", "fpr_at_95tpr", "accuracy",
+)
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """A metric added with :func:`register_metric`."""
+
+    name: str
+    compute: Callable[[Any, str], float]
+    label: str
+    rate: bool
+    summary: str
+
+
+#: Metrics added to every evaluation, in registration order (none are built in: the
+#: built-in ones are :data:`METRIC_FIELDS`).
+METRICS: dict[str, MetricDef] = {}
+
+
+def register_metric(name: str, *, label: str, summary: str, rate: bool = True
+                    ) -> Callable[[Callable[[Any, str], float]], Callable[[Any, str], float]]:
+    """Add a metric computed from the streaming totals of the tie blocks: ``fn(summary,
+    convention) -> float`` where ``summary`` is a :class:`lsfix.core.blockmetrics.Summary`
+    (``n``, ``n_errors``, ``sum_errors``, ``errors_at``, ``auroc``, ...; the same totals the
+    in-memory, bounded and Dask paths merge exactly). From here it reaches every evaluation,
+    JSON, tables, the bootstrap, the paired bootstrap and ``--fail-if``. ``rate``: a fraction
+    (×100 under ``--percent``); ``label``: its column heading; NaN means undefined.
+    """
+    if not name.isidentifier() or name in METRICS or name in METRIC_FIELDS:
+        raise ValueError(f"metric name {name!r} is taken or not an identifier")
+
+    def deco(fn: Callable[[Any, str], float]) -> Callable[[Any, str], float]:
+        METRICS[name] = MetricDef(name, fn, label, rate, " ".join(summary.split()))
+        return fn
+
+    return deco
 
 
 def _exact_fraction(x: float, what: str) -> Fraction:
@@ -560,4 +615,5 @@ def metrics_from_summary(
         risk_at_coverage=tuple(cov_pts),
         coverage_at_risk=tuple(risk_pts),
         undefined=tuple(undefined),
+        extra=tuple((name, float(d.compute(sm, convention))) for name, d in METRICS.items()),
     )

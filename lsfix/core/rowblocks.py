@@ -54,12 +54,11 @@ def thread_count() -> int:
     """Worker threads for a pass: ``LSFIX_THREADS`` if set (checked), else min(CPUs, 8)."""
     text = os.environ.get("LSFIX_THREADS")
     if text is not None and text.strip() != "":
-        try:
-            value = int(text.strip())
-        except ValueError:
-            value = 0
+        t = text.strip()
+        value = int(t) if t.isascii() and t.isdigit() and len(t) <= 3 else 0
         if not 1 <= value <= 256:
-            raise UsageError(f"LSFIX_THREADS must be an integer from 1 to 256; got {text!r}")
+            shown = repr(t[:20] + ("..." if len(t) > 20 else ""))
+            raise UsageError(f"LSFIX_THREADS must be an integer from 1 to 256; got {shown}")
         return value
     try:
         cpus = len(os.sched_getaffinity(0))

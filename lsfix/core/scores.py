@@ -64,12 +64,6 @@ from lsfix.core.tunepass import (
 )
 from lsfix.errors import InputError, UsageError
 
-#: Score names that need no parameter.
-PLAIN_SCORES: tuple[str, ...] = (
-    "msp", "max_logit", "logit_margin", "softmax_margin", "neg_entropy", "gini", "energy",
-)
-#: Every score family (``pnorm`` and ``msp_ts`` take a parameter).
-SCORE_FAMILIES: tuple[str, ...] = (*PLAIN_SCORES, "msp_ts", "pnorm", "pnorm_raw")
 #: The default p grid for tuning MaxLogit-pNorm.
 P_GRID: tuple[int, ...] = tuple(range(10))
 
@@ -147,28 +141,110 @@ class _Chunk:
         return self._ex
 
 
+# --------------------------------------------------------------------------------------------
+# the score registry: a score is its kernel plus one registration
+
+
+@dataclass(frozen=True)
+class ScoreFamily:
+    """A registered score (:func:`register_score`): everything lsfix needs to know of it.
+
+    ``make(param)`` returns the function of one float64 :class:`_Chunk` that computes it (a
+    fresh one per thread: some keep scratch buffers); ``param`` names its parameter
+    (``"temperature"``, ``"p"``) or is ``None``; ``default`` is the value when none is given
+    (``None``: the parameter is required, or fitted on labelled data when ``fitted``);
+    ``tag`` names the stored dataset of a non-default parameter (``energy_t2``, ``pnorm_p2``;
+    ``None``: the name alone); ``extra`` goes into the stored params; ``missing`` is the usage
+    message when a required parameter is absent.
+    """
+
+    name: str
+    summary: str
+    make: Callable[[float | None], Callable[[Any], np.ndarray]]
+    param: str | None = None
+    default: float | None = None
+    tag: str | None = None
+    fitted: bool = False
+    extra: tuple[tuple[str, Any], ...] = ()
+    missing: str | None = None
+
+
+#: Every score lsfix computes, in registration order (the order of ``--help`` and the docs).
+SCORES: dict[str, ScoreFamily] = {}
+
+
+def register_score(name: str, *, summary: str, param: str | None = None,
+                   default: float | None = None, tag: str | None = None, fitted: bool = False,
+                   extra: dict[str, Any] | None = None, missing: str | None = None,
+                   factory: bool = False) -> Callable[[Any], Any]:
+    """Register a score: its kernel (``kernel(chunk)``, or ``kernel(chunk, param)`` for a
+    score with a parameter; with ``factory=True`` a function ``param -> kernel(chunk)``).
+    From here it reaches :func:`parse_score`, :func:`compute_scores`, the CLI's choices and
+    completion, JSON, tables, reports, the bootstrap and the docs' list of scores.
+
+    A chunk (:class:`_Chunk`) gives float64 logits ``z`` of shape ``(r, K)`` and shared parts
+    (``top``, ``second``, ``shifted``, ``rest``, ``ex``); the kernel returns ``(r,)`` float64,
+    higher = more confident.
+    """
+    if not name.isidentifier() or name in SCORES:
+        raise ValueError(f"score name {name!r} is taken or not an identifier")
+
+    def deco(kernel: Any) -> Any:
+        if factory:
+            make = kernel
+        elif param is None:
+            def make(_v: float | None, _k: Any = kernel) -> Any:
+                return _k
+        else:
+            def make(v: float | None, _k: Any = kernel, _d: Any = default) -> Any:
+                value = _d if v is None else v
+                return lambda ch: _k(ch, value)
+        SCORES[name] = ScoreFamily(name, " ".join(summary.split()), make, param, default,
+                                   tag, fitted, tuple((extra or {}).items()), missing)
+        return kernel
+
+    return deco
+
+
+def plain_scores() -> tuple[str, ...]:
+    """Registered scores computable from the logits alone (no required or fitted parameter)."""
+    return tuple(n for n, f in SCORES.items() if f.param is None or f.default is not None)
+
+
+def score_families() -> tuple[str, ...]:
+    """Every registered score name."""
+    return tuple(SCORES)
+
+
+
+@register_score("msp", summary="log of the max softmax probability, −log1p(S)")
 def _msp(ch: _Chunk) -> np.ndarray:
     return -np.log1p(ch.rest)
 
 
+@register_score("max_logit", summary="the largest logit")
 def _max_logit(ch: _Chunk) -> np.ndarray:
     return ch.top.copy()
 
 
+@register_score("logit_margin", summary="largest minus second-largest logit")
 def _logit_margin(ch: _Chunk) -> np.ndarray:
     return ch.top - ch.second
 
 
+@register_score("softmax_margin", summary="largest minus second-largest softmax probability")
 def _softmax_margin(ch: _Chunk) -> np.ndarray:
     return -np.expm1(ch.second - ch.top) / (1.0 + ch.rest)
 
 
+@register_score("neg_entropy", summary="negative Shannon entropy of the softmax (nats)")
 def _neg_entropy(ch: _Chunk) -> np.ndarray:
     # Σ π_k log π_k with π_k = e_k/(1+S), log π_k = s_k − log1p(S), s = z − z_max:
     # = Σ e_k s_k / (1+S) − log1p(S)   (Σ e_k = 1+S); e_k = 0 terms contribute exactly 0
     return np.einsum("ij,ij->i", ch.ex, ch.shifted) / (1.0 + ch.rest) - np.log1p(ch.rest)
 
 
+@register_score("gini", summary="sum of squared softmax probabilities (DOCTOR)")
 def _gini(ch: _Chunk) -> np.ndarray:
     denom = 1.0 + ch.rest
     return np.sum(ch.ex * ch.ex, axis=1) / (denom * denom)
@@ -180,12 +256,16 @@ def _lse(z: np.ndarray) -> np.ndarray:
     return top + np.log(ex.sum(axis=1))
 
 
+@register_score("energy", summary="T · logsumexp(z / T), T = 1 unless given", param="temperature",
+                default=1.0, tag="energy_t")
 def _energy(ch: _Chunk, temperature: float = 1.0) -> np.ndarray:
     if temperature == 1.0:
         return ch.top + np.log1p(ch.rest)
     return temperature * _lse(ch.z / temperature)
 
 
+@register_score("msp_ts", summary="msp of z / T, T fitted by NLL on labelled held-out data",
+                param="temperature", tag=None, fitted=True)
 def _msp_ts(ch: _Chunk, temperature: float) -> np.ndarray:
     return _msp(_Chunk(ch.z / temperature))
 
@@ -298,6 +378,25 @@ def _pnorm_raw_many(z: np.ndarray, ps: Sequence[float], work: _PNormWork | None 
     return out
 
 
+@register_score("pnorm", summary="MaxLogit-pNorm: max_k (z_k − μ) / ‖z − μ‖_p, μ the mean logit",
+                param="p", tag="pnorm_p", fitted=True, factory=True,
+                missing="pnorm needs p: use pnorm:P (e.g. pnorm:2), or 'lsfix normalise' to "
+                        "tune p")
+def _pnorm_kernel(p: float | None) -> Callable[[_Chunk], np.ndarray]:
+    work = _PNormWork()
+    pf = float(p)  # type: ignore[arg-type]
+    return lambda ch: _pnorm_many(ch.z, [pf], work)[:, 0]
+
+
+@register_score("pnorm_raw", summary="un-centred MaxLogit-pNorm: max_k z_k / ‖z‖_p", param="p",
+                tag="pnorm_raw_p", extra={"centred": False}, factory=True,
+                missing="pnorm_raw needs p: use pnorm_raw:P (e.g. pnorm_raw:8)")
+def _pnorm_raw_kernel(p: float | None) -> Callable[[_Chunk], np.ndarray]:
+    work = _PNormWork()
+    pf = float(p)  # type: ignore[arg-type]
+    return lambda ch: _pnorm_raw_many(ch.z, [pf], work)[:, 0]
+
+
 def _power_sums(a: np.ndarray, wanted: set[int], work: _PNormWork) -> dict[int, np.ndarray]:
     """``Σ_k a_k^p`` per row for integer ``p`` in 2..9: powers up to ``⌈max p / 2⌉`` are
     stored, and each sum is one fused multiply-reduce (``einsum``) of two of them."""
@@ -328,7 +427,7 @@ def _check_temperature(t: float) -> float:
 
 @dataclass(frozen=True)
 class ScoreSpec:
-    """A named score with its parameter: ``family`` in :data:`SCORE_FAMILIES`."""
+    """A registered score with its parameter: ``family`` in :data:`SCORES`."""
 
     family: str
     param: float | None = None
@@ -336,57 +435,26 @@ class ScoreSpec:
     @property
     def name(self) -> str:
         """Dataset name: ``msp``, ``pnorm_p2``, ``energy_t2``, ``msp_ts``."""
-        if self.family == "pnorm":
-            return f"pnorm_p{_fmt(self.param)}"
-        if self.family == "pnorm_raw":
-            return f"pnorm_raw_p{_fmt(self.param)}"
-        if self.family == "energy" and self.param not in (None, 1.0):
-            return f"energy_t{_fmt(self.param)}"
-        return self.family
+        fam = SCORES[self.family]
+        if fam.tag is None or self.param is None or self.param == fam.default:
+            return self.family
+        return f"{fam.tag}{_fmt(self.param)}"
 
     def params(self) -> dict[str, Any]:
-        if self.family == "pnorm":
-            return {"p": self.param}
-        if self.family == "pnorm_raw":
-            return {"p": self.param, "centred": False}
-        if self.family in ("energy", "msp_ts"):
-            return {"temperature": 1.0 if self.param is None else self.param}
-        return {}
+        fam = SCORES[self.family]
+        if fam.param is None:
+            return {}
+        value = fam.default if self.param is None else self.param
+        return {fam.param: value, **dict(fam.extra)}
 
     def fn(self) -> Callable[[_Chunk], np.ndarray]:
-        f = self.family
-        if f == "pnorm":
-            p = float(self.param)  # type: ignore[arg-type]
-            work = _PNormWork()
-            return lambda ch: _pnorm_many(ch.z, [p], work)[:, 0]
-        if f == "pnorm_raw":
-            pr = float(self.param)  # type: ignore[arg-type]
-            raw_work = _PNormWork()
-            return lambda ch: _pnorm_raw_many(ch.z, [pr], raw_work)[:, 0]
-        if f == "energy":
-            t = 1.0 if self.param is None else float(self.param)
-            return lambda ch: _energy(ch, t)
-        if f == "msp_ts":
-            t = float(self.param)  # type: ignore[arg-type]
-            return lambda ch: _msp_ts(ch, t)
-        return _PLAIN[f]
+        return SCORES[self.family].make(self.param)
 
 
 def _fmt(v: float | None) -> str:
     if v is None:
         return ""
     return str(int(v)) if float(v).is_integer() else repr(float(v)).replace(".", "_")
-
-
-_PLAIN: dict[str, Callable[[_Chunk], np.ndarray]] = {
-    "msp": _msp,
-    "max_logit": _max_logit,
-    "logit_margin": _logit_margin,
-    "softmax_margin": _softmax_margin,
-    "neg_entropy": _neg_entropy,
-    "gini": _gini,
-    "energy": _energy,
-}
 
 
 def parse_score(text: str) -> ScoreSpec:
@@ -399,27 +467,24 @@ def parse_score(text: str) -> ScoreSpec:
     """
     name, _, arg = text.strip().partition(":")
     name = name.replace("-", "_")
-    if name not in SCORE_FAMILIES:
-        raise UsageError(f"unknown score {text!r}; choose from {', '.join(SCORE_FAMILIES)}")
-    if name in PLAIN_SCORES and name != "energy":
+    fam = SCORES.get(name)
+    if fam is None:
+        raise UsageError(f"unknown score {text[:80]!r}; choose from {', '.join(SCORES)}")
+    if fam.param is None:
         if arg:
-            raise UsageError(f"score {name!r} takes no parameter (got {text!r})")
+            raise UsageError(f"score {name!r} takes no parameter (got {text[:80]!r})")
         return ScoreSpec(name)
     if not arg:
-        if name == "pnorm":
-            raise UsageError(
-                "pnorm needs p: use pnorm:P (e.g. pnorm:2), or 'lsfix normalise' to tune p"
-            )
-        if name == "pnorm_raw":
-            raise UsageError("pnorm_raw needs p: use pnorm_raw:P (e.g. pnorm_raw:8)")
-        return ScoreSpec(name)
+        if fam.missing is not None:
+            raise UsageError(fam.missing)
+        return ScoreSpec(name)  # the default, or fitted later (msp_ts)
     try:
         val = float(arg)
     except ValueError:
-        raise UsageError(f"bad parameter in {text!r}: {arg!r} is not a number") from None
-    if name in ("pnorm", "pnorm_raw"):
-        return ScoreSpec(name, _check_p(val))
-    return ScoreSpec(name, _check_temperature(val))
+        raise UsageError(f"bad parameter in {text[:80]!r}: {arg[:40]!r} is not a number"
+                         ) from None
+    check = _check_p if fam.param == "p" else _check_temperature
+    return ScoreSpec(name, check(val))
 
 
 def _single(spec: ScoreSpec, logits: Any) -> np.ndarray:
@@ -948,3 +1013,10 @@ def tune_pnorm(
         n_errors=int(n - correct.sum()),
         centred=centred,
     )
+
+
+#: The built-in scores that need no fitted or required parameter (a snapshot at import;
+#: :func:`plain_scores` also lists scores registered later).
+PLAIN_SCORES: tuple[str, ...] = plain_scores()
+#: Every built-in score name (a snapshot at import; :func:`score_families` is live).
+SCORE_FAMILIES: tuple[str, ...] = score_families()

@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from lsfix.core.scores import plain_scores
 from lsfix.core import (
-    PLAIN_SCORES,
     PairedDifference,
     PNormFit,
     ScoreSpec,
@@ -166,7 +166,7 @@ def audit(
         fit = tune_pnorm(fit_logits, fit_labels, convention=convention, split=split)
     temperature = fit_temperature(fit_logits, fit_labels)
 
-    specs = [ScoreSpec(s) for s in PLAIN_SCORES] + [ScoreSpec("msp_ts", temperature)]
+    specs = [ScoreSpec(s) for s in plain_scores()] + [ScoreSpec("msp_ts", temperature)]
     scores = parallel.compute_scores(pred.logits, specs, runner=pred.runner)
     scores["pnorm"] = parallel.compute_scores(pred.logits, [fit.spec],
                                               runner=pred.runner)[fit.spec.name]

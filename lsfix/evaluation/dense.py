@@ -89,19 +89,18 @@ def evaluated_images(pred: Predictions, unit: str, option: str = "--bootstrap-un
     return images if mask is None else images[mask]
 
 
-def write_rank_map(pred: Predictions, result: Any, path: str) -> None:
-    """``curve --rank-map``: the uncertainty-rank map of every image (first score)."""
+def rank_map_data(pred: Predictions, score: str) -> tuple[Any, list[str]]:
+    """``curve --rank-map``: the per-pixel uncertainty-rank map of every image under
+    ``score``, and the images' names (drawn by :func:`lsfix.output.plot.rank_map_plot`)."""
     from lsfix.core.rankmap import rank_maps
     from lsfix.evaluation.inmemory import eval_mask, resolve_scores
-    from lsfix.output.plot import rank_map_plot
 
     n_items, pixels = items_and_pixels(pred, "--rank-map")
     spatial = tuple(getattr(pred.logits, "spatial", ())) if pred.logits is not None else ()
     if not spatial:
         spatial = tuple(int(s) for s in pred.fingerprint["shape"][2:])  # type: ignore[index]
-    score = str(result.score)
     conf = resolve_scores(pred, [score])[score]
     maps = rank_maps(conf, eval_mask(pred), n_items, spatial)
     names = ([str(s) for s in pred.sample_ids] if pred.sample_ids is not None
              else [f"image {i}" for i in range(n_items)])
-    rank_map_plot(maps, names, path, title=f"Uncertainty rank per pixel: {pred.name} · {score}")
+    return maps, names

@@ -27,6 +27,7 @@ from lsfix.core import bootstrap_ci, evaluate
 from lsfix.core.bootstrap import Interval
 from lsfix.core.metrics import Metrics
 from lsfix.errors import InputError, UsageError
+from lsfix.safetext import quote as _quote
 from lsfix.evaluation.inmemory import correct_of, eval_mask, resolve_scores
 from lsfix.readers.predictions import Predictions
 
@@ -38,11 +39,34 @@ ALL = "all"
 
 @dataclass(frozen=True)
 class Grouping:
-    """Group of every row (``n`` rows, as the file's evaluation rows before masking)."""
+    """Group of every row (``n`` rows, as the file's evaluation rows before masking).
+
+    ``names`` never holds :data:`ALL`: a data group of that name is shown as ``all (data)``
+    (names are data; the whole-file row keeps its reserved name)."""
 
     by: str
     index: np.ndarray  #: int64 (n,): position of the row's group in ``names``
     names: list[str]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", unreserved(self.names))
+
+
+def unreserved(names: list[str]) -> list[str]:
+    """``names`` with a data group named :data:`ALL` renamed ``all (data)`` (then
+    ``all (data) (data)``, ...: never equal to another name)."""
+    if ALL not in names:
+        return names
+    taken = set(names)
+    out = []
+    for n in names:
+        if n == ALL:
+            n = f"{ALL} (data)"
+            while n in taken:
+                n += " (data)"
+            taken.add(n)
+        out.append(n)
+    return out
 
 
 @dataclass(frozen=True)
@@ -107,8 +131,10 @@ def grouping(pred: Predictions, by: str) -> Grouping:
         index = np.repeat(np.arange(items, dtype=np.int64), int(np.prod(spatial)))
         return Grouping(by, index, [str(s) for s in ids])
     if by not in pred.groups:
-        have = ", ".join(sorted(pred.groups)) or "none"
-        raise UsageError(f"{pred.name}: no group {by!r} (groups in the file: {have}; or "
+        from lsfix.safetext import listing
+
+        have = listing(sorted(pred.groups))
+        raise UsageError(f"{pred.name}: no group {_quote(by)} (groups in the file: {have}; or "
                          f"--by {', '.join(BUILTIN)})")
     raw = np.asarray(pred.groups[by])
     values = raw.astype(str) if raw.dtype.kind in "OSU" else raw
@@ -140,15 +166,19 @@ def evaluate_by(
     mask = eval_mask(pred)
     if mask is not None:
         correct, index = correct[mask], index[mask]
+    # the rows of each group, by one stable sort: O(n log n) time and O(n) memory however
+    # many groups there are (a boolean mask per group would cost n bytes per group)
+    order = np.argsort(index, kind="stable")
+    bounds = np.searchsorted(index[order], np.arange(len(g.names) + 1))
     out = []
     for name, conf in scores.items():
         c = conf if mask is None else conf[mask]
-        parts = [(ALL, np.ones(c.shape[0], dtype=bool))]
-        parts += [(gname, index == i) for i, gname in enumerate(g.names)]
+        parts: list[tuple[str, Any]] = [(ALL, slice(None))]
+        parts += [(gname, order[bounds[i]:bounds[i + 1]]) for i, gname in enumerate(g.names)]
         for gname, sel in parts:
-            if not sel.any():
-                continue  # a group whose rows are all excluded (fit split, ignored pixels)
             cg, yg = c[sel], correct[sel]
+            if cg.shape[0] == 0:
+                continue  # a group whose rows are all excluded (fit split, ignored pixels)
             m = evaluate(cg, yg, convention=convention, coverages=coverages, risks=risks)
             ci = None
             if n_boot:

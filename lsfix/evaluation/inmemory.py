@@ -22,6 +22,8 @@ from lsfix.core import (
 )
 from lsfix.core.bootstrap import Interval
 from lsfix.errors import InputError, UsageError
+from lsfix.safetext import listing
+from lsfix.safetext import quote as _quote
 from lsfix.readers.predictions import FIT_MASK, Predictions
 
 
@@ -110,14 +112,15 @@ def score_specs(pred: Predictions, names: list[str]) -> list[ScoreSpec]:
     specs = []
     for name in names:
         if pred.logits is None:
-            have = ", ".join(pred.scores) or "none"
-            raise UsageError(f"{pred.name}: no score {name!r} (stored scores: {have})")
+            have = listing(pred.scores)
+            raise UsageError(f"{pred.name}: no score {_quote(name)} (stored scores: {have})")
         try:
             specs.append(parse_score(name))
         except UsageError:
-            have = ", ".join(pred.scores) or "none"
+            have = listing(pred.scores)
             raise UsageError(
-                f"{pred.name}: no stored score {name!r} and it is not a score lsfix can compute "
+                f"{pred.name}: no stored score {_quote(name)} and it is not a score lsfix can "
+                "compute "
                 f"(stored: {have})"
             ) from None
     return specs

@@ -6,9 +6,11 @@
     One process, the code path of :mod:`lsfix.core`. Dask is not imported.
 ``threads`` / ``processes``
     Dask's local schedulers (a thread pool, or a pool of worker processes) on this machine.
-``tcp://HOST:PORT`` (any ``dask.distributed`` address: ``tls://``, ``ucx://``, ``inproc://``,
-or a bare ``HOST:PORT``)
-    The tasks run on the workers of an existing ``dask.distributed`` cluster.
+``tcp://HOST:PORT`` (or ``ws://HOST:PORT``, or a bare ``HOST:PORT``)
+    The tasks run on the workers of an existing ``dask.distributed`` cluster. The address is
+    checked before Dask is imported (:func:`check_scheduler`; ``tls://``, ``wss://`` and
+    ``inproc://`` are refused in one line) and the scheduler must answer within
+    ``--scheduler-timeout`` seconds (10 by default; :func:`connect`).
 
 What is split, and how the pieces are merged (``docs/dask.md`` has the long form):
 
@@ -48,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from lsfix.core.scores import SCORES
 from lsfix.core import Metrics, ScoreSpec, metrics_from_blocks
 from lsfix.core import compute_scores as _core_compute_scores
 from lsfix.core import evaluate as _core_evaluate
@@ -70,16 +73,190 @@ PARTITION_ELEMENTS = 1 << 24
 #: Confidences per metric partition (rows of one map task).
 METRIC_PARTITION_ROWS = 1 << 22
 
-_ADDRESS = re.compile(r"^(?:(tcp|tls|ucx|inproc|ws|wss)://)?[A-Za-z0-9_.\-\[\]:/]+:\d{1,5}$")
+#: Address schemes ``--scheduler`` connects to. ``tls://`` and ``wss://`` need a security
+#: context lsfix has no options for; ``inproc://`` reaches only a scheduler inside this
+#: process; ``ucx://`` needs ucx-py: each is refused in one line before Dask is imported.
+SCHEMES = ("tcp", "ws")
+_UNSUPPORTED = {
+    "tls": "needs a TLS security context, which lsfix cannot be given; use tcp://",
+    "wss": "needs a TLS security context, which lsfix cannot be given; use ws:// or tcp://",
+    "inproc": "reaches only a scheduler inside this same process; use tcp://HOST:PORT",
+    "ucx": "needs ucx-py (not installed); use tcp://HOST:PORT",
+}
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+#: Seconds ``--scheduler ADDRESS`` waits for the scheduler by default.
+DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
 def check_scheduler(value: str) -> str:
-    """Validate ``--scheduler``: ``sync``, ``threads``, ``processes`` or a distributed
-    address (``tcp://host:8786``, ``host:8786``); :class:`UsageError` otherwise."""
-    if value in LOCAL_SCHEDULERS or _ADDRESS.match(value):
+    """Validate ``--scheduler`` without importing Dask: ``sync``, ``threads``, ``processes``
+    or an address ``[tcp://|ws://]HOST:PORT`` (HOST a host name, an IPv4 address or a
+    bracketed IPv6 address; PORT 1-65535); :class:`UsageError` naming what is wrong
+    otherwise."""
+    if value in LOCAL_SCHEDULERS:
         return value
-    raise UsageError(f"--scheduler must be sync, threads, processes or a dask.distributed "
-                     f"address like tcp://host:8786, got {value[:60]!r}")
+    shown = quote_value(value)
+    usage = ("--scheduler must be sync, threads, processes or a dask.distributed address like "
+             f"tcp://host:8786, got {shown}")
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        scheme, rest = "tcp", value
+    if scheme in _UNSUPPORTED:
+        if scheme != "ucx" or not _have("ucp"):
+            raise UsageError(f"--scheduler {shown}: {scheme}:// {_UNSUPPORTED[scheme]}")
+    elif scheme not in SCHEMES:
+        raise UsageError(usage)
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host or not port.isascii() or not port.isdigit() or len(port) > 5:
+        raise UsageError(usage)
+    if not 1 <= int(port) <= 65535:
+        raise UsageError(f"--scheduler {shown}: port {int(port)} is not in 1-65535")
+    if host.startswith("["):
+        import ipaddress
+
+        try:
+            if not host.endswith("]"):
+                raise ValueError
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise UsageError(f"--scheduler {shown}: {quote_value(host)} is not an IPv6 "
+                             "address in brackets") from None
+    elif not _HOSTNAME.match(host):
+        raise UsageError(f"--scheduler {shown}: {quote_value(host)} is not a host name or "
+                         "IPv4 address (an IPv6 address goes in brackets: [::1]:8786)")
+    return value
+
+
+def quote_value(value: str) -> str:
+    from lsfix.safetext import quote
+
+    return quote(value, 60)
+
+
+def _have(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_timeout(seconds: float) -> float:
+    """``--scheduler-timeout``: finite, in (0, 3600]."""
+    if not (seconds == seconds and 0 < seconds <= 3600):
+        raise UsageError(f"--scheduler-timeout must be in (0, 3600] seconds, got {seconds:g}")
+    return float(seconds)
+
+
+def connect(address: str, timeout: float) -> tuple[Any, int]:
+    """A ``distributed.Client`` on ``address`` and its worker threads, within ``timeout``
+    seconds however the other end behaves (silent, garbage, refusing): a
+    :class:`~lsfix.errors.RuntimeFailure` in one line otherwise, never a traceback or a hang.
+
+    The client is made in a helper thread the caller waits on for at most ``timeout`` + 2 s
+    (Dask's own timeout does not cover every stage of its handshake)."""
+    import threading
+
+    from lsfix.errors import RuntimeFailure
+
+    try:
+        from distributed import Client
+    except ImportError:
+        raise MissingDependency(f"--scheduler {address} needs dask.distributed: pip install "
+                                "'lsfix[dask]'") from None
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            _probe(address, timeout)  # garbage or silence ends here, before a Client exists
+            client = Client(address, timeout=f"{timeout}s", set_as_default=False)
+            box["client"] = client
+            box["workers"] = max(1, sum(client.nthreads().values()))
+        except BaseException as exc:  # noqa: BLE001 - reported in the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=work, name="lsfix-dask-connect", daemon=True)
+    t.start()
+    t.join(timeout + 2.0)
+    from lsfix.safetext import clip
+
+    shown = clip(address, 80)  # checked by check_scheduler: host, port and scheme only
+    if t.is_alive() or ("client" not in box and "error" not in box):
+        raise RuntimeFailure(f"--scheduler {shown}: no answer from a Dask scheduler within "
+                             f"{timeout:g} s (--scheduler-timeout); is the address right?")
+    if isinstance(box.get("error"), TimeoutError):
+        raise RuntimeFailure(f"--scheduler {shown}: no answer from a Dask scheduler within "
+                             f"{timeout:g} s (--scheduler-timeout); is the address right?")
+    if isinstance(box.get("error"), MemoryError | ValueError | TypeError | KeyError):
+        raise RuntimeFailure(f"--scheduler {shown}: the other end does not speak Dask's "
+                             "protocol (is it a Dask scheduler?)")
+    if "error" in box:
+        exc = box["error"]
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise RuntimeFailure(f"--scheduler {shown}: cannot reach the Dask scheduler "
+                             f"({type(exc).__name__}: {clip(text, 120)})")
+    return box["client"], int(box["workers"])
+
+
+#: Largest first message a Dask scheduler sends (its handshake is a few hundred bytes).
+_HANDSHAKE_BYTES = 1 << 20
+
+
+def _raw_probe(hostport: str, timeout: float) -> None:
+    """Read a TCP scheduler's handshake with plain sockets: Dask's own reader allocates
+    whatever length the first 8 bytes announce (a garbage answer asks for exabytes)."""
+    import socket
+    import struct
+    import time
+
+    host, _, port = hostport.rpartition(":")
+    host = host[1:-1] if host.startswith("[") else host
+    deadline = time.monotonic() + timeout
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+
+        def read(n: int) -> bytes:
+            got = b""
+            while len(got) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("no handshake")
+                sock.settimeout(left)
+                chunk = sock.recv(n - len(got))
+                if not chunk:
+                    raise ConnectionError("the connection closed before Dask's handshake")
+                got += chunk
+            return got
+
+        (size,) = struct.unpack("<Q", read(8))
+        if not 0 < size <= _HANDSHAKE_BYTES:
+            raise ValueError("not Dask's protocol")
+        read(size)
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Ask ``address`` who it is over Dask's own protocol, within ``timeout`` seconds: a
+    ``distributed.Client`` that fails half-way leaves a finaliser that prints a traceback,
+    so the Client is made only once a scheduler has answered."""
+    import asyncio
+
+    from distributed.comm import connect as comm_connect
+
+    if address.startswith("tcp://") or "://" not in address:
+        _raw_probe(address.split("://")[-1], timeout)
+
+    async def ask() -> Any:
+        comm = await comm_connect(address, timeout=timeout)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    reply = asyncio.run(asyncio.wait_for(ask(), timeout))
+    if not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
+        raise ConnectionError("the other end is not a Dask scheduler")
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,7 +266,7 @@ def check_scheduler(value: str) -> str:
 class Runner:
     """Runs lists of ``dask.delayed`` tasks on one scheduler; see the module docstring."""
 
-    def __init__(self, scheduler: str) -> None:
+    def __init__(self, scheduler: str, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
         check_scheduler(scheduler)
         if scheduler == "sync":
             raise UsageError("the sync scheduler needs no Runner")
@@ -104,19 +281,7 @@ class Runner:
         if scheduler in ("threads", "processes"):
             self.workers = max(1, os.cpu_count() or 1)
         else:
-            try:
-                from distributed import Client
-            except ImportError:
-                raise MissingDependency(f"--scheduler {scheduler} needs dask.distributed: pip "
-                                        "install 'lsfix[dask]'") from None
-            try:
-                self.client = Client(scheduler, timeout="10s", set_as_default=False)
-            except (OSError, TimeoutError) as exc:
-                from lsfix.errors import RuntimeFailure
-
-                raise RuntimeFailure(f"--scheduler {scheduler}: cannot reach the Dask "
-                                     f"scheduler ({str(exc).splitlines()[0][:120]})") from None
-            self.workers = max(1, sum(self.client.nthreads().values()))
+            self.client, self.workers = connect(scheduler, timeout)
 
     def delayed(self, fn: Any) -> Any:
         return self._dask.delayed(fn, pure=False)
@@ -143,14 +308,16 @@ class Runner:
 
 
 @contextlib.contextmanager
-def scheduler(value: str | None) -> Iterator[Runner | None]:
+def scheduler(value: str | None, timeout: float = DEFAULT_CONNECT_TIMEOUT
+              ) -> Iterator[Runner | None]:
     """A :class:`Runner` for ``value`` (closed at the end of the block); ``sync`` (or ``None``)
     yields ``None`` and imports nothing. Pass it as ``runner=`` (or set
-    ``Predictions.runner``) where the work should run there."""
+    ``Predictions.runner``) where the work should run there. ``timeout``: seconds to reach a
+    distributed scheduler."""
     if value is None or value == "sync":
         yield None
         return
-    runner = Runner(value)
+    runner = Runner(value, timeout)
     try:
         yield runner
     finally:
@@ -272,7 +439,8 @@ def compute_scores(logits: Any, specs: Sequence[ScoreSpec], *,
     if runner is None or not isinstance(logits, ArrayRows) or not specs and labels is None:
         return _core_compute_scores(logits, specs, labels=labels)
     for s in specs:  # the same refusals as the core, before any task runs
-        if s.family in ("msp_ts", "pnorm", "pnorm_raw") and s.param is None:
+        if s.param is None and SCORES[s.family].param is not None \
+                and SCORES[s.family].default is None:
             return _core_compute_scores(logits, specs, labels=labels)
     n, _ = logits.shape
     if labels is not None:

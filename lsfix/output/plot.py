@@ -16,6 +16,7 @@ import numpy as np
 
 from lsfix.errors import UsageError
 from lsfix.streams import atomic_output
+from lsfix.safetext import mpl
 
 FORMATS = ("png", "svg", "pdf")
 # Okabe-Ito colour-blind-safe palette, paired with dash patterns and markers for grey-scale.
@@ -57,6 +58,10 @@ def _figure():  # type: ignore[no-untyped-def]
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+
+    # names are data: no label is parsed as mathtext or handed to LaTeX (lsfix.safetext)
+    matplotlib.rcParams["text.parse_math"] = False
+    matplotlib.rcParams["text.usetex"] = False
 
     return plt
 
@@ -105,19 +110,19 @@ def draw_lines(
             ax.plot(x, y, color=color, linestyle=_DASHES[i % len(_DASHES)],
                     linewidth=1.8, marker=_MARKERS[i % len(_MARKERS)],
                     markevery=max(1, x.shape[0] // 8), markersize=5,
-                    label=line.label if n_ax == 0 else None)
+                    label=mpl(line.label) if n_ax == 0 else None)
             for px, py, plabel in line.points:
                 ax.plot([px], [py], marker="o", markersize=9, markerfacecolor="none",
                         markeredgecolor=color, markeredgewidth=1.6, linestyle="none")
                 if plabel not in named:
                     named.add(plabel)
-                    ax.annotate(plabel, (px, py), textcoords="offset points", xytext=(-8, 10),
+                    ax.annotate(mpl(plabel), (px, py), textcoords="offset points", xytext=(-8, 10),
                                 fontsize=7, color="#333333", ha="right")
         for label, ex, ey in extra:
             tx, ty = thin(np.asarray(ex), np.asarray(ey))
             ax.plot(tx, ty, color="#777777", linestyle=(0, (2, 2)), linewidth=1.0,
-                    label=label if n_ax == 0 else None)
-        ax.set_xlabel(xlabel)
+                    label=mpl(label) if n_ax == 0 else None)
+        ax.set_xlabel(mpl(xlabel))
         ax.grid(True, color="#dddddd", linewidth=0.6)
         if xscale != "linear":
             ax.set_xscale(xscale)
@@ -134,8 +139,8 @@ def draw_lines(
             ax.xaxis.set_major_formatter(PercentFormatter(1.0))
         if percent_y:
             ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    axes[0].set_ylabel(ylabel)
-    axes[0].set_title(title)
+    axes[0].set_ylabel(mpl(ylabel))
+    axes[0].set_title(mpl(title))
     if xlim is not None:
         axes[0].set_xlim(*xlim)
     if zoom is not None:
@@ -148,8 +153,8 @@ def draw_lines(
             if sel.any():
                 top = max(top, float(np.max(y[sel])))
         z.set_ylim(0.0, top * 1.08 if top > 0 else 1.0)
-        z.set_title(f"zoom: {zoom[0]:.0%}–{zoom[1]:.0%}" if percent_x else
-                    f"zoom: {zoom[0]:g}–{zoom[1]:g}")
+        z.set_title(mpl(f"zoom: {zoom[0]:.0%}–{zoom[1]:.0%}" if percent_x else
+                        f"zoom: {zoom[0]:g}–{zoom[1]:g}"))
     axes[0].legend(fontsize=8, frameon=True)
     save(fig, path)
     plt.close(fig)
@@ -203,16 +208,17 @@ def gap_histogram(series: Sequence[GapSeries], path: str, *,
         h, _ = np.histogram(g, bins=edges)
         color = _COLORS[i % len(_COLORS)]
         ax.stairs(h / max(1, g.size), edges, color=color, linewidth=1.6,
-                  linestyle=_DASHES[i % len(_DASHES)], label=s.label)
+                  linestyle=_DASHES[i % len(_DASHES)], label=mpl(s.label))
         if s.ceiling is not None and np.isfinite(s.ceiling):
             ax.axvline(s.ceiling, color=color, linestyle="--", linewidth=1.2,
-                       label=s.ceiling_label or f"ceiling {s.ceiling:.2f}")
+                       label=mpl(s.ceiling_label or f"ceiling {s.ceiling:.2f}"))
         if s.recorded_ceiling is not None and np.isfinite(s.recorded_ceiling):
             ax.axvline(s.recorded_ceiling, color=color, linestyle=":", linewidth=1.6,
-                       label=s.recorded_label or f"recorded-α ceiling {s.recorded_ceiling:.2f}")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("share of rows per bin")
-    ax.set_title(title)
+                       label=mpl(s.recorded_label
+                                 or f"recorded-α ceiling {s.recorded_ceiling:.2f}"))
+    ax.set_xlabel(mpl(xlabel))
+    ax.set_ylabel(mpl("share of rows per bin"))
+    ax.set_title(mpl(title))
     ax.set_xlim(0.0, top)
     ax.grid(True, color="#dddddd", linewidth=0.6)
     ax.legend(fontsize=7, frameon=True)
@@ -236,11 +242,11 @@ def rank_map_plot(maps: np.ndarray, names: Sequence[str], path: str, *,
         if i < shown:
             im = ax.imshow(np.ma.masked_invalid(maps[i]), cmap=cmap, vmin=0.0, vmax=1.0,
                            interpolation="nearest")
-            ax.set_title(str(names[i]), fontsize=8)
+            ax.set_title(mpl(names[i]), fontsize=8)
     if im is not None:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8,
                      label="uncertainty rank (0 = most confident)")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(mpl(title), fontsize=10)
     try:
         save(fig, path)
     finally:

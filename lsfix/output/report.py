@@ -34,6 +34,22 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
 SCALED = {k for k, _, s in COLUMNS if s}
 
 
+def columns() -> tuple[tuple[str, str, bool], ...]:
+    """:data:`COLUMNS` and the metrics added with :func:`lsfix.core.metrics.register_metric`
+    (``(key, heading, scaled by --percent)``), before the tie count."""
+    from lsfix.core.metrics import METRICS
+
+    extra = tuple((d.name, d.label, d.rate) for d in METRICS.values())
+    return (*COLUMNS[:-1], *extra, COLUMNS[-1])
+
+
+def scaled(key: str) -> bool:
+    """Whether ``--percent`` multiplies metric ``key`` by 100."""
+    from lsfix.core.metrics import METRICS
+
+    return key in SCALED or (key in METRICS and METRICS[key].rate)
+
+
 def _num(x: float | int | None) -> float | int | None:
     if x is None:
         return None
@@ -63,6 +79,7 @@ def metrics_dict(m: Metrics, *, percent: bool = False) -> dict[str, Any]:
         "augrc": sc(m.augrc),
         "auroc": sc(m.auroc),
         "fpr_at_95tpr": sc(m.fpr_at_95tpr),
+        **{name: (sc(v) if scaled(name) else _num(v)) for name, v in m.extra},
         "risk_at_coverage": [
             {"target": p.target, "k": p.k, "coverage": sc(p.coverage), "risk": sc(p.risk)}
             for p in m.risk_at_coverage
@@ -88,15 +105,15 @@ def interval_dict(iv: Interval, *, scale: float = 1.0) -> dict[str, Any]:
 def ci_dict(ci: dict[str, Interval] | None, *, percent: bool = False) -> dict[str, Any] | None:
     if not ci:
         return None
-    def scaled(k: str) -> bool:
-        return k in SCALED or k.startswith(("risk@", "coverage@"))
+    def is_rate(k: str) -> bool:
+        return scaled(k) or k.startswith(("risk@", "coverage@"))
 
-    return {k: interval_dict(v, scale=100.0 if (percent and scaled(k)) else 1.0)
+    return {k: interval_dict(v, scale=100.0 if (percent and is_rate(k)) else 1.0)
             for k, v in ci.items()}
 
 
 def paired_dict(p: PairedDifference, *, percent: bool = False) -> dict[str, Any]:
-    f = 100.0 if (percent and p.metric in SCALED) else 1.0
+    f = 100.0 if (percent and scaled(p.metric)) else 1.0
     return {"metric": p.metric, "difference": _num(p.estimate * f), "low": _num(p.low * f),
             "high": _num(p.high * f), "p_value": _num(p.p_value), "level": p.level,
             "n_boot": p.n_boot, "n_valid": p.n_valid}
@@ -158,7 +175,7 @@ def flat_row(base: dict[str, Any], md: dict[str, Any], ci: dict[str, Any] | None
              ) -> dict[str, Any]:
     """Flatten metrics (+ risk/coverage points and CI bounds) into one table row."""
     row = dict(base)
-    for key, _, _ in COLUMNS:
+    for key, _, _ in columns():
         row[key] = md[key]
     row["convention"] = md["convention"]
     for p in md["risk_at_coverage"]:
@@ -173,12 +190,19 @@ def flat_row(base: dict[str, Any], md: dict[str, Any], ci: dict[str, Any] | None
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str],
-                   headers: Sequence[str] | None = None) -> str:
-    heads = list(headers or columns)
+                   headers: Sequence[str] | None = None, *, markdown: Sequence[str] = ()
+                   ) -> str:
+    """A Markdown table; every text cell (file, score and group names: data) is a code span
+    that cannot be broken out of (:func:`lsfix.safetext.md_code`), except in the columns
+    ``markdown`` names, which lsfix formats itself (a rule, a verdict)."""
+    from lsfix.safetext import md_code
+
+    heads = list(headers or columns)  # lsfix's own column names
     out = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
     for r in rows:
-        out.append("| " + " | ".join(fmt(r.get(c)) if not isinstance(r.get(c), str)
-                                     else str(r.get(c)) for c in columns) + " |")
+        out.append("| " + " | ".join(
+            fmt(r.get(c)) if not isinstance(r.get(c), str)
+            else str(r.get(c)) if c in markdown else md_code(r.get(c)) for c in columns) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -213,15 +237,18 @@ def caption(path: str) -> str:
 
 
 def markdown_figure(path: str, alt: str) -> str:
-    """``![alt](file)`` followed by its caption in italics."""
-    return f"![{alt}]({Path(path).name})\n\n*{caption(path)}*\n\n"
+    """``![alt](file)`` followed by its caption in italics (alt text and file name escaped)."""
+    from lsfix.safetext import md_link_target, md_text
+
+    return (f"![{md_text(alt)}]({md_link_target(Path(path).name)})\n\n"
+            f"*{caption(path)}*\n\n")  # the caption is lsfix's own text
 
 
 def html_figure(path: str, alt: str) -> str:
     """``<figure>`` with the image and its caption (escaped)."""
-    import html
+    from lsfix.safetext import html, md_link_target
 
-    return (f"<figure><img src='{html.escape(Path(path).name, quote=True)}' "
-            f"alt='{html.escape(alt, quote=True)}'><figcaption>"
-            f"{html.escape(caption(path))}</figcaption></figure>")
+    return (f"<figure><img src='{md_link_target(Path(path).name)}' "
+            f"alt='{html(alt)}'><figcaption>"
+            f"{html(caption(path))}</figcaption></figure>")
 

@@ -183,7 +183,8 @@ def _join(pred: Predictions, extra: Any, *, overwrite: bool, ignore_index: int |
 def attach_labels(pred: Predictions, spec: Any, *, ignore_index: int | None = None) -> None:
     """Give ``pred`` the labels of ``spec`` (a labels file or an array), validated against
     its rows and classes; class names are matched against ``pred.class_names``."""
-    from lsfix.readers.foreign import read_labels_file
+    from lsfix.readers.labelsfile import ClassNames, class_name_codes, read_labels_file
+    from lsfix.safetext import quote
 
     if pred.logits is None:
         raise UsageError(f"--labels: {pred.name} holds scores and their correctness, not "
@@ -209,18 +210,16 @@ def attach_labels(pred: Predictions, spec: Any, *, ignore_index: int | None = No
                 raise InputError("labels must be integers (or class names), got non-integral "
                                  "numbers", file=name)
             raw = raw.astype(np.int64)
-    if raw.dtype.kind == "U":  # class names
+    if not isinstance(raw, ClassNames) and raw.dtype.kind == "U":  # names in an array
+        vocab, codes = np.unique(raw, return_inverse=True)
+        raw = ClassNames(codes.astype(np.int64), [str(v) for v in vocab])
+    if isinstance(raw, ClassNames):  # class names
         classes = list(pred.class_names or [])
         if not classes:
-            raise InputError(f"holds class names ({str(raw[0])!r}, ...) but {pred.name} has no "
-                             "class names to match them with; give class indices", file=name)
-        index = {c: i for i, c in enumerate(classes)}
-        unknown = [c for c in raw if c not in index]
-        if unknown:
-            shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
-            raise InputError(f"class {str(unknown[0])!r} is not one of {pred.name}'s classes "
-                             f"({shown})", file=name)
-        raw = np.asarray([index[c] for c in raw], dtype=np.int64)
+            raise InputError(f"holds class names ({quote(raw.first())}, ...) but {pred.name} "
+                             "has no class names to match them with; give class indices",
+                             file=name)
+        raw = class_name_codes(raw, classes, file=name, input_name=pred.name)
     n = pred.logits.shape[0]
     if raw.shape[0] != n:
         raise InputError(f"{raw.shape[0]} labels for {n} rows of {pred.name}", file=name)

@@ -73,6 +73,7 @@ import numpy as np
 
 from lsfix.readers import untrusted
 from lsfix.errors import InputError, LsfixError, MissingDependency, RuntimeFailure
+from lsfix.safetext import quote as _quote
 from lsfix.readers.predictions import Predictions, predictions_from_arrays
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -272,6 +273,9 @@ def _open(src: str | io.BytesIO, name: str) -> Iterator[IO[bytes]]:
         fh = open(src, "rb")
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror or exc})", file=name) from None
+    from lsfix.streams import note_input
+
+    note_input(src, name)  # an output of this command may never replace it
     with fh:
         yield fh
 
@@ -371,12 +375,13 @@ def _read_zip(src: str | io.BytesIO, name: str, ignore_index: int | None) -> Pre
             raise InputError(f"not a readable zip archive ({_describe(exc)}); truncated or "
                              "corrupt?", file=name) from None
         with zf:
+            from lsfix.readers.torchzip import has_pickle
+
             members = zf.namelist()
-            if any(m == "data.pkl" or m.endswith("/data.pkl") for m in members):
-                obj = _torch_zip_without_torch(zf, name)
-                if obj is not _NEEDS_TORCH:
-                    return _from_torch_object(obj, name, ignore_index)
-                return _read_torch(src, name, ignore_index)
+            if has_pickle(zf):  # read by lsfix's own reader or refused: never torch.load
+                return _from_torch_object(_torch_zip_without_torch(zf, name), name,
+                                          ignore_index)
+            untrusted.check_zip(zf, file=name)
             return _read_npz(zf, members, name, ignore_index)
 
 
@@ -385,7 +390,7 @@ def _read_npz(zf: zipfile.ZipFile, members: list[str], name: str,
     odd = [m for m in members if not m.endswith(".npy")]
     if odd:
         raise InputError(
-            f"is a zip archive but neither an .npz (member {odd[0]!r} is not *.npy) nor a "
+            f"is a zip archive but neither an .npz (member {_quote(odd[0])} is not *.npy) nor a "
             "torch.save file (no data.pkl)",
             file=name,
         )
@@ -435,10 +440,16 @@ def _only(keys: Sequence[str], present: dict[str, Any], name: str, what: str) ->
     if len(found) > 1:
         listed = ", ".join(repr(k) for k in keys)
         raise InputError(
-            f"has both {found[0]!r} and {found[1]!r}; keep one ({what}s read from {listed})",
+            f"has both {_quote(found[0])} and {_quote(found[1])}; keep one ({_plural(what)} "
+            f"read from {listed})",
             file=name,
         )
     return found[0] if found else None
+
+
+def _plural(what: str) -> str:
+    """``entry`` -> ``entries``, ``array`` -> ``arrays``."""
+    return what[:-1] + "ies" if what.endswith("y") and what[-2:-1] not in "aeiou" else what + "s"
 
 
 def _from_named_arrays(
@@ -458,8 +469,8 @@ def _from_named_arrays(
             listed = ", ".join(repr(k) for k in meta) or "none"
             why = "no floating " if not floats else f"{len(floats)} floating "
             raise InputError(
-                f"no 'logits' {what}, and {why}{what}s with 2+ axes to take instead "
-                f"({what}s: {listed}); name the logits 'logits'",
+                f"no 'logits' {what}, and {why}{_plural(what)} with 2+ axes to take instead "
+                f"({_plural(what)}: {listed}); name the logits 'logits'",
                 file=name,
             )
         logits_key = floats[0]
@@ -481,7 +492,7 @@ def _from_named_arrays(
     if unused:
         pred.notes.append(
             f"{name}: {what}(s) {', '.join(map(repr, unused))} not used; read "
-            + ", ".join(f"{k!r} as {role}" for k, role in zip(
+            + ", ".join(f"{_quote(k)} as {role}" for k, role in zip(
                 (logits_key, labels_key, ids_key, names_key),
                 ("logits", "labels", "sample ids", "class names"), strict=True) if k))
     return pred
@@ -538,13 +549,12 @@ def _read_torch(src: str | io.BytesIO, name: str, ignore_index: int | None) -> P
     return _from_torch_object(obj, name, ignore_index)
 
 
-_NEEDS_TORCH = object()
-
-
 def _torch_zip_without_torch(zf: zipfile.ZipFile, name: str) -> Any:
-    """The object of a torch.save zip read by :mod:`lsfix.readers.torchzip` (no torch import), or
-    ``_NEEDS_TORCH`` for a feature only torch.load reads (then only if torch is installed)."""
+    """The object of a torch.save zip read by :mod:`lsfix.readers.torchzip` (no torch import). A
+    feature that reader does not support is refused too: the file never chooses
+    ``torch.load`` as its parser (only ``extract --trust-pickle`` hands files to torch)."""
     from lsfix.readers import torchzip
+
     try:
         return torchzip.load(zf)
     except torchzip.Refused as exc:
@@ -554,10 +564,14 @@ def _torch_zip_without_torch(zf: zipfile.ZipFile, name: str) -> Any:
             "e.g. torch.save({'logits': logits, 'labels': labels}, path))",
             file=name,
         ) from None
-    except torchzip.Unsupported:
-        return _NEEDS_TORCH
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, KeyError,
-            TypeError, AttributeError, IndexError, OSError) as exc:
+    except torchzip.Unsupported as exc:
+        raise InputError(
+            f"holds {str(exc)[:80]}, which lsfix's tensor reader does not read (it never hands "
+            "a data file to torch.load); save plain dense tensors, e.g. torch.save({'logits': "
+            "logits.detach().cpu(), 'labels': labels}, path)", file=name) from None
+    except (LsfixError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # pickle, zip, zlib, struct errors of corrupt bytes
         raise InputError(f"unreadable torch.save file ({_describe(exc)}); truncated or corrupt?",
                          file=name) from None
 
@@ -703,7 +717,7 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool,
     seen: set[str] = set()
     for col in header:
         if col in seen:
-            raise InputError(f"line {header_line}: duplicate column {col!r}", file=name)
+            raise InputError(f"line {header_line}: duplicate column {_quote(col)}", file=name)
         seen.add(col)
     data_rows, data_lines = rows[1:], lines[1:]
 
@@ -735,7 +749,7 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool,
         advice = "Rename the columns to those names"
         if len(text) == 1 and len(header) >= 3:
             advice = (f"One numeric column per class is read with a label column: if "
-                      f"{header[text[0]]!r} holds the labels, rename it to 'label' (or y_true)")
+                      f"{_quote(header[text[0]])} holds the labels, rename it to 'label' (or y_true)")
         raise InputError(
             f"line {header_line}: neither a logits table (logit_0..logit_<K-1> or one "
             f"numeric column per class, and label) nor a score table (confidence and correct, "
@@ -747,12 +761,12 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool,
     for col in header:
         if col not in allowed:
             if col in known or _LOGIT_COLUMN.fullmatch(col) or col.startswith("logit"):
-                raise InputError(f"line {header_line}: unknown column {col!r} ({expected})",
+                raise InputError(f"line {header_line}: unknown column {_quote(col)} ({expected})",
                                  file=name)
             group_cols.append(col)  # any other column: a group (--by COLUMN), said below
     for col in required:
         if col not in seen:
-            raise InputError(f"line {header_line}: missing column {col!r} ({expected})",
+            raise InputError(f"line {header_line}: missing column {_quote(col)} ({expected})",
                              file=name)
     if not data_rows:
         raise InputError(f"no data rows (only the header, line {header_line})", file=name)
@@ -784,7 +798,7 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool,
             errors.append((exc.index, pos, col, message))
     if errors:  # report the earliest line, then the leftmost column
         index, _, col, message = min(errors)
-        raise InputError(f"line {data_lines[index]}, column {col!r}: {message}", file=name)
+        raise InputError(f"line {data_lines[index]}, column {_quote(col)}: {message}", file=name)
 
     ids = parsed.get("sample_id")
     groups = {col: parsed[col] for col in group_cols}
@@ -942,7 +956,7 @@ def _csv_rows(text: str, name: str, delimiter: str) -> tuple[list[list[str]], Se
 
 
 def _bad_cell(cell: str, what: str) -> str:
-    return "empty cell" if not cell.strip() else f"{cell.strip()!r} is not {what}"
+    return "empty cell" if not cell.strip() else f"{_quote(cell.strip())} is not {what}"
 
 
 def _finite_floats(cells: list[str]) -> np.ndarray:
@@ -958,7 +972,7 @@ def _finite_floats(cells: list[str]) -> np.ndarray:
     bad = ~np.isfinite(arr)
     if bad.any():
         i = int(np.argmax(bad))
-        raise _CellError(i, f"{cells[i].strip()!r} is not finite")
+        raise _CellError(i, f"{_quote(cells[i].strip())} is not finite")
     return arr
 
 
@@ -1006,103 +1020,12 @@ def _unique_strings(cells: list[str]) -> np.ndarray:
             if not sid:
                 raise _CellError(i, "empty cell")
             if sid in first:
-                raise _CellError(i, f"sample id {sid!r} is repeated", other=first[sid])
+                raise _CellError(i, f"sample id {_quote(sid)} is repeated", other=first[sid])
             first[sid] = i
     return np.asarray(ids, dtype=object)
 
 
-# --------------------------------------------------------------------------------------------
-# a labels file (--labels FILE)
-
-LABEL_COLUMNS = ("label", "labels", "y", "y_true", "target", "targets", "true_label", "class")
-
-
-def read_labels_file(spec: str, dense_shape: tuple[int, ...] | None = None
-                     ) -> tuple[np.ndarray, str]:
-    """Labels from ``--labels FILE``: ``(labels as given, display name)``.
-
-    ``dense_shape`` ``(N, H, W)``: the labels of dense predictions; an array of exactly that
-    shape (``.npy``/``.npz``) is flattened in the rows' order (image by image, then row-major
-    pixels). Any other shape than one column is refused (never reshaped by guess).
-
-    ``FILE.npy`` (one integer array), ``FILE.npz`` (key ``labels``/``y``/``y_true``/
-    ``targets``), ``FILE.txt`` (integers separated by blanks or newlines; ``np.savetxt``), or
-    ``FILE.csv``/``FILE.tsv``: the column ``label``/``y_true``/``target``/... (see
-    :data:`LABEL_COLUMNS`), a single column, or the column named after a colon:
-    ``table.csv:species``. Values may be class names; they are returned as strings then and
-    mapped onto the input's class names by the caller. Nothing is unpickled.
-    """
-    path, column = spec, None
-    if not Path(spec).exists() and ":" in spec:
-        path, column = spec.rsplit(":", 1)
-    name = spec
-    p = Path(path)
-    if not p.is_file():
-        raise InputError("no such file (--labels)", file=path)
-    suffix = p.suffix.lower()
-    try:
-        if suffix == ".npy":
-            arr = np.load(p, allow_pickle=False)
-        elif suffix == ".npz":
-            with np.load(p, allow_pickle=False) as z:
-                key = next((k for k in ("labels", "y", "y_true", "targets", "label")
-                            if k in z.files), None)
-                if key is None:
-                    raise InputError(f"no labels array (looked for labels, y, y_true, targets; "
-                                     f"it holds {', '.join(z.files) or 'nothing'})", file=name)
-                arr = z[key]
-        elif suffix in (".csv", ".tsv"):
-            arr = _labels_column(p.read_bytes(), name, "\t" if suffix == ".tsv" else ",",
-                                 column)
-        else:
-            cells = p.read_bytes().decode("utf-8-sig").split()
-            arr = np.asarray(cells)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"unreadable labels file ({_describe(exc)})", file=name) from None
-    arr = np.asarray(arr)
-    if arr.ndim > 1 and dense_shape is not None and arr.shape == tuple(dense_shape):
-        arr = arr.reshape(-1)  # (N, H, W): the pixel rows' order
-    if arr.ndim != 1:
-        also = f" or {tuple(dense_shape)} (N, H, W)" if dense_shape is not None else ""
-        raise InputError(f"labels must be one column{also}, got shape {arr.shape}",
-                         file=name)
-    if arr.dtype.kind in "US":
-        try:
-            arr = np.asarray([int(c) for c in arr], dtype=np.int64)
-        except ValueError:
-            arr = arr.astype(str)  # class names
-    elif arr.dtype.kind == "f":
-        if not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
-            raise InputError("labels must be integers (or class names), got non-integral "
-                             "numbers", file=name)
-        arr = arr.astype(np.int64)
-    elif arr.dtype.kind not in "iub":
-        raise InputError(f"labels must be integers or class names, got {arr.dtype}", file=name)
-    return arr, name
-
-
-def _labels_column(data: bytes, name: str, delimiter: str, column: str | None) -> np.ndarray:
-    rows, _ = _csv_rows(data.decode("utf-8-sig"), name, delimiter)
-    if not rows:
-        raise InputError("empty table", file=name)
-    header = [c.strip() for c in rows[0]]
-    if column is not None:
-        if column not in header:
-            raise InputError(f"no column {column!r}; columns: {', '.join(header)}", file=name)
-        j = header.index(column)
-        body = rows[1:]
-    elif len(header) == 1:
-        j, body = 0, rows[1:] if not _is_number(header[0]) else rows
-    else:
-        found = [h for h in header if h.lower() in LABEL_COLUMNS]
-        if len(found) != 1:
-            raise InputError(f"which column holds the labels? name it FILE:COLUMN (columns: "
-                             f"{', '.join(header)})", file=name)
-        j, body = header.index(found[0]), rows[1:]
-    return np.asarray([r[j].strip() if j < len(r) else "" for r in body])
-
-
 __all__ = [
-    "FORMATS", "LOGITS_TABLE", "SCORE_TABLE", "read_foreign", "read_labels_file",
+    "FORMATS", "LOGITS_TABLE", "SCORE_TABLE", "read_foreign",
     "table_correct",
 ]

@@ -37,6 +37,7 @@ from lsfix.readers import h5safe
 from lsfix.readers import untrusted
 from lsfix.core.source import ArrayRows, chunk_rows_for
 from lsfix.errors import InputError, RuntimeFailure
+from lsfix.safetext import quote as _quote
 from lsfix.streams import (
     STDIO,
     atomic_output,
@@ -287,7 +288,7 @@ def check_root(f: h5py.File, name: str, schema_name: str, schema_version: int, *
     attrs = f.attrs
     schema = schema_of(f, name)
     if schema != schema_name:
-        raise InputError(f"schema {schema!r} is not {schema_name!r}", file=name)
+        raise InputError(f"schema {_quote(schema)} is not {schema_name!r}", file=name)
     try:
         version = untrusted.integer(attrs.get(ATTR_VERSION, -1), file=name, key=ATTR_VERSION,
                                     lo=-1, hi=2**31)

@@ -20,6 +20,7 @@ import numpy as np
 
 from lsfix.core.source import ArrayRows
 from lsfix.errors import InputError
+from lsfix.safetext import quote as _quote
 
 LOGITS = "/logits"
 LABELS = "/labels"
@@ -155,7 +156,7 @@ def check_unique(ids: np.ndarray, name: str) -> None:
     if uniq.shape[0] != ids.shape[0]:
         dup = str(uniq[np.argmax(counts > 1)])
         raise InputError(
-            f"{ids.shape[0] - uniq.shape[0]} duplicated sample id(s), e.g. {dup!r}",
+            f"{ids.shape[0] - uniq.shape[0]} duplicated sample id(s), e.g. {_quote(dup)}",
             file=name,
             dataset=SAMPLE_IDS,
         )

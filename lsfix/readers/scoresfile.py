@@ -31,6 +31,7 @@ import numpy as np
 
 from lsfix.readers import untrusted
 from lsfix.errors import InputError, UsageError
+from lsfix.safetext import quote as _quote
 from lsfix.streams import atomic_output, dumps_json
 from lsfix.readers.predictions import (
     CLASS_NAMES,
@@ -207,7 +208,7 @@ def check_same_samples(a: Predictions, b: Predictions, why: str) -> None:
         if not np.array_equal(ia, ib):
             i = int(np.argmax(ia != ib))
             raise InputError(f"cannot pair {a.name} and {b.name} for {why}: sample ids differ "
-                             f"at row {i} ({ia[i]!r} vs {ib[i]!r})", file=b.name)
+                             f"at row {i} ({_quote(ia[i])} vs {_quote(ib[i])})", file=b.name)
     if a.labels is not None and b.labels is not None:
         ka = np.ones(a.n, bool) if a.keep is None else a.keep
         kb = np.ones(b.n, bool) if b.keep is None else b.keep
@@ -230,14 +231,21 @@ def read_scores_file(f: h5py.File, name: str, allow_incomplete: bool, *,
                                      allow_incomplete=allow_incomplete)
     source = json_attr(f.attrs, ATTR_SOURCE, None, name)
     if not isinstance(source, dict) or not isinstance(source.get("shape"), list) or not all(
-            isinstance(s, int) and s > 0 for s in source["shape"]):
+            type(s) is int and s > 0 for s in source["shape"]) or not 1 <= len(
+            source["shape"]) <= 8:
         raise InputError(f"attribute {ATTR_SOURCE!r} is not a fingerprint with a shape",
                          file=name, dataset="/")
     shape = tuple(int(s) for s in source["shape"])
+    rows = 1  # exact Python integers with an early exit: int64 products wrap (2**63)
+    for s in (shape[0], *shape[2:]):
+        rows *= s
+        if rows > 1 << 48:
+            raise InputError(f"attribute {ATTR_SOURCE!r}: the shape {list(shape)[:8]} "
+                             "describes more than 2**48 rows", file=name, dataset="/")
     binary = len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)
     k = 2 if binary else shape[1]
     n_items = shape[0]
-    n = n_items * (int(np.prod(shape[2:])) if len(shape) > 2 else 1)
+    n = rows
     if "/logits" in f:
         raise InputError("a scores file must not hold /logits", file=name, dataset="/logits")
     scores, score_attrs = read_score_group(f, name, n, against=f"the source {list(shape)}")

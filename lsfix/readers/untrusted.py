@@ -186,5 +186,32 @@ def check_expansion(stored: int, expanded: int, *, file: str, dataset: str | Non
             f"{EXPANSION_FLOOR >> 20} MiB (a compression bomb?)", file=file, dataset=dataset)
 
 
-__all__ = ["check_expansion", "loads", "expect", "integer", "text", "flag", "nesting_depth",
+#: Most members of a zip archive (``.npz``, torch.save) lsfix reads.
+MAX_ZIP_MEMBERS = 100_000
+
+
+def check_zip(archive: Any, error: Any = None, *, file: str = "", dataset: str | None = None
+              ) -> None:
+    """Refuse a zip archive whose members overlap (one stored stream shared by many members:
+    a zip bomb that Python before 3.11.8/3.12.2 does not detect) or that has more than
+    :data:`MAX_ZIP_MEMBERS` members. ``error``: the exception class to raise with a message
+    (default :class:`~lsfix.errors.InputError` naming ``file``)."""
+    def refuse(msg: str) -> None:
+        if error is None:
+            raise InputError(msg, file=file, dataset=dataset)
+        raise error(msg)
+
+    infos = archive.infolist()
+    if len(infos) > MAX_ZIP_MEMBERS:
+        refuse(f"a zip archive of {len(infos)} members (the limit is {MAX_ZIP_MEMBERS})")
+    spans = sorted((i.header_offset, 30 + len(i.orig_filename.encode("utf-8", "replace"))
+                    + i.compress_size, i.orig_filename) for i in infos)
+    end = getattr(archive, "start_dir", None)
+    for (start, length, name), nxt in zip(spans, [*spans[1:], None], strict=False):
+        limit = nxt[0] if nxt is not None else end
+        if start < 0 or (limit is not None and start + length > limit):
+            refuse(f"zip member {name[:60]!r} overlaps the next one (a zip bomb?)")
+
+
+__all__ = ["check_expansion", "check_zip", "MAX_ZIP_MEMBERS", "loads", "expect", "integer", "text", "flag", "nesting_depth",
            "MAX_JSON_DEPTH", "MAX_JSON_BYTES", "MAX_EXPANSION", "EXPANSION_FLOOR"]

@@ -96,8 +96,8 @@ def test_unknown_group_is_named(run, with_domain, error_of):
     path, _, _ = with_domain
     r = run(["curve", path, "--by", "site"])
     assert r.code == 2
-    assert error_of(r, "curve") == (f"{path}: no group 'site' (groups in the file: batch, "
-                                    "domain; or --by class, predicted, image)")
+    assert error_of(r, "curve") == (f"{path}: no group 'site' (groups in the file: 'batch', "
+                                    "'domain'; or --by class, predicted, image)")
 
 
 def test_score_tsv_keeps_ids_and_groups_and_curve_reads_them_back(run, with_domain):

@@ -282,6 +282,35 @@ def test_fit_temperature_float16_logits():
     assert t16 == pytest.approx(t64, rel=1e-9)
 
 
+def test_fit_temperature_separable_data_returns_the_lower_bound():
+    """Every row's label has the largest logit by a margin: the NLL keeps falling as T -> 0,
+    so the fit stops at the lower bound T_BOUNDS[0] = 0.01 (exactly), and the reference NLL
+    there is below the NLL at T = 1 (issue 19: swapping the branches gave T = 100)."""
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 4, 500)
+    z = rng.normal(0.0, 0.1, (500, 4))
+    z[np.arange(500), labels] += 5.0
+    t = S.fit_temperature(z, labels)
+    assert t == S.T_BOUNDS[0] == 0.01
+    rows = z.tolist()
+    assert R.nll(rows, labels.tolist(), t) < R.nll(rows, labels.tolist(), 1.0)
+
+
+def test_fit_temperature_labels_independent_of_logits_return_the_upper_bound():
+    """Each logit row appears once with every label (labels carry no information about the
+    logits): the NLL falls as T -> infinity (towards the uniform log K), so the fit stops at
+    the upper bound T_BOUNDS[1] = 100 (exactly)."""
+    rng = np.random.default_rng(4)
+    base = rng.normal(0.0, 2.0, (60, 5))
+    z = np.repeat(base, 5, axis=0)
+    labels = np.tile(np.arange(5), 60)
+    t = S.fit_temperature(z, labels)
+    assert t == S.T_BOUNDS[1] == 100.0
+    rows = z.tolist()
+    assert R.nll(rows, labels.tolist(), t) < R.nll(rows, labels.tolist(), 1.0)
+    assert R.nll(rows, labels.tolist(), t) == pytest.approx(math.log(5), abs=1e-3)
+
+
 # --------------------------------------------------------------------------------------------
 # MaxLogit-pNorm tuning
 # --------------------------------------------------------------------------------------------

@@ -1272,22 +1272,29 @@ def test_chunked_logits_are_read_in_storage_chunk_steps(tmp_path: Path,
 
 
 def test_readme_promises_name_tests_that_exist() -> None:
-    """Every ``test_x.py::test_name[...]`` the README's "What lsfix promises" section cites is
-    a test function of ``tests/hardening/``, and every case id it cites exists."""
+    """Every ``test_x.py::test_name[...]`` that docs/promises.md's "The promises, each with its
+    test" section cites is a test function of ``tests/hardening/``, and every case id it cites
+    exists."""
     import re
 
     root = Path(__file__).resolve().parents[2]
-    text = (root / "README.md").read_text(encoding="utf-8")
-    section = text.split("## What lsfix promises", 1)[1].split("\n## ", 1)[0]
+    text = (root / "docs" / "promises.md").read_text(encoding="utf-8")
+    section = text.split("## The promises, each with its test", 1)[1].split("\n## ", 1)[0]
     refs = re.findall(r"`(test_\w+\.py)::(test_\w+)(?:\[([^\]]*)\])?`", section)
     assert len(refs) >= 20, refs
     ids = {f"{c.cls}-{c.name}" for c in CASES}
     for module, func, param in refs:
         source = (Path(__file__).parent / module).read_text(encoding="utf-8")
         assert re.search(rf"^def {func}\(", source, re.M), f"{module}::{func} is not a test"
-        if module == "test_trust.py" and func == "test_case" and param:
+        if module in ("test_trust.py", "test_surfaces.py") and func == "test_case" and param:
+            if module == "test_surfaces.py":
+                from .test_surfaces import CASES as SURFACES
+
+                known = {f"{c.cls}-{c.name}" for c in SURFACES}
+            else:
+                known = ids
             pattern = re.escape(param).replace(r"\*", ".*")
-            assert any(re.fullmatch(pattern, i) for i in ids), f"no case matches {param}"
+            assert any(re.fullmatch(pattern, i) for i in known), f"no case matches {param}"
 
 
 def test_missing_labels_found_before_any_pass_over_logits(tmp_path: Path,

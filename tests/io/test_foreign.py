@@ -15,6 +15,7 @@ import os
 import pickle
 import sys
 import time
+import types
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -330,8 +331,8 @@ def test_pt_bfloat16_and_requires_grad(torch: Any) -> None:
     ("make", "message"),
     [
         (lambda t: {"state_dict": {"w": t.zeros(2)}, "w": t.zeros(3)},
-         "x.pt: no 'logits' entry, and no floating entrys with 2+ axes to take instead "
-         "(entrys: 'state_dict', 'w'); name the logits 'logits'"),
+         "x.pt: no 'logits' entry, and no floating entries with 2+ axes to take instead "
+         "(entries: 'state_dict', 'w'); name the logits 'logits'"),
         (lambda t: [t.zeros(2, 2)] * 3,
          "x.pt: holds a list of 3 items; expected a tensor of logits, a dict with 'logits' "
          "(and 'labels'), or a (logits, labels) pair"),
@@ -402,17 +403,25 @@ def test_malicious_torch_file_is_refused_by_weights_only(
     assert not marker.exists()
 
 
-def test_missing_torch_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A feature only torch.load reads (here: a sparse-tensor rebuild) needs torch; the zip
-    format with plain tensors does not (tests/io/test_torchzip.py)."""
+@pytest.mark.parametrize("torch_installed", [True, False])
+def test_unsupported_torch_feature_is_refused_not_handed_to_torch_load(
+        monkeypatch: pytest.MonkeyPatch, torch_installed: bool) -> None:
+    """A feature only torch.load reads (here: a sparse-tensor rebuild) is refused in one line
+    (exit 3): the file never chooses torch.load as its parser (issue 19), installed or not."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("x/data.pkl", b"\x80\x02ctorch._utils\n_rebuild_sparse_tensor\nq\x00.")
     write("x.pt", buf.getvalue())
-    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
-    msg = refusal("x.pt", MissingDependency)
-    assert msg == "x.pt: reading a torch.save file needs torch; pip install 'lsfix[extract]'"
-    assert MissingDependency.exit_code == ExitCode.RUNTIME
+    if not torch_installed:
+        monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
+    else:
+        fake = types.ModuleType("torch")
+        fake.load = lambda *a, **k: pytest.fail("torch.load was called")  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "torch", fake)
+    msg = refusal("x.pt", InputError)
+    assert msg.startswith("x.pt: holds torch._utils._rebuild_sparse_tensor, which lsfix's "
+                          "tensor reader does not read (it never hands a data file to "
+                          "torch.load)"), msg
 
 
 # --------------------------------------------------------------------------------------------

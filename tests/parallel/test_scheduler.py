@@ -116,7 +116,8 @@ def test_partitions_cover_every_item_once_on_storage_chunk_boundaries() -> None:
 
 
 @pytest.mark.parametrize("value", ["sync", "threads", "processes", "tcp://127.0.0.2:8786",
-                                   "scheduler.example.org:8786", "inproc://1.2.3/4/5:0"])
+                                   "scheduler.example.org:8786", "ws://h:1", "[::1]:8786",
+                                   "tcp://[fe80::1]:65535"])
 def test_scheduler_values_accepted(value: str) -> None:
     assert parallel.check_scheduler(value) == value
 
