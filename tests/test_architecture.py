@@ -170,3 +170,65 @@ def test_no_context_variables() -> None:
     """Options travel as arguments: no ContextVar anywhere in lsfix."""
     for path in PKG.rglob("*.py"):
         assert "contextvars" not in {n.split(".")[0] for n in _imports(path)}, path
+
+
+# ---------------------------------------------------------------- start-up (issue 17, item 6)
+
+#: modules the command line's start-up (version, help, completion) never needs
+_NOT_AT_START_UP = ("numpy", "h5py", "matplotlib", "torch", "rich", "pydantic")
+
+
+def _modules_of_cli(argv: list[str], env: dict[str, str] | None = None) -> set[str]:
+    """Top-level modules loaded by ``lsfix ARGV`` run as the console script runs it (in a
+    fresh interpreter, from a neutral folder; the list goes to a file, not stdout)."""
+    import json
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "modules.json"
+        code = ("import json, sys\nsys.argv = ['lsfix', *json.loads(sys.argv[1])]\n"
+                "from lsfix._entry import main\ntry:\n    main()\nexcept SystemExit:\n"
+                "    pass\nopen(OUT, 'w').write(json.dumps("
+                "sorted({m.split('.')[0] for m in sys.modules})))\n").replace(
+                    "OUT", repr(str(out)))
+        run_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+        subprocess.run([sys.executable, "-c", code, json.dumps(argv)], cwd=tmp, env=run_env,
+                       capture_output=True, check=True, timeout=120)
+        return set(json.loads(out.read_text()))
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["-V"], ["--help"], ["curve", "--help"],
+                                  ["audit", "--help"], ["--show-completion", "zsh"],
+                                  ["-V", "curve"]], ids=" ".join)
+def test_version_help_and_completion_import_no_numpy_or_h5py(argv: list[str]) -> None:
+    """``lsfix --version`` / ``--help`` / ``CMD --help`` pay for typer only: no numpy, h5py,
+    matplotlib, torch, rich or pydantic (bench/bench_startup.py measures the seconds)."""
+    loaded = _modules_of_cli(argv)
+    assert "lsfix" in loaded
+    bad = sorted(set(_NOT_AT_START_UP) & loaded)
+    assert not bad, f"lsfix {' '.join(argv)} imported {bad}"
+
+
+def test_version_alone_does_not_build_the_command_line() -> None:
+    """``lsfix --version`` alone is answered before typer is imported."""
+    assert "typer" not in _modules_of_cli(["--version"])
+
+
+def test_tab_completion_imports_no_numpy() -> None:
+    """A TAB parses the command's options (typer >= 0.2x coerces them with pydantic), but
+    imports nothing of lsfix's numeric side."""
+    loaded = _modules_of_cli([], env={"_LSFIX_COMPLETE": "complete_bash",
+                                      "COMP_WORDS": "lsfix curve --co", "COMP_CWORD": "2"})
+    assert not sorted((set(_NOT_AT_START_UP) - {"pydantic"}) & loaded)
+
+
+def test_a_table_command_does_not_import_matplotlib(tmp_path: Path) -> None:
+    """A command pays for what it uses: matplotlib only when it draws."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "small.npz"
+    np.savez(path, logits=rng.normal(size=(50, 3)), labels=rng.integers(0, 3, 50))
+    loaded = _modules_of_cli(["curve", str(path), "-f", "tsv"])
+    assert "numpy" in loaded and "matplotlib" not in loaded and "torch" not in loaded

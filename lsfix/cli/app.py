@@ -33,6 +33,10 @@ class LsfixGroup(TyperGroup):
         from lsfix.cli.helptext import polish
 
         polish(self)
+        if os.environ.get("_LSFIX_COMPLETE"):  # a TAB: typer's completion classes answer it
+            from typer._completion_classes import completion_init
+
+            completion_init()
         try:
             rv = super().main(args=args, prog_name=prog_name or "lsfix",
                               complete_var=complete_var, standalone_mode=False, **extra)
@@ -59,6 +63,16 @@ class LsfixGroup(TyperGroup):
             err("", "interrupted")
         return _finish(code, standalone_mode)
 
+    def get_help_option(self, ctx: Any) -> Any:
+        """``-h/--help`` of the root, coerced without pydantic (see
+        :func:`lsfix.cli.helptext.plain_coercion`)."""
+        option = super().get_help_option(ctx)
+        if option is not None:
+            from lsfix.cli.helptext import plain_coercion
+
+            plain_coercion(option, bool)
+        return option
+
 
 def _finish(code: int, standalone_mode: bool) -> int:
     if standalone_mode:
@@ -73,20 +87,74 @@ app = typer.Typer(
         "How well does a classifier know when it is wrong? Selective-classification metrics "
         "from saved logits, and the MaxLogit-pNorm fix for label smoothing. "
         f"(lsfix {__version__})\n\n"
-        "Example:\n\n"
-        "  lsfix score model.h5 -m msp | lsfix normalise - | lsfix curve -"
+        "Examples:\n\n"
+        "  lsfix audit model.h5\n\n"
+        "  lsfix score model.h5 -m energy | lsfix normalise model.h5 --with - | lsfix curve -"
     ),
     no_args_is_help=True,
-    add_completion=True,
+    add_completion=False,  # --show-completion/--install-completion SHELL below
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
+def _say(text: str) -> None:
+    """``text`` on stdout for a root option (``--version``, ``--show-completion``): a closed
+    stdout is one error line and exit 1, as in a command."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except LsfixError as exc:
+        err("", str(exc))
+        raise typer.Exit(int(exc.exit_code)) from None
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise typer.Exit(0)
+
+
 def _print_version(value: bool) -> None:
     if value:
-        sys.stdout.write(f"lsfix {__version__}\n")
+        _say(f"lsfix {__version__}\n")
+
+
+#: the shells whose completion script lsfix prints (typer's completion classes)
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
+def _shell(value: str) -> str:
+    if value not in SHELLS:
+        raise typer.BadParameter(f"{value!r} is not a shell lsfix completes; choose one of "
+                                 f"{', '.join(SHELLS)}")
+    return value
+
+
+def completion_script(shell: str) -> str:
+    """The completion script ``lsfix --show-completion SHELL`` prints (typer's, for lsfix)."""
+    from typer._completion_classes import completion_init
+    from typer._completion_shared import get_completion_script
+
+    completion_init()
+    return get_completion_script(prog_name="lsfix", complete_var="_LSFIX_COMPLETE",
+                                 shell=_shell(shell))
+
+
+def _show_completion(value: str | None) -> None:
+    if value is not None:
+        _say(completion_script(value) + "\n")
+
+
+def _install_completion(value: str | None) -> None:
+    if value is not None:
+        from typer._completion_classes import completion_init
+        from typer._completion_shared import install
+
+        completion_init()
+        shell, path = install(shell=_shell(value), prog_name="lsfix",
+                              complete_var="_LSFIX_COMPLETE")
+        sys.stdout.write(f"{shell} completion installed in {path}; it takes effect in a new "
+                         "shell\n")
         raise typer.Exit(0)
 
 
@@ -94,6 +162,14 @@ def _print_version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", "-V", is_eager=True,
                                  callback=_print_version, help="Print the version and exit."),
+    show_completion: str | None = typer.Option(
+        None, "--show-completion", metavar="SHELL", is_eager=True, expose_value=False,
+        callback=_show_completion,
+        help=f"Print the completion script for SHELL ({', '.join(SHELLS)}) and exit."),
+    install_completion: str | None = typer.Option(
+        None, "--install-completion", metavar="SHELL", is_eager=True, expose_value=False,
+        callback=_install_completion,
+        help="Install the completion script for SHELL in your shell's start-up files."),
 ) -> None:
     """How well does a classifier know when it is wrong?"""
 
@@ -140,12 +216,16 @@ class Run:
     kind: str | None = None
     inputs: tuple[str, ...] = ()
     later: list[str] = field(default_factory=list)
+    #: ``-q``: no notes or warnings on stderr (:func:`lsfix.cli.common.load` and
+    #: :meth:`warn_later` drop them); errors still print
+    quiet: bool = False
 
     def warn_later(self, line: str) -> None:
-        """Queue one stderr line for the end of a successful run."""
+        """Queue one stderr line for the end of a successful run (none under ``-q``)."""
         from lsfix.safetext import one_line
 
-        self.later.append(one_line(line))
+        if not self.quiet:
+            self.later.append(one_line(line))
 
     def flush(self) -> None:
         for line in self.later:
@@ -156,15 +236,23 @@ class Run:
 
 @contextlib.contextmanager
 def handle_errors(cmd: str, *, labels: str | None = None, kind: str | None = None,
-                  inputs: Sequence[str] = ()) -> Iterator[Run]:
+                  inputs: Sequence[str] = (), quiet: bool = False) -> Iterator[Run]:
     """Map lsfix errors, OS errors and Ctrl-C to one-line messages and exit codes; yields the
-    command's :class:`Run` (``labels``/``kind``: ``--labels``/``--input`` for ``inputs``)."""
+    command's :class:`Run` (``labels``/``kind``: ``--labels``/``--input`` for ``inputs``;
+    ``quiet``: ``-q``)."""
     from lsfix import streams as io
     io.reset_committed()
-    run = Run(cmd, labels, kind, tuple(inputs))
+    run = Run(cmd, labels, kind, tuple(inputs), quiet=quiet)
     try:
         with io.command_outputs():  # every output is committed only if the command succeeds
-            io.check_planned(*_planned_paths())  # an output may not be an input: refuse now
+            planned_in, planned_out = _planned_paths()
+            io.check_planned(planned_in, planned_out)  # an output may not be an input: refuse
+            from lsfix.cli.preflight import check_output_folders
+
+            # every output file's folder exists: refuse now (--report names a folder, audit,
+            # or a file whose folder it makes, compare: its own rule)
+            report = _planned_paths(("report",))[1]
+            check_output_folders([p for p in planned_out if p not in report])
             yield run
         run.flush()
     except typer.Exit as exc:
@@ -226,14 +314,16 @@ def missing_module_message(exc: ImportError) -> str:
 
 #: Command parameters that name files lsfix reads, and files it writes.
 INPUT_PARAMS = ("input", "inputs", "fit", "val", "params", "shards", "model", "dataset",
-                "weights", "class_names", "fit_labels", "labels", "with_files")
+                "weights", "class_names", "fit_labels", "labels", "with_files", "calibration_fit",
+                "threshold_params")
 #: of those, the ones that may name a table column after a colon (``table.csv:COLUMN``)
 COLUMN_PARAMS = ("labels", "fit_labels")
-OUTPUT_PARAMS = ("output", "save_params", "plot", "report", "rank_map")
+OUTPUT_PARAMS = ("output", "save_params", "plot", "report", "rank_map", "reliability")
 
 
-def _planned_paths() -> tuple[list[str], list[str]]:
-    """(input paths, output paths) of the running command, from its parsed parameters."""
+def _planned_paths(outputs: tuple[str, ...] = OUTPUT_PARAMS) -> tuple[list[str], list[str]]:
+    """(input paths, output paths) of the running command, from its parsed parameters
+    (``outputs``: the parameters that name outputs)."""
     try:
         from typer._click.globals import get_current_context
     except ImportError:  # pragma: no cover - typer's layout changed: the write-time check stays
@@ -253,7 +343,7 @@ def _planned_paths() -> tuple[list[str], list[str]]:
                         out.append(v.rsplit(":", 1)[0])  # FILE.csv:COLUMN reads FILE.csv
         return out
 
-    return paths(INPUT_PARAMS), [p for p in paths(OUTPUT_PARAMS) if not os.path.isdir(p)]
+    return paths(INPUT_PARAMS), [p for p in paths(outputs) if not os.path.isdir(p)]
 
 
 _default_unraisablehook = sys.unraisablehook

@@ -18,19 +18,23 @@ from lsfix.cli.common import (
     InputKindOpt,
     LabelsOpt,
     OutputOpt,
+    QuietOpt,
     SchedulerOpt,
     SchedulerTimeoutOpt,
     WithOpt,
     check_convention,
     load,
+    parse_floats,
     report_format,
     use_scheduler,
 )
 from lsfix.cli.curve_cmd import (
     BootUnitOpt,
     ByOpt,
+    CoverageOpt,
     LevelOpt,
     MemoryLimitOpt,
+    RiskOpt,
     SeedOpt,
     SubsampleOpt,
     check_boot,
@@ -42,15 +46,17 @@ from lsfix.cli.curve_cmd import (
 HELP = """Audit any classifier's logits: every confidence score, MaxLogit-pNorm with p fitted
 on --val (or on a held-out --fit-fraction of the input, excluded from the numbers), the paired
 bootstrap difference pNorm − MSP, a plain-language verdict, and the label smoothing the logit
-gaps reveal (a ceiling at log(1 + K(1−α)/α) means LS with α; none means plain CE). --report
-DIR writes report.md, report.html and the plots (RC curves, the label-smoothing mechanism,
+gaps reveal (a ceiling at log(1 + K(1−α)/α) means LS with α; none means plain CE), with
+accuracy, calibration (ECE, NLL, Brier) and AURC side by side for the model, the fitted
+temperature and pNorm. --report audit.html writes one self-contained page; --report DIR/
+report.md, report.html and the plots (RC curves, reliability, the label-smoothing mechanism,
 the histogram of logit gaps).
 
 Examples:
 
-  lsfix audit test.h5 --val val.h5 --report audit/
+  lsfix audit model.h5 --val val.h5 --report audit.html
 
-  lsfix audit logits.npz --format json | jq .verdict
+  lsfix audit logits.npz --labels labels.npy --coverage 0.9 --format json -o audit.json
 """
 
 
@@ -137,75 +143,151 @@ def audit_text(res: Any) -> str:
             f"held-out AURC by p: {grid}; MSP: {fit.msp_aurc:.5g}\n{ls}\nverdict: {res.verdict}\n")
 
 
-def write_report(res: Any, pred: Any, folder: str) -> list[str]:
-    """report.md, report.html, rc.png, mechanism/gradient plots in ``folder``."""
+def write_report(res: Any, pred: Any, path: str, cal: Any = None) -> list[str]:
+    """``--report PATH``: a self-contained ``.html`` page, a ``.md`` file with its figures
+    beside it, or a folder with report.md, report.html and the figures
+    (:mod:`lsfix.output.html`). Returns the files written."""
     from lsfix.cli.curve_cmd import curve_lines, oracle_curve
+    from lsfix.evaluation.inmemory import small_fit_warning
+    from lsfix.output import html as H
     from lsfix.output.explain import explain_plots
     from lsfix.output.plot import rc_plot
-    from lsfix.output.report import fmt, html_figure, markdown_figure, markdown_table
-    from lsfix.streams import make_folders, write_text_atomic
+    from lsfix.output.report import fmt, markdown_figure, markdown_table
+    from lsfix.streams import write_text_atomic
 
-    make_folders(folder)  # removed again if the command fails
+    target = H.report_target(path)
+    H.prepare(target)  # folders removed again if the command fails
+    figs = H.Figures(target)
     by = {r.score: r for r in res.results}
-    rc = os.path.join(folder, "rc.png")
-    rc_plot(curve_lines([by["msp"], by["pnorm"], by["msp_ts"]], show_file=False), rc,
-            title=f"Risk-coverage: {res.file}", oracle=oracle_curve(by["msp"].correct))
-    extra = explain_plots([pred], rc)
+    fell_back = res.fit.fallback_msp or res.fit.p is None
+    rc = figs.path("rc.png")
+    # a fallback: the pnorm line lies under msp's, and the legend says so
+    notes = {(res.file, "pnorm"): "MSP (fell back: no p beat MSP)"} if fell_back else {}
+    lines = curve_lines([by["msp"], by["pnorm"], by["msp_ts"]], show_file=False, notes=notes)
+    rc_plot(lines, rc, title=f"Risk-coverage: {os.path.basename(res.file)}",
+            oracle=oracle_curve(by["msp"].correct))
+    shown = [rc]
+    if cal is not None:
+        from lsfix.output.calibration import reliability_series
+        from lsfix.output.plot import reliability_plot
+
+        rel = figs.path("rc.reliability.png")
+        reliability_plot(reliability_series(list(cal.variants)), rel,
+                         title=f"Reliability: {os.path.basename(res.file)}")
+        shown.append(rel)
+    shown += explain_plots([pred], rc)
     rows = result_rows(list(res.results), percent=False)
     cols = ["score", "n", "accuracy", "aurc", "oracle_aurc", "eaurc", "naurc", "augrc", "auroc",
             "fpr_at_95tpr"]
     d = res.paired
-    chosen = ("MSP kept (no p beat it)" if res.fit.fallback_msp or res.fit.p is None
-              else f"p = {res.fit.p:g}")
-    from lsfix.evaluation.inmemory import small_fit_warning
-    from lsfix.safetext import md_code, md_text
-
+    chosen = "MSP kept (no p beat it)" if fell_back else f"p = {res.fit.p:g}"
     small = small_fit_warning(res.fit)
 
     def fitted_with(show: Any) -> str:  # names are data: escaped for the report's language
-        text = (f"Fitted on {show(res.fit_source)}: pNorm {show(chosen)}; temperature T = "
+        text = (f"Fitted on {show(res.fit_source)}: pNorm {chosen}; temperature T = "
                 f"{res.temperature:.4g} (msp_ts); oracle AURC (ideal ranking) = "
                 f"{fmt(by['msp'].metrics.oracle_aurc)}.")
         return text + (f" Warning: {show(small)}." if small else "")
 
-    fitted = fitted_with(_esc)
-    md = (
-        f"# lsfix audit: {md_code(res.file)}\n\n**Verdict:** {md_text(res.verdict)}\n\n"
-        f"Evaluated on {res.n_eval} samples (convention {md_code(res.convention)}). "
-        f"{fitted_with(md_text)}\n\n"
-        f"## Scores\n\n{markdown_table(rows, cols)}\n"
-        f"## pNorm vs MSP (paired bootstrap, {d.n_boot} replicates"
-        f"{', resampling images' if getattr(res, 'bootstrap_unit', 'row') == 'image' else ''})"
-        "\n\n"
-        f"AURC(pnorm) − AURC(msp) = {fmt(d.estimate)} "
-        f"[{fmt(d.low)}, {fmt(d.high)}] at {d.level:.0%}; p = {fmt(d.p_value, 3)}\n\n"
-        + _ls_markdown(res)
-        + "## Plots\n\n" + markdown_figure(rc, "risk-coverage")
-        + "".join(markdown_figure(p, Path(p).stem) for p in extra)
-    )
-    md_path = os.path.join(folder, "report.md")
-    write_text_atomic(md_path, md)
-    html_rows = "".join(
-        "<tr>" + "".join(f"<td>{_esc(fmt(r[c]) if not isinstance(r[c], str) else r[c])}</td>"
-                         for c in cols) + "</tr>" for r in rows)
-    html = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>lsfix audit</title>"
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-        "td,th{padding:2px 8px;text-align:right;border-bottom:1px solid #ddd}"
-        "img{max-width:100%}figure{margin:1.5em 0}figcaption{color:#444;font-size:0.9em;"
-        "margin-top:0.3em}</style></head><body>"
-        f"<h1>lsfix audit: {_esc(res.file)}</h1><p><b>Verdict:</b> {_esc(res.verdict)}</p>"
-        f"<p>Evaluated on {res.n_eval} samples (convention {_esc(res.convention)}). "
-        f"{fitted}</p><table><tr>"
-        + "".join(f"<th>{c}</th>" for c in cols) + f"</tr>{html_rows}</table>"
-        + _ls_html(res)
-        + "<h2>Plots</h2>" + html_figure(rc, "risk-coverage")
-        + "".join(html_figure(p, Path(p).stem) for p in extra)
-        + "</body></html>\n"
-    )
-    html_path = os.path.join(folder, "report.html")
-    write_text_atomic(html_path, html)
-    return [md_path, html_path, rc, *extra]
+    fitted = fitted_with(str)  # the HTML page escapes it whole
+    unit = ", resampling images" if getattr(res, "bootstrap_unit", "row") == "image" else ""
+    written: list[str] = []
+    if target.md is not None:
+        md = (
+            f"# lsfix audit: {H.md_code(res.file)}\n\n**Verdict:** {H.md_esc(res.verdict)}\n\n"
+            f"Evaluated on {res.n_eval} samples (convention `{res.convention}`). "
+            f"{fitted_with(H.md_esc)}\n\n"
+            f"## Scores\n\n{markdown_table(rows, cols)}\n"
+            f"## pNorm vs MSP (paired bootstrap, {d.n_boot} replicates{unit})\n\n"
+            f"AURC(pnorm) − AURC(msp) = {fmt(d.estimate)} "
+            f"[{fmt(d.low)}, {fmt(d.high)}] at {d.level:.0%}; p = {fmt(d.p_value, 3)}\n\n"
+            + (_cal_markdown(cal) if cal is not None else "")
+            + _ls_markdown(res)
+            + "## Plots\n\n" + "".join(markdown_figure(p, Path(p).stem) for p in shown)
+        )
+        write_text_atomic(target.md, md)
+        written.append(target.md)
+    if target.html is not None:
+        write_text_atomic(target.html, _audit_html(res, cal, rows, fitted, figs, shown, unit))
+        written.append(target.html)
+    written += figs.write_files()
+    return written
+
+
+def _cal_markdown(cal: Any) -> str:
+    from lsfix.output.report import fmt
+
+    rows = cal.rows
+    out = ["## Accuracy, calibration and selective classification\n\n",
+           "| | acc | ECE | NLL | Brier | AURC |\n|---|---|---|---|---|---|\n"]
+    for r in rows:
+        star = "\\*" if r["probabilities_unchanged"] else ""
+        out.append(f"| {r['variant']} | {fmt(r['accuracy'], 4)} | {fmt(r['ece'], 4)}{star} | "
+                   f"{fmt(r['nll'], 4)}{star} | {fmt(r['brier'], 4)}{star} | "
+                   f"{fmt(r['aurc'], 4)} |\n")
+    out.append("\n\\* pNorm re-ranks rows without changing any probability: its calibration "
+               "is the model's.\n\n")
+    return "".join(out)
+
+
+def _audit_html(res: Any, cal: Any, rows: list[dict[str, Any]], fitted: str, figs: Any,
+                shown: list[str], unit: str) -> str:
+    from lsfix.output import html as H
+    from lsfix.output.report import caption
+
+    d = res.paired
+    parts = [f"<p class='meta'>Evaluated on {res.n_eval} samples (convention "
+             f"{H.esc(res.convention)}). {H.esc(fitted)}</p>"]
+    if cal is not None:
+        side = [dict(r) for r in cal.rows]
+        parts.append("<h2>Accuracy, calibration and selective classification</h2>")
+        parts.append(H.table(side, [H.Column("accuracy", "accuracy", None),
+                                    H.Column("ece", "ECE"), H.Column("nll", "NLL"),
+                                    H.Column("brier", "Brier"), H.Column("aurc", "AURC")],
+                             label_keys=["variant", "changes"], ci=False,
+                             caption="What temperature scaling and pNorm each change, on the "
+                                     "evaluation rows. pNorm re-ranks rows without changing "
+                                     "any probability, so its calibration is the model's. "
+                                     "Lower is better except accuracy."))
+        from lsfix.output.calibration import CAL_COLUMNS
+
+        vrows = []
+        for v in cal.variants:
+            r: dict[str, Any] = {"probabilities": v.label}
+            for k, _ in CAL_COLUMNS:
+                r[k] = getattr(v.metrics, k)
+                if v.ci is not None:
+                    r[f"{k}_low"], r[f"{k}_high"] = v.ci[k].low, v.ci[k].high
+            vrows.append(r)
+        parts.append(H.table(vrows, [H.Column(k, h, None if k == "accuracy" else True)
+                                     for k, h in CAL_COLUMNS],
+                             label_keys=["probabilities"],
+                             caption=f"Calibration ({cal.variants[0].metrics.n_bins} "
+                                     "equal-width bins as torchmetrics; equal-mass bins as "
+                                     "netcal) with bootstrap intervals."))
+    parts.append("<h2>Scores</h2>")
+    parts.append(H.table(rows, [H.Column("accuracy", "accuracy", None),
+                                H.Column("aurc", "AURC"), H.Column("eaurc", "E-AURC"),
+                                H.Column("naurc", "NAURC"), H.Column("augrc", "AUGRC"),
+                                H.Column("auroc", "AUROC", False),
+                                H.Column("fpr_at_95tpr", "FPR@95TPR"),
+                                H.Column("oracle_aurc", "oracle AURC", None)],
+                         label_keys=["score"],
+                         caption="Every confidence score on the evaluation rows (pnorm: the "
+                                 "fitted choice; msp_ts: MSP after temperature scaling). "
+                                 "AURC, E-AURC, NAURC, AUGRC, FPR: lower is better; AUROC: "
+                                 "higher."))
+    parts.append(f"<h2>pNorm vs MSP (paired bootstrap, {d.n_boot} replicates{H.esc(unit)})"
+                 "</h2>")
+    parts.append(f"<p>AURC(pnorm) − AURC(msp) = {H.with_interval(d.estimate, d.low, d.high)} "
+                 f"at {d.level:.0%}; p = {H.esc(H.num(d.p_value, 3))}</p>")
+    parts.append(_ls_html(res))
+    parts.append("<h2>Figures</h2>")
+    for p in shown:
+        parts.append(H.figure(figs, p, Path(p).stem, caption(p)))
+    kind = "bad" if res.broken else "good"
+    return H.page(f"lsfix audit: {os.path.basename(res.file)}", res.verdict, kind,
+                  "".join(parts), meta=H.esc(res.file))
 
 
 def _ls_markdown(res: Any) -> str:
@@ -253,8 +335,13 @@ def audit_cmd(
     bootstrap: Annotated[int, typer.Option("--bootstrap", "-b",
                                            help="Replicates of the paired bootstrap.")] = 1000,
     level: LevelOpt = 0.95,
-    report: Annotated[str | None, typer.Option("--report", help="Folder for report.md, "
-                                                                "report.html and plots.")] = None,
+    coverage: CoverageOpt = None,
+    risk: RiskOpt = None,
+    report: Annotated[str | None, typer.Option(
+        "--report", metavar="PATH",
+        help="PATH.html: one self-contained page; PATH.md: Markdown with its figures beside "
+             "it; a folder (PATH/ or no suffix): report.md, report.html and the figures.")
+    ] = None,
     fmt: FormatOpt = None,
     by: ByOpt = None,
     output: OutputOpt = "-",
@@ -268,9 +355,12 @@ def audit_cmd(
     input_kind: InputKindOpt = None,
     subsample: SubsampleOpt = None,
     memory_limit: MemoryLimitOpt = "2G",
+    bins: Annotated[int, typer.Option(
+        "--bins", help="Bins of ECE/MCE and the reliability diagram.")] = 15,
+    quiet: QuietOpt = False,
 ) -> None:
-    with handle_errors("audit", labels=labels, kind=input_kind,
-                       inputs=[input]) as run, \
+    with handle_errors("audit", labels=labels, kind=input_kind, inputs=[input],
+                       quiet=quiet) as run, \
             use_scheduler(scheduler, scheduler_timeout) as runner:
         from lsfix.errors import UsageError
         from lsfix.output.report import document, dumps
@@ -282,6 +372,12 @@ def audit_cmd(
             raise UsageError("--bootstrap must be >= 1 for audit (the verdict needs it)")
         check_boot_unit(bootstrap_unit, by)
         out_fmt = report_format(fmt)
+        if report is not None:
+            from lsfix.output.html import report_target
+
+            report_target(report)  # an unknown suffix: exit 2 before any work
+        covs = parse_floats(coverage, "--coverage", lo=0.0, hi=1.0)
+        risks = parse_floats(risk, "--risk", lo=0.0, hi=1.0, lo_open=False)
         from lsfix.evaluation.audit import audit_planned
         from lsfix.evaluation.bounded import parse_memory_limit
 
@@ -299,14 +395,19 @@ def audit_cmd(
                                        convention=convention, n_boot=bootstrap, level=level,
                                        by=by, bootstrap_unit=bootstrap_unit,
                                        subsample=subsample, memory_limit=limit,
-                                       fit_option="--val-labels")
+                                       fit_option="--val-labels", coverages=covs,
+                                       risks=risks)
+        from lsfix.output.calibration import audit_calibration, check_bins
+
+        cal = audit_calibration(res, evaluated, n_bins=check_bins(bins), n_boot=bootstrap,
+                                seed=seed, level=level)
         from lsfix.evaluation.inmemory import small_fit_warning
 
         small = small_fit_warning(res.fit)
-        if small:  # printed when the command succeeds (a failure is one error line)
+        if small and not quiet:  # printed when the command succeeds (a failure is one line)
             run.warn_later(f"lsfix audit: warning: {small}")
         if out_fmt == "json":
-            text = dumps(document("audit", audit_json(res)))
+            text = dumps(document("audit", {**audit_json(res), "calibration": cal.as_dict()}))
         elif out_fmt == "tsv":
             from lsfix.output.report import tsv
 
@@ -317,13 +418,14 @@ def audit_cmd(
             else:
                 rows = result_rows(list(res.results), percent=False)
             text = tsv(rows, list(rows[0].keys()))
-            note(f"lsfix audit: verdict: {res.verdict}")
-            for line in label_smoothing_lines(res):
-                note(f"lsfix audit: {line.strip()}")
+            if not quiet:  # the verdict is in the table and JSON outputs; here it is a note
+                note(f"lsfix audit: verdict: {res.verdict}")
+                for line in label_smoothing_lines(res):
+                    note(f"lsfix audit: {line.strip()}")
         else:
-            text = audit_text(res)
+            text = audit_text(res) + "\n" + cal.text()
         if report is not None:
-            write_report(res, evaluated, report)
+            write_report(res, evaluated, report, cal)
         write_text_atomic(output, text)
         pred.close()
         if val_pred is not None:

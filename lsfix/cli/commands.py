@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 
 COMMAND_MODULES = ("extract_cmd", "score_cmd", "normalise_cmd", "curve_cmd", "compare_cmd",
-                   "audit_cmd")
+                   "audit_cmd", "threshold_cmd")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"lsfix.cli.{_name}")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import TYPE_CHECKING, Annotated
-
-import typer
+from typing import TYPE_CHECKING
 
 from lsfix.errors import UsageError
 
@@ -15,51 +13,21 @@ if TYPE_CHECKING:
     from lsfix.readers.predictions import Predictions
 
 
-InputArg = Annotated[
-    str,
-    typer.Argument(help="Input file (lsfix HDF5, .npz, .npy, .pt, .csv, .tsv) or - for stdin.",
-                   show_default=True),
-]
-OutputOpt = Annotated[str, typer.Option("-o", "--output", help="Output path, or - for stdout.")]
-ConventionOpt = Annotated[
-    str,
-    typer.Option("--convention", "-c",
-                 help="AURC convention: lsfix (mean risk over k=1..n), xia (paper, trapezoid "
-                      "from 0), fd-shifts, torch-uncertainty."),
-]
-FormatOpt = Annotated[
-    str | None,
-    typer.Option("--format", "-f", help="table | tsv | json (default: table on a terminal, "
-                                        "tsv otherwise)."),
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr.")]
-AllowIncompleteOpt = Annotated[
-    bool, typer.Option("--allow-incomplete", help="Read an interrupted extract output anyway.")
-]
-
-
-IgnoreIndexOpt = Annotated[
-    int | None,
-    typer.Option("--ignore-index", help="Label value of pixels/rows never evaluated (e.g. 255 "
-                                        "or -100), for inputs that do not record one."),
-]
-
-
-SchedulerOpt = Annotated[
-    str,
-    typer.Option("--scheduler", metavar="sync|threads|processes|ADDRESS",
-                 help="Where the work runs: sync (one process, default), threads or processes "
-                      "(Dask on this machine), or a dask.distributed address such as "
-                      "tcp://host:8786. Numbers are identical; needs lsfix[dask] unless sync."),
-]
-
-
-SchedulerTimeoutOpt = Annotated[
-    float,
-    typer.Option("--scheduler-timeout", metavar="SECONDS",
-                 help="How long to wait for a --scheduler ADDRESS to answer (default 10); "
-                      "then one error line, never a hang."),
-]
+# the shared options, declared once in lsfix.cli.options (imported here for the commands)
+from lsfix.cli.options import (  # noqa: E402,F401
+    AllowIncompleteOpt,
+    ConventionOpt,
+    FormatOpt,
+    IgnoreIndexOpt,
+    InputArg,
+    InputKindOpt,
+    LabelsOpt,
+    OutputOpt,
+    QuietOpt,
+    SchedulerOpt,
+    SchedulerTimeoutOpt,
+    WithOpt,
+)
 
 
 def use_scheduler(value: str, timeout: float = 10.0
@@ -72,16 +40,6 @@ def use_scheduler(value: str, timeout: float = 10.0
     parallel.check_scheduler(value)
     parallel.check_timeout(timeout)
     return parallel.scheduler(value, timeout)
-
-
-LabelsOpt = Annotated[str | None, typer.Option(
-    "--labels", metavar="FILE",
-    help="Labels for the input(s): .npy, .npz (FILE.npz:KEY), .txt, or a column of a "
-         ".csv/.tsv (FILE.csv:COLUMN); integers or class names.")]
-InputKindOpt = Annotated[str | None, typer.Option(
-    "--input", metavar="KIND",
-    help="What the input's numbers are: logits, probs or log-probs (default: logits, with "
-         "probabilities and log-probabilities detected and said so).")]
 
 
 def load(path: str, run: Run, *, allow_incomplete: bool = False,
@@ -106,7 +64,7 @@ def load(path: str, run: Run, *, allow_incomplete: bool = False,
                       need_logits=need_logits or bool(with_files),
                       defer_dense_labels=defer_dense_labels)
     pred.runner = runner  # --scheduler: where this input's scores and metrics are computed
-    for line in pred.notes:  # how a foreign input was read: groups taken, columns mapped
+    for line in [] if run.quiet else pred.notes:  # how a foreign input was read
         note(f"lsfix: {line}")
     for line in pred.warnings:
         run.warn_later(f"lsfix {run.cmd}: warning: {line}")
@@ -122,13 +80,6 @@ def require_fit_labels(pred: Predictions, option: str) -> None:
         what = "no labels" if pred.foreign_format else "no /labels dataset"
         raise InputError(f"{what}; fitting needs labels (pass {option} FILE; --labels is for "
                          "the input only)", file=pred.name)
-
-
-WithOpt = Annotated[
-    list[str] | None,
-    typer.Option("--with", help="Scores file(s) computed from this input's logits to join "
-                                "(their scores, fit mask, correctness); checked by fingerprint."),
-]
 
 
 def report_format(fmt: str | None) -> str:

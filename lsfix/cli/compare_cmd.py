@@ -21,6 +21,7 @@ from lsfix.cli.common import (
     OutputOpt,
     load,
 )
+from lsfix.cli.options import PlotOpt
 from lsfix.cli.curve_cmd import (
     BootOpt,
     BootUnitOpt,
@@ -59,7 +60,7 @@ risk@C and coverage@R (C/R given by --coverage/--risk).
 
 Examples:
 
-  lsfix compare base.h5 candidate.h5 --score msp --fail-if 'aurc>+0.002'
+  lsfix compare ce.h5 ls.h5 --score msp --fail-if 'aurc>+0.002'
 
   lsfix compare ce.h5 ls.h5 -s msp -s pnorm --bootstrap 1000 --plot rc.png --report pr.md
 """
@@ -146,10 +147,12 @@ def compare(
     level: LevelOpt = 0.95,
     fail_if: Annotated[list[str] | None, typer.Option(
         "--fail-if", help="Gate rule (repeatable); exit 4 when one is breached.")] = None,
-    plot: Annotated[str | None, typer.Option("--plot", help="Overlay RC plot (.png/.svg/.pdf).")
-                    ] = None,
+    plot: PlotOpt = None,
     report: Annotated[str | None, typer.Option(
-        "--report", help="Write a Markdown summary (with the plot) for a pull request.")] = None,
+        "--report", metavar="PATH",
+        help="PATH.md: Markdown for a pull request (the plot beside it); PATH.html: one "
+             "self-contained page; a folder (PATH/ or no suffix): both and the figures.")
+    ] = None,
     explain: Annotated[bool, typer.Option(
         "--explain", help="Also plot the label-smoothing mechanism (needs --plot or --report)."
     )] = False,
@@ -176,8 +179,11 @@ def compare(
                                                     risk, plot)
         check_boot_unit(bootstrap_unit, by)
         rules = [parse_rule(t) for t in (fail_if or [])]
-        if report is not None and Path(report).suffix.lower() not in (".md", ".markdown"):
-            raise UsageError(f"--report {report!r} must end in .md")
+        target = None
+        if report is not None:
+            from lsfix.output.html import report_target
+
+            target = report_target(report)  # .html, .md or a folder (lsfix.output.html)
         if sum(1 for i in inputs if i == "-") > 1:
             raise UsageError("stdin (-) can be given only once")
         from lsfix.evaluation.bounded import parse_memory_limit
@@ -187,6 +193,10 @@ def compare(
         preds = [load(p, run, allow_incomplete=allow_incomplete, ignore_index=ignore_index,
                       defer_dense_labels=not labels)  # dense labels stay on disk until needed
                  for p in inputs]
+        from lsfix.cli.preflight import check_unfitted_scores
+
+        for pred in preds:
+            check_unfitted_scores(score, pred.scores, pred.name, "compare")
         ev = evaluate_files(preds, score, convention=convention, coverages=covs, risks=risks,
                             per_row=bool(bootstrap) or by is not None or explain,
                             subsample=subsample, seed=seed, memory_limit=limit,
@@ -286,29 +296,51 @@ def compare(
                     text += _paired_text([{**p, "score": f"{p['score']} [{p['group']}]"}
                                           for p in grouped[2]])
         plot_path = plot
-        if report is not None:
-            from lsfix.streams import make_folders
+        figs = None
+        report_plot = None
+        if target is not None:
+            from lsfix.output import html as H
+            from lsfix.output.plot import FigurePath
 
-            make_folders(Path(report).parent)  # removed again if the command fails
-        if report is not None and plot_path is None:
-            plot_path = str(Path(report).with_suffix(".png"))
-        if plot_path is not None:
-            from lsfix.cli.curve_cmd import oracle_curve
+            H.prepare(target)  # folders removed again if the command fails
+            figs = H.Figures(target)
+            # Markdown: PATH.png beside PATH.md (as before); a folder: rc.png in it
+            report_plot = (FigurePath(str(Path(target.path).with_suffix(".png")), figs.sink)
+                           if target.kind == "md" else figs.path("rc.png"))
+        for where in (plot_path, report_plot):
+            if where is None:
+                continue
+            from lsfix.cli.curve_cmd import fallback_notes, oracle_curve
             from lsfix.output.plot import rc_plot
 
-            rc_plot(curve_lines(results, show_file=True, percent=percent, curves=ev.curves),
-                    plot_path, title="Risk-coverage comparison",
+            rc_plot(curve_lines(results, show_file=True, percent=percent, curves=ev.curves,
+                                notes=fallback_notes(preds)), where,
+                    title="Risk-coverage comparison",
                     oracle=ev.oracle if ev.oracle is not None
                     else oracle_curve(results[0].correct),
                     oracle_label=f"oracle of {results[0].file} (ideal ranking)")
         explain_path = None
         if explain:
-            if plot_path is None:
+            if plot_path is None and report_plot is None:
                 raise UsageError("--explain draws plots: give --plot or --report too")
             from lsfix.output.explain import explain_plots
 
-            explain_path = explain_plots(preds, plot_path)
-        if report is not None:
+            if plot_path is not None:
+                explain_path = explain_plots(preds, plot_path)
+            if report_plot is not None:
+                explain_path = explain_plots(preds, report_plot)
+        if report_plot is not None:
+            plot_path = report_plot
+        if target is not None and target.html is not None:
+            from lsfix.cli.curve_cmd import fallback_notes
+
+            notes = fallback_notes(preds)
+            shown_rows = [{**r, "score": f"{r['score']} = {notes[(r['file'], r['score'])]}"}
+                          if (r["file"], r["score"]) in notes else r for r in rows]
+            write_text_atomic(target.html, _compare_html(
+                base_name, convention, shown_rows, paired, rules, checks, breaches, figs,
+                [plot_path, *(explain_path or [])]))
+        if target is not None and target.md is not None:
             from lsfix.output.report import markdown_table
 
             cols = ["file", "score", "n", "accuracy", "aurc", "oracle_aurc", "eaurc", "naurc",
@@ -332,7 +364,9 @@ def compare(
                 md.append("\n" + markdown_figure(plot_path, "risk-coverage"))
             for extra in explain_path or []:
                 md.append("\n" + markdown_figure(extra, Path(extra).stem))
-            write_text_atomic(report, "".join(md))
+            write_text_atomic(target.md, "".join(md))
+        if figs is not None:
+            figs.write_files()
         write_text_atomic(output, text)
         for pred in preds:
             pred.close()
@@ -342,6 +376,70 @@ def compare(
             raise GateFailed(f"{len(breaches)} gate rule breach(es); first: {breaches[0]}")
         if rules:
             note(f"lsfix compare: gate passed ({len(rules)} rule(s))")
+
+
+def _compare_html(base_name: str, convention: str, rows: list[dict[str, Any]],
+                  paired: list[dict[str, Any]], rules: list[Any], checks: list[dict[str, str]],
+                  breaches: list[str], figs: Any, shown: list[str]) -> str:
+    """The self-contained HTML page of ``compare --report``: the verdict first (the gate,
+    or the best AURC), the table with the best values marked, the paired bootstrap, every
+    rule on every row, and the figures with their captions."""
+    import os
+
+    from lsfix.output import html as H
+    from lsfix.output.report import caption
+
+    best = min((r for r in rows if isinstance(r.get("aurc"), float)),
+               key=lambda r: r["aurc"], default=None)
+    if rules:
+        verdict = (f"gate FAILED: {len(breaches)} of {len(checks)} check(s) failed; first: "
+                   f"{breaches[0]}" if breaches else
+                   f"gate passed: {len(checks)} check(s) of {len(rules)} rule(s)")
+        kind = "bad" if breaches else "good"
+    else:
+        verdict = ("lowest AURC: " + f"{os.path.basename(best['file'])} · {best['score']} "
+                   f"({H.num(best['aurc'])})" if best else "no AURC defined")
+        kind = ""
+    parts = [H.table([{**r, "file": os.path.basename(r["file"])} for r in rows],
+                     [H.Column("accuracy", "accuracy", False), H.Column("aurc", "AURC"),
+                      H.Column("eaurc", "E-AURC"), H.Column("naurc", "NAURC"),
+                      H.Column("augrc", "AUGRC"), H.Column("auroc", "AUROC", False),
+                      H.Column("fpr_at_95tpr", "FPR@95TPR"),
+                      H.Column("oracle_aurc", "oracle AURC", None)],
+                     label_keys=["file", "score"],
+                     caption=f"Every file and score (convention {convention}); baseline: "
+                             f"{os.path.basename(base_name)}. ★ marks the best value of each "
+                             "column (AUROC and accuracy: highest; the rest: lowest).")]
+    if paired:
+        prow = [{"file": os.path.basename(p["file"]), "score": p["score"],
+                 "metric": p["metric"], "difference": p["difference"], "difference_low":
+                 p["low"], "difference_high": p["high"], "p_value": p["p_value"]}
+                for p in paired]
+        parts.append("<h2>Paired bootstrap (row − baseline)</h2>")
+        parts.append(H.table(prow, [H.Column("difference", "difference"),
+                                    H.Column("p_value", "p", None)],
+                             label_keys=["file", "score", "metric"],
+                             caption="The same samples resampled for both rows; an interval "
+                                     "that excludes 0 is a difference beyond bootstrap "
+                                     "noise."))
+    if checks:
+        parts.append("<h2>Gate</h2><table><thead><tr><th class='l'>rule</th><th class='l'>"
+                     "row</th><th class='l'>value</th><th class='l'>verdict</th></tr></thead>"
+                     "<tbody>")
+        for c in checks:
+            bad = "FAIL" in c["verdict"]
+            parts.append(
+                f"<tr><td class='l'><code>{H.esc(c['rule'].strip('`'))}</code></td>"
+                f"<td class='l'>{H.esc(c['row'])}</td><td class='l'>{H.esc(c['value'])}</td>"
+                f"<td class='l {'fail' if bad else 'pass'}'>{'FAIL' if bad else 'pass'}</td>"
+                "</tr>")
+        parts.append("</tbody></table>")
+    parts.append("<h2>Figures</h2>")
+    for p in shown:
+        if p is not None and str(p) in figs.sink:
+            parts.append(H.figure(figs, p, Path(p).stem, caption(p)))
+    return H.page("lsfix compare", verdict, kind, "".join(parts),
+                  meta="Baseline: " + H.esc(base_name))
 
 
 def _paired_text(paired: list[dict[str, Any]]) -> str:

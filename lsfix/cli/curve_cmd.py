@@ -25,6 +25,22 @@ from lsfix.cli.common import (
     report_format,
     use_scheduler,
 )
+from lsfix.cli.options import (
+    ADVANCED,
+    BootOpt,
+    BootUnitOpt,
+    ByOpt,
+    CoverageOpt,
+    LevelOpt,
+    MemoryLimitOpt,
+    PercentOpt,
+    PlotOpt,
+    RiskOpt,
+    ScoreOpt,
+    SeedOpt,
+    SubsampleOpt,
+    TmpdirOpt,
+)
 from lsfix.errors import UsageError
 
 HELP = """Risk-coverage metrics of each score in a file: AURC (in the named convention),
@@ -39,42 +55,8 @@ Examples:
 
   lsfix curve model.h5 --score msp --score pnorm --coverage 0.8 --plot rc.png
 
-  lsfix score model.h5 | lsfix normalise model.h5 --with - | lsfix curve - -f json
+  lsfix score model.h5 -m energy | lsfix normalise model.h5 --with - | lsfix curve - -f json
 """
-
-BootOpt = Annotated[int, typer.Option("--bootstrap", "-b",
-                                      help="Bootstrap replicates for intervals (0 = none).")]
-SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Random seed (>= 0).")]
-LevelOpt = Annotated[float, typer.Option("--level", help="Interval confidence level.")]
-PercentOpt = Annotated[bool, typer.Option("--percent", help="Print rates ×100 (like %AURC).")]
-ScoreOpt = Annotated[list[str] | None, typer.Option(
-    "--score", "-s", help="Score to evaluate (repeatable; stored name or a score spec).")]
-CoverageOpt = Annotated[list[str] | None, typer.Option(
-    "--coverage", help="Coverage(s) in (0, 1] for risk@coverage (repeatable or a,b).")]
-RiskOpt = Annotated[list[str] | None, typer.Option(
-    "--risk", help="Risk(s) in [0, 1] for coverage@risk (repeatable or a,b).")]
-ByOpt = Annotated[str | None, typer.Option(
-    "--by", metavar="class|predicted|image|NAME",
-    help="Also report every metric per group: true class, predicted class, image (dense "
-         "files), or a group NAME (/groups/NAME or a table column); 'all' is the whole file.")]
-BootUnitOpt = Annotated[str, typer.Option(
-    "--bootstrap-unit", metavar="row|image",
-    help="What the bootstrap resamples: rows, or whole images of a dense file (pixels of "
-         "one image are not independent; paired differences draw the same images for both).")]
-SubsampleOpt = Annotated[str | None, typer.Option(
-    "--subsample-pixels", metavar="N[/IMAGES]",
-    help="Dense files: evaluate N random pixels of every IMAGES images (default 1; the "
-         "paper: 5000/12), drawn with --seed among the evaluated pixels.")]
-MemoryLimitOpt = Annotated[str, typer.Option(
-    "--memory-limit", metavar="SIZE",
-    help="Scores computed from logits are evaluated out of core (exact, bounded memory) "
-         "for dense files, or when the in-memory path would need more than SIZE (2G, "
-         "512M; 0 = always). Options needing per-row arrays use the in-memory path.")]
-TmpdirOpt = Annotated[str | None, typer.Option(
-    "--tmpdir", metavar="DIR",
-    help="Folder for the out-of-core path's temporary files (default: TMPDIR, else the "
-         "system's); its free space is checked before starting.")]
-
 
 def check_boot_unit(unit: str, by: str | None) -> None:
     """``--bootstrap-unit``: ``row`` or ``image``, and ``image`` not with ``--by``."""
@@ -254,12 +236,20 @@ def warn_undefined_groups(cmd: str, results: list[Any]) -> None:
 
 
 def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False,
-                curves: list[Any] | None = None) -> list[Any]:
+                curves: list[Any] | None = None,
+                notes: dict[tuple[str, str], str] | None = None) -> list[Any]:
     """Plot lines of ``results``; ``curves`` gives each one's ``(coverage, risk)`` when the
-    results hold no per-row arrays (the out-of-core path)."""
+    results hold no per-row arrays (the out-of-core path). Files are named by their base
+    name when those are unique. ``notes[(file, score)]`` is added to that line's label (a
+    fallback to MSP, whose line then lies under MSP's)."""
+    import os
+
     from lsfix.core import rc_curve
     from lsfix.output.plot import Line
 
+    files = {r.file for r in results}
+    short = ({f: os.path.basename(f) or f for f in files}
+             if len({os.path.basename(f) for f in files}) == len(files) else {f: f for f in files})
     lines = []
     for i, r in enumerate(results):
         if curves and curves[i] is not None:
@@ -267,7 +257,10 @@ def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False,
         else:
             c = rc_curve(r.confidence, r.correct)
             cov, rsk = c.coverage, c.risk
-        who = f"{r.file} · {r.score}" if show_file else r.score
+        who = f"{short[r.file]} · {r.score}" if show_file else r.score
+        note = (notes or {}).get((r.file, r.score))
+        if note:
+            who = f"{who} = {note}"
         value, unit = (100 * r.metrics.aurc, "%AURC") if percent else (r.metrics.aurc, "AURC")
         label = f"{who} ({unit} {value:.4g}, {r.metrics.convention})"
         points = tuple((p.coverage, p.risk, f"risk@{p.target:g}")
@@ -295,8 +288,7 @@ def curve(
     bootstrap: BootOpt = 0,
     seed: SeedOpt = 0,
     level: LevelOpt = 0.95,
-    plot: Annotated[str | None, typer.Option("--plot", help="Write the RC plot (.png/.svg/.pdf).")
-                    ] = None,
+    plot: PlotOpt = None,
     fmt: FormatOpt = None,
     percent: PercentOpt = False,
     by: ByOpt = None,
@@ -307,7 +299,7 @@ def curve(
     scheduler_timeout: SchedulerTimeoutOpt = 10.0,
     subsample: SubsampleOpt = None,
     rank_map: Annotated[str | None, typer.Option(
-        "--rank-map", metavar="PATH",
+        "--rank-map", metavar="PATH", rich_help_panel=ADVANCED,
         help="Dense files: plot each image's per-pixel uncertainty rank under the first "
              "score (.png/.svg/.pdf; up to 12 images).")] = None,
     bootstrap_unit: BootUnitOpt = "row",
@@ -316,6 +308,23 @@ def curve(
     labels: LabelsOpt = None,
     input_kind: InputKindOpt = None,
     tmpdir: TmpdirOpt = None,
+    calibration: Annotated[bool, typer.Option(
+        "--calibration", help="Also report calibration: accuracy, ECE (equal-width, as "
+                              "torchmetrics), equal-mass ECE, MCE, NLL, Brier (table/json).")
+    ] = False,
+    bins: Annotated[int, typer.Option(
+        "--bins", help="Bins of ECE/MCE and the reliability diagram.")] = 15,
+    calibration_fit: Annotated[str | None, typer.Option(
+        "--calibration-fit", metavar="VAL",
+        help="Fit a temperature on this labelled file and report calibration after it too.")
+    ] = None,
+    reliability: Annotated[str | None, typer.Option(
+        "--reliability", metavar="PATH",
+        help="Write the reliability diagram (.png/.svg/.pdf); implies --calibration.")] = None,
+    threshold_params: Annotated[str | None, typer.Option(
+        "--threshold-params", metavar="FILE",
+        help="Report the realised coverage and risk at a threshold saved by 'lsfix threshold "
+             "--save-params' (table/json).")] = None,
 ) -> None:
     with handle_errors("curve", labels=labels, kind=input_kind, inputs=[input]) as run, \
             use_scheduler(scheduler, scheduler_timeout) as runner:
@@ -324,6 +333,21 @@ def curve(
 
         out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
                                                     risk, plot)
+        calibration = calibration or reliability is not None or calibration_fit is not None
+        sections = calibration or threshold_params is not None
+        if sections:
+            from lsfix.output.calibration import check_bins
+
+            check_bins(bins)
+            if reliability is not None:
+                from lsfix.output.plot import plot_format
+
+                plot_format(reliability)
+            if out_fmt == "tsv":
+                raise UsageError("--calibration and --threshold-params add sections: pass "
+                                 "-f table or -f json (TSV stays one table)")
+            if by is not None:
+                raise UsageError("--calibration and --threshold-params do not go with --by")
         if rank_map is not None:
             from lsfix.output.plot import plot_format
 
@@ -335,13 +359,17 @@ def curve(
 
         limit = parse_memory_limit(memory_limit)
         may_bound = (by is None and not bootstrap and subsample is None and rank_map is None
-                     and not with_files and scheduler == "sync" and not labels)
-        may_draw = (subsample is not None and by is None and rank_map is None
+                     and not sections and not with_files and scheduler == "sync"
+                     and not labels)
+        may_draw = (subsample is not None and by is None and rank_map is None and not sections
                     and not with_files and scheduler == "sync" and not labels)
         pred = load(input, run, runner=runner, with_files=with_files,
                     allow_incomplete=allow_incomplete, ignore_index=ignore_index,
                     need_labels="evaluation (correctness)",
                     defer_dense_labels=may_bound or may_draw)
+        from lsfix.cli.preflight import check_unfitted_scores
+
+        check_unfitted_scores(score, pred.scores, pred.name, "curve")
         ev = lsfix.evaluate(pred, score, convention=convention, coverages=covs, risks=risks,
                             bootstrap=bootstrap, seed=seed, level=level,
                             bootstrap_unit=bootstrap_unit, by=by, subsample_pixels=subsample,
@@ -363,11 +391,26 @@ def curve(
             maps, names = rank_map_data(pred, first)
             rank_map_plot(maps, names, rank_map,
                           title=f"Uncertainty rank per pixel: {pred.name} · {first}")
-        _report(ev, out_fmt, plot, output)
+        extra: dict[str, Any] = {}
+        extra_text = ""
+        if calibration:
+            from lsfix.cli.sections import calibration_section
+
+            extra["calibration"], text_part = calibration_section(
+                pred, run, bins=bins, fit_path=calibration_fit, n_boot=bootstrap, seed=seed,
+                level=level, reliability=reliability)
+            extra_text += "\n" + text_part
+        if threshold_params is not None:
+            from lsfix.cli.sections import threshold_section
+
+            extra["threshold"], text_part = threshold_section(pred, threshold_params)
+            extra_text += "\n" + text_part
+        _report(ev, out_fmt, plot, output, extra, extra_text)
         pred.close()
 
 
-def _report(ev: Any, out_fmt: str, plot: str | None, output: str) -> None:
+def _report(ev: Any, out_fmt: str, plot: str | None, output: str,
+            extra: dict[str, Any] | None = None, extra_text: str = "") -> None:
     """Print (or write) the report of an :class:`lsfix.evaluation.planner.Evaluation` and draw
     its RC plot."""
     from lsfix.output.report import dumps, tsv
@@ -379,7 +422,7 @@ def _report(ev: Any, out_fmt: str, plot: str | None, output: str) -> None:
         warn_undefined("curve", ev.results)
     unit = " (×100)" if ev.percent else ""
     if out_fmt == "json":
-        text = dumps(ev.to_dict())
+        text = dumps({**ev.to_dict(), **(extra or {})})
     else:
         if ev.by is not None:
             from lsfix.evaluation.grouped import group_rows
@@ -390,7 +433,7 @@ def _report(ev: Any, out_fmt: str, plot: str | None, output: str) -> None:
             rows = result_rows(ev.results, percent=ev.percent)
             title = f"{ev.file} — convention {ev.convention}{unit}"
         text = (tsv(rows, list(rows[0].keys())) if out_fmt == "tsv"
-                else render_table(rows, title, show_file=False))
+                else render_table(rows, title, show_file=False) + extra_text)
     if plot is not None and ev.by is None:
         from lsfix.output.plot import rc_plot
 
@@ -406,3 +449,16 @@ class _Named:
 
     def __init__(self, r: Any) -> None:
         self.file, self.score, self.metrics = r.file, f"{r.score} [{r.group}]", r.metrics
+
+
+def fallback_notes(preds: list[Any]) -> dict[tuple[str, str], str]:
+    """``(file, score) -> "MSP (fell back)"`` for stored scores that are MSP because their
+    p-norm fit fell back (their curve is MSP's: the legend must say why it is hidden)."""
+    out = {}
+    for pred in preds:
+        for name, attrs in getattr(pred, "score_attrs", {}).items():
+            params = attrs.get("params") if isinstance(attrs, dict) else None
+            if isinstance(params, dict) and params.get("fallback_msp") is True \
+                    and name != "msp":
+                out[(pred.name, name)] = "MSP (fell back: no p beat MSP)"
+    return out

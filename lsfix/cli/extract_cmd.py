@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from lsfix.cli.app import app, err, handle_errors, note, warn
+from lsfix.cli.options import OverwriteOpt, QuietOpt
 from lsfix.errors import ExitCode
 
 EXTRACT_HELP = """Run a model over a dataset and save its logits as an lsfix HDF5 file.
@@ -24,16 +25,16 @@ torchvision:FashionMNIST|MNIST|KMNIST|CIFAR10|CIFAR100|ImageNet with --root.
 Rows are appended as they are computed; an interrupted run keeps what it wrote and
 --resume continues it. Under torchrun each rank writes a shard and rank 0 joins them.
 
+On a GPU: --device cuda --amp bf16; a torchvision model with its weights:
+torchvision:resnet50 --weights IMAGENET1K_V2 (docs/extract.md has more).
+
 Examples:
 
 \b
-  lsfix extract model.ts photos/ -o val.h5 --resize 256 --crop 224 \\
+  lsfix extract model.ts photos/ -o photos.h5 --resize 28 --crop 24 \\
       --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225
-  lsfix extract torchvision:resnet50 --weights IMAGENET1K_V2 imagenet/val \\
-      -o val.h5 --device cuda --amp bf16
-  lsfix extract mynet:build --weights net.pt torchvision:FashionMNIST \\
-      --root /usr/share/datasets/fashion-mnist -o fmnist.h5
-  torchrun --nproc-per-node 8 -m lsfix extract ... -o val.h5
+  lsfix extract model.ts images.npy -o images.h5 --batch-size 256
+  torchrun --nproc-per-node 2 -m lsfix extract model.ts images.npy -o dist.h5
 """
 
 
@@ -162,7 +163,7 @@ def extract(
         help="[default: on for CUDA, off for CPU]")] = None,
     resume: Annotated[bool, Opt(
         "--resume", help="continue an interrupted run of the same command")] = False,
-    overwrite: Annotated[bool, Opt("--overwrite", help="replace an existing OUT")] = False,
+    overwrite: OverwriteOpt = False,
     merge: Annotated[bool, Opt(
         "--merge/--no-merge", help="torchrun: rank 0 joins the shards into OUT")] = True,
     keep_shards: Annotated[bool, Opt(
@@ -174,7 +175,7 @@ def extract(
         "--meta", metavar="KEY=VALUE",
         help="extra provenance (repeatable); dotted keys nest, values are JSON when they "
              "parse (e.g. --meta training.label_smoothing=0.2)")] = None,
-    quiet: Annotated[bool, Opt("--quiet", "-q", help="no progress bar or summary")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run a model over a dataset and save its logits."""
     with handle_errors("extract"):
@@ -213,11 +214,18 @@ def merge_cmd(
     output: Annotated[str, Opt(
         "-o", "--output", metavar="OUT.h5", show_default=False,
         help="merged lsfix file ('-' = stdout when piped)")],
-    quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Join the per-rank shards of a torchrun extract into one file, in dataset order.
 
-    Needs no torch. Example: lsfix merge val.rank*-of-4.h5 -o val.h5
+    Needs no torch. Rank 0 of 'torchrun ... lsfix extract' merges by itself; 'lsfix merge' is
+    for shards kept with --no-merge.
+
+    Examples:
+
+    \b
+      torchrun --nproc-per-node 2 -m lsfix extract model.ts images.npy -o dist.h5 --no-merge
+      lsfix merge dist.rank*-of-2.h5 -o dist.h5
     """
     with handle_errors("merge"):
         from lsfix.streams import refuse_binary_to_tty

@@ -8,6 +8,10 @@
   ``-s/--score``, ``--input`` and ``--fail-if`` offer their values on TAB, in every shell
   (typer's completion calls lsfix back, so the lists are never stale).
 
+* **Panels**: options declared with typer's ``rich_help_panel`` (:mod:`lsfix.cli.options`:
+  ``Input``, and ``Advanced (dense files, Dask, memory)``) are listed in their own section after
+  the common options, also in the plain help lsfix prints (typer draws panels only with rich).
+
 Everything here is keyed by option name, so a command module only declares its options.
 """
 
@@ -47,7 +51,7 @@ def value_choices(command: str, param_name: str) -> list[str] | None:
     if param_name == "convention":
         return _conventions()
     if param_name in ("fmt", "format"):
-        return list(FORMATS_SCORE if command == "score" else FORMATS_REPORT)
+        return list(FORMATS_SCORE if command in ("score", "normalise") else FORMATS_REPORT)
     if param_name in ("method", "score", "scores"):
         return _score_names()
     if param_name == "input_kind":
@@ -59,11 +63,20 @@ def value_choices(command: str, param_name: str) -> list[str] | None:
     return None
 
 
-def _completer(values: list[str]) -> Any:
+def _completer(command: str, param_name: str) -> Any:
+    """TAB completion of ``--<param_name>`` of ``lsfix <command>``: the values are looked up
+    on the TAB itself (so building the CLI imports no :mod:`lsfix.core`, hence no numpy)."""
+
     def complete(ctx: Any, param: Any, incomplete: str) -> list[str]:
-        return [v for v in values if v.startswith(incomplete)]
+        return [v for v in value_choices(command, param_name) or []
+                if v.startswith(incomplete)]
 
     return complete
+
+
+#: option names that complete to a list of values (:func:`value_choices`)
+COMPLETED = ("convention", "fmt", "format", "method", "score", "scores", "input_kind",
+             "fail_if")
 
 
 def _keep_examples(text: str | None) -> str | None:
@@ -103,20 +116,84 @@ def _plain_argument(param: Any) -> None:
     param._rich_display_name = lambda: name + many
 
 
+def format_options_in_panels(cmd: Any, ctx: Any, formatter: Any) -> None:
+    """``Arguments``, ``Options`` (options without a panel), then one section per
+    ``rich_help_panel`` in order of first appearance, the advanced panel last."""
+    from lsfix.cli.options import ADVANCED
+
+    args: list[tuple[str, str]] = []
+    panels: dict[str | None, list[tuple[str, str]]] = {None: []}
+    for param in cmd.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        if getattr(param, "param_type_name", "") == "argument":
+            args.append(record)
+        else:
+            panels.setdefault(getattr(param, "rich_help_panel", None), []).append(record)
+    order = [p for p in panels if p != ADVANCED] + ([ADVANCED] if ADVANCED in panels else [])
+    if args:
+        with formatter.section("Arguments"):
+            formatter.write_dl(args)
+    for panel in order:
+        if panels[panel]:
+            with formatter.section(panel or "Options"):
+                formatter.write_dl(panels[panel])
+
+
+_PANELLED: dict[type, type] = {}
+
+
+def _panelled(cls: type) -> type:
+    """``cls`` with :func:`format_options_in_panels` as its options section (made once)."""
+    if cls not in _PANELLED:
+        _PANELLED[cls] = type(f"Panelled{cls.__name__}", (cls,), {
+            "format_options": lambda self, ctx, formatter: format_options_in_panels(
+                self, ctx, formatter)})
+    return _PANELLED[cls]
+
+
+def plain_coercion(param: Any, annotation: type) -> None:
+    """Give ``param`` typer's pass-through coercion (values of type ``annotation`` pass as
+    they are; its callback checks them) instead of the pydantic adapter typer >= 0.2x builds
+    the first time a parameter is processed, for any value, None included. Parsing the root
+    (``lsfix curve --help``, every TAB) then imports no pydantic. Older typers have no such
+    layer; then nothing is done."""
+    try:
+        from typer._coercion import PassThroughRuntimeParam
+    except ImportError:
+        return
+    info = getattr(getattr(param, "type_descriptor", None), "parameter_info", None)
+    if info is not None and getattr(param, "_runtime_param", False) is None:
+        param._runtime_param = PassThroughRuntimeParam(parameter_info=info,
+                                                       annotation=annotation)
+
+
+def _plain_root_options(group: Any) -> None:
+    """The root's own options: ``-V`` and ``-h`` flags, and the shell names of
+    ``--show-completion``/``--install-completion`` (checked by their callbacks)."""
+    for param in getattr(group, "params", []):
+        if param.name in ("show_completion", "install_completion"):
+            plain_coercion(param, str)
+        elif param.name == "version":
+            plain_coercion(param, bool)
+
+
 def polish(group: Any) -> None:
     """Apply the metavars, example paragraphs and value completion to every command."""
     if getattr(group, "_lsfix_polished", False):
         return
     group._lsfix_polished = True
+    _plain_root_options(group)
     group.help = _keep_examples(getattr(group, "help", None))
     for cmd_name, cmd in getattr(group, "commands", {}).items():
         cmd.help = _keep_examples(cmd.help)
+        cmd.__class__ = _panelled(type(cmd))  # the same command, its options in panels
         for param in cmd.params:
             name = param.name or ""
             if getattr(param, "metavar", None) is None and not getattr(param, "is_flag", False):
                 param.metavar = METAVARS.get(name) or _fallback_metavar(param)
             if getattr(param, "param_type_name", "") == "argument":
                 _plain_argument(param)
-            values = value_choices(cmd_name, name)
-            if values is not None and getattr(param, "_custom_shell_complete", None) is None:
-                param._custom_shell_complete = _completer(values)
+            if name in COMPLETED and getattr(param, "_custom_shell_complete", None) is None:
+                param._custom_shell_complete = _completer(cmd_name, name)

@@ -29,6 +29,8 @@ from lsfix.cli.common import (
     require_fit_labels,
     use_scheduler,
 )
+from lsfix.cli.options import OverwriteOpt, ScoresFormatOpt
+from lsfix.cli.preflight import refuse_existing
 from lsfix.errors import UsageError
 
 HELP = """Compute the MaxLogit-pNorm score (/scores/pnorm): centre the logits, divide by their
@@ -47,13 +49,19 @@ pnorm_raw:P in 'score' and 'curve') for every way of choosing p; the scores land
 /scores/pnorm_raw and the saved fit records "centred": false. --fit-labels gives the labels of
 the --fit file (--labels is for the input only).
 
+-f tsv prints the new score's table instead of a scores file (as 'score -f tsv'): the
+evaluated rows (not the rows p was tuned on), confidence (the score's value), correct. An
+existing -o or --save-params file is replaced only with --overwrite.
+
 Examples:
 
-  lsfix normalise test.h5 --fit val.h5 --save-params p.json -o test.pnorm.h5
+  lsfix normalise model.h5 --fit val.h5 --save-params p.json -o model.pnorm.h5
 
-  lsfix score a.h5 | lsfix normalise a.h5 --with - | lsfix curve -
+  lsfix score model.h5 -m energy | lsfix normalise model.h5 --with - | lsfix curve -
 
-  lsfix normalise city.h5 --no-centre --fit city_val.h5 -o city.pnorm_raw.h5
+  lsfix normalise model.h5 --no-centre --fit val.h5 -o model.pnorm_raw.h5
+
+  lsfix normalise model.h5 --params p.json -f tsv -o model.pnorm.tsv
 """
 
 
@@ -89,8 +97,8 @@ def normalise(
     name: Annotated[str | None, typer.Option(
         "--name", help="Score dataset name (default pnorm, or pnorm_raw with --no-centre).")
                     ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing score.")
-                         ] = False,
+    fmt: ScoresFormatOpt = "h5",
+    overwrite: OverwriteOpt = False,
     with_files: WithOpt = None,
     copy_logits: Annotated[bool, typer.Option(
         "--copy-logits", help="Write a full logits file (a copy of /logits plus the scores) "
@@ -103,11 +111,13 @@ def normalise(
     labels: LabelsOpt = None,
     input_kind: InputKindOpt = None,
 ) -> None:
-    with handle_errors("normalise", labels=labels, kind=input_kind,
-                       inputs=[input]) as run, use_scheduler(scheduler, scheduler_timeout) as runner:
+    with handle_errors("normalise", labels=labels, kind=input_kind, inputs=[input],
+                       quiet=quiet) as run, \
+            use_scheduler(scheduler, scheduler_timeout) as runner:
         from lsfix.evaluation import scheduler as parallel
         from lsfix.core import PNormFit
         from lsfix.streams import dumps_json, refuse_binary_to_tty, write_text_atomic
+        from lsfix.cli.score_cmd import write_score_table
         from lsfix.evaluation.inmemory import describe_fit, fit_on_rows
         from lsfix.readers.logitsfile import write_predictions
         from lsfix.readers.scoresfile import write_scores_file
@@ -132,13 +142,20 @@ def normalise(
             name = "pnorm" if centre is not False else "pnorm_raw"
         if not name.replace("_", "").isalnum():
             raise UsageError(f"--name must be letters, digits and _, got {name!r}")
-        refuse_binary_to_tty(output)
+        if fmt not in ("h5", "tsv"):
+            raise UsageError(f"--format must be h5 or tsv, got {fmt!r}")
+        if fmt == "h5":
+            refuse_binary_to_tty(output)
+        elif copy_logits:
+            raise UsageError("--copy-logits writes an HDF5 file; it does not go with --format tsv")
+        refuse_existing(output, overwrite)
+        refuse_existing(save_params, overwrite)
         p_grid = parse_grid(grid)
-        pred = load(input, run, runner=runner, with_files=with_files, allow_incomplete=allow_incomplete,
-                    need_logits=True, overwrite=overwrite, ignore_index=ignore_index)
-        if name in pred.scores and not overwrite:
-            raise UsageError(f"{pred.name}: /scores/{name} already exists; pass --overwrite "
-                             "to replace it")
+        pred = load(input, run, runner=runner, with_files=with_files,
+                    allow_incomplete=allow_incomplete, need_logits=True, overwrite=overwrite,
+                    ignore_index=ignore_index)
+        if fmt == "tsv" and pred.labels is None:  # before any p is tuned
+            raise UsageError(f"{pred.name}: --format tsv needs /labels to print 'correct'")
         fit_mask = None
         from lsfix.core.scores import BINARY_NOTE, is_single_logit
 
@@ -226,10 +243,15 @@ def normalise(
                 note(f"lsfix normalise: tuned on {int(fit_mask.sum())} of {pred.n} rows "
                      f"(seed {seed}); curve/compare evaluate the other "
                      f"{pred.n - int(fit_mask.sum())}")
+        if fmt == "tsv":
+            write_score_table(pred, values, computed, output, fit_mask=fit_mask, quiet=quiet,
+                              command="normalise")
+            pred.close()
+            return
         method = "msp" if fitted.fallback_msp else fitted.to_dict()["method"]
         new = {name: (values, method, fitted.to_dict())}
-        if copy_logits:
-            write_predictions(output, pred, new_scores=new, overwrite=overwrite,
+        if copy_logits:  # the input never changes: its stored score of this name is replaced
+            write_predictions(output, pred, new_scores=new, overwrite=True,
                               fit_mask=fit_mask)
         else:
             write_scores_file(output, pred, new_scores=new, correct=computed.get("_correct"),

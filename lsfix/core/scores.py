@@ -606,9 +606,11 @@ def compute_scores(
         return {"msp": value} if correct is None else {"msp": value, "_correct": correct}
     for s in specs:
         if s.family == "msp_ts" and s.param is None:
-            raise UsageError("msp_ts needs a temperature: fit one on labelled data (--fit)")
+            raise UsageError("msp_ts needs a temperature: give msp_ts:T, or fit T on labelled "
+                             "data (fit_temperature)")
         if s.family == "pnorm" and s.param is None:
-            raise UsageError("pnorm needs p (pnorm:P) or tuning on labelled data")
+            raise UsageError("pnorm needs p: give pnorm:P, or tune p on labelled data "
+                             "(tune_pnorm)")
         if s.family == "pnorm_raw" and s.param is None:
             raise UsageError("pnorm_raw needs p (pnorm_raw:P)")
     fns = [(s.name, s.fn()) for s in specs]

@@ -29,7 +29,7 @@ tunes nothing, ``pnorm`` is MSP, and the verdict is the binary answer with that 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -82,6 +82,8 @@ class AuditResult:
     groups: tuple[Any, ...] = ()
     #: what the paired bootstrap resampled: ``row`` or ``image`` (dense files)
     bootstrap_unit: str = "row"
+    #: the evaluation rows of the input (None: all), for sections computed after the audit
+    eval_rows: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def audit(
@@ -97,6 +99,8 @@ def audit(
     bootstrap_unit: str = "row",
     images: np.ndarray | None = None,
     n_images: int | None = None,
+    coverages: tuple[float, ...] = (),
+    risks: tuple[float, ...] = (),
 ) -> AuditResult:
     """Audit ``pred`` (see module docstring). ``pred`` needs logits and labels.
 
@@ -109,7 +113,8 @@ def audit(
     (:func:`lsfix.evaluation.drawn.gather`, ``--subsample-pixels``): without ``val`` the fit
     rows are then the drawn pixels of a random ``fit_fraction`` of the file's ``n_images``
     **images** (drawn as :func:`lsfix.evaluation.dense.fit_split` draws them), and
-    ``bootstrap_unit="image"`` resamples those images."""
+    ``bootstrap_unit="image"`` resamples those images. ``coverages``/``risks`` add
+    risk@coverage and coverage@risk to every score's metrics (as ``lsfix.evaluate``)."""
     from lsfix.core import tune_pnorm
 
     pred.require_labels("audit")
@@ -198,6 +203,7 @@ def audit(
                               seed=seed, level=level)
     results = tuple(
         ScoreResult(pred.name, name, parallel.evaluate(conf, correct, convention=convention,
+                                                   coverages=coverages, risks=risks,
                                                    runner=pred.runner),
                     None, conf, correct)
         for name, conf in scores.items()
@@ -222,7 +228,7 @@ def audit(
         fit=fit, temperature=temperature, fit_source=source, results=results, paired=paired,
         excess_removed=removed, broken=broken, verdict=verdict, label_smoothing=ls,
         recorded_alpha=alpha_of(pred), binary=binary, by=by, groups=per_group,
-        bootstrap_unit=bootstrap_unit,
+        bootstrap_unit=bootstrap_unit, eval_rows=mask,
     )
 
 #: Peak bytes per row of :func:`audit`'s in-memory path on a dense file: measured 318 B per

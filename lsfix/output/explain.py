@@ -156,7 +156,7 @@ def explain_plots(preds: Sequence[Any], plot_path: str) -> list[str]:
         tag = p.name if alpha is None else f"{p.name} (α={alpha:g})"
         for c in mechanism_curves(p.logits, p.labels, tag, mask=eval_mask(p)):
             lines.append(Line(c.label, c.msp, c.max_logit))
-    mech = str(base.with_name(f"{base.stem}.mechanism.{ext}"))
+    mech = _sibling(plot_path, base.with_name(f"{base.stem}.mechanism.{ext}"))
     if binary:
         draw_lines(lines, mech, title="|z| vs MSP, one-logit model (sliding-window means)",
                    xlabel="MSP = σ(|z|)", ylabel="mean |z| (the binary confidence margin)")
@@ -170,7 +170,7 @@ def explain_plots(preds: Sequence[Any], plot_path: str) -> list[str]:
     alphas = recorded or sorted(DEFAULT_ALPHAS)
     assumed = "" if recorded else " (assumed: no α in the files' provenance)"
     p_err = np.linspace(0.0, 1.0, 201)
-    grad = str(base.with_name(f"{base.stem}.gradient.{ext}"))
+    grad = _sibling(plot_path, base.with_name(f"{base.stem}.gradient.{ext}"))
     zero = [("zero", np.array([0.0, 1.0]), np.array([0.0, 0.0]))]
     if binary:
         glines = [Line(f"α={a:g}{assumed}, BCE targets y(1−α)+α/2", p_err,
@@ -184,7 +184,7 @@ def explain_plots(preds: Sequence[Any], plot_path: str) -> list[str]:
         draw_lines(glines, grad, title="Gradient LS adds to the max logit: α(1 − 1/K − P_err)",
                    xlabel="P_err (probability the prediction is wrong)",
                    ylabel="added gradient on max logit (> 0 pushes it down)", extra=zero)
-    gaps = str(base.with_name(f"{base.stem}.gaps.{ext}"))
+    gaps = _sibling(plot_path, base.with_name(f"{base.stem}.gaps.{ext}"))
     gap_plot(usable, gaps)
     return [mech, grad, gaps]
 
@@ -221,3 +221,12 @@ def gap_plot(preds: Sequence[Any], path: str) -> None:
     gap_histogram(series, path,
                   title=f"Logit gaps of correct predictions (largest − mean of others), K = {k}",
                   xlabel="logit gap (label smoothing α caps it at log(1 + K(1−α)/α))")
+
+
+def _sibling(plot_path: str, path: Path) -> str:
+    """A figure drawn next to ``plot_path``: in the same in-memory sink when it is one."""
+    from lsfix.output.plot import FigurePath
+
+    if isinstance(plot_path, FigurePath):
+        return plot_path.sibling(str(path))
+    return str(path)

@@ -212,8 +212,15 @@ CAPTIONS = {
            "(coverage); the height is the error rate among those accepted (selective risk). "
            "Lower is better at every coverage, and the area under a line is its AURC. The grey "
            "dashed line is the oracle: every correct prediction accepted before any wrong one. "
-           "Circles, when --coverage or --risk asked for them, mark those points; the right panel "
-           "zooms on coverage 0–50 %, where the rankings differ most."),
+           "Circles, when --coverage or --risk asked for them, mark those points; the right "
+           "panel, when there is one, zooms on the coverage range where the lines differ. A "
+           "score that fell back to MSP says so in the legend (its line lies under MSP's)."),
+    "reliability": ("Reliability diagram: for each confidence bin, the share of correct "
+                    "predictions (y) against the mean confidence (x); marker size follows the "
+                    "bin's share of rows, shown again below. On the dashed diagonal the "
+                    "probabilities are calibrated; above it the model is under-confident, "
+                    "below it over-confident. ECE is the row-weighted mean distance to the "
+                    "diagonal."),
     "mechanism": ("Max logit against MSP, for correct and for wrong predictions of each file "
                   "(sliding-window means; MSP on a logit scale, so 0.9, 0.99 and 0.999 are "
                   "equally spaced). Label smoothing pulls the max logit down most where MSP is "

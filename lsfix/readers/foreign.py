@@ -490,11 +490,15 @@ def _from_named_arrays(
     used = [k for k in (logits_key, labels_key, ids_key, names_key) if k is not None]
     unused = [k for k in meta if k not in used]
     if unused:
+        hint = ""
+        one_d = [k for k in unused if meta[k][1] == 1 and meta[k][0] in "iu"]
+        if fmt == "npz" and labels_key is None and len(one_d) == 1:
+            hint = f" (--labels {name}:{one_d[0]} takes labels from {one_d[0]!r})"
         pred.notes.append(
             f"{name}: {what}(s) {', '.join(map(repr, unused))} not used; read "
             + ", ".join(f"{_quote(k)} as {role}" for k, role in zip(
                 (logits_key, labels_key, ids_key, names_key),
-                ("logits", "labels", "sample ids", "class names"), strict=True) if k))
+                ("logits", "labels", "sample ids", "class names"), strict=True) if k) + hint)
     return pred
 
 

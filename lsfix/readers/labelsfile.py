@@ -1,6 +1,7 @@
 """``--labels FILE``: labels kept apart from the logits, read with cost bounded by the file.
 
-``FILE.npy`` (one array), ``FILE.npz`` (key ``labels``/``y``/``y_true``/``targets``/``label``),
+``FILE.npy`` (one array), ``FILE.npz`` (key ``labels``/``y``/``y_true``/``targets``/``label``,
+or the array named after a colon: ``FILE.npz:arr_1`` of ``np.savez(f, logits, labels)``),
 ``FILE.txt`` (integers or class names separated by blanks or newlines; ``np.savetxt``), or
 ``FILE.csv``/``FILE.tsv``: the column ``label``/``y_true``/``target``/... (see
 :data:`LABEL_COLUMNS`), a single column, or the column named after a colon:
@@ -70,7 +71,8 @@ class _Cells:
         self.ints: list[np.ndarray] = []
         self.codes: array.array[int] | None = None
         self.vocab: dict[str, int] = {}
-        self.raw: list[str] = []  # cells that were integers, kept only once names start
+        self.seen = 0  # cells fed so far
+        self.odd: dict[int, str] = {}  # integer cells not written as str(int) ("007", "+3")
 
     def feed(self, cells: list[str]) -> None:
         for c in cells:
@@ -88,7 +90,11 @@ class _Cells:
                 raise InputError(f"label {quote(big)} is out of the int64 range",
                                  file=self.name) from None
             else:
+                for i, c in enumerate(cells):  # kept in case names follow: "007" stays "007"
+                    if c != str(int(arr[i])):
+                        self.odd[self.seen + i] = c
                 self.ints.append(arr)
+                self.seen += len(cells)
                 return
         assert self.codes is not None
         for c in cells:
@@ -103,8 +109,11 @@ class _Cells:
     def _to_names(self) -> None:
         self.codes = array.array("q")
         done, self.ints = self.ints, []
+        at = 0
         for block in done:  # integers seen before the first name are names too ("3")
-            self.feed_names([str(int(v)) for v in block])
+            self.feed_names([self.odd.get(at + i, str(int(v))) for i, v in enumerate(block)])
+            at += block.shape[0]
+        self.odd.clear()
 
     def feed_names(self, cells: list[str]) -> None:
         assert self.codes is not None
@@ -151,12 +160,16 @@ def read_labels_file(spec: str, dense_shape: tuple[int, ...] | None = None
         raise InputError("no such file (--labels)", file=display_name(path))
     note_input(path, display_name(path))  # an output of this command may never replace it
     suffix = p.suffix.lower()
+    if column is not None and suffix not in (".npz", ".csv", ".tsv"):
+        raise InputError(f"{quote(':' + column)} names an array of an .npz or a column of a "
+                         f".csv/.tsv; {display_name(p.name)} holds one list of labels (drop "
+                         f"{quote(':' + column)})", file=display_name(path))
     try:
         with open(p, "rb") as fh:
             if suffix == ".npy":
                 arr: np.ndarray | ClassNames = _npy(fh, name)
-            elif suffix == ".npz":
-                arr = _npz(fh, name)
+            elif suffix == ".npz":  # FILE.npz:KEY: arr_1 of np.savez(f, logits, labels)
+                arr = _npz(fh, name if column is None else display_name(path), column)
             elif suffix in (".csv", ".tsv"):
                 arr = _table(fh, name, "\t" if suffix == ".tsv" else ",", column)
             else:
@@ -221,7 +234,9 @@ def _npy(fh: IO[bytes], name: str) -> np.ndarray:
     return _npy_data(fh, hdr, size - fh.tell(), name, "")
 
 
-def _npz(fh: IO[bytes], name: str) -> np.ndarray:
+def _npz(fh: IO[bytes], name: str, key: str | None = None) -> np.ndarray:
+    """The labels array of an ``.npz``: ``key`` (``FILE.npz:KEY``), else the first of
+    :data:`NPZ_KEYS` it holds."""
     from lsfix.readers import untrusted
     from lsfix.readers.foreign import _npy_data, _npy_header
 
@@ -233,12 +248,17 @@ def _npz(fh: IO[bytes], name: str) -> np.ndarray:
     with zf:
         untrusted.check_zip(zf, file=name)  # overlapping members: a zip bomb
         members = {m[:-4]: m for m in zf.namelist() if m.endswith(".npy")}
-        key = next((k for k in NPZ_KEYS if k in members), None)
+        held = ", ".join(quote(k, 40) for k in list(members)[:8])
+        held += ", ..." if len(members) > 8 else ""
+        if key is not None:
+            if key not in members:
+                raise InputError(f"has no array {quote(key, 40)} (it holds "
+                                 f"{held or 'nothing'})", file=name)
+        else:
+            key = next((k for k in NPZ_KEYS if k in members), None)
         if key is None:
-            held = ", ".join(quote(k, 40) for k in list(members)[:8])
-            more = ", ..." if len(members) > 8 else ""
             raise InputError(f"no labels array (looked for labels, y, y_true, targets; it "
-                             f"holds {held + more or 'nothing'})", file=name)
+                             f"holds {held or 'nothing'}: name one as {name}:KEY)", file=name)
         info = zf.getinfo(members[key])
         untrusted.check_expansion(info.compress_size, info.file_size, file=name,
                                   dataset=f"/{key}")

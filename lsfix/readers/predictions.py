@@ -133,7 +133,9 @@ class Predictions:
         """Labels, or an :class:`InputError` saying ``what`` needs them."""
         if self.labels is None:
             if self.foreign_format is not None:  # .npy/.npz/.pt/table: no "datasets"
-                raise InputError(f"no labels in {self.name} (pass --labels FILE)")
+                # how it was read (arrays not used, columns taken as groups) says why
+                read = "".join(f"; {n}" for n in self.notes)
+                raise InputError(f"no labels in {self.name} (pass --labels FILE){read}")
             raise InputError(f"no {LABELS} dataset; {what} needs labels (pass --labels FILE)",
                              file=self.name)
         return self.labels

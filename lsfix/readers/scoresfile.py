@@ -388,6 +388,13 @@ def _write_labels(pred: Predictions, out: h5py.File) -> None:
 
 
 
+def _same_score(a: Predictions, b: Predictions, name: str) -> bool:
+    """Both hold score ``name`` with the same values (bit for bit) and the same attributes."""
+    va, vb = np.asarray(a.scores[name]), np.asarray(b.scores[name])
+    return (va.shape == vb.shape and np.array_equal(va, vb, equal_nan=True)
+            and a.score_attrs.get(name) == b.score_attrs.get(name))
+
+
 def join_scores(pred: Predictions, extra: Predictions, *, overwrite: bool = False) -> None:
     """Add the scores of ``extra`` (a scores file computed from ``pred``'s logits) to
     ``pred``, in place: scores, correctness, fit mask, groups and history.
@@ -403,7 +410,9 @@ def join_scores(pred: Predictions, extra: Predictions, *, overwrite: bool = Fals
         raise UsageError(f"--with joins a scores file to the logits it came from; {pred.name} "
                          "has no logits")
     check_same_source(extra, pred)
-    clash = sorted(set(extra.scores) & set(pred.scores))
+    # the same score in both (a scores file carries its input's stored scores) is no clash
+    clash = sorted(k for k in set(extra.scores) & set(pred.scores)
+                   if not _same_score(pred, extra, k))
     if clash and not overwrite:
         raise UsageError(f"{pred.name} and {extra.name} both hold /scores/{clash[0]}; pass "
                          "--overwrite to keep the one from --with")

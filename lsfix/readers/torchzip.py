@@ -146,17 +146,17 @@ class _Reader:
     def read(self, member: str, nbytes: int) -> bytes:
         info = self.zip.getinfo(member)
         if nbytes > info.file_size:
-            raise Refused(f"member {member!r}: {info.file_size} bytes, {nbytes} needed")
+            raise Refused(f"member {member[:80]!r}: {info.file_size} bytes, {nbytes} needed")
         # the share of the member's stored bytes this read uses, against the archive's budget
         share = info.compress_size if info.file_size == 0 else -(
             -info.compress_size * nbytes // info.file_size)
         self.expanded += nbytes
         self.stored += max(1, share)
-        _refuse_expansion(self.stored, self.expanded, f"member {member!r}")
+        _refuse_expansion(self.stored, self.expanded, f"member {member[:80]!r}")
         with self.zip.open(info) as fh:
             data = fh.read(nbytes)
         if len(data) != nbytes:
-            raise Refused(f"member {member!r} is truncated")
+            raise Refused(f"member {member[:80]!r} is truncated")
         return data
 
     def array(self, st: _Storage, stop: int) -> np.ndarray:
@@ -272,7 +272,7 @@ def _refuse_expansion(stored: int, expanded: int, what: str) -> None:
 def _refuse_bomb(info: zipfile.ZipInfo) -> None:
     """A deflated member expanding past lsfix's limit (:func:`lsfix.readers.untrusted.check_expansion`;
     torch.save stores members uncompressed)."""
-    _refuse_expansion(info.compress_size, info.file_size, f"member {info.filename!r}")
+    _refuse_expansion(info.compress_size, info.file_size, f"member {info.filename[:80]!r}")
 
 
 def _prescan(data: bytes) -> None:

@@ -182,7 +182,9 @@ def test_bad_rules_are_usage_errors(run, files, monkeypatch, error_of, rule, mes
         (["--format", "xml"], "--format must be table, tsv or json, got 'xml'"),
         (["--coverage", "1.5"], "--coverage must be in (0, 1], got 1.5"),
         (["-", "-"], "stdin (-) can be given only once"),
-        (["--report", "pr.txt"], "--report 'pr.txt' must end in .md"),
+        (["--report", "pr.txt"], "--report 'pr.txt': end it in .html (one self-contained "
+                                 "page), .md (Markdown and its PNG figures beside it) or name "
+                                 "a folder"),
         (["-s", "nosuch"], "a.h5: no stored score 'nosuch' and it is not a score lsfix can "
                            "compute (stored: none)"),
     ],

@@ -101,7 +101,7 @@ def test_labels_file_kinds(run: RunFn, data: Path, labels: str) -> None:
 def test_every_logits_command_takes_labels(run: RunFn, data: Path, cmd: str,
                                            tmp_path: Path) -> None:
     z, y = str(data / "z.npy"), str(data / "y.npy")
-    args = {"score": ["score", z, "-o", str(tmp_path / "o.h5")],
+    args = {"score": ["score", z, "-o", str(tmp_path / "o.h5"), "--overwrite"],
             "normalise": ["normalise", z, "-o", str(tmp_path / "o.h5")],
             "curve": ["curve", z], "compare": ["compare", z, z], "audit": ["audit", z]}[cmd]
     without = run(args)

@@ -207,16 +207,22 @@ def test_bad_params_file(run, files, tmp_path, monkeypatch, error_of):
         3, "other.json: not an lsfix p-norm fit (format 'something.else')")
 
 
-def test_existing_score_needs_overwrite(run, files, tmp_path, monkeypatch, error_of):
+def test_overwrite_is_about_the_output_file(run, files, tmp_path, monkeypatch, error_of):
+    """A pnorm joined with --with and computed again with another p: the new one is what the
+    new file holds (no clash: the input never changes); an existing -o or --save-params
+    file is replaced only with --overwrite (issue 17)."""
     monkeypatch.chdir(tmp_path)
     assert run(["normalise", files.a, "--p", "1", "-o", "one.h5"]).code == 0
     r = run(["normalise", files.a, "--with", "one.h5", "--p", "2", "-o", "two.h5"])
-    assert r.code == 2
-    assert error_of(r, "normalise") == (f"{files.a}: /scores/pnorm already exists; pass "
-                                        "--overwrite to replace it")
-    assert not Path("two.h5").exists()
-    assert run(["normalise", files.a, "--with", "one.h5", "--p", "2", "-o", "two.h5",
-                "--overwrite"]).code == 0
+    assert (r.code, error_of(r, "normalise") if r.code else None) == (0, None)
+    with h5py.File("two.h5", "r") as f:
+        assert json.loads(f["scores/pnorm"].attrs["params"])["p"] == 2
+    for extra in (["-o", "two.h5"], ["-o", "three.h5", "--save-params", "two.h5"]):
+        r = run(["normalise", files.a, "--p", "3", *extra])
+        assert (r.code, error_of(r, "normalise")) == (
+            2, "two.h5: exists; pass --overwrite to replace it")
+        assert not Path("three.h5").exists()
+    assert run(["normalise", files.a, "--p", "3", "-o", "two.h5", "--overwrite"]).code == 0
 
 
 def test_second_fit_split_refused(run, files, tmp_path, monkeypatch, error_of):

@@ -156,20 +156,25 @@ def test_tsv_needs_labels(run, files, error_of, monkeypatch):
     assert error_of(r, "score") == "nolabels.h5: --format tsv needs /labels to print 'correct'"
 
 
-def test_refuses_to_overwrite_existing_score(run, files, tmp_path, monkeypatch, error_of,
-                                              read_scores):
+def test_overwrite_is_about_the_output_file(run, files, tmp_path, monkeypatch, error_of,
+                                            read_scores):
+    """A score computed again is no clash (the output is a new file; the input never
+    changes); an existing -o file is replaced only with --overwrite (issue 17)."""
     monkeypatch.chdir(tmp_path)
     assert run(["score", files.a, "-m", "msp", "-m", "gini", "-o", "one.h5"]).code == 0
     r = run(["score", files.a, "--with", "one.h5", "-m", "energy", "-m", "gini",
              "-o", "two.h5"])
-    assert r.code == 2
-    assert error_of(r, "score") == (f"{files.a}: /scores/gini already exists; pass --overwrite "
-                                    "to replace it")
-    assert not Path("two.h5").exists()
-    ok = run(["score", files.a, "--with", "one.h5", "-m", "energy", "-m", "gini", "-o",
-              "two.h5", "--overwrite"])
-    assert (ok.code, ok.stderr) == (0, "")
+    assert (r.code, r.stderr) == (0, "")
     assert list(read_scores("two.h5")) == ["msp", "gini", "energy"]
+    assert np.array_equal(read_scores("two.h5")["gini"], read_scores("one.h5")["gini"])
+    before = Path("two.h5").read_bytes()
+    r = run(["score", files.a, "-m", "energy", "-o", "two.h5"])
+    assert r.code == 2
+    assert error_of(r, "score") == "two.h5: exists; pass --overwrite to replace it"
+    assert Path("two.h5").read_bytes() == before
+    ok = run(["score", files.a, "-m", "energy", "-o", "two.h5", "--overwrite"])
+    assert (ok.code, ok.stderr) == (0, "")
+    assert list(read_scores("two.h5")) == ["energy"]
 
 
 def test_binary_output_to_terminal_refused(run, files, tmp_path, error_of):

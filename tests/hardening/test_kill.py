@@ -67,9 +67,10 @@ POINTS = (*BEFORE_RENAME, "replaced")
 
 #: The interrupted run's arguments, relative to its folder: runs of one command in different
 #: folders of the same depth give the same bytes (no timestamps in lsfix files).
+#: --overwrite: the runs replace a previous output (an existing -o file needs it, issue 17).
 RUNS = {
-    "score": ["score", "../big.h5", "-m", "energy", "-o", "out.h5"],
-    "normalise": ["normalise", "../big.h5", "--p", "2", "-q", "-o", "out.h5"],
+    "score": ["score", "../big.h5", "-m", "energy", "-o", "out.h5", "--overwrite"],
+    "normalise": ["normalise", "../big.h5", "--p", "2", "-q", "-o", "out.h5", "--overwrite"],
 }
 
 
@@ -416,7 +417,9 @@ def _tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", str(mount_point)], check=False)
 
 
-DISK_ARGS = {"score": ["score", "-m", "msp"], "normalise": ["normalise", "--p", "2", "-q"]}
+#: --overwrite: each run replaces a previous file (an existing -o file needs it, issue 17)
+DISK_ARGS = {"score": ["score", "-m", "msp", "--overwrite"],
+             "normalise": ["normalise", "--p", "2", "-q", "--overwrite"]}
 
 
 def _run_to(cmd: str, src: Path, out: Path, **kw: object) -> tuple[int, str]:

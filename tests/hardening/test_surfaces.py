@@ -261,7 +261,7 @@ def _hostile_file_name(stem: str, cmd: str) -> Callable[[Path, Path], Spec]:
         b = good(d / "b.h5", n=300, seed=1)
         if cmd == "compare":
             return Spec(["compare", str(a), str(b), "--report", "pr.md", "--plot", "p.png",
-                         "-o", "c.tsv"], 0, leaves=("c.tsv", "p.png", "pr.md"))
+                         "-o", "c.tsv"], 0, leaves=("c.tsv", "p.png", "pr.md", "pr.png"))
         if cmd == "audit":
             return Spec(["audit", str(a), "-b", "10", "--report", "rep", "-o", "a.txt"], 0,
                         leaves=("a.txt", "rep"))

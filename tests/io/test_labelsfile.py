@@ -103,6 +103,18 @@ def test_class_names_are_held_once_each(tmp_path: Path) -> None:
     assert sorted(raw.vocab) == ["3", "cat", "dog"]
 
 
+def test_names_after_integers_keep_their_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                              ) -> None:
+    """Cells read as integers before the first name are names as written ("007", "+3")."""
+    from lsfix.readers import labelsfile
+
+    monkeypatch.setattr(labelsfile, "BLOCK", 4)
+    (tmp_path / "y.txt").write_text("007 +3 12 cat 007\n")
+    raw, _ = read_labels_file(str(tmp_path / "y.txt"))
+    assert isinstance(raw, ClassNames)
+    assert [raw.vocab[c] for c in raw.codes] == ["007", "+3", "12", "cat", "007"]
+
+
 def test_text_labels_across_read_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                         ) -> None:
     """A cell split by a block boundary is read whole (blocks of 7 bytes here)."""
