@@ -68,7 +68,7 @@ def test_torch_only_in_extract_and_foreign_readers() -> None:
     for path in PKG.rglob("*.py"):
         rel = path.relative_to(PKG).parts
         # torch.load only behind --trust-pickle, in the .pt reader
-        if rel[0] == "extract" or rel == ("readers", "foreign.py") or path.name == "extract_cmd.py":
+        if rel[0] == "extract" or rel == ("readers", "ptfiles.py") or path.name == "extract_cmd.py":
             continue
         for name in _imports(path):
             assert name.split(".")[0] not in ("torch", "torchvision", "timm"), \

@@ -116,19 +116,21 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lsfix.cli.app import note
+    from lsfix.streams import STDIO, write_text_atomic
+
     args = sys.argv[1:] if argv is None else argv
     text = render()
     if args[:1] == ["--check"] and len(args) == 2:
         with open(args[1], encoding="utf-8") as fh:
             if fh.read() != text:
-                sys.stderr.write(f"{args[1]} is stale: run python -m lsfix.cli.reference > "
-                                 f"{args[1]}\n")
+                note(f"{args[1]} is stale: run python -m lsfix.cli.reference > {args[1]}")
                 return 1
         return 0
     if args:
-        sys.stderr.write("usage: python -m lsfix.cli.reference [--check FILE]\n")
+        note("usage: python -m lsfix.cli.reference [--check FILE]")
         return 2
-    sys.stdout.write(text)
+    write_text_atomic(STDIO, text)
     return 0
 
 

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from lsfix.core.metrics import _as_inputs
 from lsfix.errors import InputError, UsageError
 
 _TINY = 1e-300
@@ -184,15 +185,9 @@ class SGRResult:
 
 
 def _inputs(confidence: Any, correct: Any) -> tuple[np.ndarray, np.ndarray]:
-    c = np.asarray(confidence, dtype=np.float64)
-    y = np.asarray(correct)
-    if c.ndim != 1 or y.shape != c.shape:
-        raise InputError(f"confidence and correct must be 1-D of one length, got {c.shape} "
-                         f"and {y.shape}")
-    if y.dtype != np.bool_:
-        if not np.isin(y, (0, 1)).all():
-            raise InputError("correct must be boolean or 0/1")
-        y = y.astype(bool)
+    """Confidences (float64, finite) and correctness (bool), checked as every metric checks
+    them (:func:`lsfix.core.metrics._as_inputs`)."""
+    c, y = _as_inputs(confidence, correct)
     if not np.isfinite(c).all():
         raise InputError("confidences must be finite")
     return c, y

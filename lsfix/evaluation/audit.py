@@ -226,9 +226,10 @@ def audit(
         fit_result=chosen, eval_rows=mask,
     )
 
-#: Peak bytes per row of :func:`audit`'s in-memory path, measured on a dense file
-#: (bench/README.md, issue 20): every plain score, msp_ts and pnorm in float64, correctness,
-#: masks, the fit's row subset, the bootstrap's resampled copies and the sort temporaries.
+#: Peak bytes per row of :func:`audit`'s in-memory path on a dense file: measured 318 B per
+#: pixel (peak RSS 0.79 GB less a 0.12 GB floor for 4 x 19 x 512 x 1024 float32, --bootstrap
+#: 200; bench/README.md, issue 20), rounded up for margin: every plain score, msp_ts and
+#: pnorm in float64, correctness, masks, the fit's row subset, the bootstrap's copies.
 AUDIT_BYTES_PER_ROW = 400
 
 

@@ -223,7 +223,7 @@ def _checked(arr: np.ndarray | ClassNames, name: str, dense_shape: tuple[int, ..
 
 
 def _npy(fh: IO[bytes], name: str) -> np.ndarray:
-    from lsfix.readers.foreign import _npy_data, _npy_header
+    from lsfix.readers.npfiles import _npy_data, _npy_header
 
     size = fh.seek(0, io.SEEK_END)
     fh.seek(0)
@@ -238,7 +238,7 @@ def _npz(fh: IO[bytes], name: str, key: str | None = None) -> np.ndarray:
     """The labels array of an ``.npz``: ``key`` (``FILE.npz:KEY``), else the first of
     :data:`NPZ_KEYS` it holds."""
     from lsfix.readers import untrusted
-    from lsfix.readers.foreign import _npy_data, _npy_header
+    from lsfix.readers.npfiles import _npy_data, _npy_header
 
     try:
         zf = zipfile.ZipFile(fh)
