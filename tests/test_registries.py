@@ -25,6 +25,7 @@ from lsfix.core import scores as core_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = str(ROOT / "sample_data" / "fmnist_ls02_test.h5")
+SAMPLE_CE = str(ROOT / "sample_data" / "fmnist_ce_test.h5")
 
 
 @pytest.fixture()
@@ -76,7 +77,7 @@ def test_toy_score_and_metric_reach_every_layer(toy: None, tmp_path: Path) -> No
     res = CliRunner().invoke(app, ["curve", SAMPLE, "-s", "top_two_mean", "-f", "table"],
                              env={"COLUMNS": "400"})
     assert res.exit_code == 0 and "Err@100%" in res.stdout, res.output
-    res = CliRunner().invoke(app, ["compare", SAMPLE, SAMPLE, "-s", "top_two_mean",
+    res = CliRunner().invoke(app, ["compare", SAMPLE, SAMPLE_CE, "-s", "top_two_mean",
                                    "--fail-if", "error_at_full>+0.5", "-f", "json"])
     assert res.exit_code == 0, res.output
     assert "top_two_mean" in value_choices("curve", "score")
