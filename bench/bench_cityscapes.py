@@ -1,6 +1,6 @@
 """The paper's segmentation experiment at Cityscapes-val size, end to end (issue 20).
 
-    nice -n 10 python bench/bench_cityscapes.py --folder /work/scratch/dense        # 500 images
+    nice -n 10 python bench/bench_cityscapes.py --folder SCRATCH        # 500 images
     python bench/bench_cityscapes.py --images 32 --dtype float32 --folder DIR       # issue 17
     python bench/bench_cityscapes.py --images 12 --height 128 --width 256 --check   # small
 

@@ -1,6 +1,6 @@
 """Where the time of ``curve``'s dense out-of-core path goes, step by step (issue 20).
 
-    python bench/bench_dense_steps.py --images 8 --folder /work/scratch/dense [--threads 1]
+    python bench/bench_dense_steps.py --images 8 --folder SCRATCH [--threads 1]
 
 Makes a dense file (bench_cityscapes's generator; float32 by default) and runs
 :func:`lsfix.evaluation.bounded.evaluate_bounded` (``-s msp``) in this process with timers wrapped

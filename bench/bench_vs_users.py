@@ -1,7 +1,7 @@
 """lsfix against what users run instead, side by side in one run (issue 20).
 
-    python bench/bench_vs_users.py --folder /work/scratch/dense --images 4 --n 1000000 \\
-        --n 10000000 --peers /work/scratch/dense/peers --out vs_users.json
+    python bench/bench_vs_users.py --folder SCRATCH --images 4 --n 1000000 \\
+        --n 10000000 --peers PEERS --out vs_users.json
 
 Run it with an interpreter that also has scikit-learn, torch and (optionally)
 torch-uncertainty installed (a scratch environment: see bench/README.md, "Issue 20"); every
