@@ -10,18 +10,6 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
-    AllowIncompleteOpt,
-    ConventionOpt,
-    FormatOpt,
-    IgnoreIndexOpt,
-    InputArg,
-    InputKindOpt,
-    LabelsOpt,
-    OutputOpt,
-    QuietOpt,
-    SchedulerOpt,
-    SchedulerTimeoutOpt,
-    WithOpt,
     check_convention,
     load,
     parse_floats,
@@ -41,6 +29,20 @@ from lsfix.cli.curve_cmd import (
     check_boot_unit,
     render_table,
     result_rows,
+)
+from lsfix.cli.options import (
+    AllowIncompleteOpt,
+    ConventionOpt,
+    FormatOpt,
+    IgnoreIndexOpt,
+    InputArg,
+    InputKindOpt,
+    LabelsOpt,
+    OutputOpt,
+    QuietOpt,
+    SchedulerOpt,
+    SchedulerTimeoutOpt,
+    WithOpt,
 )
 
 HELP = """Audit any classifier's logits: every confidence score, MaxLogit-pNorm with p fitted

@@ -13,23 +13,6 @@ if TYPE_CHECKING:
     from lsfix.readers.predictions import Predictions
 
 
-# the shared options, declared once in lsfix.cli.options (imported here for the commands)
-from lsfix.cli.options import (  # noqa: E402,F401
-    AllowIncompleteOpt,
-    ConventionOpt,
-    FormatOpt,
-    IgnoreIndexOpt,
-    InputArg,
-    InputKindOpt,
-    LabelsOpt,
-    OutputOpt,
-    QuietOpt,
-    SchedulerOpt,
-    SchedulerTimeoutOpt,
-    WithOpt,
-)
-
-
 def use_scheduler(value: str, timeout: float = 10.0
                   ) -> contextlib.AbstractContextManager[object]:
     """``--scheduler``: the runner scores and metrics run on (:mod:`lsfix.evaluation.scheduler`;
@@ -192,8 +175,8 @@ def read_json_file(path: str) -> object:
     """A JSON document named on the command line, read strictly
     (:func:`lsfix.readers.untrusted.loads`: size, nesting, NaN/Infinity refused; exit 3 naming it)."""
     from lsfix import streams as lio
-    from lsfix.readers import untrusted
     from lsfix.errors import InputError
+    from lsfix.readers import untrusted
 
     name = lio.display_name(path)
     try:
@@ -222,9 +205,9 @@ def fit_from_json(doc: object, path: str) -> object:
     """A :class:`lsfix.core.PNormFit` from a ``--params`` document, every key checked for type
     and range first (exit 3 naming the file and the key)."""
     from lsfix import streams as lio
-    from lsfix.readers import untrusted
     from lsfix.core import PNormFit
     from lsfix.errors import InputError
+    from lsfix.readers import untrusted
 
     name = lio.display_name(path)
     d = untrusted.expect(doc, dict, file=name, key="the document", dataset=None)

@@ -9,13 +9,6 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
-    AllowIncompleteOpt,
-    ConventionOpt,
-    FormatOpt,
-    IgnoreIndexOpt,
-    InputKindOpt,
-    LabelsOpt,
-    OutputOpt,
     load,
     require_fit_labels,
 )
@@ -40,7 +33,16 @@ from lsfix.cli.curve_cmd import (
     result_rows,
     warn_undefined,
 )
-from lsfix.cli.options import PlotOpt
+from lsfix.cli.options import (
+    AllowIncompleteOpt,
+    ConventionOpt,
+    FormatOpt,
+    IgnoreIndexOpt,
+    InputKindOpt,
+    LabelsOpt,
+    OutputOpt,
+    PlotOpt,
+)
 from lsfix.errors import GateFailed, GateInconclusive, InputError, UsageError
 from lsfix.evaluation.gate import Rule, parse_rule
 

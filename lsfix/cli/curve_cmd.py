@@ -8,17 +8,6 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, warn
 from lsfix.cli.common import (
-    AllowIncompleteOpt,
-    ConventionOpt,
-    FormatOpt,
-    IgnoreIndexOpt,
-    InputArg,
-    InputKindOpt,
-    LabelsOpt,
-    OutputOpt,
-    SchedulerOpt,
-    SchedulerTimeoutOpt,
-    WithOpt,
     check_convention,
     load,
     parse_floats,
@@ -27,19 +16,30 @@ from lsfix.cli.common import (
 )
 from lsfix.cli.options import (
     ADVANCED,
+    AllowIncompleteOpt,
     BootOpt,
     BootUnitOpt,
     ByOpt,
+    ConventionOpt,
     CoverageOpt,
+    FormatOpt,
+    IgnoreIndexOpt,
+    InputArg,
+    InputKindOpt,
+    LabelsOpt,
     LevelOpt,
     MemoryLimitOpt,
+    OutputOpt,
     PercentOpt,
     PlotOpt,
     RiskOpt,
+    SchedulerOpt,
+    SchedulerTimeoutOpt,
     ScoreOpt,
     SeedOpt,
     SubsampleOpt,
     TmpdirOpt,
+    WithOpt,
 )
 from lsfix.errors import UsageError
 

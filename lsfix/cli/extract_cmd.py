@@ -228,8 +228,8 @@ def merge_cmd(
       lsfix merge dist.rank*-of-2.h5 -o dist.h5
     """
     with handle_errors("merge"):
-        from lsfix.streams import refuse_binary_to_tty
         from lsfix.readers.logitsfile import command_line
+        from lsfix.streams import refuse_binary_to_tty
 
         refuse_binary_to_tty(output)
         from lsfix.extract.writer import merge_shards

@@ -8,17 +8,6 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
-    AllowIncompleteOpt,
-    ConventionOpt,
-    IgnoreIndexOpt,
-    InputArg,
-    InputKindOpt,
-    LabelsOpt,
-    OutputOpt,
-    QuietOpt,
-    SchedulerOpt,
-    SchedulerTimeoutOpt,
-    WithOpt,
     check_convention,
     check_p,
     fit_from_json,
@@ -29,7 +18,21 @@ from lsfix.cli.common import (
     require_fit_labels,
     use_scheduler,
 )
-from lsfix.cli.options import OverwriteOpt, ScoresFormatOpt
+from lsfix.cli.options import (
+    AllowIncompleteOpt,
+    ConventionOpt,
+    IgnoreIndexOpt,
+    InputArg,
+    InputKindOpt,
+    LabelsOpt,
+    OutputOpt,
+    OverwriteOpt,
+    QuietOpt,
+    SchedulerOpt,
+    SchedulerTimeoutOpt,
+    ScoresFormatOpt,
+    WithOpt,
+)
 from lsfix.cli.preflight import refuse_existing
 from lsfix.errors import UsageError
 

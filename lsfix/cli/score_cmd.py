@@ -9,22 +9,25 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
-    InputKindOpt,
-    LabelsOpt,
     MAX_P,
-    AllowIncompleteOpt,
-    IgnoreIndexOpt,
-    InputArg,
-    OutputOpt,
-    QuietOpt,
-    SchedulerOpt,
-    SchedulerTimeoutOpt,
-    WithOpt,
     load,
     require_finite_scores,
     use_scheduler,
 )
-from lsfix.cli.options import OverwriteOpt, ScoresFormatOpt
+from lsfix.cli.options import (
+    AllowIncompleteOpt,
+    IgnoreIndexOpt,
+    InputArg,
+    InputKindOpt,
+    LabelsOpt,
+    OutputOpt,
+    OverwriteOpt,
+    QuietOpt,
+    SchedulerOpt,
+    SchedulerTimeoutOpt,
+    ScoresFormatOpt,
+    WithOpt,
+)
 from lsfix.cli.preflight import refuse_existing
 from lsfix.errors import UsageError
 

@@ -8,6 +8,12 @@ import typer
 
 from lsfix.cli.app import app, handle_errors
 from lsfix.cli.common import (
+    load,
+    parse_grid,
+    report_format,
+    require_fit_labels,
+)
+from lsfix.cli.options import (
     AllowIncompleteOpt,
     FormatOpt,
     InputArg,
@@ -15,10 +21,6 @@ from lsfix.cli.common import (
     LabelsOpt,
     OutputOpt,
     WithOpt,
-    load,
-    parse_grid,
-    report_format,
-    require_fit_labels,
 )
 from lsfix.errors import UsageError
 
