@@ -99,3 +99,14 @@ def test_no_context_variables_in_lsfix() -> None:
             if "ContextVar" in p.read_text(encoding="utf-8")
             or "contextvars" in p.read_text(encoding="utf-8")]
     assert not hits, hits
+
+
+def test_a_failed_finish_leaves_the_callers_predictions_open(arrays: tuple[Path, Path]) -> None:
+    x, y = arrays
+    h5 = x.with_suffix(".h5")
+    lsfix.readers.logitsfile.new_file(str(h5), np.load(x), labels=np.load(y))
+    pred = lsfix.read(str(h5))
+    with pytest.raises(lsfix.InputError, match="labels for"):
+        lsfix.read(pred, labels=np.load(y)[:-1])
+    assert pred.h5 is not None and pred.logits.rows(0, 2).shape == (2, pred.k)
+    pred.close()

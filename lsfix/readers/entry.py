@@ -112,7 +112,8 @@ def read(
         if need_logits:
             require_logits(pred)
     except BaseException:
-        pred.close()
+        if pred is not source:  # a file read here; a caller's Predictions stays open
+            pred.close()
         raise
     return pred
 
