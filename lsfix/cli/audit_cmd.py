@@ -10,40 +10,37 @@ import typer
 
 from lsfix.cli.app import app, handle_errors, note
 from lsfix.cli.common import (
+    check_boot,
+    check_boot_unit,
     check_convention,
     load,
     parse_floats,
     report_format,
     use_scheduler,
 )
-from lsfix.cli.curve_cmd import (
-    BootUnitOpt,
-    ByOpt,
-    CoverageOpt,
-    LevelOpt,
-    MemoryLimitOpt,
-    RiskOpt,
-    SeedOpt,
-    SubsampleOpt,
-    check_boot,
-    check_boot_unit,
-    render_table,
-    result_rows,
-)
 from lsfix.cli.options import (
     AllowIncompleteOpt,
+    BootUnitOpt,
+    ByOpt,
     ConventionOpt,
+    CoverageOpt,
     FormatOpt,
     IgnoreIndexOpt,
     InputArg,
     InputKindOpt,
     LabelsOpt,
+    LevelOpt,
+    MemoryLimitOpt,
     OutputOpt,
     QuietOpt,
+    RiskOpt,
     SchedulerOpt,
     SchedulerTimeoutOpt,
+    SeedOpt,
+    SubsampleOpt,
     WithOpt,
 )
+from lsfix.output.table import render_table, result_rows
 
 HELP = """Audit any classifier's logits: every confidence score, MaxLogit-pNorm with p fitted
 on --val (or on a held-out --fit-fraction of the input, excluded from the numbers; MSP kept
@@ -171,10 +168,9 @@ def write_report(res: Any, pred: Any, path: str, cal: Any = None) -> list[str]:
     """``--report PATH``: a self-contained ``.html`` page, a ``.md`` file with its figures
     beside it, or a folder with report.md, report.html and the figures
     (:mod:`lsfix.output.html`). Returns the files written."""
-    from lsfix.cli.curve_cmd import curve_lines, oracle_curve
     from lsfix.output import html as H
     from lsfix.output.explain import explain_plots
-    from lsfix.output.plot import rc_plot
+    from lsfix.output.plot import curve_lines, oracle_curve, rc_plot
     from lsfix.output.report import fmt, markdown_figure, markdown_table
     from lsfix.streams import write_text_atomic
 

@@ -270,3 +270,37 @@ def fit_from_json(doc: object, path: str) -> object:
         raise InputError(str(exc), file=name) from None
     except (ArithmeticError, AttributeError, TypeError, ValueError) as exc:
         raise InputError(f"malformed p-norm fit ({exc})", file=name) from None
+
+
+def check_boot_unit(unit: str, by: str | None) -> None:
+    """``--bootstrap-unit``: ``row`` or ``image``, and ``image`` not with ``--by``."""
+    if unit not in ("row", "image"):
+        raise UsageError(f"--bootstrap-unit must be row or image, got {unit!r}")
+    if unit == "image" and by is not None:
+        raise UsageError("--bootstrap-unit image does not go with --by (groups resample rows)")
+
+
+def check_boot(n_boot: int, level: float) -> None:
+    if n_boot < 0:
+        raise UsageError(f"--bootstrap must be >= 0, got {n_boot}")
+    if n_boot > MAX_BOOTSTRAP:
+        raise UsageError(f"--bootstrap {n_boot} is above the limit of {MAX_BOOTSTRAP} "
+                         "replicates")
+    if not 0 < level < 1:
+        raise UsageError(f"--level must be in (0, 1), got {level}")
+
+
+def check_report_options(convention: str, bootstrap: int, level: float, fmt: str | None,
+                         coverage: list[str] | None, risk: list[str] | None,
+                         plot: str | None) -> tuple[str, tuple[float, ...], tuple[float, ...]]:
+    """Validate the options curve and compare share; return (format, coverages, risks)."""
+    check_convention(convention)
+    check_boot(bootstrap, level)
+    out_fmt = report_format(fmt)
+    covs = parse_floats(coverage, "--coverage", lo=0.0, hi=1.0)
+    risks = parse_floats(risk, "--risk", lo=0.0, hi=1.0, lo_open=False)
+    if plot is not None:
+        from lsfix.output.plot import plot_format
+
+        plot_format(plot)
+    return out_fmt, covs, risks

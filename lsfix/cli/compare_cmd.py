@@ -8,43 +8,32 @@ from typing import Annotated, Any
 import typer
 
 from lsfix.cli.app import app, handle_errors, note
-from lsfix.cli.common import (
-    load,
-    require_fit_labels,
-)
-from lsfix.cli.curve_cmd import (
+from lsfix.cli.common import check_boot_unit, check_report_options, load, require_fit_labels
+from lsfix.cli.options import (
+    AllowIncompleteOpt,
     BootOpt,
     BootUnitOpt,
     ByOpt,
+    ConventionOpt,
     CoverageOpt,
+    FormatOpt,
+    IgnoreIndexOpt,
+    InputKindOpt,
+    LabelsOpt,
     LevelOpt,
     MemoryLimitOpt,
+    OutputOpt,
     PercentOpt,
+    PlotOpt,
     RiskOpt,
     ScoreOpt,
     SeedOpt,
     SubsampleOpt,
     TmpdirOpt,
-    check_boot_unit,
-    check_report_options,
-    curve_lines,
-    render_table,
-    result_json,
-    result_rows,
-    warn_undefined,
-)
-from lsfix.cli.options import (
-    AllowIncompleteOpt,
-    ConventionOpt,
-    FormatOpt,
-    IgnoreIndexOpt,
-    InputKindOpt,
-    LabelsOpt,
-    OutputOpt,
-    PlotOpt,
 )
 from lsfix.errors import GateFailed, GateInconclusive, InputError, UsageError
 from lsfix.evaluation.gate import Rule, parse_rule
+from lsfix.output.table import render_table, result_json, result_rows
 
 HELP = """Compare files × scores: one row each, the first file's rows being the baseline.
 Paired bootstrap of each row's AURC difference to the baseline when the files hold the same
@@ -237,7 +226,11 @@ def compare(
 
         masks = [eval_mask(p) if e == "memory" else None
                  for p, e in zip(preds, ev.engines, strict=True)]
-        warn_undefined("compare", results)
+        from lsfix.cli.app import warn
+        from lsfix.output.table import undefined_warnings
+
+        for line in undefined_warnings(results):
+            warn("compare", line)
         base_name = preds[0].name
         rows = result_rows(results, percent=percent)  # display
         gate_rows = result_rows(results, percent=False)  # rules are always on fractions
@@ -388,8 +381,7 @@ def compare(
         for where in (plot_path, report_plot):
             if where is None:
                 continue
-            from lsfix.cli.curve_cmd import fallback_notes, oracle_curve
-            from lsfix.output.plot import rc_plot
+            from lsfix.output.plot import curve_lines, fallback_notes, oracle_curve, rc_plot
 
             rc_plot(curve_lines(results, show_file=True, percent=percent, curves=ev.curves,
                                 notes=fallback_notes(preds)), where,
@@ -410,7 +402,7 @@ def compare(
         if report_plot is not None:
             plot_path = report_plot
         if target is not None and target.html is not None:
-            from lsfix.cli.curve_cmd import fallback_notes
+            from lsfix.output.plot import fallback_notes
 
             notes = fallback_notes(preds)
             shown_rows = [{**r, "score": f"{r['score']} = {notes[(r['file'], r['score'])]}"}

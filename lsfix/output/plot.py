@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from lsfix.errors import UsageError
-from lsfix.streams import atomic_output
 from lsfix.safetext import mpl
+from lsfix.streams import atomic_output
 
 FORMATS = ("png", "svg", "pdf")
 # Okabe-Ito colour-blind-safe palette, paired with dash patterns and markers for grey-scale.
@@ -440,3 +441,58 @@ def reliability_plot(series: Sequence[ReliabilitySeries], path: str, *,
         save(fig, path)
     finally:
         plt.close(fig)
+
+
+def curve_lines(results: list[Any], *, show_file: bool, percent: bool = False,
+                curves: list[Any] | None = None,
+                notes: dict[tuple[str, str], str] | None = None) -> list[Any]:
+    """Plot lines of ``results``; ``curves`` gives each one's ``(coverage, risk)`` when the
+    results hold no per-row arrays (the out-of-core path). Files are named by their base
+    name when those are unique. ``notes[(file, score)]`` is added to that line's label (a
+    fallback to MSP, whose line then lies under MSP's)."""
+    import os
+
+    from lsfix.core import rc_curve
+
+    files = {r.file for r in results}
+    short = ({f: os.path.basename(f) or f for f in files}
+             if len({os.path.basename(f) for f in files}) == len(files) else {f: f for f in files})
+    lines = []
+    for i, r in enumerate(results):
+        if curves and curves[i] is not None:
+            cov, rsk = curves[i]
+        else:
+            c = rc_curve(r.confidence, r.correct)
+            cov, rsk = c.coverage, c.risk
+        who = f"{short[r.file]} · {r.score}" if show_file else r.score
+        note = (notes or {}).get((r.file, r.score))
+        if note:
+            who = f"{who} = {note}"
+        value, unit = (100 * r.metrics.aurc, "%AURC") if percent else (r.metrics.aurc, "AURC")
+        label = f"{who} ({unit} {value:.4g}, {r.metrics.convention})"
+        points = tuple((p.coverage, p.risk, f"risk@{p.target:g}")
+                       for p in r.metrics.risk_at_coverage if p.k > 0)
+        points += tuple((p.coverage, p.risk, f"coverage@{p.target:g}")
+                        for p in r.metrics.coverage_at_risk if p.k > 0)
+        lines.append(Line(label, cov, rsk, points))
+    return lines
+
+
+def oracle_curve(correct: Any) -> tuple[Any, Any]:
+    from lsfix.core import rc_curve
+
+    c = rc_curve(correct.astype(float), correct)
+    return c.coverage, c.risk
+
+
+def fallback_notes(preds: list[Any]) -> dict[tuple[str, str], str]:
+    """``(file, score) -> "MSP (fell back)"`` for stored scores that are MSP because their
+    p-norm fit fell back (their curve is MSP's: the legend must say why it is hidden)."""
+    out = {}
+    for pred in preds:
+        for name, attrs in getattr(pred, "score_attrs", {}).items():
+            params = attrs.get("params") if isinstance(attrs, dict) else None
+            if isinstance(params, dict) and params.get("fallback_msp") is True \
+                    and name != "msp":
+                out[(pred.name, name)] = "MSP (fell back: no p beat MSP)"
+    return out

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lsfix.cli.curve_cmd import render_table
 from lsfix.core import bootstrap_ci, evaluate
+from lsfix.output.table import render_table
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data" / "fmnist_ls02_test.h5"
