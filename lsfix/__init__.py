@@ -45,6 +45,8 @@ _CORE = (
 #: the one way in, the one planner, and the numeric evaluation of one score
 _ENTRIES = {"read": ("lsfix.readers.entry", "read"),
             "evaluate": ("lsfix.evaluation.planner", "evaluate"),
+            "compare": ("lsfix.evaluation.compare", "compare"),
+            "Comparison": ("lsfix.evaluation.compare", "Comparison"),
             "Evaluation": ("lsfix.evaluation.planner", "Evaluation"),
             "Predictions": ("lsfix.readers.predictions", "Predictions"),
             "metrics": ("lsfix.core", "evaluate")}
