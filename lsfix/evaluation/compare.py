@@ -77,6 +77,9 @@ class Comparison:
         ``models``: (name, files) of each model; ``seeds``: (summaries, paired t-tests).
     grouped : Grouped or None
         ``by``: the per-group results.
+    engines : list of str
+        Per input, the engine that evaluated it: ``memory``, ``bounded`` (out of core, within
+        ``memory_limit``) or ``drawn`` (only the drawn pixels read).
     curves, oracle
         RC curves of the files evaluated out of core (bounded engine), for plots.
     notes, warnings
@@ -99,6 +102,7 @@ class Comparison:
     models: list[tuple[str, list[str]]] = field(default_factory=list)
     seeds: tuple[list[Any], list[Any]] | None = None
     grouped: Grouped | None = None
+    engines: list[str] = field(default_factory=list)
     curves: list[Any] = field(default_factory=list)
     oracle: Any = None
     notes: list[str] = field(default_factory=list)
@@ -267,7 +271,7 @@ def compare(
     >>> c = lsfix.compare([z, z * 2], "msp", labels=[0, 1, 1, 1], fail_if=["aurc>0.5"],
     ...                   gate="point")
     >>> [r.file for r in c.results], c.outcome, c.exit_code
-    (['array', 'array'], 'passed', 0)
+    (['<array>', '<array>'], 'passed', 0)
     """
     from lsfix.evaluation.bounded import parse_memory_limit
     from lsfix.evaluation.gate import GATE_MODES, parse_rule
@@ -363,6 +367,9 @@ def _models(models: Any) -> list[tuple[str, list[str]]]:
     items = list(models.items()) if isinstance(models, dict) else list(models)
     groups = [parse_model(m) if isinstance(m, str) else (str(m[0]), [str(p) for p in m[1]])
               for m in items]
+    for name, paths in groups:
+        if len(set(paths)) != len(paths):
+            raise UsageError(f"--model {name}: a file is listed twice")
     if len({g for g, _ in groups}) != len(groups):
         raise UsageError("--model: two models share a name")
     return groups
@@ -551,8 +558,8 @@ def _compare(preds: list[Predictions], inputs: list[Any], names: list[str] | Non
                       results=results, file_index=file_of, paired=paired, fits=fits,
                       rules=rules, gate=gate, level=level, n_boot=n_boot, checks=checks,
                       outcome=outcome(checks) if rules else "passed", models=groups,
-                      seeds=seeds, grouped=grouped, curves=ev.curves, oracle=ev.oracle,
-                      notes=notes)
+                      seeds=seeds, grouped=grouped, engines=ev.engines, curves=ev.curves,
+                      oracle=ev.oracle, notes=notes)
 
 
 def _check_rule_metric(rule: Rule, rows: list[dict[str, Any]]) -> None:
