@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import lsfix
 from lsfix.cli.app import app
-from lsfix.errors import GateFailed, UsageError
+from lsfix.errors import GateFailed, GateInconclusive, UsageError
 from lsfix.readers.logitsfile import new_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,37 +29,63 @@ def _cli(*args: object) -> tuple[int, dict]:
     return res.exit_code, json.loads(res.stdout)
 
 
+def _rows(path: str, score: str = "msp") -> tuple[np.ndarray, np.ndarray]:
+    """A sample file's confidences (computed from its logits) and correctness."""
+    with h5py.File(path, "r") as f:
+        z, y = f["logits"][()], f["labels"][()]
+    conf = lsfix.compute_scores(z, [lsfix.parse_score(score)])[score]
+    return conf, z.argmax(axis=1) == y
+
+
 def test_to_dict_equals_compare_json_on_sample_data() -> None:
     cmp = lsfix.compare([CE, LS], ["msp", "pnorm", "energy"], coverages=[0.8], risks=[0.02])
     code, want = _cli(CE, LS, "-s", "msp", "-s", "pnorm", "-s", "energy", "--coverage", "0.8",
                       "--risk", "0.02")
     assert (code, cmp.exit_code) == (0, 0)
     assert cmp.to_dict() == want
-    assert want["format"] == "lsfix.compare" and len(want["results"]) == 6
+    assert sorted(want) == ["baseline", "convention", "fits", "format", "gate",
+                            "lsfix_version", "paired", "percent", "results", "version"]
+    assert (want["format"], want["baseline"], want["fits"], want["paired"]) == (
+        "lsfix.compare", CE, [], [])
+    assert [(r["file"], r["score"]) for r in want["results"]] == [
+        (f, s) for f in (CE, LS) for s in ("msp", "pnorm", "energy")]
+    for file, row in ((CE, want["results"][0]), (LS, want["results"][3])):
+        m = lsfix.metrics(*_rows(file), coverages=[0.8], risks=[0.02])
+        assert (row["aurc"], row["auroc"], row["n"]) == (m.aurc, m.auroc, m.n)
 
 
 def test_paired_bootstrap_equals_compare_json() -> None:
-    cmp = lsfix.compare([CE, LS], ["msp", "pnorm"], bootstrap=40, seed=3, level=0.9,
-                        percent=True)
+    cmp = lsfix.compare([CE, LS], ["msp", "pnorm"], bootstrap=40, seed=3, level=0.9)
     _, want = _cli(CE, LS, "-s", "msp", "-s", "pnorm", "-b", "40", "--seed", "3", "--level",
-                   "0.9", "--percent")
+                   "0.9")
     got = cmp.to_dict()
     assert got == want
     assert [(p["file"], p["score"]) for p in got["paired"]] == [(LS, "msp"), (LS, "pnorm")]
-    assert all(p["baseline"] == CE and p["n_boot"] == 40 for p in got["paired"])
+    d = lsfix.paired_bootstrap(*_rows(CE), *_rows(LS), n_boot=40, seed=3, level=0.9)
+    p = got["paired"][0]
+    assert (p["baseline"], p["difference"], p["low"], p["high"], p["p_value"]) == (
+        CE, d.estimate, d.low, d.high, d.p_value)
+    pct = lsfix.compare([CE, LS], "msp", bootstrap=40, seed=3, level=0.9, percent=True)
+    assert pct.to_dict()["paired"][0]["difference"] == pytest.approx(100 * d.estimate)
 
 
 def test_gate_outcome_and_exit_status_match_the_command() -> None:
-    rules = ["aurc>+0.0001", "auroc<0.01"]
-    cmp = lsfix.compare([CE, LS], "msp", fail_if=rules, bootstrap=50, seed=1)
-    code, want = _cli(CE, LS, "-s", "msp", "--fail-if", rules[0], "--fail-if", rules[1],
-                      "-b", "50", "--seed", "1")
-    assert cmp.to_dict() == want
-    assert cmp.outcome == want["gate"]["outcome"]
-    assert cmp.exit_code == code
-    if code == 4:
-        assert isinstance(cmp.gate_error(), GateFailed)
-        assert cmp.gate_notes()[0].startswith(f"lsfix compare: gate: rule '{rules[0]}' failed")
+    failed = lsfix.compare([CE, LS], "msp", fail_if=["aurc>0.01"], bootstrap=50, seed=1)
+    code, want = _cli(CE, LS, "-s", "msp", "--fail-if", "aurc>0.01", "-b", "50", "--seed", "1")
+    assert failed.to_dict() == want
+    assert (code, failed.exit_code, failed.outcome) == (4, 4, "failed")
+    assert isinstance(failed.gate_error(), GateFailed)
+    assert str(failed.gate_error()).startswith("2 gate rule breach(es); first: rule "
+                                               f"'aurc>0.01' failed for {CE} msp: aurc ")
+    assert [c["verdict"] for c in want["gate"]["checks"]] == ["fail", "fail"]
+    assert len(failed.gate_notes()) == 2
+    # LS's MSP AURC is about 0.0009 above CE's: 0.0001 is within the bootstrap noise
+    undecided = lsfix.compare([CE, LS], "msp", fail_if=["aurc>+0.0001"], bootstrap=50, seed=1)
+    code, want = _cli(CE, LS, "-s", "msp", "--fail-if", "aurc>+0.0001", "-b", "50", "--seed",
+                      "1")
+    assert undecided.to_dict() == want
+    assert (code, undecided.exit_code, undecided.outcome) == (5, 5, "inconclusive")
+    assert isinstance(undecided.gate_error(), GateInconclusive)
     point = lsfix.compare([CE, LS], "msp", fail_if=["aurc>0.9"], gate="point")
     assert (point.outcome, point.exit_code, point.gate_error()) == ("passed", 0, None)
     assert point.gate_notes() == ["lsfix compare: gate passed (1 rule(s))"]
