@@ -201,7 +201,7 @@ def compare(
                       defer_dense_labels=not labels)  # dense labels stay on disk until needed
                  for p in inputs]
         if not fit and fit_fraction is None:  # msp_ts without :T and no fit data: say how
-            from lsfix.cli.preflight import check_unfitted_scores
+            from lsfix.evaluation.planner import check_unfitted_scores
 
             for pred in preds:
                 check_unfitted_scores(score, pred.scores, pred.name, "compare")
