@@ -227,6 +227,14 @@ class Run:
         if not self.quiet:
             self.later.append(one_line(line))
 
+    def took(self, result: object) -> None:
+        """Say how a result's input was read (``result.notes``, now) and what lsfix assumed
+        about it (``result.warnings``, when the run succeeds); nothing under ``-q``."""
+        for line in [] if self.quiet else getattr(result, "notes", ()):
+            note(f"lsfix: {line}")
+        for line in getattr(result, "warnings", ()):
+            self.warn_later(f"lsfix {self.cmd}: warning: {line}")
+
     def flush(self) -> None:
         for line in self.later:
             sys.stderr.write(line + "\n")

@@ -322,7 +322,7 @@ def compare(
                                ignore_index=ignore_index, allow_incomplete=allow_incomplete,
                                defer_dense_labels=labels is None))
         if not fit and fit_fraction is None:  # msp_ts without :T and no fit data: say how
-            from lsfix.evaluation.comparison import check_unfitted_scores
+            from lsfix.evaluation.planner import check_unfitted_scores
 
             for pred in preds:
                 check_unfitted_scores(names, pred.scores, pred.name, "compare")
@@ -348,14 +348,12 @@ def compare(
 
 def _check_numbers(convention: str, bootstrap: int, level: float) -> None:
     from lsfix.core import CONVENTIONS
+    from lsfix.evaluation.planner import check_bootstrap
 
     if convention not in CONVENTIONS:
         raise UsageError(f"unknown convention {str(convention)[:40]!r}; choose one of "
                          f"{', '.join(CONVENTIONS)}")
-    if bootstrap < 0:
-        raise UsageError(f"--bootstrap must be >= 0, got {bootstrap}")
-    if not 0 < level < 1:
-        raise UsageError(f"--level must be in (0, 1), got {level}")
+    check_bootstrap(bootstrap, level)
 
 
 def _models(models: Any) -> list[tuple[str, list[str]]]:
@@ -403,6 +401,7 @@ def _fits(preds: list[Predictions], inputs: list[Any], names: list[str] | None,
     a score needs them (``pnorm``, ``msp_ts``, or no scores named), else None each."""
     from lsfix.evaluation.comparison import needs_fit
     from lsfix.evaluation.fitpolicy import choose_fit
+    from lsfix.readers.entry import require_fit_labels
 
     if not fit and fit_fraction is None:
         return [None] * len(preds)
@@ -425,7 +424,7 @@ def _fits(preds: list[Predictions], inputs: list[Any], names: list[str] | None,
                         labels=fit_labels[i] if fit_labels else (labels if own else None),
                         input=input if own else None, ignore_index=ignore_index,
                         need_logits=True)
-            _require_fit_labels(val)
+            require_fit_labels(val, "--fit-labels")
         try:
             res = choose_fit(pred, fit=val, fit_fraction=fit_fraction, seed=seed,
                              temperature=bool(names and "msp_ts" in names) or not names,
@@ -440,13 +439,6 @@ def _fits(preds: list[Predictions], inputs: list[Any], names: list[str] | None,
         warnings += [f"lsfix compare: {pred.name}: warning: {line}" for line in res.notes]
         out.append(res)
     return out
-
-
-def _require_fit_labels(pred: Predictions) -> None:
-    if pred.labels is None:
-        what = "no labels" if pred.foreign_format else "no /labels dataset"
-        raise InputError(f"{what}; fitting needs labels (pass --fit-labels FILE; --labels is "
-                         "for the input only)", file=pred.name)
 
 
 def _tune_command(inputs: list[Any], preds: list[Predictions], names: list[str] | None,

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from lsfix.core import PLAIN_SCORES, ScoreSpec, parse_score
-from lsfix.errors import InputError, LsfixError, UsageError
+from lsfix.errors import InputError, UsageError
 from lsfix.readers.predictions import Predictions
 
 #: Scores that need fit data when named bare (p or T to choose).
@@ -111,25 +111,6 @@ def check_stored(pred: Predictions, name: str, stored: np.ndarray, computed: np.
                 f"and {a} are ranked the other way); a stored score must come from the "
                 "logits beside it: recompute it, or compare a scores file without logits",
                 file=pred.name)
-
-
-def check_unfitted_scores(scores: list[str] | None, stored: Any, file: str,
-                          command: str) -> None:
-    """``-s msp_ts`` (no ``:T``) that ``file`` does not store: say how to get a temperature,
-    with commands that work, before anything is computed (exit 2)."""
-    have = set(stored)
-    for name in scores or []:
-        if name in have:
-            continue
-        try:
-            spec = parse_score(name)
-        except LsfixError:  # not a score spec: the evaluation says so, naming the file
-            continue
-        if spec.family == "msp_ts" and spec.param is None:
-            raise UsageError(
-                f"-s {name} needs a temperature and {file} stores no msp_ts score: give one "
-                f"(-s msp_ts:1.5), or fit it on labelled data first: lsfix score {file} -m "
-                f"msp_ts --fit VAL.h5 -o scored.h5, then lsfix {command} scored.h5 -s msp_ts")
 
 
 def _spec_name(spec: ScoreSpec) -> str:

@@ -239,6 +239,16 @@ def attach_labels(pred: Predictions, spec: Any, *, ignore_index: int | None = No
     pred.correct = None  # recomputed from the new labels
 
 
+def require_fit_labels(pred: Predictions, option: str) -> None:
+    """A fit input (``--fit``, ``--val``, ``--calibration-fit``) without labels: exit 3 naming
+    the file and the option that gives them (``--labels`` is for the command's input only,
+    never paired with a fit file)."""
+    if pred.labels is None:
+        what = "no labels" if pred.foreign_format else "no /labels dataset"
+        raise InputError(f"{what}; fitting needs labels (pass {option} FILE; --labels is for "
+                         "the input only)", file=pred.name)
+
+
 def require_logits(pred: Predictions) -> None:
     """Raise :class:`InputError` in the input's own vocabulary when ``pred`` has no logits."""
     from lsfix.readers.scoresfile import SCHEMA_NAME
@@ -255,4 +265,4 @@ def require_logits(pred: Predictions) -> None:
     raise InputError(f"no {LOGITS} dataset; this command needs logits", file=pred.name)
 
 
-__all__ = ["attach_labels", "read", "require_logits"]
+__all__ = ["attach_labels", "read", "require_fit_labels", "require_logits"]
