@@ -150,3 +150,21 @@ def test_evaluate_checks_its_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(lsfix.UsageError, match=message.replace("(", r"\(").replace(
             ")", r"\)").replace("[", r"\[").replace("]", r"\]")):
         lsfix.evaluate(str(SAMPLE), **kwargs)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_a_dataframe_is_read_with_its_exact_values(dtype: str) -> None:
+    """A pandas DataFrame of logits gives the same values (widened to float64) as the same
+    array saved to .npy: a float32 column is not rounded through its shortest decimal form."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(7)
+    z = (rng.normal(size=(200, 4)) * 3).astype(dtype)
+    z[0, 0] = np.finfo(dtype).tiny  # the smallest normal: all 17 digits matter
+    y = rng.integers(0, 4, 200)
+    df = pd.DataFrame(z, columns=[f"logit_{i}" for i in range(4)]).assign(label=y)
+    pred = lsfix.read(df)
+    np.testing.assert_array_equal(np.asarray(pred.logits), z.astype(np.float64))
+    by_df = lsfix.evaluate(df, ["msp", "pnorm:2"]).to_dict()["results"]
+    by_array = lsfix.evaluate(z, ["msp", "pnorm:2"], labels=y).to_dict()["results"]
+    assert [{k: v for k, v in r.items() if k != "file"} for r in by_df] == [
+        {k: v for k, v in r.items() if k != "file"} for r in by_array]

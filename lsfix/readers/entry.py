@@ -161,7 +161,9 @@ def _read_source(source: Any, *, allow_incomplete: bool, ignore_index: int | Non
                 ignore_index=ignore_index, defer_dense_labels=defer_dense_labels)
         return read_foreign(src, name, head, ignore_index=ignore_index)
     if hasattr(source, "to_csv") and hasattr(source, "columns"):  # a pandas DataFrame
-        text = source.to_csv(index=False).encode("utf-8")
+        # every float as the 17 significant digits that give it back exactly: a float32 column
+        # is read as its values widened, as from .npy, not as their shortest decimal form
+        text = source.to_csv(index=False, float_format="%.17g").encode("utf-8")
         return read_foreign(io.BytesIO(text), "<DataFrame>", text[:8],
                                     ignore_index=ignore_index)
     arr = _as_array(source, "<array>")
