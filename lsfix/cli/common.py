@@ -21,7 +21,8 @@ def use_scheduler(value: str, timeout: float = 10.0
     from lsfix.evaluation import scheduler as parallel
 
     parallel.check_scheduler(value)
-    parallel.check_timeout(timeout)
+    if not 0 < timeout <= 3600:
+        raise UsageError(f"--scheduler-timeout must be in (0, 3600] seconds, got {timeout:g}")
     return parallel.scheduler(value, timeout)
 
 

@@ -273,7 +273,7 @@ def compare(
     >>> [r.file for r in c.results], c.outcome, c.exit_code
     (['<array>', '<array>'], 'passed', 0)
     """
-    from lsfix.evaluation.bounded import parse_memory_limit
+    from lsfix.evaluation.planner import parse_memory_limit
     from lsfix.evaluation.gate import GATE_MODES, parse_rule
 
     names = [scores] if isinstance(scores, str) else (list(scores) if scores else None)

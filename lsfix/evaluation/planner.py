@@ -19,6 +19,7 @@ How (chosen here, never by a command):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,94 @@ from typing import Any
 from lsfix.errors import UsageError
 from lsfix.evaluation.inmemory import ExcludedRows, excluded_rows
 from lsfix.readers.predictions import Predictions
+
+# ------------------------------------------------------------------ the choice of engine
+
+#: Measured peak bytes per evaluated row of the in-memory ``curve`` (one score): scores,
+#: correctness, masks, the sort and the per-sample curve (bench/README.md, issue 11).
+IN_MEMORY_BYTES_PER_ROW = 112
+#: ``--memory-limit`` default: 2 GiB.
+DEFAULT_MEMORY_LIMIT = 2 << 30
+#: What :func:`choose_engine` returns
+ENGINES = ("memory", "bounded", "drawn")
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_memory_limit(text: str) -> int:
+    """``--memory-limit``: bytes, with an optional K/M/G/T suffix (powers of 1024)."""
+    m = _SIZE.match(str(text))
+    if not m:
+        raise UsageError(f"--memory-limit must be a size like 2G, 512M or 0, got {text[:40]!r}")
+    scale = 1024 ** "_kmgt".index(m.group(2).lower() or "_")
+    return int(float(m.group(1)) * scale)
+
+
+def _dense_logits(pred: Predictions) -> bool:
+    """The logits themselves are ``(N, K, *spatial)`` (``lsfix.evaluation.dense.is_dense`` also
+    counts a scores file made from them, which this path cannot read)."""
+    return bool(getattr(pred.logits, "spatial", ())) if pred.logits is not None else False
+
+
+def wanted(pred: Predictions, names: list[str] | None, memory_limit: int) -> bool:
+    """Whether ``pred`` is evaluated out of core (:mod:`lsfix.evaluation.bounded`): it has
+    logits, every score is computed from them, and they are dense or the in-memory estimate
+    is above ``memory_limit``."""
+    if pred.logits is None:
+        return False
+    if not names:
+        if pred.scores:
+            return False
+        names = ["msp"]
+    if any(n in pred.scores for n in names):
+        return False
+    need = pred.n * (IN_MEMORY_BYTES_PER_ROW + 8 * (len(names) - 1))
+    return _dense_logits(pred) or need > memory_limit
+
+
+
+#: Engines :func:`choose_engine` picks from.
+ENGINES = ("memory", "bounded", "drawn")
+
+def choose_engine(pred: Predictions, names: list[str] | None, *, per_row: bool,
+                  subsample: str | None, memory_limit: int,
+                  bytes_per_row: int = IN_MEMORY_BYTES_PER_ROW, command: str = "curve",
+                  allow_drawn: bool = True) -> str:
+    """Where a command evaluates ``pred``: one of :data:`ENGINES`.
+
+    * ``"drawn"``: dense logits with ``--subsample-pixels`` (``subsample``, and
+      ``allow_drawn``): only the drawn pixels are read into memory
+      (:func:`lsfix.evaluation.drawn.gather`), then the in-memory path runs on them;
+    * ``"bounded"``: :func:`lsfix.evaluation.bounded.evaluate_bounded` (exact, memory
+      bounded by a run), when no option needs per-row arrays (``per_row``: a bootstrap,
+      ``--by``, ...) and :func:`wanted` says so;
+    * ``"memory"``: the in-memory path. For dense logits whose in-memory estimate,
+      ``n × bytes_per_row``, is above ``memory_limit``, a one-line :class:`UsageError`
+      instead, saying what fits (``--subsample-pixels``, or a larger ``--memory-limit``).
+
+    ``command`` names the command in that message. ``pred``'s dense labels may still be on
+    disk; the caller reads them (``pred.load_labels()``) for ``"memory"``.
+    """
+    dense = _dense_logits(pred) and not any(n in pred.scores for n in (names or []))
+    if dense and subsample is not None and allow_drawn:
+        return "drawn"
+    if not per_row and wanted(pred, names, memory_limit):
+        return "bounded"
+    if dense and memory_limit > 0 and pred.n * bytes_per_row > memory_limit:
+        raise UsageError(
+            f"{pred.name}: {command} would hold every pixel in memory here (about "
+            f"{pred.n * bytes_per_row / 1e9:.1f} GB for {pred.n:,} pixels, above --memory-limit "
+            f"{_size(memory_limit)}); evaluate a random share of the pixels with "
+            "--subsample-pixels N/IMAGES (the paper: 5000/12), or raise --memory-limit")
+    return "memory"
+
+
+def _size(b: int) -> str:
+    for unit, scale in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if b >= scale and b % scale == 0:
+            return f"{b // scale}{unit}"
+    return str(b)
+
 
 
 @dataclass
@@ -194,8 +283,6 @@ def evaluate(
     ('in-memory', 1)
     """
     from lsfix.evaluation import scheduler as sched
-    from lsfix.evaluation.bounded import parse_memory_limit, wanted
-
     names = [scores] if isinstance(scores, str) else (list(scores) if scores else None)
     from lsfix.core import CONVENTIONS
 
@@ -226,9 +313,14 @@ def evaluate(
     covs, rsk = tuple(float(c) for c in coverages), tuple(float(r) for r in risks)
     runner_given = scheduler is not None and not isinstance(scheduler, str)
     sched_name = None if runner_given else (scheduler or "sync")
-    if sched_name is not None:
+    if sched_name not in (None, "sync"):  # sync imports and checks nothing of Dask
+        from lsfix.evaluation import scheduler as sched
+
         sched.check_scheduler(sched_name)
-        sched.check_timeout(scheduler_timeout)
+    if not (isinstance(scheduler_timeout, int | float) and 0 < scheduler_timeout <= 3600):
+        shown = (f"{scheduler_timeout:g}" if isinstance(scheduler_timeout, int | float)
+                 else str(scheduler_timeout)[:40])
+        raise UsageError(f"--scheduler-timeout must be in (0, 3600] seconds, got {shown}")
     per_row = calibration or threshold_params is not None or rank_map
     may_bound = (by is None and not bootstrap and subsample_pixels is None and not with_scores
                  and labels is None and not runner_given and sched_name == "sync"
@@ -254,8 +346,6 @@ def evaluate(
     try:
         check_unfitted_scores(names, pred.scores, pred.name, "curve")
         if may_draw and pred.deferred_labels is not None and pred.runner is None:
-            from lsfix.evaluation.bounded import choose_engine
-
             if choose_engine(pred, names, per_row=True, subsample=subsample_pixels,
                              memory_limit=limit) == "drawn":
                 return _read_notes(_evaluate_drawn(
@@ -412,5 +502,6 @@ class _runner:
             self._cm.__exit__(*exc)
 
 
-__all__ = ["MAX_BOOTSTRAP", "Evaluation", "check_bootstrap", "check_unfitted_scores",
-           "evaluate"]
+__all__ = ["DEFAULT_MEMORY_LIMIT", "ENGINES", "IN_MEMORY_BYTES_PER_ROW", "MAX_BOOTSTRAP",
+           "Evaluation", "check_bootstrap", "check_unfitted_scores", "choose_engine", "evaluate",
+           "parse_memory_limit", "wanted"]
