@@ -273,8 +273,8 @@ def compare(
     >>> [r.file for r in c.results], c.outcome, c.exit_code
     (['<array>', '<array>'], 'passed', 0)
     """
-    from lsfix.evaluation.planner import parse_memory_limit
     from lsfix.evaluation.gate import GATE_MODES, parse_rule
+    from lsfix.evaluation.planner import parse_memory_limit
 
     names = [scores] if isinstance(scores, str) else (list(scores) if scores else None)
     _check_numbers(convention, bootstrap, level)
