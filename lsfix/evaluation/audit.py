@@ -269,7 +269,7 @@ def audit(
     if binary:
         broken, verdict = False, BINARY_VERDICT
     elif selection is not None:
-        broken, verdict = _verdict_all(fit, selection, removed)
+        broken, verdict = _verdict_all(fit, selection, removed, paired)
         verdict += _ls_clause(broken, ls)
     else:
         broken, verdict = _verdict(fit, paired, removed)
@@ -551,8 +551,22 @@ def _verdict(fit: PNormFit, d: PairedDifference, removed: float) -> tuple[bool, 
     return False, f"MSP is fine: keep it (normalisation's change is within noise: {iv})"
 
 
-def _verdict_all(fit: PNormFit, sel: Selection, removed: float) -> tuple[bool, str]:
-    """The verdict from every score against MSP (module docstring, step 5)."""
+def _two_levels(best: Any, n: int, paired: PairedDifference | None) -> str:
+    """When pNorm has the lowest AURC, short of the simultaneous bounds, while its single
+    paired comparison with MSP (the report's ``paired_pnorm_minus_msp``) excludes 0: one
+    sentence on why the verdict follows the wider bounds."""
+    if best.name != "pnorm" or paired is None or not paired.high < 0:
+        return ""
+    return (f"; pNorm's single paired comparison with MSP ({paired.level:.0%} interval "
+            f"[{paired.low:+.4g}, {paired.high:+.4g}]) excludes 0 on its own, but the verdict "
+            f"uses the wider simultaneous bounds, which hold for all {n} scores at once so "
+            "that the best of many is not picked by luck")
+
+
+def _verdict_all(fit: PNormFit, sel: Selection, removed: float,
+                 paired: PairedDifference | None = None) -> tuple[bool, str]:
+    """The verdict from every score against MSP (module docstring, step 5). ``paired``: the
+    single pNorm − MSP comparison, cited when it and the simultaneous bounds disagree."""
     lvl = f"{sel.level:.0%}"
     n = len(sel.candidates)
     if sel.choice is None:
@@ -567,7 +581,8 @@ def _verdict_all(fit: PNormFit, sel: Selection, removed: float) -> tuple[bool, s
                            f"AURC than MSP{tail})")
         return False, (f"MSP is fine: keep it (no score is significantly better: the best of "
                        f"{n}, {best.name}, has ΔAURC = {best.delta:+.4g}, simultaneous {lvl} "
-                       f"upper bound {best.high:+.4g} >= 0{tail})")
+                       f"upper bound {best.high:+.4g} >= 0{tail})"
+                       + _two_levels(best, n, paired))
     c = sel.candidate(sel.choice)
     best = min(sel.candidates, key=lambda x: (x.delta, x.name))
     iv = (f"ΔAURC = {c.delta:+.4g}, simultaneous {lvl} bounds [{c.low:+.4g}, {c.high:+.4g}], "
@@ -582,7 +597,7 @@ def _verdict_all(fit: PNormFit, sel: Selection, removed: float) -> tuple[bool, s
         what = (f"normalisation (p={fit.p:g}) would remove {100 * removed:.1f}% of excess "
                 "AURC, " if best.name == "pnorm" and fit.p is not None else "")
         head += (f"; the lowest AURC is {best.name}'s ({what}ΔAURC = {best.delta:+.4g}, upper "
-                 f"bound {best.high:+.4g}: not significant)")
+                 f"bound {best.high:+.4g}: not significant)" + _two_levels(best, n, paired))
     return True, head
 
 
