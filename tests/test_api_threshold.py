@@ -31,8 +31,8 @@ def _cli(*args: object) -> dict:
 
 @pytest.mark.parametrize("args", [
     ("msp", {"risk": 0.05, "delta": 0.1}),
-    ("pnorm", {"risk": 0.05, "grid": (0, 1, 2, 3)}),
-    ("pnorm", {"risk": 0.05, "fit": LS_VAL}),
+    ("pnorm_raw", {"risk": 0.05, "grid": (0, 1, 2, 3)}),  # the file stores a pnorm score
+    ("pnorm_raw", {"risk": 0.05, "fit": LS_VAL}),
     ("msp_ts", {"risk": 0.05, "fit": LS_VAL}),
     ("pnorm:2", {"risk": 0.001}),  # nothing certified
 ])
@@ -51,6 +51,8 @@ def test_threshold_to_dict_is_the_commands_json(args: tuple[str, dict],
     assert got.to_dict() == _cli(LS, *flags)
     assert got.params_dict() == json.loads((tmp_path / "p.json").read_text())
     assert isinstance(got, lsfix.ThresholdParams)
+    if "grid" in kw:
+        assert got.tuning["candidates"] == ["msp", *(f"{score}:{p}" for p in kw["grid"])]
 
 
 def test_threshold_on_arrays() -> None:
@@ -75,13 +77,10 @@ def test_threshold_checks_its_arguments(kw: dict, message: str) -> None:
 
 
 def test_threshold_refuses_the_same_predictions_as_fit_and_other_k() -> None:
-    pred = lsfix.read(LS)
-    try:
-        with pytest.raises(lsfix.UsageError, match="is the input"):
-            lsfix.threshold(pred, "pnorm", fit=pred)
-    finally:
-        pred.close()
     rng = np.random.default_rng(1)
+    pred = lsfix.read(rng.normal(size=(60, 3)), labels=np.arange(60) % 3)  # no file behind
+    with pytest.raises(lsfix.UsageError, match="is the input"):
+        lsfix.threshold(pred, "pnorm", fit=pred)
     with pytest.raises(lsfix.UsageError, match="has K=3 classes"):
         lsfix.threshold(LS, "pnorm", fit=lsfix.read(rng.normal(size=(50, 3)),
                                                      labels=np.arange(50) % 3))
