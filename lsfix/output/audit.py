@@ -119,7 +119,7 @@ def audit_table(res: Any) -> str:
 
         table += "\n" + render_table(group_rows(list(res.groups), percent=False),
                                      f"msp and pnorm by {res.by}", show_file=False)
-    cal = "" if res.calibration is None else "\n" + res.calibration.text()
+    cal = "" if res.calibration is None else "\n" + calibration_text(res.calibration)
     fit = res.fit
     if res.binary:
         from lsfix.core.scores import BINARY_NOTE
@@ -134,6 +134,15 @@ def audit_table(res: Any) -> str:
     return (f"{table}\nfit on {res.fit_source}: {choice}; temperature T = {res.temperature:.4g}\n"
             f"held-out AURC by p: {grid}; MSP: {fit.msp_aurc:.5g}\n{how}{ls}\n"
             f"verdict: {res.verdict}\n{cal}")
+
+
+def calibration_text(cal: Any) -> str:
+    """The audit's calibration section as text: accuracy, calibration and AURC side by side,
+    then the calibration table of the model's and the temperature-scaled probabilities."""
+    from lsfix.output.calibration import side_by_side_text, table_text
+
+    return (side_by_side_text(list(cal.rows)) + "\n"
+            + table_text(list(cal.variants), "calibration (evaluation rows)"))
 
 
 def audit_tsv(res: Any) -> str:
