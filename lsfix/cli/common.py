@@ -21,7 +21,8 @@ def use_scheduler(value: str, timeout: float = 10.0
     from lsfix.evaluation import scheduler as parallel
 
     parallel.check_scheduler(value)
-    parallel.check_timeout(timeout)
+    if not 0 < timeout <= 3600:
+        raise UsageError(f"--scheduler-timeout must be in (0, 3600] seconds, got {timeout:g}")
     return parallel.scheduler(value, timeout)
 
 
@@ -55,14 +56,10 @@ def load(path: str, run: Run, *, allow_incomplete: bool = False,
 
 
 def require_fit_labels(pred: Predictions, option: str) -> None:
-    """A ``--fit``/``--val`` file without labels: exit 3 naming the file and the option that
-    gives them (``--labels`` is for the command's input only, never paired with this file)."""
-    from lsfix.errors import InputError
+    """:func:`lsfix.readers.entry.require_fit_labels` (a fit file without labels: exit 3)."""
+    from lsfix.readers.entry import require_fit_labels as require
 
-    if pred.labels is None:
-        what = "no labels" if pred.foreign_format else "no /labels dataset"
-        raise InputError(f"{what}; fitting needs labels (pass {option} FILE; --labels is for "
-                         "the input only)", file=pred.name)
+    require(pred, option)
 
 
 def report_format(fmt: str | None) -> str:
@@ -167,31 +164,11 @@ def require_finite_scores(values: object, what: str, file: str) -> None:
                          "milder value. Nothing was written")
 
 
-#: Largest JSON document lsfix reads (``--params``).
-MAX_JSON_FILE = 16 << 20
-
-
 def read_json_file(path: str) -> object:
-    """A JSON document named on the command line, read strictly
-    (:func:`lsfix.readers.untrusted.loads`: size, nesting, NaN/Infinity refused; exit 3 naming it)."""
-    from lsfix import streams as lio
-    from lsfix.errors import InputError
-    from lsfix.readers import untrusted
+    """A JSON document named on the command line (:func:`lsfix.readers.untrusted.read_json`)."""
+    from lsfix.readers.untrusted import read_json
 
-    name = lio.display_name(path)
-    try:
-        with open(path, "rb") as fh:
-            lio.note_input(path)
-            data = fh.read(MAX_JSON_FILE + 1)
-    except FileNotFoundError:
-        raise InputError("no such file", file=name) from None
-    except IsADirectoryError:
-        raise InputError("is a folder, not a file", file=name) from None
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror or exc})", file=name) from None
-    if len(data) > MAX_JSON_FILE:
-        raise InputError(f"is larger than {MAX_JSON_FILE} bytes; not a fit file", file=name)
-    return untrusted.loads(data, file=name, key="JSON document", dataset=None)
+    return read_json(path)
 
 
 def stdout_write(text: str) -> None:

@@ -7,12 +7,7 @@ from typing import Annotated
 import typer
 
 from lsfix.cli.app import app, handle_errors
-from lsfix.cli.common import (
-    load,
-    parse_grid,
-    report_format,
-    require_fit_labels,
-)
+from lsfix.cli.common import load, parse_grid, report_format
 from lsfix.cli.options import (
     AllowIncompleteOpt,
     FormatOpt,
@@ -78,10 +73,7 @@ def threshold(
         ps = parse_grid(grid)
         pred = load(input, run, with_files=with_files, allow_incomplete=allow_incomplete,
                     need_labels="threshold")
-        fit_pred = None
-        if fit is not None:
-            fit_pred = load(fit, run, need_logits=True)
-            require_fit_labels(fit_pred, "--fit with its own /labels")
+        fit_pred = load(fit, run, need_logits=True) if fit is not None else None
         res = lsfix.threshold(pred, score, risk=risk, delta=delta, fit=fit_pred, grid=ps)
         if save_params is not None:
             write_text_atomic(save_params, params_text(res))

@@ -257,6 +257,7 @@ def run_threshold(
     (True, 'lsfix.threshold')
     """
     import lsfix
+    from lsfix.readers.entry import require_fit_labels
 
     if not (0.0 <= risk < 1.0) or math.isnan(risk):
         raise UsageError(f"--risk must be in [0, 1), got {risk:g}")
@@ -283,7 +284,7 @@ def run_threshold(
                 raise UsageError(f"--fit {fit_pred.name} is the input: a p or T fitted on the "
                                  "rows that certify the threshold voids the guarantee (use "
                                  "other rows, or -s pnorm without --fit for the union bound)")
-            fit_pred.require_labels("fitting (--fit)")
+            require_fit_labels(fit_pred, "--fit with its own /labels")
             if pred.logits is not None and fit_pred.k != pred.k:
                 raise UsageError(f"{fit_pred.name} has K={fit_pred.k} classes, {pred.name} "
                                  f"has K={pred.k}")
