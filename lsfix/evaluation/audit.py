@@ -466,7 +466,7 @@ def run_audit(
                           val_labels=val_labels)
     covs, rsk = tuple(float(c) for c in coverages), tuple(float(r) for r in risks)
     opened: list[Predictions] = []
-    pred: Predictions | None = None
+    kept: Predictions | None = None  # with keep_open: the predictions the result holds
 
     def read(src: Any, **kw: Any) -> Predictions:
         pred = lsfix.read(src, **kw)
@@ -501,10 +501,11 @@ def run_audit(
                                 level=level)
         from dataclasses import replace
 
+        kept = evaluated if keep_open else None
         return replace(res, calibration=cal, predictions=evaluated)
     finally:
         for p in opened:
-            if not (keep_open and p is pred):
+            if p is not kept:
                 p.close()
 
 
