@@ -49,7 +49,11 @@ _ENTRIES = {"read": ("lsfix.readers.entry", "read"),
             "Comparison": ("lsfix.evaluation.compare", "Comparison"),
             "Evaluation": ("lsfix.evaluation.planner", "Evaluation"),
             "Predictions": ("lsfix.readers.predictions", "Predictions"),
-            "metrics": ("lsfix.core", "evaluate")}
+            "metrics": ("lsfix.core", "evaluate"),
+            "audit": ("lsfix.evaluation.audit", "run_audit"),
+            "AuditResult": ("lsfix.evaluation.audit", "AuditResult"),
+            "threshold": ("lsfix.evaluation.threshold", "run_threshold"),
+            "ThresholdParams": ("lsfix.evaluation.threshold", "ThresholdParams")}
 
 __all__ = [*_CORE, *_ENTRIES, "ExitCode", "InputError", "LsfixError", "UsageError",
            "__version__"]
