@@ -143,6 +143,10 @@ def test_evaluate_sections_equal_curve_json(tmp_path: Path) -> None:
     ({"scheduler_timeout": 0}, "--scheduler-timeout must be in (0, 3600]"),
     ({"by": "class", "calibration": True}, "do not go with --by"),
     ({"scores": ["msp_ts"]}, "needs a temperature"),
+    ({"coverages": [0.0]}, "--coverage must be in (0, 1], got 0.0"),
+    ({"coverages": [float("nan")]}, "--coverage must be in (0, 1]"),
+    ({"risks": [1.5]}, "--risk must be in [0, 1], got 1.5"),
+    ({"risks": ["x"]}, "--risk: 'x' is not a number"),
 ])
 def test_evaluate_checks_its_arguments(kwargs: dict, message: str) -> None:
     """The planner checks its arguments itself, with the CLI's messages (exit 2 there)."""

@@ -145,6 +145,7 @@ def test_grouped_and_models_equal_the_command(tmp_path: Path) -> None:
     ({"gate": "vote"}, "--gate must be one of interval, point, got 'vote'"),
     ({"fail_if": ["aurc>>1"]}, "--fail-if"),
     ({"level": 1.0}, "--level must be in (0, 1), got 1.0"),
+    ({"coverages": [2]}, "--coverage must be in (0, 1], got 2"),
 ])
 def test_validation_errors_are_raised_from_python(kwargs: dict, message: str) -> None:
     with pytest.raises(UsageError) as exc:

@@ -349,44 +349,24 @@ def audit_planned(pred: Predictions, *, val: Predictions | None = None,
                  **kw), d.pred
 
 
-#: Most replicates the audit's bootstrap takes (each costs a pass over the confidences), as
-#: every command's ``--bootstrap``.
-MAX_BOOTSTRAP = 100_000
-
-
 def check_options(*, convention: str, bootstrap: int, level: float, bootstrap_unit: str,
                   by: str | None, coverages: Any, risks: Any, bins: int,
                   memory_limit: int | str, val: Any, val_labels: Any) -> int:
     """The values :func:`run_audit` takes, checked before anything is read (the messages name
-    the command's options). Returns the memory limit in bytes."""
-    from lsfix.core import CONVENTIONS
-    from lsfix.evaluation.planner import parse_memory_limit
+    the command's options; :func:`lsfix.evaluation.planner.check_options` for those every
+    evaluation shares). Returns the memory limit in bytes."""
+    from lsfix.evaluation import planner
     from lsfix.output.calibration import check_bins
 
-    if convention not in CONVENTIONS:
-        raise UsageError(f"unknown convention {str(convention)[:40]!r}; choose one of "
-                         f"{', '.join(CONVENTIONS)}")
-    if bootstrap < 0:
-        raise UsageError(f"--bootstrap must be >= 0, got {bootstrap}")
-    if bootstrap > MAX_BOOTSTRAP:
-        raise UsageError(f"--bootstrap {bootstrap} is above the limit of {MAX_BOOTSTRAP} "
-                         "replicates")
-    if not 0 < level < 1:
-        raise UsageError(f"--level must be in (0, 1), got {level}")
+    planner.check_options(convention=convention, bootstrap=bootstrap, level=level,
+                          bootstrap_unit=bootstrap_unit, by=by, coverages=coverages,
+                          risks=risks)
     if bootstrap < 1:
         raise UsageError("--bootstrap must be >= 1 for audit (the verdict needs it)")
-    if bootstrap_unit not in ("row", "image"):
-        raise UsageError(f"--bootstrap-unit must be row or image, got {bootstrap_unit!r}")
-    if bootstrap_unit == "image" and by is not None:
-        raise UsageError("--bootstrap-unit image does not go with --by (groups resample rows)")
-    for what, values, lo_open in (("--coverage", coverages, True), ("--risk", risks, False)):
-        for v in values:
-            if not ((v > 0 if lo_open else v >= 0) and v <= 1):
-                raise UsageError(f"{what} must be in {'(' if lo_open else '['}0, 1], got {v:g}")
     check_bins(bins)
     if val_labels is not None and val is None:
         raise UsageError("--val-labels gives the labels of the --val file; pass --val too")
-    return (parse_memory_limit(memory_limit) if isinstance(memory_limit, str)
+    return (planner.parse_memory_limit(memory_limit) if isinstance(memory_limit, str)
             else int(memory_limit))
 
 
@@ -464,7 +444,7 @@ def run_audit(
                           bootstrap_unit=bootstrap_unit, by=by, coverages=coverages,
                           risks=risks, bins=bins, memory_limit=memory_limit, val=val,
                           val_labels=val_labels)
-    covs, rsk = tuple(float(c) for c in coverages), tuple(float(r) for r in risks)
+    covs, rsk = tuple(float(c) for c in coverages), tuple(float(r) for r in risks)  # checked
     opened: list[Predictions] = []
     kept: Predictions | None = None  # with keep_open: the predictions the result holds
 

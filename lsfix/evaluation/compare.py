@@ -274,15 +274,12 @@ def compare(
     (['<array>', '<array>'], 'passed', 0)
     """
     from lsfix.evaluation.gate import GATE_MODES, parse_rule
-    from lsfix.evaluation.planner import parse_memory_limit
+    from lsfix.evaluation.planner import check_options, parse_memory_limit
 
     names = [scores] if isinstance(scores, str) else (list(scores) if scores else None)
-    _check_numbers(convention, bootstrap, level)
-    covs, rsk = tuple(float(c) for c in coverages), tuple(float(r) for r in risks)
-    if bootstrap_unit not in ("row", "image"):
-        raise UsageError(f"--bootstrap-unit must be row or image, got {bootstrap_unit!r}")
-    if bootstrap_unit == "image" and by is not None:
-        raise UsageError("--bootstrap-unit image does not go with --by (groups resample rows)")
+    covs, rsk = check_options(convention=convention, bootstrap=bootstrap, level=level,
+                              bootstrap_unit=bootstrap_unit, by=by, coverages=coverages,
+                              risks=risks)
     rules = [parse_rule(t) for t in (fail_if or [])]
     if gate not in GATE_MODES:
         raise UsageError(f"--gate must be one of {', '.join(GATE_MODES)}, got {gate!r}")
@@ -344,16 +341,6 @@ def compare(
         for pred in owned:
             pred.close()
     return out
-
-
-def _check_numbers(convention: str, bootstrap: int, level: float) -> None:
-    from lsfix.core import CONVENTIONS
-    from lsfix.evaluation.planner import check_bootstrap
-
-    if convention not in CONVENTIONS:
-        raise UsageError(f"unknown convention {str(convention)[:40]!r}; choose one of "
-                         f"{', '.join(CONVENTIONS)}")
-    check_bootstrap(bootstrap, level)
 
 
 def _models(models: Any) -> list[tuple[str, list[str]]]:

@@ -284,17 +284,9 @@ def evaluate(
     """
     from lsfix.evaluation import scheduler as sched
     names = [scores] if isinstance(scores, str) else (list(scores) if scores else None)
-    from lsfix.core import CONVENTIONS
-
-    if convention not in CONVENTIONS:
-        raise UsageError(f"unknown convention {str(convention)[:40]!r}; choose one of "
-                         f"{', '.join(CONVENTIONS)}")
-    check_bootstrap(bootstrap, level)
-    if bootstrap_unit not in ("row", "image"):
-        raise UsageError(f"--bootstrap-unit must be row or image, got "
-                         f"{str(bootstrap_unit)[:40]!r}")
-    if bootstrap_unit == "image" and by is not None:
-        raise UsageError("--bootstrap-unit image does not go with --by (groups resample rows)")
+    covs, rsk = check_options(convention=convention, bootstrap=bootstrap, level=level,
+                              bootstrap_unit=bootstrap_unit, by=by, coverages=coverages,
+                              risks=risks)
     calibration = bool(calibration) or calibration_fit is not None
     if calibration:
         from lsfix.evaluation.sections import check_bins
@@ -310,7 +302,6 @@ def evaluate(
         from lsfix.evaluation.bounded import CURVE_POINTS
 
         curve_points = CURVE_POINTS
-    covs, rsk = tuple(float(c) for c in coverages), tuple(float(r) for r in risks)
     runner_given = scheduler is not None and not isinstance(scheduler, str)
     sched_name = None if runner_given else (scheduler or "sync")
     if sched_name not in (None, "sync"):  # sync imports and checks nothing of Dask
@@ -446,6 +437,46 @@ def check_bootstrap(n_boot: int, level: float) -> None:
         raise UsageError(f"--level must be in (0, 1), got {str(level)[:40]}")
 
 
+def check_options(*, convention: str, bootstrap: int, level: float,
+                  bootstrap_unit: str = "row", by: str | None = None,
+                  coverages: Sequence[float] = (), risks: Sequence[float] = ()
+                  ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The options every evaluating call shares (:func:`evaluate`, ``lsfix.compare``,
+    ``lsfix.audit``), checked before anything is read, with the command line's messages;
+    returns the coverage and risk targets as floats."""
+    from lsfix.core import CONVENTIONS
+
+    if convention not in CONVENTIONS:
+        raise UsageError(f"unknown convention {str(convention)[:40]!r}; choose one of "
+                         f"{', '.join(CONVENTIONS)}")
+    check_bootstrap(bootstrap, level)
+    if bootstrap_unit not in ("row", "image"):
+        raise UsageError(f"--bootstrap-unit must be row or image, got "
+                         f"{str(bootstrap_unit)[:40]!r}")
+    if bootstrap_unit == "image" and by is not None:
+        raise UsageError("--bootstrap-unit image does not go with --by (groups resample rows)")
+    return check_targets(coverages, risks)
+
+
+def check_targets(coverages: Sequence[float], risks: Sequence[float]
+                  ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Targets of risk@coverage (each in (0, 1]) and coverage@risk (each in [0, 1]), as
+    floats; :class:`UsageError` with the CLI's message otherwise."""
+    out = []
+    for what, values, lo_open in (("--coverage", coverages, True), ("--risk", risks, False)):
+        got = []
+        for v in values:
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                raise UsageError(f"{what}: {str(v)[:40]!r} is not a number") from None
+            if not ((x > 0 if lo_open else x >= 0) and x <= 1):  # NaN fails both
+                raise UsageError(f"{what} must be in {'(' if lo_open else '['}0, 1], got {v}")
+            got.append(x)
+        out.append(tuple(got))
+    return out[0], out[1]
+
+
 def check_unfitted_scores(scores: Sequence[str] | None, stored: Any, file: str,
                           command: str) -> None:
     """``msp_ts`` (no ``:T``) that ``file`` does not store: say how to get a temperature,
@@ -503,5 +534,5 @@ class _runner:
 
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "ENGINES", "IN_MEMORY_BYTES_PER_ROW", "MAX_BOOTSTRAP",
-           "Evaluation", "check_bootstrap", "check_unfitted_scores", "choose_engine", "evaluate",
+           "Evaluation", "check_bootstrap", "check_options", "check_targets", "check_unfitted_scores", "choose_engine", "evaluate",
            "parse_memory_limit", "wanted"]
