@@ -15,15 +15,14 @@ if TYPE_CHECKING:
 
 def use_scheduler(value: str, timeout: float = 10.0
                   ) -> contextlib.AbstractContextManager[object]:
-    """``--scheduler``: the runner scores and metrics run on (:mod:`lsfix.evaluation.scheduler`;
-    ``sync`` yields None and imports no Dask; an address is checked before Dask is imported
-    and must answer within ``timeout`` seconds)."""
-    from lsfix.evaluation import scheduler as parallel
+    """``--scheduler``: the runner scores and metrics run on (:func:`lsfix.scheduler`; ``sync``
+    yields None and imports no Dask; an address is checked before Dask is imported and must
+    answer within ``timeout`` seconds)."""
+    import lsfix
 
-    parallel.check_scheduler(value)
     if not 0 < timeout <= 3600:
         raise UsageError(f"--scheduler-timeout must be in (0, 3600] seconds, got {timeout:g}")
-    return parallel.scheduler(value, timeout)
+    return lsfix.scheduler(value, timeout)  # type: ignore[no-any-return]
 
 
 def load(path: str, run: Run, *, allow_incomplete: bool = False,

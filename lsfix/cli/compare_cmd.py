@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from lsfix.cli.app import app, handle_errors, note, warn
-from lsfix.cli.common import check_report_options
+from lsfix.cli.common import parse_floats, report_format
 from lsfix.cli.options import (
     AllowIncompleteOpt,
     BootOpt,
@@ -143,8 +143,9 @@ def compare(
         from lsfix.output.table import undefined_warnings
         from lsfix.streams import write_text_atomic
 
-        out_fmt, covs, risks = check_report_options(convention, bootstrap, level, fmt, coverage,
-                                                    risk, plot)
+        out_fmt = report_format(fmt)
+        covs = parse_floats(coverage, "--coverage", lo=0.0, hi=1.0)
+        risks = parse_floats(risk, "--risk", lo=0.0, hi=1.0, lo_open=False)
         target = check_figure_options(plot, report, explain)
         cmp = lsfix.compare(
             inputs, score, models=model, labels=labels, input=input_kind,

@@ -67,6 +67,10 @@ def check_figure_options(plot: str | None, report: str | None, explain: bool) ->
     """Refuse figure options that cannot work before anything is computed; return what
     ``report`` writes (:func:`lsfix.output.html.report_target`) or None."""
     target = None
+    if plot is not None:
+        from lsfix.output.plot import plot_format
+
+        plot_format(plot)
     if report is not None:
         from lsfix.output.html import report_target
 
