@@ -47,7 +47,11 @@ _ENTRIES = {"read": ("lsfix.readers.entry", "read"),
             "evaluate": ("lsfix.evaluation.planner", "evaluate"),
             "Evaluation": ("lsfix.evaluation.planner", "Evaluation"),
             "Predictions": ("lsfix.readers.predictions", "Predictions"),
-            "metrics": ("lsfix.core", "evaluate")}
+            "metrics": ("lsfix.core", "evaluate"),
+            "Fit": ("lsfix.evaluation.fitpolicy", "Fit"),
+            "normalise": ("lsfix.evaluation.scoring", "normalise"),
+            "score": ("lsfix.evaluation.scoring", "score"),
+            "Scored": ("lsfix.evaluation.scoring", "Scored")}
 
 __all__ = [*_CORE, *_ENTRIES, "ExitCode", "InputError", "LsfixError", "UsageError",
            "__version__"]

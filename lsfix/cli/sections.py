@@ -54,7 +54,7 @@ def calibration_section(pred: Any, run: Any, *, bins: int, fit_path: str | None,
 def threshold_section(pred: Any, params_path: str) -> tuple[dict[str, Any], str]:
     """The realised coverage and selective risk on ``pred``'s evaluation rows at the
     threshold of ``params_path``, next to what was certified."""
-    from lsfix.cli.common import read_json_file
+    from lsfix.readers.paramsfile import read_json_file
     from lsfix.evaluation.inmemory import correct_of, eval_mask
     from lsfix.evaluation.threshold import confidence_for, params_from_json, realised
     from lsfix.output.report import fmt

@@ -15,6 +15,10 @@ How (chosen here, never by a command):
   (:mod:`lsfix.evaluation.drawn`), then evaluated in memory (the same numbers);
 * **in memory** — everything else (:mod:`lsfix.evaluation.inmemory`), on this process or on a
   Dask ``scheduler`` (:mod:`lsfix.evaluation.scheduler`; identical numbers).
+
+With ``fit=`` a bare ``pnorm`` (and ``msp_ts``) is chosen on fit data by the one policy,
+:meth:`lsfix.evaluation.fitpolicy.Fit.resolve`, and evaluated in memory as ``compare`` does;
+the rows of a fit split are left out (``n_fit_excluded``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lsfix.errors import UsageError
+from lsfix.evaluation.fitpolicy import FitResult
 from lsfix.evaluation.inmemory import ExcludedRows, excluded_rows
 from lsfix.readers.predictions import Predictions
 
@@ -61,6 +66,8 @@ class Evaluation:
     curves: list[Any] | None = None
     oracle: Any = None
     predictions: Predictions | None = field(default=None, repr=False)
+    #: how ``pnorm``/``msp_ts`` were chosen (``fit=``), else None
+    fit: FitResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of ``lsfix curve -f json`` (format ``lsfix.curve``), with
@@ -83,6 +90,8 @@ class Evaluation:
                              **metrics_dict(r.metrics, percent=self.percent),
                              "ci": ci_dict(r.ci, percent=self.percent)}
                             for r in self.results]}
+        if self.fit is not None:  # as compare's "fits" describe each file's
+            body["fit"] = self.fit.to_dict()
         return strict(document("curve", body))
 
     def close(self) -> None:
@@ -115,6 +124,7 @@ def evaluate(
     allow_incomplete: bool = False,
     keep_open: bool = False,
     tmpdir: str | None = None,
+    fit: Any = None,
 ) -> Evaluation:
     """Every selective-classification metric of each score of one input.
 
@@ -153,6 +163,16 @@ def evaluate(
     tmpdir : str, optional
         Where the bounded path's temporary runs go (default ``TMPDIR``, else the system's);
         its free space is checked first (:func:`lsfix.core.spill.check_space`).
+    fit : Fit, str, os.PathLike, array-like, Predictions, float or PNormFit, optional
+        Fit data for a bare ``pnorm`` (MaxLogit-pNorm's p) and ``msp_ts`` (T), chosen as
+        ``lsfix compare --fit``/``--fit-fraction`` and ``lsfix normalise`` choose: a
+        :class:`lsfix.Fit`, or labelled fit data (what :func:`lsfix.read` reads; ``Fit(data=,
+        labels=)`` for labels in another file), a fraction of the input's rows to tune on
+        (``0.2``: those rows are then left out, ``n_fit_excluded``), or a saved fit
+        (``PNormFit`` or its JSON document; ``Fit(params=PATH)`` for a file). The scores
+        keep their names (``pnorm``); ``Evaluation.fit`` and ``to_dict()["fit"]`` say what
+        was chosen. Default scores with ``fit``: ``msp`` and ``pnorm``. Not with
+        ``subsample_pixels``.
 
     Returns
     -------
@@ -165,6 +185,16 @@ def evaluate(
     >>> ev = lsfix.evaluate(z, ["msp"], labels=[0, 1, 1, 1])
     >>> ev.plan, ev.results[0].metrics.n_errors
     ('in-memory', 1)
+
+    p tuned on a random quarter of the rows (left out of the numbers), as ``lsfix compare
+    -s msp -s pnorm --fit-fraction 0.25`` does:
+
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 3, 400)
+    >>> z = rng.normal(size=(400, 3)) + 2.0 * np.eye(3)[y]
+    >>> ev = lsfix.evaluate(z, ["msp", "pnorm"], labels=y, fit=0.25)
+    >>> ev.n_fit_excluded, ev.results[1].metrics.n, ev.to_dict()["fit"]["kind"]
+    (100, 300, 'fraction')
     """
     from lsfix.evaluation import scheduler as sched
     from lsfix.evaluation.bounded import parse_memory_limit, wanted
@@ -182,12 +212,24 @@ def evaluate(
     limit = parse_memory_limit(memory_limit) if isinstance(memory_limit, str) else int(
         memory_limit)
     covs, rsk = tuple(float(c) for c in coverages), tuple(float(r) for r in risks)
+    how = None
+    if fit is not None:
+        from lsfix.evaluation.fitpolicy import as_fit
+
+        how = as_fit(fit)
+        if subsample_pixels is not None:
+            raise UsageError("fit does not go with subsample_pixels (the fit split is of rows, "
+                             "the draw of pixels); tune p with 'lsfix normalise' first")
+        names = names or ["msp", "pnorm"]
+        if not any(n in ("pnorm", "msp_ts") for n in names):
+            how = None  # no score needs fit data (as compare): nothing tuned, no row left out
     runner_given = scheduler is not None and not isinstance(scheduler, str)
     sched_name = None if runner_given else (scheduler or "sync")
     if sched_name is not None:
         sched.check_scheduler(sched_name)
     may_bound = (by is None and not bootstrap and subsample_pixels is None and not with_scores
-                 and labels is None and not runner_given and sched_name == "sync")
+                 and labels is None and not runner_given and sched_name == "sync"
+                 and how is None)
     may_draw = (subsample_pixels is not None and by is None and not with_scores
                 and labels is None and not runner_given and sched_name == "sync")
     owned = not isinstance(source, Predictions)
@@ -206,6 +248,11 @@ def evaluate(
             pred = lsfix.read(pred, labels=labels, input=input, ignore_index=ignore_index,
                               with_scores=with_scores)
     try:
+        fitted = None
+        if how is not None:  # the fitted scores, under their names, on a view of pred
+            pred.load_labels()
+            pred, fitted = _with_fitted(pred, how, names, convention=convention,
+                                        ignore_index=ignore_index)
         if may_draw and pred.deferred_labels is not None and pred.runner is None:
             from lsfix.evaluation.bounded import choose_engine
 
@@ -227,7 +274,7 @@ def evaluate(
         fit_excluded = int(pred.fit_mask.sum()) if pred.fit_mask is not None else 0
         common = dict(file=pred.name, convention=convention, percent=percent,
                       n_fit_excluded=fit_excluded, bootstrap_unit=bootstrap_unit,
-                      subsampled=subsampled, predictions=pred)
+                      subsampled=subsampled, predictions=pred, fit=fitted)
         if by is not None:
             from lsfix.evaluation.grouped import evaluate_by
 
@@ -260,6 +307,43 @@ def evaluate(
     finally:
         if owned and not keep_open:
             pred.close()
+
+
+def _with_fitted(pred: Predictions, how: Any, names: list[str], *, convention: str,
+                 ignore_index: int | None) -> tuple[Predictions, FitResult]:
+    """``pred`` seen with ``pnorm``/``msp_ts`` chosen by ``how`` (a
+    :class:`lsfix.evaluation.fitpolicy.Fit`) as stored scores of those names (replacing
+    stored ones, as ``compare`` does) and the fit split as its ``fit_mask``; the caller's
+    object is left as it was (the view shares its file)."""
+    import copy
+
+    import numpy as np
+
+    from lsfix.core import ScoreSpec
+    from lsfix.evaluation import scheduler as parallel
+
+    if pred.logits is None:
+        raise UsageError(f"{pred.name} has no logits: p (and T) are tuned on logits; "
+                         "evaluate it without fit")
+    res = how.resolve(pred, convention=convention, temperature="msp_ts" in names,
+                      ignore_index=ignore_index)
+    specs = {}
+    if "pnorm" in names:
+        specs["pnorm"] = res.spec
+    if "msp_ts" in names:
+        if res.temperature is None:
+            raise UsageError(f"{pred.name}: no temperature fitted for msp_ts (a fixed p or "
+                             "saved params carry no fit rows; give fit data)")
+        specs["msp_ts"] = ScoreSpec("msp_ts", res.temperature)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        got = parallel.compute_scores(pred.logits, list({s.name: s for s in specs.values()
+                                                          }.values()), runner=pred.runner)
+    view = copy.copy(pred)
+    view.scores = {**pred.scores, **{n: got[s.name] for n, s in specs.items()}}
+    view.score_attrs = {k: v for k, v in pred.score_attrs.items() if k not in specs}
+    if res.fit_mask is not None:
+        view.fit_mask = res.fit_mask
+    return view, res
 
 
 def _evaluate_drawn(pred: Predictions, names: list[str] | None, subsample: str, *,
