@@ -101,11 +101,11 @@ def score(
                     ignore_index=ignore_index, overwrite=overwrite)
         if params is None and fmt == "tsv" and pred.labels is None:
             raise UsageError(f"{pred.name}: --format tsv needs /labels to print 'correct'")
-        val = fit
+        val = None
         if fit is not None and "msp_ts" in (method or []):  # T is fitted on it
             val = load(fit, run, need_labels=True, need_logits=True)
-        res = lsfix.score(pred, method, fit=val, threshold=params)
-        if val is not fit:
+        res = lsfix.score(pred, method, fit=fit if val is None else val, threshold=params)
+        if val is not None:
             val.close()
         for line in [] if quiet else res.notes:
             note(f"lsfix score: {line}")

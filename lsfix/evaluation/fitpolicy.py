@@ -158,9 +158,9 @@ class Fit:
     >>> ev = lsfix.evaluate(z, ["msp", "pnorm"], labels=y, fit=lsfix.Fit(fraction=0.25))
     >>> ev.n_fit_excluded, ev.to_dict()["fit"]["kind"], [r.score for r in ev.results]
     (100, 'fraction', ['msp', 'pnorm'])
-    >>> lsfix.Fit(p=2, fraction=0.2)
+    >>> lsfix.Fit(p=2, fraction=0.2)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    lsfix.errors.UsageError: give only one of --p, --fit, --fit-fraction, --params (got --p, --fit-fraction)
+    lsfix.errors.UsageError: give only one of --p, --fit, ... (got --p, --fit-fraction)
     """
 
     p: float | None = None

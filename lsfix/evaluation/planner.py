@@ -251,7 +251,7 @@ def evaluate(
         fitted = None
         if how is not None:  # the fitted scores, under their names, on a view of pred
             pred.load_labels()
-            pred, fitted = _with_fitted(pred, how, names, convention=convention,
+            pred, fitted = _with_fitted(pred, how, names or [], convention=convention,
                                         ignore_index=ignore_index)
         if may_draw and pred.deferred_labels is not None and pred.runner is None:
             from lsfix.evaluation.bounded import choose_engine
