@@ -63,6 +63,20 @@ def test_fit_fraction_equals_compare(small: Path) -> None:
         "fit"].items()
 
 
+def test_fit_is_in_the_curve_schema(small: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema", reason="pip install jsonschema")
+    from referencing import Registry, Resource
+
+    schemas = [json.loads(p.read_text()) for p in (ROOT / "docs" / "schema").glob("*.json")]
+    registry = Registry().with_resources((s["$id"], Resource.from_contents(s))
+                                         for s in schemas)
+    curve = next(s for s in schemas if s["$id"].endswith("/curve.json"))
+    for by in (None, "class"):
+        doc = lsfix.evaluate(small, ["msp", "pnorm"], fit=lsfix.Fit(p=3), by=by).to_dict()
+        assert doc["fit"]["kind"] == "fixed"
+        jsonschema.Draft202012Validator(curve, registry=registry).validate(doc)
+
+
 def test_fit_file_equals_normalise_then_curve(small: Path, tmp_path: Path) -> None:
     out, saved = tmp_path / "n.h5", tmp_path / "p.json"
     _cli("normalise", small, "--fit", VAL, "--save-params", saved, "-o", out, "-q")
