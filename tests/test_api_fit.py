@@ -163,6 +163,7 @@ def test_score_is_the_command(small: Path, tmp_path: Path) -> None:
             assert s["method"] == f["scores"][s["name"]].attrs["method"]
             assert s["params"] == json.loads(f["scores"][s["name"]].attrs["params"])
     assert _datasets(tmp_path / "py.h5") == _datasets(tmp_path / "cli.h5")
+    assert {"fit_file": str(VAL), "fit_n": 10000}.items() <= doc["scores"][2]["params"].items()
     assert res.notes == [
         f"fitted temperature T={doc['scores'][2]['params']['temperature']:.6g} on {VAL} "
         "(10000 samples)"]
