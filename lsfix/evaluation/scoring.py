@@ -43,7 +43,11 @@ class Scored:
     fit_mask : ndarray of bool or None
         Rows p was just tuned on (``--fit-fraction``): stored, and left out of the table.
     threshold : dict or None
-        ``score(threshold=...)``: the applied threshold document, and ``accept`` per row.
+        ``score(threshold=...)``: the threshold applied (its file, score, spec, threshold,
+        certified); ``scores`` then holds its score (method: the spec it was computed by, or
+        ``stored``).
+    accept : ndarray of bool or None
+        ``score(threshold=...)``: each row accepted (confidence >= threshold).
     notes, warnings : list of str
         Lines for stderr: what was chosen or fitted (at once), and what to know about the
         result (when the command succeeds).
@@ -95,7 +99,8 @@ class Scored:
         """Write the result to ``path`` (``-`` = stdout) atomically, only whole: ``h5`` a
         scores file of the input's stored scores plus these (a logits file with
         ``copy_logits``), ``tsv`` the table of :func:`lsfix.output.scores.score_table`.
-        Returns the notes to print (rows left out of a table)."""
+        An existing file is replaced (the commands refuse one first without ``--overwrite``);
+        the input never changes. Returns the notes to print (rows left out of a table)."""
         from lsfix.output.scores import check_format, threshold_table
         from lsfix.streams import write_text_atomic
 
@@ -401,6 +406,7 @@ def _apply_threshold(source: Any, read: dict[str, Any], path: str, names: list[s
 
         correct = correct_of(pred)
     doc = {k: t.doc.get(k) for k in ("score", "spec", "threshold", "certified")}
-    return Scored("score", pred, {t.score: (np.asarray(conf, dtype=float), t.score, t.doc)},
+    how = t.spec if t.spec is not None and pred.logits is not None else "stored"
+    return Scored("score", pred, {t.score: (np.asarray(conf, dtype=float), how, {})},
                   correct=correct, threshold={"file": display_name(path), **doc},
                   accept=accept(conf, t))
