@@ -62,12 +62,15 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module, attr = _ENTRIES[name]
-        return getattr(importlib.import_module(module), attr)
-    if name in _CORE:
+        value = getattr(importlib.import_module(module), attr)
+    elif name in _CORE:
         from lsfix import core
 
-        return getattr(core, name)
-    raise AttributeError(f"module 'lsfix' has no attribute {name!r}")
+        value = getattr(core, name)
+    else:
+        raise AttributeError(f"module 'lsfix' has no attribute {name!r}")
+    globals()[name] = value  # loaded once: later uses are plain attribute lookups
+    return value
 
 
 def __dir__() -> list[str]:

@@ -17,10 +17,10 @@ import signal
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from lsfix.errors import InputError, RuntimeFailure, UsageError
 
@@ -341,10 +341,22 @@ def _check_not_input(target: str, where: Target) -> None:
                          "it (write to another path; lsfix has no in-place mode)")
 
 
-def check_planned(inputs: list[str], outputs: list[str]) -> None:
+def check_planned(inputs: list[str], outputs: list[str], *,
+                  folders_exist: Sequence[str] = ()) -> None:
     """Refuse, before any work, an output path that is the same file as an input path
     (device and inode: symlinks and hard links included). The same check runs again when
-    each output is written, against every input actually opened."""
+    each output is written, against every input actually opened.
+
+    ``folders_exist``: output paths whose folder must exist already (exit 1 otherwise, the
+    message :func:`atomic_output` gives when the file is written, only before the work): lsfix
+    makes no folder the user did not name."""
+    for path in folders_exist:
+        if not path or path == STDIO:
+            continue
+        folder = os.path.dirname(path)
+        if folder and not os.path.isdir(folder):
+            raise RuntimeFailure(f"{display_name(path)}: folder {display_name(folder)!r} does "
+                                 "not exist; nothing was written")
     for path in inputs:
         note_input(path)
     for out in outputs:
@@ -731,3 +743,22 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` (or stdout for ``-``) atomically."""
     with atomic_output(path) as tmp:
         tmp.write_bytes(data)
+
+
+@contextlib.contextmanager
+def open_input(src: str | io.BytesIO, name: str) -> Iterator[IO[bytes]]:
+    """An input file the user named, opened for reading in binary at offset 0 and noted as an
+    input (:func:`note_input`: no output of this command may replace it); stdin's buffer
+    (``src`` an ``io.BytesIO``) is rewound, not closed. A failure to open is one
+    :class:`InputError` naming ``name``."""
+    if isinstance(src, io.BytesIO):
+        src.seek(0)
+        yield src
+        return
+    try:
+        fh = open(src, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror or exc})", file=name) from None
+    note_input(src, name)  # an output of this command may never replace it
+    with fh:
+        yield fh

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import lsfix
+import lsfix.readers.logitsfile
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data" / "fmnist_ce_test.h5"
@@ -110,3 +111,60 @@ def test_a_failed_finish_leaves_the_callers_predictions_open(arrays: tuple[Path,
         lsfix.read(pred, labels=np.load(y)[:-1])
     assert pred.h5 is not None and pred.logits.rows(0, 2).shape == (2, pred.k)
     pred.close()
+
+
+def test_evaluate_sections_equal_curve_json(tmp_path: Path) -> None:
+    """``--calibration``, ``--calibration-fit`` and ``--threshold-params`` are arguments of the
+    one planner call: the whole document equals ``lsfix curve -f json``'s."""
+    val = ROOT / "sample_data" / "fmnist_ce_val.h5"
+    params = tmp_path / "t.json"
+    subprocess.run([sys.executable, "-m", "lsfix", "threshold", str(val), "--risk", "0.05",
+                    "--save-params", str(params)], check=True, capture_output=True,
+                   env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    ev = lsfix.evaluate(str(SAMPLE), ["msp"], calibration=True, bins=10, calibration_fit=val,
+                        threshold_params=params, bootstrap=20, seed=3)
+    got = ev.to_dict()
+    want = _cli_json("curve", SAMPLE, "-s", "msp", "--calibration", "--bins", "10",
+                     "--calibration-fit", val, "--threshold-params", params, "--bootstrap",
+                     "20", "--seed", "3")
+    assert set(got) >= {"calibration", "threshold"}
+    assert got["calibration"]["temperature_fit"]["file"] == str(val)
+    assert got == want
+    # the same document from the saved threshold as a dict
+    doc = json.loads(params.read_text())
+    again = lsfix.evaluate(str(SAMPLE), ["msp"], threshold_params=doc).to_dict()
+    assert again["threshold"]["realised"] == want["threshold"]["realised"]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"bootstrap": -1}, "--bootstrap must be >= 0"),
+    ({"level": 1.5}, "--level must be in (0, 1)"),
+    ({"calibration": True, "bins": 0}, "--bins must be in [1, 10000]"),
+    ({"scheduler_timeout": 0}, "--scheduler-timeout must be in (0, 3600]"),
+    ({"by": "class", "calibration": True}, "do not go with --by"),
+    ({"scores": ["msp_ts"]}, "needs a temperature"),
+])
+def test_evaluate_checks_its_arguments(kwargs: dict, message: str) -> None:
+    """The planner checks its arguments itself, with the CLI's messages (exit 2 there)."""
+    kwargs = {"scores": ["msp"], **kwargs}
+    with pytest.raises(lsfix.UsageError, match=message.replace("(", r"\(").replace(
+            ")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+        lsfix.evaluate(str(SAMPLE), **kwargs)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_a_dataframe_is_read_with_its_exact_values(dtype: str) -> None:
+    """A pandas DataFrame of logits gives the same values (widened to float64) as the same
+    array saved to .npy: a float32 column is not rounded through its shortest decimal form."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(7)
+    z = (rng.normal(size=(200, 4)) * 3).astype(dtype)
+    z[0, 0] = np.finfo(dtype).tiny  # the smallest normal: all 17 digits matter
+    y = rng.integers(0, 4, 200)
+    df = pd.DataFrame(z, columns=[f"logit_{i}" for i in range(4)]).assign(label=y)
+    pred = lsfix.read(df)
+    np.testing.assert_array_equal(np.asarray(pred.logits), z.astype(np.float64))
+    by_df = lsfix.evaluate(df, ["msp", "pnorm:2"]).to_dict()["results"]
+    by_array = lsfix.evaluate(z, ["msp", "pnorm:2"], labels=y).to_dict()["results"]
+    assert [{k: v for k, v in r.items() if k != "file"} for r in by_df] == [
+        {k: v for k, v in r.items() if k != "file"} for r in by_array]

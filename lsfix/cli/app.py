@@ -227,6 +227,14 @@ class Run:
         if not self.quiet:
             self.later.append(one_line(line))
 
+    def took(self, result: object) -> None:
+        """Say how a result's input was read (``result.notes``, now) and what lsfix assumed
+        about it (``result.warnings``, when the run succeeds); nothing under ``-q``."""
+        for line in [] if self.quiet else getattr(result, "notes", ()):
+            note(f"lsfix: {line}")
+        for line in getattr(result, "warnings", ()):
+            self.warn_later(f"lsfix {self.cmd}: warning: {line}")
+
     def flush(self) -> None:
         for line in self.later:
             sys.stderr.write(line + "\n")
@@ -246,13 +254,12 @@ def handle_errors(cmd: str, *, labels: str | None = None, kind: str | None = Non
     try:
         with io.command_outputs():  # every output is committed only if the command succeeds
             planned_in, planned_out = _planned_paths()
-            io.check_planned(planned_in, planned_out)  # an output may not be an input: refuse
-            from lsfix.cli.preflight import check_output_folders
-
-            # every output file's folder exists: refuse now (--report names a folder, audit,
-            # or a file whose folder it makes, compare: its own rule)
+            # an output may not be an input, and every output file's folder exists: refuse
+            # now (--report names a folder, audit, or a file whose folder it makes, compare:
+            # its own rule)
             report = _planned_paths(("report",))[1]
-            check_output_folders([p for p in planned_out if p not in report])
+            io.check_planned(planned_in, planned_out,
+                             folders_exist=[p for p in planned_out if p not in report])
             yield run
         run.flush()
     except typer.Exit as exc:

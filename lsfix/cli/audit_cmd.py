@@ -403,7 +403,7 @@ def audit_cmd(
         covs = parse_floats(coverage, "--coverage", lo=0.0, hi=1.0)
         risks = parse_floats(risk, "--risk", lo=0.0, hi=1.0, lo_open=False)
         from lsfix.evaluation.audit import audit_planned
-        from lsfix.evaluation.bounded import parse_memory_limit
+        from lsfix.evaluation.planner import parse_memory_limit
 
         limit = parse_memory_limit(memory_limit)
         defer = not labels and not with_files  # dense labels stay on disk until needed

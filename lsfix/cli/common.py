@@ -21,7 +21,8 @@ def use_scheduler(value: str, timeout: float = 10.0
     from lsfix.evaluation import scheduler as parallel
 
     parallel.check_scheduler(value)
-    parallel.check_timeout(timeout)
+    if not 0 < timeout <= 3600:
+        raise UsageError(f"--scheduler-timeout must be in (0, 3600] seconds, got {timeout:g}")
     return parallel.scheduler(value, timeout)
 
 
@@ -55,14 +56,10 @@ def load(path: str, run: Run, *, allow_incomplete: bool = False,
 
 
 def require_fit_labels(pred: Predictions, option: str) -> None:
-    """A ``--fit``/``--val`` file without labels: exit 3 naming the file and the option that
-    gives them (``--labels`` is for the command's input only, never paired with this file)."""
-    from lsfix.errors import InputError
+    """:func:`lsfix.readers.entry.require_fit_labels` (a fit file without labels: exit 3)."""
+    from lsfix.readers.entry import require_fit_labels as require
 
-    if pred.labels is None:
-        what = "no labels" if pred.foreign_format else "no /labels dataset"
-        raise InputError(f"{what}; fitting needs labels (pass {option} FILE; --labels is for "
-                         "the input only)", file=pred.name)
+    require(pred, option)
 
 
 def report_format(fmt: str | None) -> str:
@@ -142,19 +139,6 @@ def parse_grid(text: str) -> tuple[float, ...]:
     if not vals or any(not (0 <= v <= MAX_P) for v in vals):
         raise UsageError(f"--grid: p values must be in [0, {MAX_P:g}], got {text[:40]!r}")
     return vals
-
-
-def require_finite_scores(values: object, what: str, file: str) -> None:
-    """Refuse (exit 2, before anything is written) scores that are NaN or +-inf: options
-    such as ``energy:1e-308`` overflow float64 and would give numbers that mean nothing."""
-    import numpy as np
-
-    arr = np.asarray(values, dtype=np.float64)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        raise UsageError(f"{file}: {what} gives {int(bad.sum())} non-finite score(s) (first at "
-                         f"row {int(np.argmax(bad))}): the option overflows float64; choose a "
-                         "milder value. Nothing was written")
 
 
 def stdout_write(text: str) -> None:

@@ -192,16 +192,16 @@ def compare(
         if (fit or fit_fraction is not None) and subsample is not None:
             raise UsageError("--fit/--fit-fraction do not go with --subsample-pixels; tune p "
                              "with 'lsfix normalise' first")
-        from lsfix.evaluation.bounded import parse_memory_limit
         from lsfix.evaluation.comparison import compare_scores
         from lsfix.evaluation.engines import evaluate_files
+        from lsfix.evaluation.planner import parse_memory_limit
 
         limit = parse_memory_limit(memory_limit)
         preds = [load(p, run, allow_incomplete=allow_incomplete, ignore_index=ignore_index,
                       defer_dense_labels=not labels)  # dense labels stay on disk until needed
                  for p in inputs]
         if not fit and fit_fraction is None:  # msp_ts without :T and no fit data: say how
-            from lsfix.cli.preflight import check_unfitted_scores
+            from lsfix.evaluation.planner import check_unfitted_scores
 
             for pred in preds:
                 check_unfitted_scores(score, pred.scores, pred.name, "compare")

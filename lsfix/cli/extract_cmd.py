@@ -228,13 +228,12 @@ def merge_cmd(
       lsfix merge dist.rank*-of-2.h5 -o dist.h5
     """
     with handle_errors("merge"):
-        from lsfix.readers.logitsfile import command_line
         from lsfix.streams import refuse_binary_to_tty
 
         refuse_binary_to_tty(output)
         from lsfix.extract.writer import merge_shards
 
-        res = merge_shards(shards, output, history_entry=command_line())
+        res = merge_shards(shards, output)
         if not quiet:
             note(f"lsfix merge: wrote {output if output != '-' else '<stdout>'}: "
                  f"{res['rows']} rows from {res['shards']} shards")

@@ -35,15 +35,15 @@ INPUT_KINDS = ("logits", "probs", "log-probs")
 
 
 def _score_names() -> list[str]:
-    from lsfix.core.scores import score_families
+    import lsfix
 
-    return [*score_families(), "pnorm:2", "energy:1"]
+    return [*lsfix.score_families(), "pnorm:2", "energy:1"]
 
 
 def _conventions() -> list[str]:
-    from lsfix.core import CONVENTIONS
+    import lsfix
 
-    return list(CONVENTIONS)
+    return list(lsfix.CONVENTIONS)
 
 
 def value_choices(command: str, param_name: str) -> list[str] | None:
@@ -57,9 +57,9 @@ def value_choices(command: str, param_name: str) -> list[str] | None:
     if param_name == "input_kind":
         return list(INPUT_KINDS)
     if param_name == "fail_if":
-        from lsfix.core.bootstrap import bootstrap_metrics
+        import lsfix
 
-        return [f"{m}>" for m in bootstrap_metrics()]
+        return [f"{m}>" for m in lsfix.bootstrap_metrics()]
     return None
 
 

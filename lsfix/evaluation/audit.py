@@ -237,7 +237,7 @@ def audit_planned(pred: Predictions, *, val: Predictions | None = None,
                   subsample: str | None = None, memory_limit: int = 2 << 30,
                   fit_option: str = "--val-labels", seed: int = 0, by: str | None = None,
                   **kw: Any) -> tuple[AuditResult, Predictions]:
-    """:func:`audit` on the engine :func:`lsfix.evaluation.bounded.choose_engine` picks.
+    """:func:`audit` on the engine :func:`lsfix.evaluation.planner.choose_engine` picks.
 
     ``pred`` and ``val`` may hold dense labels still on disk. With ``subsample``
     (``--subsample-pixels N[/IMAGES]``) on dense logits, only the drawn pixels are read
@@ -250,8 +250,8 @@ def audit_planned(pred: Predictions, *, val: Predictions | None = None,
     one-line error that names the way out. Returns the result and the predictions it was
     computed on (the drawn pixels, or ``pred``), for the report.
     """
-    from lsfix.evaluation.bounded import choose_engine
     from lsfix.evaluation.drawn import gather
+    from lsfix.evaluation.planner import choose_engine
 
     if subsample is not None and by is not None:
         raise UsageError("--subsample-pixels does not go with --by in audit")

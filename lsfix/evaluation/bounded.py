@@ -13,17 +13,17 @@ in every convention, is computed from those totals a window at a time
 a run (about 100 MB) whatever ``n`` is. The RC plot is drawn from ``E_k`` at
 :data:`CURVE_POINTS` evenly spaced ``k`` (exact values at those points).
 
-When ``curve`` takes it (:func:`wanted`): the input has logits and every requested score is
-computed from them (none stored), no option needs per-row arrays (``--by``, ``--bootstrap``,
-``--rank-map``, ``--subsample-pixels``, ``--with``, a ``--scheduler`` other than ``sync``),
+When the planner takes it (:func:`lsfix.evaluation.planner.wanted`): the input has logits
+and every requested score is computed from them (none stored), no option needs per-row
+arrays (``--by``, ``--bootstrap``, ``--rank-map``, ``--subsample-pixels``, ``--with``, a
+``--scheduler`` other than ``sync``),
 and either the logits are dense, or the in-memory path's estimated memory,
 ``n × (IN_MEMORY_BYTES_PER_ROW + 8 × (scores − 1))`` bytes, is above ``--memory-limit``
-(default :data:`DEFAULT_MEMORY_LIMIT`; ``0`` always takes this path).
+(default 2 GiB; ``0`` always takes this path).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -35,48 +35,10 @@ from lsfix.core.densescores import msp_columns
 from lsfix.core.rowblocks import run_image_pieces
 from lsfix.core.source import ArrayRows, chunk_rows_for
 from lsfix.core.spill import DISK_BYTES_PER_ROW, RUN_ROWS, SpilledBlocks, check_space
-from lsfix.errors import UsageError
 from lsfix.readers.predictions import Predictions
 
-#: Measured peak bytes per evaluated row of the in-memory ``curve`` (one score): scores,
-#: correctness, masks, the sort and the per-sample curve (bench/README.md, issue 11).
-IN_MEMORY_BYTES_PER_ROW = 112
-#: ``--memory-limit`` default: 2 GiB.
-DEFAULT_MEMORY_LIMIT = 2 << 30
 #: Points of the RC curve drawn by ``--plot`` on this path.
 CURVE_POINTS = 4096
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
-
-
-def parse_memory_limit(text: str) -> int:
-    """``--memory-limit``: bytes, with an optional K/M/G/T suffix (powers of 1024)."""
-    m = _SIZE.match(str(text))
-    if not m:
-        raise UsageError(f"--memory-limit must be a size like 2G, 512M or 0, got {text[:40]!r}")
-    scale = 1024 ** "_kmgt".index(m.group(2).lower() or "_")
-    return int(float(m.group(1)) * scale)
-
-
-def _dense_logits(pred: Predictions) -> bool:
-    """The logits themselves are ``(N, K, *spatial)`` (``lsfix.evaluation.dense.is_dense`` also
-    counts a scores file made from them, which this path cannot read)."""
-    return bool(getattr(pred.logits, "spatial", ())) if pred.logits is not None else False
-
-
-def wanted(pred: Predictions, names: list[str] | None, memory_limit: int) -> bool:
-    """Whether ``curve`` evaluates ``pred`` on this path (module docstring)."""
-    if pred.logits is None:
-        return False
-    if not names:
-        if pred.scores:
-            return False
-        names = ["msp"]
-    if any(n in pred.scores for n in names):
-        return False
-    need = pred.n * (IN_MEMORY_BYTES_PER_ROW + 8 * (len(names) - 1))
-    return _dense_logits(pred) or need > memory_limit
-
 
 def evaluate_bounded(pred: Predictions, names: list[str] | None, *, convention: str,
                      coverages: tuple[float, ...], risks: tuple[float, ...],
@@ -296,49 +258,6 @@ def oracle_curve(n: int, n_errors: int, points: int) -> tuple[np.ndarray, np.nda
 
 
 
-#: Engines :func:`choose_engine` picks from.
-ENGINES = ("memory", "bounded", "drawn")
 
 
-def choose_engine(pred: Predictions, names: list[str] | None, *, per_row: bool,
-                  subsample: str | None, memory_limit: int,
-                  bytes_per_row: int = IN_MEMORY_BYTES_PER_ROW, command: str = "curve",
-                  allow_drawn: bool = True) -> str:
-    """Where a command evaluates ``pred``: one of :data:`ENGINES`.
-
-    * ``"drawn"``: dense logits with ``--subsample-pixels`` (``subsample``, and
-      ``allow_drawn``): only the drawn pixels are read into memory
-      (:func:`lsfix.evaluation.drawn.gather`), then the in-memory path runs on them;
-    * ``"bounded"``: :func:`evaluate_bounded` (exact, memory bounded by a run), when no
-      option needs per-row arrays (``per_row``: a bootstrap, ``--by``, ...) and
-      :func:`wanted` says so;
-    * ``"memory"``: the in-memory path. For dense logits whose in-memory estimate,
-      ``n × bytes_per_row``, is above ``memory_limit``, a one-line :class:`UsageError`
-      instead, saying what fits (``--subsample-pixels``, or a larger ``--memory-limit``).
-
-    ``command`` names the command in that message. ``pred``'s dense labels may still be on
-    disk; the caller reads them (``pred.load_labels()``) for ``"memory"``.
-    """
-    dense = _dense_logits(pred) and not any(n in pred.scores for n in (names or []))
-    if dense and subsample is not None and allow_drawn:
-        return "drawn"
-    if not per_row and wanted(pred, names, memory_limit):
-        return "bounded"
-    if dense and memory_limit > 0 and pred.n * bytes_per_row > memory_limit:
-        raise UsageError(
-            f"{pred.name}: {command} would hold every pixel in memory here (about "
-            f"{pred.n * bytes_per_row / 1e9:.1f} GB for {pred.n:,} pixels, above --memory-limit "
-            f"{_size(memory_limit)}); evaluate a random share of the pixels with "
-            "--subsample-pixels N/IMAGES (the paper: 5000/12), or raise --memory-limit")
-    return "memory"
-
-
-def _size(b: int) -> str:
-    for unit, scale in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-        if b >= scale and b % scale == 0:
-            return f"{b // scale}{unit}"
-    return str(b)
-
-
-__all__ = ["DEFAULT_MEMORY_LIMIT", "ENGINES", "choose_engine", "evaluate_bounded",
-           "oracle_curve", "parse_memory_limit", "wanted"]
+__all__ = ["CURVE_POINTS", "evaluate_bounded", "oracle_curve"]

@@ -1,4 +1,4 @@
-"""Evaluate one or several files, each on the engine :func:`lsfix.evaluation.bounded.choose_engine`
+"""Evaluate one or several files, each on the engine :func:`lsfix.evaluation.planner.choose_engine`
 picks for it (``compare`` today; the planner of ``lsfix.evaluate`` calls the same).
 
 * ``memory``: every row in memory (:func:`lsfix.evaluation.inmemory.evaluate_file`; with
@@ -69,16 +69,17 @@ def evaluate_files(preds: list[Predictions], names: list[str] | None, *, convent
                    allow_drawn: bool = True, command: str = "compare",
                    scores_of: Any = None, n_boot: int = 0, level: float = 0.95) -> Evaluated:
     """Evaluate ``names`` on each of ``preds`` (dense labels may still be on disk), each on
-    the engine :func:`~lsfix.evaluation.bounded.choose_engine` picks; ``per_row``: the caller needs
+    the engine :func:`~lsfix.evaluation.planner.choose_engine` picks; ``per_row``: the caller needs
     each row's confidence and correctness (a bootstrap, ``--by``, ...). A file whose
     in-memory estimate is above ``memory_limit`` and that no bounded engine can take is
     refused before anything is computed. ``scores_of(pred)``, when given, supplies the
     confidences of the in-memory engines (``compare``: computed from the logits, stored ones
     checked, pNorm tuned; :func:`lsfix.evaluation.comparison.compare_scores`); ``n_boot``
     adds each row's bootstrap intervals there."""
-    from lsfix.evaluation.bounded import choose_engine, evaluate_bounded, oracle_curve
+    from lsfix.evaluation.bounded import evaluate_bounded, oracle_curve
     from lsfix.evaluation.drawn import gather
     from lsfix.evaluation.inmemory import evaluate_file
+    from lsfix.evaluation.planner import choose_engine
 
     engines = [choose_engine(p, names, per_row=per_row, subsample=subsample,
                              memory_limit=memory_limit, command=command,

@@ -49,7 +49,12 @@ import numpy as np
 from lsfix.core import P_GRID, PNormFit, ScoreSpec, compute_scores, fit_temperature, tune_pnorm
 from lsfix.core.scores import is_single_logit
 from lsfix.errors import InputError, UsageError
-from lsfix.readers.paramsfile import MAX_GRID_POINTS, MAX_P, pnorm_fit_from_json, read_pnorm_fit
+from lsfix.readers.paramsfile import (
+    MAX_GRID_POINTS,
+    MAX_P,
+    pnorm_fit_from_json,
+    read_pnorm_fit,
+)
 from lsfix.readers.predictions import Predictions
 
 #: Above this many fit rows the selection test is skipped (the point rule's noise is small
@@ -243,10 +248,10 @@ class Fit:
                               need_logits=True)
             opened = data if not isinstance(self.data, Predictions) else None
         try:
-            if data is not None and data.labels is None:
-                what = "no labels" if data.foreign_format else "no /labels dataset"
-                raise InputError(f"{what}; fitting needs labels (pass --fit-labels FILE; "
-                                 "--labels is for the input only)", file=data.name)
+            if data is not None:
+                from lsfix.readers.entry import require_fit_labels
+
+                require_fit_labels(data, "--fit-labels")
             return choose_fit(pred, p=self.p, fit=data, fit_fraction=self.fraction,
                               params=self.saved, grid=tuple(self.grid), centred=self.is_centred,
                               convention=convention, seed=self.seed, temperature=temperature,

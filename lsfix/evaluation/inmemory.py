@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from lsfix.evaluation import scheduler as parallel
 from lsfix.core import (
     Metrics,
     PNormFit,
@@ -46,10 +45,22 @@ def correct_of(pred: Predictions) -> np.ndarray:
         if pred.logits is None:
             raise InputError("has labels but no /logits; cannot tell which predictions are right",
                              file=pred.name)
-        out = parallel.compute_scores(pred.logits, [], labels=labels,
-                                      runner=pred.runner)["_correct"]
+        out = _compute_scores(pred, [], labels=labels)["_correct"]
     pred.correct = out
     return out
+
+
+def _compute_scores(pred: Predictions, specs: list[Any], *, labels: Any = None
+                    ) -> dict[str, np.ndarray]:
+    """Scores of ``pred``'s logits: in this process, or on ``pred.runner`` (a Dask
+    scheduler, :mod:`lsfix.evaluation.scheduler`; identical numbers)."""
+    if pred.runner is None:
+        from lsfix.core import compute_scores
+
+        return compute_scores(pred.logits, specs, labels=labels)
+    from lsfix.evaluation import scheduler
+
+    return scheduler.compute_scores(pred.logits, specs, labels=labels, runner=pred.runner)
 
 
 @dataclass(frozen=True)
@@ -100,7 +111,7 @@ def resolve_scores(pred: Predictions, names: list[str] | None) -> dict[str, np.n
     out = {name: pred.scores[name] for name in names if name in pred.scores}
     missing = score_specs(pred, [n for n in names if n not in pred.scores])
     if missing:
-        computed = parallel.compute_scores(pred.logits, missing, runner=pred.runner)
+        computed = _compute_scores(pred, missing)
         for spec, name in zip(missing, [n for n in names if n not in pred.scores], strict=True):
             out[name] = computed[spec.name]
     return {n: out[n] for n in names}
@@ -180,9 +191,16 @@ def evaluate_file(
     out = []
     for name, conf in scores.items():
         c = conf if mask is None else conf[mask]
-        m = parallel.evaluate(c, correct, convention=convention, coverages=coverages,
-                              runner=pred.runner,
+        if pred.runner is None:
+            from lsfix.core import evaluate as core_evaluate
+
+            m = core_evaluate(c, correct, convention=convention, coverages=coverages,
                               risks=risks)
+        else:  # tie blocks on the runner (:mod:`lsfix.evaluation.scheduler`; the same bits)
+            from lsfix.evaluation import scheduler
+
+            m = scheduler.evaluate(c, correct, convention=convention, coverages=coverages,
+                                   runner=pred.runner, risks=risks)
         ci = None
         if n_boot and clusters is not None:
             from lsfix.core.bootstrap import cluster_bootstrap_ci

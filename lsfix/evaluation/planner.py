@@ -23,6 +23,7 @@ the rows of a fit split are left out (``n_fit_excluded``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,94 @@ from lsfix.errors import UsageError
 from lsfix.evaluation.fitpolicy import FitResult
 from lsfix.evaluation.inmemory import ExcludedRows, excluded_rows
 from lsfix.readers.predictions import Predictions
+
+# ------------------------------------------------------------------ the choice of engine
+
+#: Measured peak bytes per evaluated row of the in-memory ``curve`` (one score): scores,
+#: correctness, masks, the sort and the per-sample curve (bench/README.md, issue 11).
+IN_MEMORY_BYTES_PER_ROW = 112
+#: ``--memory-limit`` default: 2 GiB.
+DEFAULT_MEMORY_LIMIT = 2 << 30
+#: What :func:`choose_engine` returns
+ENGINES = ("memory", "bounded", "drawn")
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_memory_limit(text: str) -> int:
+    """``--memory-limit``: bytes, with an optional K/M/G/T suffix (powers of 1024)."""
+    m = _SIZE.match(str(text))
+    if not m:
+        raise UsageError(f"--memory-limit must be a size like 2G, 512M or 0, got {text[:40]!r}")
+    scale = 1024 ** "_kmgt".index(m.group(2).lower() or "_")
+    return int(float(m.group(1)) * scale)
+
+
+def _dense_logits(pred: Predictions) -> bool:
+    """The logits themselves are ``(N, K, *spatial)`` (``lsfix.evaluation.dense.is_dense`` also
+    counts a scores file made from them, which this path cannot read)."""
+    return bool(getattr(pred.logits, "spatial", ())) if pred.logits is not None else False
+
+
+def wanted(pred: Predictions, names: list[str] | None, memory_limit: int) -> bool:
+    """Whether ``pred`` is evaluated out of core (:mod:`lsfix.evaluation.bounded`): it has
+    logits, every score is computed from them, and they are dense or the in-memory estimate
+    is above ``memory_limit``."""
+    if pred.logits is None:
+        return False
+    if not names:
+        if pred.scores:
+            return False
+        names = ["msp"]
+    if any(n in pred.scores for n in names):
+        return False
+    need = pred.n * (IN_MEMORY_BYTES_PER_ROW + 8 * (len(names) - 1))
+    return _dense_logits(pred) or need > memory_limit
+
+
+
+#: Engines :func:`choose_engine` picks from.
+ENGINES = ("memory", "bounded", "drawn")
+
+def choose_engine(pred: Predictions, names: list[str] | None, *, per_row: bool,
+                  subsample: str | None, memory_limit: int,
+                  bytes_per_row: int = IN_MEMORY_BYTES_PER_ROW, command: str = "curve",
+                  allow_drawn: bool = True) -> str:
+    """Where a command evaluates ``pred``: one of :data:`ENGINES`.
+
+    * ``"drawn"``: dense logits with ``--subsample-pixels`` (``subsample``, and
+      ``allow_drawn``): only the drawn pixels are read into memory
+      (:func:`lsfix.evaluation.drawn.gather`), then the in-memory path runs on them;
+    * ``"bounded"``: :func:`lsfix.evaluation.bounded.evaluate_bounded` (exact, memory
+      bounded by a run), when no option needs per-row arrays (``per_row``: a bootstrap,
+      ``--by``, ...) and :func:`wanted` says so;
+    * ``"memory"``: the in-memory path. For dense logits whose in-memory estimate,
+      ``n × bytes_per_row``, is above ``memory_limit``, a one-line :class:`UsageError`
+      instead, saying what fits (``--subsample-pixels``, or a larger ``--memory-limit``).
+
+    ``command`` names the command in that message. ``pred``'s dense labels may still be on
+    disk; the caller reads them (``pred.load_labels()``) for ``"memory"``.
+    """
+    dense = _dense_logits(pred) and not any(n in pred.scores for n in (names or []))
+    if dense and subsample is not None and allow_drawn:
+        return "drawn"
+    if not per_row and wanted(pred, names, memory_limit):
+        return "bounded"
+    if dense and memory_limit > 0 and pred.n * bytes_per_row > memory_limit:
+        raise UsageError(
+            f"{pred.name}: {command} would hold every pixel in memory here (about "
+            f"{pred.n * bytes_per_row / 1e9:.1f} GB for {pred.n:,} pixels, above --memory-limit "
+            f"{_size(memory_limit)}); evaluate a random share of the pixels with "
+            "--subsample-pixels N/IMAGES (the paper: 5000/12), or raise --memory-limit")
+    return "memory"
+
+
+def _size(b: int) -> str:
+    for unit, scale in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if b >= scale and b % scale == 0:
+            return f"{b // scale}{unit}"
+    return str(b)
+
 
 
 @dataclass
@@ -51,6 +140,11 @@ class Evaluation:
     curves, oracle
         On the bounded path with ``curve_points``: each score's RC curve and the ideal one as
         ``(coverage, risk)`` arrays (the results hold no per-row arrays there).
+    notes, warnings
+        How a foreign input was read, and what lsfix assumed about it (one line each).
+    sections
+        ``calibration``, ``threshold`` and ``rank_map`` when asked for
+        (:mod:`lsfix.evaluation.sections`); the first two are in :meth:`to_dict`.
     """
 
     file: str
@@ -68,6 +162,9 @@ class Evaluation:
     predictions: Predictions | None = field(default=None, repr=False)
     #: how ``pnorm``/``msp_ts`` were chosen (``fit=``), else None
     fit: FitResult | None = None
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    sections: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of ``lsfix curve -f json`` (format ``lsfix.curve``), with
@@ -92,6 +189,9 @@ class Evaluation:
                             for r in self.results]}
         if self.fit is not None:  # as compare's "fits" describe each file's
             body["fit"] = self.fit.to_dict()
+        for name, sec in self.sections.items():
+            if hasattr(sec, "to_dict"):
+                body[name] = sec.to_dict()
         return strict(document("curve", body))
 
     def close(self) -> None:
@@ -120,10 +220,16 @@ def evaluate(
     percent: bool = False,
     memory_limit: int | str = "2G",
     scheduler: Any = None,
-    curve_points: int = 0,
+    scheduler_timeout: float = 10.0,
+    curve_points: int | bool = 0,
     allow_incomplete: bool = False,
     keep_open: bool = False,
     tmpdir: str | None = None,
+    calibration: bool = False,
+    bins: int = 15,
+    calibration_fit: Any = None,
+    threshold_params: Any = None,
+    rank_map: bool = False,
     fit: Any = None,
 ) -> Evaluation:
     """Every selective-classification metric of each score of one input.
@@ -155,14 +261,24 @@ def evaluate(
         logits are evaluated out of core.
     scheduler : str or Runner, optional
         ``sync`` (default), ``threads``, ``processes`` or a ``dask.distributed`` address;
-        identical numbers.
-    curve_points : int
-        On the bounded path, keep each RC curve at up to this many points (for plots).
+        identical numbers. ``scheduler_timeout``: seconds to reach an address.
+    curve_points : int or bool
+        On the bounded path, keep each RC curve at up to this many points (for plots; ``True``:
+        :data:`lsfix.evaluation.bounded.CURVE_POINTS`).
     keep_open : bool
         Keep the input's file open (``Evaluation.predictions``) for more work on it.
     tmpdir : str, optional
         Where the bounded path's temporary runs go (default ``TMPDIR``, else the system's);
         its free space is checked first (:func:`lsfix.core.spill.check_space`).
+    calibration, bins, calibration_fit
+        Also the calibration of the evaluated rows (``bins`` equal-width bins), and after a
+        temperature fitted on ``calibration_fit`` (a labelled input with logits); implied by
+        ``calibration_fit`` (:mod:`lsfix.evaluation.sections`).
+    threshold_params : str or dict, optional
+        Also the realised coverage and risk at a threshold saved by ``lsfix threshold
+        --save-params`` (the file, or its document).
+    rank_map : bool
+        Dense inputs: also each image's per-pixel uncertainty rank under the first score.
     fit : Fit, str, os.PathLike, array-like, Predictions, float or PNormFit, optional
         Fit data for a bare ``pnorm`` (MaxLogit-pNorm's p) and ``msp_ts`` (T), chosen as
         ``lsfix compare --fit``/``--fit-fraction`` and ``lsfix normalise`` choose: a
@@ -197,20 +313,33 @@ def evaluate(
     (100, 300, 'fraction')
     """
     from lsfix.evaluation import scheduler as sched
-    from lsfix.evaluation.bounded import parse_memory_limit, wanted
-
     names = [scores] if isinstance(scores, str) else (list(scores) if scores else None)
     from lsfix.core import CONVENTIONS
 
     if convention not in CONVENTIONS:
         raise UsageError(f"unknown convention {str(convention)[:40]!r}; choose one of "
                          f"{', '.join(CONVENTIONS)}")
+    check_bootstrap(bootstrap, level)
     if bootstrap_unit not in ("row", "image"):
-        raise UsageError(f"bootstrap unit must be row or image, got {str(bootstrap_unit)[:40]!r}")
+        raise UsageError(f"--bootstrap-unit must be row or image, got "
+                         f"{str(bootstrap_unit)[:40]!r}")
     if bootstrap_unit == "image" and by is not None:
         raise UsageError("--bootstrap-unit image does not go with --by (groups resample rows)")
+    calibration = bool(calibration) or calibration_fit is not None
+    if calibration:
+        from lsfix.evaluation.sections import check_bins
+
+        bins = check_bins(bins)
+    if by is not None and (calibration or threshold_params is not None):
+        raise UsageError("--calibration and --threshold-params do not go with --by")
+    if by is not None and rank_map:
+        raise UsageError("--rank-map does not go with --by")
     limit = parse_memory_limit(memory_limit) if isinstance(memory_limit, str) else int(
         memory_limit)
+    if curve_points is True:
+        from lsfix.evaluation.bounded import CURVE_POINTS
+
+        curve_points = CURVE_POINTS
     covs, rsk = tuple(float(c) for c in coverages), tuple(float(r) for r in risks)
     how = None
     if fit is not None:
@@ -225,13 +354,21 @@ def evaluate(
             how = None  # no score needs fit data (as compare): nothing tuned, no row left out
     runner_given = scheduler is not None and not isinstance(scheduler, str)
     sched_name = None if runner_given else (scheduler or "sync")
-    if sched_name is not None:
+    if sched_name not in (None, "sync"):  # sync imports and checks nothing of Dask
+        from lsfix.evaluation import scheduler as sched
+
         sched.check_scheduler(sched_name)
+    if not (isinstance(scheduler_timeout, int | float) and 0 < scheduler_timeout <= 3600):
+        shown = (f"{scheduler_timeout:g}" if isinstance(scheduler_timeout, int | float)
+                 else str(scheduler_timeout)[:40])
+        raise UsageError(f"--scheduler-timeout must be in (0, 3600] seconds, got {shown}")
+    per_row = calibration or threshold_params is not None or rank_map
     may_bound = (by is None and not bootstrap and subsample_pixels is None and not with_scores
                  and labels is None and not runner_given and sched_name == "sync"
-                 and how is None)
+                 and not per_row and how is None)
     may_draw = (subsample_pixels is not None and by is None and not with_scores
-                and labels is None and not runner_given and sched_name == "sync")
+                and labels is None and not runner_given and sched_name == "sync"
+                and not per_row)
     owned = not isinstance(source, Predictions)
     if owned:
         import lsfix
@@ -253,15 +390,14 @@ def evaluate(
             pred.load_labels()
             pred, fitted = _with_fitted(pred, how, names or [], convention=convention,
                                         ignore_index=ignore_index)
+        check_unfitted_scores(names, pred.scores, pred.name, "curve")
         if may_draw and pred.deferred_labels is not None and pred.runner is None:
-            from lsfix.evaluation.bounded import choose_engine
-
             if choose_engine(pred, names, per_row=True, subsample=subsample_pixels,
                              memory_limit=limit) == "drawn":
-                return _evaluate_drawn(pred, names, subsample_pixels, convention=convention,
-                                       coverages=covs, risks=rsk, bootstrap=bootstrap,
-                                       seed=seed, level=level, bootstrap_unit=bootstrap_unit,
-                                       percent=percent)
+                return _read_notes(_evaluate_drawn(
+                    pred, names, subsample_pixels, convention=convention, coverages=covs,
+                    risks=rsk, bootstrap=bootstrap, seed=seed, level=level,
+                    bootstrap_unit=bootstrap_unit, percent=percent))
         bounded = (pred.deferred_labels is not None
                    or (may_bound and pred.runner is None and wanted(pred, names, limit)))
         if not bounded:
@@ -278,19 +414,19 @@ def evaluate(
         if by is not None:
             from lsfix.evaluation.grouped import evaluate_by
 
-            with _runner(pred, scheduler, sched_name):
+            with _runner(pred, scheduler, sched_name, scheduler_timeout):
                 results = evaluate_by(pred, names, by, convention=convention, coverages=covs,
                                       risks=rsk, n_boot=bootstrap, seed=seed, level=level)
-            return Evaluation(results=results, plan="grouped", by=by,
-                              excluded=excluded_rows(pred), **common)
+            return _read_notes(Evaluation(results=results, plan="grouped", by=by,
+                                          excluded=excluded_rows(pred), **common))
         if bounded:
             from lsfix.evaluation.bounded import evaluate_bounded
 
             results, curves, oracle, ex = evaluate_bounded(
                 pred, names, convention=convention, coverages=covs, risks=rsk,
                 curve_points=curve_points, folder=tmpdir)
-            return Evaluation(results=results, plan="bounded", excluded=ex, curves=curves,
-                              oracle=oracle, **common)
+            return _read_notes(Evaluation(results=results, plan="bounded", excluded=ex,
+                                          curves=curves, oracle=oracle, **common))
         from lsfix.evaluation.inmemory import evaluate_file
 
         clusters = None
@@ -298,12 +434,24 @@ def evaluate(
             from lsfix.evaluation.dense import image_of_rows
 
             clusters = image_of_rows(pred, "--bootstrap-unit image")
-        with _runner(pred, scheduler, sched_name):
+        with _runner(pred, scheduler, sched_name, scheduler_timeout):
             results = evaluate_file(pred, names, convention=convention, coverages=covs,
                                     risks=rsk, n_boot=bootstrap, seed=seed, level=level,
                                     clusters=clusters)
-        return Evaluation(results=results, plan="in-memory", excluded=excluded_rows(pred),
-                          **common)
+        ev = Evaluation(results=results, plan="in-memory", excluded=excluded_rows(pred),
+                        **common)
+        if calibration or threshold_params is not None or rank_map:
+            from lsfix.evaluation import sections
+
+            if rank_map:
+                ev.sections["rank_map"] = sections.rank_map(pred, str(results[0].score))
+            if calibration:
+                ev.sections["calibration"] = sections.calibration(
+                    pred, bins=bins, fit=calibration_fit, n_boot=bootstrap, seed=seed,
+                    level=level)
+            if threshold_params is not None:
+                ev.sections["threshold"] = sections.threshold(pred, threshold_params)
+        return _read_notes(ev)
     finally:
         if owned and not keep_open:
             pred.close()
@@ -366,12 +514,58 @@ def _evaluate_drawn(pred: Predictions, names: list[str] | None, subsample: str, 
                       subsampled=d.excluded.evaluated, predictions=pred)
 
 
+#: Most replicates ``bootstrap`` accepts (each costs a pass over the confidences).
+MAX_BOOTSTRAP = 100_000
+
+
+def check_bootstrap(n_boot: int, level: float) -> None:
+    """``bootstrap`` in [0, :data:`MAX_BOOTSTRAP`] and ``level`` in (0, 1)."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 0:
+        raise UsageError(f"--bootstrap must be >= 0, got {str(n_boot)[:40]}")
+    if n_boot > MAX_BOOTSTRAP:
+        raise UsageError(f"--bootstrap {n_boot} is above the limit of {MAX_BOOTSTRAP} "
+                         "replicates")
+    if not (isinstance(level, int | float) and 0 < level < 1):
+        raise UsageError(f"--level must be in (0, 1), got {str(level)[:40]}")
+
+
+def check_unfitted_scores(scores: Sequence[str] | None, stored: Any, file: str,
+                          command: str) -> None:
+    """``msp_ts`` (no ``:T``) that ``file`` does not store: say how to get a temperature,
+    with commands that work, before anything is computed (exit 2)."""
+    from lsfix.core import parse_score
+    from lsfix.errors import LsfixError
+
+    have = set(stored or ())
+    for name in scores or []:
+        if name in have:
+            continue
+        try:
+            spec = parse_score(name)
+        except LsfixError:  # not a score spec: the evaluation says so, naming the file
+            continue
+        if spec.family == "msp_ts" and spec.param is None:
+            raise UsageError(
+                f"-s {name} needs a temperature and {file} stores no msp_ts score: give one "
+                f"(-s msp_ts:1.5), or fit it on labelled data first: lsfix score {file} -m "
+                f"msp_ts --fit VAL.h5 -o scored.h5, then lsfix {command} scored.h5 -s msp_ts")
+
+
+def _read_notes(ev: Evaluation) -> Evaluation:
+    """Copy the input's reading notes and warnings onto ``ev``."""
+    if ev.predictions is not None:
+        ev.notes = list(ev.predictions.notes)
+        ev.warnings = list(ev.predictions.warnings)
+    return ev
+
+
 class _runner:
     """Set ``pred.runner`` for the block: a given :class:`Runner`, or one made for a
     scheduler name (closed after the block); ``sync`` keeps whatever ``pred`` has."""
 
-    def __init__(self, pred: Predictions, given: Any, name: str | None) -> None:
-        self.pred, self.given, self.name = pred, given, name
+    def __init__(self, pred: Predictions, given: Any, name: str | None,
+                 timeout: float = 10.0) -> None:
+        self.pred, self.given, self.name, self.timeout = pred, given, name, timeout
         self._cm: Any = None
         self._before: Any = None
 
@@ -382,7 +576,7 @@ class _runner:
         elif self.name not in (None, "sync"):
             from lsfix.evaluation import scheduler as sched
 
-            self._cm = sched.scheduler(self.name)
+            self._cm = sched.scheduler(self.name, self.timeout)
             self.pred.runner = self._cm.__enter__()
 
     def __exit__(self, *exc: Any) -> None:
@@ -391,4 +585,6 @@ class _runner:
             self._cm.__exit__(*exc)
 
 
-__all__ = ["Evaluation", "evaluate"]
+__all__ = ["DEFAULT_MEMORY_LIMIT", "ENGINES", "IN_MEMORY_BYTES_PER_ROW", "MAX_BOOTSTRAP",
+           "Evaluation", "check_bootstrap", "check_unfitted_scores", "choose_engine", "evaluate",
+           "parse_memory_limit", "wanted"]

@@ -50,7 +50,6 @@ from typing import Any
 
 import numpy as np
 
-from lsfix.core.scores import SCORES
 from lsfix.core import Metrics, ScoreSpec, metrics_from_blocks
 from lsfix.core import compute_scores as _core_compute_scores
 from lsfix.core import evaluate as _core_evaluate
@@ -63,6 +62,7 @@ from lsfix.core.partition import (
     partial_blocks,
     strided_sample,
 )
+from lsfix.core.scores import SCORES
 from lsfix.core.source import ArrayRows
 from lsfix.errors import InputError, MissingDependency, UsageError
 
@@ -141,13 +141,6 @@ def _have(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
-
-
-def check_timeout(seconds: float) -> float:
-    """``--scheduler-timeout``: finite, in (0, 3600]."""
-    if not (seconds == seconds and 0 < seconds <= 3600):
-        raise UsageError(f"--scheduler-timeout must be in (0, 3600] seconds, got {seconds:g}")
-    return float(seconds)
 
 
 def connect(address: str, timeout: float) -> tuple[Any, int]:

@@ -389,14 +389,14 @@ def _apply_threshold(source: Any, read: dict[str, Any], path: str, names: list[s
                      fit: Any) -> Scored:
     """``score(threshold=THR.json)``: the threshold's score on ``source`` and ``accept``."""
     from lsfix.evaluation.threshold import accept, confidence_for, params_from_json
-    from lsfix.readers.paramsfile import read_json_file
+    from lsfix.readers.untrusted import read_json
     from lsfix.streams import display_name
 
     if names:
         raise UsageError("--params decides the score; it does not go with -m")
     if fit is not None:
         raise UsageError("--params carries its fitted parameters; it does not go with --fit")
-    t = params_from_json(read_json_file(path), path)
+    t = params_from_json(read_json(path), path)
     pred = _read(source, read)
     conf = confidence_for(pred, t)
     require_finite_scores(conf, f"the score of {display_name(path)}", pred.name)

@@ -192,7 +192,7 @@ def _run(opts: ExtractOptions, dist: DistInfo, device: Any, t0: float) -> Extrac
     if not ok:
         raise RuntimeFailure("another rank failed; shards are kept for --resume")
     if dist.rank == 0 and opts.merge:
-        merge_shards(shards, opts.output)
+        merge_shards(shards, opts.output, history_entry="")
         res.merged = True
         res.output = opts.output
         res.rows = n

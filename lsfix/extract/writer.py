@@ -514,6 +514,9 @@ def merge_shards(shards: Sequence[str | os.PathLike[str]], output: str,
     rows ``0 .. total`` exactly once. The result is a plain copy (no virtual datasets: lsfix
     readers refuse data stored outside the file).
 
+    ``history_entry``: the line added to the file's ``history`` (default: this process's
+    command line; ``""`` adds none).
+
     Returns
     -------
     dict
@@ -580,6 +583,10 @@ def merge_shards(shards: Sequence[str | os.PathLike[str]], output: str,
             prov["wall_time_s"] = max(walls)
         prov["rows"] = total
         history = [str(h) for h in hist] if isinstance(hist, list) else [str(hist)]
+        if history_entry is None:
+            from lsfix.readers.logitsfile import command_line
+
+            history_entry = command_line()
         if history_entry:
             history.append(history_entry)
         with atomic_output(output, suffix=".h5") as tmp:

@@ -1,8 +1,12 @@
 """The one way in: :func:`read` turns any input lsfix knows into a finished :class:`Predictions`.
 
-HDF5 inputs go to :mod:`lsfix.readers.logitsfile` (lsfix logits files) or
+:func:`open_source` opens a named source (a path, ``-`` for stdin, a pipe) and tells HDF5 by its
+signature. HDF5 inputs go to :mod:`lsfix.readers.logitsfile` (lsfix logits files) or
 :mod:`lsfix.readers.scoresfile` (scores files, by their ``lsfix_schema`` attribute); anything
-else goes to :mod:`lsfix.readers.foreign` (``.npy``, ``.npz``, ``.pt``, ``.csv``/``.tsv``/``.txt``).
+else is recognised by :func:`read_foreign` (first bytes, then extension; the formats are
+described in :mod:`lsfix.readers.foreign`) and read by its format's reader:
+:mod:`lsfix.readers.npfiles` (``.npy``, ``.npz``), :mod:`lsfix.readers.ptfiles` (``.pt``) or
+:mod:`lsfix.readers.tables` (``.csv``/``.tsv``/``.txt``).
 In-memory arrays (numpy, torch tensors, pandas objects) are validated exactly like a file.
 :func:`read` then finishes the job every command and notebook needs: labels from another file
 (``labels=``), what the numbers are (``input=``: logits, probabilities or log-probabilities,
@@ -14,14 +18,32 @@ another.
 
 from __future__ import annotations
 
+import io
 import os
+import stat
+import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lsfix.errors import InputError, UsageError
+from lsfix.errors import InputError, LsfixError, RuntimeFailure, UsageError
+from lsfix.readers import untrusted
+from lsfix.readers.foreign import (
+    _EXTENSIONS,
+    _SNIFF_BYTES,
+    _UNRECOGNISED,
+    _WHAT,
+    _WRONG_MAGIC,
+    NPY_MAGIC,
+    PICKLE_HEADS,
+    TORCH_LEGACY_HEAD,
+    ZIP_MAGICS,
+    _describe,
+)
 from lsfix.readers.predictions import LOGITS, Predictions, predictions_from_arrays, validate_labels
+from lsfix.streams import STDIO, display_name, note_input, open_input, read_stdin_bytes
 
 
 def read(
@@ -125,24 +147,24 @@ def _has_labels(pred: Predictions) -> bool:
 
 def _read_source(source: Any, *, allow_incomplete: bool, ignore_index: int | None,
                  defer_dense_labels: bool) -> Predictions:
-    from lsfix.readers import foreign, logitsfile, scoresfile
-
     if isinstance(source, Predictions):
         return source
     if isinstance(source, str | os.PathLike):
         path = os.fsdecode(source)
-        src, name, head, is_hdf5 = logitsfile.open_source(path)
+        src, name, head, is_hdf5 = open_source(path)
         if is_hdf5:
+            from lsfix.readers import logitsfile, scoresfile
+
             return logitsfile.read_hdf5(
                 src, name, allow_incomplete=allow_incomplete,
                 kinds={scoresfile.SCHEMA_NAME: scoresfile.read_scores_file},
                 ignore_index=ignore_index, defer_dense_labels=defer_dense_labels)
-        return foreign.read_foreign(src, name, head, ignore_index=ignore_index)
+        return read_foreign(src, name, head, ignore_index=ignore_index)
     if hasattr(source, "to_csv") and hasattr(source, "columns"):  # a pandas DataFrame
-        import io
-
-        text = source.to_csv(index=False).encode("utf-8")
-        return foreign.read_foreign(io.BytesIO(text), "<DataFrame>", text[:8],
+        # every float as the 17 significant digits that give it back exactly: a float32 column
+        # is read as its values widened, as from .npy, not as their shortest decimal form
+        text = source.to_csv(index=False, float_format="%.17g").encode("utf-8")
+        return read_foreign(io.BytesIO(text), "<DataFrame>", text[:8],
                                     ignore_index=ignore_index)
     arr = _as_array(source, "<array>")
     if arr.dtype.kind not in "f":
@@ -150,6 +172,212 @@ def _read_source(source: Any, *, allow_incomplete: bool, ignore_index: int | Non
     pred = predictions_from_arrays("<array>", arr, ignore_index=ignore_index)
     pred.foreign_format = "array"
     return pred
+
+
+# --------------------------------------------------------------------------------------------
+# opening a source and recognising its format
+
+#: The HDF5 format signature (at 0, or after a user block of 512·2^i bytes)
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _hdf5_signature_at(fh: Any, size: int) -> bool:
+    """HDF5 files start with the signature at 0, or after a user block at 512·2^i."""
+    offset = 0
+    while offset + 8 <= size:
+        fh.seek(offset)
+        if fh.read(8) == HDF5_SIGNATURE:
+            return True
+        offset = 512 if offset == 0 else offset * 2
+    return False
+
+
+
+def open_source(path: str) -> tuple[Any, str, bytes, bool]:
+    """Return (path-or-BytesIO, display name, first bytes, is_hdf5).
+
+    Pipes and other non-regular files (``<(cmd)``, FIFOs) are read into memory once, since
+    they cannot be read twice.
+    """
+    name = display_name(path)
+    note_input(path)  # an output of this command may never replace it (lsfix.streams)
+    if path == STDIO:
+        buf = read_stdin_bytes()
+        return buf, name, buf.getvalue()[:8], _hdf5_signature_at(buf, len(buf.getvalue()))
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise InputError("no such file", file=name) from None
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", file=name) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError("is a folder, not a file", file=name)
+    try:
+        with open(p, "rb") as fh:
+            if not stat.S_ISREG(st.st_mode):
+                data = fh.read()
+                if not data:
+                    raise InputError("empty input (0 bytes)", file=name)
+                buf = io.BytesIO(data)
+                return buf, name, data[:8], _hdf5_signature_at(buf, len(data))
+            head = fh.read(8)
+            if not head:
+                raise InputError("empty file (0 bytes)", file=name)
+            return path, name, head, _hdf5_signature_at(fh, st.st_size)
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", file=name) from None
+
+
+def read_foreign(src: str | io.BytesIO, name: str, head: bytes, *,
+                 ignore_index: int | None = None) -> Predictions:
+    """Read a non-HDF5 input (``.npy``, ``.npz``, ``.pt``, ``.csv``/``.tsv``) into memory.
+
+    Parameters
+    ----------
+    src : str or io.BytesIO
+        A file path, or the bytes of stdin.
+    name : str
+        Display name used in messages (the path, or ``<stdin>``).
+    head : bytes
+        The first bytes of a file (8 suffice); they choose the format before the extension.
+        For an ``io.BytesIO`` they are taken from the buffer itself.
+
+    Returns
+    -------
+    Predictions
+        Validated like an HDF5 read; ``foreign_format`` says which format it came from.
+
+    Raises
+    ------
+    InputError
+        The input is unrecognised, refused or invalid (exit 3); the message names the file and,
+        where there is one, the array (``file:/labels``) or the line and column.
+    MissingDependency
+        A ``torch.save`` file was given and torch is not installed (exit 1).
+    """
+    if isinstance(src, io.BytesIO):
+        suffix = ""
+        head = src.getvalue()[:8]
+    else:
+        suffix = Path(src).suffix.lower()
+    kind = _detect(src, name, head, suffix)
+    from lsfix.readers.npfiles import _read_npy
+    from lsfix.readers.ptfiles import _read_torch
+    from lsfix.readers.tables import _read_table
+
+    try:
+        if kind == "npy":
+            return _read_npy(src, name, ignore_index)
+        if kind == "zip":
+            return _read_zip(src, name, ignore_index)
+        if kind == "torch":
+            return _read_torch(src, name, ignore_index)
+        data = _all_bytes(src, name)
+        if kind == "txt":  # np.savetxt: whitespace-separated; a header comes after '# '
+            data = _whitespace_to_tabs(data)
+        return _read_table(data, name, "\t" if kind in ("tsv", "txt") else ",",
+                           hint_other=not isinstance(src, io.BytesIO) and suffix != "",
+                           ignore_index=ignore_index)
+    except LsfixError:
+        raise
+    except MemoryError:
+        raise RuntimeFailure(f"{name}: not enough memory to load it") from None
+    except Exception as exc:  # third-party parsers raise a zoo of types on corrupt bytes
+        raise InputError(f"unreadable {_WHAT[kind]} ({_describe(exc)}); truncated or corrupt?",
+                         file=name) from None
+
+
+
+# --------------------------------------------------------------------------------------------
+# dispatch
+
+
+def _detect(src: str | io.BytesIO, name: str, head: bytes, suffix: str) -> str:
+    """Format key: ``npy``, ``zip``, ``torch``, ``csv`` or ``tsv``; refusals raise."""
+    if head.startswith(NPY_MAGIC):
+        return "npy"
+    if head.startswith(ZIP_MAGICS):
+        return "zip"
+    if head.startswith(TORCH_LEGACY_HEAD):
+        return "torch"
+    if head.startswith(PICKLE_HEADS):
+        raise InputError(
+            "is a plain pickle, not a torch.save file; lsfix never unpickles arbitrary objects "
+            "(save tensors with torch.save or arrays with numpy.savez)",
+            file=name,
+        )
+    by_ext = _EXTENSIONS.get(suffix)
+    if by_ext in ("csv", "tsv", "txt"):
+        return by_ext
+    if by_ext is not None:
+        raise InputError(_WRONG_MAGIC[by_ext], file=name)
+    if suffix == "":
+        sniffed = _sniff_text(_head_bytes(src, name, _SNIFF_BYTES))
+        if sniffed is not None:
+            return sniffed
+    raise InputError(_UNRECOGNISED, file=name)
+
+
+def _whitespace_to_tabs(data: bytes) -> bytes:
+    """``np.savetxt`` text (cells split by runs of blanks; ``# `` before a header line)."""
+    out = []
+    for line in data.splitlines():
+        line = line.strip()
+        if line.startswith(b"#"):
+            line = line[1:].strip()
+        out.append(b"\t".join(line.split()))
+    return b"\n".join(out) + b"\n"
+
+
+def _sniff_text(data: bytes) -> str | None:
+    """``tsv``/``csv`` when ``data`` looks like UTF-8 text, else ``None``."""
+    if b"\x00" in data:
+        return None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if len(data) < _SNIFF_BYTES or exc.start < len(data) - 3:
+            return None  # a real decoding error, not a character cut at the sniff boundary
+        text = data[: exc.start].decode("utf-8-sig")
+    header = text.split("\n", 1)[0]
+    return "tsv" if "\t" in header else "csv"
+
+
+def _head_bytes(src: str | io.BytesIO, name: str, size: int) -> bytes:
+    if isinstance(src, io.BytesIO):
+        return src.getvalue()[:size]
+    with open_input(src, name) as fh:
+        return fh.read(size)
+
+
+def _all_bytes(src: str | io.BytesIO, name: str) -> bytes:
+    if isinstance(src, io.BytesIO):
+        return src.getvalue()
+    with open_input(src, name) as fh:
+        return fh.read()
+
+
+def _read_zip(src: str | io.BytesIO, name: str, ignore_index: int | None) -> Predictions:
+    """A zip archive: an ``.npz`` or a ``torch.save`` file (it holds a pickle)."""
+    from lsfix.readers.npfiles import _read_npz
+    from lsfix.readers.ptfiles import _from_torch_object, _torch_zip_without_torch
+
+    with open_input(src, name) as fp:
+        try:
+            zf = zipfile.ZipFile(fp)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise InputError(f"not a readable zip archive ({_describe(exc)}); truncated or "
+                             "corrupt?", file=name) from None
+        with zf:
+            from lsfix.readers.torchzip import has_pickle
+
+            members = zf.namelist()
+            if has_pickle(zf):  # read by lsfix's own reader or refused: never torch.load
+                return _from_torch_object(_torch_zip_without_torch(zf, name), name,
+                                          ignore_index)
+            untrusted.check_zip(zf, file=name)
+            return _read_npz(zf, members, name, ignore_index)
 
 
 def _as_array(value: Any, name: str) -> np.ndarray:
@@ -239,6 +467,16 @@ def attach_labels(pred: Predictions, spec: Any, *, ignore_index: int | None = No
     pred.correct = None  # recomputed from the new labels
 
 
+def require_fit_labels(pred: Predictions, option: str) -> None:
+    """A fit input (``--fit``, ``--val``, ``--calibration-fit``) without labels: exit 3 naming
+    the file and the option that gives them (``--labels`` is for the command's input only,
+    never paired with a fit file)."""
+    if pred.labels is None:
+        what = "no labels" if pred.foreign_format else "no /labels dataset"
+        raise InputError(f"{what}; fitting needs labels (pass {option} FILE; --labels is for "
+                         "the input only)", file=pred.name)
+
+
 def require_logits(pred: Predictions) -> None:
     """Raise :class:`InputError` in the input's own vocabulary when ``pred`` has no logits."""
     from lsfix.readers.scoresfile import SCHEMA_NAME
@@ -255,4 +493,4 @@ def require_logits(pred: Predictions) -> None:
     raise InputError(f"no {LOGITS} dataset; this command needs logits", file=pred.name)
 
 
-__all__ = ["attach_labels", "read", "require_logits"]
+__all__ = ["HDF5_SIGNATURE", "attach_labels", "open_source", "read", "read_foreign", "require_fit_labels", "require_logits"]

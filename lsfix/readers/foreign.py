@@ -1,7 +1,8 @@
 """Foreign inputs: arrays and tables users already have, converted to :class:`Predictions`.
 
-:func:`lsfix.read` hands every input that is not HDF5 to :func:`read_foreign`, which picks the
-format and hands it to its reader: :mod:`lsfix.readers.npfiles` (``.npy``/``.npz``),
+:func:`lsfix.read` hands every input that is not HDF5 to
+:func:`lsfix.readers.entry.read_foreign`, which picks the format and hands it to its reader:
+:mod:`lsfix.readers.npfiles` (``.npy``/``.npz``),
 :mod:`lsfix.readers.ptfiles` (``torch.save``) or :mod:`lsfix.readers.tables` (CSV/TSV/text).
 The format is chosen by the first bytes, then by the file extension; stdin and paths without an
 extension are sniffed (text is read as a table). Everything is read into memory and validated by
@@ -58,18 +59,10 @@ Formats
 
 from __future__ import annotations
 
-import io
 import re
-import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import IO
 
 import numpy as np
 
-from lsfix.errors import InputError, LsfixError, RuntimeFailure
-from lsfix.readers import untrusted
 from lsfix.readers.predictions import Predictions
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -129,6 +122,7 @@ def table_correct(pred: Predictions) -> np.ndarray | None:
     ``argmax(logits) == labels``; it is stored in ``pred.labels`` as 0/1.
 
     >>> import io
+    >>> from lsfix.readers.entry import read_foreign
     >>> pred = read_foreign(io.BytesIO(b"confidence,correct\\n0.9,1\\n0.4,false\\n"), "t", b"")
     >>> table_correct(pred)
     array([ True, False])
@@ -138,179 +132,11 @@ def table_correct(pred: Predictions) -> np.ndarray | None:
     return pred.labels.astype(bool)
 
 
-def read_foreign(src: str | io.BytesIO, name: str, head: bytes, *,
-                 ignore_index: int | None = None) -> Predictions:
-    """Read a non-HDF5 input (``.npy``, ``.npz``, ``.pt``, ``.csv``/``.tsv``) into memory.
-
-    Parameters
-    ----------
-    src : str or io.BytesIO
-        A file path, or the bytes of stdin.
-    name : str
-        Display name used in messages (the path, or ``<stdin>``).
-    head : bytes
-        The first bytes of a file (8 suffice); they choose the format before the extension.
-        For an ``io.BytesIO`` they are taken from the buffer itself.
-
-    Returns
-    -------
-    Predictions
-        Validated like an HDF5 read; ``foreign_format`` says which format it came from.
-
-    Raises
-    ------
-    InputError
-        The input is unrecognised, refused or invalid (exit 3); the message names the file and,
-        where there is one, the array (``file:/labels``) or the line and column.
-    MissingDependency
-        A ``torch.save`` file was given and torch is not installed (exit 1).
-    """
-    if isinstance(src, io.BytesIO):
-        suffix = ""
-        head = src.getvalue()[:8]
-    else:
-        suffix = Path(src).suffix.lower()
-    kind = _detect(src, name, head, suffix)
-    from lsfix.readers.npfiles import _read_npy
-    from lsfix.readers.ptfiles import _read_torch
-    from lsfix.readers.tables import _read_table
-
-    try:
-        if kind == "npy":
-            return _read_npy(src, name, ignore_index)
-        if kind == "zip":
-            return _read_zip(src, name, ignore_index)
-        if kind == "torch":
-            return _read_torch(src, name, ignore_index)
-        data = _all_bytes(src, name)
-        if kind == "txt":  # np.savetxt: whitespace-separated; a header comes after '# '
-            data = _whitespace_to_tabs(data)
-        return _read_table(data, name, "\t" if kind in ("tsv", "txt") else ",",
-                           hint_other=not isinstance(src, io.BytesIO) and suffix != "",
-                           ignore_index=ignore_index)
-    except LsfixError:
-        raise
-    except MemoryError:
-        raise RuntimeFailure(f"{name}: not enough memory to load it") from None
-    except Exception as exc:  # third-party parsers raise a zoo of types on corrupt bytes
-        raise InputError(f"unreadable {_WHAT[kind]} ({_describe(exc)}); truncated or corrupt?",
-                         file=name) from None
-
-
-# --------------------------------------------------------------------------------------------
-# dispatch
-
-
-def _detect(src: str | io.BytesIO, name: str, head: bytes, suffix: str) -> str:
-    """Format key: ``npy``, ``zip``, ``torch``, ``csv`` or ``tsv``; refusals raise."""
-    if head.startswith(NPY_MAGIC):
-        return "npy"
-    if head.startswith(ZIP_MAGICS):
-        return "zip"
-    if head.startswith(TORCH_LEGACY_HEAD):
-        return "torch"
-    if head.startswith(PICKLE_HEADS):
-        raise InputError(
-            "is a plain pickle, not a torch.save file; lsfix never unpickles arbitrary objects "
-            "(save tensors with torch.save or arrays with numpy.savez)",
-            file=name,
-        )
-    by_ext = _EXTENSIONS.get(suffix)
-    if by_ext in ("csv", "tsv", "txt"):
-        return by_ext
-    if by_ext is not None:
-        raise InputError(_WRONG_MAGIC[by_ext], file=name)
-    if suffix == "":
-        sniffed = _sniff_text(_head_bytes(src, name, _SNIFF_BYTES))
-        if sniffed is not None:
-            return sniffed
-    raise InputError(_UNRECOGNISED, file=name)
-
-
-def _whitespace_to_tabs(data: bytes) -> bytes:
-    """``np.savetxt`` text (cells split by runs of blanks; ``# `` before a header line)."""
-    out = []
-    for line in data.splitlines():
-        line = line.strip()
-        if line.startswith(b"#"):
-            line = line[1:].strip()
-        out.append(b"\t".join(line.split()))
-    return b"\n".join(out) + b"\n"
-
-
-def _sniff_text(data: bytes) -> str | None:
-    """``tsv``/``csv`` when ``data`` looks like UTF-8 text, else ``None``."""
-    if b"\x00" in data:
-        return None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        if len(data) < _SNIFF_BYTES or exc.start < len(data) - 3:
-            return None  # a real decoding error, not a character cut at the sniff boundary
-        text = data[: exc.start].decode("utf-8-sig")
-    header = text.split("\n", 1)[0]
-    return "tsv" if "\t" in header else "csv"
-
-
-def _head_bytes(src: str | io.BytesIO, name: str, size: int) -> bytes:
-    if isinstance(src, io.BytesIO):
-        return src.getvalue()[:size]
-    with _open(src, name) as fh:
-        return fh.read(size)
-
-
-def _all_bytes(src: str | io.BytesIO, name: str) -> bytes:
-    if isinstance(src, io.BytesIO):
-        return src.getvalue()
-    with _open(src, name) as fh:
-        return fh.read()
-
-
-@contextmanager
-def _open(src: str | io.BytesIO, name: str) -> Iterator[IO[bytes]]:
-    """A binary file object at offset 0 (stdin's buffer is rewound, not closed)."""
-    if isinstance(src, io.BytesIO):
-        src.seek(0)
-        yield src
-        return
-    try:
-        fh = open(src, "rb")
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror or exc})", file=name) from None
-    from lsfix.streams import note_input
-
-    note_input(src, name)  # an output of this command may never replace it
-    with fh:
-        yield fh
-
-
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().split("\n", 1)[0]
     text = text if len(text) <= 160 else text[:157] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-
-
-def _read_zip(src: str | io.BytesIO, name: str, ignore_index: int | None) -> Predictions:
-    """A zip archive: an ``.npz`` or a ``torch.save`` file (it holds a pickle)."""
-    from lsfix.readers.npfiles import _read_npz
-    from lsfix.readers.ptfiles import _from_torch_object, _torch_zip_without_torch
-
-    with _open(src, name) as fp:
-        try:
-            zf = zipfile.ZipFile(fp)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise InputError(f"not a readable zip archive ({_describe(exc)}); truncated or "
-                             "corrupt?", file=name) from None
-        with zf:
-            from lsfix.readers.torchzip import has_pickle
-
-            members = zf.namelist()
-            if has_pickle(zf):  # read by lsfix's own reader or refused: never torch.load
-                return _from_torch_object(_torch_zip_without_torch(zf, name), name,
-                                          ignore_index)
-            untrusted.check_zip(zf, file=name)
-            return _read_npz(zf, members, name, ignore_index)
 
 

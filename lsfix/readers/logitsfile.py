@@ -19,9 +19,7 @@ picks the reader for any input (this module, :mod:`lsfix.readers.scoresfile`, :m
 
 from __future__ import annotations
 
-import io
 import shlex
-import stat
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -39,12 +37,8 @@ from lsfix.core.source import ArrayRows, chunk_rows_for
 from lsfix.errors import InputError, RuntimeFailure
 from lsfix.safetext import quote as _quote
 from lsfix.streams import (
-    STDIO,
     atomic_output,
-    display_name,
     dumps_json,
-    note_input,
-    read_stdin_bytes,
 )
 from lsfix.readers.predictions import (
     CLASS_NAMES,
@@ -80,53 +74,6 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 # --------------------------------------------------------------------------------------------
 # reading
-
-
-def _hdf5_signature_at(fh: Any, size: int) -> bool:
-    """HDF5 files start with the signature at 0, or after a user block at 512·2^i."""
-    offset = 0
-    while offset + 8 <= size:
-        fh.seek(offset)
-        if fh.read(8) == HDF5_SIGNATURE:
-            return True
-        offset = 512 if offset == 0 else offset * 2
-    return False
-
-
-def open_source(path: str) -> tuple[Any, str, bytes, bool]:
-    """Return (path-or-BytesIO, display name, first bytes, is_hdf5).
-
-    Pipes and other non-regular files (``<(cmd)``, FIFOs) are read into memory once, since
-    they cannot be read twice.
-    """
-    name = display_name(path)
-    note_input(path)  # an output of this command may never replace it (lsfix.streams)
-    if path == STDIO:
-        buf = read_stdin_bytes()
-        return buf, name, buf.getvalue()[:8], _hdf5_signature_at(buf, len(buf.getvalue()))
-    p = Path(path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise InputError("no such file", file=name) from None
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror})", file=name) from None
-    if stat.S_ISDIR(st.st_mode):
-        raise InputError("is a folder, not a file", file=name)
-    try:
-        with open(p, "rb") as fh:
-            if not stat.S_ISREG(st.st_mode):
-                data = fh.read()
-                if not data:
-                    raise InputError("empty input (0 bytes)", file=name)
-                buf = io.BytesIO(data)
-                return buf, name, data[:8], _hdf5_signature_at(buf, len(data))
-            head = fh.read(8)
-            if not head:
-                raise InputError("empty file (0 bytes)", file=name)
-            return path, name, head, _hdf5_signature_at(fh, st.st_size)
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror})", file=name) from None
 
 
 def json_attr(attrs: Any, key: str, default: Any = None, name: str | None = None
@@ -709,7 +656,7 @@ def read_bytes_of(path: str) -> bytes:
 
 
 __all__ = [
-    "SCHEMA_NAME", "SCHEMA_VERSION", "Predictions", "open_source", "read_hdf5",
+    "SCHEMA_NAME", "SCHEMA_VERSION", "Predictions", "read_hdf5",
     "write_predictions", "new_file", "predictions_from_arrays", "validate_labels",
     "set_root_attrs", "root_attrs", "score_path",
 ]

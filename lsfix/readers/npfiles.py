@@ -25,10 +25,10 @@ from lsfix.readers.foreign import (
     LOGITS_KEYS,
     SAMPLE_IDS_KEYS,
     _describe,
-    _open,
 )
 from lsfix.readers.predictions import Predictions, predictions_from_arrays
 from lsfix.safetext import quote as _quote
+from lsfix.streams import open_input
 
 # --------------------------------------------------------------------------------------------
 # .npy and .npz: headers parsed with numpy.lib.format, data read only after a size check
@@ -97,7 +97,7 @@ def _npy_data(fp: IO[bytes], hdr: _NpyHeader, avail: int, name: str, where: str)
 
 
 def _read_npy(src: str | io.BytesIO, name: str, ignore_index: int | None) -> Predictions:
-    with _open(src, name) as fp:
+    with open_input(src, name) as fp:
         size = fp.seek(0, io.SEEK_END)
         fp.seek(0)
         try:

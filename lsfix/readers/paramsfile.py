@@ -1,10 +1,11 @@
-"""Saved parameter files: the JSON documents a command reads back (``--params``).
+"""Saved p-norm fits: the JSON documents ``lsfix normalise --save-params`` writes and
+``--params`` reads back.
 
-:func:`read_json_file` reads any of them strictly (size, nesting, ``NaN``/``Infinity``
-checked by :func:`lsfix.readers.untrusted.loads`; exit 3 naming the file);
-:func:`pnorm_fit_from_json` checks a saved p-norm fit (``lsfix normalise --save-params``) key
-by key and :func:`read_pnorm_fit` does both. A threshold's document (``lsfix threshold
---save-params``) is checked by :func:`lsfix.evaluation.threshold.params_from_json`.
+:func:`lsfix.readers.untrusted.read_json` reads any such document strictly (size, nesting,
+``NaN``/``Infinity``; exit 3 naming the file); :func:`pnorm_fit_from_json` checks a saved
+p-norm fit key by key and :func:`read_pnorm_fit` does both. A threshold's document
+(``lsfix threshold --save-params``) is checked by
+:func:`lsfix.evaluation.threshold.params_from_json`.
 """
 
 from __future__ import annotations
@@ -17,38 +18,15 @@ from lsfix.core import PNormFit
 from lsfix.errors import InputError
 from lsfix.readers import untrusted
 
-#: Largest JSON document lsfix reads (``--params``).
-MAX_JSON_FILE = 16 << 20
 #: Most p values a grid (``--grid``, a saved fit's ``grid``) may hold, and the largest p
 #: (|z|^p overflows float64 beyond it for ordinary logits; the paper's p lie in 0..10).
 MAX_GRID_POINTS = 1_000
 MAX_P = 1_000.0
 
 
-def read_json_file(path: str | os.PathLike[str]) -> object:
-    """A JSON document named by the user, read strictly
-    (:func:`lsfix.readers.untrusted.loads`: size, nesting, NaN/Infinity refused; exit 3 naming
-    it)."""
-    path = os.fspath(path)
-    name = lio.display_name(path)
-    try:
-        with open(path, "rb") as fh:
-            lio.note_input(path)
-            data = fh.read(MAX_JSON_FILE + 1)
-    except FileNotFoundError:
-        raise InputError("no such file", file=name) from None
-    except IsADirectoryError:
-        raise InputError("is a folder, not a file", file=name) from None
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror or exc})", file=name) from None
-    if len(data) > MAX_JSON_FILE:
-        raise InputError(f"is larger than {MAX_JSON_FILE} bytes; not a fit file", file=name)
-    return untrusted.loads(data, file=name, key="JSON document", dataset=None)
-
-
 def read_pnorm_fit(path: str | os.PathLike[str]) -> PNormFit:
     """The :class:`lsfix.core.PNormFit` saved in ``path`` (``normalise --save-params``)."""
-    return pnorm_fit_from_json(read_json_file(path), os.fspath(path))
+    return pnorm_fit_from_json(untrusted.read_json(os.fspath(path)), os.fspath(path))
 
 
 def pnorm_fit_from_json(doc: object, path: str) -> PNormFit:

@@ -369,7 +369,4 @@ def _unique_strings(cells: list[str]) -> np.ndarray:
     return np.asarray(ids, dtype=object)
 
 
-__all__ = [
-    "FORMATS", "LOGITS_TABLE", "SCORE_TABLE", "read_foreign",
-    "table_correct",
-]
+__all__ = ["LOGITS_TABLE", "SCORE_TABLE"]

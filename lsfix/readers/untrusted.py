@@ -213,5 +213,33 @@ def check_zip(archive: Any, error: Any = None, *, file: str = "", dataset: str |
             refuse(f"zip member {name[:60]!r} overlaps the next one (a zip bomb?)")
 
 
-__all__ = ["check_expansion", "check_zip", "MAX_ZIP_MEMBERS", "loads", "expect", "integer", "text", "flag", "nesting_depth",
+
+
+
+#: Largest JSON document lsfix reads from a file (``--params``, ``--threshold-params``).
+MAX_JSON_FILE = 16 << 20
+
+
+def read_json(path: str) -> Any:
+    """A JSON document in a file the user named, read strictly (:func:`loads`: size, nesting,
+    NaN/Infinity refused; :class:`InputError` naming the file, exit 3)."""
+    from lsfix import streams
+
+    name = streams.display_name(path)
+    try:
+        with open(path, "rb") as fh:
+            streams.note_input(path)
+            data = fh.read(MAX_JSON_FILE + 1)
+    except FileNotFoundError:
+        raise InputError("no such file", file=name) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, not a file", file=name) from None
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror or exc})", file=name) from None
+    if len(data) > MAX_JSON_FILE:
+        raise InputError(f"is larger than {MAX_JSON_FILE} bytes; not a fit file", file=name)
+    return loads(data, file=name, key="JSON document", dataset=None)
+
+
+__all__ = ["MAX_JSON_FILE", "read_json", "check_expansion", "check_zip", "MAX_ZIP_MEMBERS", "loads", "expect", "integer", "text", "flag", "nesting_depth",
            "MAX_JSON_DEPTH", "MAX_JSON_BYTES", "MAX_EXPANSION", "EXPANSION_FLOOR"]

@@ -15,7 +15,8 @@ import typer.testing
 
 from lsfix.cli.app import app
 from lsfix.readers.entry import read as load
-from lsfix.evaluation.bounded import evaluate_bounded, parse_memory_limit, wanted
+from lsfix.evaluation.bounded import evaluate_bounded
+from lsfix.evaluation.planner import parse_memory_limit, wanted
 from lsfix.evaluation.inmemory import evaluate_file
 from lsfix.readers.logitsfile import set_root_attrs
 

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lsfix.readers import foreign
+from lsfix.readers import entry, foreign
 from lsfix.errors import ExitCode, InputError, LsfixError, MissingDependency
 from lsfix.readers.entry import read as read_predictions
 from lsfix.readers.predictions import Predictions
@@ -376,7 +376,7 @@ def test_plain_pickle_is_refused_unopened(tmp_path: Path) -> None:
     for path in ("evil.pt", "evil.npy", "evil.pkl"):
         assert refusal(write(path, payload)) == f"{path}: {message}"
     with pytest.raises(InputError, match="plain pickle"):
-        foreign.read_foreign(io.BytesIO(payload), "<stdin>", payload[:8])
+        entry.read_foreign(io.BytesIO(payload), "<stdin>", payload[:8])
     assert not marker.exists()
 
 
@@ -399,7 +399,7 @@ def test_malicious_torch_file_is_refused_by_weights_only(
                         "torch.save({'logits': logits, 'labels': labels}, path))")
     data = Path("evil.pt").read_bytes()
     with pytest.raises(InputError, match=r"^<stdin>: refused"):
-        foreign.read_foreign(io.BytesIO(data), "<stdin>", data[:8])
+        entry.read_foreign(io.BytesIO(data), "<stdin>", data[:8])
     assert not marker.exists()
 
 
@@ -575,10 +575,10 @@ def test_stdin_sniffs_tables(monkeypatch: pytest.MonkeyPatch) -> None:
     pred = read_predictions("-")
     assert pred.name == "<stdin>" and pred.foreign_format == "logits-table"
     assert_same(pred, h5_read(logits=LOGITS.astype(np.float64), labels=LABELS, sample_ids=IDS))
-    pred = foreign.read_foreign(io.BytesIO(b"confidence,correct\n0.5,1\n"), "<stdin>", b"")
+    pred = entry.read_foreign(io.BytesIO(b"confidence,correct\n0.5,1\n"), "<stdin>", b"")
     assert pred.foreign_format == "score-table"
     with pytest.raises(InputError) as info:
-        foreign.read_foreign(io.BytesIO(b"confidence,correct\n0.5,x\n"), "<stdin>", b"")
+        entry.read_foreign(io.BytesIO(b"confidence,correct\n0.5,x\n"), "<stdin>", b"")
     assert str(info.value) == "<stdin>: line 2, column 'correct': 'x' is not 0/1 or true/false"
 
 
@@ -588,7 +588,7 @@ def test_stdin_binary_formats(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", _FakeStdin(buf.getvalue()))
     assert_same(read_predictions("-"), h5_read())
     data = npz_bytes(logits=LOGITS, labels=LABELS)
-    pred = foreign.read_foreign(io.BytesIO(data), "<stdin>", data[:8])
+    pred = entry.read_foreign(io.BytesIO(data), "<stdin>", data[:8])
     assert_same(pred, h5_read("l.h5", labels=LABELS))
 
 
@@ -596,7 +596,7 @@ def test_stdin_binary_formats(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_stdin_torch(torch: Any) -> None:
     buf = io.BytesIO()
     torch.save({"logits": torch.from_numpy(LOGITS)}, buf)
-    pred = foreign.read_foreign(io.BytesIO(buf.getvalue()), "<stdin>", buf.getvalue()[:8])
+    pred = entry.read_foreign(io.BytesIO(buf.getvalue()), "<stdin>", buf.getvalue()[:8])
     assert_same(pred, h5_read())
 
 
@@ -635,7 +635,7 @@ def test_unrecognised_and_mismatched(path: str, data: bytes, message: str) -> No
 
 def test_stdin_binary_junk() -> None:
     with pytest.raises(InputError) as info:
-        foreign.read_foreign(io.BytesIO(b"\x00\xff junk"), "<stdin>", b"\x00\xff junk")
+        entry.read_foreign(io.BytesIO(b"\x00\xff junk"), "<stdin>", b"\x00\xff junk")
     assert str(info.value) == (
         "<stdin>: unrecognised input format (not HDF5, .npy, .npz, .pt, .csv, .tsv or .txt)")
 
@@ -684,7 +684,7 @@ def _read_anything(data: bytes, suffix: str, folder: Path) -> None:
         if isinstance(src, str):
             Path(src).write_bytes(data)
         try:
-            pred = foreign.read_foreign(src, "fuzz", data[:8])
+            pred = entry.read_foreign(src, "fuzz", data[:8])
         except LsfixError as exc:
             assert "\n" not in str(exc)
         else:
