@@ -9,7 +9,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from lsfix.cli import app
-from lsfix.core import PNormFit
+from lsfix.core import PairedDifference, PNormFit
 from lsfix.core.selection import Candidate, Selection
 from lsfix.evaluation.audit import _verdict_all
 from lsfix.readers.logitsfile import new_file
@@ -74,3 +74,27 @@ def test_binary_audit_does_not_warn_about_a_fit_set(tmp_path) -> None:
     doc = json.loads(CliRunner().invoke(app, ["audit", str(tmp_path / "bin.h5"), "-b", "20",
                                               "-f", "json"]).stdout)
     assert doc["fit"]["n_fit"] == 46 and doc["binary"] is True
+
+
+def _paired(low: float, high: float) -> PairedDifference:
+    return PairedDifference("aurc", (low + high) / 2, low, high, 0.02, 0.95, 100, 100)
+
+
+def test_the_verdict_says_why_a_significant_single_comparison_is_not_the_pick() -> None:
+    """pNorm's own paired interval excludes 0 while the simultaneous bounds over every score
+    do not: the verdict says, in one sentence, which level it follows and why."""
+    cands = [Candidate("pnorm", 0.007, -0.003, -0.006, 0.0005, 0.001),
+             Candidate("logit_margin", 0.008, -0.002, -0.003, -0.001, 0.0005)]
+    _, verdict = _verdict_all(FIT, _sel("logit_margin", cands), 0.3, _paired(-0.005, -0.001))
+    assert verdict.endswith(
+        "upper bound +0.0005: not significant); pNorm's single paired comparison with MSP "
+        "(95% interval [-0.005, -0.001]) excludes 0 on its own, but the verdict uses the wider "
+        "simultaneous bounds, which hold for all 2 scores at once so that the best of many is "
+        "not picked by luck")
+    _, keep = _verdict_all(FIT, _sel(None, cands[:1]), 0.3, _paired(-0.005, -0.001))
+    assert keep.startswith("MSP is fine: keep it") and "excludes 0 on its own" in keep
+    # nothing to reconcile: the single interval includes 0, or the lowest AURC is not pNorm's
+    other = Candidate("logit_margin", 0.008, -0.002, -0.003, 0.1, 0.0005)
+    for paired, sel in ((_paired(-0.005, 0.001), _sel("logit_margin", cands)),
+                        (_paired(-0.005, -0.001), _sel(None, [other]))):
+        assert "single paired" not in _verdict_all(FIT, sel, 0.3, paired)[1]

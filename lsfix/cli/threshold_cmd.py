@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from lsfix.cli.app import app, handle_errors
-from lsfix.cli.common import (
-    load,
-    parse_grid,
-    report_format,
-    require_fit_labels,
-)
+from lsfix.cli.common import load, parse_grid, report_format
 from lsfix.cli.options import (
     AllowIncompleteOpt,
     FormatOpt,
@@ -42,33 +37,6 @@ Examples:
 """
 
 
-def _table(d: dict[str, Any]) -> str:
-    from lsfix.output.report import fmt
-
-    how = {"none": "score fixed before the rows were seen",
-           "union_bound": (f"p tuned on these rows: union bound over "
-                           f"{len(d['tuning'].get('candidates', []))} candidates, each at "
-                           f"delta/G = {fmt(d['tuning'].get('delta_per_candidate'), 4)}"),
-           "fit_file": f"{d['tuning'].get('fitted')} fitted on {d['tuning'].get('fit_file')}"}
-    lines = [f"{d['file']} — threshold for selective risk <= {fmt(d['risk'])} with probability "
-             f">= {fmt(1 - d['delta'])} (SGR, exact binomial bound)"]
-    if d["certified"]:
-        prob = d.get("threshold_probability")
-        lines.append(f"  accept when {d['score']} >= {d['threshold']!r}"
-                     + ("" if prob is None else f" (log-MSP: max softmax probability >= "
-                                                 f"{fmt(prob, 6)})"))
-        lines.append(f"  certified coverage {fmt(d['certified_coverage'], 4)} "
-                     f"({d['n_accepted']} of {d['n']} rows), empirical risk "
-                     f"{fmt(d['empirical_risk'], 4)}, risk bound {fmt(d['bound'], 4)}")
-    else:
-        lines.append(f"  no threshold certified: reject everything (the best tested bound "
-                     f"was above {fmt(d['risk'])}; more rows or a larger --risk/--delta would "
-                     "help)")
-    lines.append(f"  score {d['score']} ({how.get(d['tuning'].get('kind'), '')}); "
-                 f"{d['n_tests']} binary-search tests at {fmt(d['delta_per_test'], 4)} each")
-    return "\n".join(lines) + "\n"
-
-
 @app.command("threshold", help=HELP)
 def threshold(
     input: InputArg = "-",
@@ -94,42 +62,22 @@ def threshold(
     input_kind: InputKindOpt = None,
 ) -> None:
     with handle_errors("threshold", labels=labels, kind=input_kind, inputs=[input]) as run:
-        import math
+        import lsfix
+        from lsfix.output.report import dumps
+        from lsfix.output.threshold import params_text, threshold_text
+        from lsfix.streams import write_text_atomic
 
-        from lsfix.evaluation.threshold import choose_threshold
-        from lsfix.output.report import document, dumps
-        from lsfix.streams import dumps_json, write_text_atomic
-
-        if not (0.0 <= risk < 1.0) or math.isnan(risk):
-            raise UsageError(f"--risk must be in [0, 1), got {risk:g}")
-        if not (0.0 < delta < 1.0):
-            raise UsageError(f"--delta must be in (0, 1), got {delta:g}")
         out_fmt = report_format(fmt) if fmt is not None else "table"  # a summary, not a table
         if out_fmt == "tsv":
             raise UsageError("--format must be table or json for threshold")
         ps = parse_grid(grid)
         pred = load(input, run, with_files=with_files, allow_incomplete=allow_incomplete,
                     need_labels="threshold")
-        fit_pred = None
-        if fit is not None:
-            import os
-
-            if fit == input or (os.path.exists(fit) and os.path.exists(input)
-                                and os.path.samefile(fit, input)):
-                raise UsageError(f"--fit {fit} is the input: a p or T fitted on the rows that "
-                                 "certify the threshold voids the guarantee (use other rows, or "
-                                 "-s pnorm without --fit for the union bound)")
-            fit_pred = load(fit, run, need_logits=True)
-            require_fit_labels(fit_pred, "--fit with its own /labels")
-            if pred.logits is not None and fit_pred.k != pred.k:
-                raise UsageError(f"{fit_pred.name} has K={fit_pred.k} classes, {pred.name} "
-                                 f"has K={pred.k}")
-        res = choose_threshold(pred, score, risk=risk, delta=delta, fit=fit_pred, grid=ps)
-        params = res.to_dict()
+        fit_pred = load(fit, run, need_logits=True) if fit is not None else None
+        res = lsfix.threshold(pred, score, risk=risk, delta=delta, fit=fit_pred, grid=ps)
         if save_params is not None:
-            write_text_atomic(save_params, dumps_json(params, indent=2) + "\n")
-        body = {k: v for k, v in params.items() if k not in ("format", "version")}
-        text = dumps(document("threshold", body)) if out_fmt == "json" else _table(params)
+            write_text_atomic(save_params, params_text(res))
+        text = dumps(res.to_dict()) if out_fmt == "json" else threshold_text(res)
         write_text_atomic(output, text)
         pred.close()
         if fit_pred is not None:

@@ -22,8 +22,14 @@ tunes nothing, ``pnorm`` is MSP, and the verdict is the binary answer with that 
    logit gaps pile up at a ceiling, and what α does it imply? Shown next to the α recorded
    in the provenance (``training.label_smoothing``) when there is one. The verdict cites it:
    a broken ranking with an LS-like ceiling is the known label-smoothing failure; a fine
-   ranking with no ceiling is plain cross-entropy behaviour. :func:`label_smoothing_summary` and
-   :func:`label_smoothing_notes` are the sentences every output format prints.
+   ranking with no ceiling is plain cross-entropy behaviour. The sentences every output
+   format prints are :func:`lsfix.output.audit.label_smoothing_summary` and
+   :func:`~lsfix.output.audit.label_smoothing_notes`.
+
+:func:`run_audit` (``lsfix.audit``) is the whole command from Python: it reads and checks, runs
+:func:`audit_planned` (the engine for dense files within the memory limit), adds the
+calibration section, and returns an :class:`AuditResult` whose :meth:`AuditResult.to_dict` is
+``lsfix audit -f json``'s document.
 """
 
 from __future__ import annotations
@@ -41,11 +47,7 @@ from lsfix.core import (
     evaluate,
     paired_bootstrap,
 )
-from lsfix.core.ceiling import (
-    LabelSmoothingEstimate,
-    ceiling_from_alpha,
-    estimate_label_smoothing,
-)
+from lsfix.core.ceiling import LabelSmoothingEstimate, estimate_label_smoothing
 from lsfix.core.scores import plain_scores
 from lsfix.core.selection import Selection
 from lsfix.errors import InputError, UsageError
@@ -87,6 +89,61 @@ class AuditResult:
     fit_result: Any = None
     #: the evaluation rows of the input (None: all), for sections computed after the audit
     eval_rows: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: accuracy and calibration beside AURC (:func:`lsfix.output.calibration.audit_calibration`;
+    #: set by :func:`run_audit`)
+    calibration: Any = field(default=None, compare=False)
+    #: the predictions the audit ran on (the drawn pixels of a dense file, or the input), for
+    #: the report's figures (set by :func:`run_audit`)
+    predictions: Predictions | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``lsfix audit -f json`` (format ``lsfix.audit``), with undefined
+        numbers as ``None`` (the reason of an undefined ``excess_aurc_removed`` under
+        ``undefined``)."""
+        from lsfix.output.audit import label_smoothing_dict
+        from lsfix.output.report import document, metrics_dict, paired_dict, strict
+
+        removed = self.excess_removed
+        body: dict[str, Any] = {
+            "file": self.file, "convention": self.convention, "n_eval": self.n_eval,
+            "k": self.k, "fit_source": self.fit_source, "fit": self.fit.to_dict(),
+            "temperature": self.temperature,
+            "scores": [{"file": r.file, "score": r.score, **metrics_dict(r.metrics),
+                        "ci": None} for r in self.results],
+            "paired_pnorm_minus_msp": {**paired_dict(self.paired), "unit": self.bootstrap_unit},
+            "excess_aurc_removed": None if math.isnan(removed) else removed,
+            "undefined": ({} if not math.isnan(removed) else {
+                "excess_aurc_removed": "MSP's AURC equals the oracle's: there is no excess to "
+                                       "remove"}),
+            "broken": self.broken,
+            "selection": None if self.selection is None else self.selection.to_dict(),
+            "best": self._best(),
+            "fit_policy": None if self.fit_result is None else self.fit_result.to_dict(),
+            "binary": bool(self.binary),
+        }
+        if self.by:
+            from lsfix.evaluation.grouped import group_json
+
+            body.update(by=self.by, groups=group_json(list(self.groups), percent=False))
+        body.update(verdict=self.verdict, label_smoothing=label_smoothing_dict(self))
+        if self.calibration is not None:
+            body["calibration"] = self.calibration.as_dict()
+        return strict(document("audit", body))
+
+    def _best(self) -> dict[str, Any] | None:
+        """The best score against MSP, on the simultaneous bounds (None without them)."""
+        sel = self.selection
+        if sel is None:
+            return None
+        best = min(sel.candidates, key=lambda c: (c.delta, c.name))
+        return {"score": best.name, "aurc": best.aurc, "delta_vs_msp": best.delta,
+                "low": best.low, "high": best.high, "level": sel.level,
+                "significant": sel.choice is not None, "chosen": sel.choice}
+
+    def close(self) -> None:
+        """Close the file of :attr:`predictions` (``lsfix.audit(..., keep_open=True)``)."""
+        if self.predictions is not None:
+            self.predictions.close()
 
 
 def audit(
@@ -212,7 +269,7 @@ def audit(
     if binary:
         broken, verdict = False, BINARY_VERDICT
     elif selection is not None:
-        broken, verdict = _verdict_all(fit, selection, removed)
+        broken, verdict = _verdict_all(fit, selection, removed, paired)
         verdict += _ls_clause(broken, ls)
     else:
         broken, verdict = _verdict(fit, paired, removed)
@@ -292,6 +349,166 @@ def audit_planned(pred: Predictions, *, val: Predictions | None = None,
                  **kw), d.pred
 
 
+#: Most replicates the audit's bootstrap takes (each costs a pass over the confidences), as
+#: every command's ``--bootstrap``.
+MAX_BOOTSTRAP = 100_000
+
+
+def check_options(*, convention: str, bootstrap: int, level: float, bootstrap_unit: str,
+                  by: str | None, coverages: Any, risks: Any, bins: int,
+                  memory_limit: int | str, val: Any, val_labels: Any) -> int:
+    """The values :func:`run_audit` takes, checked before anything is read (the messages name
+    the command's options). Returns the memory limit in bytes."""
+    from lsfix.core import CONVENTIONS
+    from lsfix.evaluation.planner import parse_memory_limit
+    from lsfix.output.calibration import check_bins
+
+    if convention not in CONVENTIONS:
+        raise UsageError(f"unknown convention {str(convention)[:40]!r}; choose one of "
+                         f"{', '.join(CONVENTIONS)}")
+    if bootstrap < 0:
+        raise UsageError(f"--bootstrap must be >= 0, got {bootstrap}")
+    if bootstrap > MAX_BOOTSTRAP:
+        raise UsageError(f"--bootstrap {bootstrap} is above the limit of {MAX_BOOTSTRAP} "
+                         "replicates")
+    if not 0 < level < 1:
+        raise UsageError(f"--level must be in (0, 1), got {level}")
+    if bootstrap < 1:
+        raise UsageError("--bootstrap must be >= 1 for audit (the verdict needs it)")
+    if bootstrap_unit not in ("row", "image"):
+        raise UsageError(f"--bootstrap-unit must be row or image, got {bootstrap_unit!r}")
+    if bootstrap_unit == "image" and by is not None:
+        raise UsageError("--bootstrap-unit image does not go with --by (groups resample rows)")
+    for what, values, lo_open in (("--coverage", coverages, True), ("--risk", risks, False)):
+        for v in values:
+            if not ((v > 0 if lo_open else v >= 0) and v <= 1):
+                raise UsageError(f"{what} must be in {'(' if lo_open else '['}0, 1], got {v:g}")
+    check_bins(bins)
+    if val_labels is not None and val is None:
+        raise UsageError("--val-labels gives the labels of the --val file; pass --val too")
+    return (parse_memory_limit(memory_limit) if isinstance(memory_limit, str)
+            else int(memory_limit))
+
+
+def run_audit(
+    source: Any,
+    *,
+    val: Any = None,
+    labels: Any = None,
+    val_labels: Any = None,
+    input: str | None = None,  # noqa: A002  (the CLI's --input)
+    ignore_index: int | None = None,
+    with_scores: Any = (),
+    allow_incomplete: bool = False,
+    fit_fraction: float = 0.2,
+    seed: int = 0,
+    convention: str = "lsfix",
+    bootstrap: int = 1000,
+    level: float = 0.95,
+    select: str = "test",
+    select_level: float = 0.95,
+    coverages: Any = (),
+    risks: Any = (),
+    by: str | None = None,
+    bootstrap_unit: str = "row",
+    subsample_pixels: str | None = None,
+    memory_limit: int | str = "2G",
+    bins: int = 15,
+    keep_open: bool = False,
+) -> AuditResult:
+    """Audit a classifier's logits: ``lsfix.audit``, the whole of ``lsfix audit``.
+
+    Parameters
+    ----------
+    source, val : str, os.PathLike, array-like or Predictions
+        The input and an optional labelled validation file to fit p and T on; anything
+        :func:`lsfix.read` reads (a path is read with ``labels``/``input``/``ignore_index``/
+        ``with_scores``, ``val`` with ``val_labels``), or what it returned. Without ``val``,
+        a seeded ``fit_fraction`` of the input is held out for fitting and excluded from
+        every number.
+    convention, bootstrap, level, seed
+        The AURC convention; replicates (>= 1), level and seed of the paired bootstrap and
+        of the simultaneous bounds behind the verdict.
+    select, select_level
+        How p is chosen (:func:`lsfix.evaluation.fitpolicy.choose_fit`).
+    coverages, risks
+        Add risk@coverage and coverage@risk to every score's metrics.
+    by, bootstrap_unit
+        msp and pnorm per group; ``image`` resamples whole images (dense files).
+    subsample_pixels, memory_limit
+        Dense files: draw ``N[/IMAGES]`` pixels (only those are read), else refuse an input
+        whose in-memory audit would need more than ``memory_limit`` (bytes or ``2G``).
+    bins
+        Bins of ECE/MCE in the calibration section.
+    keep_open
+        Keep a file read here open, so that :attr:`AuditResult.predictions` can still be
+        read (``lsfix.output.audit.write_report``); then call :meth:`AuditResult.close`.
+
+    Returns
+    -------
+    AuditResult
+        ``.verdict``, ``.broken``, ``.results``, ... ; ``.to_dict()`` is the JSON document
+        of ``lsfix audit -f json``.
+
+    Examples
+    --------
+    >>> import lsfix
+    >>> res = lsfix.audit("sample_data/fmnist_ls02_test.h5",
+    ...                   val="sample_data/fmnist_ls02_val.h5", bootstrap=50)  # doctest: +SKIP
+    >>> res.broken, res.to_dict()["format"]  # doctest: +SKIP
+    (True, 'lsfix.audit')
+    """
+    import lsfix
+
+    limit = check_options(convention=convention, bootstrap=bootstrap, level=level,
+                          bootstrap_unit=bootstrap_unit, by=by, coverages=coverages,
+                          risks=risks, bins=bins, memory_limit=memory_limit, val=val,
+                          val_labels=val_labels)
+    covs, rsk = tuple(float(c) for c in coverages), tuple(float(r) for r in risks)
+    opened: list[Predictions] = []
+    kept: Predictions | None = None  # with keep_open: the predictions the result holds
+
+    def read(src: Any, **kw: Any) -> Predictions:
+        pred = lsfix.read(src, **kw)
+        if pred is not src:
+            opened.append(pred)
+        return pred
+
+    try:
+        if isinstance(source, Predictions) and labels is None and input is None \
+                and not with_scores:
+            pred = source
+        else:
+            pred = read(source, labels=labels, input=input, ignore_index=ignore_index,
+                        with_scores=with_scores, allow_incomplete=allow_incomplete,
+                        need_labels=True, need_logits=True,
+                        defer_dense_labels=labels is None and not with_scores)
+        val_pred = None
+        if isinstance(val, Predictions) and val_labels is None:
+            val_pred = val
+        elif val is not None:
+            val_pred = read(val, need_logits=True, ignore_index=ignore_index,
+                            labels=val_labels, defer_dense_labels=val_labels is None)
+        res, evaluated = audit_planned(pred, val=val_pred, fit_fraction=fit_fraction,
+                                       seed=seed, convention=convention, n_boot=bootstrap,
+                                       level=level, by=by, bootstrap_unit=bootstrap_unit,
+                                       subsample=subsample_pixels, memory_limit=limit,
+                                       fit_option="--val-labels", select=select,
+                                       select_level=select_level, coverages=covs, risks=rsk)
+        from lsfix.output.calibration import audit_calibration
+
+        cal = audit_calibration(res, evaluated, n_bins=bins, n_boot=bootstrap, seed=seed,
+                                level=level)
+        from dataclasses import replace
+
+        kept = evaluated if keep_open else None
+        return replace(res, calibration=cal, predictions=evaluated)
+    finally:
+        for p in opened:
+            if p is not kept:
+                p.close()
+
+
 def _by_group(file: str, scores: dict[str, np.ndarray], correct: np.ndarray,
               index: Any, names: list[str], *, convention: str, n_boot: int, seed: int,
               level: float) -> tuple[Any, ...]:
@@ -335,8 +552,22 @@ def _verdict(fit: PNormFit, d: PairedDifference, removed: float) -> tuple[bool, 
     return False, f"MSP is fine: keep it (normalisation's change is within noise: {iv})"
 
 
-def _verdict_all(fit: PNormFit, sel: Selection, removed: float) -> tuple[bool, str]:
-    """The verdict from every score against MSP (module docstring, step 5)."""
+def _two_levels(best: Any, n: int, paired: PairedDifference | None) -> str:
+    """When pNorm has the lowest AURC, short of the simultaneous bounds, while its single
+    paired comparison with MSP (the report's ``paired_pnorm_minus_msp``) excludes 0: one
+    sentence on why the verdict follows the wider bounds."""
+    if best.name != "pnorm" or paired is None or not paired.high < 0:
+        return ""
+    return (f"; pNorm's single paired comparison with MSP ({paired.level:.0%} interval "
+            f"[{paired.low:+.4g}, {paired.high:+.4g}]) excludes 0 on its own, but the verdict "
+            f"uses the wider simultaneous bounds, which hold for all {n} scores at once so "
+            "that the best of many is not picked by luck")
+
+
+def _verdict_all(fit: PNormFit, sel: Selection, removed: float,
+                 paired: PairedDifference | None = None) -> tuple[bool, str]:
+    """The verdict from every score against MSP (module docstring, step 5). ``paired``: the
+    single pNorm − MSP comparison, cited when it and the simultaneous bounds disagree."""
     lvl = f"{sel.level:.0%}"
     n = len(sel.candidates)
     if sel.choice is None:
@@ -351,7 +582,8 @@ def _verdict_all(fit: PNormFit, sel: Selection, removed: float) -> tuple[bool, s
                            f"AURC than MSP{tail})")
         return False, (f"MSP is fine: keep it (no score is significantly better: the best of "
                        f"{n}, {best.name}, has ΔAURC = {best.delta:+.4g}, simultaneous {lvl} "
-                       f"upper bound {best.high:+.4g} >= 0{tail})")
+                       f"upper bound {best.high:+.4g} >= 0{tail})"
+                       + _two_levels(best, n, paired))
     c = sel.candidate(sel.choice)
     best = min(sel.candidates, key=lambda x: (x.delta, x.name))
     iv = (f"ΔAURC = {c.delta:+.4g}, simultaneous {lvl} bounds [{c.low:+.4g}, {c.high:+.4g}], "
@@ -366,20 +598,19 @@ def _verdict_all(fit: PNormFit, sel: Selection, removed: float) -> tuple[bool, s
         what = (f"normalisation (p={fit.p:g}) would remove {100 * removed:.1f}% of excess "
                 "AURC, " if best.name == "pnorm" and fit.p is not None else "")
         head += (f"; the lowest AURC is {best.name}'s ({what}ΔAURC = {best.delta:+.4g}, upper "
-                 f"bound {best.high:+.4g}: not significant)")
+                 f"bound {best.high:+.4g}: not significant)" + _two_levels(best, n, paired))
     return True, head
 
 
 # --------------------------------------------------------------------------------------------
-# label smoothing read from the logits (lsfix.core.ceiling): the sentences every format prints
-
-
-def _a(x: float) -> str:
-    return f"{x:.3f}" if x >= 0.0095 else f"{x:.2g}"
+# label smoothing read from the logits (lsfix.core.ceiling): what it adds to the verdict
+# (the sentences every format prints are lsfix.output.audit's)
 
 
 def _ls_clause(broken: bool, ls: LabelSmoothingEstimate) -> str:
     """What the logit-gap ceiling adds to the verdict."""
+    from lsfix.output.audit import alpha_text as _a
+
     if ls.verdict == "undetermined":
         return ""
     if ls.has_ceiling:
@@ -392,62 +623,3 @@ def _ls_clause(broken: bool, ls: LabelSmoothingEstimate) -> str:
         return ("; the logit gaps show no label-smoothing ceiling, so the cause is likely "
                 "something else")
     return "; no sign of label smoothing in the logit gaps"
-
-
-def _of_rows(ls: LabelSmoothingEstimate) -> str:
-    return " of correct predictions" if ls.rows_used == "correct" else ""
-
-
-def label_smoothing_summary(ls: LabelSmoothingEstimate, recorded: float | None = None) -> str:
-    """One line: what the logit gaps say about label smoothing (and the recorded α)."""
-    rec = "" if recorded is None else f"; the provenance records α = {recorded:g}"
-    if ls.verdict == "undetermined":
-        return f"label smoothing cannot be read from the logit gaps: {ls.reason}{rec}"
-    iv = ("" if math.isnan(ls.alpha_low) else
-          f" [{_a(ls.alpha_low)}, {_a(ls.alpha_high)}]")
-    if ls.has_ceiling:
-        return (f"logit gaps{_of_rows(ls)} pile up at a ceiling of {ls.ceiling:.2f} (spread "
-                f"{ls.spread:.2f} < {ls.spread_threshold:g}): consistent with label smoothing "
-                f"α ≈ {_a(ls.alpha)}{iv}{rec}")
-    return (f"no ceiling: the logit gaps{_of_rows(ls)} spread out (median {ls.ceiling:.2f}, "
-            f"spread {ls.spread:.2f} ≥ {ls.spread_threshold:g}): no sign of label smoothing{rec}")
-
-
-def label_smoothing_notes(ls: LabelSmoothingEstimate, recorded: float | None = None
-                          ) -> list[str]:
-    """Caveats: what else makes a ceiling, where α̂ is known to fail, recorded-α mismatches."""
-    notes: list[str] = []
-    if ls.verdict == "undetermined":
-        return notes
-    if ls.binary:
-        notes.append("single logit: read as BCE label smoothing (targets y(1−α) + α/2, "
-                     "ceiling |z| = log((1 − α/2)/(α/2)))")
-    if ls.has_ceiling:
-        notes.append("a ceiling can also come from heavy weight decay or a logit penalty, and "
-                     "logits saved after temperature scaling move it by 1/T (α̂ then describes "
-                     "the scaled logits, not the training)")
-        if ls.k >= 100:
-            notes.append(f"with K = {ls.k} classes α̂ assumes most rows reach the ceiling; "
-                         "when few do (hard data sets), the median gap falls short of it and "
-                         "α̂ overestimates α")
-    elif ls.k >= 100:
-        notes.append(f"with K = {ls.k} classes an LS model may leave most rows short of its "
-                     "ceiling (hard data sets), which also reads as no ceiling: weaker "
-                     "evidence than for small K")
-    if recorded is not None:
-        if recorded == 0 and ls.has_ceiling:
-            notes.append("the provenance records cross-entropy (α = 0): the ceiling comes "
-                         "from something else (weight decay, a logit penalty, rescaled "
-                         "logits)")
-        elif recorded > 0 and not ls.has_ceiling:
-            notes.append(f"the provenance records α = {recorded:g} but the gaps show no "
-                         "ceiling: the logits may have been rescaled per sample, or the "
-                         "recorded α is wrong")
-        elif recorded > 0 and ls.has_ceiling:
-            c_rec = ceiling_from_alpha(recorded, ls.k)
-            ratio = c_rec / ls.ceiling
-            if not 0.8 <= ratio <= 1.25:
-                notes.append(f"the recorded α = {recorded:g} implies a ceiling of {c_rec:.2f}, "
-                             f"not {ls.ceiling:.2f}: logits divided by a temperature "
-                             f"T ≈ {ratio:.2f} would explain it")
-    return notes

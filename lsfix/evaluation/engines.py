@@ -40,6 +40,8 @@ class Evaluated:
     oracle: Any = None
     drawn: list[Any] = field(default_factory=list)
     excluded: list[Any] = field(default_factory=list)
+    #: per result: the position of its file in ``preds`` (a file may be given twice)
+    file_index: list[int] = field(default_factory=list)
 
     def paired_clusters(self, unit: str) -> np.ndarray | None:
         """Check that every file can be paired with the first one, row by row (the same
@@ -85,7 +87,7 @@ def evaluate_files(preds: list[Predictions], names: list[str] | None, *, convent
                              memory_limit=memory_limit, command=command,
                              allow_drawn=allow_drawn) for p in preds]
     out = Evaluated(preds=preds, engines=engines)
-    for pred, engine in zip(preds, engines, strict=True):
+    for i, (pred, engine) in enumerate(zip(preds, engines, strict=True)):
         d = None
         if engine == "bounded":
             res, curves, oracle, ex = evaluate_bounded(
@@ -113,6 +115,7 @@ def evaluate_files(preds: list[Predictions], names: list[str] | None, *, convent
                                     ), None
             out.curves += [None] * len(res)
         out.results += res
+        out.file_index += [i] * len(res)
         out.drawn.append(d)
         out.excluded.append(ex)
     if out.oracle is None and engines[0] == "bounded":  # pragma: no cover - set above

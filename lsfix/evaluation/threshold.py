@@ -1,8 +1,11 @@
 """``lsfix threshold``'s library: a deployable confidence threshold with a risk guarantee.
 
 :func:`choose_threshold` runs SGR (:mod:`lsfix.core.sgr`) on a labelled file and returns
-:class:`ThresholdParams`, the JSON document ``lsfix threshold`` writes (format
-``lsfix.threshold``) and that ``score --params`` / ``curve --threshold-params`` apply.
+:class:`ThresholdParams`: :meth:`~ThresholdParams.params_dict` is the JSON document
+``lsfix threshold --save-params`` writes (format ``lsfix.threshold``) and that
+``score --params`` / ``curve --threshold-params`` apply; :meth:`~ThresholdParams.to_dict` is
+``lsfix threshold -f json``'s. :func:`run_threshold` (``lsfix.threshold``) is the whole command
+from Python: it reads and checks its inputs, then calls :func:`choose_threshold`.
 
 How a score tuned on the certifying rows keeps its guarantee (the document's ``tuning``):
 
@@ -62,6 +65,15 @@ class ThresholdParams:
     file: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``lsfix threshold -f json`` (format ``lsfix.threshold`` of the
+        report documents: the params of :meth:`params_dict` and the lsfix version)."""
+        from lsfix.output.report import document, strict
+
+        body = {k: v for k, v in self.params_dict().items() if k not in ("format", "version")}
+        return strict(document("threshold", body))
+
+    def params_dict(self) -> dict[str, Any]:
+        """The params document ``--save-params`` writes and :func:`params_from_json` reads."""
         spec = None if self.spec is None else parse_score(self.spec)
         p = spec.param if spec is not None and spec.family in ("pnorm", "pnorm_raw") else None
         t = spec.param if spec is not None and spec.family in ("msp_ts", "energy") else None
@@ -194,6 +206,92 @@ def choose_threshold(pred: Any, score: str, *, risk: float, delta: float,
     conf = parallel.compute_scores(pred.logits, [fixed], runner=pred.runner)[fixed.name]
     res = sgr(rows(conf), ok, risk=risk, delta=delta)
     return _from_result(fixed.name, _spec_text(fixed), res, {"kind": "none"}, pred.name)
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Two paths name the same existing file (display names like ``<array>`` never do)."""
+    import os
+
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+
+
+def run_threshold(
+    source: Any,
+    score: str = "msp",
+    *,
+    risk: float = 0.05,
+    delta: float = 0.05,
+    fit: Any = None,
+    grid: Any = P_GRID,
+    labels: Any = None,
+    input: str | None = None,  # noqa: A002  (the CLI's --input)
+    with_scores: Any = (),
+    allow_incomplete: bool = False,
+) -> ThresholdParams:
+    """A confidence threshold to deploy: ``lsfix.threshold``, the whole of ``lsfix threshold``.
+
+    Parameters
+    ----------
+    source, fit : str, os.PathLike, array-like or Predictions
+        The labelled rows that certify the threshold, and optional labelled other rows to fit
+        ``pnorm``'s p or ``msp_ts``'s T on; anything :func:`lsfix.read` reads (``source`` with
+        ``labels``/``input``/``with_scores``), or what it returned.
+    score : str
+        A stored score or a spec (``msp``, ``pnorm:2``, ``msp_ts:1.5``); ``pnorm`` alone is
+        tuned on ``source`` with a union bound over ``grid`` (or fitted on ``fit``).
+    risk, delta
+        The target selective risk in [0, 1) and the allowed failure probability in (0, 1).
+
+    Returns
+    -------
+    ThresholdParams
+        ``.to_dict()`` is ``lsfix threshold -f json``'s document; ``.params_dict()`` what
+        ``--save-params`` writes.
+
+    Examples
+    --------
+    >>> import numpy as np, lsfix
+    >>> z = np.random.default_rng(0).normal(size=(400, 3)) + 3 * np.eye(3)[np.arange(400) % 3]
+    >>> t = lsfix.threshold(z, labels=np.arange(400) % 3, risk=0.1)
+    >>> t.certified, t.to_dict()["format"]
+    (True, 'lsfix.threshold')
+    """
+    import lsfix
+    from lsfix.readers.entry import require_fit_labels
+
+    if not (0.0 <= risk < 1.0) or math.isnan(risk):
+        raise UsageError(f"--risk must be in [0, 1), got {risk:g}")
+    if not (0.0 < delta < 1.0):
+        raise UsageError(f"--delta must be in (0, 1), got {delta:g}")
+    ps = tuple(float(p) for p in grid)
+    if isinstance(fit, str) and isinstance(source, str) and (fit == source
+                                                             or _same_file(fit, source)):
+        raise UsageError(f"--fit {fit} is the input: a p or T fitted on the rows that "
+                         "certify the threshold voids the guarantee (use other rows, or "
+                         "-s pnorm without --fit for the union bound)")
+    opened: list[Any] = []
+    try:
+        pred = lsfix.read(source, labels=labels, input=input, with_scores=with_scores,
+                          allow_incomplete=allow_incomplete, need_labels="threshold")
+        if pred is not source:
+            opened.append(pred)
+        fit_pred = None
+        if fit is not None:
+            fit_pred = lsfix.read(fit, need_logits=True)
+            if fit_pred is not fit:
+                opened.append(fit_pred)
+            if fit_pred is pred or _same_file(fit_pred.name, pred.name):
+                raise UsageError(f"--fit {fit_pred.name} is the input: a p or T fitted on the "
+                                 "rows that certify the threshold voids the guarantee (use "
+                                 "other rows, or -s pnorm without --fit for the union bound)")
+            require_fit_labels(fit_pred, "--fit with its own /labels")
+            if pred.logits is not None and fit_pred.k != pred.k:
+                raise UsageError(f"{fit_pred.name} has K={fit_pred.k} classes, {pred.name} "
+                                 f"has K={pred.k}")
+        return choose_threshold(pred, score, risk=risk, delta=delta, fit=fit_pred, grid=ps)
+    finally:
+        for p in opened:
+            p.close()
 
 
 def _refuse_tuned_here(pred: Any, score: str) -> None:

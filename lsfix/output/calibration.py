@@ -220,17 +220,14 @@ def _signed(x: float) -> str:
 @dataclass(frozen=True)
 class AuditCalibration:
     """The audit's calibration section: the model's and the temperature-scaled
-    probabilities, and the side-by-side rows (:func:`side_by_side`)."""
+    probabilities, and the side-by-side rows (:func:`side_by_side`); its text is
+    :func:`lsfix.output.audit.calibration_text`."""
 
     variants: tuple[CalibrationVariant, ...]
     rows: tuple[dict[str, Any], ...]
 
     def as_dict(self) -> dict[str, Any]:
         return {**section(list(self.variants)), "side_by_side": list(self.rows)}
-
-    def text(self) -> str:
-        return (side_by_side_text(list(self.rows)) + "\n"
-                + table_text(list(self.variants), "calibration (evaluation rows)"))
 
 
 def audit_calibration(res: Any, pred: Any, *, n_bins: int = N_BINS, n_boot: int = 0,
