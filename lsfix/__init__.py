@@ -54,7 +54,11 @@ _ENTRIES = {"read": ("lsfix.readers.entry", "read"),
             "audit": ("lsfix.evaluation.audit", "run_audit"),
             "AuditResult": ("lsfix.evaluation.audit", "AuditResult"),
             "threshold": ("lsfix.evaluation.threshold", "run_threshold"),
-            "ThresholdParams": ("lsfix.evaluation.threshold", "ThresholdParams")}
+            "ThresholdParams": ("lsfix.evaluation.threshold", "ThresholdParams"),
+            "Fit": ("lsfix.evaluation.fitpolicy", "Fit"),
+            "normalise": ("lsfix.evaluation.scoring", "normalise"),
+            "score": ("lsfix.evaluation.scoring", "score"),
+            "Scored": ("lsfix.evaluation.scoring", "Scored")}
 
 __all__ = [*_CORE, *_ENTRIES, "ExitCode", "InputError", "LsfixError", "UsageError",
            "__version__"]

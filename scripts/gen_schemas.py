@@ -107,17 +107,25 @@ def schema(name: str, title: str, body: dict[str, Any]) -> dict[str, Any]:
             "$id": f"{BASE}{name}.json", "title": title, **body, "$defs": DEFS}
 
 
+#: How p (and T) were chosen (lsfix.evaluation.fitpolicy.FitResult.to_dict)
+FIT_CHOICE = {"kind": {"enum": ["fixed", "params", "file", "fraction", "binary"]},
+              "source": STR, "fit": {"$ref": "pnorm_fit.json"}, "temperature": NUM_NULL,
+              "selection": {"type": ["object", "null"]}}
+
+
 def curve() -> dict[str, Any]:
     common = {**head("curve"), "file": STR, "convention": METRICS["convention"],
               "percent": BOOL, "n_fit_excluded": INT}
+    fit = {"type": "object", "properties": FIT_CHOICE, "required": ["kind", "fit"]}
     plain = obj({**common, "n_ignored": INT, "n_not_drawn": INT,
                  "bootstrap_unit": {"enum": ["row", "image"]},
                  "results": {"type": "array", "items": {"$ref": "#/$defs/result"}},
                  "calibration": {"$ref": "#/$defs/calibration"},
-                 "threshold": {"$ref": "#/$defs/threshold_section"}},
+                 "threshold": {"$ref": "#/$defs/threshold_section"}, "fit": fit},
                 required=[*common, "n_ignored", "n_not_drawn", "bootstrap_unit", "results"])
     by = obj({**common, "by": STR,
-              "results": {"type": "array", "items": {"$ref": "#/$defs/group_result"}}})
+              "results": {"type": "array", "items": {"$ref": "#/$defs/group_result"}},
+              "fit": fit}, required=[*common, "by", "results"])
     return schema("curve", "lsfix curve -f json", {"oneOf": [plain, by]})
 
 
@@ -144,11 +152,7 @@ def compare() -> dict[str, Any]:
                       "paired": {"type": ["boolean", "null"]}, "shown": STR})}},
                  "required": ["rules", "failed", "passed", "mode", "outcome", "checks"]},
              "fits": {"type": "array", "items": {"type": "object", "properties": {
-                 "file": STR, "kind": {"enum": ["fixed", "params", "file", "fraction",
-                                                "binary"]},
-                 "source": STR, "fit": {"$ref": "pnorm_fit.json"},
-                 "temperature": NUM_NULL, "selection": {"type": ["object", "null"]}},
-                 "required": ["file", "kind", "fit"]}},
+                 "file": STR, **FIT_CHOICE}, "required": ["file", "kind", "fit"]}},
              "models": {"type": "array", "items": obj({"name": STR,
                                                        "files": {"type": "array",
                                                                  "items": STR}})},

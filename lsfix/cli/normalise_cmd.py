@@ -7,17 +7,7 @@ from typing import Annotated
 import typer
 
 from lsfix.cli.app import app, handle_errors, note
-from lsfix.cli.common import (
-    check_convention,
-    check_p,
-    fit_from_json,
-    load,
-    parse_grid,
-    read_json_file,
-    require_finite_scores,
-    require_fit_labels,
-    use_scheduler,
-)
+from lsfix.cli.common import check_convention, load, parse_grid, use_scheduler
 from lsfix.cli.options import (
     AllowIncompleteOpt,
     ConventionOpt,
@@ -128,111 +118,41 @@ def normalise(
     with handle_errors("normalise", labels=labels, kind=input_kind, inputs=[input],
                        quiet=quiet) as run, \
             use_scheduler(scheduler, scheduler_timeout) as runner:
-        from lsfix.cli.score_cmd import write_score_table
-        from lsfix.evaluation import scheduler as parallel
-        from lsfix.readers.logitsfile import write_predictions
-        from lsfix.readers.scoresfile import write_scores_file
-        from lsfix.streams import dumps_json, refuse_binary_to_tty, write_text_atomic
+        from dataclasses import replace
+
+        import lsfix
+        from lsfix.output.scores import check_format
+        from lsfix.streams import refuse_binary_to_tty
 
         check_convention(convention)
-        chosen = [x for x, v in (("--p", p), ("--fit", fit), ("--fit-fraction", fit_fraction),
-                                 ("--params", params)) if v is not None]
-        if len(chosen) > 1:
-            raise UsageError(f"give only one of --p, --fit, --fit-fraction, --params "
-                             f"(got {', '.join(chosen)})")
-        if fit_labels is not None and fit is None:
-            raise UsageError("--fit-labels gives the labels of the --fit file; pass --fit too")
-        saved = None
-        if params is not None:  # read first: the saved fit decides the variant
-            saved = fit_from_json(read_json_file(params), params)  # size, depth, NaN checked
-            if centre is not None and centre != saved.centred:  # type: ignore[attr-defined]
-                was = "centred" if saved.centred else "un-centred"  # type: ignore[attr-defined]
-                raise UsageError(f"{params}: --{'' if centre else 'no-'}centre contradicts "
-                                 f"this saved fit, which is {was}; drop the option")
-            centre = saved.centred  # type: ignore[attr-defined]
-        if name is None:
-            name = "pnorm" if centre is not False else "pnorm_raw"
-        if not name.replace("_", "").isalnum():
-            raise UsageError(f"--name must be letters, digits and _, got {name!r}")
-        if fmt not in ("h5", "tsv"):
-            raise UsageError(f"--format must be h5 or tsv, got {fmt!r}")
+        how = lsfix.Fit(p=p, data=fit, labels=fit_labels, fraction=fit_fraction, params=params,
+                        seed=seed, grid=parse_grid(grid), centred=centre, select=select,
+                        level=select_level)  # every value checked; a saved fit read
+        check_format(fmt, 1, copy_logits, command="normalise")
         if fmt == "h5":
             refuse_binary_to_tty(output)
-        elif copy_logits:
-            raise UsageError("--copy-logits writes an HDF5 file; it does not go with --format tsv")
         refuse_existing(output, overwrite)
         refuse_existing(save_params, overwrite)
-        p_grid = parse_grid(grid)
         pred = load(input, run, runner=runner, with_files=with_files,
                     allow_incomplete=allow_incomplete, need_logits=True, overwrite=overwrite,
                     ignore_index=ignore_index)
         if fmt == "tsv" and pred.labels is None:  # before any p is tuned
             raise UsageError(f"{pred.name}: --format tsv needs /labels to print 'correct'")
-        from lsfix.core.scores import BINARY_NOTE, is_single_logit
-
-        binary = is_single_logit(pred.logits)
-        if binary and not quiet:
-            # printed when the command succeeds: a failure stays one stderr line
-            run.warn_later(f"lsfix normalise: {pred.name}: {BINARY_NOTE}")
-        centred = centre is not False  # a --params fit decided it above
-        if binary and p is None and params is None:
-            # nothing to tune: p = 0 is MSP's ranking, every p >= 1 a constant
-            chosen, fit, fit_fraction = ["binary"], None, None
-        if not chosen:
-            if pred.labels is None:
-                none = "no labels" if pred.foreign_format else "no /labels"
-                raise UsageError(f"{pred.name} has {none} to tune p on: give --p, --fit "
-                                 "VAL.h5, --params P.json or --labels FILE")
-            fit_fraction = 0.2
-        from lsfix.evaluation.fitpolicy import choose_fit
-
-        val = None
-        if fit is not None:
-            val = load(fit, run, need_logits=True, ignore_index=ignore_index, labels=fit_labels)
-            require_fit_labels(val, "--fit-labels")
-        result = choose_fit(pred, p=None if p is None else check_p(p), fit=val,
-                            fit_fraction=fit_fraction, params=saved,  # type: ignore[arg-type]
-                            grid=p_grid, centred=centred, convention=convention, seed=seed,
-                            select=select, level=select_level)
-        if val is not None:
-            val.close()
-        fitted, fit_mask = result.fit, result.fit_mask
+        if fit is not None:  # read here: how a foreign file was read is said as it is read
+            how = replace(how, labels=None, data=load(fit, run, need_logits=True,
+                                                      ignore_index=ignore_index,
+                                                      labels=fit_labels))
+        res = lsfix.normalise(pred, how, name=name, convention=convention,
+                              ignore_index=ignore_index)
+        if how.data is not None:
+            how.data.close()
         if save_params is not None:
-            write_text_atomic(save_params, dumps_json(fitted.to_dict(), indent=2) + "\n")
-        assert pred.logits is not None
-        import numpy as np
-
-        # one pass: the score and correctness (reads every row: bad rows fail before any note)
-        spec = fitted.spec
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            computed = parallel.compute_scores(pred.logits, [spec], labels=pred.labels,
-                                               runner=pred.runner)
-        values = computed[spec.name]
-        require_finite_scores(values, f"p={fitted.p:g}" if fitted.p is not None else "msp",
-                              pred.name)
-        if not quiet:
-            if result.kind == "binary":
-                run.warn_later(f"lsfix normalise: nothing to tune; /scores/{name} holds MSP "
-                               "(the |z| ranking)")
-            else:
-                note(f"lsfix normalise: {result.describe()}")
-            for line in result.notes:  # printed when the command succeeds
-                run.warn_later(f"lsfix normalise: warning: {line}")
-            if fit_mask is not None:
-                note(f"lsfix normalise: tuned on {int(fit_mask.sum())} of {pred.n} rows "
-                     f"(seed {seed}); curve/compare evaluate the other "
-                     f"{pred.n - int(fit_mask.sum())}")
-        if fmt == "tsv":
-            write_score_table(pred, values, computed, output, fit_mask=fit_mask, quiet=quiet,
-                              command="normalise")
-            pred.close()
-            return
-        method = "msp" if fitted.fallback_msp else fitted.to_dict()["method"]
-        new = {name: (values, method, fitted.to_dict())}
-        if copy_logits:  # the input never changes: its stored score of this name is replaced
-            write_predictions(output, pred, new_scores=new, overwrite=True,
-                              fit_mask=fit_mask)
-        else:
-            write_scores_file(output, pred, new_scores=new, correct=computed.get("_correct"),
-                              fit_mask=fit_mask)
-        pred.close()
+            res.save_fit(save_params)
+        for line in [] if quiet else res.notes:
+            note(f"lsfix normalise: {line}")
+        for line in [] if quiet else res.warnings:  # printed when the command succeeds
+            run.warn_later(f"lsfix normalise: {line}")
+        for line in res.write(output, format=fmt, copy_logits=copy_logits):
+            if not quiet:
+                note(line)
+        res.close()

@@ -30,11 +30,17 @@ test (lsfix ≤ 0.1's behaviour).
 
 The **temperature** of ``msp_ts`` (``temperature=True``) is fitted on the same rows
 (:func:`lsfix.core.fit_temperature`, NLL), for every way that has fit rows.
+
+:class:`Fit` is the request as Python users and the commands give it (``lsfix.Fit``): its
+arguments are checked when it is made, and :meth:`Fit.resolve` reads the fit data (a path,
+an array or a :class:`Predictions`) and calls :func:`choose_fit`.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -43,6 +49,12 @@ import numpy as np
 from lsfix.core import P_GRID, PNormFit, ScoreSpec, compute_scores, fit_temperature, tune_pnorm
 from lsfix.core.scores import is_single_logit
 from lsfix.errors import InputError, UsageError
+from lsfix.readers.paramsfile import (
+    MAX_GRID_POINTS,
+    MAX_P,
+    pnorm_fit_from_json,
+    read_pnorm_fit,
+)
 from lsfix.readers.predictions import Predictions
 
 #: Above this many fit rows the selection test is skipped (the point rule's noise is small
@@ -113,6 +125,156 @@ def _plain(p: float | None) -> float | int | None:
     if p is None:
         return None
     return int(p) if float(p).is_integer() else float(p)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How MaxLogit-pNorm's p (and ``msp_ts``'s T) are chosen: at most one of ``p``, ``data``,
+    ``fraction`` and ``params`` (the module docstring has the rules).
+
+    Parameters
+    ----------
+    p : float, optional
+        A fixed p in ``[0, 1000]`` (``--p``): nothing is tuned.
+    data : str, os.PathLike, array-like or Predictions, optional
+        Labelled held-out fit data with logits (``--fit VAL``): anything :func:`lsfix.read`
+        reads; ``labels`` are its labels when it holds none (``--fit-labels``).
+    fraction : float, optional
+        Tune on this random fraction (in (0, 1)) of the input's rows, drawn with ``seed``
+        (``--fit-fraction``); those rows are then left out of every number.
+    params : str, os.PathLike, dict or PNormFit, optional
+        A fit saved with ``normalise --save-params`` (its path, its JSON document, or the
+        fit): reused as saved, nothing re-tuned.
+    grid : sequence of float
+        The p values tried (``--grid``), at most 1000, each in ``[0, 1000]``.
+    centred : bool, optional
+        Centre the logits (MaxLogit-pNorm, the default) or not (``pnorm_raw``); default what
+        ``params`` recorded, else centred.
+    select, level
+        ``"test"`` (leave MSP only for a significant gain, simultaneous bounds at ``level``)
+        or ``"point"`` (the lowest fit AURC).
+
+    Examples
+    --------
+    >>> import numpy as np, lsfix
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 3, 400)
+    >>> z = rng.normal(size=(400, 3)) + 2.0 * np.eye(3)[y]
+    >>> ev = lsfix.evaluate(z, ["msp", "pnorm"], labels=y, fit=lsfix.Fit(fraction=0.25))
+    >>> ev.n_fit_excluded, ev.to_dict()["fit"]["kind"], [r.score for r in ev.results]
+    (100, 'fraction', ['msp', 'pnorm'])
+    >>> lsfix.Fit(p=2, fraction=0.2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    lsfix.errors.UsageError: give only one of --p, --fit, ... (got --p, --fit-fraction)
+    """
+
+    p: float | None = None
+    data: Any = None
+    labels: Any = None
+    fraction: float | None = None
+    params: Any = None
+    seed: int = 0
+    grid: Sequence[float] = P_GRID
+    centred: bool | None = None
+    select: str = "test"
+    level: float = 0.95
+    #: ``params`` read and checked (a :class:`PNormFit`), or None
+    saved: PNormFit | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        given = [o for o, v in (("--p", self.p), ("--fit", self.data),
+                                ("--fit-fraction", self.fraction), ("--params", self.params))
+                 if v is not None]
+        if len(given) > 1:
+            raise UsageError(f"give only one of --p, --fit, --fit-fraction, --params "
+                             f"(got {', '.join(given)})")
+        if self.labels is not None and self.data is None:
+            raise UsageError("--fit-labels gives the labels of the --fit file; pass --fit too")
+        if self.p is not None:
+            from lsfix.core.scores import _check_p
+
+            p = _check_p(self.p)
+            if p > MAX_P:
+                raise UsageError(f"--p {p:g}: above the limit of {MAX_P:g} (|z|^p overflows "
+                                 "float64)")
+            object.__setattr__(self, "p", p)
+        if self.fraction is not None and not 0 < self.fraction < 1:
+            raise UsageError(f"--fit-fraction must be in (0, 1), got {self.fraction}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise UsageError(f"--seed must be an integer >= 0, got {self.seed!r}")
+        grid = tuple(float(q) for q in self.grid)
+        if len(grid) > MAX_GRID_POINTS:
+            raise UsageError(f"--grid: {len(grid)} values; the limit is {MAX_GRID_POINTS}")
+        if not grid or any(not (0 <= q <= MAX_P) for q in grid):
+            raise UsageError(f"--grid: p values must be in [0, {MAX_P:g}], got "
+                             f"{str(list(self.grid))[:40]}")
+        object.__setattr__(self, "grid", grid)
+        if self.select not in SELECT_RULES:
+            raise UsageError(f"--select must be one of {', '.join(SELECT_RULES)}, got "
+                             f"{str(self.select)[:40]!r}")
+        if self.params is not None:
+            saved = self.params
+            if isinstance(saved, dict):
+                saved = pnorm_fit_from_json(saved, "params")
+            elif not isinstance(saved, PNormFit):
+                saved = read_pnorm_fit(saved)  # size, depth, NaN checked
+            if self.centred is not None and self.centred != saved.centred:
+                was = "centred" if saved.centred else "un-centred"
+                shown = self.params if isinstance(self.params, str | os.PathLike) else "params"
+                raise UsageError(f"{os.fspath(shown)}: --{'' if self.centred else 'no-'}centre "
+                                 f"contradicts this saved fit, which is {was}; drop the option")
+            object.__setattr__(self, "saved", saved)
+
+    @property
+    def is_centred(self) -> bool:
+        """The variant: a saved fit's, else ``centred`` (default True)."""
+        return self.saved.centred if self.saved is not None else self.centred is not False
+
+    @property
+    def given(self) -> bool:
+        """Whether any way of choosing p is given (else a caller's default applies)."""
+        return any(v is not None for v in (self.p, self.data, self.fraction, self.params))
+
+    def resolve(self, pred: Predictions, *, convention: str = "lsfix",
+                temperature: bool = False, ignore_index: int | None = None,
+                fraction_rows: np.ndarray | None = None) -> FitResult:
+        """The choice for ``pred``: ``data`` read (a path or an array with ``labels``, by
+        :func:`lsfix.read`; closed again) and checked for labels, then :func:`choose_fit`."""
+        data, opened = self.data, None
+        if data is not None and (not isinstance(data, Predictions) or self.labels is not None):
+            import lsfix
+
+            data = lsfix.read(data, labels=self.labels, ignore_index=ignore_index,
+                              need_logits=True)
+            opened = data if not isinstance(self.data, Predictions) else None
+        try:
+            if data is not None:
+                from lsfix.readers.entry import require_fit_labels
+
+                require_fit_labels(data, "--fit-labels")
+            return choose_fit(pred, p=self.p, fit=data, fit_fraction=self.fraction,
+                              params=self.saved, grid=tuple(self.grid), centred=self.is_centred,
+                              convention=convention, seed=self.seed, temperature=temperature,
+                              select=self.select, level=self.level, fraction_rows=fraction_rows)
+        finally:
+            if opened is not None:
+                opened.close()
+
+
+def as_fit(value: Any) -> Fit | None:
+    """``fit=`` of :func:`lsfix.evaluate`: a :class:`Fit` as given; a float a ``fraction``; a
+    :class:`PNormFit` or a fit's JSON document (a dict) ``params``; anything else (a path, an
+    array, a :class:`Predictions`) fit ``data``."""
+    if value is None or isinstance(value, Fit):
+        return value
+    if isinstance(value, float):
+        return Fit(fraction=value)
+    if isinstance(value, PNormFit | dict):
+        return Fit(params=value)
+    if isinstance(value, bool | int):
+        raise UsageError(f"fit: give fit data, a fraction in (0, 1), saved params or "
+                         f"lsfix.Fit(...), got {value!r}")
+    return Fit(data=value)
 
 
 def choose_fit(

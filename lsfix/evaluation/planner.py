@@ -15,6 +15,10 @@ How (chosen here, never by a command):
   (:mod:`lsfix.evaluation.drawn`), then evaluated in memory (the same numbers);
 * **in memory** — everything else (:mod:`lsfix.evaluation.inmemory`), on this process or on a
   Dask ``scheduler`` (:mod:`lsfix.evaluation.scheduler`; identical numbers).
+
+With ``fit=`` a bare ``pnorm`` (and ``msp_ts``) is chosen on fit data by the one policy,
+:meth:`lsfix.evaluation.fitpolicy.Fit.resolve`, and evaluated in memory as ``compare`` does;
+the rows of a fit split are left out (``n_fit_excluded``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lsfix.errors import UsageError
+from lsfix.evaluation.fitpolicy import FitResult
 from lsfix.evaluation.inmemory import ExcludedRows, excluded_rows
 from lsfix.readers.predictions import Predictions
 
@@ -155,6 +160,8 @@ class Evaluation:
     curves: list[Any] | None = None
     oracle: Any = None
     predictions: Predictions | None = field(default=None, repr=False)
+    #: how ``pnorm``/``msp_ts`` were chosen (``fit=``), else None
+    fit: FitResult | None = None
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     sections: dict[str, Any] = field(default_factory=dict)
@@ -180,6 +187,8 @@ class Evaluation:
                              **metrics_dict(r.metrics, percent=self.percent),
                              "ci": ci_dict(r.ci, percent=self.percent)}
                             for r in self.results]}
+        if self.fit is not None:  # as compare's "fits" describe each file's
+            body["fit"] = self.fit.to_dict()
         for name, sec in self.sections.items():
             if hasattr(sec, "to_dict"):
                 body[name] = sec.to_dict()
@@ -221,6 +230,7 @@ def evaluate(
     calibration_fit: Any = None,
     threshold_params: Any = None,
     rank_map: bool = False,
+    fit: Any = None,
 ) -> Evaluation:
     """Every selective-classification metric of each score of one input.
 
@@ -269,6 +279,16 @@ def evaluate(
         --save-params`` (the file, or its document).
     rank_map : bool
         Dense inputs: also each image's per-pixel uncertainty rank under the first score.
+    fit : Fit, str, os.PathLike, array-like, Predictions, float or PNormFit, optional
+        Fit data for a bare ``pnorm`` (MaxLogit-pNorm's p) and ``msp_ts`` (T), chosen as
+        ``lsfix compare --fit``/``--fit-fraction`` and ``lsfix normalise`` choose: a
+        :class:`lsfix.Fit`, or labelled fit data (what :func:`lsfix.read` reads; ``Fit(data=,
+        labels=)`` for labels in another file), a fraction of the input's rows to tune on
+        (``0.2``: those rows are then left out, ``n_fit_excluded``), or a saved fit
+        (``PNormFit`` or its JSON document; ``Fit(params=PATH)`` for a file). The scores
+        keep their names (``pnorm``); ``Evaluation.fit`` and ``to_dict()["fit"]`` say what
+        was chosen. Default scores with ``fit``: ``msp`` and ``pnorm``. Not with
+        ``subsample_pixels``.
 
     Returns
     -------
@@ -281,6 +301,16 @@ def evaluate(
     >>> ev = lsfix.evaluate(z, ["msp"], labels=[0, 1, 1, 1])
     >>> ev.plan, ev.results[0].metrics.n_errors
     ('in-memory', 1)
+
+    p tuned on a random quarter of the rows (left out of the numbers), as ``lsfix compare
+    -s msp -s pnorm --fit-fraction 0.25`` does:
+
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 3, 400)
+    >>> z = rng.normal(size=(400, 3)) + 2.0 * np.eye(3)[y]
+    >>> ev = lsfix.evaluate(z, ["msp", "pnorm"], labels=y, fit=0.25)
+    >>> ev.n_fit_excluded, ev.results[1].metrics.n, ev.to_dict()["fit"]["kind"]
+    (100, 300, 'fraction')
     """
     from lsfix.evaluation import scheduler as sched
     names = [scores] if isinstance(scores, str) else (list(scores) if scores else None)
@@ -302,6 +332,17 @@ def evaluate(
         from lsfix.evaluation.bounded import CURVE_POINTS
 
         curve_points = CURVE_POINTS
+    how = None
+    if fit is not None:
+        from lsfix.evaluation.fitpolicy import as_fit
+
+        how = as_fit(fit)
+        if subsample_pixels is not None:
+            raise UsageError("fit does not go with subsample_pixels (the fit split is of rows, "
+                             "the draw of pixels); tune p with 'lsfix normalise' first")
+        names = names or ["msp", "pnorm"]
+        if not any(n in ("pnorm", "msp_ts") for n in names):
+            how = None  # no score needs fit data (as compare): nothing tuned, no row left out
     runner_given = scheduler is not None and not isinstance(scheduler, str)
     sched_name = None if runner_given else (scheduler or "sync")
     if sched_name not in (None, "sync"):  # sync imports and checks nothing of Dask
@@ -315,7 +356,7 @@ def evaluate(
     per_row = calibration or threshold_params is not None or rank_map
     may_bound = (by is None and not bootstrap and subsample_pixels is None and not with_scores
                  and labels is None and not runner_given and sched_name == "sync"
-                 and not per_row)
+                 and not per_row and how is None)
     may_draw = (subsample_pixels is not None and by is None and not with_scores
                 and labels is None and not runner_given and sched_name == "sync"
                 and not per_row)
@@ -335,6 +376,11 @@ def evaluate(
             pred = lsfix.read(pred, labels=labels, input=input, ignore_index=ignore_index,
                               with_scores=with_scores)
     try:
+        fitted = None
+        if how is not None:  # the fitted scores, under their names, on a view of pred
+            pred.load_labels()
+            pred, fitted = _with_fitted(pred, how, names or [], convention=convention,
+                                        ignore_index=ignore_index)
         check_unfitted_scores(names, pred.scores, pred.name, "curve")
         if may_draw and pred.deferred_labels is not None and pred.runner is None:
             if choose_engine(pred, names, per_row=True, subsample=subsample_pixels,
@@ -355,7 +401,7 @@ def evaluate(
         fit_excluded = int(pred.fit_mask.sum()) if pred.fit_mask is not None else 0
         common = dict(file=pred.name, convention=convention, percent=percent,
                       n_fit_excluded=fit_excluded, bootstrap_unit=bootstrap_unit,
-                      subsampled=subsampled, predictions=pred)
+                      subsampled=subsampled, predictions=pred, fit=fitted)
         if by is not None:
             from lsfix.evaluation.grouped import evaluate_by
 
@@ -400,6 +446,43 @@ def evaluate(
     finally:
         if owned and not keep_open:
             pred.close()
+
+
+def _with_fitted(pred: Predictions, how: Any, names: list[str], *, convention: str,
+                 ignore_index: int | None) -> tuple[Predictions, FitResult]:
+    """``pred`` seen with ``pnorm``/``msp_ts`` chosen by ``how`` (a
+    :class:`lsfix.evaluation.fitpolicy.Fit`) as stored scores of those names (replacing
+    stored ones, as ``compare`` does) and the fit split as its ``fit_mask``; the caller's
+    object is left as it was (the view shares its file)."""
+    import copy
+
+    import numpy as np
+
+    from lsfix.core import ScoreSpec
+    from lsfix.evaluation import scheduler as parallel
+
+    if pred.logits is None:
+        raise UsageError(f"{pred.name} has no logits: p (and T) are tuned on logits; "
+                         "evaluate it without fit")
+    res = how.resolve(pred, convention=convention, temperature="msp_ts" in names,
+                      ignore_index=ignore_index)
+    specs = {}
+    if "pnorm" in names:
+        specs["pnorm"] = res.spec
+    if "msp_ts" in names:
+        if res.temperature is None:
+            raise UsageError(f"{pred.name}: no temperature fitted for msp_ts (a fixed p or "
+                             "saved params carry no fit rows; give fit data)")
+        specs["msp_ts"] = ScoreSpec("msp_ts", res.temperature)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        got = parallel.compute_scores(pred.logits, list({s.name: s for s in specs.values()
+                                                          }.values()), runner=pred.runner)
+    view = copy.copy(pred)
+    view.scores = {**pred.scores, **{n: got[s.name] for n, s in specs.items()}}
+    view.score_attrs = {k: v for k, v in pred.score_attrs.items() if k not in specs}
+    if res.fit_mask is not None:
+        view.fit_mask = res.fit_mask
+    return view, res
 
 
 def _evaluate_drawn(pred: Predictions, names: list[str] | None, subsample: str, *,
