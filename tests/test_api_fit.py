@@ -211,3 +211,26 @@ def test_docstring_examples_run() -> None:
 
     for mod in (fitpolicy, planner, scoring):
         assert doctest.testmod(mod, optionflags=doctest.ELLIPSIS).failed == 0, mod.__name__
+
+
+def test_curve_fit_option_is_evaluate_fit() -> None:
+    """``lsfix curve F -s msp -s pnorm --fit VAL`` is ``lsfix.evaluate(F, ..., fit=Fit(data=VAL))``
+    (the one policy), and ``-s msp_ts`` is fitted there too instead of refused."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    test = root / "sample_data" / "fmnist_ls02_test.h5"
+    val = root / "sample_data" / "fmnist_ls02_val.h5"
+    out = subprocess.run([sys.executable, "-m", "lsfix", "curve", str(test), "-s", "msp", "-s",
+                          "pnorm", "-s", "msp_ts", "--fit", str(val), "-f", "json"],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    want = json.loads(out.stdout)
+    got = lsfix.evaluate(str(test), ["msp", "pnorm", "msp_ts"],
+                         fit=lsfix.Fit(data=str(val))).to_dict()
+    assert got == want
+    assert want["fit"]["kind"] == "file" and want["n_fit_excluded"] == 0
+    assert "lsfix curve: pnorm: " in out.stderr
+    aurc = {r["score"]: r["aurc"] for r in want["results"]}
+    assert aurc["pnorm"] != aurc["msp"]  # p was tuned: not the MSP fallback on this model

@@ -99,6 +99,16 @@ def curve(
         "--threshold-params", metavar="FILE",
         help="Report the realised coverage and risk at a threshold saved by 'lsfix threshold "
              "--save-params' (table/json).")] = None,
+    fit: Annotated[str | None, typer.Option(
+        "--fit", metavar="VAL", help="Labelled file to tune a bare -s pnorm's p (and -s "
+                                     "msp_ts's T) on, as compare --fit does.")] = None,
+    fit_labels: Annotated[str | None, typer.Option(
+        "--fit-labels", metavar="FILE",
+        help="Labels for the --fit file (same forms as --labels, which is for the input "
+             "only).")] = None,
+    fit_fraction: Annotated[float | None, typer.Option(
+        "--fit-fraction", help="Tune p (and T) on this random fraction of the input's rows "
+                               "(--seed); those rows are left out of every number.")] = None,
 ) -> None:
     with handle_errors("curve", labels=labels, kind=input_kind, inputs=[input]) as run:
         import lsfix
@@ -118,8 +128,12 @@ def curve(
             percent=percent, memory_limit=memory_limit, scheduler=scheduler,
             scheduler_timeout=scheduler_timeout, curve_points=plot is not None,
             tmpdir=tmpdir, calibration=calibration, bins=bins, calibration_fit=calibration_fit,
-            threshold_params=threshold_params, rank_map=rank_map is not None)
+            threshold_params=threshold_params, rank_map=rank_map is not None,
+            fit=None if fit is None and fit_fraction is None else lsfix.Fit(
+                data=fit, labels=fit_labels, fraction=fit_fraction, seed=seed))
         run.took(ev)
+        if ev.fit is not None:
+            note(f"lsfix curve: pnorm: {ev.fit.describe()}")
         drawn = out.drawn_note(ev, subsample, seed)
         if drawn:
             note(drawn)

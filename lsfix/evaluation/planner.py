@@ -578,8 +578,9 @@ def check_unfitted_scores(scores: Sequence[str] | None, stored: Any, file: str,
         if spec.family == "msp_ts" and spec.param is None:
             raise UsageError(
                 f"-s {name} needs a temperature and {file} stores no msp_ts score: give one "
-                f"(-s msp_ts:1.5), or fit it on labelled data first: lsfix score {file} -m "
-                f"msp_ts --fit VAL.h5 -o scored.h5, then lsfix {command} scored.h5 -s msp_ts")
+                f"(-s msp_ts:1.5), fit it here on labelled data (--fit VAL.h5 or "
+                f"--fit-fraction 0.2), or once for reuse: lsfix score {file} -m msp_ts --fit "
+                f"VAL.h5 -o scored.h5, then lsfix {command} scored.h5 -s msp_ts")
 
 
 def _read_notes(ev: Evaluation) -> Evaluation:
