@@ -10,7 +10,7 @@ from lsfix.errors import UsageError
 
 if TYPE_CHECKING:
     from lsfix.cli.app import Run
-    from lsfix.readers.predictions import Predictions
+    from lsfix import Predictions
 
 
 def use_scheduler(value: str, timeout: float = 10.0
@@ -54,13 +54,6 @@ def load(path: str, run: Run, *, allow_incomplete: bool = False,
     return pred
 
 
-def require_fit_labels(pred: Predictions, option: str) -> None:
-    """:func:`lsfix.readers.entry.require_fit_labels` (a fit file without labels: exit 3)."""
-    from lsfix.readers.entry import require_fit_labels as require
-
-    require(pred, option)
-
-
 def report_format(fmt: str | None) -> str:
     """Resolve ``--format``: table on a terminal stdout, tsv otherwise."""
     if fmt is None:
@@ -68,16 +61,6 @@ def report_format(fmt: str | None) -> str:
     if fmt not in ("table", "tsv", "json"):
         raise UsageError(f"--format must be table, tsv or json, got {fmt!r}")
     return fmt
-
-
-def check_convention(convention: str) -> str:
-    from lsfix.core import CONVENTIONS
-
-    if convention not in CONVENTIONS:
-        raise UsageError(
-            f"unknown convention {convention!r}; choose one of {', '.join(CONVENTIONS)}"
-        )
-    return convention
 
 
 def parse_floats(values: list[str] | None, what: str, *, lo: float, hi: float,
@@ -99,83 +82,3 @@ def parse_floats(values: list[str] | None, what: str, *, lo: float, hi: float,
                 raise UsageError(f"{what} must be in {bracket}{lo:g}, {hi:g}], got {part}")
             out.append(v)
     return tuple(out)
-
-
-#: Most replicates ``--bootstrap`` accepts (each costs a pass over the confidences).
-MAX_BOOTSTRAP = 100_000
-#: Most p values ``--grid`` accepts, and the largest p (|z|^p overflows float64 beyond it
-#: for ordinary logits; the tuned p of the paper lies in 0..10).
-MAX_GRID_POINTS = 1_000
-MAX_P = 1_000.0
-
-
-def parse_grid(text: str) -> tuple[float, ...]:
-    """``0,1,2`` or ``0-9`` (integers) into a p grid, at most :data:`MAX_GRID_POINTS` values
-    each in ``[0, MAX_P]`` (checked before anything is built)."""
-    text = text.strip()
-    bad = f"--grid: {text[:40]!r} is not a list like 0,1,2 or a range like 0-9"
-    if len(text) > 20 * MAX_GRID_POINTS:
-        raise UsageError(f"--grid: more than {MAX_GRID_POINTS} values (the limit)")
-    span: tuple[int, int] | None = None
-    try:
-        if "-" in text and "," not in text:
-            a, b = text.split("-", 1)
-            span = int(a), int(b)
-            if span[1] < span[0] or span[0] < 0:
-                raise ValueError
-            vals: tuple[float, ...] = ()
-        else:
-            vals = tuple(float(p) for p in text.split(",") if p.strip())
-    except ValueError:
-        raise UsageError(bad) from None
-    if span is not None:
-        count = span[1] - span[0] + 1
-        if count > MAX_GRID_POINTS:
-            raise UsageError(f"--grid {text}: {count} values; the limit is {MAX_GRID_POINTS}")
-        vals = tuple(float(p) for p in range(span[0], span[1] + 1))
-    if len(vals) > MAX_GRID_POINTS:
-        raise UsageError(f"--grid: {len(vals)} values; the limit is {MAX_GRID_POINTS}")
-    if not vals or any(not (0 <= v <= MAX_P) for v in vals):
-        raise UsageError(f"--grid: p values must be in [0, {MAX_P:g}], got {text[:40]!r}")
-    return vals
-
-
-def stdout_write(text: str) -> None:
-    """Text for stdout, held until the command succeeds (:func:`lsfix.streams.command_outputs`)."""
-    from lsfix.streams import STDIO, write_text_atomic
-
-    write_text_atomic(STDIO, text)
-
-
-def check_boot_unit(unit: str, by: str | None) -> None:
-    """``--bootstrap-unit``: ``row`` or ``image``, and ``image`` not with ``--by``."""
-    if unit not in ("row", "image"):
-        raise UsageError(f"--bootstrap-unit must be row or image, got {unit!r}")
-    if unit == "image" and by is not None:
-        raise UsageError("--bootstrap-unit image does not go with --by (groups resample rows)")
-
-
-def check_boot(n_boot: int, level: float) -> None:
-    if n_boot < 0:
-        raise UsageError(f"--bootstrap must be >= 0, got {n_boot}")
-    if n_boot > MAX_BOOTSTRAP:
-        raise UsageError(f"--bootstrap {n_boot} is above the limit of {MAX_BOOTSTRAP} "
-                         "replicates")
-    if not 0 < level < 1:
-        raise UsageError(f"--level must be in (0, 1), got {level}")
-
-
-def check_report_options(convention: str, bootstrap: int, level: float, fmt: str | None,
-                         coverage: list[str] | None, risk: list[str] | None,
-                         plot: str | None) -> tuple[str, tuple[float, ...], tuple[float, ...]]:
-    """Validate the options curve and compare share; return (format, coverages, risks)."""
-    check_convention(convention)
-    check_boot(bootstrap, level)
-    out_fmt = report_format(fmt)
-    covs = parse_floats(coverage, "--coverage", lo=0.0, hi=1.0)
-    risks = parse_floats(risk, "--risk", lo=0.0, hi=1.0, lo_open=False)
-    if plot is not None:
-        from lsfix.output.plot import plot_format
-
-        plot_format(plot)
-    return out_fmt, covs, risks

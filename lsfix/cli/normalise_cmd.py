@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from lsfix.cli.app import app, handle_errors, note
-from lsfix.cli.common import check_convention, load, parse_grid, use_scheduler
+from lsfix.cli.common import load, use_scheduler
 from lsfix.cli.options import (
     AllowIncompleteOpt,
     ConventionOpt,
@@ -124,9 +124,8 @@ def normalise(
         from lsfix.output.scores import check_format
         from lsfix.streams import refuse_binary_to_tty
 
-        check_convention(convention)
         how = lsfix.Fit(p=p, data=fit, labels=fit_labels, fraction=fit_fraction, params=params,
-                        seed=seed, grid=parse_grid(grid), centred=centre, select=select,
+                        seed=seed, grid=lsfix.parse_grid(grid), centred=centre, select=select,
                         level=select_level)  # every value checked; a saved fit read
         check_format(fmt, 1, copy_logits, command="normalise")
         if fmt == "h5":

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from lsfix.cli.app import app, handle_errors
-from lsfix.cli.common import load, parse_grid, report_format
+from lsfix.cli.common import load, report_format
 from lsfix.cli.options import (
     AllowIncompleteOpt,
     FormatOpt,
@@ -70,7 +70,7 @@ def threshold(
         out_fmt = report_format(fmt) if fmt is not None else "table"  # a summary, not a table
         if out_fmt == "tsv":
             raise UsageError("--format must be table or json for threshold")
-        ps = parse_grid(grid)
+        ps = lsfix.parse_grid(grid)
         pred = load(input, run, with_files=with_files, allow_incomplete=allow_incomplete,
                     need_labels="threshold")
         fit_pred = load(fit, run, need_logits=True) if fit is not None else None

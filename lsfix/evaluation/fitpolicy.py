@@ -65,6 +65,43 @@ KINDS = ("fixed", "params", "file", "fraction", "binary")
 SELECT_RULES = ("test", "point")
 
 
+def parse_grid(text: str) -> tuple[float, ...]:
+    """A p grid written as text (``--grid``): ``0,1,2`` or ``0-9`` (integers), at most
+    :data:`~lsfix.readers.paramsfile.MAX_GRID_POINTS` values each in ``[0, MAX_P]``, checked
+    before anything is built (``0-99999999999`` costs nothing).
+
+    >>> parse_grid("0-3"), parse_grid("1.5, 2")
+    ((0.0, 1.0, 2.0, 3.0), (1.5, 2.0))
+    """
+    text = text.strip()
+    bad = f"--grid: {text[:40]!r} is not a list like 0,1,2 or a range like 0-9"
+    if len(text) > 20 * MAX_GRID_POINTS:
+        raise UsageError(f"--grid: more than {MAX_GRID_POINTS} values (the limit)")
+    span: tuple[int, int] | None = None
+    try:
+        if "-" in text and "," not in text:
+            a, b = text.split("-", 1)
+            span = int(a), int(b)
+            if span[1] < span[0] or span[0] < 0:
+                raise ValueError
+            vals: tuple[float, ...] = ()
+        else:
+            vals = tuple(float(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise UsageError(bad) from None
+    if span is not None:
+        count = span[1] - span[0] + 1
+        if count > MAX_GRID_POINTS:
+            raise UsageError(f"--grid {text}: {count} values; the limit is {MAX_GRID_POINTS}")
+        vals = tuple(float(p) for p in range(span[0], span[1] + 1))
+    if len(vals) > MAX_GRID_POINTS:
+        raise UsageError(f"--grid: {len(vals)} values; the limit is {MAX_GRID_POINTS}")
+    if not vals or any(not (0 <= v <= MAX_P) for v in vals):
+        raise UsageError(f"--grid: p values must be in [0, {MAX_P:g}], got {text[:40]!r}")
+    return vals
+
+
+
 @dataclass(frozen=True)
 class FitResult:
     """What :func:`choose_fit` decided.
