@@ -86,3 +86,16 @@ def test_threshold_refuses_the_same_predictions_as_fit_and_other_k() -> None:
                                                      labels=np.arange(50) % 3))
     with pytest.raises(lsfix.UsageError, match="msp_ts's temperature must be fitted"):
         lsfix.threshold(LS, "msp_ts")
+
+
+@pytest.mark.parametrize("kwargs", [{"fit": "val"}, {"grid": (1.0, 2.0)}])
+def test_a_stored_score_is_not_silently_retuned(kwargs: dict) -> None:
+    """``-s pnorm`` on a file that stores ``pnorm`` certifies the stored score: a ``--fit`` or
+    ``--grid`` that would have tuned it is refused in one line, never ignored."""
+    root = Path(__file__).resolve().parents[1] / "sample_data"
+    test, val = root / "fmnist_ls02_test.h5", root / "fmnist_ls02_val.h5"
+    kwargs = {k: (str(val) if v == "val" else v) for k, v in kwargs.items()}
+    with pytest.raises(lsfix.UsageError, match="is stored in .* has nothing to tune"):
+        lsfix.threshold(str(test), "pnorm", risk=0.05, **kwargs)
+    assert lsfix.threshold(str(test), "pnorm", risk=0.05).to_dict()["tuning"]["note"] == \
+        "stored score"

@@ -160,6 +160,11 @@ def choose_threshold(pred: Any, score: str, *, risk: float, delta: float,
     family, _, arg = score.strip().partition(":")
     family = family.replace("-", "_")
     if score in pred.scores:
+        if fit is not None or tuple(grid) != tuple(P_GRID):
+            what = "--fit" if fit is not None else "--grid"
+            raise UsageError(f"-s {score} is stored in {pred.name} (its parameters fixed when it "
+                             f"was stored), so {what} has nothing to tune: drop {what} to "
+                             f"certify the stored score, or name a spec (-s {family}:2)")
         _refuse_tuned_here(pred, score)
         stored = spec_of_stored(pred.score_attrs.get(score, {}))
         res = sgr(rows(pred.scores[score]), ok, risk=risk, delta=delta)
