@@ -319,7 +319,7 @@ def evaluate(
                               risks=risks)
     calibration = bool(calibration) or calibration_fit is not None
     if calibration:
-        from lsfix.evaluation.sections import check_bins
+        from lsfix.output.calibration import check_bins
 
         bins = check_bins(bins)
     if by is not None and (calibration or threshold_params is not None):

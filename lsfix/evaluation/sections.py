@@ -19,14 +19,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 
 from lsfix.errors import UsageError
 from lsfix.readers.predictions import Predictions
-
-#: Most reliability-diagram bins (``--bins``).
-MAX_BINS = 10_000
-
 
 @dataclass
 class CalibrationSection:
@@ -72,14 +67,6 @@ class RankMapSection:
     names: list[str]
     score: str
     file: str
-
-
-def check_bins(n_bins: int) -> int:
-    """``bins``: an integer in [1, :data:`MAX_BINS`]."""
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int | np.integer) \
-            or not 1 <= n_bins <= MAX_BINS:
-        raise UsageError(f"--bins must be in [1, {MAX_BINS}], got {str(n_bins)[:40]}")
-    return int(n_bins)
 
 
 def calibration(pred: Predictions, *, bins: int, fit: Any, n_boot: int, seed: int,
@@ -145,4 +132,4 @@ def rank_map(pred: Predictions, score: str) -> RankMapSection:
 
 
 __all__ = ["CalibrationSection", "RankMapSection", "ThresholdSection", "calibration",
-           "check_bins", "rank_map", "threshold"]
+           "rank_map", "threshold"]

@@ -17,6 +17,7 @@ import numpy as np
 from lsfix.core.bootstrap import Interval
 from lsfix.core.calibration import (
     CALIBRATION_METRICS,
+    MAX_BINS,
     N_BINS,
     Calibration,
     CalibrationRows,
@@ -59,9 +60,11 @@ def _num(x: float) -> float | None:
 
 
 def check_bins(n_bins: int) -> int:
-    if not 1 <= n_bins <= 10_000:
-        raise UsageError(f"--bins must be in [1, 10000], got {n_bins}")
-    return n_bins
+    """``--bins``: an integer in [1, :data:`lsfix.core.calibration.MAX_BINS`]."""
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int | np.integer) \
+            or not 1 <= n_bins <= MAX_BINS:
+        raise UsageError(f"--bins must be in [1, {MAX_BINS}], got {str(n_bins)[:40]}")
+    return int(n_bins)
 
 
 def variant(rows: CalibrationRows, label: str, *, n_bins: int = N_BINS, n_boot: int = 0,
