@@ -132,6 +132,16 @@ def table_correct(pred: Predictions) -> np.ndarray | None:
     return pred.labels.astype(bool)
 
 
+def is_number(cell: str) -> bool:
+    """A table cell Python reads as a float (``1``, ``-2.5e3``, ``nan``, ``inf``): how the
+    table and labels readers tell a header line or a label column from numbers."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().split("\n", 1)[0]
     text = text if len(text) <= 160 else text[:157] + "..."

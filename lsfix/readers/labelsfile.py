@@ -35,6 +35,7 @@ from typing import IO, Any
 import numpy as np
 
 from lsfix.errors import InputError, LsfixError
+from lsfix.readers.foreign import is_number
 from lsfix.safetext import clip, quote
 
 LABEL_COLUMNS = ("label", "labels", "y", "y_true", "target", "targets", "true_label", "class")
@@ -332,7 +333,7 @@ def _table(fh: IO[bytes], name: str, delimiter: str, column: str | None
             j = header.index(column)
         elif len(header) == 1:
             j = 0
-            if _is_number(header[0]):
+            if is_number(header[0]):
                 pending.append(header[0])
         else:
             found = [h for h in header if h.lower() in LABEL_COLUMNS]
@@ -356,14 +357,6 @@ def _table(fh: IO[bytes], name: str, delimiter: str, column: str | None
         return cells.result()
     finally:
         csv.field_size_limit(old)
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def class_name_codes(labels: ClassNames, classes: list[str], *, file: str, input_name: str

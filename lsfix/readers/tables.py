@@ -21,6 +21,7 @@ from lsfix.readers.foreign import (
     TABLE_SCORE_METHOD,
     TABLE_SCORE_NAME,
     TRUE_LABEL_COLUMN,
+    is_number,
 )
 from lsfix.readers.predictions import Predictions, predictions_from_arrays
 from lsfix.safetext import quote as _quote
@@ -85,7 +86,7 @@ def _read_table(data: bytes, name: str, delimiter: str, *, hint_other: bool,
                     else " (the file looks comma-separated: name it .csv)")
         cols = ", ".join(repr(c) for c in header)
         text = [j for j, c in enumerate(header) if data_rows and not all(
-            j < len(r) and _is_number(r[j]) for r in data_rows[:50])]
+            j < len(r) and is_number(r[j]) for r in data_rows[:50])]
         advice = "Rename the columns to those names"
         if len(text) == 1 and len(header) >= 3:
             advice = (f"One numeric column per class is read with a label column: if "
@@ -194,14 +195,6 @@ COLUMN_ALIASES = {
 _INDEX_HEADERS = ("", "Unnamed: 0", "index")
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
 def _normalise_table(rows: list[list[str]], lines: list[int], name: str, notes: list[str]
                      ) -> tuple[list[list[str]], list[int], list[str], list[str] | None]:
     """Tables as people save them, mapped onto lsfix's two layouts.
@@ -217,7 +210,7 @@ def _normalise_table(rows: list[list[str]], lines: list[int], name: str, notes: 
     Returns the rows (header first, possibly synthetic), their lines, the header in lsfix's
     names, and the class names (or None).
     """
-    if rows and all(_is_number(c) for c in rows[0]):
+    if rows and all(is_number(c) for c in rows[0]):
         width = len(rows[0])
         notes.append(f"no header line: read its {width} column(s) as logits")
         return ([[f"logit_{i}" for i in range(width)], *rows], [lines[0], *lines],
@@ -249,7 +242,7 @@ def _normalise_table(rows: list[list[str]], lines: list[int], name: str, notes: 
     data = rows[1:]
     cand = [j for j, c in enumerate(canon) if c not in special]
     classes = [j for j in cand if data and all(
-        len(r) == len(header) and _is_number(r[j]) for r in data[:50])]
+        len(r) == len(header) and is_number(r[j]) for r in data[:50])]
     others = [j for j in cand if j not in classes]  # text columns: groups (--by NAME)
     if len(classes) >= 2 and "label" in canon or len(classes) >= 2 and not others:
         names = [header[j] for j in classes]
