@@ -36,7 +36,6 @@ def load(path: str, run: Run, *, allow_incomplete: bool = False,
     for this input alone (``--fit-labels`` for a ``--fit`` file). How a foreign input was read
     is printed now; what lsfix assumed about it, when the command succeeds."""
     import lsfix
-    from lsfix.cli.app import note
 
     own = path in run.inputs
     spec = labels if labels is not None else (run.labels if own else None)
@@ -47,10 +46,7 @@ def load(path: str, run: Run, *, allow_incomplete: bool = False,
                       need_logits=need_logits or bool(with_files),
                       defer_dense_labels=defer_dense_labels)
     pred.runner = runner  # --scheduler: where this input's scores and metrics are computed
-    for line in [] if run.quiet else pred.notes:  # how a foreign input was read
-        note(f"lsfix: {line}")
-    for line in pred.warnings:
-        run.warn_later(f"lsfix {run.cmd}: warning: {line}")
+    run.took(pred)  # how a foreign input was read (now), what lsfix assumed (at the end)
     return pred
 
 
